@@ -1,0 +1,34 @@
+//! hyperscale — inference-time hyper-scaling, measured.
+//!
+//! Compress a reasoning model's KV cache (Dynamic Memory Sparsification and
+//! training-free baselines), spend the saved memory and bandwidth on longer or
+//! more parallel generations, and measure whether accuracy rises at an equal
+//! budget of KV reads, peak KV memory and runtime.
+//!
+//! The pipeline is the architecture:
+//!
+//! ```text
+//! Problem ─render─▶ Prompt ─generate(model, cache policy, W×L)─▶ Completion
+//!         ─grade─▶ Verdict ─record─▶ SampleRecord ─aggregate─▶ Summary ─report─▶ reports/
+//! ```
+//!
+//! | stage | module |
+//! |---|---|
+//! | task files, loaders, `Problem` | [`task`] |
+//! | chat templates, task prompts, `Prompt` | [`prompt`] |
+//! | the network: config, weights (GGUF, safetensors), tokenizer, transformer | [`model`] |
+//! | the experimental variable: the KV store, its policies and accounting | [`kv`] |
+//! | batched decoding, sampling, stop conditions, `Completion` | [`generate`] |
+//! | answer extraction, graders, the code sandbox, `Verdict` | [`grade`] |
+//! | estimators (pass@k, maj@k, CIs) | [`report`] |
+//! | benchmarks (`hyperscale bench`) | [`bench`] |
+
+pub mod bench;
+pub mod device;
+pub mod generate;
+pub mod grade;
+pub mod kv;
+pub mod model;
+pub mod prompt;
+pub mod report;
+pub mod task;

@@ -1,0 +1,2 @@
+//! The `hyperscale` binary: parse the command line, call the library, map errors to exit codes.
+fn main() {}
