@@ -1,1 +1,17 @@
-//! (model) — being built.
+//! The network only: configuration, weights (GGUF and Hugging Face
+//! safetensors), tokenizer, and the transformer itself.
+//!
+//! Everything that loads weights speaks one vocabulary: tensors are named as in
+//! Hugging Face checkpoints (`model.layers.{i}.self_attn.q_proj.weight`) and
+//! handed over as row-major f32 in the Hugging Face layout (`[out, in]` for
+//! linear weights) through [`WeightSource`]. The GGUF reader maps its names and
+//! undoes llama.cpp's Q/K row permutation so the transformer never knows which
+//! file format it came from.
+
+pub mod config;
+pub mod error;
+pub mod weights;
+
+pub use config::{Arch, ModelConfig, RopeScaling};
+pub use error::LoadError;
+pub use weights::{HostTensor, WeightSource};
