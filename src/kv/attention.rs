@@ -1,8 +1,11 @@
 //! Decode attention over the [`KvStore`], per backend: the glue between the
-//! model's burn tensors and the store's kernels.
+//! model's burn tensors and the store's kernels. On Flex the tensors are read
+//! in place (no copy when contiguous f32) and the CPU kernel runs on the
+//! host payload.
 
-use burn::backend::flex::Flex;
+use burn::backend::flex::{Flex, FlexTensor};
 use burn::prelude::*;
+use burn::tensor::{DType, TensorPrimitive};
 
 use super::{KvStore, SeqId};
 
@@ -37,8 +40,33 @@ pub trait AttentionBackend: Backend {
     ) -> Tensor<Self, 3>;
 }
 
-fn host(t: Tensor<Flex, 3>) -> Vec<f32> {
-    t.into_data().into_vec::<f32>().expect("f32 tensor")
+/// A Flex tensor as contiguous f32 host memory: borrowed in place when it
+/// already is, copied (and converted) otherwise.
+enum HostF32 {
+    InPlace(FlexTensor),
+    Owned(Vec<f32>),
+}
+
+impl HostF32 {
+    fn new(t: Tensor<Flex, 3>) -> Self {
+        let prim = t.into_primitive().tensor();
+        if prim.dtype() != DType::F32 {
+            let data = prim.into_data().convert::<f32>();
+            return Self::Owned(data.into_vec::<f32>().expect("converted to f32 above"));
+        }
+        if prim.as_slice::<f32>().is_some() {
+            Self::InPlace(prim)
+        } else {
+            Self::InPlace(prim.to_contiguous())
+        }
+    }
+
+    fn as_slice(&self) -> &[f32] {
+        match self {
+            Self::InPlace(t) => t.as_slice::<f32>().expect("checked contiguous f32"),
+            Self::Owned(v) => v,
+        }
+    }
 }
 
 impl AttentionBackend for Flex {
@@ -49,7 +77,8 @@ impl AttentionBackend for Flex {
         k: Tensor<Self, 3>,
         v: Tensor<Self, 3>,
     ) {
-        store.append_prefill(seq, layer, &host(k), &host(v));
+        let (k, v) = (HostF32::new(k), HostF32::new(v));
+        store.append_prefill(seq, layer, k.as_slice(), v.as_slice());
     }
 
     fn decode_attention(
@@ -61,10 +90,19 @@ impl AttentionBackend for Flex {
         v: Tensor<Self, 3>,
         scale: f32,
     ) -> Tensor<Self, 3> {
-        let device = q.device();
         let [batch, n_heads, head_dim] = q.dims();
+        let (q, k, v) = (HostF32::new(q), HostF32::new(k), HostF32::new(v));
         let mut out = vec![0.0f32; batch * n_heads * head_dim];
-        store.decode_attend(layer, seqs, &host(q), &host(k), &host(v), scale, &mut out);
-        Tensor::from_data(TensorData::new(out, [batch, n_heads, head_dim]), &device)
+        store.decode_attend(
+            layer,
+            seqs,
+            q.as_slice(),
+            k.as_slice(),
+            v.as_slice(),
+            scale,
+            &mut out,
+        );
+        let prim = FlexTensor::from_data(TensorData::new(out, [batch, n_heads, head_dim]));
+        Tensor::from_primitive(TensorPrimitive::Float(prim))
     }
 }
