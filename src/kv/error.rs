@@ -39,6 +39,8 @@ pub enum KvError {
     BlockSize(usize),
     #[error("store payload lives on a device; this call needs it on the host")]
     PayloadOnDevice,
+    #[error("sequence {0:?} appears twice in one decode batch")]
+    DuplicateSequence(SeqId),
     #[error("store invariant broken: {0}")]
     Invariant(String),
 }

@@ -212,6 +212,22 @@ impl Ledger {
         Ok(row.blocks[slot / bs] * bs as u32 + (slot % bs) as u32)
     }
 
+    /// Would writing an entry at `pos` into the row (over `slot`, if given)
+    /// succeed? Lets batch writes validate before mutating anything.
+    pub(crate) fn check_write(
+        &self,
+        id: RowId,
+        pos: u32,
+        slot: Option<usize>,
+    ) -> Result<(), KvError> {
+        let row = self.row(id)?;
+        check_pos(id, row, pos)?;
+        if let Some(slot) = slot {
+            check_slot(id, row, slot)?;
+        }
+        Ok(())
+    }
+
     /// Append an entry at RoPE position `pos`; returns its global slot.
     pub(crate) fn append(
         &mut self,

@@ -43,6 +43,7 @@ pub mod cpu_kernel;
 pub mod error;
 mod host;
 mod ledger;
+mod plan;
 mod pool;
 pub mod reference;
 pub mod stats;

@@ -13,6 +13,7 @@ use std::any::Any;
 use super::cpu_kernel::{self, PagedKv, RowRef};
 use super::host::HostPayload;
 use super::ledger::Ledger;
+use super::plan::WritePlan;
 use super::{KvError, KvStats, RowId, RowStats, SlotCopy, StoreStats};
 
 /// Slots per block unless asked otherwise.
@@ -227,9 +228,13 @@ impl KvStore {
     pub fn append(&mut self, row: RowId, k: &[f32], v: &[f32], pos: u32) -> Result<usize, KvError> {
         self.check_entry(k, v)?;
         self.host()?;
-        let mut copies = Vec::new();
-        let global = self.ledger.append(row, pos, &mut copies)?;
-        self.host_write(row.layer, &copies, global, k, v);
+        let mut plan = WritePlan {
+            layer: row.layer,
+            ..WritePlan::default()
+        };
+        plan.slots
+            .push(self.ledger.append(row, pos, &mut plan.copies)?);
+        self.host_apply(&plan, k, v);
         Ok(self.ledger.row(row)?.len as usize - 1)
     }
 
@@ -248,9 +253,13 @@ impl KvStore {
     ) -> Result<(), KvError> {
         self.check_entry(k, v)?;
         self.host()?;
-        let mut copies = Vec::new();
-        let global = self.ledger.overwrite(row, slot, pos, &mut copies)?;
-        self.host_write(row.layer, &copies, global, k, v);
+        let mut plan = WritePlan {
+            layer: row.layer,
+            ..WritePlan::default()
+        };
+        plan.slots
+            .push(self.ledger.overwrite(row, slot, pos, &mut plan.copies)?);
+        self.host_apply(&plan, k, v);
         Ok(())
     }
 
@@ -293,28 +302,21 @@ impl KvStore {
     /// # Panics
     /// On a released sequence, a device payload or misshapen input.
     pub fn append_prefill(&mut self, seq: SeqId, layer: usize, k: &[f32], v: &[f32]) {
-        let kv_heads = self.shape().kv_heads;
-        let d = self.shape().head_dim;
-        let t = k.len() / (kv_heads * d);
+        let KvShape {
+            kv_heads, head_dim, ..
+        } = self.shape();
+        let t = k.len() / (kv_heads * head_dim);
         assert_eq!(
             k.len(),
-            kv_heads * t * d,
+            kv_heads * t * head_dim,
             "k is not [kv_heads, t, head_dim]"
         );
         assert_eq!(v.len(), k.len(), "v is not shaped like k");
-        let pos0 = self.position(seq) as u32;
-        for head in 0..kv_heads {
-            let row = RowId { seq, layer, head };
-            let before = self.row_len(row).unwrap_or_else(|e| panic!("{e}")) as u64;
-            for i in 0..t {
-                let at = (head * t + i) * d;
-                self.append(row, &k[at..at + d], &v[at..at + d], pos0 + i as u32)
-                    .unwrap_or_else(|e| panic!("{e}"));
-            }
-            let t = t as u64;
-            self.count_prefill_reads(row, t * before + t * (t + 1) / 2)
-                .unwrap_or_else(|e| panic!("{e}"));
-        }
+        self.host().unwrap_or_else(|e| panic!("{e}"));
+        let plan = self
+            .plan_prefill(seq, layer, t)
+            .unwrap_or_else(|e| panic!("{e}"));
+        self.host_apply(&plan, k, v);
     }
 
     /// One decode step of one layer for a batch of sequences: append each
@@ -362,38 +364,19 @@ impl KvStore {
     /// # Shapes
     /// See [`DecodeStep`]; `out`: `[batch, n_heads, head_dim]`.
     pub fn decode_step(&mut self, step: DecodeStep<'_>, out: &mut [f32]) -> Result<(), KvError> {
-        let d = self.shape().head_dim;
-        let kv_heads = self.shape().kv_heads;
+        let KvShape {
+            kv_heads, head_dim, ..
+        } = self.shape();
         let batch = step.seqs.len();
-        if step.k.len() != batch * kv_heads * d || step.v.len() != step.k.len() {
+        if step.k.len() != batch * kv_heads * head_dim || step.v.len() != step.k.len() {
             return Err(KvError::EntryWidth {
                 got: step.k.len(),
-                head_dim: d,
+                head_dim,
             });
         }
-        for (b, &seq) in step.seqs.iter().enumerate() {
-            let pos = self.ledger.seq(seq)?.positions as u32;
-            for head in 0..kv_heads {
-                let row = RowId {
-                    seq,
-                    layer: step.layer,
-                    head,
-                };
-                let at = (b * kv_heads + head) * d;
-                let (k, v) = (&step.k[at..at + d], &step.v[at..at + d]);
-                match step
-                    .slots
-                    .get(b * kv_heads + head)
-                    .copied()
-                    .unwrap_or_default()
-                {
-                    SlotChoice::Append => {
-                        self.append(row, k, v, pos)?;
-                    }
-                    SlotChoice::Reuse(slot) => self.write_slot(row, slot, k, v, pos)?,
-                }
-            }
-        }
+        self.host()?;
+        let plan = self.plan_decode(step.layer, step.seqs, step.slots)?;
+        self.host_apply(&plan, step.k, step.v);
         self.attend(step.layer, step.seqs, step.q, step.scale, out)
     }
 
@@ -419,21 +402,13 @@ impl KvStore {
                 head_dim: d,
             });
         }
-        let mut lens = Vec::with_capacity(seqs.len() * kv_heads);
         {
             let host = self.host()?;
-            let mut rows = Vec::with_capacity(seqs.len() * kv_heads);
-            for &seq in seqs {
-                let book = self.ledger.seq(seq)?;
-                for head in 0..kv_heads {
-                    let r = &book.rows[layer * kv_heads + head];
-                    rows.push(RowRef {
-                        blocks: &r.blocks,
-                        len: r.len as usize,
-                    });
-                    lens.push(r.len as u64);
-                }
-            }
+            let rows: Vec<RowRef> = self
+                .row_tables(layer, seqs)?
+                .into_iter()
+                .map(|(blocks, len)| RowRef { blocks, len })
+                .collect();
             let pool = &host.layers[layer];
             let kv = PagedKv {
                 keys: &pool.keys,
@@ -443,15 +418,7 @@ impl KvStore {
             };
             cpu_kernel::decode_attention(kv, &rows, q, group, scale, out);
         }
-        for (i, n) in lens.into_iter().enumerate() {
-            let row = RowId {
-                seq: seqs[i / kv_heads],
-                layer,
-                head: i % kv_heads,
-            };
-            self.ledger.count_decode_reads(row, n)?;
-        }
-        Ok(())
+        self.count_attend_reads(layer, seqs)
     }
 
     fn book(&self, seq: SeqId) -> &super::ledger::SeqBook {
@@ -476,13 +443,25 @@ impl KvStore {
         Ok(())
     }
 
-    /// Grow the layer's host payload to the pool, apply copies, write.
-    fn host_write(&mut self, layer: usize, copies: &[SlotCopy], slot: u32, k: &[f32], v: &[f32]) {
-        let blocks = self.ledger.pool(layer).capacity();
+    /// Grow the layer's host payload to the pool, apply the plan's copies,
+    /// then write its entries.
+    ///
+    /// # Shapes
+    /// `k`, `v`: `[plan.slots.len(), head_dim]`.
+    fn host_apply(&mut self, plan: &WritePlan, k: &[f32], v: &[f32]) {
+        let d = self.shape().head_dim;
+        let blocks = self.ledger.pool(plan.layer).capacity();
         if let Payload::Host(h) = &mut self.payload {
-            h.ensure(layer, blocks);
-            h.apply(copies);
-            h.write(layer, slot, k, v);
+            h.ensure(plan.layer, blocks);
+            h.apply(&plan.copies);
+            for (i, &slot) in plan.slots.iter().enumerate() {
+                h.write(
+                    plan.layer,
+                    slot,
+                    &k[i * d..(i + 1) * d],
+                    &v[i * d..(i + 1) * d],
+                );
+            }
         }
     }
 
