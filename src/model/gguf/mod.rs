@@ -8,6 +8,7 @@
 //! holding exactly one `*.gguf` member.
 
 mod config;
+mod cursor;
 pub mod names;
 pub mod quant;
 mod reader;

@@ -88,7 +88,7 @@ fn hf_row_of_gguf_row(r: usize, head_dim: usize) -> usize {
 }
 
 fn check_heads(rows: usize, n_head: usize) -> Result<usize, String> {
-    if n_head == 0 || rows % n_head != 0 || (rows / n_head) % 2 != 0 {
+    if n_head == 0 || !rows.is_multiple_of(n_head) || !(rows / n_head).is_multiple_of(2) {
         return Err(format!(
             "{rows} rows cannot be split into {n_head} heads of even size"
         ));
@@ -103,7 +103,7 @@ fn check_heads(rows: usize, n_head: usize) -> Result<usize, String> {
 /// `data` is row-major `[rows, cols]` (`cols = 1` for a bias), with
 /// `rows = n_head * head_dim` and `head_dim` even.
 pub fn unpermute_rows(data: &[f32], cols: usize, n_head: usize) -> Result<Vec<f32>, String> {
-    let rows = if cols == 0 { 0 } else { data.len() / cols };
+    let rows = data.len().checked_div(cols).unwrap_or(0);
     let head_dim = check_heads(rows, n_head)?;
     let mut out = vec![0.0; data.len()];
     for r in 0..rows {
@@ -119,7 +119,7 @@ pub fn unpermute_rows(data: &[f32], cols: usize, n_head: usize) -> Result<Vec<f3
 /// # Shapes
 /// As for [`unpermute_rows`].
 pub fn permute_rows(data: &[f32], cols: usize, n_head: usize) -> Result<Vec<f32>, String> {
-    let rows = if cols == 0 { 0 } else { data.len() / cols };
+    let rows = data.len().checked_div(cols).unwrap_or(0);
     let head_dim = check_heads(rows, n_head)?;
     let mut out = vec![0.0; data.len()];
     for r in 0..rows {

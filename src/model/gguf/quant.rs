@@ -98,7 +98,7 @@ impl GgmlType {
     /// Bytes taken by `n` consecutive values; `None` unless `n` is a whole
     /// number of blocks (or on overflow).
     pub fn bytes_for(self, n: usize) -> Option<usize> {
-        if n % self.block_size() != 0 {
+        if !n.is_multiple_of(self.block_size()) {
             return None;
         }
         (n / self.block_size()).checked_mul(self.type_size())
@@ -160,7 +160,7 @@ pub fn dequantize_rows(
         row_len,
     };
     let row_bytes = match kind.bytes_for(row_len) {
-        Some(b) if row_len > 0 && out.len() % row_len == 0 => b,
+        Some(b) if row_len > 0 && out.len().is_multiple_of(row_len) => b,
         _ if out.is_empty() && bytes.is_empty() => return Ok(()),
         _ => return Err(length_error),
     };
