@@ -432,6 +432,14 @@ fn bad_magic_version_and_fields() {
         other => panic!("expected BadField, got {other:?}"),
     }
 
+    let (mut b, _, _) = tiny_llama("llama", true);
+    b.tensor_f32("rope_freqs.weight", &[2], &[1.0, 8.0]);
+    let file = GgufFile::from_bytes("llama3.gguf", b.build()).unwrap();
+    assert!(matches!(
+        ModelConfig::from_gguf(&file),
+        Err(LoadError::Format { .. })
+    ));
+
     let mut b = GgufBuilder::new(3);
     b.kv_str("general.architecture", "llama");
     b.kv_str("llama.block_count", "thirty");

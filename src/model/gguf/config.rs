@@ -78,6 +78,15 @@ impl ModelConfig {
             },
         };
 
+        // llama.cpp stores Llama 3.x frequency scaling as a precomputed
+        // `rope_freqs.weight` tensor, not as the factors RopeScaling holds.
+        if file.tensor("rope_freqs.weight").is_some() {
+            return Err(LoadError::Format {
+                path: file.path().to_path_buf(),
+                detail: "rope scaling stored as `rope_freqs.weight` (Llama 3.x) is not supported"
+                    .into(),
+            });
+        }
         let rope_scaling = match file.opt_str(&key("rope.scaling.type"))? {
             None | Some("none") => None,
             Some(other) => {
