@@ -1,1 +1,3 @@
 //! (prompt) — being built.
+
+pub mod template;
