@@ -10,8 +10,12 @@
 
 pub mod config;
 pub mod error;
+pub mod gguf;
+pub mod tokenizer;
 pub mod weights;
 
 pub use config::{Arch, ModelConfig, RopeScaling};
 pub use error::LoadError;
+pub use gguf::GgufFile;
+pub use tokenizer::Tokenizer;
 pub use weights::{HostTensor, WeightSource};
