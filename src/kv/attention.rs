@@ -7,7 +7,7 @@ use burn::backend::flex::{Flex, FlexTensor};
 use burn::prelude::*;
 use burn::tensor::{DType, TensorPrimitive};
 
-use super::{KvStore, SeqId};
+use super::{DecodeStep, KvStore, SeqId, SlotChoice};
 
 /// A burn backend whose tensors can be written into and attended over in the
 /// project's KV store.
@@ -33,6 +33,27 @@ pub trait AttentionBackend: Backend {
         store: &mut KvStore,
         layer: usize,
         seqs: &[SeqId],
+        q: Tensor<Self, 3>,
+        k: Tensor<Self, 3>,
+        v: Tensor<Self, 3>,
+        scale: f32,
+    ) -> Tensor<Self, 3>;
+
+    /// One decode step of one layer, each row's new entry placed where
+    /// `slots` says (`[batch, kv_heads]`; empty = append everywhere): the
+    /// entry point of eviction policies that reuse slots.
+    ///
+    /// # Shapes
+    /// As [`AttentionBackend::decode_attention`].
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "decode_attention plus the placement"
+    )]
+    fn decode_attention_placed(
+        store: &mut KvStore,
+        layer: usize,
+        seqs: &[SeqId],
+        slots: &[SlotChoice],
         q: Tensor<Self, 3>,
         k: Tensor<Self, 3>,
         v: Tensor<Self, 3>,
@@ -90,18 +111,34 @@ impl AttentionBackend for Flex {
         v: Tensor<Self, 3>,
         scale: f32,
     ) -> Tensor<Self, 3> {
+        Self::decode_attention_placed(store, layer, seqs, &[], q, k, v, scale)
+    }
+
+    fn decode_attention_placed(
+        store: &mut KvStore,
+        layer: usize,
+        seqs: &[SeqId],
+        slots: &[SlotChoice],
+        q: Tensor<Self, 3>,
+        k: Tensor<Self, 3>,
+        v: Tensor<Self, 3>,
+        scale: f32,
+    ) -> Tensor<Self, 3> {
         let [batch, n_heads, head_dim] = q.dims();
         let (q, k, v) = (HostF32::new(q), HostF32::new(k), HostF32::new(v));
         let mut out = vec![0.0f32; batch * n_heads * head_dim];
-        store.decode_attend(
+        let step = DecodeStep {
             layer,
             seqs,
-            q.as_slice(),
-            k.as_slice(),
-            v.as_slice(),
+            q: q.as_slice(),
+            k: k.as_slice(),
+            v: v.as_slice(),
             scale,
-            &mut out,
-        );
+            slots,
+        };
+        store
+            .decode_step(step, &mut out)
+            .unwrap_or_else(|e| panic!("{e}"));
         let prim = FlexTensor::from_data(TensorData::new(out, [batch, n_heads, head_dim]));
         Tensor::from_primitive(TensorPrimitive::Float(prim))
     }

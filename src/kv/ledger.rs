@@ -204,6 +204,30 @@ impl Ledger {
         Ok((&mut self.pools[id.layer], book, r))
     }
 
+    /// Block tables and lengths of the rows `[batch, kv_heads]` of `layer`.
+    pub(crate) fn row_tables(
+        &self,
+        layer: usize,
+        seqs: &[SeqId],
+    ) -> Result<Vec<(&[u32], usize)>, KvError> {
+        let kv_heads = self.shape.kv_heads;
+        if let Some(&seq) = seqs.first() {
+            self.row(RowId {
+                seq,
+                layer,
+                head: 0,
+            })?;
+        }
+        let mut rows = Vec::with_capacity(seqs.len() * kv_heads);
+        for &seq in seqs {
+            let book = self.seq(seq)?;
+            for r in &book.rows[layer * kv_heads..(layer + 1) * kv_heads] {
+                rows.push((r.blocks.as_slice(), r.len as usize));
+            }
+        }
+        Ok(rows)
+    }
+
     /// Global slot number of the row's slot `slot` (must be `< len`).
     pub(crate) fn global_slot(&self, id: RowId, slot: usize) -> Result<u32, KvError> {
         let row = self.row(id)?;

@@ -40,6 +40,10 @@
 pub mod attention;
 pub mod bench;
 pub mod cpu_kernel;
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+pub mod cube_kernel;
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+mod cube_store;
 pub mod error;
 mod host;
 mod ledger;

@@ -102,22 +102,7 @@ impl KvStore {
         layer: usize,
         seqs: &[SeqId],
     ) -> Result<Vec<(&[u32], usize)>, KvError> {
-        let kv_heads = self.shape().kv_heads;
-        if let Some(&seq) = seqs.first() {
-            self.ledger.row(RowId {
-                seq,
-                layer,
-                head: 0,
-            })?;
-        }
-        let mut rows = Vec::with_capacity(seqs.len() * kv_heads);
-        for &seq in seqs {
-            let book = self.ledger.seq(seq)?;
-            for r in &book.rows[layer * kv_heads..(layer + 1) * kv_heads] {
-                rows.push((r.blocks.as_slice(), r.len as usize));
-            }
-        }
-        Ok(rows)
+        self.ledger.row_tables(layer, seqs)
     }
 
     /// Count one decode read per entry of each row `[batch, kv_heads]` of

@@ -1,0 +1,240 @@
+//! The device-resident payload: each layer's K/V pools in cubecl buffers,
+//! written and attended by the kernels of [`super::cube_kernel`], behind
+//! [`AttentionBackend`] for every non-fusion `CubeBackend<R, f32, i32, _>`
+//! (`Cuda`'s inner backend, `Wgpu`). The ledger — block tables, lengths,
+//! positions, counters — stays on the host; per call only the rows' block
+//! tables and the new entries' slot numbers go to the device.
+
+use std::any::Any;
+use std::collections::HashSet;
+
+use burn::prelude::*;
+use burn::tensor::{DType, Shape, TensorMetadata, TensorPrimitive};
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::tensor::CubeTensor;
+use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime};
+use cubecl::prelude::ComputeClient;
+use cubecl::server::Handle;
+
+use super::cube_kernel::{self, DevicePools};
+use super::ledger::Ledger;
+use super::plan::WritePlan;
+use super::store::{DevicePayload, Payload};
+use super::{AttentionBackend, KvShape, KvStore, SeqId, SlotChoice, SlotCopy};
+
+/// K/V pools of every layer on one cubecl device.
+pub(crate) struct CubePayload<R: CubeRuntime> {
+    client: ComputeClient<R>,
+    block_size: usize,
+    head_dim: usize,
+    layers: Vec<Option<DevicePools>>,
+}
+
+impl<R: CubeRuntime> CubePayload<R> {
+    /// The layer's pools, grown to the ledger's pool capacity.
+    fn ensure(&mut self, ledger: &Ledger, layer: usize) -> &DevicePools {
+        let blocks = ledger.pool(layer).capacity().max(1);
+        let len = blocks * self.block_size * self.head_dim;
+        let slot = &mut self.layers[layer];
+        if slot.as_ref().is_none_or(|p| p.len < len) {
+            *slot = Some(cube_kernel::grow(&self.client, slot.take(), len));
+        }
+        slot.as_ref().expect("set above")
+    }
+
+    /// Apply copies in order, batching consecutive ones into one launch as
+    /// long as none reads or overwrites a slot another of the batch writes.
+    fn copy(&mut self, ledger: &Ledger, copies: &[SlotCopy]) {
+        let d = self.head_dim;
+        let mut batch: Option<(usize, Vec<u32>, Vec<u32>, HashSet<u32>)> = None;
+        let flush = |this: &mut Self, b: Option<(usize, Vec<u32>, Vec<u32>, HashSet<u32>)>| {
+            if let Some((layer, src, dst, _)) = b {
+                let pools = this.ensure(ledger, layer).clone();
+                cube_kernel::copy(&this.client, &pools, &src, &dst, d);
+            }
+        };
+        for c in copies {
+            let src: Vec<u32> = (c.src..c.src + c.n).collect();
+            let dst: Vec<u32> = (c.dst..c.dst + c.n).collect();
+            let clash = batch.as_ref().is_some_and(|(layer, bsrc, _, written)| {
+                *layer != c.layer
+                    || src.iter().any(|s| written.contains(s))
+                    || dst.iter().any(|s| written.contains(s) || bsrc.contains(s))
+            });
+            if clash {
+                let b = batch.take();
+                flush(self, b);
+            }
+            let (_, bsrc, bdst, written) =
+                batch.get_or_insert_with(|| (c.layer, Vec::new(), Vec::new(), HashSet::new()));
+            written.extend(dst.iter().copied());
+            bsrc.extend(src);
+            bdst.extend(dst);
+        }
+        flush(self, batch);
+    }
+
+    /// Copies, then the new entries (`[plan.slots.len(), head_dim]` at `k`, `v`).
+    fn apply(&mut self, ledger: &Ledger, plan: &WritePlan, k: &Handle, v: &Handle) {
+        self.copy(ledger, &plan.copies);
+        let pools = self.ensure(ledger, plan.layer).clone();
+        cube_kernel::scatter(&self.client, &pools, k, v, &plan.slots, self.head_dim);
+    }
+}
+
+impl<R: CubeRuntime> DevicePayload for CubePayload<R> {
+    fn apply_copies(&mut self, ledger: &Ledger, copies: &[SlotCopy]) {
+        self.copy(ledger, copies);
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+/// The store's device payload for runtime `R`, created on first use.
+///
+/// # Panics
+/// If the store already holds entries on the host or on another runtime:
+/// one store serves one backend.
+fn device<'a, R: CubeRuntime>(
+    store: &'a mut KvStore,
+    client: &ComputeClient<R>,
+) -> (&'a Ledger, &'a mut CubePayload<R>) {
+    let KvStore { ledger, payload } = store;
+    if let Payload::Host(_) = payload {
+        assert!(
+            ledger.store_stats().blocks == 0,
+            "kv store already holds entries on the host; use one backend per store"
+        );
+        let KvShape {
+            layers, head_dim, ..
+        } = ledger.shape();
+        *payload = Payload::Device(Box::new(CubePayload::<R> {
+            client: client.clone(),
+            block_size: ledger.block_size(),
+            head_dim,
+            layers: vec![None; layers],
+        }));
+    }
+    let Payload::Device(d) = payload else {
+        unreachable!("device payload installed above")
+    };
+    let p = d
+        .as_any_mut()
+        .downcast_mut::<CubePayload<R>>()
+        .expect("kv store payload lives on another cubecl runtime");
+    (ledger, p)
+}
+
+/// A contiguous f32 device tensor.
+fn f32_primitive<R: CubeRuntime, BT: BoolElement>(
+    t: Tensor<CubeBackend<R, f32, i32, BT>, 3>,
+) -> CubeTensor<R> {
+    let t = into_contiguous(t.into_primitive().tensor());
+    assert_eq!(
+        t.dtype(),
+        DType::F32,
+        "kv store: device tensors must be f32"
+    );
+    t
+}
+
+impl<R: CubeRuntime, BT: BoolElement> AttentionBackend for CubeBackend<R, f32, i32, BT> {
+    fn prefill_write(
+        store: &mut KvStore,
+        layer: usize,
+        seq: SeqId,
+        k: Tensor<Self, 3>,
+        v: Tensor<Self, 3>,
+    ) {
+        let (k, v) = (f32_primitive(k), f32_primitive(v));
+        let [kv_heads, t, d] = k.shape().dims::<3>();
+        let shape = store.shape();
+        assert_eq!(
+            (kv_heads, d),
+            (shape.kv_heads, shape.head_dim),
+            "k is not [kv_heads, t, head_dim]"
+        );
+        assert_eq!(v.shape(), k.shape(), "v is not shaped like k");
+        device::<R>(store, &k.client);
+        let plan = store
+            .plan_prefill(seq, layer, t)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (ledger, p) = device::<R>(store, &k.client);
+        p.apply(ledger, &plan, &k.handle, &v.handle);
+    }
+
+    fn decode_attention(
+        store: &mut KvStore,
+        layer: usize,
+        seqs: &[SeqId],
+        q: Tensor<Self, 3>,
+        k: Tensor<Self, 3>,
+        v: Tensor<Self, 3>,
+        scale: f32,
+    ) -> Tensor<Self, 3> {
+        Self::decode_attention_placed(store, layer, seqs, &[], q, k, v, scale)
+    }
+
+    fn decode_attention_placed(
+        store: &mut KvStore,
+        layer: usize,
+        seqs: &[SeqId],
+        slots: &[SlotChoice],
+        q: Tensor<Self, 3>,
+        k: Tensor<Self, 3>,
+        v: Tensor<Self, 3>,
+        scale: f32,
+    ) -> Tensor<Self, 3> {
+        let (q, k, v) = (f32_primitive(q), f32_primitive(k), f32_primitive(v));
+        let [batch, n_heads, d] = q.shape().dims::<3>();
+        let shape = store.shape();
+        assert_eq!(
+            k.shape().dims::<3>(),
+            [batch, shape.kv_heads, shape.head_dim],
+            "k is not [batch, kv_heads, head_dim]"
+        );
+        assert_eq!(v.shape(), k.shape(), "v is not shaped like k");
+        assert_eq!(
+            n_heads % shape.kv_heads,
+            0,
+            "n_heads is not a multiple of kv_heads"
+        );
+        let group = n_heads / shape.kv_heads;
+        device::<R>(store, &q.client);
+        let plan = store
+            .plan_decode(layer, seqs, slots)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let out = {
+            let (ledger, p) = device::<R>(store, &q.client);
+            p.apply(ledger, &plan, &k.handle, &v.handle);
+            let pools = p.ensure(ledger, layer).clone();
+            let rows = ledger
+                .row_tables(layer, seqs)
+                .unwrap_or_else(|e| panic!("{e}"));
+            cube_kernel::attend(
+                &p.client,
+                &pools,
+                p.block_size,
+                d,
+                &rows,
+                &q.handle,
+                group,
+                scale,
+                None,
+            )
+        };
+        store
+            .count_attend_reads(layer, seqs)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let out = CubeTensor::new_contiguous(
+            q.client.clone(),
+            q.device.clone(),
+            Shape::new([batch, n_heads, d]),
+            out,
+            DType::F32,
+        );
+        Tensor::from_primitive(TensorPrimitive::Float(out))
+    }
+}
