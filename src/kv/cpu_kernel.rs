@@ -92,13 +92,64 @@ pub fn decode_attention(
                 group,
                 scale,
             };
-            job.run(part);
+            job.run(part, None);
         });
     out.par_chunks_mut(group * d)
         .enumerate()
         .for_each(|(r, o)| {
             let parts = &partials[first_item[r] * stride..first_item[r + 1] * stride];
             merge(parts, group, d, o);
+        });
+}
+
+/// Decode attention as [`decode_attention`], also returning each entry's
+/// attention weight averaged over the row's G query heads (what TOVA and
+/// H2O score). Work items are whole rows (no split-K), so the weights are
+/// normalised in place.
+///
+/// # Shapes
+/// As [`decode_attention`]; `weights`: `[Σ rows' len]`, row after row.
+pub fn decode_attention_weights(
+    kv: PagedKv<'_>,
+    rows: &[RowRef<'_>],
+    q: &[f32],
+    group: usize,
+    scale: f32,
+    out: &mut [f32],
+    weights: &mut [f32],
+) {
+    let d = kv.head_dim;
+    assert_eq!(
+        q.len(),
+        rows.len() * group * d,
+        "q is not [rows, group, head_dim]"
+    );
+    assert_eq!(out.len(), q.len(), "out is not [rows, group, head_dim]");
+    let total: usize = rows.iter().map(|r| r.len).sum();
+    assert_eq!(weights.len(), total, "weights is not [Σ len]");
+    let mut per_row = Vec::with_capacity(rows.len());
+    let mut rest = weights;
+    for row in rows {
+        let (w, tail) = rest.split_at_mut(row.len);
+        per_row.push(w);
+        rest = tail;
+    }
+    out.par_chunks_mut(group * d)
+        .zip(per_row.into_par_iter())
+        .enumerate()
+        .for_each(|(r, (o, w))| {
+            let mut part = vec![0.0f32; group * (d + 2)];
+            let job = Span {
+                kv,
+                blocks: rows[r].blocks,
+                start: 0,
+                end: rows[r].len,
+                q: &q[r * group * d..(r + 1) * group * d],
+                group,
+                scale,
+            };
+            job.run(&mut part, Some(w));
+            merge(&part, group, d, o);
         });
 }
 
@@ -157,29 +208,31 @@ struct Span<'a> {
 }
 
 impl Span<'_> {
-    /// Write the partial `[m; G] [l; G] [acc; G × d]` of this span.
-    fn run(&self, part: &mut [f32]) {
+    /// Write the partial `[m; G] [l; G] [acc; G × d]` of this span, and
+    /// into `weights` (`[end - start]`, when asked) each entry's softmax
+    /// weight within the span averaged over the G heads.
+    fn run(&self, part: &mut [f32], weights: Option<&mut [f32]>) {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-            unsafe { self.run_avx2(part) };
+            unsafe { self.run_avx2(part, weights) };
             return;
         }
         #[cfg(target_arch = "aarch64")]
-        return self.run_with::<Fused>(part);
+        return self.run_with::<Fused>(part, weights);
         #[allow(unreachable_code)]
-        self.run_with::<Plain>(part)
+        self.run_with::<Plain>(part, weights)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    fn run_avx2(&self, part: &mut [f32]) {
-        self.run_with::<Fused>(part)
+    fn run_avx2(&self, part: &mut [f32], weights: Option<&mut [f32]>) {
+        self.run_with::<Fused>(part, weights)
     }
 
     #[inline(always)]
-    fn run_with<M: Madd>(&self, part: &mut [f32]) {
+    fn run_with<M: Madd>(&self, part: &mut [f32], weights: Option<&mut [f32]>) {
         let (g_n, d) = (self.group, self.kv.head_dim);
         let n = self.end - self.start;
         let (ms, rest) = part.split_at_mut(g_n);
@@ -221,6 +274,15 @@ impl Span<'_> {
             }
             ms[g] = m;
             ls[g] = sum(s);
+        }
+        if let Some(w) = weights {
+            w.fill(0.0);
+            for g in 0..g_n {
+                let inv = 1.0 / (ls[g] * g_n as f32);
+                for (x, e) in w.iter_mut().zip(&scores[g * n..(g + 1) * n]) {
+                    *x += e * inv;
+                }
+            }
         }
         // Pass 3: weighted values, one value load for all G heads.
         let mut j = 0;
@@ -272,11 +334,11 @@ impl Iterator for Runs<'_> {
 }
 
 /// `a * b + c`, fused where the target has FMA.
-trait Madd {
+pub(crate) trait Madd {
     fn madd(a: f32, b: f32, c: f32) -> f32;
 }
 
-struct Fused;
+pub(crate) struct Fused;
 impl Madd for Fused {
     #[inline(always)]
     fn madd(a: f32, b: f32, c: f32) -> f32 {
@@ -284,7 +346,7 @@ impl Madd for Fused {
     }
 }
 
-struct Plain;
+pub(crate) struct Plain;
 impl Madd for Plain {
     #[inline(always)]
     fn madd(a: f32, b: f32, c: f32) -> f32 {
@@ -293,7 +355,7 @@ impl Madd for Plain {
 }
 
 #[inline(always)]
-fn dot<M: Madd>(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot<M: Madd>(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
     let (ra, rb) = (ca.remainder(), cb.remainder());
@@ -311,7 +373,7 @@ fn dot<M: Madd>(a: &[f32], b: &[f32]) -> f32 {
 
 /// Σ x in eight interleaved partial sums (vectorizes; order is fixed).
 #[inline(always)]
-fn sum(x: &[f32]) -> f32 {
+pub(crate) fn sum(x: &[f32]) -> f32 {
     let mut acc = [0.0f32; 8];
     let c = x.chunks_exact(8);
     let tail: f32 = c.remainder().iter().sum();
@@ -324,7 +386,7 @@ fn sum(x: &[f32]) -> f32 {
 }
 
 #[inline(always)]
-fn axpy<M: Madd>(acc: &mut [f32], w: f32, v: &[f32]) {
+pub(crate) fn axpy<M: Madd>(acc: &mut [f32], w: f32, v: &[f32]) {
     for (a, x) in acc.iter_mut().zip(v) {
         *a = M::madd(w, *x, *a);
     }

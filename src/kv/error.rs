@@ -43,4 +43,14 @@ pub enum KvError {
     DuplicateSequence(SeqId),
     #[error("store invariant broken: {0}")]
     Invariant(String),
+    #[error("cache policy: {0}")]
+    Policy(String),
+    #[error(
+        "policy dms needs one decision per (token, kv head) for layer {layer}: expected {expected}, got {got}"
+    )]
+    Decisions {
+        layer: usize,
+        expected: usize,
+        got: usize,
+    },
 }

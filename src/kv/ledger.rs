@@ -3,8 +3,9 @@
 //! counter. It never touches K/V payload; operations that move payload push
 //! [`SlotCopy`]s for the payload (host or device) to apply.
 
+use super::policies::PolicyBook;
 use super::pool::BlockPool;
-use super::{KvError, KvShape, KvStats, RowStats, SeqId, StoreStats};
+use super::{KvError, KvShape, KvStats, ResolvedPolicy, RowStats, SeqId, StoreStats};
 
 /// Address of one row: the keys/values of one KV head of one layer of one
 /// sequence.
@@ -64,6 +65,9 @@ pub(crate) struct Ledger {
     decode_reads: u64,
     prefill_reads: u64,
     cow_copies: u64,
+    /// The cache policy and each sequence's policy state (follows forks and
+    /// releases).
+    pub(crate) policy: PolicyBook,
 }
 
 impl Ledger {
@@ -83,6 +87,7 @@ impl Ledger {
             decode_reads: 0,
             prefill_reads: 0,
             cow_copies: 0,
+            policy: PolicyBook::new(ResolvedPolicy::Dense, shape),
         })
     }
 
@@ -127,6 +132,7 @@ impl Ledger {
             self.seqs.push(Some(base.clone()));
             ids.push(SeqId((self.seqs.len() - 1) as u32));
         }
+        self.policy.fork(parent, &ids);
         Ok(ids)
     }
 
@@ -136,6 +142,7 @@ impl Ledger {
             .get_mut(seq.0 as usize)
             .and_then(Option::take)
             .ok_or(KvError::UnknownSequence(seq))?;
+        self.policy.release(seq);
         let kv_heads = self.shape.kv_heads;
         for (r, row) in book.rows.iter().enumerate() {
             let pool = &mut self.pools[r / kv_heads];

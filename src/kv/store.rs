@@ -14,7 +14,10 @@ use super::cpu_kernel::{self, PagedKv, RowRef};
 use super::host::HostPayload;
 use super::ledger::Ledger;
 use super::plan::WritePlan;
-use super::{KvError, KvStats, RowId, RowStats, SlotCopy, StoreStats};
+use super::policies::PolicyBook;
+use super::{
+    CachePolicy, DmsParams, KvError, KvStats, ResolvedPolicy, RowId, RowStats, SlotCopy, StoreStats,
+};
 
 /// Slots per block unless asked otherwise.
 pub const DEFAULT_BLOCK_SIZE: usize = 32;
@@ -109,6 +112,38 @@ impl KvStore {
             ledger: Ledger::new(shape, block_size)?,
             payload: Payload::Host(host),
         })
+    }
+
+    /// An empty store running a cache policy, resolved against the model's
+    /// DMS parameters (`None` for a model without them). Drive it with
+    /// [`KvStore::policy_prefill`] and [`KvStore::policy_decode`] (the
+    /// direct writes and evictions bypass the policy's state). Quest stores
+    /// use `page_size`-slot blocks (pages are blocks).
+    ///
+    /// # Errors
+    /// As [`CachePolicy::resolve`].
+    pub fn with_policy(
+        shape: KvShape,
+        policy: &CachePolicy,
+        dms: Option<DmsParams>,
+    ) -> Result<Self, KvError> {
+        Self::with_resolved_policy(shape, policy.resolve(dms)?)
+    }
+
+    /// An empty store running an already resolved policy.
+    pub fn with_resolved_policy(shape: KvShape, policy: ResolvedPolicy) -> Result<Self, KvError> {
+        let block_size = match policy {
+            ResolvedPolicy::Quest { page_size, .. } => page_size,
+            _ => DEFAULT_BLOCK_SIZE,
+        };
+        let mut store = Self::with_block_size(shape, block_size)?;
+        store.ledger.policy = PolicyBook::new(policy, shape);
+        Ok(store)
+    }
+
+    /// The cache policy the store runs.
+    pub fn policy(&self) -> &ResolvedPolicy {
+        &self.ledger.policy.policy
     }
 
     pub fn shape(&self) -> KvShape {
@@ -364,20 +399,37 @@ impl KvStore {
     /// # Shapes
     /// See [`DecodeStep`]; `out`: `[batch, n_heads, head_dim]`.
     pub fn decode_step(&mut self, step: DecodeStep<'_>, out: &mut [f32]) -> Result<(), KvError> {
+        self.write_decode(step.layer, step.seqs, step.slots, step.k, step.v)?;
+        self.attend(step.layer, step.seqs, step.q, step.scale, out)
+    }
+
+    /// The write half of [`KvStore::decode_step`]: each row's new entry
+    /// placed per `slots` at `position(seq)`, no attention.
+    ///
+    /// # Shapes
+    /// `k`, `v`: `[batch, kv_heads, head_dim]`; `slots`: empty or `[batch,
+    /// kv_heads]`.
+    pub(crate) fn write_decode(
+        &mut self,
+        layer: usize,
+        seqs: &[SeqId],
+        slots: &[SlotChoice],
+        k: &[f32],
+        v: &[f32],
+    ) -> Result<(), KvError> {
         let KvShape {
             kv_heads, head_dim, ..
         } = self.shape();
-        let batch = step.seqs.len();
-        if step.k.len() != batch * kv_heads * head_dim || step.v.len() != step.k.len() {
+        if k.len() != seqs.len() * kv_heads * head_dim || v.len() != k.len() {
             return Err(KvError::EntryWidth {
-                got: step.k.len(),
+                got: k.len(),
                 head_dim,
             });
         }
         self.host()?;
-        let plan = self.plan_decode(step.layer, step.seqs, step.slots)?;
-        self.host_apply(&plan, step.k, step.v);
-        self.attend(step.layer, step.seqs, step.q, step.scale, out)
+        let plan = self.plan_decode(layer, seqs, slots)?;
+        self.host_apply(&plan, k, v);
+        Ok(())
     }
 
     /// Attend each sequence's query over its rows of `layer` as they are (no
@@ -425,7 +477,7 @@ impl KvStore {
         self.ledger.seq(seq).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    fn host(&self) -> Result<&HostPayload, KvError> {
+    pub(crate) fn host(&self) -> Result<&HostPayload, KvError> {
         match &self.payload {
             Payload::Host(h) => Ok(h),
             Payload::Device(_) => Err(KvError::PayloadOnDevice),

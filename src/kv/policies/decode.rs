@@ -1,0 +1,301 @@
+//! The policy-aware decode step of one layer for a batch of sequences:
+//! place each row's new entry (DMS ring slot reuse, the window's oldest
+//! entry, or appended), attend, then let scored policies rescore and evict
+//! (TOVA, H2O) or read only the selected pages (Quest).
+
+use super::super::cpu_kernel::{self, PagedKv, RowRef};
+use super::super::{
+    DecodeStep, KvError, KvShape, KvStore, ResolvedPolicy, RowId, SeqId, SlotChoice,
+};
+use super::book::RowState;
+use super::prefill::scorer;
+use super::quest::page_budget;
+use super::scorer::{Rule, Scorer};
+use super::slots::{evict_to, lowest};
+
+impl KvStore {
+    /// One decode step of one layer under the store's policy: write each
+    /// row's new entry where the policy puts it, attend, evict what the
+    /// policy drops. `step.slots` must be empty (the policy places).
+    ///
+    /// # Shapes
+    /// See [`DecodeStep`]; `decisions`: `[batch, kv_heads]`, each new
+    /// token's own DMS decision (empty unless the policy is DMS); `out`:
+    /// `[batch, n_heads, head_dim]`.
+    ///
+    /// # Errors
+    /// As [`KvStore::decode_step`], and on missing decisions or given
+    /// slots.
+    pub fn policy_decode(
+        &mut self,
+        step: DecodeStep<'_>,
+        decisions: &[bool],
+        out: &mut [f32],
+    ) -> Result<(), KvError> {
+        let KvShape { kv_heads, .. } = self.shape();
+        if !step.slots.is_empty() {
+            return Err(KvError::Policy(
+                "policy_decode places entries itself; pass no slots".into(),
+            ));
+        }
+        let policy = self.ledger.policy.policy.clone();
+        if policy.needs_decisions() && decisions.len() != step.seqs.len() * kv_heads {
+            return Err(KvError::Decisions {
+                layer: step.layer,
+                expected: step.seqs.len() * kv_heads,
+                got: decisions.len(),
+            });
+        }
+        if policy.is_dense() {
+            return self.decode_step(step, out);
+        }
+        for (b, &seq) in step.seqs.iter().enumerate() {
+            if step.seqs[..b].contains(&seq) {
+                return Err(KvError::DuplicateSequence(seq));
+            }
+            self.ledger.row(RowId {
+                seq,
+                layer: step.layer,
+                head: 0,
+            })?;
+        }
+        let mut states: Vec<Vec<RowState>> = step
+            .seqs
+            .iter()
+            .map(|&s| self.ledger.policy.take(s))
+            .collect();
+        let result = match &policy {
+            ResolvedPolicy::Dense => unreachable!("dense returned above"),
+            ResolvedPolicy::Dms(_) => self.decode_placed(step, &mut states, decisions, None, out),
+            ResolvedPolicy::Window { .. } => {
+                self.decode_placed(step, &mut states, decisions, scorer(&policy), out)
+            }
+            ResolvedPolicy::Tova { .. } | ResolvedPolicy::H2o { .. } => {
+                let s = scorer(&policy).expect("tova and h2o are scored");
+                self.decode_weighted(step, &mut states, s, out)
+            }
+            ResolvedPolicy::Quest { page_size, .. } => {
+                self.decode_quest(step, &mut states, *page_size, out)
+            }
+        };
+        for (&s, rows) in step.seqs.iter().zip(states) {
+            self.ledger.policy.put(s, rows);
+        }
+        result
+    }
+
+    /// DMS and window: choose each row's slot, write, attend, record.
+    fn decode_placed(
+        &mut self,
+        step: DecodeStep<'_>,
+        states: &mut [Vec<RowState>],
+        decisions: &[bool],
+        window: Option<Scorer>,
+        out: &mut [f32],
+    ) -> Result<(), KvError> {
+        let kv_heads = self.shape().kv_heads;
+        let mut choices = Vec::with_capacity(step.seqs.len() * kv_heads);
+        for (b, &seq) in step.seqs.iter().enumerate() {
+            let t = self.position(seq) as u32;
+            for h in 0..kv_heads {
+                let id = row_id(seq, step.layer, h);
+                let choice = match (&mut states[b][step.layer * kv_heads + h], window) {
+                    (RowState::Dms(dms), _) => dms.place(t),
+                    (RowState::Scored(slots), Some(s)) => {
+                        // Full: overwrite the oldest unprotected entry.
+                        let keep = s.keep(t + 1);
+                        if slots.len() + 1 > keep {
+                            evict_to(self, id, slots, s.protected(t + 1), keep.saturating_sub(1))?;
+                        }
+                        match lowest(&slots.val, &slots.pos, s.protected(t + 1), 1)[..] {
+                            [victim] if slots.len() + 1 > keep => SlotChoice::Reuse(victim),
+                            _ => SlotChoice::Append,
+                        }
+                    }
+                    _ => return Err(state_mismatch()),
+                };
+                choices.push(choice);
+            }
+        }
+        let lens: Vec<usize> = step
+            .seqs
+            .iter()
+            .flat_map(|&seq| (0..kv_heads).map(move |h| (seq, h)))
+            .map(|(seq, h)| self.row_len(row_id(seq, step.layer, h)))
+            .collect::<Result<_, _>>()?;
+        self.decode_step(
+            DecodeStep {
+                slots: &choices,
+                ..step
+            },
+            out,
+        )?;
+        for (b, &seq) in step.seqs.iter().enumerate() {
+            let t = self.position(seq) as u32;
+            for h in 0..kv_heads {
+                let i = b * kv_heads + h;
+                let slot = match choices[i] {
+                    SlotChoice::Reuse(s) => s,
+                    SlotChoice::Append => lens[i],
+                };
+                match (&mut states[b][step.layer * kv_heads + h], window) {
+                    (RowState::Dms(dms), _) => dms.record(t, slot, decisions[i]),
+                    (RowState::Scored(slots), Some(s)) => {
+                        slots.put(slot, t, s.score(0.0, t, 0.0));
+                        let id = row_id(seq, step.layer, h);
+                        evict_to(self, id, slots, s.protected(t + 1), s.keep(t + 1))?;
+                    }
+                    _ => return Err(state_mismatch()),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// TOVA and H2O: append, attend with weights, rescore, evict.
+    fn decode_weighted(
+        &mut self,
+        step: DecodeStep<'_>,
+        states: &mut [Vec<RowState>],
+        s: Scorer,
+        out: &mut [f32],
+    ) -> Result<(), KvError> {
+        debug_assert!(matches!(s.rule, Rule::Replace | Rule::Accumulate));
+        let kv_heads = self.shape().kv_heads;
+        self.write_decode(step.layer, step.seqs, &[], step.k, step.v)?;
+        let weights = self.attend_weights(step.layer, step.seqs, step.q, step.scale, out)?;
+        let mut at = 0;
+        for (b, &seq) in step.seqs.iter().enumerate() {
+            let t = self.position(seq) as u32;
+            for h in 0..kv_heads {
+                let id = row_id(seq, step.layer, h);
+                let RowState::Scored(slots) = &mut states[b][step.layer * kv_heads + h] else {
+                    return Err(state_mismatch());
+                };
+                slots.push(t, 0.0);
+                let n = slots.len();
+                for (i, &w) in weights[at..at + n].iter().enumerate() {
+                    slots.val[i] = s.score(slots.val[i], slots.pos[i], w);
+                }
+                at += n;
+                evict_to(self, id, slots, s.protected(t + 1), s.keep(t + 1))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Attend as [`KvStore::attend`], also returning each entry's weight
+    /// (averaged over the KV head's query heads), rows `[batch, kv_heads]`
+    /// one after the other in slot order.
+    fn attend_weights(
+        &mut self,
+        layer: usize,
+        seqs: &[SeqId],
+        q: &[f32],
+        scale: f32,
+        out: &mut [f32],
+    ) -> Result<Vec<f32>, KvError> {
+        let d = self.shape().head_dim;
+        let group = q.len() / (seqs.len() * self.shape().kv_heads * d).max(1);
+        let weights = {
+            let host = self.host()?;
+            let tables = self.ledger.row_tables(layer, seqs)?;
+            let rows: Vec<RowRef> = tables
+                .into_iter()
+                .map(|(blocks, len)| RowRef { blocks, len })
+                .collect();
+            let mut weights = vec![0.0f32; rows.iter().map(|r| r.len).sum()];
+            let pool = &host.layers[layer];
+            let kv = PagedKv {
+                keys: &pool.keys,
+                values: &pool.values,
+                block_size: self.block_size(),
+                head_dim: d,
+            };
+            cpu_kernel::decode_attention_weights(kv, &rows, q, group, scale, out, &mut weights);
+            weights
+        };
+        self.count_attend_reads(layer, seqs)?;
+        Ok(weights)
+    }
+
+    /// Quest: append, fold the key into its page, attend over the selected
+    /// pages; reads = selected entries + pages whose bounds were read.
+    fn decode_quest(
+        &mut self,
+        step: DecodeStep<'_>,
+        states: &mut [Vec<RowState>],
+        page_size: usize,
+        out: &mut [f32],
+    ) -> Result<(), KvError> {
+        let KvShape {
+            kv_heads,
+            head_dim: d,
+            ..
+        } = self.shape();
+        let ResolvedPolicy::Quest { budget, .. } = self.ledger.policy.policy else {
+            return Err(state_mismatch());
+        };
+        if self.block_size() != page_size {
+            return Err(KvError::Policy(format!(
+                "quest pages of {page_size} need a store with {page_size}-slot blocks, not {}",
+                self.block_size()
+            )));
+        }
+        let group = step.q.len() / (step.seqs.len() * kv_heads * d).max(1);
+        self.write_decode(step.layer, step.seqs, &[], step.k, step.v)?;
+        let mut plans: Vec<(Vec<u32>, usize, u64)> = Vec::with_capacity(step.seqs.len() * kv_heads);
+        for (b, &seq) in step.seqs.iter().enumerate() {
+            let t = self.position(seq);
+            let k_pages = page_budget(budget.allowed(t + 1), page_size);
+            for h in 0..kv_heads {
+                let i = b * kv_heads + h;
+                let row = self.ledger.row(row_id(seq, step.layer, h))?;
+                let len = row.len as usize;
+                let RowState::Quest(pages) = &mut states[b][step.layer * kv_heads + h] else {
+                    return Err(state_mismatch());
+                };
+                pages.add(len - 1, &step.k[i * d..(i + 1) * d], page_size);
+                let n_pages = len.div_ceil(page_size);
+                let q = &step.q[i * group * d..(i + 1) * group * d];
+                plans.push(match pages.select(q, d, n_pages, k_pages) {
+                    None => (row.blocks.clone(), len, len as u64),
+                    Some(chosen) => {
+                        let last_fill = len - (n_pages - 1) * page_size;
+                        let n = (chosen.len() - 1) * page_size + last_fill;
+                        let blocks = chosen.iter().map(|&p| row.blocks[p]).collect();
+                        (blocks, n, (n + n_pages - 1) as u64)
+                    }
+                });
+            }
+        }
+        {
+            let host = self.host()?;
+            let rows: Vec<RowRef> = plans
+                .iter()
+                .map(|(blocks, len, _)| RowRef { blocks, len: *len })
+                .collect();
+            let pool = &host.layers[step.layer];
+            let kv = PagedKv {
+                keys: &pool.keys,
+                values: &pool.values,
+                block_size: page_size,
+                head_dim: d,
+            };
+            cpu_kernel::decode_attention(kv, &rows, step.q, group, step.scale, out);
+        }
+        for (i, (_, _, reads)) in plans.iter().enumerate() {
+            let id = row_id(step.seqs[i / kv_heads], step.layer, i % kv_heads);
+            self.ledger.count_decode_reads(id, *reads)?;
+        }
+        Ok(())
+    }
+}
+
+fn row_id(seq: SeqId, layer: usize, head: usize) -> RowId {
+    RowId { seq, layer, head }
+}
+
+fn state_mismatch() -> KvError {
+    KvError::Invariant("policy state does not match the store's policy".into())
+}
