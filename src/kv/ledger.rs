@@ -496,16 +496,18 @@ impl Ledger {
             peak_resident: book.peak_resident,
             peak_bytes: book.peak_resident * entry_bytes,
             positions: book.positions,
+            row_len: book.rows.iter().map(|r| r.len).collect(),
         })
     }
 
     pub(crate) fn row_stats(&self, seq: SeqId) -> Result<Vec<RowStats>, KvError> {
-        Ok(self
-            .seq(seq)?
+        let book = self.seq(seq)?;
+        Ok(book
             .rows
             .iter()
             .map(|r| RowStats {
                 len: u64::from(r.len),
+                positions: book.positions,
                 seen: r.seen,
                 decode_reads: r.decode_reads,
                 prefill_reads: r.prefill_reads,

@@ -127,6 +127,17 @@ impl ResolvedPolicy {
         matches!(self, ResolvedPolicy::Dense)
     }
 
+    /// The budget of a training-free method (`None` for dense and DMS).
+    pub fn budget(&self) -> Option<Budget> {
+        match self {
+            ResolvedPolicy::Dense | ResolvedPolicy::Dms(_) => None,
+            ResolvedPolicy::Window { budget, .. }
+            | ResolvedPolicy::Tova { budget }
+            | ResolvedPolicy::H2o { budget, .. }
+            | ResolvedPolicy::Quest { budget, .. } => Some(*budget),
+        }
+    }
+
     /// Needs the model's DMS decisions on every prefill and decode call.
     pub fn needs_decisions(&self) -> bool {
         matches!(self, ResolvedPolicy::Dms(_))

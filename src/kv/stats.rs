@@ -23,6 +23,30 @@ pub struct KvStats {
     pub peak_bytes: u64,
     /// Positions seen (prompt + generated tokens).
     pub positions: u64,
+    /// Entries kept now per (layer, KV head) row, layer-major: the achieved
+    /// compression ratio of a row is `positions / row_len`.
+    pub row_len: Vec<u32>,
+}
+
+impl KvStats {
+    /// Positions seen per entry kept, over all rows (`positions × rows /
+    /// Σ row_len`; 1 for dense).
+    pub fn compression_ratio(&self) -> f64 {
+        let kept: u64 = self.row_len.iter().map(|&l| u64::from(l)).sum();
+        (self.positions * self.row_len.len() as u64) as f64 / kept as f64
+    }
+
+    /// The achieved compression ratio of each layer (its KV heads pooled),
+    /// for `kv_heads` heads per layer.
+    pub fn layer_compression(&self, kv_heads: usize) -> Vec<f64> {
+        self.row_len
+            .chunks(kv_heads.max(1))
+            .map(|l| {
+                let kept: u64 = l.iter().map(|&x| u64::from(x)).sum();
+                (self.positions * l.len() as u64) as f64 / kept as f64
+            })
+            .collect()
+    }
 }
 
 /// One (layer, KV head) row of a sequence: what it keeps versus what it saw,
@@ -31,6 +55,8 @@ pub struct KvStats {
 pub struct RowStats {
     /// Entries kept now.
     pub len: u64,
+    /// Positions the sequence has seen (the same for every row of it).
+    pub positions: u64,
     /// Entries ever written into the row (tokens that reached it, kept or
     /// not, including those inherited from a fork parent).
     pub seen: u64,
@@ -41,10 +67,11 @@ pub struct RowStats {
 }
 
 impl RowStats {
-    /// Positions seen per entry kept (`seen / len`; 1 for a dense row,
-    /// infinite for an emptied one).
+    /// Positions seen per entry kept (`positions / len`; 1 for a dense
+    /// row, infinite for an emptied one). Not `seen / len`: an exact sparse
+    /// prefill never writes the entries it drops.
     pub fn compression_ratio(&self) -> f64 {
-        self.seen as f64 / self.len as f64
+        self.positions as f64 / self.len as f64
     }
 }
 

@@ -247,11 +247,12 @@ impl KvStore {
         let mut plans: Vec<(Vec<u32>, usize, u64)> = Vec::with_capacity(step.seqs.len() * kv_heads);
         for (b, &seq) in step.seqs.iter().enumerate() {
             let t = self.position(seq);
-            let k_pages = page_budget(budget.allowed(t + 1), page_size);
             for h in 0..kv_heads {
                 let i = b * kv_heads + h;
                 let row = self.ledger.row(row_id(seq, step.layer, h))?;
                 let len = row.len as usize;
+                let fill = len - (len - 1) / page_size * page_size;
+                let k_pages = page_budget(budget.allowed(t + 1), fill, page_size);
                 let RowState::Quest(pages) = &mut states[b][step.layer * kv_heads + h] else {
                     return Err(state_mismatch());
                 };
@@ -261,8 +262,7 @@ impl KvStore {
                 plans.push(match pages.select(q, d, n_pages, k_pages) {
                     None => (row.blocks.clone(), len, len as u64),
                     Some(chosen) => {
-                        let last_fill = len - (n_pages - 1) * page_size;
-                        let n = (chosen.len() - 1) * page_size + last_fill;
+                        let n = (chosen.len() - 1) * page_size + fill;
                         let blocks = chosen.iter().map(|&p| row.blocks[p]).collect();
                         (blocks, n, (n + n_pages - 1) as u64)
                     }

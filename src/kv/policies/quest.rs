@@ -7,8 +7,9 @@
 //! a query head is `Σ_c max(q_c · min_c, q_c · max_c)`; GQA: a KV head's
 //! pages are ranked by the largest bound over its query heads. The step
 //! reads the last (current) page always and the top `K − 1` others, with `K
-//! = max(1, ⌊budget / page_size⌋)`; when the row has at most `K` pages it is
-//! read whole. Reads are counted in token-equivalents: the selected
+//! = 1 + ⌊(budget − current page's fill) / page_size⌋` (the most pages that
+//! fit the token budget); when the row has at most `K` pages it is read
+//! whole. Reads are counted in token-equivalents: the selected
 //! entries plus one per page whose bounds were read (a page's min and max
 //! are `2 × head_dim` floats, one entry's K and V). The first layers are
 //! not exempted (the Quest paper keeps its first two layers dense).
@@ -84,9 +85,11 @@ impl QuestRow {
     }
 }
 
-/// Pages a step may read under a budget of `tokens` entries.
-pub(crate) fn page_budget(tokens: usize, page_size: usize) -> usize {
-    (tokens / page_size).max(1)
+/// Pages a step may read under a budget of `tokens` entries: the current
+/// page (holding `last_fill` entries) and as many whole pages as fit in the
+/// rest; at least the current page.
+pub(crate) fn page_budget(tokens: usize, last_fill: usize, page_size: usize) -> usize {
+    1 + tokens.saturating_sub(last_fill) / page_size
 }
 
 #[cfg(test)]
@@ -119,7 +122,8 @@ mod tests {
         // A negative query flips which bound counts: page 0 reaches 2.
         let q = [-1.0, -1.0];
         assert_eq!(row.select(&q, d, 4, 2), Some(vec![0, 3]));
-        assert_eq!(page_budget(5, 2), 2);
-        assert_eq!(page_budget(1, 2), 1);
+        assert_eq!(page_budget(5, 1, 2), 3);
+        assert_eq!(page_budget(5, 2, 2), 2);
+        assert_eq!(page_budget(1, 2, 2), 1);
     }
 }
