@@ -38,6 +38,7 @@
 //! and peaks are maintained by it on every write.
 
 pub mod attention;
+mod audit;
 pub mod bench;
 pub mod cpu_kernel;
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
@@ -52,6 +53,7 @@ mod pool;
 pub mod reference;
 pub mod stats;
 pub mod store;
+mod writes;
 
 pub use attention::AttentionBackend;
 pub use error::KvError;
