@@ -54,6 +54,37 @@ pub fn decode_attention(
     scale: f32,
     out: &mut [f32],
 ) {
+    attend(kv, rows, q, group, scale, out, None);
+}
+
+/// [`decode_attention`] that also writes each entry's attention weight,
+/// averaged over the row's G query heads (what TOVA and H2O score by).
+/// Rows are not split across threads.
+///
+/// # Shapes
+/// As [`decode_attention`]; `weights`: `[Σ rows' len]`, row after row, each
+/// row's entries in slot order.
+pub fn decode_attention_weights(
+    kv: PagedKv<'_>,
+    rows: &[RowRef<'_>],
+    q: &[f32],
+    group: usize,
+    scale: f32,
+    out: &mut [f32],
+    weights: &mut [f32],
+) {
+    attend(kv, rows, q, group, scale, out, Some(weights));
+}
+
+fn attend(
+    kv: PagedKv<'_>,
+    rows: &[RowRef<'_>],
+    q: &[f32],
+    group: usize,
+    scale: f32,
+    out: &mut [f32],
+    weights: Option<&mut [f32]>,
+) {
     let d = kv.head_dim;
     assert_eq!(
         q.len(),
@@ -61,7 +92,26 @@ pub fn decode_attention(
         "q is not [rows, group, head_dim]"
     );
     assert_eq!(out.len(), q.len(), "out is not [rows, group, head_dim]");
-    let span = span_len(rows, kv.block_size);
+    let mut row_weights: Vec<Option<&mut [f32]>> = match weights {
+        Some(w) => {
+            let total: usize = rows.iter().map(|r| r.len).sum();
+            assert_eq!(w.len(), total, "weights is not [Σ row lengths]");
+            let mut rest = w;
+            rows.iter()
+                .map(|r| {
+                    let (mine, tail) = std::mem::take(&mut rest).split_at_mut(r.len);
+                    rest = tail;
+                    Some(mine)
+                })
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    let span = if row_weights.is_empty() {
+        span_len(rows, kv.block_size)
+    } else {
+        usize::MAX
+    };
     let mut items = Vec::with_capacity(rows.len());
     let mut first_item = Vec::with_capacity(rows.len() + 1);
     for (r, row) in rows.iter().enumerate() {
@@ -79,10 +129,15 @@ pub fn decode_attention(
     first_item.push(items.len());
     let stride = group * (d + 2);
     let mut partials = vec![0.0f32; items.len() * stride];
+    // With weights, items are the rows one to one (no split).
+    if row_weights.is_empty() {
+        row_weights.resize_with(items.len(), || None);
+    }
     partials
         .par_chunks_mut(stride)
         .zip(items.par_iter())
-        .for_each(|(part, &(r, start, end))| {
+        .zip(row_weights.par_iter_mut())
+        .for_each(|((part, &(r, start, end)), w)| {
             let job = Span {
                 kv,
                 blocks: rows[r].blocks,
@@ -92,7 +147,7 @@ pub fn decode_attention(
                 group,
                 scale,
             };
-            job.run(part);
+            job.run(part, w.take());
         });
     out.par_chunks_mut(group * d)
         .enumerate()
@@ -157,29 +212,33 @@ struct Span<'a> {
 }
 
 impl Span<'_> {
-    /// Write the partial `[m; G] [l; G] [acc; G × d]` of this span.
-    fn run(&self, part: &mut [f32]) {
+    /// Write the partial `[m; G] [l; G] [acc; G × d]` of this span and, if
+    /// asked, the mean attention weight of each entry.
+    fn run(&self, part: &mut [f32], weights: Option<&mut [f32]>) {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
         {
             // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-            unsafe { self.run_avx2(part) };
+            unsafe { self.run_avx2(part, weights) };
             return;
         }
         #[cfg(target_arch = "aarch64")]
-        return self.run_with::<Fused>(part);
-        #[allow(unreachable_code)]
-        self.run_with::<Plain>(part)
+        return self.run_with::<Fused>(part, weights);
+        #[cfg_attr(
+            target_arch = "aarch64",
+            expect(unreachable_code, reason = "aarch64 always has FMA")
+        )]
+        self.run_with::<Plain>(part, weights)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    fn run_avx2(&self, part: &mut [f32]) {
-        self.run_with::<Fused>(part)
+    fn run_avx2(&self, part: &mut [f32], weights: Option<&mut [f32]>) {
+        self.run_with::<Fused>(part, weights)
     }
 
     #[inline(always)]
-    fn run_with<M: Madd>(&self, part: &mut [f32]) {
+    fn run_with<M: Madd>(&self, part: &mut [f32], weights: Option<&mut [f32]>) {
         let (g_n, d) = (self.group, self.kv.head_dim);
         let n = self.end - self.start;
         let (ms, rest) = part.split_at_mut(g_n);
@@ -221,6 +280,15 @@ impl Span<'_> {
             }
             ms[g] = m;
             ls[g] = sum(s);
+        }
+        if let Some(w) = weights {
+            w.fill(0.0);
+            for g in 0..g_n {
+                let k = 1.0 / (ls[g] * g_n as f32);
+                for (x, e) in w.iter_mut().zip(&scores[g * n..(g + 1) * n]) {
+                    *x += e * k;
+                }
+            }
         }
         // Pass 3: weighted values, one value load for all G heads.
         let mut j = 0;

@@ -32,7 +32,13 @@
 //!   for survivors of an exact sparse prefill, and
 //!   [`KvStore::count_prefill_reads`] / [`KvStore::count_decode_reads`] for
 //!   reads the policy's own attention or metadata makes;
+//! - [`KvStore::decode_step_weights`] for the attention weight of every
+//!   entry (mean over the query group) to score by (TOVA, H2O);
 //! - [`KvStore::row_positions`] / [`KvStore::read_row`] to inspect a row.
+//!
+//! On a device (`AttentionBackend` for `CubeBackend`), slot reuse goes
+//! through `AttentionBackend::decode_attention_placed`; evict/truncate work
+//! on either payload; per-entry weights are host-only for now.
 //!
 //! Reads of the store's kernels are counted by the store; resident entries
 //! and peaks are maintained by it on every write.
