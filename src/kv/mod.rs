@@ -57,6 +57,7 @@ mod ledger;
 mod plan;
 mod pool;
 pub mod reference;
+mod simd;
 pub mod stats;
 pub mod store;
 mod writes;
