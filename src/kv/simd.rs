@@ -110,7 +110,7 @@ pub(crate) fn exp_fast(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let e = p * r * r + r + 1.0;
     // t's low mantissa bits hold k + 2^22; shift k + 127 into the exponent.
     let k_bits = t.to_bits().wrapping_sub(MAGIC.to_bits());
