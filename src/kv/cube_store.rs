@@ -22,6 +22,16 @@ use super::plan::WritePlan;
 use super::store::{DevicePayload, Payload};
 use super::{AttentionBackend, KvShape, KvStore, SeqId, SlotChoice, SlotCopy};
 
+/// burn's CUDA backend without fusion (`burn::backend::Cuda` wraps it in
+/// `Fusion` when the `fusion` feature is on): the type the model runs on
+/// `--device cuda` so its attention goes through the device-resident store.
+#[cfg(feature = "cuda")]
+pub type CudaBackend = CubeBackend<cubecl::cuda::CudaRuntime, f32, i32, u8>;
+
+/// burn's wgpu backend without fusion (Mesa lavapipe in the tests).
+#[cfg(feature = "wgpu")]
+pub type WgpuBackend = CubeBackend<cubecl::wgpu::WgpuRuntime, f32, i32, u32>;
+
 /// K/V pools of every layer on one cubecl device.
 pub(crate) struct CubePayload<R: CubeRuntime> {
     client: ComputeClient<R>,

@@ -63,6 +63,10 @@ pub mod store;
 mod writes;
 
 pub use attention::AttentionBackend;
+#[cfg(feature = "cuda")]
+pub use cube_store::CudaBackend;
+#[cfg(feature = "wgpu")]
+pub use cube_store::WgpuBackend;
 pub use error::KvError;
 pub use ledger::{RowId, SlotCopy};
 pub use stats::{KvStats, RowStats, StoreStats};
