@@ -6,7 +6,7 @@
 #![cfg(feature = "wgpu")]
 
 use burn::backend::flex::Flex;
-use burn::backend::wgpu::{CubeBackend, WgpuDevice, WgpuRuntime};
+use burn::backend::wgpu::{WgpuDevice, WgpuRuntime};
 use burn::prelude::*;
 use cubecl::Runtime;
 use hyperscale::kv::cpu_kernel::{self, PagedKv, RowRef};
@@ -15,7 +15,7 @@ use hyperscale::kv::{AttentionBackend, KvShape, KvStore, RowId, SeqId, SlotChoic
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-type Gpu = CubeBackend<WgpuRuntime, f32, i32, u32>;
+type Gpu = hyperscale::kv::WgpuBackend;
 
 const TOL: f32 = 1e-4;
 

@@ -4,7 +4,7 @@
 
 use burn::backend::flex::Flex;
 use burn::prelude::*;
-use hyperscale::kv::cpu_kernel::{PagedKv, RowRef, decode_attention};
+use hyperscale::kv::cpu_kernel::{PagedKv, RowRef, decode_attention, decode_attention_weights};
 use hyperscale::kv::reference::attend_row;
 use hyperscale::kv::{AttentionBackend, KvShape, KvStore, RowId};
 use rand::{RngExt, SeedableRng};
@@ -89,12 +89,52 @@ fn check_case(seed: u64, lens: &[usize], bs: usize, d: usize, group: usize) {
     };
     let mut out = vec![f32::NAN; q.len()];
     decode_attention(kv, &rows, &q, group, scale, &mut out);
+    let total: usize = lens.iter().sum();
+    let mut weights = vec![f32::NAN; total];
+    let mut out_w = vec![f32::NAN; q.len()];
+    decode_attention_weights(kv, &rows, &q, group, scale, &mut out_w, &mut weights);
+    let mut at_w = 0;
+    for (r, (k, _)) in s.contiguous.iter().enumerate() {
+        // Oracle weights: exact softmax per query head, averaged over the group.
+        let mut want_w = vec![0.0f64; lens[r]];
+        for g in 0..group {
+            let qv = &q[(r * group + g) * d..(r * group + g + 1) * d];
+            let sc: Vec<f64> = k
+                .chunks_exact(d)
+                .map(|kk| {
+                    qv.iter()
+                        .zip(kk)
+                        .map(|(a, b)| f64::from(a * b))
+                        .sum::<f64>()
+                        * f64::from(scale)
+                })
+                .collect();
+            let m = sc.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let z: f64 = sc.iter().map(|x| (x - m).exp()).sum();
+            for (w, x) in want_w.iter_mut().zip(&sc) {
+                *w += (x - m).exp() / z / group as f64;
+            }
+        }
+        for (j, w) in want_w.iter().enumerate() {
+            let got = weights[at_w + j];
+            assert!(
+                (f64::from(got) - w).abs() <= 1e-6,
+                "seed {seed} row {r} entry {j}: weight {got} vs {w}"
+            );
+        }
+        at_w += lens[r];
+    }
+    for (a, b) in out_w.iter().zip(&out) {
+        assert!((a - b).abs() <= TOL, "weights path output {a} vs {b}");
+    }
     let mut want = vec![0.0f32; d];
+    let mut worst = 0.0f32;
     for (r, (k, v)) in s.contiguous.iter().enumerate() {
         for g in 0..group {
             let at = (r * group + g) * d;
             attend_row(&q[at..at + d], k, v, d, scale, &mut want);
             for (i, (a, b)) in out[at..at + d].iter().zip(&want).enumerate() {
+                worst = worst.max((a - b).abs());
                 assert!(
                     (a - b).abs() <= TOL,
                     "seed {seed} bs {bs} d {d} G {group} row {r} (len {}) head {g} dim {i}: {a} vs {b}",
@@ -103,6 +143,7 @@ fn check_case(seed: u64, lens: &[usize], bs: usize, d: usize, group: usize) {
             }
         }
     }
+    eprintln!("seed {seed}: worst |paged - oracle| = {worst:e}");
 }
 
 #[test]
@@ -235,4 +276,44 @@ fn flex_backend_matches_the_slice_path() {
         }
     }
     assert_eq!(a.stats(sa[0]), b.stats(sb[0]));
+}
+
+#[test]
+fn decode_step_weights_cover_every_row_in_order() {
+    use hyperscale::kv::DecodeStep;
+    let shape = KvShape {
+        layers: 1,
+        kv_heads: 2,
+        head_dim: 8,
+    };
+    let mut store = KvStore::with_block_size(shape, 4).unwrap();
+    let a = store.add_sequence();
+    let b = store.add_sequence();
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    for (seq, t) in [(a, 5), (b, 11)] {
+        let k = random(&mut rng, 2 * t * 8, 1.0);
+        store.append_prefill(seq, 0, &k, &k);
+        store.advance(seq, t);
+    }
+    let q = random(&mut rng, 2 * 2 * 2 * 8, 1.0);
+    let k = random(&mut rng, 2 * 2 * 8, 1.0);
+    let mut out = vec![0.0; q.len()];
+    let mut w = Vec::new();
+    let step = DecodeStep {
+        layer: 0,
+        seqs: &[a, b],
+        q: &q,
+        k: &k,
+        v: &k,
+        scale: 0.3,
+        slots: &[],
+    };
+    store.decode_step_weights(step, &mut out, &mut w).unwrap();
+    assert_eq!(w.len(), 6 + 6 + 12 + 12);
+    let mut at = 0;
+    for len in [6, 6, 12, 12] {
+        let sum: f32 = w[at..at + len].iter().sum();
+        assert!((sum - 1.0).abs() < 1e-5, "row weights sum to {sum}");
+        at += len;
+    }
 }

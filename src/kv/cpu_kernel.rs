@@ -15,6 +15,12 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
+#[cfg(target_arch = "x86_64")]
+use super::simd::Avx2;
+#[cfg(target_arch = "aarch64")]
+use super::simd::Fused;
+use super::simd::{Madd, Plain, axpy, dot, exp_fast, sum};
+
 /// One layer's pool of keys and values, borrowed.
 ///
 /// # Shapes
@@ -54,6 +60,37 @@ pub fn decode_attention(
     scale: f32,
     out: &mut [f32],
 ) {
+    attend(kv, rows, q, group, scale, out, None);
+}
+
+/// [`decode_attention`] that also writes each entry's attention weight,
+/// averaged over the row's G query heads (what TOVA and H2O score by).
+/// Rows are not split across threads.
+///
+/// # Shapes
+/// As [`decode_attention`]; `weights`: `[Σ rows' len]`, row after row, each
+/// row's entries in slot order.
+pub fn decode_attention_weights(
+    kv: PagedKv<'_>,
+    rows: &[RowRef<'_>],
+    q: &[f32],
+    group: usize,
+    scale: f32,
+    out: &mut [f32],
+    weights: &mut [f32],
+) {
+    attend(kv, rows, q, group, scale, out, Some(weights));
+}
+
+fn attend(
+    kv: PagedKv<'_>,
+    rows: &[RowRef<'_>],
+    q: &[f32],
+    group: usize,
+    scale: f32,
+    out: &mut [f32],
+    weights: Option<&mut [f32]>,
+) {
     let d = kv.head_dim;
     assert_eq!(
         q.len(),
@@ -61,7 +98,26 @@ pub fn decode_attention(
         "q is not [rows, group, head_dim]"
     );
     assert_eq!(out.len(), q.len(), "out is not [rows, group, head_dim]");
-    let span = span_len(rows, kv.block_size);
+    let mut row_weights: Vec<Option<&mut [f32]>> = match weights {
+        Some(w) => {
+            let total: usize = rows.iter().map(|r| r.len).sum();
+            assert_eq!(w.len(), total, "weights is not [Σ row lengths]");
+            let mut rest = w;
+            rows.iter()
+                .map(|r| {
+                    let (mine, tail) = std::mem::take(&mut rest).split_at_mut(r.len);
+                    rest = tail;
+                    Some(mine)
+                })
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    let span = if row_weights.is_empty() {
+        span_len(rows, kv.block_size)
+    } else {
+        usize::MAX
+    };
     let mut items = Vec::with_capacity(rows.len());
     let mut first_item = Vec::with_capacity(rows.len() + 1);
     for (r, row) in rows.iter().enumerate() {
@@ -79,10 +135,15 @@ pub fn decode_attention(
     first_item.push(items.len());
     let stride = group * (d + 2);
     let mut partials = vec![0.0f32; items.len() * stride];
+    // With weights, items are the rows one to one (no split).
+    if row_weights.is_empty() {
+        row_weights.resize_with(items.len(), || None);
+    }
     partials
         .par_chunks_mut(stride)
         .zip(items.par_iter())
-        .for_each(|(part, &(r, start, end))| {
+        .zip(row_weights.par_iter_mut())
+        .for_each(|((part, &(r, start, end)), w)| {
             let job = Span {
                 kv,
                 blocks: rows[r].blocks,
@@ -92,64 +153,13 @@ pub fn decode_attention(
                 group,
                 scale,
             };
-            job.run(part, None);
+            job.run(part, w.take());
         });
     out.par_chunks_mut(group * d)
         .enumerate()
         .for_each(|(r, o)| {
             let parts = &partials[first_item[r] * stride..first_item[r + 1] * stride];
             merge(parts, group, d, o);
-        });
-}
-
-/// Decode attention as [`decode_attention`], also returning each entry's
-/// attention weight averaged over the row's G query heads (what TOVA and
-/// H2O score). Work items are whole rows (no split-K), so the weights are
-/// normalised in place.
-///
-/// # Shapes
-/// As [`decode_attention`]; `weights`: `[Σ rows' len]`, row after row.
-pub fn decode_attention_weights(
-    kv: PagedKv<'_>,
-    rows: &[RowRef<'_>],
-    q: &[f32],
-    group: usize,
-    scale: f32,
-    out: &mut [f32],
-    weights: &mut [f32],
-) {
-    let d = kv.head_dim;
-    assert_eq!(
-        q.len(),
-        rows.len() * group * d,
-        "q is not [rows, group, head_dim]"
-    );
-    assert_eq!(out.len(), q.len(), "out is not [rows, group, head_dim]");
-    let total: usize = rows.iter().map(|r| r.len).sum();
-    assert_eq!(weights.len(), total, "weights is not [Σ len]");
-    let mut per_row = Vec::with_capacity(rows.len());
-    let mut rest = weights;
-    for row in rows {
-        let (w, tail) = rest.split_at_mut(row.len);
-        per_row.push(w);
-        rest = tail;
-    }
-    out.par_chunks_mut(group * d)
-        .zip(per_row.into_par_iter())
-        .enumerate()
-        .for_each(|(r, (o, w))| {
-            let mut part = vec![0.0f32; group * (d + 2)];
-            let job = Span {
-                kv,
-                blocks: rows[r].blocks,
-                start: 0,
-                end: rows[r].len,
-                q: &q[r * group * d..(r + 1) * group * d],
-                group,
-                scale,
-            };
-            job.run(&mut part, Some(w));
-            merge(&part, group, d, o);
         });
 }
 
@@ -208,9 +218,8 @@ struct Span<'a> {
 }
 
 impl Span<'_> {
-    /// Write the partial `[m; G] [l; G] [acc; G × d]` of this span, and
-    /// into `weights` (`[end - start]`, when asked) each entry's softmax
-    /// weight within the span averaged over the G heads.
+    /// Write the partial `[m; G] [l; G] [acc; G × d]` of this span and, if
+    /// asked, the mean attention weight of each entry.
     fn run(&self, part: &mut [f32], weights: Option<&mut [f32]>) {
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
@@ -221,14 +230,17 @@ impl Span<'_> {
         }
         #[cfg(target_arch = "aarch64")]
         return self.run_with::<Fused>(part, weights);
-        #[allow(unreachable_code)]
+        #[cfg_attr(
+            target_arch = "aarch64",
+            expect(unreachable_code, reason = "aarch64 always has FMA")
+        )]
         self.run_with::<Plain>(part, weights)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     fn run_avx2(&self, part: &mut [f32], weights: Option<&mut [f32]>) {
-        self.run_with::<Fused>(part, weights)
+        self.run_with::<Avx2>(part, weights)
     }
 
     #[inline(always)]
@@ -252,18 +264,13 @@ impl Span<'_> {
         for (s, x) in qs.iter_mut().zip(self.q) {
             *s = x * self.scale;
         }
-        // Pass 1: scores, one key load for all G heads. (Plain loops, no
-        // closures: a closure would not inherit the caller's target
-        // features and `mul_add` would become a libm call.)
-        let mut j = 0;
-        for (slot, count) in self.runs() {
-            let keys = &self.kv.keys[slot * d..(slot + count) * d];
-            for k in keys.chunks_exact(d) {
-                for g in 0..g_n {
-                    scores[g * n + j] = dot::<M>(&qs[g * d..(g + 1) * d], k);
-                }
-                j += 1;
-            }
+        // Pass 1: scores. (Plain loops, no closures: a closure would not
+        // inherit the caller's target features and `mul_add` would become a
+        // libm call.)
+        match d {
+            64 => self.scores_fixed::<M, 64>(qs, scores, n),
+            128 => self.scores_fixed::<M, 128>(qs, scores, n),
+            _ => self.scores_any::<M>(qs, scores, n),
         }
         // Pass 2: max-subtracted exponentials and their sums.
         for g in 0..g_n {
@@ -278,13 +285,65 @@ impl Span<'_> {
         if let Some(w) = weights {
             w.fill(0.0);
             for g in 0..g_n {
-                let inv = 1.0 / (ls[g] * g_n as f32);
+                let k = 1.0 / (ls[g] * g_n as f32);
                 for (x, e) in w.iter_mut().zip(&scores[g * n..(g + 1) * n]) {
-                    *x += e * inv;
+                    *x += e * k;
                 }
             }
         }
-        // Pass 3: weighted values, one value load for all G heads.
+        // Pass 3: weighted values.
+        match d {
+            64 => self.values_fixed::<M, 64>(scores, accs, n),
+            128 => self.values_fixed::<M, 128>(scores, accs, n),
+            _ => self.values_any::<M>(scores, accs, n),
+        }
+        SCRATCH.set(scratch);
+    }
+
+    /// Pass 1, any `head_dim`: one key load for all G heads.
+    #[inline(always)]
+    fn scores_any<M: Madd>(&self, qs: &[f32], scores: &mut [f32], n: usize) {
+        let (g_n, d) = (self.group, self.kv.head_dim);
+        let mut j = 0;
+        for (slot, count) in self.runs() {
+            let keys = &self.kv.keys[slot * d..(slot + count) * d];
+            for k in keys.chunks_exact(d) {
+                for g in 0..g_n {
+                    scores[g * n + j] = dot::<M>(&qs[g * d..(g + 1) * d], k);
+                }
+                j += 1;
+            }
+        }
+    }
+
+    /// Pass 1 for `head_dim == D`: per run (one block, in L1), each head's
+    /// query stays in registers while keys are scored four at a time (four
+    /// independent FMA chains).
+    #[inline(always)]
+    fn scores_fixed<M: Madd, const D: usize>(&self, qs: &[f32], scores: &mut [f32], n: usize) {
+        let mut j0 = 0;
+        for (slot, count) in self.runs() {
+            let (keys, _) = self.kv.keys[slot * D..(slot + count) * D].as_chunks::<D>();
+            let (k4, k1) = keys.as_chunks::<4>();
+            for g in 0..self.group {
+                let q: &[f32; D] = qs[g * D..(g + 1) * D].try_into().expect("D floats");
+                let out = &mut scores[g * n + j0..g * n + j0 + count];
+                let (o4, o1) = out.as_chunks_mut::<4>();
+                for (o, k) in o4.iter_mut().zip(k4) {
+                    *o = M::dot4::<D>(q, k);
+                }
+                for (o, k) in o1.iter_mut().zip(k1) {
+                    *o = dot::<M>(q, k);
+                }
+            }
+            j0 += count;
+        }
+    }
+
+    /// Pass 3, any `head_dim`: one value load for all G heads.
+    #[inline(always)]
+    fn values_any<M: Madd>(&self, scores: &[f32], accs: &mut [f32], n: usize) {
+        let (g_n, d) = (self.group, self.kv.head_dim);
         let mut j = 0;
         for (slot, count) in self.runs() {
             let values = &self.kv.values[slot * d..(slot + count) * d];
@@ -295,7 +354,29 @@ impl Span<'_> {
                 j += 1;
             }
         }
-        SCRATCH.set(scratch);
+    }
+
+    /// Pass 3 for `head_dim == D`: per run (in L1), each head's accumulator
+    /// stays in registers across the run's values.
+    #[inline(always)]
+    fn values_fixed<M: Madd, const D: usize>(&self, scores: &[f32], accs: &mut [f32], n: usize) {
+        let mut j0 = 0;
+        for (slot, count) in self.runs() {
+            let (values, _) = self.kv.values[slot * D..(slot + count) * D].as_chunks::<D>();
+            for g in 0..self.group {
+                let slot_acc: &mut [f32; D] = (&mut accs[g * D..(g + 1) * D])
+                    .try_into()
+                    .expect("D floats");
+                let mut acc = *slot_acc;
+                for (v, &w) in values.iter().zip(&scores[g * n + j0..g * n + j0 + count]) {
+                    for i in 0..D {
+                        acc[i] = M::madd(w, v[i], acc[i]);
+                    }
+                }
+                *slot_acc = acc;
+            }
+            j0 += count;
+        }
     }
 
     /// The span's contiguous runs as (first global slot, count).
@@ -330,109 +411,5 @@ impl Iterator for Runs<'_> {
         let slot = self.blocks[self.at / self.bs] as usize * self.bs + off;
         self.at += count;
         Some((slot, count))
-    }
-}
-
-/// `a * b + c`, fused where the target has FMA.
-pub(crate) trait Madd {
-    fn madd(a: f32, b: f32, c: f32) -> f32;
-}
-
-pub(crate) struct Fused;
-impl Madd for Fused {
-    #[inline(always)]
-    fn madd(a: f32, b: f32, c: f32) -> f32 {
-        a.mul_add(b, c)
-    }
-}
-
-pub(crate) struct Plain;
-impl Madd for Plain {
-    #[inline(always)]
-    fn madd(a: f32, b: f32, c: f32) -> f32 {
-        a * b + c
-    }
-}
-
-#[inline(always)]
-pub(crate) fn dot<M: Madd>(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for i in 0..8 {
-            acc[i] = M::madd(x[i], y[i], acc[i]);
-        }
-    }
-    let mut tail = 0.0f32;
-    for (x, y) in ra.iter().zip(rb) {
-        tail = M::madd(*x, *y, tail);
-    }
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
-}
-
-/// Σ x in eight interleaved partial sums (vectorizes; order is fixed).
-#[inline(always)]
-pub(crate) fn sum(x: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let c = x.chunks_exact(8);
-    let tail: f32 = c.remainder().iter().sum();
-    for y in c {
-        for i in 0..8 {
-            acc[i] += y[i];
-        }
-    }
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
-}
-
-#[inline(always)]
-pub(crate) fn axpy<M: Madd>(acc: &mut [f32], w: f32, v: &[f32]) {
-    for (a, x) in acc.iter_mut().zip(v) {
-        *a = M::madd(w, *x, *a);
-    }
-}
-
-/// `e^x` to about 2 ulp for the softmax range (Cephes `expf`: range
-/// reduction by ln 2, degree-5 polynomial), written to vectorize.
-#[inline(always)]
-pub(crate) fn exp_fast(x: f32) -> f32 {
-    const MAGIC: f32 = 12_582_912.0; // 1.5 · 2^23: adding it rounds to an integer
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    let x = x.clamp(-87.0, 88.0);
-    let k = (x * std::f32::consts::LOG2_E + MAGIC) - MAGIC;
-    let r = x - k * LN2_HI - k * LN2_LO;
-    let mut p = 1.987_569_1e-4f32;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
-    let e = p * r * r + r + 1.0;
-    e * f32::from_bits(((k as i32 + 127) << 23) as u32)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn exp_fast_matches_std_over_softmax_range() {
-        let mut worst = 0.0f32;
-        for i in 0..=200_000 {
-            let x = -87.0 + 87.0 * i as f32 / 200_000.0;
-            let (a, b) = (exp_fast(x), x.exp());
-            worst = worst.max(((a - b) / b).abs());
-        }
-        assert!(worst < 5e-7, "relative error {worst}");
-        assert!(exp_fast(f32::NEG_INFINITY) < 1e-37);
-    }
-
-    #[test]
-    fn dot_handles_tails() {
-        let a: Vec<f32> = (0..13).map(|i| i as f32).collect();
-        let want: f32 = a.iter().map(|x| x * x).sum();
-        assert_eq!(dot::<Plain>(&a, &a), want);
-        assert_eq!(dot::<Fused>(&a, &a), want);
     }
 }

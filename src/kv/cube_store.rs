@@ -22,6 +22,16 @@ use super::plan::WritePlan;
 use super::store::{DevicePayload, Payload};
 use super::{AttentionBackend, KvShape, KvStore, SeqId, SlotChoice, SlotCopy};
 
+/// burn's CUDA backend without fusion (`burn::backend::Cuda` wraps it in
+/// `Fusion` when the `fusion` feature is on): the type the model runs on
+/// `--device cuda` so its attention goes through the device-resident store.
+#[cfg(feature = "cuda")]
+pub type CudaBackend = CubeBackend<cubecl::cuda::CudaRuntime, f32, i32, u8>;
+
+/// burn's wgpu backend without fusion (Mesa lavapipe in the tests).
+#[cfg(feature = "wgpu")]
+pub type WgpuBackend = CubeBackend<cubecl::wgpu::WgpuRuntime, f32, i32, u32>;
+
 /// K/V pools of every layer on one cubecl device.
 pub(crate) struct CubePayload<R: CubeRuntime> {
     client: ComputeClient<R>,
@@ -45,33 +55,21 @@ impl<R: CubeRuntime> CubePayload<R> {
     /// Apply copies in order, batching consecutive ones into one launch as
     /// long as none reads or overwrites a slot another of the batch writes.
     fn copy(&mut self, ledger: &Ledger, copies: &[SlotCopy]) {
-        let d = self.head_dim;
-        let mut batch: Option<(usize, Vec<u32>, Vec<u32>, HashSet<u32>)> = None;
-        let flush = |this: &mut Self, b: Option<(usize, Vec<u32>, Vec<u32>, HashSet<u32>)>| {
-            if let Some((layer, src, dst, _)) = b {
-                let pools = this.ensure(ledger, layer).clone();
-                cube_kernel::copy(&this.client, &pools, &src, &dst, d);
-            }
-        };
+        let mut batch: Option<CopyBatch> = None;
         for c in copies {
-            let src: Vec<u32> = (c.src..c.src + c.n).collect();
-            let dst: Vec<u32> = (c.dst..c.dst + c.n).collect();
-            let clash = batch.as_ref().is_some_and(|(layer, bsrc, _, written)| {
-                *layer != c.layer
-                    || src.iter().any(|s| written.contains(s))
-                    || dst.iter().any(|s| written.contains(s) || bsrc.contains(s))
-            });
-            if clash {
-                let b = batch.take();
-                flush(self, b);
+            if let Some(b) = batch.take_if(|b| !b.admits(c)) {
+                self.launch(ledger, b);
             }
-            let (_, bsrc, bdst, written) =
-                batch.get_or_insert_with(|| (c.layer, Vec::new(), Vec::new(), HashSet::new()));
-            written.extend(dst.iter().copied());
-            bsrc.extend(src);
-            bdst.extend(dst);
+            batch.get_or_insert_with(|| CopyBatch::new(c.layer)).push(c);
         }
-        flush(self, batch);
+        if let Some(b) = batch {
+            self.launch(ledger, b);
+        }
+    }
+
+    fn launch(&mut self, ledger: &Ledger, batch: CopyBatch) {
+        let pools = self.ensure(ledger, batch.layer).clone();
+        cube_kernel::copy(&self.client, &pools, &batch.src, &batch.dst, self.head_dim);
     }
 
     /// Copies, then the new entries (`[plan.slots.len(), head_dim]` at `k`, `v`).
@@ -89,6 +87,42 @@ impl<R: CubeRuntime> DevicePayload for CubePayload<R> {
 
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
+    }
+}
+
+/// Slot copies of one layer that can run in one launch.
+struct CopyBatch {
+    layer: usize,
+    src: Vec<u32>,
+    dst: Vec<u32>,
+    read: HashSet<u32>,
+    written: HashSet<u32>,
+}
+
+impl CopyBatch {
+    fn new(layer: usize) -> Self {
+        Self {
+            layer,
+            src: Vec::new(),
+            dst: Vec::new(),
+            read: HashSet::new(),
+            written: HashSet::new(),
+        }
+    }
+
+    /// Can `c` join without reading a slot the batch writes or writing one
+    /// it reads or writes?
+    fn admits(&self, c: &SlotCopy) -> bool {
+        c.layer == self.layer
+            && (c.src..c.src + c.n).all(|s| !self.written.contains(&s))
+            && (c.dst..c.dst + c.n).all(|s| !self.written.contains(&s) && !self.read.contains(&s))
+    }
+
+    fn push(&mut self, c: &SlotCopy) {
+        self.src.extend(c.src..c.src + c.n);
+        self.dst.extend(c.dst..c.dst + c.n);
+        self.read.extend(c.src..c.src + c.n);
+        self.written.extend(c.dst..c.dst + c.n);
     }
 }
 

@@ -32,12 +32,19 @@
 //!   for survivors of an exact sparse prefill, and
 //!   [`KvStore::count_prefill_reads`] / [`KvStore::count_decode_reads`] for
 //!   reads the policy's own attention or metadata makes;
+//! - [`KvStore::decode_step_weights`] for the attention weight of every
+//!   entry (mean over the query group) to score by (TOVA, H2O);
 //! - [`KvStore::row_positions`] / [`KvStore::read_row`] to inspect a row.
+//!
+//! On a device (`AttentionBackend` for `CubeBackend`), slot reuse goes
+//! through `AttentionBackend::decode_attention_placed`; evict/truncate work
+//! on either payload; per-entry weights are host-only for now.
 //!
 //! Reads of the store's kernels are counted by the store; resident entries
 //! and peaks are maintained by it on every write.
 
 pub mod attention;
+mod audit;
 pub mod bench;
 pub mod cpu_kernel;
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
@@ -53,10 +60,16 @@ pub mod policy;
 mod pool;
 pub mod prefill_kernel;
 pub mod reference;
+mod simd;
 pub mod stats;
 pub mod store;
+mod writes;
 
 pub use attention::AttentionBackend;
+#[cfg(feature = "cuda")]
+pub use cube_store::CudaBackend;
+#[cfg(feature = "wgpu")]
+pub use cube_store::WgpuBackend;
 pub use error::KvError;
 pub use ledger::{RowId, SlotCopy};
 pub use policies::PrefillStep;

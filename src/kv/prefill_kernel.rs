@@ -13,7 +13,11 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
-use super::cpu_kernel::{Fused, Madd, Plain, axpy, dot, exp_fast};
+#[cfg(target_arch = "x86_64")]
+use super::simd::Avx2;
+#[cfg(target_arch = "aarch64")]
+use super::simd::Fused;
+use super::simd::{Madd, Plain, axpy, dot, exp_fast};
 
 /// Queries per work item.
 const TILE: usize = 16;
@@ -166,14 +170,17 @@ impl Tile<'_> {
         }
         #[cfg(target_arch = "aarch64")]
         return self.run_with::<Fused>();
-        #[allow(unreachable_code)]
+        #[cfg_attr(
+            target_arch = "aarch64",
+            expect(unreachable_code, reason = "aarch64 always has FMA")
+        )]
         self.run_with::<Plain>()
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     fn run_avx2(&self) -> TileOut {
-        self.run_with::<Fused>()
+        self.run_with::<Avx2>()
     }
 
     #[inline(always)]

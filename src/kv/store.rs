@@ -399,37 +399,51 @@ impl KvStore {
     /// # Shapes
     /// See [`DecodeStep`]; `out`: `[batch, n_heads, head_dim]`.
     pub fn decode_step(&mut self, step: DecodeStep<'_>, out: &mut [f32]) -> Result<(), KvError> {
-        self.write_decode(step.layer, step.seqs, step.slots, step.k, step.v)?;
+        self.decode_write(&step)?;
         self.attend(step.layer, step.seqs, step.q, step.scale, out)
     }
 
-    /// The write half of [`KvStore::decode_step`]: each row's new entry
-    /// placed per `slots` at `position(seq)`, no attention.
-    ///
-    /// # Shapes
-    /// `k`, `v`: `[batch, kv_heads, head_dim]`; `slots`: empty or `[batch,
-    /// kv_heads]`.
-    pub(crate) fn write_decode(
-        &mut self,
-        layer: usize,
-        seqs: &[SeqId],
-        slots: &[SlotChoice],
-        k: &[f32],
-        v: &[f32],
-    ) -> Result<(), KvError> {
+    /// The write half of a decode step.
+    pub(crate) fn decode_write(&mut self, step: &DecodeStep<'_>) -> Result<(), KvError> {
         let KvShape {
             kv_heads, head_dim, ..
         } = self.shape();
-        if k.len() != seqs.len() * kv_heads * head_dim || v.len() != k.len() {
+        let batch = step.seqs.len();
+        if step.k.len() != batch * kv_heads * head_dim || step.v.len() != step.k.len() {
             return Err(KvError::EntryWidth {
-                got: k.len(),
+                got: step.k.len(),
                 head_dim,
             });
         }
         self.host()?;
-        let plan = self.plan_decode(layer, seqs, slots)?;
-        self.host_apply(&plan, k, v);
+        let plan = self.plan_decode(step.layer, step.seqs, step.slots)?;
+        self.host_apply(&plan, step.k, step.v);
         Ok(())
+    }
+
+    /// [`KvStore::decode_step`] that also returns each entry's attention
+    /// weight, averaged over the row's query heads: what score-based
+    /// policies (TOVA, H2O) evict by.
+    ///
+    /// # Shapes
+    /// `weights` is resized to `[Σ row lengths]`: rows `[batch, kv_heads]`
+    /// one after the other (row `i` starts at the sum of the lengths before
+    /// it, see [`KvStore::row_len`]), each in slot order.
+    pub fn decode_step_weights(
+        &mut self,
+        step: DecodeStep<'_>,
+        out: &mut [f32],
+        weights: &mut Vec<f32>,
+    ) -> Result<(), KvError> {
+        self.decode_write(&step)?;
+        self.attend_impl(
+            step.layer,
+            step.seqs,
+            step.q,
+            step.scale,
+            out,
+            Some(weights),
+        )
     }
 
     /// Attend each sequence's query over its rows of `layer` as they are (no
@@ -444,6 +458,18 @@ impl KvStore {
         q: &[f32],
         scale: f32,
         out: &mut [f32],
+    ) -> Result<(), KvError> {
+        self.attend_impl(layer, seqs, q, scale, out, None)
+    }
+
+    fn attend_impl(
+        &mut self,
+        layer: usize,
+        seqs: &[SeqId],
+        q: &[f32],
+        scale: f32,
+        out: &mut [f32],
+        weights: Option<&mut Vec<f32>>,
     ) -> Result<(), KvError> {
         let shape = self.shape();
         let (kv_heads, d) = (shape.kv_heads, shape.head_dim);
@@ -468,7 +494,14 @@ impl KvStore {
                 block_size: self.block_size(),
                 head_dim: d,
             };
-            cpu_kernel::decode_attention(kv, &rows, q, group, scale, out);
+            match weights {
+                Some(w) => {
+                    w.clear();
+                    w.resize(rows.iter().map(|r| r.len).sum(), 0.0);
+                    cpu_kernel::decode_attention_weights(kv, &rows, q, group, scale, out, w);
+                }
+                None => cpu_kernel::decode_attention(kv, &rows, q, group, scale, out),
+            }
         }
         self.count_attend_reads(layer, seqs)
     }

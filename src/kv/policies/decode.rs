@@ -162,8 +162,8 @@ impl KvStore {
     ) -> Result<(), KvError> {
         debug_assert!(matches!(s.rule, Rule::Replace | Rule::Accumulate));
         let kv_heads = self.shape().kv_heads;
-        self.write_decode(step.layer, step.seqs, &[], step.k, step.v)?;
-        let weights = self.attend_weights(step.layer, step.seqs, step.q, step.scale, out)?;
+        let mut weights = Vec::new();
+        self.decode_step_weights(step, out, &mut weights)?;
         let mut at = 0;
         for (b, &seq) in step.seqs.iter().enumerate() {
             let t = self.position(seq) as u32;
@@ -182,41 +182,6 @@ impl KvStore {
             }
         }
         Ok(())
-    }
-
-    /// Attend as [`KvStore::attend`], also returning each entry's weight
-    /// (averaged over the KV head's query heads), rows `[batch, kv_heads]`
-    /// one after the other in slot order.
-    fn attend_weights(
-        &mut self,
-        layer: usize,
-        seqs: &[SeqId],
-        q: &[f32],
-        scale: f32,
-        out: &mut [f32],
-    ) -> Result<Vec<f32>, KvError> {
-        let d = self.shape().head_dim;
-        let group = q.len() / (seqs.len() * self.shape().kv_heads * d).max(1);
-        let weights = {
-            let host = self.host()?;
-            let tables = self.ledger.row_tables(layer, seqs)?;
-            let rows: Vec<RowRef> = tables
-                .into_iter()
-                .map(|(blocks, len)| RowRef { blocks, len })
-                .collect();
-            let mut weights = vec![0.0f32; rows.iter().map(|r| r.len).sum()];
-            let pool = &host.layers[layer];
-            let kv = PagedKv {
-                keys: &pool.keys,
-                values: &pool.values,
-                block_size: self.block_size(),
-                head_dim: d,
-            };
-            cpu_kernel::decode_attention_weights(kv, &rows, q, group, scale, out, &mut weights);
-            weights
-        };
-        self.count_attend_reads(layer, seqs)?;
-        Ok(weights)
     }
 
     /// Quest: append, fold the key into its page, attend over the selected
@@ -243,7 +208,7 @@ impl KvStore {
             )));
         }
         let group = step.q.len() / (step.seqs.len() * kv_heads * d).max(1);
-        self.write_decode(step.layer, step.seqs, &[], step.k, step.v)?;
+        self.decode_write(&step)?;
         let mut plans: Vec<(Vec<u32>, usize, u64)> = Vec::with_capacity(step.seqs.len() * kv_heads);
         for (b, &seq) in step.seqs.iter().enumerate() {
             let t = self.position(seq);
