@@ -8,10 +8,24 @@
 //! undoes llama.cpp's Q/K row permutation so the transformer never knows which
 //! file format it came from.
 
+pub mod attention;
 pub mod config;
 pub mod error;
+pub mod hf;
+pub mod linear;
+pub mod loader;
+pub mod mlp;
+pub mod norm;
+pub mod presets;
+pub mod rope;
+pub mod safetensors;
+pub mod transformer;
 pub mod weights;
 
 pub use config::{Arch, ModelConfig, RopeScaling};
 pub use error::LoadError;
+pub use hf::{GenerationDefaults, HfFiles};
+pub use loader::{ModelFormat, ModelSource, TokenizerSource, open_model};
+pub use safetensors::SafetensorsWeights;
+pub use transformer::Transformer;
 pub use weights::{HostTensor, WeightSource};
