@@ -1,0 +1,300 @@
+//! Logit parity with Hugging Face transformers on tiny random checkpoints
+//! (tests/fixtures/models, written by scripts/make_model_fixtures.py), the
+//! decode batch invariance over the KV store, and the load error paths.
+
+use std::path::{Path, PathBuf};
+
+use burn::backend::flex::Flex;
+use burn::prelude::*;
+use hyperscale::kv::{KvStore, SeqId};
+use hyperscale::model::{LoadError, Transformer, open_model};
+
+type B = Flex;
+
+/// Max abs logit error allowed against transformers (f32).
+const TOLERANCE: f32 = 1e-4;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/models")
+        .join(name)
+}
+
+#[derive(serde::Deserialize)]
+struct Expected {
+    prompt_ids: Vec<u32>,
+    prompt_logits: Vec<Vec<f32>>,
+    greedy_ids: Vec<u32>,
+    decode_logits: Vec<Vec<f32>>,
+}
+
+fn expected(name: &str) -> Expected {
+    let path = fixture(name).join("expected.json");
+    let text = std::fs::read_to_string(&path).expect("expected.json");
+    serde_json::from_str(&text).expect("valid expected.json")
+}
+
+fn load(dir: &Path) -> Result<Transformer<B>, LoadError> {
+    let source = open_model(dir)?;
+    Transformer::load(&source.config, source.weights.as_ref(), &Default::default())
+}
+
+fn rows(t: Tensor<B, 2>) -> Vec<Vec<f32>> {
+    let [_, vocab] = t.dims();
+    let data = t.into_data().into_vec::<f32>().expect("f32 logits");
+    data.chunks(vocab).map(<[f32]>::to_vec).collect()
+}
+
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "row lengths");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+fn argmax(row: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &x) in row.iter().enumerate() {
+        if x > row[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+/// Prefill the prompt, then greedy-decode with the reference's tokens;
+/// returns the max abs errors (prefill, decode).
+fn parity(name: &str) -> (f32, f32) {
+    let model = load(&fixture(name)).expect("fixture loads");
+    let exp = expected(name);
+    let mut store = KvStore::new(model.kv_shape());
+    let seq = store.add_sequence();
+
+    let got = rows(model.prefill(&mut store, seq, &exp.prompt_ids));
+    assert_eq!(got.len(), exp.prompt_logits.len());
+    let prefill_err = got
+        .iter()
+        .zip(&exp.prompt_logits)
+        .map(|(g, e)| max_abs_diff(g, e))
+        .fold(0.0, f32::max);
+    assert_eq!(store.position(seq), exp.prompt_ids.len());
+
+    let mut decode_err = 0.0f32;
+    let mut next = argmax(got.last().expect("rows"));
+    for (step, (&token, want)) in exp.greedy_ids.iter().zip(&exp.decode_logits).enumerate() {
+        assert_eq!(next, token, "{name}: greedy token {step}");
+        let got = rows(model.decode(&mut store, &[seq], &[token]));
+        decode_err = decode_err.max(max_abs_diff(&got[0], want));
+        next = argmax(&got[0]);
+    }
+    eprintln!("{name}: max abs logit error prefill {prefill_err:.2e}, decode {decode_err:.2e}");
+    assert!(
+        prefill_err <= TOLERANCE,
+        "{name}: prefill error {prefill_err}"
+    );
+    assert!(decode_err <= TOLERANCE, "{name}: decode error {decode_err}");
+    (prefill_err, decode_err)
+}
+
+#[test]
+fn llama_tied_llama3_rope_matches_transformers() {
+    parity("tiny-llama");
+}
+
+#[test]
+fn qwen2_biases_untied_matches_transformers() {
+    parity("tiny-qwen2");
+}
+
+#[test]
+fn qwen3_qk_norm_bf16_matches_transformers() {
+    parity("tiny-qwen3");
+}
+
+#[test]
+fn prefill_last_and_chunked_prefill_match_full_prefill() {
+    let name = "tiny-qwen2";
+    let model = load(&fixture(name)).expect("fixture loads");
+    let exp = expected(name);
+    let ids = &exp.prompt_ids;
+    let mut store = KvStore::new(model.kv_shape());
+
+    let whole = store.add_sequence();
+    let last = rows(model.prefill_last(&mut store, whole, ids));
+    assert_eq!(last.len(), 1);
+    let want_last = exp.prompt_logits.last().expect("rows");
+    assert!(max_abs_diff(&last[0], want_last) <= TOLERANCE);
+
+    // A second chunk continues a sequence that already holds entries.
+    let split = 10;
+    let chunked = store.add_sequence();
+    let first = rows(model.prefill(&mut store, chunked, &ids[..split]));
+    let second = rows(model.prefill(&mut store, chunked, &ids[split..]));
+    assert_eq!(store.position(chunked), ids.len());
+    for (i, row) in first.iter().chain(&second).enumerate() {
+        let err = max_abs_diff(row, &exp.prompt_logits[i]);
+        assert!(err <= TOLERANCE, "chunked prefill row {i}: error {err}");
+    }
+}
+
+/// Decodes `steps` tokens for each sequence in one batch, returning the
+/// logits per sequence per step.
+fn decode_steps(
+    model: &Transformer<B>,
+    store: &mut KvStore,
+    seqs: &[SeqId],
+    tokens: &[Vec<u32>],
+) -> Vec<Vec<Vec<f32>>> {
+    let steps = tokens[0].len();
+    let mut out = vec![Vec::new(); seqs.len()];
+    for step in 0..steps {
+        let step_tokens: Vec<u32> = tokens.iter().map(|t| t[step]).collect();
+        for (i, row) in rows(model.decode(store, seqs, &step_tokens))
+            .into_iter()
+            .enumerate()
+        {
+            out[i].push(row);
+        }
+    }
+    out
+}
+
+#[test]
+fn batched_decode_equals_each_sequence_alone() {
+    for name in ["tiny-llama", "tiny-qwen3"] {
+        let model = load(&fixture(name)).expect("fixture loads");
+        let exp = expected(name);
+        let prompts = [&exp.prompt_ids[..], &exp.prompt_ids[3..11]];
+        let tokens = [vec![5u32, 77, 300, 2], vec![400u32, 9, 9, 128]];
+
+        let mut batch_store = KvStore::new(model.kv_shape());
+        let seqs: Vec<SeqId> = prompts
+            .iter()
+            .map(|p| {
+                let s = batch_store.add_sequence();
+                model.prefill_last(&mut batch_store, s, p);
+                s
+            })
+            .collect();
+        assert_ne!(batch_store.position(seqs[0]), batch_store.position(seqs[1]));
+        let batched = decode_steps(&model, &mut batch_store, &seqs, &tokens);
+
+        for (i, prompt) in prompts.iter().enumerate() {
+            let mut store = KvStore::new(model.kv_shape());
+            let s = store.add_sequence();
+            model.prefill_last(&mut store, s, prompt);
+            let alone = decode_steps(&model, &mut store, &[s], &tokens[i..=i]);
+            for (step, (a, b)) in alone[0].iter().zip(&batched[i]).enumerate() {
+                let err = max_abs_diff(a, b);
+                assert!(
+                    err <= 1e-5,
+                    "{name}: seq {i} step {step}: batch differs by {err}"
+                );
+            }
+        }
+    }
+}
+
+/// Copies a fixture directory into a temp dir.
+fn copy_fixture(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for entry in std::fs::read_dir(fixture(name)).expect("fixture dir") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).expect("copy");
+    }
+    dir
+}
+
+/// Rewrites `model.safetensors` in `dir` without the tensor `drop`.
+fn drop_tensor(dir: &Path, drop: &str) {
+    use safetensors::tensor::{SafeTensors, TensorView};
+    let path = dir.join("model.safetensors");
+    let bytes = std::fs::read(&path).expect("read");
+    let st = SafeTensors::deserialize(&bytes).expect("valid safetensors");
+    let kept: Vec<(String, TensorView<'_>)> = st
+        .tensors()
+        .into_iter()
+        .filter(|(n, _)| n != drop)
+        .collect();
+    assert_eq!(kept.len() + 1, st.len(), "{drop} was in the fixture");
+    let out = safetensors::serialize(kept, None).expect("serialize");
+    std::fs::write(&path, out).expect("write");
+}
+
+#[test]
+fn missing_tensor_is_named() {
+    let dir = copy_fixture("tiny-qwen2");
+    let name = "model.layers.1.self_attn.k_proj.bias";
+    drop_tensor(dir.path(), name);
+    match load(dir.path()) {
+        Err(err @ LoadError::MissingTensor { .. }) => {
+            let msg = err.to_string();
+            assert!(
+                msg.contains(name) && msg.contains("model.safetensors"),
+                "{msg}"
+            );
+        }
+        other => panic!("expected a missing-tensor error, got {:?}", other.err()),
+    }
+}
+
+/// Rewrites one field of `config.json` in `dir` (`None` removes it).
+fn patch_config(dir: &Path, field: &str, value: Option<serde_json::Value>) {
+    let path = dir.join("config.json");
+    let mut config: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+    match value {
+        Some(v) => config.insert(field.to_string(), v),
+        None => config.remove(field),
+    };
+    std::fs::write(&path, serde_json::to_string(&config).expect("json")).expect("write");
+}
+
+#[test]
+fn shape_mismatch_is_named() {
+    let dir = copy_fixture("tiny-llama");
+    patch_config(dir.path(), "intermediate_size", Some(96.into()));
+    let msg = load(dir.path()).err().expect("load fails").to_string();
+    assert!(
+        msg.contains("model.layers.0.mlp.gate_proj.weight") && msg.contains("[96, 64]"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn bad_config_fields_are_named() {
+    let cases: [(&str, Option<serde_json::Value>, &str); 3] = [
+        ("num_attention_heads", Some(5.into()), "num_attention_heads"),
+        ("hidden_size", Some("64".into()), "hidden_size"),
+        ("vocab_size", None, "vocab_size"),
+    ];
+    for (field, value, named) in cases {
+        let dir = copy_fixture("tiny-llama");
+        // Without an explicit head_dim, the head count must divide hidden_size.
+        patch_config(dir.path(), "head_dim", None);
+        patch_config(dir.path(), field, value);
+        match load(dir.path()) {
+            Err(err @ LoadError::BadField { .. }) => {
+                let msg = err.to_string();
+                assert!(msg.contains(&format!("`{named}`")), "{msg}");
+                assert!(msg.contains("config.json"), "{msg}");
+            }
+            other => panic!("{field}: expected a bad-field error, got {:?}", other.err()),
+        }
+    }
+}
+
+#[test]
+fn truncated_weights_are_reported() {
+    let dir = copy_fixture("tiny-llama");
+    let path = dir.path().join("model.safetensors");
+    let bytes = std::fs::read(&path).expect("read");
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).expect("write");
+    match load(dir.path()) {
+        Err(err @ LoadError::Truncated { .. }) => {
+            assert!(err.to_string().contains("model.safetensors"), "{err}");
+        }
+        other => panic!("expected a truncation error, got {:?}", other.err()),
+    }
+}
