@@ -1,1 +1,10 @@
-//! (bench) — being built.
+//! Benchmarks behind `hyperscale bench`: speed is measured here, never in
+//! timed tests. Every figure is a median over repeats after warm-up, next to
+//! the bytes it moved and the machine's measured bandwidth, so the distance
+//! to the roofline is visible.
+
+pub mod bandwidth;
+pub mod decode;
+pub mod stats;
+
+pub use decode::{DecodeBenchConfig, DecodePoint, run_decode_bench};

@@ -1,1 +1,12 @@
-//! (generate) — being built.
+//! Batched decoding under a cache policy: prefill a prompt once, fork its KV
+//! for W samples, decode all live samples of all requests as one batch,
+//! sample each with its own seeded stream, stop on EOS / stop strings / the
+//! token limit.
+
+pub mod engine;
+pub mod sampling;
+pub mod stop;
+
+pub use engine::{Completion, Decoder, Request, TextDecoder, Timing, TokenEvent, generate};
+pub use sampling::{Sampler, SamplingParams};
+pub use stop::{FinishReason, StopCriteria};

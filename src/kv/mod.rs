@@ -7,9 +7,11 @@
 //! positions are tracked per sequence, separately from the entries kept.
 
 pub mod attention;
+pub mod policy;
 pub mod stats;
 pub mod store;
 
 pub use attention::AttentionBackend;
+pub use policy::{Budget, CachePolicy};
 pub use stats::KvStats;
 pub use store::{KvShape, KvStore, SeqId};

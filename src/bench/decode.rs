@@ -1,0 +1,148 @@
+//! `hyperscale bench decode`: prefill and decode speed per batch × context,
+//! with the bytes each step moves and the bandwidth that implies.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::stats::median;
+use crate::generate::Decoder;
+use crate::kv::{KvStore, SeqId};
+
+/// What to measure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecodeBenchConfig {
+    /// Parallel sequences decoded together (they share the prompt's KV).
+    pub batches: Vec<usize>,
+    /// Prompt lengths (positions already in the cache when decoding starts).
+    pub contexts: Vec<usize>,
+    /// Untimed decode steps before measuring.
+    pub warmup_steps: usize,
+    /// Timed decode steps; the median step time is reported.
+    pub steps: usize,
+    /// Seed of the random prompt ids.
+    pub seed: u64,
+}
+
+impl Default for DecodeBenchConfig {
+    fn default() -> Self {
+        Self {
+            batches: vec![1, 8, 32],
+            contexts: vec![128, 1024, 4096],
+            warmup_steps: 3,
+            steps: 16,
+            seed: 0,
+        }
+    }
+}
+
+/// One measured (batch, context) point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecodePoint {
+    pub batch: usize,
+    pub context: usize,
+    /// Prompt tokens per second of the prefill of this context.
+    pub prefill_tokens_per_second: f64,
+    /// Median wall time of one decode step of the whole batch.
+    pub step_ms: f64,
+    /// `batch / step time`.
+    pub decode_tokens_per_second: f64,
+    /// Weight bytes streamed per step (shared by the batch).
+    pub weight_bytes_per_step: u64,
+    /// KV bytes read per step (median step), counted by the store.
+    pub kv_bytes_per_step: u64,
+    /// `(weight + KV bytes per step) / batch`.
+    pub bytes_per_token: u64,
+    /// Bytes per step / step time, in GB/s.
+    pub implied_gbs: f64,
+}
+
+/// Deterministic pseudo-random prompt ids in `1..vocab` (SplitMix64).
+fn prompt_ids(n: usize, vocab: usize, seed: u64) -> Vec<u32> {
+    let mut x = seed;
+    (0..n)
+        .map(|_| {
+            x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            1 + (z % (vocab as u64 - 1)) as u32
+        })
+        .collect()
+}
+
+/// Run the decode benchmark over every (context, batch) pair; `report` is
+/// called after each point so long runs show progress.
+pub fn run_decode_bench<M: Decoder>(
+    model: &M,
+    weight_bytes_per_step: u64,
+    config: &DecodeBenchConfig,
+    mut report: impl FnMut(&DecodePoint),
+) -> Vec<DecodePoint> {
+    let vocab = model.vocab_size();
+    let shape = model.kv_shape();
+    let entry_bytes = (2 * shape.head_dim * 4) as u64;
+    let mut points = Vec::new();
+    for &context in &config.contexts {
+        let mut store = KvStore::new(shape);
+        let prompt = prompt_ids(context.max(1), vocab, config.seed);
+        let parent = store.add_sequence();
+        let start = Instant::now();
+        let logits = model.prefill(&mut store, parent, &prompt);
+        let prefill_s = start.elapsed().as_secs_f64();
+        std::hint::black_box(&logits);
+        for &batch in &config.batches {
+            let seqs: Vec<SeqId> = store.fork(parent, batch);
+            let tokens: Vec<u32> = prompt_ids(batch, vocab, config.seed ^ 0xA5A5).to_vec();
+            let mut times = Vec::with_capacity(config.steps);
+            let mut reads = Vec::with_capacity(config.steps);
+            for step in 0..config.warmup_steps + config.steps.max(1) {
+                let before: u64 = seqs.iter().map(|&s| store.stats(s).decode_reads).sum();
+                let t = Instant::now();
+                let out = model.decode(&mut store, &seqs, &tokens);
+                let dt = t.elapsed().as_secs_f64();
+                std::hint::black_box(&out);
+                let after: u64 = seqs.iter().map(|&s| store.stats(s).decode_reads).sum();
+                if step >= config.warmup_steps {
+                    times.push(dt);
+                    reads.push((after - before) as f64);
+                }
+            }
+            for s in seqs {
+                store.release(s);
+            }
+            let step_s = median(&times);
+            let kv_bytes = median(&reads) as u64 * entry_bytes;
+            let per_step = weight_bytes_per_step + kv_bytes;
+            let point = DecodePoint {
+                batch,
+                context,
+                prefill_tokens_per_second: context as f64 / prefill_s,
+                step_ms: step_s * 1e3,
+                decode_tokens_per_second: batch as f64 / step_s,
+                weight_bytes_per_step,
+                kv_bytes_per_step: kv_bytes,
+                bytes_per_token: per_step / batch as u64,
+                implied_gbs: per_step as f64 / step_s / 1e9,
+            };
+            report(&point);
+            points.push(point);
+        }
+        store.release(parent);
+    }
+    points
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompt_ids_are_seeded_and_in_range() {
+        let a = prompt_ids(100, 50, 1);
+        assert_eq!(a, prompt_ids(100, 50, 1));
+        assert_ne!(a, prompt_ids(100, 50, 2));
+        assert!(a.iter().all(|&t| (1..50).contains(&t)));
+    }
+}

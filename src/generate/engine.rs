@@ -1,0 +1,423 @@
+//! The decode loop: requests in, [`Completion`]s out.
+//!
+//! Each request's prompt is prefilled once into its own sequence; the W
+//! samples are forks of it, so they share the prompt's KV (counted once in
+//! the store's peak). All live samples of all requests are decoded together,
+//! one token each per step; a finished sample leaves the batch and its
+//! entries are released.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::{FinishReason, Sampler, SamplingParams, StopCriteria};
+use crate::kv::{KvShape, KvStats, KvStore, SeqId};
+
+/// What generation needs from a model.
+pub trait Decoder {
+    fn kv_shape(&self) -> KvShape;
+    fn vocab_size(&self) -> usize;
+    /// Prefill `tokens` into `seq`; return the logits of the last position.
+    ///
+    /// # Shapes
+    /// returns `[vocab]`.
+    fn prefill(&self, store: &mut KvStore, seq: SeqId, tokens: &[u32]) -> Vec<f32>;
+    /// Feed one token per sequence; return their next-token logits.
+    ///
+    /// # Shapes
+    /// `seqs`, `tokens`: `[batch]`; returns `[batch * vocab]`, row-major.
+    fn decode(&self, store: &mut KvStore, seqs: &[SeqId], tokens: &[u32]) -> Vec<f32>;
+}
+
+/// Token ids to text (special tokens skipped).
+pub trait TextDecoder {
+    fn decode(&self, ids: &[u32]) -> String;
+}
+
+/// One prompt and how to sample it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    pub prompt: Vec<u32>,
+    /// W: parallel samples of this prompt.
+    pub samples: usize,
+    /// Index of the first sample; sample `i` of the request uses random
+    /// stream `first_sample + i`, so a wider run reuses a narrower one's
+    /// samples.
+    pub first_sample: u64,
+    /// L: the most new tokens per sample.
+    pub max_tokens: usize,
+    pub sampling: SamplingParams,
+    pub stop: StopCriteria,
+}
+
+/// Wall-clock time of one sample.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timing {
+    /// Prefill of the (shared) prompt.
+    pub prefill_seconds: f64,
+    /// Decode steps while this sample was in the batch.
+    pub decode_seconds: f64,
+    /// Generated tokens per decode second (0 when nothing was decoded).
+    pub decode_tokens_per_second: f64,
+}
+
+/// One finished sample.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Completion {
+    /// Index of the request in the input slice.
+    pub request: usize,
+    /// Sample index (random stream) within the request.
+    pub sample: u64,
+    pub text: String,
+    /// Generated ids, the EOS token included when there was one.
+    pub token_ids: Vec<u32>,
+    pub finish_reason: FinishReason,
+    pub prompt_tokens: usize,
+    pub generated_tokens: usize,
+    /// The sample's KV budget as counted by the store.
+    pub kv: KvStats,
+    /// Peak entries of the whole store while this request's batch ran (the
+    /// W samples' shared prompt counted once).
+    pub batch_peak_resident: u64,
+    pub timing: Timing,
+}
+
+/// A token as it is produced, for streaming.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenEvent {
+    pub request: usize,
+    pub sample: u64,
+    pub token: u32,
+}
+
+struct Live {
+    request: usize,
+    sample: u64,
+    seq: SeqId,
+    sampler: Sampler,
+    tokens: Vec<u32>,
+    decode_seconds: f64,
+}
+
+/// Generate every sample of every request. `store` holds the cache policy and
+/// must be empty and shaped for `model`.
+pub fn generate<M: Decoder, T: TextDecoder>(
+    model: &M,
+    text: &T,
+    store: &mut KvStore,
+    requests: &[Request],
+    mut on_token: impl FnMut(TokenEvent),
+) -> Vec<Completion> {
+    let vocab = model.vocab_size();
+    let mut live: Vec<Live> = Vec::new();
+    let mut done: Vec<Completion> = Vec::new();
+    let mut prefill_seconds = vec![0.0; requests.len()];
+
+    for (r, req) in requests.iter().enumerate() {
+        if req.samples == 0 {
+            continue;
+        }
+        let start = Instant::now();
+        let parent = store.add_sequence();
+        let logits = model.prefill(store, parent, &req.prompt);
+        let children = store.fork(parent, req.samples);
+        store.release(parent);
+        prefill_seconds[r] = start.elapsed().as_secs_f64();
+        for (i, seq) in children.into_iter().enumerate() {
+            let sample = req.first_sample + i as u64;
+            let mut s = Live {
+                request: r,
+                sample,
+                seq,
+                sampler: Sampler::new(req.sampling, sample),
+                tokens: Vec::new(),
+                decode_seconds: 0.0,
+            };
+            let token = s.sampler.sample(&logits);
+            s.tokens.push(token);
+            on_token(TokenEvent {
+                request: r,
+                sample,
+                token,
+            });
+            live.push(s);
+        }
+    }
+
+    loop {
+        // Retire finished samples before paying for another step.
+        let mut i = 0;
+        while i < live.len() {
+            let s = &live[i];
+            let req = &requests[s.request];
+            if let Some(reason) = finished(req, &s.tokens, text) {
+                let s = live.swap_remove(i);
+                let prefill = prefill_seconds[s.request];
+                done.push(complete(s, reason, req, text, store, prefill));
+            } else {
+                i += 1;
+            }
+        }
+        if live.is_empty() {
+            break;
+        }
+        let seqs: Vec<SeqId> = live.iter().map(|s| s.seq).collect();
+        let last: Vec<u32> = live
+            .iter()
+            .map(|s| *s.tokens.last().expect("sampled"))
+            .collect();
+        let start = Instant::now();
+        let logits = model.decode(store, &seqs, &last);
+        let step = start.elapsed().as_secs_f64();
+        for (b, s) in live.iter_mut().enumerate() {
+            s.decode_seconds += step;
+            let token = s.sampler.sample(&logits[b * vocab..(b + 1) * vocab]);
+            s.tokens.push(token);
+            on_token(TokenEvent {
+                request: s.request,
+                sample: s.sample,
+                token,
+            });
+        }
+    }
+    let peak = store.peak_resident();
+    for c in &mut done {
+        c.batch_peak_resident = peak;
+    }
+    done.sort_by_key(|c| (c.request, c.sample));
+    done
+}
+
+/// Why `tokens` ends here, if it does.
+fn finished<T: TextDecoder>(req: &Request, tokens: &[u32], text: &T) -> Option<FinishReason> {
+    let last = *tokens.last()?;
+    if req.stop.is_eos(last) {
+        return Some(FinishReason::Eos);
+    }
+    if !req.stop.stop_strings.is_empty() && req.stop.find_stop(&text.decode(tokens)).is_some() {
+        return Some(FinishReason::Stop);
+    }
+    (tokens.len() >= req.max_tokens).then_some(FinishReason::Length)
+}
+
+fn complete<T: TextDecoder>(
+    s: Live,
+    reason: FinishReason,
+    req: &Request,
+    text: &T,
+    store: &mut KvStore,
+    prefill_seconds: f64,
+) -> Completion {
+    let body = match reason {
+        FinishReason::Eos => &s.tokens[..s.tokens.len() - 1],
+        _ => &s.tokens[..],
+    };
+    let mut out = text.decode(body);
+    if let Some(at) = req.stop.find_stop(&out) {
+        out.truncate(at);
+    }
+    let kv = store.stats(s.seq);
+    store.release(s.seq);
+    let generated = s.tokens.len();
+    Completion {
+        request: s.request,
+        sample: s.sample,
+        text: out,
+        finish_reason: reason,
+        prompt_tokens: req.prompt.len(),
+        generated_tokens: generated,
+        kv,
+        batch_peak_resident: 0,
+        timing: Timing {
+            prefill_seconds,
+            decode_seconds: s.decode_seconds,
+            decode_tokens_per_second: if s.decode_seconds > 0.0 {
+                (generated.saturating_sub(1)) as f64 / s.decode_seconds
+            } else {
+                0.0
+            },
+        },
+        token_ids: s.tokens,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A toy model over the real store: one layer, one KV head, head_dim 4.
+    /// Its logits depend on the attention output over all the sequence's
+    /// entries, so any mix-up between sequences changes the tokens.
+    struct Toy;
+    const VOCAB: usize = 11;
+
+    fn embed(token: u32, pos: usize) -> [f32; 4] {
+        let t = token as f32;
+        let p = pos as f32;
+        [
+            (t * 0.7).sin(),
+            (t * 1.3 + p * 0.1).cos(),
+            (t * 0.3).sin(),
+            1.0,
+        ]
+    }
+
+    fn logits_from(o: &[f32], token: u32) -> Vec<f32> {
+        (0..VOCAB)
+            .map(|i| {
+                let i = i as f32;
+                3.0 * ((o[0] * 5.0 + i).sin() + (o[1] * 3.0 - i * 0.5).cos())
+                    + 0.1 * (token as f32 + i).sin()
+            })
+            .collect()
+    }
+
+    impl Decoder for Toy {
+        fn kv_shape(&self) -> KvShape {
+            KvShape {
+                layers: 1,
+                kv_heads: 1,
+                head_dim: 4,
+            }
+        }
+        fn vocab_size(&self) -> usize {
+            VOCAB
+        }
+        fn prefill(&self, store: &mut KvStore, seq: SeqId, tokens: &[u32]) -> Vec<f32> {
+            let kv: Vec<f32> = tokens
+                .iter()
+                .enumerate()
+                .flat_map(|(p, &t)| embed(t, p))
+                .collect();
+            store.append_prefill(seq, 0, &kv, &kv);
+            store.advance(seq, tokens.len());
+            logits_from(&kv[kv.len() - 4..], tokens[tokens.len() - 1])
+        }
+        fn decode(&self, store: &mut KvStore, seqs: &[SeqId], tokens: &[u32]) -> Vec<f32> {
+            let kv: Vec<f32> = seqs
+                .iter()
+                .zip(tokens)
+                .flat_map(|(&s, &t)| embed(t, store.position(s)))
+                .collect();
+            let mut out = vec![0.0; kv.len()];
+            store.decode_attend(0, seqs, &kv, &kv, &kv, 0.5, &mut out);
+            for &s in seqs {
+                store.advance(s, 1);
+            }
+            out.chunks(4)
+                .zip(tokens)
+                .flat_map(|(o, &t)| logits_from(o, t))
+                .collect()
+        }
+    }
+
+    struct Letters;
+    impl TextDecoder for Letters {
+        fn decode(&self, ids: &[u32]) -> String {
+            ids.iter().map(|&i| (b'a' + i as u8) as char).collect()
+        }
+    }
+
+    fn request(samples: usize, first_sample: u64, max_tokens: usize) -> Request {
+        Request {
+            prompt: vec![1, 5, 3, 7],
+            samples,
+            first_sample,
+            max_tokens,
+            sampling: SamplingParams {
+                temperature: 1.0,
+                top_p: 0.95,
+                top_k: 0,
+                seed: 42,
+            },
+            stop: StopCriteria::default(),
+        }
+    }
+
+    fn run(requests: &[Request]) -> Vec<Completion> {
+        let mut store = KvStore::new(Toy.kv_shape());
+        generate(&Toy, &Letters, &mut store, requests, |_| {})
+    }
+
+    #[test]
+    fn a_sample_does_not_depend_on_its_batch() {
+        let together = run(&[request(4, 0, 12)]);
+        assert_eq!(together.len(), 4);
+        for c in &together {
+            let alone = run(&[request(1, c.sample, 12)]);
+            assert_eq!(alone[0].token_ids, c.token_ids, "sample {}", c.sample);
+        }
+        // The samples really differ from each other.
+        assert!(
+            together
+                .iter()
+                .any(|c| c.token_ids != together[0].token_ids)
+        );
+        // Two prompts in one batch give the same tokens as each alone.
+        let mut other = request(2, 0, 9);
+        other.prompt = vec![2, 2, 9];
+        let both = run(&[request(4, 0, 12), other.clone()]);
+        assert_eq!(both.iter().filter(|c| c.request == 0).count(), 4);
+        for c in both.iter().filter(|c| c.request == 1) {
+            assert_eq!(
+                run(&[other.clone()])[c.sample as usize].token_ids,
+                c.token_ids
+            );
+        }
+    }
+
+    #[test]
+    fn same_seed_same_tokens() {
+        let strip = |v: Vec<Completion>| {
+            v.into_iter()
+                .map(|mut c| {
+                    c.timing = Timing::default();
+                    c
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            strip(run(&[request(3, 0, 10)])),
+            strip(run(&[request(3, 0, 10)]))
+        );
+    }
+
+    #[test]
+    fn length_eos_and_stop_strings_end_samples() {
+        let c = run(&[request(2, 0, 7)]);
+        assert!(c.iter().all(|c| c.generated_tokens <= 7));
+        let mut eos = request(8, 0, 50);
+        eos.stop.eos_ids = vec![4];
+        for c in run(&[eos]) {
+            match c.finish_reason {
+                FinishReason::Eos => {
+                    assert_eq!(*c.token_ids.last().unwrap(), 4);
+                    assert!(!c.text.contains('e'), "EOS is not part of the text");
+                }
+                FinishReason::Length => assert_eq!(c.generated_tokens, 50),
+                FinishReason::Stop => panic!("no stop strings given"),
+            }
+        }
+        let mut stop = request(8, 0, 50);
+        stop.stop.stop_strings = vec!["c".into()];
+        let out = run(&[stop]);
+        assert!(out.iter().any(|c| c.finish_reason == FinishReason::Stop));
+        for c in out.iter().filter(|c| c.finish_reason == FinishReason::Stop) {
+            assert!(!c.text.contains('c'));
+            assert_eq!(Letters.decode(&c.token_ids).find('c'), Some(c.text.len()));
+        }
+    }
+
+    #[test]
+    fn dense_reads_match_the_closed_form_and_prefix_is_shared() {
+        let out = run(&[request(3, 0, 6)]);
+        let p = 4u64;
+        for c in &out {
+            // Decode steps feed tokens 1..L-1; step t reads P + t entries.
+            let steps = c.generated_tokens as u64 - 1;
+            let expect: u64 = (1..=steps).map(|t| p + t).sum();
+            assert_eq!(c.kv.decode_reads, expect);
+            assert_eq!(c.kv.prefill_reads, p * (p + 1) / 2);
+        }
+    }
+}
