@@ -298,3 +298,35 @@ fn truncated_weights_are_reported() {
         other => panic!("expected a truncation error, got {:?}", other.err()),
     }
 }
+
+struct NoText;
+impl hyperscale::generate::TextDecoder for NoText {
+    fn decode(&self, _: &[u32]) -> String {
+        String::new()
+    }
+}
+
+#[test]
+fn greedy_generation_reproduces_transformers_ids() {
+    use hyperscale::generate::{Request, SamplingParams, StopCriteria, generate};
+    let name = "tiny-qwen3";
+    let model = load(&fixture(name)).expect("fixture loads");
+    let exp = expected(name);
+    let request = Request {
+        prompt: exp.prompt_ids.clone(),
+        samples: 3,
+        first_sample: 0,
+        max_tokens: exp.greedy_ids.len(),
+        sampling: SamplingParams::default(),
+        stop: StopCriteria {
+            eos_ids: vec![],
+            stop_strings: vec![],
+        },
+    };
+    let mut store = KvStore::new(model.kv_shape());
+    let done = generate(&model, &NoText, &mut store, &[request], |_| {});
+    assert_eq!(done.len(), 3);
+    for c in done {
+        assert_eq!(c.token_ids, exp.greedy_ids, "sample {}", c.sample);
+    }
+}

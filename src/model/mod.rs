@@ -10,6 +10,7 @@
 
 pub mod attention;
 pub mod config;
+pub mod decoder;
 pub mod error;
 pub mod hf;
 pub mod linear;
