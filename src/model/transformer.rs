@@ -161,8 +161,8 @@ impl<B: AttentionBackend> Transformer<B> {
                 None
             };
             let attn = Attention::new(
-                Linear::from_hf(&qkv_w, qkv_b.as_ref(), device),
-                Linear::from_hf(&o, None, device),
+                Linear::from_hf(qkv_w, qkv_b, device),
+                Linear::from_hf(o, None, device),
                 qk_norm,
                 heads,
             );
@@ -173,8 +173,8 @@ impl<B: AttentionBackend> Transformer<B> {
             )?;
             let down = ld.get(&mlp_name("down"), &[hidden, inter])?;
             let mlp = Mlp::new(
-                Linear::from_hf(&gate_up, None, device),
-                Linear::from_hf(&down, None, device),
+                Linear::from_hf(gate_up, None, device),
+                Linear::from_hf(down, None, device),
             );
             let norm = |n: &str| -> Result<RmsNorm<B>, LoadError> {
                 let w = ld.vector(&format!("{p}.{n}.weight"), hidden, device)?;
@@ -191,7 +191,7 @@ impl<B: AttentionBackend> Transformer<B> {
         let lm_head = if config.tie_word_embeddings {
             Linear::from_in_out(embed.clone().transpose())
         } else {
-            Linear::from_hf(&ld.get("lm_head.weight", &[vocab, hidden])?, None, device)
+            Linear::from_hf(ld.get("lm_head.weight", &[vocab, hidden])?, None, device)
         };
         Ok(Self {
             config: config.clone(),
