@@ -255,7 +255,7 @@ fn patch_config(dir: &Path, field: &str, value: Option<serde_json::Value>) {
 fn shape_mismatch_is_named() {
     let dir = copy_fixture("tiny-llama");
     patch_config(dir.path(), "intermediate_size", Some(96.into()));
-    let msg = load(dir.path()).err().expect("load fails").to_string();
+    let msg = load(dir.path()).expect_err("load fails").to_string();
     assert!(
         msg.contains("model.layers.0.mlp.gate_proj.weight") && msg.contains("[96, 64]"),
         "{msg}"

@@ -126,4 +126,52 @@ mod tests {
         assert!((params(ModelConfig::r1_distill_qwen_7b()) - 7.616).abs() < 0.01);
         assert!((params(ModelConfig::qwen3_8b()) - 8.19).abs() < 0.01);
     }
+
+    /// `config.json` as published with each checkpoint parses to its preset.
+    #[test]
+    fn presets_equal_the_published_configs() {
+        let cases = [
+            (
+                r#"{"architectures":["Qwen2ForCausalLM"],"attention_dropout":0.0,
+                "bos_token_id":151643,"eos_token_id":151643,"hidden_act":"silu",
+                "hidden_size":1536,"initializer_range":0.02,"intermediate_size":8960,
+                "max_position_embeddings":131072,"max_window_layers":21,"model_type":"qwen2",
+                "num_attention_heads":12,"num_hidden_layers":28,"num_key_value_heads":2,
+                "rms_norm_eps":1e-06,"rope_theta":10000,"sliding_window":4096,
+                "tie_word_embeddings":false,"torch_dtype":"bfloat16",
+                "transformers_version":"4.44.0","use_cache":true,"use_mrope":false,
+                "use_sliding_window":false,"vocab_size":151936}"#,
+                ModelConfig::r1_distill_qwen_1_5b(),
+            ),
+            (
+                r#"{"architectures":["Qwen3ForCausalLM"],"attention_bias":false,
+                "attention_dropout":0.0,"bos_token_id":151643,"eos_token_id":151645,
+                "head_dim":128,"hidden_act":"silu","hidden_size":4096,
+                "initializer_range":0.02,"intermediate_size":12288,
+                "max_position_embeddings":40960,"max_window_layers":36,"model_type":"qwen3",
+                "num_attention_heads":32,"num_hidden_layers":36,"num_key_value_heads":8,
+                "rms_norm_eps":1e-06,"rope_scaling":null,"rope_theta":1000000,
+                "sliding_window":null,"tie_word_embeddings":false,"torch_dtype":"bfloat16",
+                "use_cache":true,"use_sliding_window":false,"vocab_size":151936}"#,
+                ModelConfig::qwen3_8b(),
+            ),
+            (
+                r#"{"architectures":["LlamaForCausalLM"],"attention_bias":false,
+                "bos_token_id":1,"eos_token_id":2,"hidden_act":"silu","hidden_size":576,
+                "initializer_range":0.041666666666666664,"intermediate_size":1536,
+                "max_position_embeddings":8192,"mlp_bias":false,"model_type":"llama",
+                "num_attention_heads":9,"num_hidden_layers":30,"num_key_value_heads":3,
+                "pretraining_tp":1,"rms_norm_eps":1e-05,"rope_scaling":null,
+                "rope_theta":100000,"tie_word_embeddings":true,"torch_dtype":"bfloat16",
+                "use_cache":true,"vocab_size":49152}"#,
+                ModelConfig::smollm2_135m(),
+            ),
+        ];
+        for (json, preset) in cases {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("config.json");
+            std::fs::write(&path, json).expect("write");
+            assert_eq!(ModelConfig::from_hf_json(&path).expect("parses"), preset);
+        }
+    }
 }
