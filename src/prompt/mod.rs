@@ -2,5 +2,6 @@
 //! them) and the task prompt templates built on top.
 
 pub mod chat;
+pub mod template;
 
 pub use chat::{ChatError, ChatTemplate, Message, TemplateVars};
