@@ -31,4 +31,5 @@ pub mod kv;
 pub mod model;
 pub mod prompt;
 pub mod report;
+pub mod runtime;
 pub mod task;
