@@ -178,7 +178,12 @@ fn stdin_is_mocked_as_lcb_does() {
     // `open` is *not* the mocked one: the prelude's `from builtins import *`
     // binds the real `open` as a module global before the mock is installed
     // (so in LCB too). fd 0 is /dev/null here, so nothing is read.
-    let v = grade(&sb, "lines = open(0).read().split('\\n')\nprint(sum(map(int, lines[1].split())))", &t, None);
+    let v = grade(
+        &sb,
+        "lines = open(0).read().split('\\n')\nprint(sum(map(int, lines[1].split())))",
+        &t,
+        None,
+    );
     assert_eq!(v.failure, Some(FailureKind::RuntimeError), "{v:?}");
     assert!(v.detail.unwrap_or_default().contains("IndexError"));
     // Iterating over sys.stdin fails, as in LCB (its mock is not iterable).

@@ -177,6 +177,7 @@ struct Report {
     failure: Option<(Option<usize>, FailureKind, String)>,
     done: bool,
     status: Option<RunStatus>,
+    isolation: Option<String>,
     stderr_tail: String,
     unreadable: Option<String>,
 }
@@ -202,6 +203,7 @@ fn run_driver(sandbox: &Sandbox, job: &Job<'_>, budget_s: u64) -> Result<Report,
     })?;
     let mut report = Report {
         status: Some(out.status),
+        isolation: Some(out.isolation.summary()),
         stderr_tail: String::from_utf8_lossy(&out.stderr[out.stderr.len().saturating_sub(400)..])
             .into_owned(),
         ..Report::default()
@@ -235,6 +237,7 @@ impl Report {
         let base = Verdict {
             tests_total: Some(total),
             tests_passed: Some(self.passed),
+            isolation: self.isolation.clone(),
             ..Verdict::answer(Outcome::Incorrect, None, None)
         };
         let fail = |kind, detail: String| Verdict {

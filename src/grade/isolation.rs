@@ -61,6 +61,26 @@ const FLAG_USERNS: u8 = 4;
 const FLAG_UID: u8 = 8;
 
 impl Isolation {
+    /// A compact record: the protections joined by `+` (`net`, `pid`,
+    /// `userns`, `uid`), or `none`.
+    pub fn summary(&self) -> String {
+        let parts: Vec<&str> = [
+            (self.network, "net"),
+            (self.pid_namespace, "pid"),
+            (self.user_namespace, "userns"),
+            (self.uid.is_some(), "uid"),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, name)| *name)
+        .collect();
+        if parts.is_empty() {
+            "none".to_string()
+        } else {
+            parts.join("+")
+        }
+    }
+
     pub(crate) fn from_flags(flags: u8, uid: Option<u32>) -> Self {
         Self {
             network: flags & FLAG_NET != 0,
@@ -84,6 +104,8 @@ pub(crate) enum Identity {
 #[derive(Debug)]
 pub(crate) struct ChildPlan {
     pub identity: Identity,
+    /// Try to create namespaces (off only to exercise the fallback).
+    pub namespaces: bool,
     /// `(resource, soft, hard)`.
     pub rlimits: Vec<(libc::__rlimit_resource_t, u64, u64)>,
     /// Write end of the flags pipe (close-on-exec).
@@ -97,12 +119,14 @@ pub(crate) struct ChildPlan {
 impl ChildPlan {
     pub(crate) fn new(
         identity: Identity,
+        namespaces: bool,
         rlimits: Vec<(libc::__rlimit_resource_t, u64, u64)>,
         status_fd: RawFd,
     ) -> Self {
         let c = |s: &str| CString::new(s).expect("static path has no NUL");
         Self {
             identity,
+            namespaces,
             rlimits,
             status_fd,
             setgroups_path: c("/proc/self/setgroups"),
@@ -121,7 +145,7 @@ impl ChildPlan {
         // SAFETY: all calls below are plain syscalls on prepared data.
         unsafe {
             check(libc::setsid())?;
-            let mut flags = self.unshare();
+            let mut flags = if self.namespaces { self.unshare() } else { 0 };
             for &(resource, soft, hard) in &self.rlimits {
                 let lim = libc::rlimit {
                     rlim_cur: soft,
@@ -256,6 +280,8 @@ mod tests {
                 uid: Some(7)
             }
         );
+        assert_eq!(iso.summary(), "net+pid+uid");
         assert_eq!(Isolation::from_flags(0, Some(7)).uid, None);
+        assert_eq!(Isolation::default().summary(), "none");
     }
 }

@@ -70,6 +70,9 @@ pub struct SandboxConfig {
     /// Default: derived from the harness pid so that two harnesses on one
     /// machine rarely share uids.
     pub uid_base: Option<u32>,
+    /// Try network, PID and (unprivileged) user namespaces. Default true;
+    /// false only to exercise the fallback.
+    pub namespaces: bool,
 }
 
 impl Default for SandboxConfig {
@@ -81,6 +84,7 @@ impl Default for SandboxConfig {
             limits: Limits::default(),
             temp_root: None,
             uid_base: None,
+            namespaces: true,
         }
     }
 }
@@ -288,6 +292,7 @@ impl Sandbox {
         let (status_read, status_write) = cloexec_pipe()?;
         let plan = ChildPlan::new(
             self.identity(uid),
+            self.config.namespaces,
             self.rlimits(request.cpu_seconds, uid.is_some()),
             status_write.as_raw_fd(),
         );

@@ -73,6 +73,10 @@ pub struct Verdict {
     /// most a few hundred characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Code: the protections the sandbox had in force for this run, as
+    /// [`super::Isolation::summary`] writes them (`net+pid+uid`, …, `none`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolation: Option<String>,
 }
 
 impl Verdict {
@@ -87,6 +91,7 @@ impl Verdict {
             failed_test: None,
             failure: None,
             detail: None,
+            isolation: None,
         }
     }
 
