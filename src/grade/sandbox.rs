@@ -57,7 +57,7 @@ impl Default for Limits {
 pub struct SandboxConfig {
     /// The Python interpreter: a path, or a name looked up on `PATH`.
     /// Default `python3`. As root, the first match that the unprivileged
-    /// sandbox uid can execute is used (a `pyenv` shim under `/root` is not).
+    /// sandbox uid can execute is used (a `pyenv` shim in a private home is not).
     pub python: String,
     /// Runs at a time. Default: available cores − 1, at least 1 (more causes
     /// spurious time-outs, as the LiveCodeBench README warns).

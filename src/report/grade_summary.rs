@@ -4,13 +4,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use super::estimators::{
     BootstrapConfig, bootstrap_ci, majority_at_k, mean, mean_pass_at_k, std_err,
 };
-use crate::grade::{FailureKind, GradedSample, Outcome};
+use crate::grade::{FailureKind, GradeError, GradedSample, Outcome, Regrade, regrade_file};
 
 /// One sample's verdict, compactly.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,8 +36,8 @@ pub struct ProblemScore {
     pub errors: u64,
     /// `correct / n`.
     pub pass_at_1: f64,
-    /// maj@n of this problem (all samples vote).
-    pub maj_at_n: f64,
+    /// maj@n of this problem (all samples vote); `None` without vote keys.
+    pub maj_at_n: Option<f64>,
     /// Samples in sample order.
     pub samples: Vec<SampleRow>,
 }
@@ -63,7 +64,8 @@ pub struct GradeSummary {
     pub bootstrap: BootstrapConfig,
     /// Unbiased pass@k for k = 1, 2, 4, … up to the smallest `n`.
     pub pass_at_k: Vec<AtK>,
-    /// maj@k over the first k samples, same ks.
+    /// maj@k over the first k samples, same ks; empty when no sample has a
+    /// vote key (code).
     pub maj_at_k: Vec<AtK>,
     /// Fraction of samples without an extracted answer.
     pub no_answer_rate: f64,
@@ -102,7 +104,10 @@ pub fn summarize(graded: &[GradedSample], bootstrap: &BootstrapConfig) -> GradeS
             no_answer: count(Outcome::NoAnswer),
             errors: count(Outcome::Error),
             pass_at_1: correct as f64 / n as f64,
-            maj_at_n: majority_at_k(&v, v.len()),
+            maj_at_n: v
+                .iter()
+                .any(|(key, _)| key.is_some())
+                .then(|| majority_at_k(&v, v.len())),
             samples: samples
                 .iter()
                 .map(|g| SampleRow {
@@ -134,8 +139,10 @@ pub fn summarize(graded: &[GradedSample], bootstrap: &BootstrapConfig) -> GradeS
             .iter()
             .filter_map(|&k| mean_pass_at_k(&counts, k).map(|value| AtK { k, value }))
             .collect(),
+        // Without vote keys (code) a majority vote is undefined, not zero.
         maj_at_k: ks
             .iter()
+            .filter(|_| graded.iter().any(|g| g.verdict.vote_key.is_some()))
             .filter_map(|&k| {
                 let values: Vec<f64> = votes.iter().map(|v| majority_at_k(v, k as usize)).collect();
                 mean(&values).map(|value| AtK { k, value })
@@ -149,6 +156,41 @@ pub fn summarize(graded: &[GradedSample], bootstrap: &BootstrapConfig) -> GradeS
         errors: problems.iter().map(|p| p.errors).sum(),
         problems,
     }
+}
+
+/// Output format of `hyperscale grade`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GradeFormat {
+    /// [`render_text`].
+    Text,
+    /// The [`GradeSummary`] as pretty JSON.
+    Json,
+}
+
+/// `hyperscale grade --completions FILE [--json]` as a library function:
+/// reads the completions, grades each against the task's expected answers,
+/// summarises, and renders.
+///
+/// # Errors
+/// As [`regrade_file`]: unreadable or malformed completions (naming
+/// `file:line:field`), problems the task does not know, grader mismatches.
+pub fn grade_report(
+    path: &Path,
+    task: &Regrade<'_>,
+    format: GradeFormat,
+    bootstrap: &BootstrapConfig,
+) -> Result<String, GradeError> {
+    let graded = regrade_file(path, task)?;
+    let summary = summarize(&graded, bootstrap);
+    Ok(match format {
+        GradeFormat::Text => render_text(&summary),
+        GradeFormat::Json => render_json(&summary),
+    })
+}
+
+/// The summary as pretty JSON (non-finite numbers become `null`).
+pub fn render_json(summary: &GradeSummary) -> String {
+    serde_json::to_string_pretty(summary).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 }
 
 /// Renders the summary as a plain-text table followed by the estimators.

@@ -13,4 +13,7 @@ pub use estimators::{
     BootstrapConfig, bootstrap_ci, majority_at_k, majority_at_k_blocks, mean, mean_pass_at_k,
     pass_at_k, std_dev, std_err,
 };
-pub use grade_summary::{AtK, GradeSummary, ProblemScore, SampleRow, render_text, summarize};
+pub use grade_summary::{
+    AtK, GradeFormat, GradeSummary, ProblemScore, SampleRow, grade_report, render_json,
+    render_text, summarize,
+};
