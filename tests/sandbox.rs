@@ -61,13 +61,18 @@ impl Harness {
     }
 
     fn grade(&self, code: &str) -> Verdict {
+        self.grade_within(code, 1)
+    }
+
+    /// Grades against one stdin test `1` → `1` with a per-test alarm of `timeout_s`.
+    fn grade_within(&self, code: &str, timeout_s: u32) -> Verdict {
         let test = [TestCase {
             input: "1\n".into(),
             output: "1\n".into(),
             kind: TestKind::Stdin,
         }];
         let config = CodeConfig {
-            timeout_s: 1,
+            timeout_s,
             ..CodeConfig::default()
         };
         let region = format!("```python\n{code}\n```");
@@ -253,7 +258,8 @@ fn a_fork_bomb_does_not_disturb_a_concurrent_run() {
             })
         };
         std::thread::sleep(Duration::from_millis(300));
-        let v = h.grade("print(int(input()))");
+        // A generous alarm: the bomb competes for the CPU while it lasts.
+        let v = h.grade_within("print(int(input()))", 20);
         assert_eq!(v.outcome, Outcome::Correct, "{v:?}");
         let b = bomb.join().expect("bomb thread");
         assert_eq!(b.outcome, Outcome::Incorrect);
@@ -340,7 +346,9 @@ fn printing_a_gigabyte_hits_the_output_cap() {
     contained(|| {
         let h = Harness::new(410_700);
         // Through print(): the captured stdout is capped in the driver.
-        let v = h.grade("print('x' * (1 << 30))");
+        // (Building the 1 GiB string takes a while: a generous alarm keeps
+        // this from racing the per-test timeout.)
+        let v = h.grade_within("print('x' * (1 << 30))", 60);
         assert_eq!(v.failure, Some(FailureKind::OutputLimit), "{v:?}");
         let v = h.grade("while True:\n    print('x' * 4096)");
         assert_eq!(v.failure, Some(FailureKind::OutputLimit), "{v:?}");

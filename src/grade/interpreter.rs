@@ -40,7 +40,9 @@ pub fn resolve_interpreter(python: &str, for_other_uid: bool) -> Result<PathBuf,
     }
     Err(SandboxError::Interpreter {
         python: python.to_string(),
-        reason: if reasons.is_empty() {
+        reason: if reasons.is_empty() && python.contains('/') {
+            "no such file".to_string()
+        } else if reasons.is_empty() {
             "not found on PATH".to_string()
         } else {
             reasons.join("; ")

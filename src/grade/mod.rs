@@ -13,7 +13,7 @@
 //! | math normalisation and comparison (NeMo-Skills parity by default) | [`math`] |
 //! | multiple choice (simple-evals regex by default) | [`choice`] |
 //! | code extraction and LCB-semantics test runs | [`code`] (+ `driver.py`) |
-//! | the sandbox: directory, limits, output caps, kill | [`sandbox`], [`isolation`], [`interpreter`] |
+//! | the sandbox: directory, limits, output caps, kill | [`sandbox`], [`isolation`], [`interpreter`], `collect`, `run_uid` |
 //! | the grading policy named by a task file | [`grader`] |
 //! | `hyperscale grade` over a completions file | [`regrade`] |
 //!
@@ -23,12 +23,14 @@
 pub mod boxed;
 pub mod choice;
 pub mod code;
+mod collect;
 pub mod error;
 pub mod grader;
 pub mod interpreter;
 pub mod isolation;
 pub mod math;
 pub mod regrade;
+mod run_uid;
 pub mod sandbox;
 pub mod verdict;
 

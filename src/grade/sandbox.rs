@@ -3,9 +3,10 @@
 //! without network where the kernel permits, with capped output and a hard
 //! wall-clock kill, and at most [`SandboxConfig::max_concurrent`] at a time.
 //!
-//! What happens inside the child before `exec` is in [`super::isolation`];
-//! this file owns the configuration, the interpreter, the directory, the
-//! read loop and the kill. Every run ends with the whole process tree dead:
+//! What happens inside the child before `exec` is in [`super::isolation`],
+//! the capped read loop and the kill in `collect`, the per-run uid and its
+//! final sweep in `run_uid`; this file owns the configuration, the
+//! concurrency bound, the run directory and the spawn. Every run ends with the whole process tree dead:
 //! the wall-clock kill signals the process group and the reaper, the reaper's
 //! death takes down the PID namespace, and as root a final sweep kills every
 //! process left with the run's uid.
@@ -17,13 +18,15 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use super::collect::collect;
 use super::error::SandboxError;
 use super::interpreter::resolve_interpreter;
 use super::isolation::{ChildPlan, Identity, Isolation};
+use super::run_uid::{UidLease, kill_all_of_uid, tasks_of_current_user};
 
 /// Resource limits applied to every sandboxed program.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,10 +140,6 @@ pub struct Sandbox {
     in_flight: Mutex<usize>,
     finished: Condvar,
 }
-
-/// After the program exits, how long to keep reading output that descendants
-/// may still write before giving up on the pipes.
-const DRAIN_GRACE: Duration = Duration::from_millis(500);
 
 impl Sandbox {
     /// Resolves the interpreter.
@@ -344,34 +343,6 @@ impl Sandbox {
     }
 }
 
-/// A uid used by one run at a time, process-wide: two sandboxes in one
-/// harness never share a uid, so a run's final sweep of its uid can only hit
-/// its own processes.
-struct UidLease {
-    uid: u32,
-}
-
-static UIDS_IN_USE: Mutex<Vec<u32>> = Mutex::new(Vec::new());
-
-impl UidLease {
-    fn acquire(base: Option<u32>) -> Self {
-        // 100000 + (pid mod 4096) * 256: clear of system uids, and two
-        // harnesses on one machine rarely overlap.
-        let base = base.unwrap_or_else(|| 100_000 + (std::process::id() % 4096) * 256);
-        let mut used = UIDS_IN_USE.lock().unwrap_or_else(|e| e.into_inner());
-        let uid = (base..).find(|u| !used.contains(u)).unwrap_or(base);
-        used.push(uid);
-        Self { uid }
-    }
-}
-
-impl Drop for UidLease {
-    fn drop(&mut self) {
-        let mut used = UIDS_IN_USE.lock().unwrap_or_else(|e| e.into_inner());
-        used.retain(|&u| u != self.uid);
-    }
-}
-
 fn cloexec_pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
     let mut fds = [0 as RawFd; 2];
     // SAFETY: pipe2 writes two descriptors into the array.
@@ -383,157 +354,6 @@ fn cloexec_pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
     }
     // SAFETY: both descriptors were just created and are owned by nobody else.
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-/// Reads stdout and stderr until both close and the child has exited, or
-/// until the deadline or the cap, which kill the process tree.
-fn collect(
-    child: &mut Child,
-    pgid: i32,
-    deadline: Instant,
-    cap: usize,
-) -> Result<(RunStatus, Vec<u8>, Vec<u8>), SandboxError> {
-    let mut streams: Vec<(RawFd, Vec<u8>, bool)> = Vec::with_capacity(2);
-    let out = child.stdout.take();
-    let err = child.stderr.take();
-    for fd in [
-        out.as_ref().map(AsRawFd::as_raw_fd),
-        err.as_ref().map(AsRawFd::as_raw_fd),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        // SAFETY: fcntl on a descriptor we own.
-        unsafe {
-            let fl = libc::fcntl(fd, libc::F_GETFL);
-            libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
-        }
-        streams.push((fd, Vec::new(), false));
-    }
-    let mut exited: Option<(std::process::ExitStatus, Instant)> = None;
-    let mut killed: Option<RunStatus> = None;
-    let mut buf = vec![0u8; 64 << 10];
-    loop {
-        if exited.is_none() {
-            match child.try_wait() {
-                Ok(Some(status)) => exited = Some((status, Instant::now())),
-                Ok(None) => {}
-                Err(source) => {
-                    return Err(SandboxError::Io {
-                        what: "wait for the program".into(),
-                        source,
-                    });
-                }
-            }
-        }
-        let all_closed = streams.iter().all(|s| s.2);
-        match exited {
-            Some((_, at)) if all_closed || at.elapsed() > DRAIN_GRACE => break,
-            _ => {}
-        }
-        if killed.is_none() && Instant::now() >= deadline {
-            kill_tree(child, pgid);
-            killed = Some(RunStatus::WallTimeout);
-        }
-        let mut pfds: Vec<libc::pollfd> = streams
-            .iter()
-            .filter(|s| !s.2)
-            .map(|s| libc::pollfd {
-                fd: s.0,
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
-        if !pfds.is_empty() {
-            // SAFETY: pfds is a valid array of pollfd.
-            unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, 20) };
-        } else {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        for stream in streams.iter_mut().filter(|s| !s.2) {
-            loop {
-                // SAFETY: reading into a buffer we own from a descriptor we own.
-                let n = unsafe { libc::read(stream.0, buf.as_mut_ptr().cast(), buf.len()) };
-                if n > 0 {
-                    let n = n as usize;
-                    let room = cap.saturating_sub(stream.1.len());
-                    stream.1.extend_from_slice(&buf[..n.min(room)]);
-                    if n > room && killed.is_none() {
-                        kill_tree(child, pgid);
-                        killed = Some(RunStatus::OutputLimit);
-                    }
-                    if n > room {
-                        break;
-                    }
-                } else if n == 0 {
-                    stream.2 = true;
-                    break;
-                } else {
-                    let e = std::io::Error::last_os_error();
-                    if e.kind() != std::io::ErrorKind::Interrupted {
-                        if e.kind() != std::io::ErrorKind::WouldBlock {
-                            stream.2 = true;
-                        }
-                        break;
-                    }
-                }
-            }
-        }
-    }
-    let exit = match exited {
-        Some((status, _)) => status,
-        None => child.wait().map_err(|source| SandboxError::Io {
-            what: "wait for the program".into(),
-            source,
-        })?,
-    };
-    // Whatever the program left behind in its group goes too.
-    // SAFETY: signalling a process group we created.
-    unsafe { libc::kill(-pgid, libc::SIGKILL) };
-    drop((out, err));
-    let status = killed.unwrap_or_else(|| {
-        use std::os::unix::process::ExitStatusExt;
-        match (exit.code(), exit.signal()) {
-            (Some(code), _) => RunStatus::Exited(code),
-            (None, Some(sig)) => RunStatus::Signaled(sig),
-            (None, None) => RunStatus::Signaled(0),
-        }
-    });
-    let mut streams = streams.into_iter().map(|s| s.1);
-    let stdout = streams.next().unwrap_or_default();
-    let stderr = streams.next().unwrap_or_default();
-    Ok((status, stdout, stderr))
-}
-
-/// Kills the program's process group and its reaper; the reaper's death
-/// takes the PID namespace with it.
-fn kill_tree(child: &mut Child, pgid: i32) {
-    // SAFETY: signalling a process group we created.
-    unsafe { libc::kill(-pgid, libc::SIGKILL) };
-    // The reaper is our child; an error only means it is already gone.
-    let _ = child.kill();
-}
-
-/// Kills every process running as `uid` (root path): a forked helper takes
-/// that uid and sends SIGKILL to everything it may signal, which is exactly
-/// the processes of that uid.
-fn kill_all_of_uid(uid: u32) {
-    // SAFETY: the child only makes async-signal-safe calls and `_exit`s.
-    unsafe {
-        let pid = libc::fork();
-        if pid == 0 {
-            if libc::setgid(uid) == 0 && libc::setuid(uid) == 0 {
-                libc::kill(-1, libc::SIGKILL);
-            }
-            libc::_exit(0);
-        }
-        if pid > 0 {
-            let mut status = 0;
-            while libc::waitpid(pid, &mut status, 0) < 0 && *libc::__errno_location() == libc::EINTR
-            {
-            }
-        }
-    }
 }
 
 /// Removes a run directory; a program may have made parts of it unreadable,
@@ -558,37 +378,4 @@ fn remove_dir(dir: tempfile::TempDir) {
     if let Err(e) = std::fs::remove_dir_all(&path) {
         tracing::warn!("failed to remove run directory `{}`: {e}", path.display());
     }
-}
-
-/// Number of tasks (threads) whose real uid is the caller's, from `/proc`.
-fn tasks_of_current_user() -> u64 {
-    // SAFETY: getuid has no preconditions.
-    let me = unsafe { libc::getuid() }.to_string();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    let mut total = 0u64;
-    for entry in entries.flatten() {
-        if !entry
-            .file_name()
-            .to_string_lossy()
-            .bytes()
-            .all(|b| b.is_ascii_digit())
-        {
-            continue;
-        }
-        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
-            continue;
-        };
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.split_whitespace().next().map(str::to_string))
-        };
-        if field("Uid:").as_deref() == Some(me.as_str()) {
-            total += field("Threads:").and_then(|t| t.parse().ok()).unwrap_or(1);
-        }
-    }
-    total
 }
