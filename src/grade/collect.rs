@@ -37,25 +37,19 @@ pub(crate) fn collect(
         }
         streams.push((fd, Vec::new(), false));
     }
-    let mut exited: Option<(std::process::ExitStatus, Instant)> = None;
+    // When the reaper exited. It is not reaped until the end, so its pid —
+    // and with it the process group id — cannot be reused by another
+    // process before the final group kill below.
+    let mut exited: Option<Instant> = None;
     let mut killed: Option<RunStatus> = None;
     let mut buf = vec![0u8; 64 << 10];
     loop {
-        if exited.is_none() {
-            match child.try_wait() {
-                Ok(Some(status)) => exited = Some((status, Instant::now())),
-                Ok(None) => {}
-                Err(source) => {
-                    return Err(SandboxError::Io {
-                        what: "wait for the program".into(),
-                        source,
-                    });
-                }
-            }
+        if exited.is_none() && has_exited(child) {
+            exited = Some(Instant::now());
         }
         let all_closed = streams.iter().all(|s| s.2);
         match exited {
-            Some((_, at)) if all_closed || at.elapsed() > DRAIN_GRACE => break,
+            Some(at) if all_closed || at.elapsed() > DRAIN_GRACE => break,
             _ => {}
         }
         if killed.is_none() && Instant::now() >= deadline {
@@ -107,16 +101,13 @@ pub(crate) fn collect(
             }
         }
     }
-    let exit = match exited {
-        Some((status, _)) => status,
-        None => child.wait().map_err(|source| SandboxError::Io {
-            what: "wait for the program".into(),
-            source,
-        })?,
-    };
     // Whatever the program left behind in its group goes too.
-    // SAFETY: signalling a process group we created.
+    // SAFETY: signalling a process group we created (its leader is unreaped).
     unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    let exit = child.wait().map_err(|source| SandboxError::Io {
+        what: "wait for the program".into(),
+        source,
+    })?;
     drop((out, err));
     let status = killed.unwrap_or_else(|| {
         use std::os::unix::process::ExitStatusExt;
@@ -139,4 +130,22 @@ fn kill_tree(child: &mut Child, pgid: i32) {
     unsafe { libc::kill(-pgid, libc::SIGKILL) };
     // The reaper is our child; an error only means it is already gone.
     let _ = child.kill();
+}
+
+/// Whether the reaper has exited, without reaping it (`WNOWAIT`).
+fn has_exited(child: &Child) -> bool {
+    let pid: libc::id_t = child.id();
+    // SAFETY: waitid writes into a zeroed siginfo we own.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let r = libc::waitid(
+            libc::P_PID,
+            pid,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        );
+        // si_pid is non-zero once the child has changed state; an error
+        // (no such child) also means there is nothing left to wait for.
+        r != 0 || info.si_pid() != 0
+    }
 }
