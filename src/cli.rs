@@ -26,6 +26,32 @@ pub enum Command {
     /// Inspect the built-in tasks and the problems they load.
     #[command(subcommand)]
     Tasks(TasksCommand),
+    /// Re-grade saved completions (`{problem_id, sample, text}` per line) and
+    /// print per-problem verdicts and the estimators; no model needed.
+    Grade(GradeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GradeArgs {
+    /// A built-in task name or a task `.toml` file.
+    #[arg(long)]
+    pub task: String,
+    /// JSONL file of completions.
+    #[arg(long)]
+    pub completions: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Which text is graded: `strict` (after the last `</think>`; none
+    /// without it), `lenient` (after `</think>`, else all), `whole`. Default:
+    /// the task file's.
+    #[arg(long)]
+    pub region: Option<String>,
+    /// The multiple-choice order of this repeat is the one graded against.
+    #[arg(long, default_value_t = 0)]
+    pub repeat: u32,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -9,12 +9,17 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 
-use cli::{BenchCommand, BenchDecodeArgs, Cli, Command, DataArgs, GenerateArgs, TasksCommand};
+use cli::{
+    BenchCommand, BenchDecodeArgs, Cli, Command, DataArgs, GenerateArgs, GradeArgs, TasksCommand,
+};
 use hyperscale::bench::{DecodeBenchConfig, bandwidth, run_decode_bench};
 use hyperscale::device::DeviceKind;
 use hyperscale::generate::{self, Request, SamplingParams, StopCriteria};
+use hyperscale::grade::{Grader, Regrade, Sandbox, SandboxConfig};
+use hyperscale::prompt::template::{RegionMode, answer_region};
+use hyperscale::report::{BootstrapConfig, GradeFormat, grade_report};
 use hyperscale::runtime::LoadedModel;
-use hyperscale::task::{LoadOptions, cli as task_cli};
+use hyperscale::task::{LoadOptions, SampleCtx, cli as task_cli};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -25,6 +30,7 @@ fn main() -> ExitCode {
             print!("{}", task_cli::list());
             Ok(())
         }
+        Command::Grade(args) => run_grade(args),
         Command::Tasks(TasksCommand::Show(args)) => (|| {
             let task = task_cli::resolve(&args.task)?;
             print!(
@@ -182,5 +188,54 @@ fn run_bench_decode(args: BenchDecodeArgs) -> Result<()> {
         std::fs::write(path, serde_json::to_string_pretty(&doc)?)
             .with_context(|| format!("failed to write `{}`", path.display()))?;
     }
+    Ok(())
+}
+
+fn run_grade(args: GradeArgs) -> Result<()> {
+    let task = task_cli::resolve(&args.task)?;
+    let report = task.load_problems(&load_options(&args.data))?;
+    let region = match args.region.as_deref() {
+        None => task.answer_region,
+        Some("strict") => RegionMode::Strict,
+        Some("lenient") => RegionMode::Lenient,
+        Some("whole") => RegionMode::Whole,
+        Some(other) => bail!("--region `{other}`: expected strict, lenient or whole"),
+    };
+    let problems: std::collections::HashMap<&str, &hyperscale::task::Problem> =
+        report.problems.iter().map(|p| (p.id.as_str(), p)).collect();
+    let ctx = SampleCtx {
+        repeat: args.repeat,
+    };
+    let expected = |id: &str, _sample: u64| {
+        problems
+            .get(id)
+            .and_then(|p| task.render(p, ctx).ok())
+            .map(|r| r.expected)
+    };
+    let grader = Grader::for_task(&task.grader);
+    let sandbox = match grader {
+        Grader::Code { .. } => Some(Sandbox::new(SandboxConfig::default())?),
+        _ => None,
+    };
+    let regrade = Regrade {
+        grader: &grader,
+        sandbox: sandbox.as_ref(),
+        expected: &expected,
+        answer_region: &|text| answer_region(text, region),
+    };
+    let format = if args.json {
+        GradeFormat::Json
+    } else {
+        GradeFormat::Text
+    };
+    print!(
+        "{}",
+        grade_report(
+            &args.completions,
+            &regrade,
+            format,
+            &BootstrapConfig::default()
+        )?
+    );
     Ok(())
 }

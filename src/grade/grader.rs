@@ -18,7 +18,7 @@ use super::error::GradeError;
 use super::math::{MathMode, grade_math};
 use super::sandbox::Sandbox;
 use super::verdict::Verdict;
-use crate::task::Expected;
+use crate::task::{Expected, GraderSpec};
 
 /// How a task's samples are graded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +42,31 @@ pub enum Grader {
 }
 
 impl Grader {
+    /// The grader a task file asks for: math tasks follow NeMo-Skills unless
+    /// they fall back to the last number (`arith`), multiple choice follows
+    /// simple-evals, code keeps the task's per-test timeout.
+    pub fn for_task(spec: &GraderSpec) -> Self {
+        match spec {
+            GraderSpec::Math {
+                fallback_last_number: true,
+            } => Grader::Math {
+                mode: MathMode::Arith,
+            },
+            GraderSpec::Math { .. } => Grader::Math {
+                mode: MathMode::Nemo,
+            },
+            GraderSpec::MultipleChoice => Grader::MultipleChoice {
+                mode: ChoiceMode::SimpleEvals,
+            },
+            GraderSpec::Code { test_timeout } => Grader::Code {
+                config: CodeConfig {
+                    timeout_s: test_timeout.as_secs().clamp(1, u64::from(u32::MAX)) as u32,
+                    ..CodeConfig::default()
+                },
+            },
+        }
+    }
+
     /// Short name for messages and reports.
     pub fn name(&self) -> &'static str {
         match self {
