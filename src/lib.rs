@@ -30,5 +30,7 @@ pub mod grade;
 pub mod kv;
 pub mod model;
 pub mod prompt;
+pub mod record;
 pub mod report;
+pub mod sweep;
 pub mod task;
