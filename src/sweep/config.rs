@@ -227,14 +227,22 @@ impl SweepConfig {
     /// `file` is used in messages only.
     pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
         toml::from_str(text).map_err(|e| {
-            let key = e
+            let mut key = e
                 .span()
                 .and_then(|span| key_at(text, span))
                 .unwrap_or_else(|| "(top level)".to_string());
-            let line = e
+            let mut line = e
                 .span()
                 .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-            let message = e.message().trim().replace('\n', " ");
+            let mut message = one_line(e.message());
+            // Method tables are read through their `policy` tag, which hides
+            // the element from the error's span: find the element by hand.
+            if key.starts_with("grid.methods") {
+                if let Some((i, k, m)) = method_error(text) {
+                    line = nth_header_line(text, "[[grid.methods]]", i);
+                    (key, message) = (k, m);
+                }
+            }
             ConfigError {
                 file: match line {
                     Some(line) => format!("{file}:{line}"),
@@ -245,6 +253,42 @@ impl SweepConfig {
             }
         })
     }
+}
+
+fn one_line(message: &str) -> String {
+    message.trim().replace('\n', " ")
+}
+
+/// The first `[[grid.methods]]` entry that does not parse on its own:
+/// `(index, key, message)`.
+fn method_error(text: &str) -> Option<(usize, String, String)> {
+    let doc: toml::Table = toml::from_str(text).ok()?;
+    let methods = doc.get("grid")?.get("methods")?.as_array()?;
+    methods.iter().enumerate().find_map(|(i, m)| {
+        let e = m.clone().try_into::<MethodSection>().err()?;
+        let message = one_line(e.message());
+        let quoted = |prefix: &str| {
+            let rest = message.strip_prefix(prefix)?;
+            rest.split('`').next().map(str::to_string)
+        };
+        let key = if let Some(field) = quoted("unknown field `") {
+            format!("grid.methods[{i}].{field}")
+        } else if message.starts_with("unknown variant") {
+            format!("grid.methods[{i}].policy")
+        } else {
+            format!("grid.methods[{i}]")
+        };
+        Some((i, key, message))
+    })
+}
+
+/// 1-based line of the `n`-th line that is exactly `header`.
+fn nth_header_line(text: &str, header: &str, n: usize) -> Option<usize> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim() == header)
+        .nth(n)
+        .map(|(i, _)| i + 1)
 }
 
 fn default_results_dir() -> String {

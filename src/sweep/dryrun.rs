@@ -32,7 +32,7 @@ pub fn describe_plan(plan: &Plan, expanded: &Expanded, work: &Schedule, run_dir:
     );
     let _ = writeln!(
         s,
-        "model {} ({}, {:?}){}",
+        "model {} ({}, {}){}",
         plan.model.path,
         plan.model.device,
         plan.model.dtype,

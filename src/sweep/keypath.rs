@@ -10,8 +10,15 @@ use toml::de::{DeTable, DeValue};
 /// The dotted path of the innermost key or value at `span.start`, if any.
 pub fn key_at(text: &str, span: Range<usize>) -> Option<String> {
     let doc = DeTable::parse(text).ok()?;
+    // A span on a table header starts at its brackets; the key follows.
+    let at = span.start
+        + text
+            .get(span.start..)?
+            .bytes()
+            .take_while(|b| matches!(b, b'[' | b' ' | b'\t'))
+            .count();
     let mut found: Option<(usize, String)> = None;
-    walk_table(doc.get_ref(), "", span.start, &mut found);
+    walk_table(doc.get_ref(), "", at, &mut found);
     found.map(|(_, path)| path)
 }
 
@@ -76,5 +83,9 @@ mod tests {
             Some("grid.methods[0].policy")
         );
         assert_eq!(key_at(DOC, at("widths", 0)).as_deref(), Some("grid.widths"));
+        // A table header names its table, not the key before it.
+        let doc = "[a]\nx = [1]\n\n[grid]\ny = 2\n";
+        let header = doc.find("[grid]").unwrap();
+        assert_eq!(key_at(doc, header..header + 6).as_deref(), Some("grid"));
     }
 }

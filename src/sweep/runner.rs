@@ -105,11 +105,10 @@ pub fn run_sweep(
     };
     let generated = generation.run(&work, deps);
     let mut timing = generation.timing;
-    drop(generation); // closes the queue: the pipeline drains and ends
+    // Closing the queue lets the pipeline grade and record everything
+    // generated so far, even after a generation failure, then end.
+    drop(generation);
     timing.generation_done = start.elapsed().as_secs_f64();
-    if generated.is_err() {
-        abort.store(true, Ordering::SeqCst);
-    }
 
     let output = runtime
         .block_on(pipeline)
