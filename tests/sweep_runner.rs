@@ -356,3 +356,27 @@ fn dry_run_prints_the_plan_and_touches_nothing() {
     });
     assert_eq!(trial_rows.count(), 6);
 }
+
+#[test]
+fn progress_bars_and_log_lines_do_not_disturb_the_run() {
+    for mode in [
+        hyperscale::sweep::ProgressMode::Bars,
+        hyperscale::sweep::ProgressMode::Log { seconds: 1 },
+    ] {
+        let sb = Sandbox::new(BASIC);
+        let mut options = sb.options();
+        options.progress = mode;
+        let s = sb
+            .run_with(
+                &options,
+                &mut FakeGenerator::default(),
+                Arc::new(FakeGrader::default()),
+            )
+            .unwrap();
+        assert_eq!(s.written_records, 72);
+        assert_eq!(
+            s.tokens_generated,
+            sb.records().iter().map(|r| r.generated_tokens).sum::<u64>()
+        );
+    }
+}

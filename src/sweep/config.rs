@@ -237,11 +237,11 @@ impl SweepConfig {
             let mut message = one_line(e.message());
             // Method tables are read through their `policy` tag, which hides
             // the element from the error's span: find the element by hand.
-            if key.starts_with("grid.methods") {
-                if let Some((i, k, m)) = method_error(text) {
-                    line = nth_header_line(text, "[[grid.methods]]", i);
-                    (key, message) = (k, m);
-                }
+            if key.starts_with("grid.methods")
+                && let Some((i, k, m)) = method_error(text)
+            {
+                line = nth_header_line(text, "[[grid.methods]]", i);
+                (key, message) = (k, m);
             }
             ConfigError {
                 file: match line {

@@ -172,8 +172,9 @@ pub fn expand(
         });
     }
 
-    // (checkpoint, task, method, variant, L, seed) → group, sorted by model.
-    let mut keyed: Vec<((Checkpoint, usize, usize, usize, usize, usize), Group)> = Vec::new();
+    // Sorted by (checkpoint, task, method, variant, L, seed): model first.
+    type Order = (Checkpoint, usize, usize, usize, usize, usize);
+    let mut keyed: Vec<(Order, Group)> = Vec::new();
     for (ti, task) in expanded_tasks.iter().enumerate() {
         if task.problems.is_empty() {
             continue;

@@ -18,6 +18,7 @@ pub mod dryrun;
 pub mod error;
 pub mod expand;
 pub mod keypath;
+pub mod methods;
 pub mod options;
 pub mod pipeline;
 pub mod plan;

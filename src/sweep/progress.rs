@@ -205,7 +205,7 @@ fn log_line(
         "sweep: {written}/{total} records ({pct:.0}%), group {}/{groups} `{}` problem {}/{}, {rate:.1} tok/s, eta {eta}",
         c.group + 1,
         c.label,
-        c.problem,
+        c.problem + 1,
         c.problems
     )
 }
@@ -225,7 +225,7 @@ mod tests {
         let line = log_line(&c, 25, 100, 12.34, Duration::from_secs(60), 4);
         assert_eq!(
             line,
-            "sweep: 25/100 records (25%), group 2/4 `aime24 tova cr2 L64 seed0` problem 3/5, 12.3 tok/s, eta 3m00s"
+            "sweep: 25/100 records (25%), group 2/4 `aime24 tova cr2 L64 seed0` problem 4/5, 12.3 tok/s, eta 3m00s"
         );
     }
 }
