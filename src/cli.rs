@@ -23,6 +23,68 @@ pub enum Command {
     /// Measure speed.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Inspect the built-in tasks and the problems they load.
+    #[command(subcommand)]
+    Tasks(TasksCommand),
+    /// Re-grade saved completions (`{problem_id, sample, text}` per line) and
+    /// print per-problem verdicts and the estimators; no model needed.
+    Grade(GradeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GradeArgs {
+    /// A built-in task name or a task `.toml` file.
+    #[arg(long)]
+    pub task: String,
+    /// JSONL file of completions.
+    #[arg(long)]
+    pub completions: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Which text is graded: `strict` (after the last `</think>`; none
+    /// without it), `lenient` (after `</think>`, else all), `whole`. Default:
+    /// the task file's.
+    #[arg(long)]
+    pub region: Option<String>,
+    /// The multiple-choice order of this repeat is the one graded against.
+    #[arg(long, default_value_t = 0)]
+    pub repeat: u32,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TasksCommand {
+    /// The built-in tasks with their versions and sources.
+    List,
+    /// Load a task's problems and show a few.
+    Show(TasksShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    /// The task's data: a file, or a folder holding its files. Default:
+    /// `$HYPERSCALE_DATA/<task>/…`, then `data/<task>/…`.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Skip malformed lines (each listed with its reason) instead of failing.
+    #[arg(long)]
+    pub lenient: bool,
+    /// Password of a protected zip (GPQA's `dataset.zip`); default: the task file's.
+    #[arg(long)]
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TasksShowArgs {
+    /// A built-in task name (see `tasks list`) or a task `.toml` file.
+    pub task: String,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// How many problems to show.
+    #[arg(long, default_value_t = 5)]
+    pub limit: usize,
 }
 
 #[derive(Debug, Args)]
@@ -43,7 +105,11 @@ pub struct GenerateArgs {
     pub model: ModelArgs,
     /// The user message (rendered through the model's chat template unless
     /// `--raw`).
-    #[arg(long, conflicts_with = "prompt_file", required_unless_present = "prompt_file")]
+    #[arg(
+        long,
+        conflicts_with = "prompt_file",
+        required_unless_present = "prompt_file"
+    )]
     pub prompt: Option<String>,
     /// Read the user message from a file.
     #[arg(long)]

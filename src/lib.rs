@@ -20,7 +20,10 @@
 //! | the experimental variable: the KV store, its policies and accounting | [`kv`] |
 //! | batched decoding, sampling, stop conditions, `Completion` | [`generate`] |
 //! | answer extraction, graders, the code sandbox, `Verdict` | [`grade`] |
+//! | grids of trials, pipelined generate → grade → record, resume | [`sweep`] |
+//! | on-disk results: manifest, sample records, format version | [`record`] |
 //! | estimators (pass@k, maj@k, CIs) | [`report`] |
+//! | a loaded model on a device, with tokenizer and chat template | [`runtime`] |
 //! | benchmarks (`hyperscale bench`) | [`bench`] |
 
 pub mod bench;
@@ -30,5 +33,8 @@ pub mod grade;
 pub mod kv;
 pub mod model;
 pub mod prompt;
+pub mod record;
 pub mod report;
+pub mod runtime;
+pub mod sweep;
 pub mod task;

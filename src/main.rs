@@ -1,2 +1,241 @@
-//! The `hyperscale` binary: parse the command line, call the library, map errors to exit codes.
-fn main() {}
+//! The `hyperscale` binary: parse the command line, call the library, map
+//! errors to a one-line message and a non-zero exit code.
+
+mod cli;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+
+use cli::{
+    BenchCommand, BenchDecodeArgs, Cli, Command, DataArgs, GenerateArgs, GradeArgs, TasksCommand,
+};
+use hyperscale::bench::{DecodeBenchConfig, bandwidth, run_decode_bench};
+use hyperscale::device::DeviceKind;
+use hyperscale::generate::{self, Request, SamplingParams, StopCriteria};
+use hyperscale::grade::{Grader, Regrade, Sandbox, SandboxConfig};
+use hyperscale::prompt::template::{RegionMode, answer_region};
+use hyperscale::report::{BootstrapConfig, GradeFormat, grade_report};
+use hyperscale::runtime::LoadedModel;
+use hyperscale::task::{LoadOptions, SampleCtx, cli as task_cli};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Generate(args) => run_generate(args),
+        Command::Bench(BenchCommand::Decode(args)) => run_bench_decode(args),
+        Command::Tasks(TasksCommand::List) => {
+            print!("{}", task_cli::list());
+            Ok(())
+        }
+        Command::Grade(args) => run_grade(args),
+        Command::Tasks(TasksCommand::Show(args)) => (|| {
+            let task = task_cli::resolve(&args.task)?;
+            print!(
+                "{}",
+                task_cli::show(&task, &load_options(&args.data), args.limit)?
+            );
+            Ok(())
+        })(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_options(args: &DataArgs) -> LoadOptions {
+    let mut opts = LoadOptions::from_env();
+    opts.data = args.data.clone();
+    opts.lenient = args.lenient;
+    opts.zip_password = args.password.clone();
+    opts
+}
+
+fn load_model(path: &std::path::Path, device: &str) -> Result<LoadedModel> {
+    let device: DeviceKind = device.parse()?;
+    Ok(LoadedModel::load(path, device)?)
+}
+
+fn run_generate(args: GenerateArgs) -> Result<()> {
+    if args.samples == 0 {
+        bail!("--samples must be at least 1");
+    }
+    if args.max_tokens == 0 {
+        bail!("--max-tokens must be at least 1");
+    }
+    let user = match (&args.prompt, &args.prompt_file) {
+        (Some(p), _) => p.clone(),
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .with_context(|| format!("failed to read prompt file `{}`", f.display()))?,
+        (None, None) => bail!("give --prompt or --prompt-file"),
+    };
+    let model = load_model(&args.model.model, &args.model.device)?;
+    let prompt = model.prompt_ids(&user, args.system.as_deref(), args.raw)?;
+    let defaults = &model.generation;
+    let sampled = defaults.do_sample.unwrap_or(false);
+    let sampling = SamplingParams {
+        temperature: args.temperature.unwrap_or(if sampled {
+            defaults.temperature.unwrap_or(1.0) as f32
+        } else {
+            0.0
+        }),
+        top_p: args.top_p.unwrap_or(defaults.top_p.unwrap_or(1.0) as f32),
+        top_k: args.top_k.unwrap_or(defaults.top_k.unwrap_or(0)),
+        seed: args.seed,
+    };
+    let request = Request {
+        prompt,
+        samples: args.samples,
+        first_sample: 0,
+        max_tokens: args.max_tokens,
+        sampling,
+        stop: StopCriteria {
+            eos_ids: model.tokenizer.eos_ids().to_vec(),
+            stop_strings: args.stop.clone(),
+        },
+    };
+    let mut store = model.new_store();
+    let mut stdout = std::io::stdout().lock();
+    let mut stream = model.tokenizer.incremental_decoder(true);
+    let completions = generate::generate(&model, &model.tokenizer, &mut store, &[request], |ev| {
+        if !args.json && ev.sample == 0 && !model.tokenizer.eos_ids().contains(&ev.token) {
+            if let Ok(Some(text)) = stream.step(ev.token) {
+                let _ = write!(stdout, "{text}");
+                let _ = stdout.flush();
+            }
+        }
+    });
+    if args.json {
+        for c in &completions {
+            writeln!(stdout, "{}", serde_json::to_string(c)?)?;
+        }
+        return Ok(());
+    }
+    if let Ok(rest) = stream.finish() {
+        write!(stdout, "{rest}")?;
+    }
+    writeln!(stdout)?;
+    for c in completions.iter().skip(1) {
+        writeln!(stdout, "--- sample {} ---\n{}", c.sample, c.text)?;
+    }
+    if let Some(c) = completions.first() {
+        eprintln!(
+            "[{} prompt + {} generated tokens, {:?}; {:.1} tok/s decode; KV reads {}, peak resident {}]",
+            c.prompt_tokens,
+            c.generated_tokens,
+            c.finish_reason,
+            c.timing.decode_tokens_per_second,
+            c.kv.decode_reads,
+            c.batch_peak_resident
+        );
+    }
+    Ok(())
+}
+
+fn run_bench_decode(args: BenchDecodeArgs) -> Result<()> {
+    let model = load_model(&args.model.model, &args.model.device)?;
+    let threads = rayon::current_num_threads();
+    eprintln!("measuring read bandwidth (1 GiB buffer, {threads} threads)…");
+    let gbs = bandwidth::read_bandwidth_gbs(1 << 30, 5);
+    let weights = model.weight_bytes_per_step();
+    let roofline = gbs * 1e9 / weights as f64;
+    println!(
+        "model {} ({:.0} MB f32 weights/step), device {}, {threads} threads; read bandwidth {gbs:.1} GB/s ⇒ weight-streaming roofline {roofline:.1} tok/s (batch 1)",
+        args.model.model.display(),
+        weights as f64 / 1e6,
+        model.device
+    );
+    println!(
+        "| batch | context | prefill tok/s | step ms | decode tok/s | MB/token | GB/s | vs roofline |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let config = DecodeBenchConfig {
+        batches: args.batch.clone(),
+        contexts: args.context.clone(),
+        warmup_steps: args.warmup,
+        steps: args.steps,
+        seed: 0,
+    };
+    let points = run_decode_bench(&model, weights, &config, |p| {
+        println!(
+            "| {} | {} | {:.0} | {:.2} | {:.1} | {:.1} | {:.1} | {:.2}× |",
+            p.batch,
+            p.context,
+            p.prefill_tokens_per_second,
+            p.step_ms,
+            p.decode_tokens_per_second,
+            p.bytes_per_token as f64 / 1e6,
+            p.implied_gbs,
+            p.implied_gbs / gbs
+        );
+    });
+    if let Some(path) = &args.json {
+        let doc = serde_json::json!({
+            "model": args.model.model,
+            "device": model.device,
+            "threads": threads,
+            "read_bandwidth_gbs": gbs,
+            "weight_bytes_per_step": weights,
+            "roofline_tokens_per_second": roofline,
+            "points": points,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&doc)?)
+            .with_context(|| format!("failed to write `{}`", path.display()))?;
+    }
+    Ok(())
+}
+
+fn run_grade(args: GradeArgs) -> Result<()> {
+    let task = task_cli::resolve(&args.task)?;
+    let report = task.load_problems(&load_options(&args.data))?;
+    let region = match args.region.as_deref() {
+        None => task.answer_region,
+        Some("strict") => RegionMode::Strict,
+        Some("lenient") => RegionMode::Lenient,
+        Some("whole") => RegionMode::Whole,
+        Some(other) => bail!("--region `{other}`: expected strict, lenient or whole"),
+    };
+    let problems: std::collections::HashMap<&str, &hyperscale::task::Problem> =
+        report.problems.iter().map(|p| (p.id.as_str(), p)).collect();
+    let ctx = SampleCtx {
+        repeat: args.repeat,
+    };
+    let expected = |id: &str, _sample: u64| {
+        problems
+            .get(id)
+            .and_then(|p| task.render(p, ctx).ok())
+            .map(|r| r.expected)
+    };
+    let grader = Grader::for_task(&task.grader);
+    let sandbox = match grader {
+        Grader::Code { .. } => Some(Sandbox::new(SandboxConfig::default())?),
+        _ => None,
+    };
+    let regrade = Regrade {
+        grader: &grader,
+        sandbox: sandbox.as_ref(),
+        expected: &expected,
+        answer_region: &|text| answer_region(text, region),
+    };
+    let format = if args.json {
+        GradeFormat::Json
+    } else {
+        GradeFormat::Text
+    };
+    print!(
+        "{}",
+        grade_report(
+            &args.completions,
+            &regrade,
+            format,
+            &BootstrapConfig::default()
+        )?
+    );
+    Ok(())
+}

@@ -1,1 +1,45 @@
-//! (grade) — being built.
+//! Grading: answer extraction, the math / multiple-choice / code graders, the
+//! sandbox that runs generated code, and re-grading saved completions.
+//!
+//! ```text
+//! answer region ─extract─▶ answer ─compare(Expected)─▶ Verdict
+//!                 (code) ─▶ program ─Sandbox(driver.py, tests)─▶ Verdict
+//! ```
+//!
+//! | concern | file |
+//! |---|---|
+//! | the result value | [`verdict`] |
+//! | `\boxed{}` and last-number extraction | [`boxed`] |
+//! | math normalisation and comparison (NeMo-Skills parity by default) | [`math`] |
+//! | multiple choice (simple-evals regex by default) | [`choice`] |
+//! | code extraction and LCB-semantics test runs | [`code`] (+ `driver.py`) |
+//! | the sandbox: directory, limits, output caps, kill | [`sandbox`], [`isolation`], [`interpreter`], `collect`, `run_uid` |
+//! | the grading policy named by a task file | [`grader`] |
+//! | `hyperscale grade` over a completions file | [`regrade`] |
+//!
+//! Model failures (no answer, wrong answer, crash, timeout) are [`Verdict`]s;
+//! only harness failures are [`GradeError`]s.
+
+pub mod boxed;
+pub mod choice;
+pub mod code;
+mod collect;
+pub mod error;
+pub mod grader;
+pub mod interpreter;
+pub mod isolation;
+pub mod math;
+pub mod regrade;
+mod run_uid;
+pub mod sandbox;
+pub mod verdict;
+
+pub use choice::{ChoiceMode, extract_choice, grade_choice};
+pub use code::{CodeConfig, CodeExtract, compare_stdout, extract_code, grade_code};
+pub use error::{GradeError, SandboxError};
+pub use grader::Grader;
+pub use isolation::Isolation;
+pub use math::{MathMode, Rational, grade_math, normalise, parse_rational};
+pub use regrade::{CompletionLine, GradedSample, Regrade, read_completions, regrade, regrade_file};
+pub use sandbox::{Limits, RunOutput, RunRequest, RunStatus, Sandbox, SandboxConfig};
+pub use verdict::{FailureKind, Outcome, Verdict};

@@ -8,14 +8,29 @@
 //! undoes llama.cpp's Q/K row permutation so the transformer never knows which
 //! file format it came from.
 
+pub mod attention;
 pub mod config;
+pub mod decoder;
 pub mod error;
 pub mod gguf;
+pub mod hf;
+pub mod linear;
+pub mod loader;
+pub mod mlp;
+pub mod norm;
+pub mod presets;
+pub mod rope;
+pub mod safetensors;
 pub mod tokenizer;
+pub mod transformer;
 pub mod weights;
 
 pub use config::{Arch, ModelConfig, RopeScaling};
 pub use error::LoadError;
 pub use gguf::GgufFile;
+pub use hf::{GenerationDefaults, HfFiles};
+pub use loader::{ModelFormat, ModelSource, detect_format, open_model};
+pub use safetensors::SafetensorsWeights;
 pub use tokenizer::Tokenizer;
+pub use transformer::Transformer;
 pub use weights::{HostTensor, WeightSource};

@@ -1,0 +1,59 @@
+//! Errors of the grading stage. These are harness failures only; everything a
+//! model or its program does wrong is a [`super::Verdict`].
+
+use std::path::PathBuf;
+
+/// The sandbox could not do its job.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error("no usable python interpreter `{python}`: {reason}")]
+    Interpreter { python: String, reason: String },
+    #[error("failed to {what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to start `{program}` in the sandbox: {source}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Grading could not be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum GradeError {
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    #[error("the grader `{grader}` cannot grade an expected answer of kind `{expected}`")]
+    Mismatch {
+        grader: &'static str,
+        expected: &'static str,
+    },
+    #[error("code grading needs a sandbox, but none was given")]
+    NoSandbox,
+    #[error("the code driver returned an unreadable result: {detail}")]
+    Driver { detail: String },
+    #[error("failed to read completions `{path}`: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{path}`:{line}: field `{field}`: {reason}")]
+    Completion {
+        path: PathBuf,
+        line: usize,
+        field: String,
+        reason: String,
+    },
+    #[error("`{path}`:{line}: no expected answer for problem `{problem_id}` sample {sample}")]
+    UnknownProblem {
+        path: PathBuf,
+        line: usize,
+        problem_id: String,
+        sample: u64,
+    },
+}

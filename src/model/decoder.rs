@@ -1,0 +1,34 @@
+//! The [`Transformer`] as generation's [`Decoder`]: logits leave the device
+//! as host f32 rows.
+
+use burn::prelude::*;
+
+use super::Transformer;
+use crate::generate::Decoder;
+use crate::kv::{AttentionBackend, KvShape, KvStore, SeqId};
+
+/// Row-major host copy of f32 logits.
+fn host(t: Tensor<impl Backend, 2>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .into_vec::<f32>()
+        .expect("logits converted to f32")
+}
+
+impl<B: AttentionBackend> Decoder for Transformer<B> {
+    fn kv_shape(&self) -> KvShape {
+        Transformer::kv_shape(self)
+    }
+
+    fn vocab_size(&self) -> usize {
+        self.config().vocab_size
+    }
+
+    fn prefill(&self, store: &mut KvStore, seq: SeqId, tokens: &[u32]) -> Vec<f32> {
+        host(self.prefill_last(store, seq, tokens))
+    }
+
+    fn decode(&self, store: &mut KvStore, seqs: &[SeqId], tokens: &[u32]) -> Vec<f32> {
+        host(Transformer::decode(self, store, seqs, tokens))
+    }
+}

@@ -1,0 +1,39 @@
+//! The SwiGLU feed-forward block: `down(silu(gate(x)) * up(x))`, with gate and
+//! up fused into one projection so decode reads their weights in one pass.
+
+use burn::prelude::*;
+use burn::tensor::activation::silu;
+
+use super::linear::Linear;
+
+/// SwiGLU MLP with fused gate/up weights.
+#[derive(Debug, Clone)]
+pub struct Mlp<B: Backend> {
+    /// `[hidden, 2 * intermediate]`: gate columns first, then up.
+    gate_up: Linear<B>,
+    /// `[intermediate, hidden]`
+    down: Linear<B>,
+    intermediate: usize,
+}
+
+impl<B: Backend> Mlp<B> {
+    /// `gate_up` must produce the gate's `intermediate` outputs followed by
+    /// the up projection's.
+    pub fn new(gate_up: Linear<B>, down: Linear<B>) -> Self {
+        let intermediate = gate_up.out_features() / 2;
+        Self {
+            gate_up,
+            down,
+            intermediate,
+        }
+    }
+
+    /// # Shapes
+    /// `x`: `[n, hidden]`; returns `[n, hidden]`.
+    pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        let gu = self.gate_up.forward(x);
+        let gate = gu.clone().narrow(1, 0, self.intermediate);
+        let up = gu.narrow(1, self.intermediate, self.intermediate);
+        self.down.forward(silu(gate) * up)
+    }
+}

@@ -1,0 +1,59 @@
+//! RMSNorm: `x / sqrt(mean(x²) + eps) * weight` over the last dimension.
+
+use burn::prelude::*;
+
+/// A root-mean-square norm with a learned per-channel scale.
+#[derive(Debug, Clone)]
+pub struct RmsNorm<B: Backend> {
+    /// `[dim]`
+    weight: Tensor<B, 1>,
+    eps: f64,
+}
+
+impl<B: Backend> RmsNorm<B> {
+    /// # Shapes
+    /// `weight`: `[dim]`.
+    pub fn new(weight: Tensor<B, 1>, eps: f64) -> Self {
+        Self { weight, eps }
+    }
+
+    /// # Shapes
+    /// `x`: `[..., dim]`; returns the same shape.
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let inv_rms = x
+            .clone()
+            .square()
+            .mean_dim(D - 1)
+            .add_scalar(self.eps)
+            .sqrt()
+            .recip();
+        x * inv_rms * self.weight.clone().unsqueeze::<D>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_each_row() {
+        type B = burn::backend::flex::Flex;
+        let device = Default::default();
+        let w = Tensor::<B, 1>::from_data(TensorData::new(vec![1.0f32, 2.0], [2]), &device);
+        let x = Tensor::<B, 2>::from_data(
+            TensorData::new(vec![3.0f32, 4.0, 0.0, 2.0], [2, 2]),
+            &device,
+        );
+        let y = RmsNorm::new(w, 0.0)
+            .forward(x)
+            .into_data()
+            .into_vec::<f32>()
+            .unwrap();
+        let r0 = (12.5f32).sqrt();
+        let r1 = (2.0f32).sqrt();
+        let want = [3.0 / r0, 8.0 / r0, 0.0, 4.0 / r1];
+        for (g, w) in y.iter().zip(want) {
+            assert!((g - w).abs() < 1e-6, "{y:?}");
+        }
+    }
+}

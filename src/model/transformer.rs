@@ -1,0 +1,336 @@
+//! The decoder-only transformer shared by Llama, Qwen2 and Qwen3: embedding,
+//! `num_layers` pre-norm blocks (attention, SwiGLU MLP), final norm, lm head.
+//!
+//! Weights are f32 on the backend device, linear weights stored `[in, out]`
+//! with q/k/v and gate/up fused so a decode step reads each weight once. The
+//! KV cache is not in here: the caller's [`KvStore`] is passed into every
+//! forward pass.
+
+use burn::prelude::*;
+
+use super::attention::{Attention, Heads};
+use super::linear::Linear;
+use super::mlp::Mlp;
+use super::norm::RmsNorm;
+use super::rope::{Rope, RopeTables};
+use super::{HostTensor, LoadError, ModelConfig, WeightSource};
+use crate::kv::{AttentionBackend, KvShape, KvStore, SeqId};
+
+/// One pre-norm block.
+#[derive(Debug, Clone)]
+struct Block<B: AttentionBackend> {
+    input_norm: RmsNorm<B>,
+    attn: Attention<B>,
+    post_norm: RmsNorm<B>,
+    mlp: Mlp<B>,
+}
+
+/// A loaded model, ready for prefill and decode over a [`KvStore`].
+#[derive(Debug, Clone)]
+pub struct Transformer<B: AttentionBackend> {
+    config: ModelConfig,
+    /// `[vocab, hidden]`
+    embed: Tensor<B, 2>,
+    blocks: Vec<Block<B>>,
+    norm: RmsNorm<B>,
+    /// `[hidden, vocab]`; a transposed view of `embed` when tied.
+    lm_head: Linear<B>,
+    rope: Rope,
+    device: B::Device,
+}
+
+/// Loads tensors by Hugging Face name, checking presence and shape.
+struct Loader<'a> {
+    weights: &'a dyn WeightSource,
+}
+
+impl Loader<'_> {
+    fn get(&self, name: &str, shape: &[usize]) -> Result<HostTensor, LoadError> {
+        if !self.weights.contains(name) {
+            return Err(LoadError::MissingTensor {
+                path: self.weights.origin().to_path_buf(),
+                name: name.to_string(),
+            });
+        }
+        let t = self.weights.load(name)?;
+        if t.shape != shape || t.data.len() != t.numel() {
+            return Err(LoadError::ShapeMismatch {
+                path: self.weights.origin().to_path_buf(),
+                name: name.to_string(),
+                expected: shape.to_vec(),
+                got: t.shape,
+            });
+        }
+        Ok(t)
+    }
+
+    /// Several `[out_i, in]` weights stacked along `out` (fused projection).
+    fn stacked(&self, parts: &[(String, usize)], inp: usize) -> Result<HostTensor, LoadError> {
+        let total: usize = parts.iter().map(|(_, out)| out).sum();
+        let mut data = Vec::with_capacity(total * inp);
+        for (name, out) in parts {
+            data.extend(self.get(name, &[*out, inp])?.data);
+        }
+        Ok(HostTensor {
+            shape: vec![total, inp],
+            data,
+        })
+    }
+
+    fn vector<B: Backend>(
+        &self,
+        name: &str,
+        len: usize,
+        device: &B::Device,
+    ) -> Result<Tensor<B, 1>, LoadError> {
+        let t = self.get(name, &[len])?;
+        Ok(Tensor::from_data(TensorData::new(t.data, [len]), device))
+    }
+}
+
+impl<B: AttentionBackend> Transformer<B> {
+    /// Loads every tensor `config` calls for from `weights` onto `device`.
+    ///
+    /// Tensors are read by their Hugging Face names; a tensor that is
+    /// missing or has the wrong shape is an error naming it. Extra tensors
+    /// are ignored. With `tie_word_embeddings` the lm head is the embedding.
+    pub fn load(
+        config: &ModelConfig,
+        weights: &dyn WeightSource,
+        device: &B::Device,
+    ) -> Result<Self, LoadError> {
+        let ld = Loader { weights };
+        let ModelConfig {
+            vocab_size: vocab,
+            hidden_size: hidden,
+            intermediate_size: inter,
+            num_heads: n_heads,
+            num_kv_heads: n_kv_heads,
+            head_dim,
+            rms_norm_eps: eps,
+            ..
+        } = *config;
+        let heads = Heads {
+            n_heads,
+            n_kv_heads,
+            head_dim,
+        };
+        let embed_host = ld.get("model.embed_tokens.weight", &[vocab, hidden])?;
+        let embed: Tensor<B, 2> =
+            Tensor::from_data(TensorData::new(embed_host.data, [vocab, hidden]), device);
+
+        let mut blocks = Vec::with_capacity(config.num_layers);
+        for i in 0..config.num_layers {
+            let p = format!("model.layers.{i}");
+            let proj = |n: &str| format!("{p}.self_attn.{n}_proj");
+            let qkv_parts = [
+                (proj("q"), n_heads * head_dim),
+                (proj("k"), n_kv_heads * head_dim),
+                (proj("v"), n_kv_heads * head_dim),
+            ];
+            let qkv_w = ld.stacked(
+                &qkv_parts
+                    .clone()
+                    .map(|(n, out)| (format!("{n}.weight"), out)),
+                hidden,
+            )?;
+            let qkv_b = if config.attention_bias {
+                let mut data = Vec::new();
+                for (n, out) in &qkv_parts {
+                    data.extend(ld.get(&format!("{n}.bias"), &[*out])?.data);
+                }
+                Some(HostTensor {
+                    shape: vec![data.len()],
+                    data,
+                })
+            } else {
+                None
+            };
+            let o = ld.get(
+                &format!("{}.weight", proj("o")),
+                &[hidden, n_heads * head_dim],
+            )?;
+            let qk_norm = if config.qk_norm {
+                let norm = |n: &str| -> Result<RmsNorm<B>, LoadError> {
+                    let w =
+                        ld.vector(&format!("{p}.self_attn.{n}_norm.weight"), head_dim, device)?;
+                    Ok(RmsNorm::new(w, eps))
+                };
+                Some((norm("q")?, norm("k")?))
+            } else {
+                None
+            };
+            let attn = Attention::new(
+                Linear::from_hf(qkv_w, qkv_b, device),
+                Linear::from_hf(o, None, device),
+                qk_norm,
+                heads,
+            );
+            let mlp_name = |n: &str| format!("{p}.mlp.{n}_proj.weight");
+            let gate_up = ld.stacked(
+                &[(mlp_name("gate"), inter), (mlp_name("up"), inter)],
+                hidden,
+            )?;
+            let down = ld.get(&mlp_name("down"), &[hidden, inter])?;
+            let mlp = Mlp::new(
+                Linear::from_hf(gate_up, None, device),
+                Linear::from_hf(down, None, device),
+            );
+            let norm = |n: &str| -> Result<RmsNorm<B>, LoadError> {
+                let w = ld.vector(&format!("{p}.{n}.weight"), hidden, device)?;
+                Ok(RmsNorm::new(w, eps))
+            };
+            blocks.push(Block {
+                input_norm: norm("input_layernorm")?,
+                attn,
+                post_norm: norm("post_attention_layernorm")?,
+                mlp,
+            });
+        }
+        let norm = RmsNorm::new(ld.vector("model.norm.weight", hidden, device)?, eps);
+        let lm_head = if config.tie_word_embeddings {
+            Linear::from_in_out(embed.clone().transpose())
+        } else {
+            Linear::from_hf(ld.get("lm_head.weight", &[vocab, hidden])?, None, device)
+        };
+        Ok(Self {
+            config: config.clone(),
+            embed,
+            blocks,
+            norm,
+            lm_head,
+            rope: Rope::new(config),
+            device: device.clone(),
+        })
+    }
+
+    /// The configuration the model was loaded with.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// The device holding the weights.
+    pub fn device(&self) -> &B::Device {
+        &self.device
+    }
+
+    /// The shape of the KV store this model writes.
+    pub fn kv_shape(&self) -> KvShape {
+        KvShape {
+            layers: self.config.num_layers,
+            kv_heads: self.config.num_kv_heads,
+            head_dim: self.config.head_dim,
+        }
+    }
+
+    /// Logits for every prompt position.
+    ///
+    /// Runs `tokens` through the model as the continuation of `seq`: RoPE
+    /// positions start at `store.position(seq)`, keys/values are appended to
+    /// the store, and the position advances by `tokens.len()`. A fresh
+    /// sequence (position 0) gets dense causal attention over the chunk; a
+    /// sequence that already holds entries is run token by token through
+    /// the decode path, so earlier entries are attended.
+    ///
+    /// # Shapes
+    /// Returns `[t, vocab]`, row `i` predicting the token after `tokens[i]`.
+    ///
+    /// # Panics
+    /// If `tokens` is empty or holds an id ≥ `vocab_size`.
+    pub fn prefill(&self, store: &mut KvStore, seq: SeqId, tokens: &[u32]) -> Tensor<B, 2> {
+        let h = self.prefill_hidden(store, seq, tokens);
+        self.logits(h)
+    }
+
+    /// Like [`prefill`](Self::prefill), but only the last position's logits
+    /// (skips the `[t, vocab]` lm-head product on long prompts).
+    ///
+    /// # Shapes
+    /// Returns `[1, vocab]`.
+    pub fn prefill_last(&self, store: &mut KvStore, seq: SeqId, tokens: &[u32]) -> Tensor<B, 2> {
+        let h = self.prefill_hidden(store, seq, tokens);
+        let [t, _] = h.dims();
+        self.logits(h.narrow(0, t - 1, 1))
+    }
+
+    /// One decode step: token `tokens[i]` appended to `seqs[i]`, each at its
+    /// own position, attention through the backend's decode kernel.
+    ///
+    /// # Shapes
+    /// Returns `[batch, vocab]` with `batch = seqs.len()`.
+    ///
+    /// # Panics
+    /// If `seqs` and `tokens` differ in length, `seqs` is empty or repeats a
+    /// sequence, or a token id is ≥ `vocab_size`.
+    pub fn decode(&self, store: &mut KvStore, seqs: &[SeqId], tokens: &[u32]) -> Tensor<B, 2> {
+        let h = self.decode_hidden(store, seqs, tokens);
+        self.logits(h)
+    }
+
+    /// `[t] → [t, hidden]` final hidden states (before the last norm).
+    fn prefill_hidden(&self, store: &mut KvStore, seq: SeqId, tokens: &[u32]) -> Tensor<B, 2> {
+        assert!(!tokens.is_empty(), "prefill of an empty token list");
+        if store.position(seq) > 0 {
+            let rows = tokens
+                .iter()
+                .map(|&tok| self.decode_hidden(store, &[seq], &[tok]))
+                .collect();
+            return Tensor::cat(rows, 0);
+        }
+        let positions: Vec<usize> = (0..tokens.len()).collect();
+        let rope = self.rope.tables(&positions, &self.device);
+        let mut x = self.embed(tokens);
+        for (layer, b) in self.blocks.iter().enumerate() {
+            let a = b
+                .attn
+                .prefill(b.input_norm.forward(x.clone()), &rope, store, layer, seq);
+            x = x + a;
+            x = x.clone() + b.mlp.forward(b.post_norm.forward(x));
+        }
+        store.advance(seq, tokens.len());
+        x
+    }
+
+    /// `[batch] → [batch, hidden]` final hidden states of one decode step.
+    fn decode_hidden(&self, store: &mut KvStore, seqs: &[SeqId], tokens: &[u32]) -> Tensor<B, 2> {
+        assert_eq!(seqs.len(), tokens.len(), "one token per sequence");
+        assert!(!seqs.is_empty(), "decode of an empty batch");
+        let positions: Vec<usize> = seqs.iter().map(|&s| store.position(s)).collect();
+        let rope: RopeTables<B> = self.rope.tables(&positions, &self.device);
+        let mut x = self.embed(tokens);
+        for (layer, b) in self.blocks.iter().enumerate() {
+            let a = b
+                .attn
+                .decode(b.input_norm.forward(x.clone()), &rope, store, layer, seqs);
+            x = x + a;
+            x = x.clone() + b.mlp.forward(b.post_norm.forward(x));
+        }
+        for &s in seqs {
+            store.advance(s, 1);
+        }
+        x
+    }
+
+    /// `[n] → [n, hidden]` embedding rows.
+    fn embed(&self, tokens: &[u32]) -> Tensor<B, 2> {
+        let vocab = self.config.vocab_size;
+        let ids: Vec<i64> = tokens
+            .iter()
+            .map(|&t| {
+                assert!(
+                    (t as usize) < vocab,
+                    "token id {t} out of vocabulary ({vocab})"
+                );
+                i64::from(t)
+            })
+            .collect();
+        let ids =
+            Tensor::<B, 1, Int>::from_data(TensorData::new(ids, [tokens.len()]), &self.device);
+        self.embed.clone().select(0, ids)
+    }
+
+    /// `[n, hidden] → [n, vocab]`: final norm and lm head.
+    fn logits(&self, h: Tensor<B, 2>) -> Tensor<B, 2> {
+        self.lm_head.forward(self.norm.forward(h))
+    }
+}

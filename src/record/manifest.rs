@@ -1,0 +1,186 @@
+//! `manifest.json`: what a run directory holds — the resolved config, the
+//! identities its trial ids were computed from, the binary (crate version,
+//! git revision, record format version), the hardware, and one entry per
+//! session (a start, a resume, …) with its start and end.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use super::{MANIFEST_FILE, RecordError};
+
+/// The run manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format_version: u32,
+    pub run: String,
+    pub crate_version: String,
+    /// `git rev-parse HEAD` of the source tree, `+dirty` when it had changes.
+    pub git_revision: Option<String>,
+    /// The config file as named on the command line.
+    pub config_file: String,
+    /// The config as parsed, defaults filled in (not filtered by `--tasks`
+    /// and friends, which select work without changing the run).
+    pub config: serde_json::Value,
+    pub identities: Identities,
+    pub hardware: Hardware,
+    /// Start of the first session (UTC, RFC 3339).
+    pub started_at: String,
+    /// End of the latest session.
+    pub ended_at: Option<String>,
+    pub sessions: Vec<Session>,
+}
+
+/// What trial ids depend on beyond the config: model files and task versions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identities {
+    /// Model path as configured → identity (name and file hash).
+    pub models: BTreeMap<String, String>,
+    /// Task name → task version.
+    pub tasks: BTreeMap<String, String>,
+}
+
+/// Where a session ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hardware {
+    /// The generator's device description (e.g. `cpu`, `cuda:0 NVIDIA H100`).
+    pub device: String,
+    pub cpus: usize,
+    pub cpu_model: Option<String>,
+    pub os: String,
+    pub arch: String,
+}
+
+impl Hardware {
+    /// This machine, with `device` as reported by the generator.
+    pub fn probe(device: &str) -> Self {
+        let cpu_model = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        });
+        Hardware {
+            device: device.to_string(),
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cpu_model,
+            os: std::env::consts::OS.to_string(),
+            arch: std::env::consts::ARCH.to_string(),
+        }
+    }
+}
+
+/// One invocation of the sweep on this run directory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    pub git_revision: Option<String>,
+    pub hardware: Hardware,
+    /// The work filters of this session (`--tasks`, `--methods`, `--limit`), if any.
+    pub filters: Option<String>,
+    /// Records this session appended.
+    pub records_written: u64,
+    /// True when the session finished all the work it was given.
+    pub complete: bool,
+    /// Why the session stopped early, if it did.
+    pub error: Option<String>,
+}
+
+impl Manifest {
+    /// Read `dir/manifest.json`; `None` when absent.
+    pub fn read(dir: &Path) -> Result<Option<Self>, RecordError> {
+        let path = dir.join(MANIFEST_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(RecordError::io("read", &path, e)),
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| RecordError::Manifest {
+                path,
+                message: e.to_string(),
+            })
+    }
+
+    /// Write `dir/manifest.json` atomically (temporary file, then rename).
+    pub fn write(&self, dir: &Path) -> Result<(), RecordError> {
+        let path = dir.join(MANIFEST_FILE);
+        let tmp = dir.join(format!("{MANIFEST_FILE}.tmp"));
+        let mut text = serde_json::to_string_pretty(self).map_err(|e| RecordError::Manifest {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        text.push('\n');
+        std::fs::write(&tmp, text).map_err(|e| RecordError::io("write", &tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| RecordError::io("replace", &path, e))
+    }
+}
+
+/// `t` as `YYYY-MM-DDTHH:MM:SSZ` (UTC).
+pub fn utc_timestamp(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian
+/// (H. Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn timestamps_match_known_dates() {
+        let at = |s| utc_timestamp(UNIX_EPOCH + Duration::from_secs(s));
+        assert_eq!(at(0), "1970-01-01T00:00:00Z");
+        // `date -u -d @951782400` = 2000-02-29 00:00:00 (a leap day).
+        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
+        // `date -u -d @1735689599` = 2024-12-31 23:59:59.
+        assert_eq!(at(1_735_689_599), "2024-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn manifest_round_trips_through_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(Manifest::read(dir.path()).unwrap().is_none());
+        let m = Manifest {
+            format_version: 1,
+            run: "r".into(),
+            crate_version: "0.1.0".into(),
+            git_revision: None,
+            config_file: "c.toml".into(),
+            config: serde_json::json!({"a": 1}),
+            identities: Identities::default(),
+            hardware: Hardware::probe("cpu"),
+            started_at: utc_timestamp(SystemTime::now()),
+            ended_at: None,
+            sessions: vec![],
+        };
+        m.write(dir.path()).unwrap();
+        assert_eq!(Manifest::read(dir.path()).unwrap(), Some(m));
+    }
+}

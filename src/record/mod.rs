@@ -1,0 +1,23 @@
+//! On-disk results of a sweep: `results/<run>/manifest.json` (what was run,
+//! by which binary, on which hardware) and `results/<run>/samples.jsonl` (one
+//! flat [`SampleRecord`] per graded sample, appended and flushed one record
+//! at a time).
+//!
+//! The records file is the source of truth for resuming: [`ResumeIndex`]
+//! reads which samples are finished, [`SampleWriter`] repairs a torn last
+//! line left by a crash and appends new records. Records are JSON Lines now;
+//! consolidation to Parquet needs polars and is left to the report stage.
+
+pub mod error;
+pub mod format;
+pub mod index;
+pub mod manifest;
+pub mod sample;
+pub mod writer;
+
+pub use error::RecordError;
+pub use format::{MANIFEST_FILE, RECORD_FORMAT_VERSION, SAMPLES_FILE};
+pub use index::{ResumeIndex, read_records};
+pub use manifest::{Hardware, Identities, Manifest, Session, utc_timestamp};
+pub use sample::{BudgetSource, SampleKey, SampleRecord, token_hash};
+pub use writer::{SampleWriter, repair_torn_tail};

@@ -1,0 +1,136 @@
+//! The sweep's boundaries: what it needs from the model, task, prompt,
+//! generation and grading stages, as small traits the binary wires to the
+//! real implementations and tests wire to mocks.
+//!
+//! Generation and rendering run on the calling thread (burn is synchronous
+//! and need not be `Send`); grading runs on a bounded pool of blocking
+//! threads beside it, so [`SampleGrader`] is `Send + Sync`.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use super::BoxError;
+use super::trial::Trial;
+use crate::generate::{Completion, Request, StopCriteria};
+use crate::task::{Expected, Problem};
+
+/// What the sweep needs to know about a configured model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelInfo {
+    /// Stable identity that changes whenever the weights do: a name and a
+    /// hash of the weight files (e.g. `SmolLM2-135M-Instruct.Q4_1.gguf@sha256:1f2e…`).
+    /// Trial ids are computed from it.
+    pub identity: String,
+    /// True when the checkpoint carries DMS parameters (eviction decisions).
+    pub has_dms: bool,
+}
+
+/// Identifies models by their configured path (a file, a directory or a hub id).
+pub trait ModelCatalog {
+    fn inspect(&self, path: &str) -> Result<ModelInfo, BoxError>;
+}
+
+/// A task's problems and version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedTask {
+    /// Changes whenever problems, references or prompt templates change.
+    pub version: String,
+    /// In the task's canonical order; ids unique.
+    pub problems: Vec<Problem>,
+}
+
+/// Loads tasks by name (and an optional data file overriding the task's own).
+pub trait TaskSource {
+    fn load(&self, name: &str, data: Option<&str>) -> Result<LoadedTask, BoxError>;
+}
+
+/// Which sample a prompt is rendered for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromptContext<'a> {
+    pub task: &'a str,
+    /// Index of the problem in [`LoadedTask::problems`] (before any limit).
+    pub problem_index: usize,
+    /// The repeat (`grid.repeats`); a renderer may vary the prompt with it
+    /// (GPQA choice order per repeat). The W samples of one repeat share the
+    /// prompt, hence its KV.
+    pub repeat: u32,
+}
+
+/// A prompt ready to decode and what its samples are graded against.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RenderedPrompt {
+    pub tokens: Vec<u32>,
+    pub expected: Expected,
+    /// EOS ids and stop strings of the model's chat format.
+    pub stop: StopCriteria,
+}
+
+/// Problem + sample context → prompt token ids + expected answer.
+pub trait PromptRenderer {
+    fn render(
+        &mut self,
+        trial: &Trial,
+        problem: &Problem,
+        ctx: &PromptContext<'_>,
+    ) -> Result<RenderedPrompt, BoxError>;
+}
+
+/// One generated batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generated {
+    /// One per sample of the request, any order.
+    pub completions: Vec<Completion>,
+    /// KV rows of the model that decoded them (layers × KV heads).
+    pub kv_rows: u64,
+}
+
+/// Decodes the W samples of one prompt as one batch.
+pub trait SampleGenerator {
+    /// Where generation runs, for records and the manifest (e.g. `cpu`).
+    fn device(&self) -> String;
+
+    /// Decode `request` with `trial`'s model ([`Trial::model_path`]) under
+    /// its cache policy (`trial.spec.policy`). Contract:
+    /// - exactly `request.samples` completions, samples
+    ///   `first_sample..first_sample + samples`, each a function of
+    ///   (model, policy, prompt, sampling, sample index) only, never of the
+    ///   batch it ran in;
+    /// - `batch_peak_resident` is the peak of this request's batch alone
+    ///   (a fresh store per call);
+    /// - add each generated token to `tokens` as it is produced (progress).
+    ///
+    /// An error is a harness failure and stops the sweep; a bad sample
+    /// (truncated, garbage) is a normal completion.
+    fn generate(
+        &mut self,
+        trial: &Trial,
+        request: &Request,
+        tokens: &AtomicU64,
+    ) -> Result<Generated, BoxError>;
+}
+
+/// The grader's judgement of one sample.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GradeOutcome {
+    /// Verdict label (`correct`, `wrong`, `no_answer`, `timeout`, …).
+    pub verdict: String,
+    pub is_correct: bool,
+    /// The extracted answer (normalised), if any.
+    pub extracted: Option<String>,
+}
+
+/// Grades a sample's text against its expected answer. Called from a
+/// bounded pool of blocking threads; may run sandboxed processes. An error
+/// is a harness failure (the grader could not judge), not a wrong answer.
+pub trait SampleGrader: Send + Sync {
+    fn grade(&self, task: &str, expected: &Expected, text: &str) -> Result<GradeOutcome, BoxError>;
+}
+
+/// Everything [`super::run_sweep`] needs from the other stages.
+pub struct SweepDeps<'a> {
+    pub catalog: &'a dyn ModelCatalog,
+    pub tasks: &'a dyn TaskSource,
+    pub renderer: &'a mut dyn PromptRenderer,
+    pub generator: &'a mut dyn SampleGenerator,
+    pub grader: Arc<dyn SampleGrader>,
+}

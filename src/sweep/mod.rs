@@ -1,0 +1,43 @@
+//! The sweep: a config file expanded into trials, run as a pipeline —
+//! generate on the calling thread, grade on a bounded pool beside it, record
+//! each sample as it is graded — and resumable after a crash.
+//!
+//! ```text
+//! configs/*.toml ─parse─▶ SweepConfig ─validate + filters─▶ Plan
+//!   ─expand(catalog, tasks)─▶ Expanded (width groups of trials, problems)
+//!   ─schedule(records already there)─▶ batches to decode
+//!   ─generate─▶ Completion ─grade─▶ SampleRecord ─append─▶ results/<run>/samples.jsonl
+//! ```
+//!
+//! The boundaries to the other stages are the traits in [`deps`]; the binary
+//! wires them to the real model, tasks, prompts and graders.
+
+pub mod config;
+pub mod deps;
+pub mod dryrun;
+pub mod error;
+pub mod expand;
+pub mod keypath;
+pub mod methods;
+pub mod options;
+pub mod pipeline;
+pub mod plan;
+pub mod progress;
+pub mod rundir;
+pub mod runner;
+pub mod sample;
+pub mod schedule;
+pub mod trial;
+
+pub use config::SweepConfig;
+pub use deps::{
+    Generated, GradeOutcome, LoadedTask, ModelCatalog, ModelInfo, PromptContext, PromptRenderer,
+    RenderedPrompt, SampleGenerator, SampleGrader, SweepDeps, TaskSource,
+};
+pub use error::{BoxError, ConfigError, SweepError};
+pub use expand::{Expanded, Group, WorkUnit, expand};
+pub use options::{PipelineTiming, RunSummary, SweepOptions};
+pub use plan::{Checkpoint, Dtype, Filters, Plan};
+pub use progress::ProgressMode;
+pub use runner::run_sweep;
+pub use trial::{Trial, TrialSpec};

@@ -1,0 +1,82 @@
+//! What the command line passes to a sweep, and what a sweep reports back.
+
+use std::path::PathBuf;
+
+use super::plan::Filters;
+use super::progress::ProgressMode;
+
+/// Options of one `hyperscale sweep` invocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SweepOptions {
+    /// `--tasks`, `--methods`, `--limit`.
+    pub filters: Filters,
+    /// Print the expanded plan and its token estimate; run nothing.
+    pub dry_run: bool,
+    /// Start over when the run directory holds another config's run (the old
+    /// directory is renamed `<run>.prev-<timestamp>`, nothing is deleted).
+    pub new_run: bool,
+    /// Overrides `[run].results_dir`.
+    pub results_dir: Option<PathBuf>,
+    pub progress: ProgressMode,
+    /// Concurrent graders. Default: the number of CPUs.
+    pub grade_workers: Option<usize>,
+    /// Generated batches that may wait for a grader before generation
+    /// blocks. Default 256.
+    pub queue_batches: usize,
+    /// Recorded in the manifest. Default: `git rev-parse HEAD` of the
+    /// working directory, `+dirty` if it has changes.
+    pub git_revision: Option<String>,
+}
+
+impl Default for SweepOptions {
+    fn default() -> Self {
+        SweepOptions {
+            filters: Filters::default(),
+            dry_run: false,
+            new_run: false,
+            results_dir: None,
+            progress: ProgressMode::Auto,
+            grade_workers: None,
+            queue_batches: 256,
+            git_revision: None,
+        }
+    }
+}
+
+/// What a sweep did.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RunSummary {
+    pub run_dir: PathBuf,
+    pub trials: usize,
+    /// Records the (filtered) plan has in all.
+    pub planned_records: u64,
+    /// Of those, already in the run directory when the session began.
+    pub skipped_records: u64,
+    /// Appended by this session.
+    pub written_records: u64,
+    pub batches_generated: u64,
+    pub samples_generated: u64,
+    pub tokens_generated: u64,
+    /// Upper bound on the tokens this session had to generate (every sample to L).
+    pub estimated_tokens: u64,
+    /// Bytes of a torn last line cut off when the run was resumed.
+    pub repaired_bytes: Option<u64>,
+    pub timing: PipelineTiming,
+    /// The expanded plan, for `--dry-run`.
+    pub plan: Option<String>,
+}
+
+/// Where the time went (measured, seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct PipelineTiming {
+    /// Start of generation to the last record written.
+    pub wall: f64,
+    /// Start of generation to the last batch generated.
+    pub generation_done: f64,
+    /// Inside the generator.
+    pub generating: f64,
+    /// Generation waiting for the grading queue to make room.
+    pub blocked_on_grading: f64,
+    /// Summed over graders (they run concurrently).
+    pub grading: f64,
+}

@@ -1,0 +1,299 @@
+//! `run_sweep`: config file → plan → run directory → pipeline → summary.
+//!
+//! Generation runs on the calling thread, one batch at a time in run order;
+//! every generated sample goes to the grading pool (a tokio runtime owned by
+//! this function) and is recorded when graded. Generation only waits for
+//! grading when `queue_batches` generated batches are waiting for a grader.
+//! Must not be called from inside an async runtime.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+
+use super::deps::{PromptContext, RenderedPrompt, SweepDeps};
+use super::dryrun::describe_plan;
+use super::expand::{Expanded, expand};
+use super::options::{PipelineTiming, RunSummary, SweepOptions};
+use super::pipeline::{Job, grade_and_record};
+use super::plan::Plan;
+use super::progress::{ProgressState, report};
+use super::rundir::{close_session, open_run};
+use super::sample::{SampleContext, ungraded_record};
+use super::schedule::{Schedule, schedule};
+use super::trial::{split_stream, stream};
+use super::{SweepConfig, SweepError};
+use crate::generate::Request;
+use crate::record::{ResumeIndex, SAMPLES_FILE, SampleWriter};
+
+/// Run (or resume, or `--dry-run`) the sweep of `config_path`.
+pub fn run_sweep(
+    config_path: &Path,
+    options: &SweepOptions,
+    deps: SweepDeps<'_>,
+) -> Result<RunSummary, SweepError> {
+    let file = config_path.display().to_string();
+    let text = std::fs::read_to_string(config_path).map_err(|source| SweepError::ReadConfig {
+        path: config_path.to_path_buf(),
+        source,
+    })?;
+    let config = SweepConfig::parse(&text, &file)?;
+    let plan = Plan::from_config(&config, &file, &options.filters)?;
+    let expanded = expand(&plan, &file, deps.catalog, deps.tasks)?;
+    let run_dir = options
+        .results_dir
+        .as_ref()
+        .unwrap_or(&plan.results_dir)
+        .join(&plan.run_name);
+    let samples_path = run_dir.join(SAMPLES_FILE);
+
+    if options.dry_run {
+        let index = ResumeIndex::load(&samples_path)?;
+        let work = schedule(&expanded, &index);
+        let mut summary = summary_of(&run_dir, &expanded, &work);
+        summary.plan = Some(describe_plan(&plan, &expanded, &work, &run_dir));
+        return Ok(summary);
+    }
+
+    let device = deps.generator.device();
+    let mut manifest = open_run(&run_dir, &plan, &expanded, &file, options, &device)?;
+    let (writer, repaired) = SampleWriter::open(&samples_path)?;
+    if let Some(bytes) = repaired {
+        tracing::warn!(
+            "`{}`: cut a torn last line ({bytes} bytes) left by an interrupted run",
+            samples_path.display()
+        );
+    }
+    let index = Arc::new(ResumeIndex::load(&samples_path)?);
+    let work = schedule(&expanded, &index);
+    let mut summary = summary_of(&run_dir, &expanded, &work);
+    summary.repaired_bytes = repaired;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(options.grade_workers.unwrap_or_else(cpus).max(1) + 2)
+        .enable_time()
+        .build()
+        .map_err(|e| SweepError::Runtime(e.to_string()))?;
+    let progress = ProgressState::new(work.records_to_write(), expanded.groups.len());
+    let abort = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = mpsc::channel::<Vec<Job>>(options.queue_batches.max(1));
+    let start = Instant::now();
+    let reporter = runtime.spawn(report(options.progress, progress.clone()));
+    let pipeline = runtime.spawn(grade_and_record(
+        rx,
+        writer,
+        index,
+        deps.grader.clone(),
+        options.grade_workers.unwrap_or_else(cpus),
+        progress.clone(),
+        abort.clone(),
+    ));
+
+    let mut generation = Generation {
+        plan: &plan,
+        expanded: &expanded,
+        device: &device,
+        progress: &progress,
+        abort: &abort,
+        tx,
+        seq: 0,
+        timing: PipelineTiming::default(),
+        summary: &mut summary,
+    };
+    let generated = generation.run(&work, deps);
+    let mut timing = generation.timing;
+    // Closing the queue lets the pipeline grade and record everything
+    // generated so far, even after a generation failure, then end.
+    drop(generation);
+    timing.generation_done = start.elapsed().as_secs_f64();
+
+    let output = runtime
+        .block_on(pipeline)
+        .map_err(|e| SweepError::Runtime(e.to_string()))?;
+    progress.finish();
+    let _ = runtime.block_on(reporter);
+    timing.wall = output
+        .finished_at
+        .map_or(start.elapsed(), |t| t.duration_since(start))
+        .as_secs_f64();
+    timing.grading = output.grading_seconds;
+    summary.timing = timing;
+    summary.written_records = output.written;
+
+    // The pipeline's error explains a generation stopped by a closed queue.
+    let result = match (output.error, generated) {
+        (Some(e), _) | (None, Err(e)) => Err(e),
+        (None, Ok(())) => Ok(()),
+    };
+    let complete =
+        result.is_ok() && summary.skipped_records + output.written == summary.planned_records;
+    close_session(
+        &run_dir,
+        &mut manifest,
+        output.written,
+        complete,
+        result.as_ref().err().map(ToString::to_string),
+    )?;
+    result.map(|()| summary)
+}
+
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn summary_of(run_dir: &Path, expanded: &Expanded, work: &Schedule) -> RunSummary {
+    RunSummary {
+        run_dir: run_dir.to_path_buf(),
+        trials: expanded.trials().count(),
+        planned_records: work.planned_records,
+        skipped_records: work.skipped_records,
+        estimated_tokens: work.tokens,
+        ..RunSummary::default()
+    }
+}
+
+/// The generation loop's state.
+struct Generation<'a> {
+    plan: &'a Plan,
+    expanded: &'a Expanded,
+    device: &'a str,
+    progress: &'a Arc<ProgressState>,
+    abort: &'a AtomicBool,
+    tx: mpsc::Sender<Vec<Job>>,
+    seq: u64,
+    timing: PipelineTiming,
+    summary: &'a mut RunSummary,
+}
+
+impl Generation<'_> {
+    fn run(&mut self, work: &Schedule, deps: SweepDeps<'_>) -> Result<(), SweepError> {
+        let SweepDeps {
+            renderer,
+            generator,
+            ..
+        } = deps;
+        let expanded = self.expanded;
+        let mut prompt: Option<((usize, usize, u32), RenderedPrompt)> = None;
+        for item in &work.batches {
+            if self.abort.load(Ordering::SeqCst) {
+                return Ok(()); // the pipeline holds the reason
+            }
+            let group = &expanded.groups[item.unit.group];
+            let task = &expanded.tasks[group.task];
+            let problem = &task.problems[item.unit.problem];
+            let batch = &group.batches[item.batch];
+            let owner = &group.trials[batch.owner];
+            self.progress.enter(
+                item.unit.group,
+                &group.label,
+                item.unit.problem,
+                task.problems.len(),
+            );
+
+            let prompt_key = (item.unit.group, item.unit.problem, item.repeat);
+            if prompt.as_ref().is_none_or(|(k, _)| *k != prompt_key) {
+                let ctx = PromptContext {
+                    task: &task.name,
+                    problem_index: task.indices[item.unit.problem],
+                    repeat: item.repeat,
+                };
+                let rendered =
+                    renderer
+                        .render(owner, problem, &ctx)
+                        .map_err(|source| SweepError::Render {
+                            task: task.name.clone(),
+                            problem: problem.id.clone(),
+                            source,
+                        })?;
+                prompt = Some((prompt_key, rendered));
+            }
+            let rendered = &prompt.as_ref().expect("rendered above").1;
+            let request = Request {
+                prompt: rendered.tokens.clone(),
+                samples: batch.samples as usize,
+                first_sample: stream(item.repeat, batch.first),
+                max_tokens: owner.spec.max_tokens,
+                sampling: owner.sampling,
+                stop: rendered.stop.clone(),
+            };
+
+            let started = Instant::now();
+            let generated = generator
+                .generate(owner, &request, &self.progress.tokens)
+                .map_err(|source| SweepError::Generate {
+                    trial: owner.id.clone(),
+                    label: owner.label.clone(),
+                    problem: problem.id.clone(),
+                    source,
+                })?;
+            self.timing.generating += started.elapsed().as_secs_f64();
+            let contract = |message: String| SweepError::GeneratorContract {
+                trial: owner.id.clone(),
+                problem: problem.id.clone(),
+                message,
+            };
+            let mut completions = generated.completions;
+            completions.sort_by_key(|c| c.sample);
+            let expected_streams: Vec<u64> = (0..batch.samples)
+                .map(|i| stream(item.repeat, batch.first + i))
+                .collect();
+            let got: Vec<u64> = completions.iter().map(|c| c.sample).collect();
+            if got != expected_streams {
+                return Err(contract(format!(
+                    "asked for samples {:?}, got {:?}",
+                    expected_streams, got
+                )));
+            }
+            self.summary.batches_generated += 1;
+            self.summary.samples_generated += completions.len() as u64;
+            self.summary.tokens_generated += completions
+                .iter()
+                .map(|c| c.generated_tokens as u64)
+                .sum::<u64>();
+
+            let expected = Arc::new(rendered.expected.clone());
+            let task_name: Arc<str> = Arc::from(task.name.as_str());
+            let mut jobs = Vec::new();
+            for c in completions {
+                let (_, sample) = split_stream(c.sample);
+                let ctx = SampleContext {
+                    run: &self.plan.run_name,
+                    task_version: &task.version,
+                    problem_id: &problem.id,
+                    repeat: item.repeat,
+                    sample,
+                    batch,
+                    kv_rows: generated.kv_rows,
+                    device: self.device,
+                    save_text: self.plan.save_text,
+                };
+                let records: Vec<_> = item
+                    .missing
+                    .iter()
+                    .filter(|(_, s)| *s == sample)
+                    .map(|&(t, _)| ungraded_record(&group.trials[t], &c, &ctx))
+                    .collect();
+                if records.is_empty() {
+                    continue; // recorded in every trial already
+                }
+                jobs.push(Job {
+                    seq: self.seq,
+                    task: task_name.clone(),
+                    expected: expected.clone(),
+                    text: c.text,
+                    records,
+                });
+                self.seq += 1;
+            }
+            let waited = Instant::now();
+            if self.tx.blocking_send(jobs).is_err() {
+                return Ok(()); // the pipeline stopped and holds the reason
+            }
+            self.timing.blocked_on_grading += waited.elapsed().as_secs_f64();
+        }
+        Ok(())
+    }
+}

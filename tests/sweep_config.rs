@@ -1,0 +1,402 @@
+//! Config files: every bad config is a one-line error naming its key; the
+//! shipped configs are valid; CR and DMS checkpoints expand as documented.
+
+mod sweep_mocks;
+
+use hyperscale::kv::{Budget, CachePolicy};
+use hyperscale::sweep::{
+    BoxError, Checkpoint, Filters, LoadedTask, ModelCatalog, ModelInfo, Plan, SweepConfig,
+    TaskSource, expand,
+};
+use hyperscale::task::{Problem, Reference};
+use sweep_mocks::{MockCatalog, MockTasks};
+
+const GOOD: &str = r#"
+[run]
+name = "t"
+
+[model]
+path = "models/tiny.gguf"
+
+[[model.dms]]
+cr = 4
+path = "models/tiny-dms-4x"
+
+[[tasks]]
+name = "arith"
+
+[[tasks]]
+name = "aime24"
+
+[sampling]
+seeds = [0]
+
+[grid]
+cr = [2]
+widths = [1, 2]
+lengths = [8]
+
+[[grid.methods]]
+policy = "dense"
+
+[[grid.methods]]
+policy = "tova"
+
+[[grid.methods]]
+policy = "dms"
+"#;
+
+/// Parse, validate and expand against the mocks; the error as displayed.
+fn check(text: &str) -> Result<hyperscale::sweep::Expanded, String> {
+    let config = SweepConfig::parse(text, "cfg.toml").map_err(|e| e.to_string())?;
+    let plan =
+        Plan::from_config(&config, "cfg.toml", &Filters::default()).map_err(|e| e.to_string())?;
+    expand(&plan, "cfg.toml", &MockCatalog, &MockTasks::default()).map_err(|e| e.to_string())
+}
+
+fn edit(from: &str, to: &str) -> String {
+    assert!(GOOD.contains(from), "`{from}` not in GOOD");
+    GOOD.replacen(from, to, 1)
+}
+
+#[test]
+fn bad_configs_are_one_line_errors_naming_the_key() {
+    assert!(check(GOOD).is_ok(), "{:?}", check(GOOD).err());
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "unknown top-level key",
+            format!("colour = 1\n{GOOD}"),
+            "colour",
+        ),
+        (
+            "unknown grid key",
+            edit("lengths = [8]", "lengths = [8]\nwidht = [3]"),
+            "grid.widht",
+        ),
+        (
+            "unknown model key",
+            edit(
+                "path = \"models/tiny.gguf\"",
+                "path = \"models/tiny.gguf\"\ndevise = \"cpu\"",
+            ),
+            "model.devise",
+        ),
+        (
+            "unknown method field",
+            edit("policy = \"tova\"", "policy = \"tova\"\nwindw = 3"),
+            "grid.methods[1].windw",
+        ),
+        (
+            "unknown policy",
+            edit("policy = \"tova\"", "policy = \"lru\""),
+            "grid.methods[1].policy",
+        ),
+        (
+            "cr on dense",
+            edit("policy = \"dense\"", "policy = \"dense\"\ncr = [2]"),
+            "grid.methods[0].cr",
+        ),
+        (
+            "W = 0",
+            edit("widths = [1, 2]", "widths = [1, 0]"),
+            "grid.widths[1]",
+        ),
+        (
+            "negative W",
+            edit("widths = [1, 2]", "widths = [-1]"),
+            "grid.widths[0]",
+        ),
+        (
+            "W not a list",
+            edit("widths = [1, 2]", "widths = \"2\""),
+            "grid.widths",
+        ),
+        (
+            "no widths",
+            edit("widths = [1, 2]", "widths = []"),
+            "grid.widths",
+        ),
+        (
+            "repeated W",
+            edit("widths = [1, 2]", "widths = [2, 2]"),
+            "grid.widths",
+        ),
+        (
+            "L = 0",
+            edit("lengths = [8]", "lengths = [0]"),
+            "grid.lengths[0]",
+        ),
+        ("missing lengths", edit("lengths = [8]", ""), "grid"),
+        ("cr below 1", edit("cr = [2]", "cr = [0.5]"), "grid.cr[0]"),
+        (
+            "budgeted method without cr",
+            edit("cr = [2]", "cr = []"),
+            "grid.cr",
+        ),
+        (
+            "empty method cr",
+            edit("policy = \"tova\"", "policy = \"tova\"\ncr = []"),
+            "grid.methods[1].cr",
+        ),
+        (
+            "dms cr without checkpoint",
+            edit("policy = \"dms\"", "policy = \"dms\"\ncr = [8]"),
+            "grid.methods[2].cr[0]",
+        ),
+        (
+            "dms without checkpoints",
+            edit("[[model.dms]]\ncr = 4\npath = \"models/tiny-dms-4x\"", ""),
+            "grid.methods[2]",
+        ),
+        (
+            "dms checkpoint without dms params",
+            edit("models/tiny-dms-4x", "models/tiny-4x"),
+            "model.dms[0].path",
+        ),
+        (
+            "repeated dms cr",
+            edit(
+                "[[tasks]]\nname = \"arith\"",
+                "[[model.dms]]\ncr = 4\npath = \"x-dms\"\n\n[[tasks]]\nname = \"arith\"",
+            ),
+            "model.dms[1].cr",
+        ),
+        (
+            "unreadable model",
+            edit("models/tiny.gguf", "models/missing.gguf"),
+            "model.path",
+        ),
+        (
+            "unknown device",
+            edit(
+                "path = \"models/tiny.gguf\"",
+                "path = \"models/tiny.gguf\"\ndevice = \"tpu\"",
+            ),
+            "model.device",
+        ),
+        (
+            "unknown dtype",
+            edit(
+                "path = \"models/tiny.gguf\"",
+                "path = \"models/tiny.gguf\"\ndtype = \"int3\"",
+            ),
+            "model.dtype",
+        ),
+        (
+            "top_p = 0",
+            edit("seeds = [0]", "seeds = [0]\ntop_p = 0.0"),
+            "sampling.top_p",
+        ),
+        (
+            "negative temperature",
+            edit("seeds = [0]", "seeds = [0]\ntemperature = -1.0"),
+            "sampling.temperature",
+        ),
+        (
+            "no seeds",
+            edit("seeds = [0]", "seeds = []"),
+            "sampling.seeds",
+        ),
+        (
+            "repeats = 0",
+            edit("lengths = [8]", "lengths = [8]\nrepeats = 0"),
+            "grid.repeats",
+        ),
+        (
+            "task twice",
+            edit("name = \"aime24\"", "name = \"arith\""),
+            "tasks[1].name",
+        ),
+        (
+            "limit = 0",
+            edit("name = \"arith\"", "name = \"arith\"\nlimit = 0"),
+            "tasks[0].limit",
+        ),
+        (
+            "unknown problem id",
+            edit(
+                "name = \"arith\"",
+                "name = \"arith\"\nproblems = [\"arith-99\"]",
+            ),
+            "tasks[0].problems",
+        ),
+        (
+            "unknown task",
+            edit("name = \"aime24\"", "name = \"aime99\""),
+            "tasks[1]",
+        ),
+        (
+            "no tasks",
+            format!(
+                "tasks = []\n{}",
+                edit(
+                    "[[tasks]]\nname = \"arith\"\n\n[[tasks]]\nname = \"aime24\"",
+                    ""
+                )
+            ),
+            "tasks",
+        ),
+        (
+            "run name with a slash",
+            edit("name = \"t\"", "name = \"a/b\""),
+            "run.name",
+        ),
+        (
+            "two methods one name",
+            format!("{GOOD}\n[[grid.methods]]\npolicy = \"tova\"\nmin_tokens = 4\n"),
+            "grid.methods[3].name",
+        ),
+        (
+            "one policy twice",
+            format!("{GOOD}\n[[grid.methods]]\npolicy = \"tova\"\nname = \"tova2\"\n"),
+            "grid.methods[3]",
+        ),
+        (
+            "quest pages of 0",
+            format!("{GOOD}\n[[grid.methods]]\npolicy = \"quest\"\npage_size = 0\n"),
+            "grid.methods[3].page_size",
+        ),
+        (
+            "window without sink",
+            format!("{GOOD}\n[[grid.methods]]\npolicy = \"window\"\n"),
+            "grid.methods[3]",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (what, text, key) in &cases {
+        match check(text) {
+            Ok(_) => failures.push(format!("{what}: accepted")),
+            Err(e) => {
+                println!("{what:<36} {e}");
+                let names_key = e.contains(&format!(": {key}: "));
+                if !names_key || e.contains('\n') {
+                    failures.push(format!("{what}: `{e}` should be one line naming `{key}`"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn cr_applies_to_budgeted_methods_and_dms_runs_its_checkpoints() {
+    let text = GOOD.replace("cr = [2]", "cr = [2, 8]").replace(
+        "[[tasks]]\nname = \"arith\"",
+        "[[model.dms]]\ncr = 8\npath = \"models/tiny-dms-8x\"\n\n[[tasks]]\nname = \"arith\"",
+    );
+    let e = check(&text).unwrap();
+    let trials: Vec<_> = e
+        .trials()
+        .filter(|t| t.spec.task == "arith" && t.spec.width == 1)
+        .collect();
+    let summary: Vec<(String, Option<f64>, String)> = trials
+        .iter()
+        .map(|t| (t.method.clone(), t.spec.cr, t.model_path.clone()))
+        .collect();
+    // Base-model trials first (one model load), then each DMS checkpoint.
+    assert_eq!(
+        summary,
+        vec![
+            ("dense".into(), None, "models/tiny.gguf".into()),
+            ("tova".into(), Some(2.0), "models/tiny.gguf".into()),
+            ("tova".into(), Some(8.0), "models/tiny.gguf".into()),
+            ("dms".into(), Some(4.0), "models/tiny-dms-4x".into()),
+            ("dms".into(), Some(8.0), "models/tiny-dms-8x".into()),
+        ]
+    );
+    assert_eq!(
+        trials[1].spec.policy,
+        CachePolicy::Tova {
+            budget: Budget::Ratio {
+                cr: 2.0,
+                min_tokens: 16
+            }
+        }
+    );
+    assert_eq!(trials[3].checkpoint, Checkpoint::Dms(0));
+    assert!(trials[3].spec.model.starts_with("models/tiny-dms-4x@"));
+    // A method's own cr list selects among the checkpoints.
+    let only8 = text.replacen("policy = \"dms\"", "policy = \"dms\"\ncr = [8]", 1);
+    let crs: Vec<_> = check(&only8)
+        .unwrap()
+        .trials()
+        .filter(|t| t.method == "dms")
+        .map(|t| t.spec.cr)
+        .collect();
+    assert!(crs.iter().all(|&c| c == Some(8.0)) && !crs.is_empty());
+}
+
+/// Any task name, 300 problems; every model has DMS parameters.
+struct Permissive;
+
+impl ModelCatalog for Permissive {
+    fn inspect(&self, path: &str) -> Result<ModelInfo, BoxError> {
+        Ok(ModelInfo {
+            identity: format!("{path}@sha256:0"),
+            has_dms: true,
+        })
+    }
+}
+
+impl TaskSource for Permissive {
+    fn load(&self, name: &str, _data: Option<&str>) -> Result<LoadedTask, BoxError> {
+        Ok(LoadedTask {
+            version: "1".into(),
+            problems: (0..300)
+                .map(|i| Problem {
+                    id: format!("{name}-{i}"),
+                    question: String::new(),
+                    reference: Reference::Math { answer: "0".into() },
+                    metadata: Default::default(),
+                })
+                .collect(),
+        })
+    }
+}
+
+#[test]
+fn shipped_configs_are_valid() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let mut seen = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if path.extension().is_none_or(|e| e != "toml") || name == "demo.toml" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let config = SweepConfig::parse(&text, &name).unwrap_or_else(|e| panic!("{e}"));
+        let plan = Plan::from_config(&config, &name, &Filters::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let e = expand(&plan, &name, &Permissive, &Permissive).unwrap_or_else(|e| panic!("{e}"));
+        let tokens: u64 = e.units().into_iter().map(|u| e.unit_tokens(u)).sum();
+        println!(
+            "{name}: {} trials, {} work units, at most {tokens} generated tokens",
+            e.trials().count(),
+            e.units().len()
+        );
+        seen.push((name, e));
+    }
+    let smoke = &seen
+        .iter()
+        .find(|(n, _)| n == "smoke.toml")
+        .expect("configs/smoke.toml")
+        .1;
+    // 4 tasks × (dense + window×2 CRs + tova×2 CRs) × W ∈ {1, 2}.
+    assert_eq!(smoke.trials().count(), 4 * 5 * 2);
+    assert_eq!(
+        smoke.tasks.iter().map(|t| t.problems.len()).sum::<usize>(),
+        5
+    );
+    for paper in [
+        "r1-distill-qwen-1.5b.toml",
+        "r1-distill-qwen-7b.toml",
+        "r1-distill-qwen-32b.toml",
+        "qwen3-8b-dms-8x.toml",
+    ] {
+        assert!(
+            seen.iter().any(|(n, _)| n == paper),
+            "configs/{paper} missing"
+        );
+    }
+}
