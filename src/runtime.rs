@@ -7,7 +7,7 @@ use burn::backend::flex::{Flex, FlexDevice};
 
 use crate::device::{DeviceError, DeviceKind};
 use crate::generate::{Decoder, TextDecoder};
-use crate::kv::{KvShape, KvStore, SeqId};
+use crate::kv::{CachePolicy, KvError, KvShape, KvStore, SeqId};
 use crate::model::hf::GenerationDefaults;
 use crate::model::loader::{ModelFormat, open_model};
 use crate::model::tokenizer::TokenizeError;
@@ -128,6 +128,16 @@ impl LoadedModel {
     /// An empty KV store shaped for this model.
     pub fn new_store(&self) -> KvStore {
         KvStore::new(self.kv_shape())
+    }
+
+    /// An empty KV store running `policy`, its DMS fields defaulted from
+    /// the checkpoint (an error for `dms` on a model without DMS
+    /// parameters).
+    pub fn policy_store(&self, policy: &CachePolicy) -> Result<KvStore, KvError> {
+        let dms = match &self.engine {
+            Engine::Cpu(m) => m.dms_params(),
+        };
+        KvStore::with_policy(self.kv_shape(), policy, dms)
     }
 }
 

@@ -7,7 +7,7 @@ use burn::backend::flex::{Flex, FlexTensor};
 use burn::prelude::*;
 use burn::tensor::{DType, TensorPrimitive};
 
-use super::{DecodeStep, KvStore, SeqId, SlotChoice};
+use super::{DecodeStep, KvStore, PrefillStep, SeqId, SlotChoice};
 
 /// A burn backend whose tensors can be written into and attended over in the
 /// project's KV store.
@@ -59,6 +59,104 @@ pub trait AttentionBackend: Backend {
         v: Tensor<Self, 3>,
         scale: f32,
     ) -> Tensor<Self, 3>;
+
+    /// Prefill attention of one layer under the store's cache policy
+    /// ([`KvStore::policy_prefill`]): the chunk attends over the kept
+    /// entries and itself under the policy's mask, then the store keeps
+    /// what the policy keeps. Runs on the host payload; the default moves
+    /// the tensors through host memory.
+    ///
+    /// # Shapes
+    /// `q`: `[t, n_heads, head_dim]`; `k`, `v`: `[kv_heads, t, head_dim]`
+    /// (post-RoPE); `decisions`: `[kv_heads, t]` (DMS, else empty); returns
+    /// `[t, n_heads, head_dim]`.
+    ///
+    /// # Panics
+    /// On the store's errors (misshapen input, missing decisions, a device
+    /// payload).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "prefill_write plus the queries, scale and decisions"
+    )]
+    fn policy_prefill(
+        store: &mut KvStore,
+        layer: usize,
+        seq: SeqId,
+        q: Tensor<Self, 3>,
+        k: Tensor<Self, 3>,
+        v: Tensor<Self, 3>,
+        scale: f32,
+        decisions: &[bool],
+    ) -> Tensor<Self, 3> {
+        let device = q.device();
+        let [t, n_heads, head_dim] = q.dims();
+        let (q, k, v) = (host_vec(q), host_vec(k), host_vec(v));
+        let mut out = vec![0.0f32; q.len()];
+        let step = PrefillStep {
+            layer,
+            seq,
+            q: &q,
+            k: &k,
+            v: &v,
+            scale,
+            decisions,
+        };
+        store
+            .policy_prefill(step, &mut out)
+            .unwrap_or_else(|e| panic!("{e}"));
+        Tensor::from_data(TensorData::new(out, [t, n_heads, head_dim]), &device)
+    }
+
+    /// One decode step of one layer under the store's cache policy
+    /// ([`KvStore::policy_decode`]); a dense store takes
+    /// [`AttentionBackend::decode_attention`] unchanged.
+    ///
+    /// # Shapes
+    /// As [`AttentionBackend::decode_attention`]; `decisions`: `[batch,
+    /// kv_heads]` (DMS, else empty).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "decode_attention plus the decisions"
+    )]
+    fn policy_decode(
+        store: &mut KvStore,
+        layer: usize,
+        seqs: &[SeqId],
+        q: Tensor<Self, 3>,
+        k: Tensor<Self, 3>,
+        v: Tensor<Self, 3>,
+        scale: f32,
+        decisions: &[bool],
+    ) -> Tensor<Self, 3> {
+        if store.policy().is_dense() {
+            return Self::decode_attention(store, layer, seqs, q, k, v, scale);
+        }
+        let device = q.device();
+        let [batch, n_heads, head_dim] = q.dims();
+        let (q, k, v) = (host_vec(q), host_vec(k), host_vec(v));
+        let mut out = vec![0.0f32; q.len()];
+        let step = DecodeStep {
+            layer,
+            seqs,
+            q: &q,
+            k: &k,
+            v: &v,
+            scale,
+            slots: &[],
+        };
+        store
+            .policy_decode(step, decisions, &mut out)
+            .unwrap_or_else(|e| panic!("{e}"));
+        Tensor::from_data(TensorData::new(out, [batch, n_heads, head_dim]), &device)
+    }
+}
+
+/// Any backend's tensor as an f32 host vector (a copy).
+fn host_vec<B: Backend>(t: Tensor<B, 3>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .into_vec::<f32>()
+        .expect("converted to f32 above")
 }
 
 /// A Flex tensor as contiguous f32 host memory: borrowed in place when it

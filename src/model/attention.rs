@@ -1,12 +1,16 @@
 //! Grouped-query self-attention of one layer: fused q/k/v projection (with
 //! Qwen2 biases), optional per-head q/k RMSNorm (Qwen3), rotate-half RoPE,
 //! then either dense causal attention over a fresh prompt (prefill) or the
-//! backend's decode kernel over the [`KvStore`] (decode).
+//! backend's decode kernel over the [`KvStore`] (decode). Under a cache
+//! policy other than dense, prefill and decode go through the store's
+//! policy entry points, with the layer's DMS decisions when it has a
+//! [`DmsHead`].
 
 use burn::prelude::*;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 
+use super::dms::DmsHead;
 use super::linear::Linear;
 use super::norm::RmsNorm;
 use super::rope::RopeTables;
@@ -30,6 +34,8 @@ pub struct Attention<B: Backend> {
     /// Per-head norms of q and k over `head_dim` (Qwen3).
     qk_norm: Option<(RmsNorm<B>, RmsNorm<B>)>,
     heads: Heads,
+    /// DMS decision head of a retrofitted checkpoint.
+    dms: Option<DmsHead<B>>,
 }
 
 /// Post-RoPE queries, keys and values of `n` tokens.
@@ -40,6 +46,8 @@ struct Qkv<B: Backend> {
     k: Tensor<B, 3>,
     /// `[n, n_kv_heads, head_dim]`
     v: Tensor<B, 3>,
+    /// `[n, n_kv_heads]` DMS evict decisions, row-major (empty without DMS).
+    decisions: Vec<bool>,
 }
 
 impl<B: AttentionBackend> Attention<B> {
@@ -54,18 +62,27 @@ impl<B: AttentionBackend> Attention<B> {
             o,
             qk_norm,
             heads,
+            dms: None,
         }
+    }
+
+    /// The same layer with a DMS decision head.
+    pub fn with_dms(mut self, dms: DmsHead<B>) -> Self {
+        self.dms = Some(dms);
+        self
     }
 
     fn scale(&self) -> f32 {
         (self.heads.head_dim as f32).powf(-0.5)
     }
 
-    /// Projects `x` and applies q/k norm and RoPE.
+    /// Projects `x` and applies q/k norm and RoPE; with DMS, takes the
+    /// decisions (and zeroes the borrowed q channel before and after RoPE).
     ///
     /// # Shapes
-    /// `x`: `[n, hidden]`; `rope` has `n` rows.
-    fn project(&self, x: Tensor<B, 2>, rope: &RopeTables<B>) -> Qkv<B> {
+    /// `x`: `[n, hidden]` (normed); `resid`: `[n, hidden]` (before the
+    /// norm, read by the DMS adapter); `rope` has `n` rows.
+    fn project(&self, x: Tensor<B, 2>, resid: Tensor<B, 2>, rope: &RopeTables<B>) -> Qkv<B> {
         let Heads {
             n_heads,
             n_kv_heads,
@@ -85,22 +102,35 @@ impl<B: AttentionBackend> Attention<B> {
             q = q_norm.forward(q);
             k = k_norm.forward(k);
         }
+        let Some(dms) = &self.dms else {
+            return Qkv {
+                q: rope.apply(q),
+                k: rope.apply(k),
+                v,
+                decisions: Vec::new(),
+            };
+        };
+        let (logits, q) = dms.logits(q, resid);
         Qkv {
-            q: rope.apply(q),
+            q: dms.after_rope(rope.apply(q)),
             k: rope.apply(k),
             v,
+            decisions: dms.decisions(logits),
         }
     }
 
     /// Dense causal attention over the `t` tokens of a fresh sequence, and
-    /// their keys/values written to `store`.
+    /// their keys/values written to `store`; under a cache policy, the
+    /// store's policy prefill of a chunk at positions `position(seq)..`.
     ///
     /// # Shapes
-    /// `x`: `[t, hidden]` (normed); `rope` has rows for positions `0..t`;
-    /// returns `[t, hidden]`.
+    /// `x`: `[t, hidden]` (normed); `resid`: `[t, hidden]` (before the
+    /// norm); `rope` has rows for the chunk's positions; returns `[t,
+    /// hidden]`.
     pub fn prefill(
         &self,
         x: Tensor<B, 2>,
+        resid: Tensor<B, 2>,
         rope: &RopeTables<B>,
         store: &mut KvStore,
         layer: usize,
@@ -112,9 +142,22 @@ impl<B: AttentionBackend> Attention<B> {
             head_dim,
         } = self.heads;
         let [t, _] = x.dims();
-        let Qkv { q, k, v } = self.project(x, rope);
+        let Qkv { q, k, v, decisions } = self.project(x, resid, rope);
         let k = k.swap_dims(0, 1);
         let v = v.swap_dims(0, 1);
+        if !store.policy().is_dense() {
+            // [t, kv_heads] -> [kv_heads, t]
+            let dec: Vec<bool> = if decisions.is_empty() {
+                Vec::new()
+            } else {
+                (0..n_kv_heads)
+                    .flat_map(|h| (0..t).map(move |i| (h, i)))
+                    .map(|(h, i)| decisions[i * n_kv_heads + h])
+                    .collect()
+            };
+            let out = B::policy_prefill(store, layer, seq, q, k, v, self.scale(), &dec);
+            return self.o.forward(out.reshape([t, n_heads * head_dim]));
+        }
         B::prefill_write(store, layer, seq, k.clone(), v.clone());
         // GQA: repeat each KV head for its group of query heads.
         let group = n_heads / n_kv_heads;
@@ -142,11 +185,13 @@ impl<B: AttentionBackend> Attention<B> {
     /// attend over each sequence's entries with the backend's kernel.
     ///
     /// # Shapes
-    /// `x`: `[batch, hidden]` (normed), row `i` for `seqs[i]`; `rope` has
-    /// `batch` rows (each sequence's own position); returns `[batch, hidden]`.
+    /// `x`: `[batch, hidden]` (normed), row `i` for `seqs[i]`; `resid`:
+    /// `[batch, hidden]` (before the norm); `rope` has `batch` rows (each
+    /// sequence's own position); returns `[batch, hidden]`.
     pub fn decode(
         &self,
         x: Tensor<B, 2>,
+        resid: Tensor<B, 2>,
         rope: &RopeTables<B>,
         store: &mut KvStore,
         layer: usize,
@@ -156,8 +201,140 @@ impl<B: AttentionBackend> Attention<B> {
             n_heads, head_dim, ..
         } = self.heads;
         let [batch, _] = x.dims();
-        let Qkv { q, k, v } = self.project(x, rope);
-        let out = B::decode_attention(store, layer, seqs, q, k, v, self.scale());
+        let Qkv { q, k, v, decisions } = self.project(x, resid, rope);
+        let out = B::policy_decode(store, layer, seqs, q, k, v, self.scale(), &decisions);
         self.o.forward(out.reshape([batch, n_heads * head_dim]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::flex::Flex;
+
+    use super::*;
+    use crate::model::dms::{DmsConfig, DmsDecision};
+    use crate::model::rope::Rope;
+    use crate::model::{Arch, HostTensor, ModelConfig};
+
+    type B = Flex;
+    const HEADS: Heads = Heads {
+        n_heads: 4,
+        n_kv_heads: 2,
+        head_dim: 8,
+    };
+    const HIDDEN: usize = 16;
+
+    fn config() -> ModelConfig {
+        ModelConfig {
+            arch: Arch::Qwen3,
+            vocab_size: 8,
+            hidden_size: HIDDEN,
+            intermediate_size: 8,
+            num_layers: 1,
+            num_heads: HEADS.n_heads,
+            num_kv_heads: HEADS.n_kv_heads,
+            head_dim: HEADS.head_dim,
+            rms_norm_eps: 1e-6,
+            rope_theta: 10_000.0,
+            rope_scaling: None,
+            max_position_embeddings: 64,
+            tie_word_embeddings: false,
+            attention_bias: false,
+            qk_norm: false,
+            dms: None,
+        }
+    }
+
+    fn linear(out: usize, inp: usize, seed: f32) -> Linear<B> {
+        let data = (0..out * inp)
+            .map(|i| ((i as f32) * 0.61 + seed).sin())
+            .collect();
+        let w = HostTensor {
+            shape: vec![out, inp],
+            data,
+        };
+        Linear::from_hf(w, None, &Default::default())
+    }
+
+    fn q_of(a: &Attention<B>, x: &Tensor<B, 2>, positions: &[usize]) -> (Vec<f32>, Vec<bool>) {
+        let rope = Rope::new(&config()).tables::<B>(positions, &Default::default());
+        let qkv = a.project(x.clone(), x.clone(), &rope);
+        let q = qkv.q.into_data().into_vec::<f32>().expect("f32");
+        (q, qkv.decisions)
+    }
+
+    /// The neuron variant (`dms.md` §1.1): logits from channel d − 1 of
+    /// heads 0 and G before RoPE; that channel is 0 after RoPE; the other
+    /// heads are untouched; channel d/2 − 1 of the borrowed heads keeps
+    /// only its cos term (the sin term of the zeroed channel is gone).
+    #[test]
+    fn neuron_variant_zeroes_the_borrowed_channel_around_rope() {
+        let dev = Default::default();
+        let qkv_out = (HEADS.n_heads + 2 * HEADS.n_kv_heads) * HEADS.head_dim;
+        let base = Attention::<B>::new(
+            linear(qkv_out, HIDDEN, 0.3),
+            linear(HIDDEN, HEADS.n_heads * HEADS.head_dim, 0.9),
+            None,
+            HEADS,
+        );
+        // Scale 2, offset 6: decisions fall on both sides for these weights
+        // (the borrowed channel ranges over about 1.1–4.4).
+        let cfg = DmsConfig {
+            alpha_scale: 2.0,
+            alpha_offset: 6.0,
+            window: 4,
+            cr: None,
+            decision: DmsDecision::QueryNeuron,
+            shifted: true,
+            per_layer: false,
+        };
+        let dms = base.clone().with_dms(DmsHead::neuron(
+            &cfg,
+            HEADS.n_heads,
+            2,
+            HEADS.head_dim,
+            &dev,
+        ));
+        let x: Tensor<B, 2> = Tensor::from_data(
+            TensorData::new(
+                (0..3 * HIDDEN).map(|i| ((i as f32) * 0.37).cos()).collect(),
+                [3, HIDDEN],
+            ),
+            &dev,
+        );
+        let d = HEADS.head_dim;
+        let at = |t: usize, h: usize, c: usize| (t * HEADS.n_heads + h) * d + c;
+        // Position 0 everywhere: RoPE is the identity, so this is q before RoPE.
+        let (pre, none) = q_of(&base, &x, &[0, 0, 0]);
+        assert!(none.is_empty());
+        let positions = [0, 5, 9];
+        let (plain, _) = q_of(&base, &x, &positions);
+        let (q, decisions) = q_of(&dms, &x, &positions);
+        let mut evicts = 0;
+        for t in 0..3 {
+            for kv in 0..2 {
+                let h = kv * 2;
+                let logit = pre[at(t, h, d - 1)] * 2.0 - 6.0;
+                assert_eq!(decisions[t * 2 + kv], logit > 0.0, "token {t} kv head {kv}");
+                evicts += usize::from(logit > 0.0);
+                assert_eq!(q[at(t, h, d - 1)], 0.0, "zeroed after RoPE");
+                let angle = positions[t] as f64 * 10_000f64.powf(-((d - 2) as f64) / d as f64);
+                let want = pre[at(t, h, d / 2 - 1)] * angle.cos() as f32;
+                assert!((q[at(t, h, d / 2 - 1)] - want).abs() < 1e-5);
+                for c in (0..d).filter(|&c| c != d - 1 && c != d / 2 - 1) {
+                    assert_eq!(q[at(t, h, c)], plain[at(t, h, c)]);
+                }
+                for c in 0..d {
+                    assert_eq!(q[at(t, h + 1, c)], plain[at(t, h + 1, c)], "other heads");
+                }
+            }
+        }
+        let vals: Vec<f32> = (0..3)
+            .flat_map(|t| [pre[at(t, 0, d - 1)], pre[at(t, 2, d - 1)]])
+            .collect();
+        assert!(
+            evicts > 0 && evicts < 6,
+            "decisions on both sides: {evicts} {vals:?}"
+        );
     }
 }

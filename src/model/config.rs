@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::dms::DmsConfig;
+
 /// The supported architectures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -45,6 +47,10 @@ pub struct ModelConfig {
     pub attention_bias: bool,
     /// Per-head RMSNorm on q and k before RoPE (Qwen3).
     pub qk_norm: bool,
+    /// DMS decision parameters of a retrofitted checkpoint (`None`: not a
+    /// DMS model).
+    #[serde(default)]
+    pub dms: Option<DmsConfig>,
 }
 
 impl ModelConfig {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use super::{Arch, LoadError, ModelConfig, RopeScaling};
+use super::{Arch, DmsConfig, DmsDecision, LoadError, ModelConfig, RopeScaling};
 
 /// Reads one JSON object file.
 fn read_object(path: &Path) -> Result<Map<String, Value>, LoadError> {
@@ -241,9 +241,60 @@ impl ModelConfig {
             tie_word_embeddings: f.opt_bool("tie_word_embeddings")?.unwrap_or(false),
             attention_bias,
             qk_norm: arch == Arch::Qwen3,
+            dms: dms_config(&f)?,
         };
         Ok(config)
     }
+}
+
+/// The `dms_*` fields of a DMS checkpoint (`None` when it has none): the
+/// released NVIDIA config's `dms_alpha_scale`, `dms_initial_alpha_offset`,
+/// `dms_window_size`, `dms_cr`; MO's `dms_separate_alpha`, `dms_alpha_per`;
+/// and hyperscale's `dms_shifted` (default true, NVIDIA's convention).
+/// Adapter tensors without these fields are detected at load time.
+fn dms_config(f: &Fields<'_>) -> Result<Option<DmsConfig>, LoadError> {
+    const FIELDS: [&str; 7] = [
+        "dms_alpha_scale",
+        "dms_initial_alpha_offset",
+        "dms_window_size",
+        "dms_cr",
+        "dms_separate_alpha",
+        "dms_alpha_per",
+        "dms_shifted",
+    ];
+    if FIELDS.iter().all(|k| f.get(k).is_none()) {
+        return Ok(None);
+    }
+    let window = match f.opt_usize("dms_window_size")? {
+        Some(0) => return Err(f.bad("dms_window_size", "must be at least 1")),
+        Some(w) => w,
+        None => DmsConfig::DEFAULT_WINDOW,
+    };
+    let per_layer = match f.opt_str("dms_alpha_per")? {
+        None | Some("head") => false,
+        Some("layer") => true,
+        Some(other) => {
+            return Err(f.bad(
+                "dms_alpha_per",
+                format!("expected head or layer, found `{other}`"),
+            ));
+        }
+    };
+    Ok(Some(DmsConfig {
+        alpha_scale: f.positive_f64("dms_alpha_scale", Some(DmsConfig::DEFAULT_ALPHA_SCALE))?,
+        alpha_offset: f
+            .opt_f64("dms_initial_alpha_offset")?
+            .unwrap_or(DmsConfig::DEFAULT_ALPHA_OFFSET),
+        window,
+        cr: f.opt_f64("dms_cr")?,
+        decision: if f.opt_bool("dms_separate_alpha")? == Some(true) {
+            DmsDecision::Adapter
+        } else {
+            DmsDecision::QueryNeuron
+        },
+        shifted: f.opt_bool("dms_shifted")?.unwrap_or(true),
+        per_layer,
+    }))
 }
 
 /// Reads a `rope_scaling` / `rope_parameters` object: `None` for the default

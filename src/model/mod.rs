@@ -11,6 +11,7 @@
 pub mod attention;
 pub mod config;
 pub mod decoder;
+pub mod dms;
 pub mod error;
 pub mod gguf;
 pub mod hf;
@@ -26,6 +27,7 @@ pub mod transformer;
 pub mod weights;
 
 pub use config::{Arch, ModelConfig, RopeScaling};
+pub use dms::{DmsConfig, DmsDecision};
 pub use error::LoadError;
 pub use gguf::GgufFile;
 pub use hf::{GenerationDefaults, HfFiles};

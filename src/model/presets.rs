@@ -24,6 +24,7 @@ impl ModelConfig {
             tie_word_embeddings: true,
             attention_bias: false,
             qk_norm: false,
+            dms: None,
         }
     }
 
@@ -45,6 +46,7 @@ impl ModelConfig {
             tie_word_embeddings: true,
             attention_bias: true,
             qk_norm: false,
+            dms: None,
         }
     }
 
@@ -90,6 +92,7 @@ impl ModelConfig {
             tie_word_embeddings: false,
             attention_bias: false,
             qk_norm: true,
+            dms: None,
         }
     }
 

@@ -136,6 +136,7 @@ mod tests {
             tie_word_embeddings: true,
             attention_bias: false,
             qk_norm: false,
+            dms: None,
         }
     }
 

@@ -9,12 +9,13 @@
 use burn::prelude::*;
 
 use super::attention::{Attention, Heads};
+use super::dms::{DmsConfig, DmsDecision, DmsHead};
 use super::linear::Linear;
 use super::mlp::Mlp;
 use super::norm::RmsNorm;
 use super::rope::{Rope, RopeTables};
 use super::{HostTensor, LoadError, ModelConfig, WeightSource};
-use crate::kv::{AttentionBackend, KvShape, KvStore, SeqId};
+use crate::kv::{AttentionBackend, DmsParams, KvShape, KvStore, SeqId};
 
 /// One pre-norm block.
 #[derive(Debug, Clone)]
@@ -115,6 +116,7 @@ impl<B: AttentionBackend> Transformer<B> {
             n_kv_heads,
             head_dim,
         };
+        let dms = dms_config(config, weights);
         let embed_host = ld.get("model.embed_tokens.weight", &[vocab, hidden])?;
         let embed: Tensor<B, 2> =
             Tensor::from_data(TensorData::new(embed_host.data, [vocab, hidden]), device);
@@ -166,6 +168,10 @@ impl<B: AttentionBackend> Transformer<B> {
                 qk_norm,
                 heads,
             );
+            let attn = match &dms {
+                None => attn,
+                Some(cfg) => attn.with_dms(dms_head(&ld, cfg, config, i, device)?),
+            };
             let mlp_name = |n: &str| format!("{p}.mlp.{n}_proj.weight");
             let gate_up = ld.stacked(
                 &[(mlp_name("gate"), inter), (mlp_name("up"), inter)],
@@ -194,7 +200,10 @@ impl<B: AttentionBackend> Transformer<B> {
             Linear::from_hf(ld.get("lm_head.weight", &[vocab, hidden])?, None, device)
         };
         Ok(Self {
-            config: config.clone(),
+            config: ModelConfig {
+                dms,
+                ..config.clone()
+            },
             embed,
             blocks,
             norm,
@@ -207,6 +216,12 @@ impl<B: AttentionBackend> Transformer<B> {
     /// The configuration the model was loaded with.
     pub fn config(&self) -> &ModelConfig {
         &self.config
+    }
+
+    /// The checkpoint's DMS parameters (`None` for a model without DMS):
+    /// what [`crate::kv::CachePolicy::resolve`] fills `dms` fields from.
+    pub fn dms_params(&self) -> Option<DmsParams> {
+        self.config.dms.as_ref().map(DmsConfig::params)
     }
 
     /// The device holding the weights.
@@ -270,20 +285,22 @@ impl<B: AttentionBackend> Transformer<B> {
     /// `[t] → [t, hidden]` final hidden states (before the last norm).
     fn prefill_hidden(&self, store: &mut KvStore, seq: SeqId, tokens: &[u32]) -> Tensor<B, 2> {
         assert!(!tokens.is_empty(), "prefill of an empty token list");
-        if store.position(seq) > 0 {
+        // A cache policy prefills chunks anywhere (the store attends over
+        // what it kept); dense continues token by token.
+        let p0 = store.position(seq);
+        if p0 > 0 && store.policy().is_dense() {
             let rows = tokens
                 .iter()
                 .map(|&tok| self.decode_hidden(store, &[seq], &[tok]))
                 .collect();
             return Tensor::cat(rows, 0);
         }
-        let positions: Vec<usize> = (0..tokens.len()).collect();
+        let positions: Vec<usize> = (p0..p0 + tokens.len()).collect();
         let rope = self.rope.tables(&positions, &self.device);
         let mut x = self.embed(tokens);
         for (layer, b) in self.blocks.iter().enumerate() {
-            let a = b
-                .attn
-                .prefill(b.input_norm.forward(x.clone()), &rope, store, layer, seq);
+            let normed = b.input_norm.forward(x.clone());
+            let a = b.attn.prefill(normed, x.clone(), &rope, store, layer, seq);
             x = x + a;
             x = x.clone() + b.mlp.forward(b.post_norm.forward(x));
         }
@@ -299,9 +316,8 @@ impl<B: AttentionBackend> Transformer<B> {
         let rope: RopeTables<B> = self.rope.tables(&positions, &self.device);
         let mut x = self.embed(tokens);
         for (layer, b) in self.blocks.iter().enumerate() {
-            let a = b
-                .attn
-                .decode(b.input_norm.forward(x.clone()), &rope, store, layer, seqs);
+            let normed = b.input_norm.forward(x.clone());
+            let a = b.attn.decode(normed, x.clone(), &rope, store, layer, seqs);
             x = x + a;
             x = x.clone() + b.mlp.forward(b.post_norm.forward(x));
         }
@@ -333,4 +349,70 @@ impl<B: AttentionBackend> Transformer<B> {
     fn logits(&self, h: Tensor<B, 2>) -> Tensor<B, 2> {
         self.lm_head.forward(self.norm.forward(h))
     }
+}
+
+/// The DMS configuration as run: the config's, switched to the adapter when
+/// adapter tensors are present (with MO's defaults when the config has no
+/// `dms_*` field at all).
+fn dms_config(config: &ModelConfig, weights: &dyn WeightSource) -> Option<DmsConfig> {
+    let adapter = weights.contains("model.layers.0.self_attn.dms_proj_alpha.weight");
+    match (&config.dms, adapter) {
+        (Some(c), true) => Some(DmsConfig {
+            decision: DmsDecision::Adapter,
+            ..c.clone()
+        }),
+        (Some(c), false) => Some(c.clone()),
+        (None, true) => Some(DmsConfig {
+            alpha_scale: DmsConfig::DEFAULT_ALPHA_SCALE,
+            alpha_offset: DmsConfig::DEFAULT_ALPHA_OFFSET,
+            window: DmsConfig::DEFAULT_WINDOW,
+            cr: None,
+            decision: DmsDecision::Adapter,
+            shifted: true,
+            per_layer: false,
+        }),
+        (None, false) => None,
+    }
+}
+
+/// Layer `i`'s DMS decision head: the query neuron, or the adapter's
+/// `dms_proj_alpha_norm.weight` `[hidden]` and `dms_proj_alpha.weight`
+/// `[kv_heads, hidden]` (+ `.bias` with `attention_bias`).
+fn dms_head<B: Backend>(
+    ld: &Loader<'_>,
+    cfg: &DmsConfig,
+    config: &ModelConfig,
+    i: usize,
+    device: &B::Device,
+) -> Result<DmsHead<B>, LoadError> {
+    let (hidden, kv_heads) = (config.hidden_size, config.num_kv_heads);
+    Ok(match cfg.decision {
+        DmsDecision::QueryNeuron => DmsHead::neuron(
+            cfg,
+            config.num_heads,
+            config.group_size(),
+            config.head_dim,
+            device,
+        ),
+        DmsDecision::Adapter => {
+            let p = format!("model.layers.{i}.self_attn.dms_proj_alpha");
+            let norm = RmsNorm::new(
+                ld.vector(&format!("{p}_norm.weight"), hidden, device)?,
+                config.rms_norm_eps,
+            );
+            let w = ld.get(&format!("{p}.weight"), &[kv_heads, hidden])?;
+            let b = if config.attention_bias {
+                Some(ld.get(&format!("{p}.bias"), &[kv_heads])?)
+            } else {
+                None
+            };
+            DmsHead::Adapter {
+                norm,
+                proj: Linear::from_hf(w, b, device),
+                scale: cfg.alpha_scale as f32,
+                offset: cfg.alpha_offset as f32,
+                per_layer: cfg.per_layer,
+            }
+        }
+    })
 }

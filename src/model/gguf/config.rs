@@ -113,6 +113,7 @@ impl ModelConfig {
             tie_word_embeddings: file.tensor("output.weight").is_none(),
             attention_bias: file.tensor("blk.0.attn_q.bias").is_some(),
             qk_norm: file.tensor("blk.0.attn_q_norm.weight").is_some(),
+            dms: None,
         })
     }
 }
