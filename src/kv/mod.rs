@@ -17,6 +17,20 @@
 //! [`KvStore::fork`] shares blocks: W samples of one prompt hold the prompt
 //! once, and a write into a shared block copies it first (copy-on-write).
 //!
+//! # Cache policies
+//!
+//! A store built with [`KvStore::with_policy`] runs one [`CachePolicy`]
+//! (dense, DMS, window, TOVA, H2O, Quest; `policies/`, one file per method
+//! over one shared eviction mechanism). The model drives it through
+//! [`KvStore::policy_prefill`] (a chunk attends over the kept entries and
+//! itself under the policy's mask, then only what the policy keeps is
+//! written) and [`KvStore::policy_decode`] (place, attend, evict), or the
+//! [`AttentionBackend`] wrappers of both. DMS decisions come with each call,
+//! per token and KV head. Per-sequence policy state follows forks and
+//! releases. Training-free budgets: after `t` positions a row keeps
+//! `max(min_tokens, ceil(t / CR))` entries, protected sinks and recent
+//! windows included ([`Budget`]).
+//!
 //! # How an eviction policy plugs in
 //!
 //! A policy keeps its own per-slot state (scores, DMS ring, flags), indexed
@@ -57,6 +71,7 @@ mod ledger;
 mod plan;
 pub mod policies;
 pub mod policy;
+pub mod policy_bench;
 mod pool;
 pub mod prefill_kernel;
 pub mod reference;
