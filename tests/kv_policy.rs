@@ -827,10 +827,10 @@ mod invariants {
                         pos.sort_unstable();
                         prop_assert!(pos.windows(2).all(|w| w[0] < w[1]));
                         prop_assert!(pos.last().is_none_or(|&p| (p as usize) < seen));
-                        if let Some(b) = resolved.budget() {
-                            if resolved.method() != "quest" {
-                                prop_assert_eq!(pos.len(), b.allowed(seen));
-                            }
+                        if let Some(b) = resolved.budget()
+                            && resolved.method() != "quest"
+                        {
+                            prop_assert_eq!(pos.len(), b.allowed(seen));
                         }
                     }
                 }

@@ -80,7 +80,7 @@ impl KvStore {
         if t == 0 || step.k.len() != kv_heads * t * d || step.v.len() != step.k.len() {
             return Err(width(step.k.len()));
         }
-        if step.q.len() % (t * kv_heads * d) != 0 || out.len() != step.q.len() {
+        if !step.q.len().is_multiple_of(t * kv_heads * d) || out.len() != step.q.len() {
             return Err(width(step.q.len()));
         }
         let needs = self.ledger.policy.policy.needs_decisions();
