@@ -125,6 +125,9 @@ pub struct TaskSection {
     /// `</think>`, none without it), `lenient` (after `</think>`, else all)
     /// or `whole`. Default: the task's. Models that do not think in tags
     /// (SmolLM2) need `whole` on tasks whose default is `strict`.
+    /// Left out of the resolved config when unset, so runs recorded before
+    /// the key existed still resume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answer_region: Option<RegionMode>,
 }
 
