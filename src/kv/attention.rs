@@ -1,10 +1,13 @@
 //! Decode attention over the [`KvStore`], per backend: the glue between the
-//! model's burn tensors and the store's kernels.
+//! model's burn tensors and the store's kernels. On Flex the tensors are read
+//! in place (no copy when contiguous f32) and the CPU kernel runs on the
+//! host payload.
 
-use burn::backend::flex::Flex;
+use burn::backend::flex::{Flex, FlexTensor};
 use burn::prelude::*;
+use burn::tensor::{DType, TensorPrimitive};
 
-use super::{KvStore, SeqId};
+use super::{DecodeStep, KvStore, SeqId, SlotChoice};
 
 /// A burn backend whose tensors can be written into and attended over in the
 /// project's KV store.
@@ -35,10 +38,56 @@ pub trait AttentionBackend: Backend {
         v: Tensor<Self, 3>,
         scale: f32,
     ) -> Tensor<Self, 3>;
+
+    /// One decode step of one layer, each row's new entry placed where
+    /// `slots` says (`[batch, kv_heads]`; empty = append everywhere): the
+    /// entry point of eviction policies that reuse slots.
+    ///
+    /// # Shapes
+    /// As [`AttentionBackend::decode_attention`].
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "decode_attention plus the placement"
+    )]
+    fn decode_attention_placed(
+        store: &mut KvStore,
+        layer: usize,
+        seqs: &[SeqId],
+        slots: &[SlotChoice],
+        q: Tensor<Self, 3>,
+        k: Tensor<Self, 3>,
+        v: Tensor<Self, 3>,
+        scale: f32,
+    ) -> Tensor<Self, 3>;
 }
 
-fn host(t: Tensor<Flex, 3>) -> Vec<f32> {
-    t.into_data().into_vec::<f32>().expect("f32 tensor")
+/// A Flex tensor as contiguous f32 host memory: borrowed in place when it
+/// already is, copied (and converted) otherwise.
+enum HostF32 {
+    InPlace(FlexTensor),
+    Owned(Vec<f32>),
+}
+
+impl HostF32 {
+    fn new(t: Tensor<Flex, 3>) -> Self {
+        let prim = t.into_primitive().tensor();
+        if prim.dtype() != DType::F32 {
+            let data = prim.into_data().convert::<f32>();
+            return Self::Owned(data.into_vec::<f32>().expect("converted to f32 above"));
+        }
+        if prim.as_slice::<f32>().is_some() {
+            Self::InPlace(prim)
+        } else {
+            Self::InPlace(prim.to_contiguous())
+        }
+    }
+
+    fn as_slice(&self) -> &[f32] {
+        match self {
+            Self::InPlace(t) => t.as_slice::<f32>().expect("checked contiguous f32"),
+            Self::Owned(v) => v,
+        }
+    }
 }
 
 impl AttentionBackend for Flex {
@@ -49,7 +98,8 @@ impl AttentionBackend for Flex {
         k: Tensor<Self, 3>,
         v: Tensor<Self, 3>,
     ) {
-        store.append_prefill(seq, layer, &host(k), &host(v));
+        let (k, v) = (HostF32::new(k), HostF32::new(v));
+        store.append_prefill(seq, layer, k.as_slice(), v.as_slice());
     }
 
     fn decode_attention(
@@ -61,10 +111,35 @@ impl AttentionBackend for Flex {
         v: Tensor<Self, 3>,
         scale: f32,
     ) -> Tensor<Self, 3> {
-        let device = q.device();
+        Self::decode_attention_placed(store, layer, seqs, &[], q, k, v, scale)
+    }
+
+    fn decode_attention_placed(
+        store: &mut KvStore,
+        layer: usize,
+        seqs: &[SeqId],
+        slots: &[SlotChoice],
+        q: Tensor<Self, 3>,
+        k: Tensor<Self, 3>,
+        v: Tensor<Self, 3>,
+        scale: f32,
+    ) -> Tensor<Self, 3> {
         let [batch, n_heads, head_dim] = q.dims();
+        let (q, k, v) = (HostF32::new(q), HostF32::new(k), HostF32::new(v));
         let mut out = vec![0.0f32; batch * n_heads * head_dim];
-        store.decode_attend(layer, seqs, &host(q), &host(k), &host(v), scale, &mut out);
-        Tensor::from_data(TensorData::new(out, [batch, n_heads, head_dim]), &device)
+        let step = DecodeStep {
+            layer,
+            seqs,
+            q: q.as_slice(),
+            k: k.as_slice(),
+            v: v.as_slice(),
+            scale,
+            slots,
+        };
+        store
+            .decode_step(step, &mut out)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let prim = FlexTensor::from_data(TensorData::new(out, [batch, n_heads, head_dim]));
+        Tensor::from_primitive(TensorPrimitive::Float(prim))
     }
 }

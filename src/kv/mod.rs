@@ -4,14 +4,72 @@
 //! Storage is per (sequence, layer, KV head) *row*, each with its own length,
 //! so per-head eviction (DMS, TOVA, H2O, …) shows up as real savings in memory
 //! and in bytes read, never hidden by padding to the longest head. RoPE
-//! positions are tracked per sequence, separately from the entries kept.
+//! positions are kept per slot and per sequence, separately from the entries
+//! kept.
+//!
+//! # Layout
+//!
+//! Per layer, a pool of fixed-size blocks (`block_size` slots × `head_dim`,
+//! keys and values) with reference counts and a free list (`pool.rs`); per row
+//! a block table, a length and the positions of its slots (`ledger.rs`). The
+//! payload lives on the host (`host.rs`) or in device buffers (`cube_store`,
+//! with the `wgpu`/`cuda` features); the ledger is always on the host.
+//! [`KvStore::fork`] shares blocks: W samples of one prompt hold the prompt
+//! once, and a write into a shared block copies it first (copy-on-write).
+//!
+//! # How an eviction policy plugs in
+//!
+//! A policy keeps its own per-slot state (scores, DMS ring, flags), indexed
+//! by the row's slot numbers, and drives the store through:
+//!
+//! - [`KvStore::decode_step`] with [`SlotChoice::Reuse`]`(slot)` per row to
+//!   write the new token over an entry it gave up (DMS §2.3 slot reuse,
+//!   window rings): O(1), no fragmentation, length unchanged;
+//! - [`KvStore::evict`]`(row, slot)` to drop an entry now (swap-remove: the
+//!   last entry moves into `slot`; the returned source slot tells the policy
+//!   to move its state too), [`KvStore::truncate`] to cut a row;
+//! - [`KvStore::append`] / [`KvStore::write_slot`] with explicit positions
+//!   for survivors of an exact sparse prefill, and
+//!   [`KvStore::count_prefill_reads`] / [`KvStore::count_decode_reads`] for
+//!   reads the policy's own attention or metadata makes;
+//! - [`KvStore::decode_step_weights`] for the attention weight of every
+//!   entry (mean over the query group) to score by (TOVA, H2O);
+//! - [`KvStore::row_positions`] / [`KvStore::read_row`] to inspect a row.
+//!
+//! On a device (`AttentionBackend` for `CubeBackend`), slot reuse goes
+//! through `AttentionBackend::decode_attention_placed`; evict/truncate work
+//! on either payload; per-entry weights are host-only for now.
+//!
+//! Reads of the store's kernels are counted by the store; resident entries
+//! and peaks are maintained by it on every write.
 
 pub mod attention;
+mod audit;
+pub mod bench;
+pub mod cpu_kernel;
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+pub mod cube_kernel;
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+mod cube_store;
+pub mod error;
+mod host;
+mod ledger;
+mod plan;
 pub mod policy;
+mod pool;
+pub mod reference;
+mod simd;
 pub mod stats;
 pub mod store;
+mod writes;
 
 pub use attention::AttentionBackend;
+#[cfg(feature = "cuda")]
+pub use cube_store::CudaBackend;
+#[cfg(feature = "wgpu")]
+pub use cube_store::WgpuBackend;
+pub use error::KvError;
+pub use ledger::{RowId, SlotCopy};
 pub use policy::{Budget, CachePolicy};
-pub use stats::KvStats;
-pub use store::{KvShape, KvStore, SeqId};
+pub use stats::{KvStats, RowStats, StoreStats};
+pub use store::{DEFAULT_BLOCK_SIZE, DecodeStep, KvShape, KvStore, SeqId, SlotChoice};

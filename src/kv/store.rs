@@ -1,14 +1,26 @@
 //! The KV store: per (sequence, layer, KV head) rows of post-RoPE keys and
-//! values, each row with its own length.
+//! values over per-layer pools of fixed-size blocks.
 //!
-//! This is the reference implementation of the contract (contiguous rows, no
-//! sharing); the paged, prefix-sharing layout replaces its internals without
-//! changing the API.
+//! Each row has a block table, its own length, a RoPE position per slot and
+//! a count of entries seen; sequences track positions seen separately from
+//! entries kept. [`KvStore::fork`] shares the parent's blocks by reference
+//! count (W samples of one prompt hold the prompt once); a write into a
+//! shared block copies it first. The payload (keys and values) lives in host
+//! memory, or in device buffers once a cubecl backend writes to the store.
 
-use super::KvStats;
+use std::any::Any;
+
+use super::cpu_kernel::{self, PagedKv, RowRef};
+use super::host::HostPayload;
+use super::ledger::Ledger;
+use super::plan::WritePlan;
+use super::{KvError, KvStats, RowId, RowStats, SlotCopy, StoreStats};
+
+/// Slots per block unless asked otherwise.
+pub const DEFAULT_BLOCK_SIZE: usize = 32;
 
 /// Dimensions of the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct KvShape {
     pub layers: usize,
     pub kv_heads: usize,
@@ -19,128 +31,292 @@ pub struct KvShape {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SeqId(pub(crate) u32);
 
-#[derive(Debug, Clone, Default)]
-struct Row {
-    keys: Vec<f32>,
-    values: Vec<f32>,
+/// Where a decode step puts a row's new entry: after the last one, or over
+/// an entry an eviction policy gave up (DMS ring slot reuse, window, …).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SlotChoice {
+    #[default]
+    Append,
+    Reuse(usize),
 }
 
-#[derive(Debug, Clone)]
-struct Sequence {
-    /// `layers * kv_heads` rows, layer-major.
-    rows: Vec<Row>,
-    positions: usize,
-    stats: KvStats,
+/// One decode step of one layer for a batch of sequences.
+///
+/// # Shapes
+/// `q`: `[batch, n_heads, head_dim]`; `k`, `v`: `[batch, kv_heads,
+/// head_dim]`; `slots`: empty (append everywhere) or `[batch, kv_heads]`.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeStep<'a> {
+    pub layer: usize,
+    pub seqs: &'a [SeqId],
+    pub q: &'a [f32],
+    pub k: &'a [f32],
+    pub v: &'a [f32],
+    pub scale: f32,
+    pub slots: &'a [SlotChoice],
+}
+
+/// Where the K/V payload lives.
+pub(crate) enum Payload {
+    Host(HostPayload),
+    /// Device pools of a cubecl runtime (see `cube_store`).
+    #[cfg_attr(
+        not(any(feature = "wgpu", feature = "cuda")),
+        expect(dead_code, reason = "built only with a cubecl backend")
+    )]
+    Device(Box<dyn DevicePayload>),
+}
+
+/// A payload in device memory, type-erased so the store stays one type for
+/// every backend.
+pub(crate) trait DevicePayload: Send {
+    /// Apply copy-on-write and eviction moves, in order.
+    fn apply_copies(&mut self, ledger: &Ledger, copies: &[SlotCopy]);
+    #[cfg_attr(
+        not(any(feature = "wgpu", feature = "cuda")),
+        expect(dead_code, reason = "built only with a cubecl backend")
+    )]
+    fn as_any_mut(&mut self) -> &mut dyn Any;
 }
 
 /// The project's KV store. Mutable inference state: passed explicitly (`&mut`)
 /// into the model.
-#[derive(Debug)]
 pub struct KvStore {
-    shape: KvShape,
-    seqs: Vec<Option<Sequence>>,
-    peak_resident: u64,
+    pub(crate) ledger: Ledger,
+    pub(crate) payload: Payload,
+}
+
+impl std::fmt::Debug for KvStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KvStore")
+            .field("shape", &self.ledger.shape())
+            .field("block_size", &self.ledger.block_size())
+            .field("stats", &self.ledger.store_stats())
+            .finish_non_exhaustive()
+    }
 }
 
 impl KvStore {
+    /// An empty store with [`DEFAULT_BLOCK_SIZE`]-slot blocks.
     pub fn new(shape: KvShape) -> Self {
-        Self {
-            shape,
-            seqs: Vec::new(),
-            peak_resident: 0,
-        }
+        Self::with_block_size(shape, DEFAULT_BLOCK_SIZE).expect("default block size is valid")
+    }
+
+    /// An empty store with `block_size`-slot blocks (errors on 0).
+    pub fn with_block_size(shape: KvShape, block_size: usize) -> Result<Self, KvError> {
+        let host = HostPayload::new(shape.layers, block_size, shape.head_dim);
+        Ok(Self {
+            ledger: Ledger::new(shape, block_size)?,
+            payload: Payload::Host(host),
+        })
     }
 
     pub fn shape(&self) -> KvShape {
-        self.shape
+        self.ledger.shape()
+    }
+
+    pub fn block_size(&self) -> usize {
+        self.ledger.block_size()
     }
 
     /// A new, empty sequence.
     pub fn add_sequence(&mut self) -> SeqId {
-        let rows = vec![Row::default(); self.shape.layers * self.shape.kv_heads];
-        self.seqs.push(Some(Sequence {
-            rows,
-            positions: 0,
-            stats: KvStats::default(),
-        }));
-        SeqId((self.seqs.len() - 1) as u32)
+        self.ledger.add_sequence()
     }
 
     /// `n` new sequences that continue from `parent` (its entries and
-    /// position). The parent stays valid until released.
+    /// position), sharing its blocks. The parent stays valid until released.
+    ///
+    /// # Panics
+    /// If `parent` was released.
     pub fn fork(&mut self, parent: SeqId, n: usize) -> Vec<SeqId> {
-        let base = self.seq(parent).clone();
-        (0..n)
-            .map(|_| {
-                let mut s = base.clone();
-                s.stats.decode_reads = 0;
-                self.seqs.push(Some(s));
-                SeqId((self.seqs.len() - 1) as u32)
-            })
-            .collect()
+        self.ledger
+            .fork(parent, n)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// Drop a sequence and its entries.
+    /// Drop a sequence; blocks nobody else holds return to the free list.
+    /// Releasing twice is a no-op.
     pub fn release(&mut self, seq: SeqId) {
-        self.seqs[seq.0 as usize] = None;
+        let _ = self.ledger.release(seq);
     }
 
     /// Positions seen by `seq`: the RoPE position of its next token.
     pub fn position(&self, seq: SeqId) -> usize {
-        self.seq(seq).positions
+        self.book(seq).positions as usize
     }
 
     /// Record that `n` more tokens of `seq` went through every layer. Call
-    /// once per forward pass, after the last layer.
+    /// once per forward pass, after the last layer: writes of the pass get
+    /// positions `position(seq)..`, and a row refuses a position that does
+    /// not follow its last one.
     pub fn advance(&mut self, seq: SeqId, n: usize) {
-        let s = self.seq_mut(seq);
-        s.positions += n;
-        s.stats.positions = s.positions as u64;
-        self.update_peak();
+        self.ledger
+            .advance(seq, n)
+            .unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// Entries of `seq` per (layer, KV head), layer-major.
     pub fn row_lengths(&self, seq: SeqId) -> Vec<usize> {
-        let d = self.shape.head_dim;
-        self.seq(seq)
-            .rows
-            .iter()
-            .map(|r| r.keys.len() / d)
-            .collect()
+        self.book(seq).rows.iter().map(|r| r.len as usize).collect()
     }
 
     /// Counters of one sequence.
     pub fn stats(&self, seq: SeqId) -> KvStats {
-        let mut st = self.seq(seq).stats.clone();
-        st.resident = self.row_lengths(seq).iter().sum::<usize>() as u64;
-        st
+        self.ledger.stats(seq).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// Maximum over steps of the entries held by the whole store.
+    /// Counters of each (layer, KV head) row of `seq`, layer-major.
+    pub fn row_stats(&self, seq: SeqId) -> Vec<RowStats> {
+        self.ledger.row_stats(seq).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Counters of the whole store (shared blocks counted once).
+    pub fn store_stats(&self) -> StoreStats {
+        self.ledger.store_stats()
+    }
+
+    /// Maximum over time of the entries physically held by the store (a
+    /// prefix shared by forks counts once).
     pub fn peak_resident(&self) -> u64 {
-        self.peak_resident
+        self.ledger.store_stats().peak_resident
     }
 
-    /// Append `t` prefill tokens of one layer and count the causal reads of
-    /// the prefill attention over them.
+    /// Check the store's bookkeeping invariants (see the tests); `Ok` on a
+    /// healthy store.
+    pub fn audit(&self) -> Result<(), KvError> {
+        self.ledger.audit()
+    }
+
+    /// Entries kept by one row.
+    pub fn row_len(&self, row: RowId) -> Result<usize, KvError> {
+        Ok(self.ledger.row(row)?.len as usize)
+    }
+
+    /// RoPE positions of one row's entries, in slot order (not sorted once
+    /// slots are reused).
+    pub fn row_positions(&self, row: RowId) -> Result<Vec<u32>, KvError> {
+        let len = self.ledger.row(row)?.len as usize;
+        let pool = self.ledger.pool(row.layer);
+        (0..len)
+            .map(|s| Ok(pool.position(self.ledger.global_slot(row, s)?)))
+            .collect()
+    }
+
+    /// Keys and values of one row in slot order (a copy, host payload only).
+    ///
+    /// # Shapes
+    /// Both `[len, head_dim]`, row-major.
+    pub fn read_row(&self, row: RowId) -> Result<(Vec<f32>, Vec<f32>), KvError> {
+        let host = self.host()?;
+        let d = self.shape().head_dim;
+        let len = self.ledger.row(row)?.len as usize;
+        let (mut k, mut v) = (Vec::with_capacity(len * d), Vec::with_capacity(len * d));
+        let layer = &host.layers[row.layer];
+        for s in 0..len {
+            let at = self.ledger.global_slot(row, s)? as usize * d;
+            k.extend_from_slice(&layer.keys[at..at + d]);
+            v.extend_from_slice(&layer.values[at..at + d]);
+        }
+        Ok((k, v))
+    }
+
+    /// Append one entry at RoPE position `pos`; returns its slot.
+    ///
+    /// # Shapes
+    /// `k`, `v`: `[head_dim]`.
+    pub fn append(&mut self, row: RowId, k: &[f32], v: &[f32], pos: u32) -> Result<usize, KvError> {
+        self.check_entry(k, v)?;
+        self.host()?;
+        let mut plan = WritePlan {
+            layer: row.layer,
+            ..WritePlan::default()
+        };
+        plan.slots
+            .push(self.ledger.append(row, pos, &mut plan.copies)?);
+        self.host_apply(&plan, k, v);
+        Ok(self.ledger.row(row)?.len as usize - 1)
+    }
+
+    /// Overwrite the entry in `slot` with a new one at `pos` (slot reuse:
+    /// the length is unchanged, a shared block is copied first).
+    ///
+    /// # Shapes
+    /// `k`, `v`: `[head_dim]`.
+    pub fn write_slot(
+        &mut self,
+        row: RowId,
+        slot: usize,
+        k: &[f32],
+        v: &[f32],
+        pos: u32,
+    ) -> Result<(), KvError> {
+        self.check_entry(k, v)?;
+        self.host()?;
+        let mut plan = WritePlan {
+            layer: row.layer,
+            ..WritePlan::default()
+        };
+        plan.slots
+            .push(self.ledger.overwrite(row, slot, pos, &mut plan.copies)?);
+        self.host_apply(&plan, k, v);
+        Ok(())
+    }
+
+    /// Drop the entry in `slot`: the row's last entry moves into it and the
+    /// length shrinks by one. Returns the slot the moved entry came from
+    /// (`None` when `slot` was the last), so a policy can move its per-slot
+    /// state the same way.
+    pub fn evict(&mut self, row: RowId, slot: usize) -> Result<Option<usize>, KvError> {
+        let mut copies = Vec::new();
+        let moved = self.ledger.evict(row, slot, &mut copies)?;
+        self.apply_copies(&copies);
+        Ok(moved)
+    }
+
+    /// Keep only the first `len` entries of a row.
+    pub fn truncate(&mut self, row: RowId, len: usize) -> Result<(), KvError> {
+        let mut copies = Vec::new();
+        self.ledger.truncate(row, len, &mut copies)?;
+        self.apply_copies(&copies);
+        Ok(())
+    }
+
+    /// Count `n` entries (or token-equivalents of metadata) read at decode by
+    /// a policy outside the store's kernels.
+    pub fn count_decode_reads(&mut self, row: RowId, n: u64) -> Result<(), KvError> {
+        self.ledger.count_decode_reads(row, n)
+    }
+
+    /// Count `n` entries read by a prefill attention the policy ran itself.
+    pub fn count_prefill_reads(&mut self, row: RowId, n: u64) -> Result<(), KvError> {
+        self.ledger.count_prefill_reads(row, n)
+    }
+
+    /// Append `t` prefill tokens of one layer at positions `position(seq)..`
+    /// and count the causal reads of the prefill attention over them.
     ///
     /// # Shapes
     /// `k`, `v`: `[kv_heads, t, head_dim]`, row-major.
+    ///
+    /// # Panics
+    /// On a released sequence, a device payload or misshapen input.
     pub fn append_prefill(&mut self, seq: SeqId, layer: usize, k: &[f32], v: &[f32]) {
         let KvShape {
             kv_heads, head_dim, ..
-        } = self.shape;
+        } = self.shape();
         let t = k.len() / (kv_heads * head_dim);
-        let s = self.seq_mut(seq);
-        for h in 0..kv_heads {
-            let row = &mut s.rows[layer * kv_heads + h];
-            let before = (row.keys.len() / head_dim) as u64;
-            let span = h * t * head_dim..(h + 1) * t * head_dim;
-            row.keys.extend_from_slice(&k[span.clone()]);
-            row.values.extend_from_slice(&v[span]);
-            let t = t as u64;
-            s.stats.prefill_reads += t * before + t * (t + 1) / 2;
-        }
+        assert_eq!(
+            k.len(),
+            kv_heads * t * head_dim,
+            "k is not [kv_heads, t, head_dim]"
+        );
+        assert_eq!(v.len(), k.len(), "v is not shaped like k");
+        self.host().unwrap_or_else(|e| panic!("{e}"));
+        let plan = self
+            .plan_prefill(seq, layer, t)
+            .unwrap_or_else(|e| panic!("{e}"));
+        self.host_apply(&plan, k, v);
     }
 
     /// One decode step of one layer for a batch of sequences: append each
@@ -151,6 +327,13 @@ impl KvStore {
     /// `q`: `[batch, n_heads, head_dim]`; `k`, `v`: `[batch, kv_heads,
     /// head_dim]`; `out`: `[batch, n_heads, head_dim]`. `n_heads` is a
     /// multiple of `kv_heads` (GQA).
+    ///
+    /// # Panics
+    /// As [`KvStore::decode_step`] errors.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the model's established call; see decode_step"
+    )]
     pub fn decode_attend(
         &mut self,
         layer: usize,
@@ -161,76 +344,187 @@ impl KvStore {
         scale: f32,
         out: &mut [f32],
     ) {
+        let step = DecodeStep {
+            layer,
+            seqs,
+            q,
+            k,
+            v,
+            scale,
+            slots: &[],
+        };
+        self.decode_step(step, out)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// One decode step of one layer: write each row's new entry where
+    /// `step.slots` says (appending by default) at position
+    /// `position(seq)`, then attend over each row.
+    ///
+    /// # Shapes
+    /// See [`DecodeStep`]; `out`: `[batch, n_heads, head_dim]`.
+    pub fn decode_step(&mut self, step: DecodeStep<'_>, out: &mut [f32]) -> Result<(), KvError> {
+        self.decode_write(&step)?;
+        self.attend(step.layer, step.seqs, step.q, step.scale, out)
+    }
+
+    /// The write half of a decode step.
+    fn decode_write(&mut self, step: &DecodeStep<'_>) -> Result<(), KvError> {
         let KvShape {
             kv_heads, head_dim, ..
-        } = self.shape;
-        let batch = seqs.len();
-        let n_heads = q.len() / (batch * head_dim);
-        let group = n_heads / kv_heads;
-        for (b, &seq) in seqs.iter().enumerate() {
-            let s = self.seq_mut(seq);
-            for h in 0..kv_heads {
-                let row = &mut s.rows[layer * kv_heads + h];
-                let kv = (b * kv_heads + h) * head_dim..(b * kv_heads + h + 1) * head_dim;
-                row.keys.extend_from_slice(&k[kv.clone()]);
-                row.values.extend_from_slice(&v[kv]);
-                let len = row.keys.len() / head_dim;
-                s.stats.decode_reads += len as u64;
-                for g in 0..group {
-                    let qh = b * n_heads + h * group + g;
-                    let qv = &q[qh * head_dim..(qh + 1) * head_dim];
-                    let o = &mut out[qh * head_dim..(qh + 1) * head_dim];
-                    attend_row(qv, &row.keys, &row.values, head_dim, scale, o);
+        } = self.shape();
+        let batch = step.seqs.len();
+        if step.k.len() != batch * kv_heads * head_dim || step.v.len() != step.k.len() {
+            return Err(KvError::EntryWidth {
+                got: step.k.len(),
+                head_dim,
+            });
+        }
+        self.host()?;
+        let plan = self.plan_decode(step.layer, step.seqs, step.slots)?;
+        self.host_apply(&plan, step.k, step.v);
+        Ok(())
+    }
+
+    /// [`KvStore::decode_step`] that also returns each entry's attention
+    /// weight, averaged over the row's query heads: what score-based
+    /// policies (TOVA, H2O) evict by.
+    ///
+    /// # Shapes
+    /// `weights` is resized to `[Σ row lengths]`: rows `[batch, kv_heads]`
+    /// one after the other (row `i` starts at the sum of the lengths before
+    /// it, see [`KvStore::row_len`]), each in slot order.
+    pub fn decode_step_weights(
+        &mut self,
+        step: DecodeStep<'_>,
+        out: &mut [f32],
+        weights: &mut Vec<f32>,
+    ) -> Result<(), KvError> {
+        self.decode_write(&step)?;
+        self.attend_impl(
+            step.layer,
+            step.seqs,
+            step.q,
+            step.scale,
+            out,
+            Some(weights),
+        )
+    }
+
+    /// Attend each sequence's query over its rows of `layer` as they are (no
+    /// write), counting the reads.
+    ///
+    /// # Shapes
+    /// `q`, `out`: `[batch, n_heads, head_dim]`.
+    pub fn attend(
+        &mut self,
+        layer: usize,
+        seqs: &[SeqId],
+        q: &[f32],
+        scale: f32,
+        out: &mut [f32],
+    ) -> Result<(), KvError> {
+        self.attend_impl(layer, seqs, q, scale, out, None)
+    }
+
+    fn attend_impl(
+        &mut self,
+        layer: usize,
+        seqs: &[SeqId],
+        q: &[f32],
+        scale: f32,
+        out: &mut [f32],
+        weights: Option<&mut Vec<f32>>,
+    ) -> Result<(), KvError> {
+        let shape = self.shape();
+        let (kv_heads, d) = (shape.kv_heads, shape.head_dim);
+        let group = q.len() / (seqs.len() * kv_heads * d).max(1);
+        if q.len() != seqs.len() * kv_heads * group * d || out.len() != q.len() {
+            return Err(KvError::EntryWidth {
+                got: q.len(),
+                head_dim: d,
+            });
+        }
+        {
+            let host = self.host()?;
+            let rows: Vec<RowRef> = self
+                .row_tables(layer, seqs)?
+                .into_iter()
+                .map(|(blocks, len)| RowRef { blocks, len })
+                .collect();
+            let pool = &host.layers[layer];
+            let kv = PagedKv {
+                keys: &pool.keys,
+                values: &pool.values,
+                block_size: self.block_size(),
+                head_dim: d,
+            };
+            match weights {
+                Some(w) => {
+                    w.clear();
+                    w.resize(rows.iter().map(|r| r.len).sum(), 0.0);
+                    cpu_kernel::decode_attention_weights(kv, &rows, q, group, scale, out, w);
                 }
+                None => cpu_kernel::decode_attention(kv, &rows, q, group, scale, out),
+            }
+        }
+        self.count_attend_reads(layer, seqs)
+    }
+
+    fn book(&self, seq: SeqId) -> &super::ledger::SeqBook {
+        self.ledger.seq(seq).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn host(&self) -> Result<&HostPayload, KvError> {
+        match &self.payload {
+            Payload::Host(h) => Ok(h),
+            Payload::Device(_) => Err(KvError::PayloadOnDevice),
+        }
+    }
+
+    fn check_entry(&self, k: &[f32], v: &[f32]) -> Result<(), KvError> {
+        let d = self.shape().head_dim;
+        if k.len() != d || v.len() != d {
+            return Err(KvError::EntryWidth {
+                got: k.len().max(v.len()),
+                head_dim: d,
+            });
+        }
+        Ok(())
+    }
+
+    /// Grow the layer's host payload to the pool, apply the plan's copies,
+    /// then write its entries.
+    ///
+    /// # Shapes
+    /// `k`, `v`: `[plan.slots.len(), head_dim]`.
+    fn host_apply(&mut self, plan: &WritePlan, k: &[f32], v: &[f32]) {
+        let d = self.shape().head_dim;
+        let blocks = self.ledger.pool(plan.layer).capacity();
+        if let Payload::Host(h) = &mut self.payload {
+            h.ensure(plan.layer, blocks);
+            h.apply(&plan.copies);
+            for (i, &slot) in plan.slots.iter().enumerate() {
+                h.write(
+                    plan.layer,
+                    slot,
+                    &k[i * d..(i + 1) * d],
+                    &v[i * d..(i + 1) * d],
+                );
             }
         }
     }
 
-    fn seq(&self, seq: SeqId) -> &Sequence {
-        self.seqs[seq.0 as usize]
-            .as_ref()
-            .expect("sequence used after release")
-    }
-
-    fn seq_mut(&mut self, seq: SeqId) -> &mut Sequence {
-        self.seqs[seq.0 as usize]
-            .as_mut()
-            .expect("sequence used after release")
-    }
-
-    fn update_peak(&mut self) {
-        let d = self.shape.head_dim;
-        let resident: u64 = self
-            .seqs
-            .iter()
-            .flatten()
-            .flat_map(|s| s.rows.iter())
-            .map(|r| (r.keys.len() / d) as u64)
-            .sum();
-        self.peak_resident = self.peak_resident.max(resident);
-        let bytes = resident * 2 * d as u64 * 4;
-        for s in self.seqs.iter_mut().flatten() {
-            let own: u64 = s.rows.iter().map(|r| (r.keys.len() / d) as u64).sum();
-            s.stats.peak_resident = s.stats.peak_resident.max(own);
-            s.stats.peak_bytes = s.stats.peak_bytes.max(own * 2 * d as u64 * 4);
-        }
-        let _ = bytes;
-    }
-}
-
-/// Softmax attention of one query over one row.
-fn attend_row(q: &[f32], keys: &[f32], values: &[f32], d: usize, scale: f32, out: &mut [f32]) {
-    let scores: Vec<f32> = keys
-        .chunks_exact(d)
-        .map(|k| q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale)
-        .collect();
-    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let weights: Vec<f32> = scores.iter().map(|s| (s - max).exp()).collect();
-    let total: f32 = weights.iter().sum();
-    out.fill(0.0);
-    for (w, v) in weights.iter().zip(values.chunks_exact(d)) {
-        for (o, x) in out.iter_mut().zip(v) {
-            *o += w / total * x;
+    /// Apply payload copies wherever the payload lives.
+    fn apply_copies(&mut self, copies: &[SlotCopy]) {
+        match &mut self.payload {
+            Payload::Host(h) => {
+                for c in copies {
+                    h.ensure(c.layer, self.ledger.pool(c.layer).capacity());
+                }
+                h.apply(copies)
+            }
+            Payload::Device(d) => d.apply_copies(&self.ledger, copies),
         }
     }
 }

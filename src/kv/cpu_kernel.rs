@@ -1,0 +1,415 @@
+//! The CPU decode-attention kernel over the paged layout: one query step of
+//! G grouped query heads per (sequence, KV head) row, attending over the
+//! row's blocks.
+//!
+//! Work is split across rayon into (row, span) items: whole rows when there
+//! are enough rows to keep every thread busy, otherwise spans of a few
+//! blocks (split-K), merged afterwards with the log-sum-exp rule. Each item
+//! reads every key and value of its span once for all G query heads, keeps
+//! the scores in a thread-local scratch (three passes: scores, max-subtracted
+//! exponentials, weighted values) and accumulates in f32. The inner loops run
+//! over `head_dim` with eight independent accumulators; on x86-64 with AVX2 +
+//! FMA (detected at run time) they are compiled with those features.
+
+use std::cell::RefCell;
+
+use rayon::prelude::*;
+
+#[cfg(target_arch = "x86_64")]
+use super::simd::Avx2;
+#[cfg(target_arch = "aarch64")]
+use super::simd::Fused;
+use super::simd::{Madd, Plain, axpy, dot, exp_fast, sum};
+
+/// One layer's pool of keys and values, borrowed.
+///
+/// # Shapes
+/// `keys`, `values`: `[slots, head_dim]`; slot `s` of a row lives at global
+/// slot `blocks[s / block_size] * block_size + s % block_size`.
+#[derive(Debug, Clone, Copy)]
+pub struct PagedKv<'a> {
+    pub keys: &'a [f32],
+    pub values: &'a [f32],
+    pub block_size: usize,
+    pub head_dim: usize,
+}
+
+/// One row to attend over: its block table and its length (slots
+/// `0..len` are live).
+#[derive(Debug, Clone, Copy)]
+pub struct RowRef<'a> {
+    pub blocks: &'a [u32],
+    pub len: usize,
+}
+
+/// Fewest entries a split-K span holds.
+const MIN_SPAN: usize = 256;
+
+/// Decode attention of `rows.len()` rows, each with `group` query heads.
+/// An empty row yields zeros.
+///
+/// # Shapes
+/// `q`, `out`: `[rows, group, head_dim]` (that is `[batch, n_heads,
+/// head_dim]` with row `b * kv_heads + h` owning query heads `h * group ..
+/// (h + 1) * group`).
+pub fn decode_attention(
+    kv: PagedKv<'_>,
+    rows: &[RowRef<'_>],
+    q: &[f32],
+    group: usize,
+    scale: f32,
+    out: &mut [f32],
+) {
+    attend(kv, rows, q, group, scale, out, None);
+}
+
+/// [`decode_attention`] that also writes each entry's attention weight,
+/// averaged over the row's G query heads (what TOVA and H2O score by).
+/// Rows are not split across threads.
+///
+/// # Shapes
+/// As [`decode_attention`]; `weights`: `[Σ rows' len]`, row after row, each
+/// row's entries in slot order.
+pub fn decode_attention_weights(
+    kv: PagedKv<'_>,
+    rows: &[RowRef<'_>],
+    q: &[f32],
+    group: usize,
+    scale: f32,
+    out: &mut [f32],
+    weights: &mut [f32],
+) {
+    attend(kv, rows, q, group, scale, out, Some(weights));
+}
+
+fn attend(
+    kv: PagedKv<'_>,
+    rows: &[RowRef<'_>],
+    q: &[f32],
+    group: usize,
+    scale: f32,
+    out: &mut [f32],
+    weights: Option<&mut [f32]>,
+) {
+    let d = kv.head_dim;
+    assert_eq!(
+        q.len(),
+        rows.len() * group * d,
+        "q is not [rows, group, head_dim]"
+    );
+    assert_eq!(out.len(), q.len(), "out is not [rows, group, head_dim]");
+    let mut row_weights: Vec<Option<&mut [f32]>> = match weights {
+        Some(w) => {
+            let total: usize = rows.iter().map(|r| r.len).sum();
+            assert_eq!(w.len(), total, "weights is not [Σ row lengths]");
+            let mut rest = w;
+            rows.iter()
+                .map(|r| {
+                    let (mine, tail) = std::mem::take(&mut rest).split_at_mut(r.len);
+                    rest = tail;
+                    Some(mine)
+                })
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    let span = if row_weights.is_empty() {
+        span_len(rows, kv.block_size)
+    } else {
+        usize::MAX
+    };
+    let mut items = Vec::with_capacity(rows.len());
+    let mut first_item = Vec::with_capacity(rows.len() + 1);
+    for (r, row) in rows.iter().enumerate() {
+        first_item.push(items.len());
+        let mut start = 0;
+        loop {
+            let end = (start + span).min(row.len);
+            items.push((r, start, end));
+            start = end;
+            if start >= row.len {
+                break;
+            }
+        }
+    }
+    first_item.push(items.len());
+    let stride = group * (d + 2);
+    let mut partials = vec![0.0f32; items.len() * stride];
+    // With weights, items are the rows one to one (no split).
+    if row_weights.is_empty() {
+        row_weights.resize_with(items.len(), || None);
+    }
+    partials
+        .par_chunks_mut(stride)
+        .zip(items.par_iter())
+        .zip(row_weights.par_iter_mut())
+        .for_each(|((part, &(r, start, end)), w)| {
+            let job = Span {
+                kv,
+                blocks: rows[r].blocks,
+                start,
+                end,
+                q: &q[r * group * d..(r + 1) * group * d],
+                group,
+                scale,
+            };
+            job.run(part, w.take());
+        });
+    out.par_chunks_mut(group * d)
+        .enumerate()
+        .for_each(|(r, o)| {
+            let parts = &partials[first_item[r] * stride..first_item[r + 1] * stride];
+            merge(parts, group, d, o);
+        });
+}
+
+/// Entries per work item: whole rows when rows outnumber threads twice,
+/// else about a quarter of each thread's share, in whole blocks.
+fn span_len(rows: &[RowRef<'_>], block_size: usize) -> usize {
+    let threads = rayon::current_num_threads();
+    if rows.len() >= 2 * threads {
+        return usize::MAX;
+    }
+    let total: usize = rows.iter().map(|r| r.len).sum();
+    let share = total.div_ceil(4 * threads).max(MIN_SPAN);
+    share.div_ceil(block_size) * block_size
+}
+
+/// Combine per-span partials `[m; G] [l; G] [acc; G × d]` into the output.
+fn merge(parts: &[f32], group: usize, d: usize, out: &mut [f32]) {
+    let stride = group * (d + 2);
+    for g in 0..group {
+        let o = &mut out[g * d..(g + 1) * d];
+        o.fill(0.0);
+        let m = parts
+            .chunks_exact(stride)
+            .map(|p| p[g])
+            .fold(f32::NEG_INFINITY, f32::max);
+        if m == f32::NEG_INFINITY {
+            continue;
+        }
+        let mut l = 0.0f32;
+        for p in parts.chunks_exact(stride) {
+            let w = (p[g] - m).exp();
+            l += w * p[group + g];
+            let acc = &p[2 * group + g * d..2 * group + (g + 1) * d];
+            for (x, a) in o.iter_mut().zip(acc) {
+                *x += w * a;
+            }
+        }
+        let inv = 1.0 / l;
+        o.iter_mut().for_each(|x| *x *= inv);
+    }
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Slots `start..end` of one row, attended by the row's G query heads.
+struct Span<'a> {
+    kv: PagedKv<'a>,
+    blocks: &'a [u32],
+    start: usize,
+    end: usize,
+    q: &'a [f32],
+    group: usize,
+    scale: f32,
+}
+
+impl Span<'_> {
+    /// Write the partial `[m; G] [l; G] [acc; G × d]` of this span and, if
+    /// asked, the mean attention weight of each entry.
+    fn run(&self, part: &mut [f32], weights: Option<&mut [f32]>) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+            unsafe { self.run_avx2(part, weights) };
+            return;
+        }
+        #[cfg(target_arch = "aarch64")]
+        return self.run_with::<Fused>(part, weights);
+        #[cfg_attr(
+            target_arch = "aarch64",
+            expect(unreachable_code, reason = "aarch64 always has FMA")
+        )]
+        self.run_with::<Plain>(part, weights)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn run_avx2(&self, part: &mut [f32], weights: Option<&mut [f32]>) {
+        self.run_with::<Avx2>(part, weights)
+    }
+
+    #[inline(always)]
+    fn run_with<M: Madd>(&self, part: &mut [f32], weights: Option<&mut [f32]>) {
+        let (g_n, d) = (self.group, self.kv.head_dim);
+        let n = self.end - self.start;
+        let (ms, rest) = part.split_at_mut(g_n);
+        let (ls, accs) = rest.split_at_mut(g_n);
+        accs.fill(0.0);
+        if n == 0 {
+            ms.fill(f32::NEG_INFINITY);
+            ls.fill(0.0);
+            return;
+        }
+        // Taken out of the thread-local rather than borrowed in a closure
+        // (see pass 1 on closures and target features).
+        let mut scratch = SCRATCH.take();
+        scratch.clear();
+        scratch.resize(g_n * (d + n), 0.0);
+        let (qs, scores) = scratch.split_at_mut(g_n * d);
+        for (s, x) in qs.iter_mut().zip(self.q) {
+            *s = x * self.scale;
+        }
+        // Pass 1: scores. (Plain loops, no closures: a closure would not
+        // inherit the caller's target features and `mul_add` would become a
+        // libm call.)
+        match d {
+            64 => self.scores_fixed::<M, 64>(qs, scores, n),
+            128 => self.scores_fixed::<M, 128>(qs, scores, n),
+            _ => self.scores_any::<M>(qs, scores, n),
+        }
+        // Pass 2: max-subtracted exponentials and their sums.
+        for g in 0..g_n {
+            let s = &mut scores[g * n..(g + 1) * n];
+            let m = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            for x in s.iter_mut() {
+                *x = exp_fast(*x - m);
+            }
+            ms[g] = m;
+            ls[g] = sum(s);
+        }
+        if let Some(w) = weights {
+            w.fill(0.0);
+            for g in 0..g_n {
+                let k = 1.0 / (ls[g] * g_n as f32);
+                for (x, e) in w.iter_mut().zip(&scores[g * n..(g + 1) * n]) {
+                    *x += e * k;
+                }
+            }
+        }
+        // Pass 3: weighted values.
+        match d {
+            64 => self.values_fixed::<M, 64>(scores, accs, n),
+            128 => self.values_fixed::<M, 128>(scores, accs, n),
+            _ => self.values_any::<M>(scores, accs, n),
+        }
+        SCRATCH.set(scratch);
+    }
+
+    /// Pass 1, any `head_dim`: one key load for all G heads.
+    #[inline(always)]
+    fn scores_any<M: Madd>(&self, qs: &[f32], scores: &mut [f32], n: usize) {
+        let (g_n, d) = (self.group, self.kv.head_dim);
+        let mut j = 0;
+        for (slot, count) in self.runs() {
+            let keys = &self.kv.keys[slot * d..(slot + count) * d];
+            for k in keys.chunks_exact(d) {
+                for g in 0..g_n {
+                    scores[g * n + j] = dot::<M>(&qs[g * d..(g + 1) * d], k);
+                }
+                j += 1;
+            }
+        }
+    }
+
+    /// Pass 1 for `head_dim == D`: per run (one block, in L1), each head's
+    /// query stays in registers while keys are scored four at a time (four
+    /// independent FMA chains).
+    #[inline(always)]
+    fn scores_fixed<M: Madd, const D: usize>(&self, qs: &[f32], scores: &mut [f32], n: usize) {
+        let mut j0 = 0;
+        for (slot, count) in self.runs() {
+            let (keys, _) = self.kv.keys[slot * D..(slot + count) * D].as_chunks::<D>();
+            let (k4, k1) = keys.as_chunks::<4>();
+            for g in 0..self.group {
+                let q: &[f32; D] = qs[g * D..(g + 1) * D].try_into().expect("D floats");
+                let out = &mut scores[g * n + j0..g * n + j0 + count];
+                let (o4, o1) = out.as_chunks_mut::<4>();
+                for (o, k) in o4.iter_mut().zip(k4) {
+                    *o = M::dot4::<D>(q, k);
+                }
+                for (o, k) in o1.iter_mut().zip(k1) {
+                    *o = dot::<M>(q, k);
+                }
+            }
+            j0 += count;
+        }
+    }
+
+    /// Pass 3, any `head_dim`: one value load for all G heads.
+    #[inline(always)]
+    fn values_any<M: Madd>(&self, scores: &[f32], accs: &mut [f32], n: usize) {
+        let (g_n, d) = (self.group, self.kv.head_dim);
+        let mut j = 0;
+        for (slot, count) in self.runs() {
+            let values = &self.kv.values[slot * d..(slot + count) * d];
+            for v in values.chunks_exact(d) {
+                for g in 0..g_n {
+                    axpy::<M>(&mut accs[g * d..(g + 1) * d], scores[g * n + j], v);
+                }
+                j += 1;
+            }
+        }
+    }
+
+    /// Pass 3 for `head_dim == D`: per run (in L1), each head's accumulator
+    /// stays in registers across the run's values.
+    #[inline(always)]
+    fn values_fixed<M: Madd, const D: usize>(&self, scores: &[f32], accs: &mut [f32], n: usize) {
+        let mut j0 = 0;
+        for (slot, count) in self.runs() {
+            let (values, _) = self.kv.values[slot * D..(slot + count) * D].as_chunks::<D>();
+            for g in 0..self.group {
+                let slot_acc: &mut [f32; D] = (&mut accs[g * D..(g + 1) * D])
+                    .try_into()
+                    .expect("D floats");
+                let mut acc = *slot_acc;
+                for (v, &w) in values.iter().zip(&scores[g * n + j0..g * n + j0 + count]) {
+                    for i in 0..D {
+                        acc[i] = M::madd(w, v[i], acc[i]);
+                    }
+                }
+                *slot_acc = acc;
+            }
+            j0 += count;
+        }
+    }
+
+    /// The span's contiguous runs as (first global slot, count).
+    fn runs(&self) -> Runs<'_> {
+        Runs {
+            blocks: self.blocks,
+            bs: self.kv.block_size,
+            at: self.start,
+            end: self.end,
+        }
+    }
+}
+
+/// Contiguous runs of slots `at..end` of a row: one per block touched.
+struct Runs<'a> {
+    blocks: &'a [u32],
+    bs: usize,
+    at: usize,
+    end: usize,
+}
+
+impl Iterator for Runs<'_> {
+    type Item = (usize, usize);
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<(usize, usize)> {
+        if self.at >= self.end {
+            return None;
+        }
+        let off = self.at % self.bs;
+        let count = (self.bs - off).min(self.end - self.at);
+        let slot = self.blocks[self.at / self.bs] as usize * self.bs + off;
+        self.at += count;
+        Some((slot, count))
+    }
+}

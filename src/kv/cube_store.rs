@@ -1,0 +1,274 @@
+//! The device-resident payload: each layer's K/V pools in cubecl buffers,
+//! written and attended by the kernels of [`super::cube_kernel`], behind
+//! [`AttentionBackend`] for every non-fusion `CubeBackend<R, f32, i32, _>`
+//! (`Cuda`'s inner backend, `Wgpu`). The ledger — block tables, lengths,
+//! positions, counters — stays on the host; per call only the rows' block
+//! tables and the new entries' slot numbers go to the device.
+
+use std::any::Any;
+use std::collections::HashSet;
+
+use burn::prelude::*;
+use burn::tensor::{DType, Shape, TensorMetadata, TensorPrimitive};
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::tensor::CubeTensor;
+use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime};
+use cubecl::prelude::ComputeClient;
+use cubecl::server::Handle;
+
+use super::cube_kernel::{self, DevicePools};
+use super::ledger::Ledger;
+use super::plan::WritePlan;
+use super::store::{DevicePayload, Payload};
+use super::{AttentionBackend, KvShape, KvStore, SeqId, SlotChoice, SlotCopy};
+
+/// burn's CUDA backend without fusion (`burn::backend::Cuda` wraps it in
+/// `Fusion` when the `fusion` feature is on): the type the model runs on
+/// `--device cuda` so its attention goes through the device-resident store.
+#[cfg(feature = "cuda")]
+pub type CudaBackend = CubeBackend<cubecl::cuda::CudaRuntime, f32, i32, u8>;
+
+/// burn's wgpu backend without fusion (Mesa lavapipe in the tests).
+#[cfg(feature = "wgpu")]
+pub type WgpuBackend = CubeBackend<cubecl::wgpu::WgpuRuntime, f32, i32, u32>;
+
+/// K/V pools of every layer on one cubecl device.
+pub(crate) struct CubePayload<R: CubeRuntime> {
+    client: ComputeClient<R>,
+    block_size: usize,
+    head_dim: usize,
+    layers: Vec<Option<DevicePools>>,
+}
+
+impl<R: CubeRuntime> CubePayload<R> {
+    /// The layer's pools, grown to the ledger's pool capacity.
+    fn ensure(&mut self, ledger: &Ledger, layer: usize) -> &DevicePools {
+        let blocks = ledger.pool(layer).capacity().max(1);
+        let len = blocks * self.block_size * self.head_dim;
+        let slot = &mut self.layers[layer];
+        if slot.as_ref().is_none_or(|p| p.len < len) {
+            *slot = Some(cube_kernel::grow(&self.client, slot.take(), len));
+        }
+        slot.as_ref().expect("set above")
+    }
+
+    /// Apply copies in order, batching consecutive ones into one launch as
+    /// long as none reads or overwrites a slot another of the batch writes.
+    fn copy(&mut self, ledger: &Ledger, copies: &[SlotCopy]) {
+        let mut batch: Option<CopyBatch> = None;
+        for c in copies {
+            if let Some(b) = batch.take_if(|b| !b.admits(c)) {
+                self.launch(ledger, b);
+            }
+            batch.get_or_insert_with(|| CopyBatch::new(c.layer)).push(c);
+        }
+        if let Some(b) = batch {
+            self.launch(ledger, b);
+        }
+    }
+
+    fn launch(&mut self, ledger: &Ledger, batch: CopyBatch) {
+        let pools = self.ensure(ledger, batch.layer).clone();
+        cube_kernel::copy(&self.client, &pools, &batch.src, &batch.dst, self.head_dim);
+    }
+
+    /// Copies, then the new entries (`[plan.slots.len(), head_dim]` at `k`, `v`).
+    fn apply(&mut self, ledger: &Ledger, plan: &WritePlan, k: &Handle, v: &Handle) {
+        self.copy(ledger, &plan.copies);
+        let pools = self.ensure(ledger, plan.layer).clone();
+        cube_kernel::scatter(&self.client, &pools, k, v, &plan.slots, self.head_dim);
+    }
+}
+
+impl<R: CubeRuntime> DevicePayload for CubePayload<R> {
+    fn apply_copies(&mut self, ledger: &Ledger, copies: &[SlotCopy]) {
+        self.copy(ledger, copies);
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+/// Slot copies of one layer that can run in one launch.
+struct CopyBatch {
+    layer: usize,
+    src: Vec<u32>,
+    dst: Vec<u32>,
+    read: HashSet<u32>,
+    written: HashSet<u32>,
+}
+
+impl CopyBatch {
+    fn new(layer: usize) -> Self {
+        Self {
+            layer,
+            src: Vec::new(),
+            dst: Vec::new(),
+            read: HashSet::new(),
+            written: HashSet::new(),
+        }
+    }
+
+    /// Can `c` join without reading a slot the batch writes or writing one
+    /// it reads or writes?
+    fn admits(&self, c: &SlotCopy) -> bool {
+        c.layer == self.layer
+            && (c.src..c.src + c.n).all(|s| !self.written.contains(&s))
+            && (c.dst..c.dst + c.n).all(|s| !self.written.contains(&s) && !self.read.contains(&s))
+    }
+
+    fn push(&mut self, c: &SlotCopy) {
+        self.src.extend(c.src..c.src + c.n);
+        self.dst.extend(c.dst..c.dst + c.n);
+        self.read.extend(c.src..c.src + c.n);
+        self.written.extend(c.dst..c.dst + c.n);
+    }
+}
+
+/// The store's device payload for runtime `R`, created on first use.
+///
+/// # Panics
+/// If the store already holds entries on the host or on another runtime:
+/// one store serves one backend.
+fn device<'a, R: CubeRuntime>(
+    store: &'a mut KvStore,
+    client: &ComputeClient<R>,
+) -> (&'a Ledger, &'a mut CubePayload<R>) {
+    let KvStore { ledger, payload } = store;
+    if let Payload::Host(_) = payload {
+        assert!(
+            ledger.store_stats().blocks == 0,
+            "kv store already holds entries on the host; use one backend per store"
+        );
+        let KvShape {
+            layers, head_dim, ..
+        } = ledger.shape();
+        *payload = Payload::Device(Box::new(CubePayload::<R> {
+            client: client.clone(),
+            block_size: ledger.block_size(),
+            head_dim,
+            layers: vec![None; layers],
+        }));
+    }
+    let Payload::Device(d) = payload else {
+        unreachable!("device payload installed above")
+    };
+    let p = d
+        .as_any_mut()
+        .downcast_mut::<CubePayload<R>>()
+        .expect("kv store payload lives on another cubecl runtime");
+    (ledger, p)
+}
+
+/// A contiguous f32 device tensor.
+fn f32_primitive<R: CubeRuntime, BT: BoolElement>(
+    t: Tensor<CubeBackend<R, f32, i32, BT>, 3>,
+) -> CubeTensor<R> {
+    let t = into_contiguous(t.into_primitive().tensor());
+    assert_eq!(
+        t.dtype(),
+        DType::F32,
+        "kv store: device tensors must be f32"
+    );
+    t
+}
+
+impl<R: CubeRuntime, BT: BoolElement> AttentionBackend for CubeBackend<R, f32, i32, BT> {
+    fn prefill_write(
+        store: &mut KvStore,
+        layer: usize,
+        seq: SeqId,
+        k: Tensor<Self, 3>,
+        v: Tensor<Self, 3>,
+    ) {
+        let (k, v) = (f32_primitive(k), f32_primitive(v));
+        let [kv_heads, t, d] = k.shape().dims::<3>();
+        let shape = store.shape();
+        assert_eq!(
+            (kv_heads, d),
+            (shape.kv_heads, shape.head_dim),
+            "k is not [kv_heads, t, head_dim]"
+        );
+        assert_eq!(v.shape(), k.shape(), "v is not shaped like k");
+        device::<R>(store, &k.client);
+        let plan = store
+            .plan_prefill(seq, layer, t)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (ledger, p) = device::<R>(store, &k.client);
+        p.apply(ledger, &plan, &k.handle, &v.handle);
+    }
+
+    fn decode_attention(
+        store: &mut KvStore,
+        layer: usize,
+        seqs: &[SeqId],
+        q: Tensor<Self, 3>,
+        k: Tensor<Self, 3>,
+        v: Tensor<Self, 3>,
+        scale: f32,
+    ) -> Tensor<Self, 3> {
+        Self::decode_attention_placed(store, layer, seqs, &[], q, k, v, scale)
+    }
+
+    fn decode_attention_placed(
+        store: &mut KvStore,
+        layer: usize,
+        seqs: &[SeqId],
+        slots: &[SlotChoice],
+        q: Tensor<Self, 3>,
+        k: Tensor<Self, 3>,
+        v: Tensor<Self, 3>,
+        scale: f32,
+    ) -> Tensor<Self, 3> {
+        let (q, k, v) = (f32_primitive(q), f32_primitive(k), f32_primitive(v));
+        let [batch, n_heads, d] = q.shape().dims::<3>();
+        let shape = store.shape();
+        assert_eq!(
+            k.shape().dims::<3>(),
+            [batch, shape.kv_heads, shape.head_dim],
+            "k is not [batch, kv_heads, head_dim]"
+        );
+        assert_eq!(v.shape(), k.shape(), "v is not shaped like k");
+        assert_eq!(
+            n_heads % shape.kv_heads,
+            0,
+            "n_heads is not a multiple of kv_heads"
+        );
+        let group = n_heads / shape.kv_heads;
+        device::<R>(store, &q.client);
+        let plan = store
+            .plan_decode(layer, seqs, slots)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let out = {
+            let (ledger, p) = device::<R>(store, &q.client);
+            p.apply(ledger, &plan, &k.handle, &v.handle);
+            let pools = p.ensure(ledger, layer).clone();
+            let rows = ledger
+                .row_tables(layer, seqs)
+                .unwrap_or_else(|e| panic!("{e}"));
+            cube_kernel::attend(
+                &p.client,
+                &pools,
+                p.block_size,
+                d,
+                &rows,
+                &q.handle,
+                group,
+                scale,
+                None,
+            )
+        };
+        store
+            .count_attend_reads(layer, seqs)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let out = CubeTensor::new_contiguous(
+            q.client.clone(),
+            q.device.clone(),
+            Shape::new([batch, n_heads, d]),
+            out,
+            DType::F32,
+        );
+        Tensor::from_primitive(TensorPrimitive::Float(out))
+    }
+}

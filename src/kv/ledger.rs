@@ -1,0 +1,305 @@
+//! The host-side ledger of the paged store: sequences, their rows (block
+//! table, length, positions seen), the per-layer block pools and every
+//! counter. It never touches K/V payload; operations that move payload push
+//! [`SlotCopy`]s for the payload (host or device) to apply.
+
+use super::pool::BlockPool;
+use super::writes::check_slot;
+use super::{KvError, KvShape, KvStats, RowStats, SeqId, StoreStats};
+
+/// Address of one row: the keys/values of one KV head of one layer of one
+/// sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RowId {
+    pub seq: SeqId,
+    pub layer: usize,
+    pub head: usize,
+}
+
+/// A run of `n` slots to copy from `src` to `dst` (global slot numbers of
+/// one layer's pool). Emitted by copy-on-write of a shared block and by
+/// eviction moving an entry; the payload applies them in order, before the
+/// writes of the same operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotCopy {
+    pub layer: usize,
+    pub src: u32,
+    pub dst: u32,
+    pub n: u32,
+}
+
+/// One row's bookkeeping.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Row {
+    /// Blocks of the row, in slot order: slot `s` lives in `blocks[s / bs]`.
+    pub(crate) blocks: Vec<u32>,
+    /// Entries kept (slots `0..len` are live).
+    pub(crate) len: u32,
+    /// Entries ever written into the row.
+    pub(crate) seen: u64,
+    /// Position of the last entry written: positions only go forward.
+    pub(crate) last_pos: Option<u32>,
+    pub(crate) decode_reads: u64,
+    pub(crate) prefill_reads: u64,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct SeqBook {
+    /// `layers × kv_heads` rows, layer-major.
+    pub(crate) rows: Vec<Row>,
+    /// RoPE position of the sequence's next token.
+    pub(crate) positions: u64,
+    pub(super) resident: u64,
+    pub(super) peak_resident: u64,
+}
+
+/// Sequences, rows, pools and counters of a [`KvStore`](super::KvStore).
+#[derive(Debug, Clone)]
+pub(crate) struct Ledger {
+    shape: KvShape,
+    pub(super) block_size: usize,
+    pools: Vec<BlockPool>,
+    seqs: Vec<Option<SeqBook>>,
+    peak_resident: u64,
+    peak_blocks: u64,
+    decode_reads: u64,
+    prefill_reads: u64,
+    pub(super) cow_copies: u64,
+}
+
+impl Ledger {
+    pub(crate) fn new(shape: KvShape, block_size: usize) -> Result<Self, KvError> {
+        if block_size == 0 {
+            return Err(KvError::BlockSize(block_size));
+        }
+        Ok(Self {
+            shape,
+            block_size,
+            pools: (0..shape.layers)
+                .map(|_| BlockPool::new(block_size))
+                .collect(),
+            seqs: Vec::new(),
+            peak_resident: 0,
+            peak_blocks: 0,
+            decode_reads: 0,
+            prefill_reads: 0,
+            cow_copies: 0,
+        })
+    }
+
+    pub(crate) fn shape(&self) -> KvShape {
+        self.shape
+    }
+
+    pub(crate) fn block_size(&self) -> usize {
+        self.block_size
+    }
+
+    pub(crate) fn pool(&self, layer: usize) -> &BlockPool {
+        &self.pools[layer]
+    }
+
+    pub(crate) fn add_sequence(&mut self) -> SeqId {
+        let rows = vec![Row::default(); self.shape.layers * self.shape.kv_heads];
+        self.seqs.push(Some(SeqBook {
+            rows,
+            positions: 0,
+            resident: 0,
+            peak_resident: 0,
+        }));
+        SeqId((self.seqs.len() - 1) as u32)
+    }
+
+    /// `n` children sharing every block of `parent` (refcounts +n).
+    pub(crate) fn fork(&mut self, parent: SeqId, n: usize) -> Result<Vec<SeqId>, KvError> {
+        let mut base = self.seq(parent)?.clone();
+        for row in &mut base.rows {
+            row.decode_reads = 0;
+        }
+        let kv_heads = self.shape.kv_heads;
+        let mut ids = Vec::with_capacity(n);
+        for _ in 0..n {
+            for (r, row) in base.rows.iter().enumerate() {
+                let pool = &mut self.pools[r / kv_heads];
+                for &b in &row.blocks {
+                    pool.incref(b);
+                }
+            }
+            self.seqs.push(Some(base.clone()));
+            ids.push(SeqId((self.seqs.len() - 1) as u32));
+        }
+        Ok(ids)
+    }
+
+    pub(crate) fn release(&mut self, seq: SeqId) -> Result<(), KvError> {
+        let book = self
+            .seqs
+            .get_mut(seq.0 as usize)
+            .and_then(Option::take)
+            .ok_or(KvError::UnknownSequence(seq))?;
+        let kv_heads = self.shape.kv_heads;
+        for (r, row) in book.rows.iter().enumerate() {
+            let pool = &mut self.pools[r / kv_heads];
+            for &b in &row.blocks {
+                pool.decref(b);
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn seq(&self, seq: SeqId) -> Result<&SeqBook, KvError> {
+        self.seqs
+            .get(seq.0 as usize)
+            .and_then(Option::as_ref)
+            .ok_or(KvError::UnknownSequence(seq))
+    }
+
+    fn seq_mut(&mut self, seq: SeqId) -> Result<&mut SeqBook, KvError> {
+        self.seqs
+            .get_mut(seq.0 as usize)
+            .and_then(Option::as_mut)
+            .ok_or(KvError::UnknownSequence(seq))
+    }
+
+    /// Live sequences, in id order.
+    pub(crate) fn live(&self) -> impl Iterator<Item = (SeqId, &SeqBook)> {
+        self.seqs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|s| (SeqId(i as u32), s)))
+    }
+
+    pub(crate) fn advance(&mut self, seq: SeqId, n: usize) -> Result<(), KvError> {
+        self.seq_mut(seq)?.positions += n as u64;
+        Ok(())
+    }
+
+    fn row_index(&self, id: RowId) -> Result<usize, KvError> {
+        let KvShape {
+            layers, kv_heads, ..
+        } = self.shape;
+        if id.layer >= layers || id.head >= kv_heads {
+            return Err(KvError::RowOutOfRange {
+                layer: id.layer,
+                head: id.head,
+                layers,
+                kv_heads,
+            });
+        }
+        Ok(id.layer * kv_heads + id.head)
+    }
+
+    pub(crate) fn row(&self, id: RowId) -> Result<&Row, KvError> {
+        let r = self.row_index(id)?;
+        Ok(&self.seq(id.seq)?.rows[r])
+    }
+
+    /// The pool of the row's layer, the sequence and the row's index in it.
+    pub(super) fn parts(
+        &mut self,
+        id: RowId,
+    ) -> Result<(&mut BlockPool, &mut SeqBook, usize), KvError> {
+        let r = self.row_index(id)?;
+        let book = self
+            .seqs
+            .get_mut(id.seq.0 as usize)
+            .and_then(Option::as_mut)
+            .ok_or(KvError::UnknownSequence(id.seq))?;
+        Ok((&mut self.pools[id.layer], book, r))
+    }
+
+    /// Block tables and lengths of the rows `[batch, kv_heads]` of `layer`.
+    pub(crate) fn row_tables(
+        &self,
+        layer: usize,
+        seqs: &[SeqId],
+    ) -> Result<Vec<(&[u32], usize)>, KvError> {
+        let kv_heads = self.shape.kv_heads;
+        if let Some(&seq) = seqs.first() {
+            self.row(RowId {
+                seq,
+                layer,
+                head: 0,
+            })?;
+        }
+        let mut rows = Vec::with_capacity(seqs.len() * kv_heads);
+        for &seq in seqs {
+            let book = self.seq(seq)?;
+            for r in &book.rows[layer * kv_heads..(layer + 1) * kv_heads] {
+                rows.push((r.blocks.as_slice(), r.len as usize));
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Global slot number of the row's slot `slot` (must be `< len`).
+    pub(crate) fn global_slot(&self, id: RowId, slot: usize) -> Result<u32, KvError> {
+        let row = self.row(id)?;
+        check_slot(id, row, slot)?;
+        let bs = self.block_size;
+        Ok(row.blocks[slot / bs] * bs as u32 + (slot % bs) as u32)
+    }
+
+    pub(crate) fn count_decode_reads(&mut self, id: RowId, n: u64) -> Result<(), KvError> {
+        let (_, book, r) = self.parts(id)?;
+        book.rows[r].decode_reads += n;
+        self.decode_reads += n;
+        Ok(())
+    }
+
+    pub(crate) fn count_prefill_reads(&mut self, id: RowId, n: u64) -> Result<(), KvError> {
+        let (_, book, r) = self.parts(id)?;
+        book.rows[r].prefill_reads += n;
+        self.prefill_reads += n;
+        Ok(())
+    }
+
+    /// Update the store-level peaks from the pools' counters.
+    pub(super) fn touch(&mut self) {
+        let resident: u64 = self.pools.iter().map(BlockPool::resident).sum();
+        let blocks: u64 = self.pools.iter().map(BlockPool::allocated).sum();
+        self.peak_resident = self.peak_resident.max(resident);
+        self.peak_blocks = self.peak_blocks.max(blocks);
+    }
+
+    pub(crate) fn stats(&self, seq: SeqId) -> Result<KvStats, KvError> {
+        let book = self.seq(seq)?;
+        let entry_bytes = 2 * self.shape.head_dim as u64 * 4;
+        Ok(KvStats {
+            decode_reads: book.rows.iter().map(|r| r.decode_reads).sum(),
+            prefill_reads: book.rows.iter().map(|r| r.prefill_reads).sum(),
+            resident: book.resident,
+            peak_resident: book.peak_resident,
+            peak_bytes: book.peak_resident * entry_bytes,
+            positions: book.positions,
+        })
+    }
+
+    pub(crate) fn row_stats(&self, seq: SeqId) -> Result<Vec<RowStats>, KvError> {
+        Ok(self
+            .seq(seq)?
+            .rows
+            .iter()
+            .map(|r| RowStats {
+                len: u64::from(r.len),
+                seen: r.seen,
+                decode_reads: r.decode_reads,
+                prefill_reads: r.prefill_reads,
+            })
+            .collect())
+    }
+
+    pub(crate) fn store_stats(&self) -> StoreStats {
+        let block_bytes = (self.block_size * self.shape.head_dim * 2 * 4) as u64;
+        StoreStats {
+            resident: self.pools.iter().map(BlockPool::resident).sum(),
+            peak_resident: self.peak_resident,
+            blocks: self.pools.iter().map(BlockPool::allocated).sum(),
+            peak_blocks: self.peak_blocks,
+            peak_bytes: self.peak_blocks * block_bytes,
+            decode_reads: self.decode_reads,
+            prefill_reads: self.prefill_reads,
+            cow_copies: self.cow_copies,
+        }
+    }
+}
