@@ -93,12 +93,16 @@ mod tests {
     use super::*;
     use crate::sweep::{TaskPlan, TaskSource};
 
-    fn grader_with(task: &str) -> TaskGrader {
+    fn grader_with(task: &str, data: Option<&str>) -> TaskGrader {
         let registry = Arc::new(TaskRegistry::default());
+        let data = data.map(|d| {
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+            root.join(d).display().to_string()
+        });
         registry
             .load(&TaskPlan {
                 name: task.into(),
-                data: None,
+                data,
                 limit: None,
                 problems: None,
                 answer_region: None,
@@ -110,7 +114,7 @@ mod tests {
 
     #[test]
     fn arith_grades_the_whole_text_with_the_last_number_fallback() {
-        let g = grader_with("arith");
+        let g = grader_with("arith", None);
         let expected = Expected::Math {
             answer: "42".into(),
         };
@@ -131,6 +135,36 @@ mod tests {
         let none = g.grade("arith", &expected, "no idea").unwrap();
         assert_eq!(none.verdict, "no_answer");
         assert!(g.grade("aime24", &expected, "1").is_err());
+    }
+
+    #[test]
+    fn code_runs_in_the_sandbox_after_the_think_tag() {
+        let g = grader_with(
+            "livecodebench",
+            Some("../shared/data/livecodebench/lcb_v5_2408_2501_derived_public_only.jsonl"),
+        );
+        let expected = Expected::Code {
+            tests: vec![crate::task::TestCase {
+                input: "21\n".into(),
+                output: "42\n".into(),
+                kind: crate::task::TestKind::Stdin,
+            }],
+            fn_name: None,
+        };
+        let program = "```python\nprint(int(input()) * 2)\n```";
+        let right = g
+            .grade("livecodebench", &expected, &format!("hmm</think>{program}"))
+            .unwrap();
+        assert_eq!(
+            (right.verdict.as_str(), right.is_correct),
+            ("correct", true)
+        );
+        let wrong = "</think>```python\nprint(int(input()) + 2)\n```";
+        let wrong = g.grade("livecodebench", &expected, wrong).unwrap();
+        assert_eq!(wrong.verdict, "incorrect");
+        // The task's strict region: no `</think>`, no answer.
+        let unfinished = g.grade("livecodebench", &expected, program).unwrap();
+        assert_eq!(unfinished.verdict, "no_answer");
     }
 
     #[test]

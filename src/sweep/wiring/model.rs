@@ -134,7 +134,7 @@ impl SampleGenerator for ModelGenerator {
     ) -> Result<Generated, BoxError> {
         let model = self.models.get(&trial.model_path, trial.device)?;
         let shape = model.kv_shape();
-        let mut store = kv_store_for(shape, &trial.spec.policy)?;
+        let mut store = kv_store_for(&model, &trial.spec.policy)?;
         let completions = generate::generate(
             &*model,
             &model.tokenizer,
