@@ -27,7 +27,17 @@ pub enum RuntimeError {
     Tokenize(#[from] TokenizeError),
     #[error("`{0}` has no chat template; pass --raw to feed the prompt as is")]
     NoChatTemplate(PathBuf),
+    #[error("failed to read chat template `{path}`: {source}")]
+    ReadChatTemplate {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
+
+/// Where Transformers ≥ 4.43 saves the chat template of a checkpoint
+/// directory when it is not inside `tokenizer_config.json`.
+const CHAT_TEMPLATE_FILE: &str = "chat_template.jinja";
 
 /// The transformer on its backend.
 pub enum Engine {
@@ -96,11 +106,21 @@ impl LoadedModel {
                 .into());
             }
         };
-        let chat = source
-            .tokenizer
-            .chat_template()
-            .map(ChatTemplate::new)
-            .transpose()?;
+        let chat = match source.tokenizer.chat_template() {
+            Some(template) => Some(ChatTemplate::new(template)?),
+            None => match path.join(CHAT_TEMPLATE_FILE) {
+                file if source.format == ModelFormat::HfDir && file.is_file() => {
+                    let text = std::fs::read_to_string(&file).map_err(|source| {
+                        RuntimeError::ReadChatTemplate {
+                            path: file.clone(),
+                            source,
+                        }
+                    })?;
+                    Some(ChatTemplate::new(&text)?)
+                }
+                _ => None,
+            },
+        };
         Ok(Self {
             path: path.to_path_buf(),
             format: source.format,
