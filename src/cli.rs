@@ -29,6 +29,38 @@ pub enum Command {
     /// Re-grade saved completions (`{problem_id, sample, text}` per line) and
     /// print per-problem verdicts and the estimators; no model needed.
     Grade(GradeArgs),
+    /// Run (or resume) a sweep: a config's grid of methods × CR × W × L over
+    /// its tasks, generate → grade → record into `results/<run>/`.
+    Sweep(SweepArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// The sweep config (`configs/*.toml`).
+    pub config: PathBuf,
+    /// At most this many problems per task.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Only these tasks (comma-separated names from the config).
+    #[arg(long, value_delimiter = ',')]
+    pub tasks: Option<Vec<String>>,
+    /// Only these methods (comma-separated method names or policies).
+    #[arg(long, value_delimiter = ',')]
+    pub methods: Option<Vec<String>>,
+    /// Print the expanded plan and its token bound; run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Start a new run when the run directory holds another config's run
+    /// (the old one is moved aside, nothing is deleted).
+    #[arg(long)]
+    pub new_run: bool,
+    /// Parent of run directories (overrides the config's `run.results_dir`).
+    #[arg(long)]
+    pub results: Option<PathBuf>,
+    /// Progress display: auto (bars on a terminal, else a line every 30 s),
+    /// bars, log, none.
+    #[arg(long, default_value = "auto")]
+    pub progress: String,
 }
 
 #[derive(Debug, Args)]

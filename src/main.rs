@@ -3,14 +3,15 @@
 
 mod cli;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 
 use cli::{
-    BenchCommand, BenchDecodeArgs, Cli, Command, DataArgs, GenerateArgs, GradeArgs, TasksCommand,
+    BenchCommand, BenchDecodeArgs, Cli, Command, DataArgs, GenerateArgs, GradeArgs, SweepArgs,
+    TasksCommand,
 };
 use hyperscale::bench::{DecodeBenchConfig, bandwidth, run_decode_bench};
 use hyperscale::device::DeviceKind;
@@ -19,10 +20,21 @@ use hyperscale::grade::{Grader, Regrade, Sandbox, SandboxConfig};
 use hyperscale::prompt::template::{RegionMode, answer_region};
 use hyperscale::report::{BootstrapConfig, GradeFormat, grade_report};
 use hyperscale::runtime::LoadedModel;
+use hyperscale::sweep::{Filters, ProgressMode, SweepOptions, wiring};
 use hyperscale::task::{LoadOptions, SampleCtx, cli as task_cli};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Warnings and progress notes on stderr; `RUST_LOG` overrides.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
     let result = match cli.command {
         Command::Generate(args) => run_generate(args),
         Command::Bench(BenchCommand::Decode(args)) => run_bench_decode(args),
@@ -31,6 +43,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Grade(args) => run_grade(args),
+        Command::Sweep(args) => run_sweep(args),
         Command::Tasks(TasksCommand::Show(args)) => (|| {
             let task = task_cli::resolve(&args.task)?;
             print!(
@@ -43,10 +56,26 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, leaving out a cause whose text the
+/// message already carries (most of the library's errors print their source).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+    }
+    line
 }
 
 fn load_options(args: &DataArgs) -> LoadOptions {
@@ -187,6 +216,38 @@ fn run_bench_decode(args: BenchDecodeArgs) -> Result<()> {
         });
         std::fs::write(path, serde_json::to_string_pretty(&doc)?)
             .with_context(|| format!("failed to write `{}`", path.display()))?;
+    }
+    Ok(())
+}
+
+fn run_sweep(args: SweepArgs) -> Result<()> {
+    let progress = match args.progress.as_str() {
+        "auto" => ProgressMode::Auto,
+        "bars" => ProgressMode::Bars,
+        "log" => ProgressMode::Log { seconds: 30 },
+        "none" => ProgressMode::Hidden,
+        other => bail!("--progress `{other}`: expected auto, bars, log or none"),
+    };
+    let options = SweepOptions {
+        filters: Filters {
+            tasks: args.tasks,
+            methods: args.methods,
+            limit: args.limit,
+        },
+        dry_run: args.dry_run,
+        new_run: args.new_run,
+        results_dir: args.results,
+        progress,
+        ..SweepOptions::default()
+    };
+    let summary = wiring::run(&args.config, &options)?;
+    if let Some(plan) = &summary.plan {
+        print!("{plan}");
+        return Ok(());
+    }
+    eprint!("{}", summary.describe());
+    if summary.trials == 0 && !summary.skipped_groups.is_empty() {
+        bail!("nothing could run: every trial of the plan was skipped");
     }
     Ok(())
 }

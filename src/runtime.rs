@@ -27,11 +27,38 @@ pub enum RuntimeError {
     Tokenize(#[from] TokenizeError),
     #[error("`{0}` has no chat template; pass --raw to feed the prompt as is")]
     NoChatTemplate(PathBuf),
+    #[error("failed to read chat template `{path}`: {source}")]
+    ReadChatTemplate {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
+
+/// Where Transformers ≥ 4.43 saves the chat template of a checkpoint
+/// directory when it is not inside `tokenizer_config.json`.
+const CHAT_TEMPLATE_FILE: &str = "chat_template.jinja";
 
 /// The transformer on its backend.
 pub enum Engine {
     Cpu(Transformer<Flex>),
+    #[cfg(feature = "cuda")]
+    Cuda(Transformer<crate::kv::CudaBackend>),
+    #[cfg(feature = "wgpu")]
+    Wgpu(Transformer<crate::kv::WgpuBackend>),
+}
+
+/// Run `$body` with `$m` bound to the engine's transformer, whatever its backend.
+macro_rules! with_engine {
+    ($engine:expr, $m:ident => $body:expr) => {
+        match $engine {
+            Engine::Cpu($m) => $body,
+            #[cfg(feature = "cuda")]
+            Engine::Cuda($m) => $body,
+            #[cfg(feature = "wgpu")]
+            Engine::Wgpu($m) => $body,
+        }
+    };
 }
 
 /// A loaded model, ready to generate.
@@ -52,25 +79,48 @@ impl LoadedModel {
     pub fn load(path: &Path, device: DeviceKind) -> Result<Self, RuntimeError> {
         device.probe()?;
         let source = open_model(path)?;
+        let (config, weights) = (&source.config, source.weights.as_ref());
         let engine = match device {
-            DeviceKind::Cpu => Engine::Cpu(Transformer::load(
-                &source.config,
-                source.weights.as_ref(),
-                &FlexDevice,
+            DeviceKind::Cpu => Engine::Cpu(Transformer::load(config, weights, &FlexDevice)?),
+            #[cfg(feature = "cuda")]
+            DeviceKind::Cuda(index) => Engine::Cuda(Transformer::load(
+                config,
+                weights,
+                &cubecl::cuda::CudaDevice { index },
             )?),
-            DeviceKind::Cuda(_) | DeviceKind::Wgpu => {
-                return Err(DeviceError::Unavailable {
-                    device: device.to_string(),
-                    reason: "generation on this device is not wired yet; use --device cpu".into(),
+            #[cfg(feature = "wgpu")]
+            DeviceKind::Wgpu => Engine::Wgpu(Transformer::load(
+                config,
+                weights,
+                &cubecl::wgpu::WgpuDevice::default(),
+            )?),
+            #[allow(
+                unreachable_patterns,
+                reason = "reachable in builds without the cuda or wgpu feature; probe() refuses those first"
+            )]
+            other => {
+                return Err(DeviceError::NotCompiled {
+                    device: other.to_string(),
+                    feature: "cuda or wgpu",
                 }
                 .into());
             }
         };
-        let chat = source
-            .tokenizer
-            .chat_template()
-            .map(ChatTemplate::new)
-            .transpose()?;
+        let chat = match source.tokenizer.chat_template() {
+            Some(template) => Some(ChatTemplate::new(template)?),
+            None => match path.join(CHAT_TEMPLATE_FILE) {
+                file if source.format == ModelFormat::HfDir && file.is_file() => {
+                    let text = std::fs::read_to_string(&file).map_err(|source| {
+                        RuntimeError::ReadChatTemplate {
+                            path: file.clone(),
+                            source,
+                        }
+                    })?;
+                    Some(ChatTemplate::new(&text)?)
+                }
+                _ => None,
+            },
+        };
         Ok(Self {
             path: path.to_path_buf(),
             format: source.format,
@@ -143,9 +193,7 @@ impl LoadedModel {
 
 impl Decoder for LoadedModel {
     fn kv_shape(&self) -> KvShape {
-        match &self.engine {
-            Engine::Cpu(m) => Decoder::kv_shape(m),
-        }
+        with_engine!(&self.engine, m => Decoder::kv_shape(m))
     }
 
     fn vocab_size(&self) -> usize {
@@ -153,15 +201,11 @@ impl Decoder for LoadedModel {
     }
 
     fn prefill(&self, store: &mut KvStore, seq: SeqId, tokens: &[u32]) -> Vec<f32> {
-        match &self.engine {
-            Engine::Cpu(m) => Decoder::prefill(m, store, seq, tokens),
-        }
+        with_engine!(&self.engine, m => Decoder::prefill(m, store, seq, tokens))
     }
 
     fn decode(&self, store: &mut KvStore, seqs: &[SeqId], tokens: &[u32]) -> Vec<f32> {
-        match &self.engine {
-            Engine::Cpu(m) => Decoder::decode(m, store, seqs, tokens),
-        }
+        with_engine!(&self.engine, m => Decoder::decode(m, store, seqs, tokens))
     }
 }
 

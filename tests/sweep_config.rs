@@ -6,7 +6,7 @@ mod sweep_mocks;
 use hyperscale::kv::{Budget, CachePolicy};
 use hyperscale::sweep::{
     BoxError, Checkpoint, Filters, LoadedTask, ModelCatalog, ModelInfo, Plan, SweepConfig,
-    TaskSource, expand,
+    TaskPlan, TaskSource, expand,
 };
 use hyperscale::task::{Problem, Reference};
 use sweep_mocks::{MockCatalog, MockTasks};
@@ -326,7 +326,9 @@ fn cr_applies_to_budgeted_methods_and_dms_runs_its_checkpoints() {
     assert!(crs.iter().all(|&c| c == Some(8.0)) && !crs.is_empty());
 }
 
-/// Any task name, 300 problems; every model has DMS parameters.
+/// Any task name, 300 problems (and any problem id the config names);
+/// every model has DMS parameters. The real loaders are checked against the
+/// smoke config in `sweep_e2e.rs`.
 struct Permissive;
 
 impl ModelCatalog for Permissive {
@@ -339,12 +341,17 @@ impl ModelCatalog for Permissive {
 }
 
 impl TaskSource for Permissive {
-    fn load(&self, name: &str, _data: Option<&str>) -> Result<LoadedTask, BoxError> {
+    fn load(&self, task: &TaskPlan) -> Result<LoadedTask, BoxError> {
+        let name = task.name.as_str();
+        let named = task.problems.clone().unwrap_or_default();
+        let ids = named
+            .into_iter()
+            .chain((0..300).map(|i| format!("{name}-{i}")));
         Ok(LoadedTask {
             version: "1".into(),
-            problems: (0..300)
-                .map(|i| Problem {
-                    id: format!("{name}-{i}"),
+            problems: ids
+                .map(|id| Problem {
+                    id,
                     question: String::new(),
                     reference: Reference::Math { answer: "0".into() },
                     metadata: Default::default(),

@@ -14,7 +14,9 @@
 //!
 //! [[tasks]]
 //! name = "aime24"
+//! data = "../shared/data/aime24/nemo_skills_aime24_test.jsonl"  # default: the task's own search
 //! limit = 2
+//! answer_region = "whole"        # default: the task's (strict for aime24)
 //!
 //! [sampling]
 //! temperature = 0.6
@@ -40,6 +42,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
 use super::keypath::key_at;
+use crate::prompt::template::RegionMode;
 
 /// The whole file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,6 +121,14 @@ pub struct TaskSection {
     pub limit: Option<usize>,
     /// Use only these problem ids, in this order. Default: all.
     pub problems: Option<Vec<String>>,
+    /// Which part of a completion is graded: `strict` (after the last
+    /// `</think>`, none without it), `lenient` (after `</think>`, else all)
+    /// or `whole`. Default: the task's. Models that do not think in tags
+    /// (SmolLM2) need `whole` on tasks whose default is `strict`.
+    /// Left out of the resolved config when unset, so runs recorded before
+    /// the key existed still resume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer_region: Option<RegionMode>,
 }
 
 /// `[sampling]`: how tokens are drawn. Defaults follow the R1 convention.

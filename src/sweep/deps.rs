@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use super::BoxError;
+use super::plan::TaskPlan;
 use super::trial::Trial;
 use crate::generate::{Completion, Request, StopCriteria};
 use crate::task::{Expected, Problem};
@@ -39,9 +40,13 @@ pub struct LoadedTask {
     pub problems: Vec<Problem>,
 }
 
-/// Loads tasks by name (and an optional data file overriding the task's own).
+/// Loads tasks as configured: by name (`task.name`), from `task.data` when
+/// given (else the task's own data search), graded under `task.answer_region`
+/// when given. The version must change with anything that changes the
+/// prompts, references or grading of its problems (the region override
+/// included).
 pub trait TaskSource {
-    fn load(&self, name: &str, data: Option<&str>) -> Result<LoadedTask, BoxError>;
+    fn load(&self, task: &TaskPlan) -> Result<LoadedTask, BoxError>;
 }
 
 /// Which sample a prompt is rendered for.
@@ -88,6 +93,15 @@ pub struct Generated {
 pub trait SampleGenerator {
     /// Where generation runs, for records and the manifest (e.g. `cpu`).
     fn device(&self) -> String;
+
+    /// Whether this generator can run `trial` (its cache policy, dtype, …),
+    /// decided without loading anything. `Err(reason)` skips the trial's
+    /// width group with the reason reported, instead of stopping the sweep;
+    /// a later session runs it once the generator can. Default: everything.
+    fn supports(&self, trial: &Trial) -> Result<(), String> {
+        let _ = trial;
+        Ok(())
+    }
 
     /// Decode `request` with `trial`'s model ([`Trial::model_path`]) under
     /// its cache policy (`trial.spec.policy`). Contract:

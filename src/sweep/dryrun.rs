@@ -6,11 +6,18 @@ use std::fmt::Write;
 use std::path::Path;
 
 use super::expand::Expanded;
+use super::options::SkippedGroup;
 use super::plan::Plan;
 use super::schedule::Schedule;
 
 /// The plan, for people.
-pub fn describe_plan(plan: &Plan, expanded: &Expanded, work: &Schedule, run_dir: &Path) -> String {
+pub fn describe_plan(
+    plan: &Plan,
+    expanded: &Expanded,
+    work: &Schedule,
+    run_dir: &Path,
+    skipped: &[SkippedGroup],
+) -> String {
     // Per trial: records left to write, samples left to decode (by owner).
     let mut left: HashMap<&str, (u64, u64)> = HashMap::new();
     for b in &work.batches {
@@ -83,6 +90,15 @@ pub fn describe_plan(plan: &Plan, expanded: &Expanded, work: &Schedule, run_dir:
                 decode
             );
         }
+    }
+    for g in skipped {
+        let _ = writeln!(
+            s,
+            "skipped {} ({} trials): {}",
+            g.label,
+            g.trials.len(),
+            g.reason
+        );
     }
     let _ = writeln!(
         s,

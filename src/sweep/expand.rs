@@ -121,7 +121,7 @@ pub fn expand(
 
     let mut expanded_tasks = Vec::new();
     for (i, t) in plan.tasks.iter().enumerate() {
-        let loaded = tasks.load(&t.name, t.data.as_deref()).map_err(|e| {
+        let loaded = tasks.load(t).map_err(|e| {
             err(
                 format!("tasks[{i}]"),
                 format!("cannot load task `{}`: {e}", t.name),

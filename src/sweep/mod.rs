@@ -9,8 +9,9 @@
 //!   ─generate─▶ Completion ─grade─▶ SampleRecord ─append─▶ results/<run>/samples.jsonl
 //! ```
 //!
-//! The boundaries to the other stages are the traits in [`deps`]; the binary
-//! wires them to the real model, tasks, prompts and graders.
+//! The boundaries to the other stages are the traits in [`deps`]; [`wiring`]
+//! implements them with the real model, tasks, prompts and graders (tests
+//! use mocks).
 
 pub mod config;
 pub mod deps;
@@ -28,6 +29,7 @@ pub mod runner;
 pub mod sample;
 pub mod schedule;
 pub mod trial;
+pub mod wiring;
 
 pub use config::SweepConfig;
 pub use deps::{
@@ -36,8 +38,8 @@ pub use deps::{
 };
 pub use error::{BoxError, ConfigError, SweepError};
 pub use expand::{Expanded, Group, WorkUnit, expand};
-pub use options::{PipelineTiming, RunSummary, SweepOptions};
-pub use plan::{Checkpoint, Dtype, Filters, Plan};
+pub use options::{PipelineTiming, RunSummary, SkippedGroup, SweepOptions};
+pub use plan::{Checkpoint, Dtype, Filters, Plan, TaskPlan};
 pub use progress::ProgressMode;
 pub use runner::run_sweep;
 pub use trial::{Trial, TrialSpec};

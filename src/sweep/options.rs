@@ -62,8 +62,55 @@ pub struct RunSummary {
     /// Bytes of a torn last line cut off when the run was resumed.
     pub repaired_bytes: Option<u64>,
     pub timing: PipelineTiming,
+    /// Width groups the generator cannot run yet (left out of the plan's
+    /// counts; a later session runs them).
+    pub skipped_groups: Vec<SkippedGroup>,
     /// The expanded plan, for `--dry-run`.
     pub plan: Option<String>,
+}
+
+/// A width group left out because the generator cannot run it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedGroup {
+    /// `task method crX LM seedS`.
+    pub label: String,
+    /// Its trials.
+    pub trials: Vec<String>,
+    /// What the generator said.
+    pub reason: String,
+}
+
+impl RunSummary {
+    /// What the session did, for people: a line per reason width groups
+    /// were skipped for, then one line of counts and timing.
+    pub fn describe(&self) -> String {
+        let mut s = String::new();
+        for (reason, n) in super::runner::count_reasons(&self.skipped_groups) {
+            s.push_str(&format!("skipped {n} width group(s): {reason}\n"));
+        }
+        let t = &self.timing;
+        s.push_str(&format!(
+            "{}: {} trials; {} records written, {} already there, of {} planned; \
+             {} samples / {} tokens generated; {:.1} s wall, {:.1} s generating, \
+             {:.1} s grading (summed), {:.1} s waiting for graders{}\n",
+            self.run_dir.display(),
+            self.trials,
+            self.written_records,
+            self.skipped_records,
+            self.planned_records,
+            self.samples_generated,
+            self.tokens_generated,
+            t.wall,
+            t.generating,
+            t.grading,
+            t.blocked_on_grading,
+            match self.skipped_groups.len() {
+                0 => String::new(),
+                n => format!("; {n} width group(s) skipped"),
+            }
+        ));
+        s
+    }
 }
 
 /// Where the time went (measured, seconds).

@@ -12,6 +12,7 @@ use super::config::SweepConfig;
 use super::methods::{check_cr, distinct, method_plan, positive_list};
 use crate::device::DeviceKind;
 use crate::kv::CachePolicy;
+use crate::prompt::template::RegionMode;
 
 /// Weight precision of the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,6 +123,8 @@ pub struct TaskPlan {
     /// Effective limit: the config's and `--limit`, the smaller.
     pub limit: Option<usize>,
     pub problems: Option<Vec<String>>,
+    /// Overrides the task's answer region.
+    pub answer_region: Option<RegionMode>,
     /// False when `--tasks` leaves this task out.
     pub selected: bool,
 }
@@ -262,6 +265,7 @@ impl Plan {
                     (a, b) => a.or(b),
                 },
                 problems: t.problems.clone(),
+                answer_region: t.answer_region,
                 selected: true,
             });
         }

@@ -16,13 +16,13 @@ use tokio::sync::mpsc;
 use super::deps::{PromptContext, RenderedPrompt, SweepDeps};
 use super::dryrun::describe_plan;
 use super::expand::{Expanded, expand};
-use super::options::{PipelineTiming, RunSummary, SweepOptions};
+use super::options::{PipelineTiming, RunSummary, SkippedGroup, SweepOptions};
 use super::pipeline::{Job, grade_and_record};
 use super::plan::Plan;
 use super::progress::{ProgressState, report};
 use super::rundir::{close_session, open_run};
 use super::sample::{SampleContext, ungraded_record};
-use super::schedule::{Schedule, schedule};
+use super::schedule::{Schedule, schedule, take_unsupported};
 use super::trial::{split_stream, stream};
 use super::{SweepConfig, SweepError};
 use crate::generate::Request;
@@ -41,7 +41,8 @@ pub fn run_sweep(
     })?;
     let config = SweepConfig::parse(&text, &file)?;
     let plan = Plan::from_config(&config, &file, &options.filters)?;
-    let expanded = expand(&plan, &file, deps.catalog, deps.tasks)?;
+    let mut expanded = expand(&plan, &file, deps.catalog, deps.tasks)?;
+    let skipped_groups = take_unsupported(&mut expanded, &*deps.generator);
     let run_dir = options
         .results_dir
         .as_ref()
@@ -53,10 +54,20 @@ pub fn run_sweep(
         let index = ResumeIndex::load(&samples_path)?;
         let work = schedule(&expanded, &index);
         let mut summary = summary_of(&run_dir, &expanded, &work);
-        summary.plan = Some(describe_plan(&plan, &expanded, &work, &run_dir));
+        summary.plan = Some(describe_plan(
+            &plan,
+            &expanded,
+            &work,
+            &run_dir,
+            &skipped_groups,
+        ));
+        summary.skipped_groups = skipped_groups;
         return Ok(summary);
     }
 
+    for (reason, n) in count_reasons(&skipped_groups) {
+        tracing::warn!("skipping {n} width group(s): {reason}");
+    }
     let device = deps.generator.device();
     let mut manifest = open_run(&run_dir, &plan, &expanded, &file, options, &device)?;
     let (writer, repaired) = SampleWriter::open(&samples_path)?;
@@ -70,6 +81,7 @@ pub fn run_sweep(
     let work = schedule(&expanded, &index);
     let mut summary = summary_of(&run_dir, &expanded, &work);
     summary.repaired_bytes = repaired;
+    summary.skipped_groups = skipped_groups;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -128,8 +140,9 @@ pub fn run_sweep(
         (Some(e), _) | (None, Err(e)) => Err(e),
         (None, Ok(())) => Ok(()),
     };
-    let complete =
-        result.is_ok() && summary.skipped_records + output.written == summary.planned_records;
+    let complete = result.is_ok()
+        && summary.skipped_groups.is_empty()
+        && summary.skipped_records + output.written == summary.planned_records;
     close_session(
         &run_dir,
         &mut manifest,
@@ -138,6 +151,18 @@ pub fn run_sweep(
         result.as_ref().err().map(ToString::to_string),
     )?;
     result.map(|()| summary)
+}
+
+/// Distinct skip reasons with their group counts, in first-seen order.
+pub(crate) fn count_reasons(skipped: &[SkippedGroup]) -> Vec<(&str, usize)> {
+    let mut out: Vec<(&str, usize)> = Vec::new();
+    for g in skipped {
+        match out.iter_mut().find(|(r, _)| *r == g.reason) {
+            Some((_, n)) => *n += 1,
+            None => out.push((&g.reason, 1)),
+        }
+    }
+    out
 }
 
 fn cpus() -> usize {

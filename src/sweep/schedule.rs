@@ -4,7 +4,9 @@
 //! batch measures what an uninterrupted one would; only its missing records
 //! are written.
 
+use super::deps::SampleGenerator;
 use super::expand::{Expanded, WorkUnit};
+use super::options::SkippedGroup;
 use super::trial::BatchPlan;
 use crate::record::{ResumeIndex, SampleKey};
 
@@ -54,6 +56,27 @@ pub fn key(
         repeat,
         sample,
     }
+}
+
+/// Take out the width groups `generator` cannot run (a trial of the group
+/// it does not support), in run order.
+pub fn take_unsupported(
+    expanded: &mut Expanded,
+    generator: &dyn SampleGenerator,
+) -> Vec<SkippedGroup> {
+    let mut skipped = Vec::new();
+    expanded.groups.retain(|g| {
+        let Some(reason) = g.trials.iter().find_map(|t| generator.supports(t).err()) else {
+            return true;
+        };
+        skipped.push(SkippedGroup {
+            label: g.label.clone(),
+            trials: g.trials.iter().map(|t| t.id.clone()).collect(),
+            reason,
+        });
+        false
+    });
+    skipped
 }
 
 /// Compare the plan with `index`.

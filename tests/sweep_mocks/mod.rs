@@ -14,7 +14,7 @@ use hyperscale::record::{SAMPLES_FILE, SampleRecord, read_records};
 use hyperscale::sweep::{
     BoxError, Generated, GradeOutcome, LoadedTask, ModelCatalog, ModelInfo, ProgressMode,
     PromptContext, PromptRenderer, RenderedPrompt, RunSummary, SampleGenerator, SampleGrader,
-    SweepDeps, SweepError, SweepOptions, TaskSource, Trial, run_sweep,
+    SweepDeps, SweepError, SweepOptions, TaskPlan, TaskSource, Trial, run_sweep,
 };
 use hyperscale::task::{Expected, Problem, Reference, TestCase, TestKind};
 
@@ -65,7 +65,8 @@ impl Default for MockTasks {
 }
 
 impl TaskSource for MockTasks {
-    fn load(&self, name: &str, _data: Option<&str>) -> Result<LoadedTask, BoxError> {
+    fn load(&self, task: &TaskPlan) -> Result<LoadedTask, BoxError> {
+        let name = task.name.as_str();
         let (n, make): (usize, &dyn Fn(usize) -> Reference) = match name {
             "arith" | "aime24" => (6, &|i| Reference::Math {
                 answer: ((i * 7) % 10).to_string(),

@@ -1,0 +1,79 @@
+//! Errors of the real sweep stages: each names the model, task or file it
+//! hit. They reach the sweep as boxed errors (harness failures); a wrong or
+//! missing answer is never one of them.
+
+use std::path::PathBuf;
+
+use crate::grade::{GradeError, SandboxError};
+use crate::model::LoadError;
+use crate::runtime::RuntimeError;
+use crate::task::{RenderError, TaskError};
+
+/// A failure of the sweep's real model, task, prompt or grading stage.
+#[derive(Debug, thiserror::Error)]
+pub enum WiringError {
+    #[error(
+        "no model at `{path}` (hub ids are not downloaded: put the checkpoint there, e.g. with `huggingface-cli download`)"
+    )]
+    NoModel { path: PathBuf },
+    #[error("failed to hash `{path}`: {source}")]
+    Hash {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("failed to inspect model `{path}`: {source}")]
+    Inspect {
+        path: PathBuf,
+        #[source]
+        source: LoadError,
+    },
+    #[error("`{path}`: invalid config.json: {source}")]
+    ConfigJson {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("failed to load model `{path}`: {source}")]
+    LoadModel {
+        path: String,
+        #[source]
+        source: RuntimeError,
+    },
+    #[error("failed to build the prompt of problem `{problem}`: {source}")]
+    Prompt {
+        problem: String,
+        #[source]
+        source: RuntimeError,
+    },
+    #[error(transparent)]
+    Task(#[from] TaskError),
+    #[error("failed to load the problems of task `{task}`: {source}")]
+    TaskData {
+        task: String,
+        #[source]
+        source: crate::task::LoadError,
+    },
+    #[error("task `{task}` was not loaded by this sweep")]
+    UnknownTask { task: String },
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    #[error("task `{task}`: {source}")]
+    Grade {
+        task: String,
+        #[source]
+        source: GradeError,
+    },
+    #[error("the code sandbox could not be set up: {0}")]
+    Sandbox(String),
+    #[error("the `{policy}` cache policy is not implemented in the KV store yet")]
+    UnsupportedPolicy { policy: &'static str },
+    #[error("dtype {dtype} is not supported yet: the CPU engine runs f32 weights")]
+    UnsupportedDtype { dtype: String },
+}
+
+impl From<SandboxError> for WiringError {
+    fn from(e: SandboxError) -> Self {
+        WiringError::Sandbox(e.to_string())
+    }
+}

@@ -1,0 +1,152 @@
+//! The model side of a sweep: one loaded model shared by the prompt renderer
+//! (tokenizer, chat template) and the generator (the network), loaded lazily
+//! on first use and replaced when a trial needs another checkpoint (trials
+//! run model by model, so each loads once).
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use super::store::{kv_store_for, policy_supported};
+use super::{TaskRegistry, WiringError};
+use crate::device::DeviceKind;
+use crate::generate::{self, Decoder, Request, StopCriteria};
+use crate::runtime::LoadedModel;
+use crate::sweep::{
+    BoxError, Dtype, Generated, PromptContext, PromptRenderer, RenderedPrompt, SampleGenerator,
+    Trial,
+};
+use crate::task::{Problem, SampleCtx};
+
+/// The model in memory: at most one at a time. Lives on the generation
+/// thread (burn models are not shared across threads here).
+#[derive(Default)]
+pub struct ModelCache {
+    current: RefCell<Option<(String, DeviceKind, Rc<LoadedModel>)>>,
+}
+
+impl ModelCache {
+    /// The model at `path` on `device`, loading it (and dropping any other
+    /// first) when it is not the current one.
+    pub fn get(&self, path: &str, device: DeviceKind) -> Result<Rc<LoadedModel>, WiringError> {
+        if let Some((p, d, m)) = &*self.current.borrow()
+            && p == path
+            && *d == device
+        {
+            return Ok(m.clone());
+        }
+        // Free the old weights before reading the new ones.
+        self.current.replace(None);
+        let start = Instant::now();
+        let model = LoadedModel::load(std::path::Path::new(path), device).map_err(|source| {
+            WiringError::LoadModel {
+                path: path.to_string(),
+                source,
+            }
+        })?;
+        tracing::info!(
+            "loaded `{path}` on {device} in {:.1} s",
+            start.elapsed().as_secs_f64()
+        );
+        let model = Rc::new(model);
+        self.current
+            .replace(Some((path.to_string(), device, model.clone())));
+        Ok(model)
+    }
+}
+
+/// Problem → the task's user message → the model's chat template → token ids;
+/// stops at the model's EOS ids.
+pub struct ChatRenderer {
+    models: Rc<ModelCache>,
+    tasks: Arc<TaskRegistry>,
+}
+
+impl ChatRenderer {
+    pub fn new(models: Rc<ModelCache>, tasks: Arc<TaskRegistry>) -> Self {
+        ChatRenderer { models, tasks }
+    }
+}
+
+impl PromptRenderer for ChatRenderer {
+    fn render(
+        &mut self,
+        trial: &Trial,
+        problem: &Problem,
+        ctx: &PromptContext<'_>,
+    ) -> Result<RenderedPrompt, BoxError> {
+        let entry = self.tasks.get(ctx.task)?;
+        let rendered = entry
+            .task
+            .render(problem, SampleCtx { repeat: ctx.repeat })?;
+        let model = self.models.get(&trial.model_path, trial.device)?;
+        let tokens = model
+            .prompt_ids(&rendered.user_message, None, false)
+            .map_err(|source| WiringError::Prompt {
+                problem: problem.id.clone(),
+                source,
+            })?;
+        Ok(RenderedPrompt {
+            tokens,
+            expected: rendered.expected,
+            stop: StopCriteria {
+                eos_ids: model.tokenizer.eos_ids().to_vec(),
+                stop_strings: Vec::new(),
+            },
+        })
+    }
+}
+
+/// Decodes each request into a fresh KV store built for the trial's policy.
+pub struct ModelGenerator {
+    models: Rc<ModelCache>,
+    device: DeviceKind,
+}
+
+impl ModelGenerator {
+    /// `device` is where the sweep's trials run (`model.device`), reported in
+    /// records and the manifest.
+    pub fn new(models: Rc<ModelCache>, device: DeviceKind) -> Self {
+        ModelGenerator { models, device }
+    }
+}
+
+impl SampleGenerator for ModelGenerator {
+    fn device(&self) -> String {
+        self.device.to_string()
+    }
+
+    fn supports(&self, trial: &Trial) -> Result<(), String> {
+        if trial.spec.dtype != Dtype::F32 {
+            let dtype = trial.spec.dtype.to_string();
+            return Err(WiringError::UnsupportedDtype { dtype }.to_string());
+        }
+        policy_supported(&trial.spec.policy).map_err(|e| e.to_string())
+    }
+
+    fn generate(
+        &mut self,
+        trial: &Trial,
+        request: &Request,
+        tokens: &AtomicU64,
+    ) -> Result<Generated, BoxError> {
+        let model = self.models.get(&trial.model_path, trial.device)?;
+        let shape = model.kv_shape();
+        let mut store = kv_store_for(&model, &trial.spec.policy)?;
+        let completions = generate::generate(
+            &*model,
+            &model.tokenizer,
+            &mut store,
+            std::slice::from_ref(request),
+            |_| {
+                tokens.fetch_add(1, Ordering::Relaxed);
+            },
+        );
+        Ok(Generated {
+            completions,
+            kv_rows: (shape.layers * shape.kv_heads) as u64,
+        })
+    }
+}
