@@ -184,9 +184,7 @@ impl LoadedModel {
     /// the checkpoint (an error for `dms` on a model without DMS
     /// parameters).
     pub fn policy_store(&self, policy: &CachePolicy) -> Result<KvStore, KvError> {
-        let dms = match &self.engine {
-            Engine::Cpu(m) => m.dms_params(),
-        };
+        let dms = with_engine!(&self.engine, m => m.dms_params());
         KvStore::with_policy(self.kv_shape(), policy, dms)
     }
 }

@@ -189,16 +189,28 @@ fn two_runs_give_identical_tokens_and_verdicts() {
     assert_eq!(essence(&ra), essence(&rb));
     let dense = ra.iter().filter(|r| r.policy == "dense").count();
     assert_eq!(dense, planned(3));
-    // Sample i is the same tokens whatever batch decoded it.
-    let by_stream: BTreeMap<(u64, String, u32, u32), &str> = ra
+    // Sample i of a policy is the same tokens whatever batch decoded it.
+    let by_stream: BTreeMap<(String, u64, String, u32, u32), &str> = ra
         .iter()
         .map(|r| {
-            let key = (r.seed, r.problem_id.clone(), r.repeat, r.sample);
+            let key = (
+                r.policy.clone(),
+                r.seed,
+                r.problem_id.clone(),
+                r.repeat,
+                r.sample,
+            );
             (key, r.token_hash.as_str())
         })
         .collect();
     for r in &ra {
-        let key = (r.seed, r.problem_id.clone(), r.repeat, r.sample);
+        let key = (
+            r.policy.clone(),
+            r.seed,
+            r.problem_id.clone(),
+            r.repeat,
+            r.sample,
+        );
         assert_eq!(by_stream[&key], r.token_hash, "{}", r.sample_id);
     }
     // A policy the store cannot run yet is skipped with its reason, never

@@ -66,8 +66,10 @@ pub enum WiringError {
     },
     #[error("the code sandbox could not be set up: {0}")]
     Sandbox(String),
-    #[error("the `{policy}` cache policy is not implemented in the KV store yet")]
+    #[error("the `{policy}` cache policy runs on the CPU engine only (host KV payload)")]
     UnsupportedPolicy { policy: &'static str },
+    #[error(transparent)]
+    Policy(#[from] crate::kv::KvError),
     #[error("dtype {dtype} is not supported yet: the CPU engine runs f32 weights")]
     UnsupportedDtype { dtype: String },
 }

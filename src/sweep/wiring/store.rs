@@ -1,26 +1,38 @@
-//! The one place a trial's cache policy becomes a KV store. Only `dense` is
-//! implemented by the store on this branch; the other policies are being
-//! added to the KV stage (`LoadedModel::policy_store`), and when they land
-//! the body of these two functions is all that changes.
+//! The one place a trial's cache policy becomes a KV store
+//! (`LoadedModel::policy_store`): every policy on the CPU engine; dense
+//! only on device engines (the policies run on the host payload).
 
 use super::WiringError;
-use crate::kv::{CachePolicy, KvStore};
+use crate::device::DeviceKind;
+use crate::kv::{CachePolicy, DmsParams, KvStore};
 use crate::runtime::LoadedModel;
 
-/// Whether [`kv_store_for`] can build a store for `policy`.
+/// Whether `policy`'s parameters are valid (DMS's model-dependent defaults
+/// are checked by [`kv_store_for`], against the loaded checkpoint).
 pub fn policy_supported(policy: &CachePolicy) -> Result<(), WiringError> {
-    match policy {
-        CachePolicy::Dense {} => Ok(()),
-        other => Err(WiringError::UnsupportedPolicy {
-            policy: other.method(),
-        }),
-    }
+    let placeholder = DmsParams {
+        window: 1,
+        shifted: true,
+    };
+    policy.resolve(Some(placeholder))?;
+    Ok(())
 }
 
-/// An empty store for `model` that keeps entries as `policy` says.
+/// An empty store for `model` that keeps entries as `policy` says; DMS
+/// takes its defaults from the checkpoint and fails on a model without DMS
+/// parameters.
 pub fn kv_store_for(model: &LoadedModel, policy: &CachePolicy) -> Result<KvStore, WiringError> {
     policy_supported(policy)?;
-    Ok(model.new_store())
+    let dense = matches!(policy, CachePolicy::Dense {});
+    if !dense && !matches!(model.device, DeviceKind::Cpu) {
+        return Err(WiringError::UnsupportedPolicy {
+            policy: policy.method(),
+        });
+    }
+    if dense {
+        return Ok(model.new_store());
+    }
+    Ok(model.policy_store(policy)?)
 }
 
 #[cfg(test)]
@@ -30,7 +42,7 @@ mod tests {
     use crate::kv::Budget;
 
     #[test]
-    fn dense_builds_and_unimplemented_policies_say_which() {
+    fn policies_build_and_dms_needs_a_dms_checkpoint() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/models/tiny-llama");
         let model = LoadedModel::load(&dir, DeviceKind::Cpu).unwrap();
@@ -42,8 +54,21 @@ mod tests {
                 min_tokens: 8,
             },
         };
-        let err = kv_store_for(&model, &tova).unwrap_err().to_string();
-        assert!(err.contains("`tova`"), "{err}");
-        assert!(policy_supported(&tova).is_err());
+        let store = kv_store_for(&model, &tova).unwrap();
+        assert_eq!(store.policy().method(), "tova");
+        let dms = CachePolicy::Dms {
+            window: None,
+            shifted: None,
+        };
+        assert!(policy_supported(&dms).is_ok());
+        let err = kv_store_for(&model, &dms).unwrap_err().to_string();
+        assert!(err.contains("DMS parameters"), "{err}");
+        let bad = CachePolicy::Tova {
+            budget: Budget::Ratio {
+                cr: 0.5,
+                min_tokens: 8,
+            },
+        };
+        assert!(policy_supported(&bad).is_err());
     }
 }
