@@ -177,6 +177,75 @@ pub struct GenerateArgs {
     /// Print one JSON object per sample instead of streaming text.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+}
+
+/// The KV cache policy, as flags.
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    /// dense, dms (needs a DMS checkpoint), window, tova, h2o or quest.
+    #[arg(long, default_value = "dense")]
+    pub policy: String,
+    /// Target compression ratio of a training-free policy: keep
+    /// max(min_tokens, ceil(positions / CR)) entries per (layer, KV head).
+    #[arg(long, default_value_t = 1.0)]
+    pub cr: f64,
+    /// Budget floor of a training-free policy.
+    #[arg(long, default_value_t = 16)]
+    pub min_tokens: usize,
+    /// An absolute entry budget per (layer, KV head), instead of --cr.
+    #[arg(long)]
+    pub budget_tokens: Option<usize>,
+    /// DMS: the eviction delay (default: the checkpoint's); H2O: the recent
+    /// window (default: min_tokens).
+    #[arg(long)]
+    pub window: Option<usize>,
+    /// StreamingLLM: attention sinks kept at the start.
+    #[arg(long, default_value_t = 4)]
+    pub sink: usize,
+    /// Quest: tokens per page.
+    #[arg(long, default_value_t = 16)]
+    pub page_size: usize,
+}
+
+impl PolicyArgs {
+    /// The policy these flags describe.
+    pub fn to_policy(&self) -> Result<hyperscale::kv::CachePolicy, String> {
+        use hyperscale::kv::{Budget, CachePolicy};
+        let budget = match self.budget_tokens {
+            Some(tokens) => Budget::Tokens { tokens },
+            None => Budget::Ratio {
+                cr: self.cr,
+                min_tokens: self.min_tokens,
+            },
+        };
+        Ok(match self.policy.as_str() {
+            "dense" => CachePolicy::Dense {},
+            "dms" => CachePolicy::Dms {
+                window: self.window,
+                shifted: None,
+            },
+            "window" => CachePolicy::Window {
+                sink: self.sink,
+                budget,
+            },
+            "tova" => CachePolicy::Tova { budget },
+            "h2o" => CachePolicy::H2o {
+                recent: self.window.unwrap_or(self.min_tokens),
+                budget,
+            },
+            "quest" => CachePolicy::Quest {
+                page_size: self.page_size,
+                budget,
+            },
+            other => {
+                return Err(format!(
+                    "--policy `{other}`: expected dense, dms, window, tova, h2o or quest"
+                ));
+            }
+        })
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -129,7 +129,8 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
             stop_strings: args.stop.clone(),
         },
     };
-    let mut store = model.new_store();
+    let policy = args.policy.to_policy().map_err(anyhow::Error::msg)?;
+    let mut store = model.policy_store(&policy)?;
     let mut stdout = std::io::stdout().lock();
     let mut stream = model.tokenizer.incremental_decoder(true);
     let completions = generate::generate(&model, &model.tokenizer, &mut store, &[request], |ev| {

@@ -204,3 +204,70 @@ fn tasks_list_names_every_builtin_task() {
         assert!(text.contains(t), "{t} missing from: {text}");
     }
 }
+
+#[test]
+fn generate_under_a_window_policy_keeps_fewer_entries() {
+    let model = root().join("tests/fixtures/models/tiny-llama");
+    let prompt = "the quick brown fox jumps over the lazy dog ".repeat(8);
+    let run = |policy: &[&str]| -> serde_json::Value {
+        let mut args = vec![
+            "generate",
+            "--model",
+            model.to_str().unwrap(),
+            "--prompt",
+            &prompt,
+            "--raw",
+            "--max-tokens",
+            "8",
+            "--json",
+        ];
+        args.extend_from_slice(policy);
+        let out = hyperscale(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap()
+    };
+    let dense = run(&[]);
+    let window = run(&[
+        "--policy",
+        "window",
+        "--cr",
+        "4",
+        "--min-tokens",
+        "4",
+        "--sink",
+        "2",
+    ]);
+    assert_eq!(dense["token_ids"].as_array().unwrap().len(), 8);
+    let peak = |v: &serde_json::Value| v["kv"]["peak_resident"].as_u64().unwrap();
+    assert!(
+        peak(&window) * 3 < peak(&dense),
+        "window {} vs dense {}",
+        peak(&window),
+        peak(&dense)
+    );
+    let bad = hyperscale(&[
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt",
+        "x",
+        "--policy",
+        "lru",
+    ]);
+    assert_one_line_error(&bad, &["--policy", "lru"]);
+    let no_dms = hyperscale(&[
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt",
+        "x",
+        "--raw",
+        "--policy",
+        "dms",
+    ]);
+    assert!(!no_dms.status.success());
+}
