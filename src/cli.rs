@@ -274,4 +274,6 @@ pub struct BenchDecodeArgs {
     /// Also write the results as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
 }

@@ -169,7 +169,9 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
 }
 
 fn run_bench_decode(args: BenchDecodeArgs) -> Result<()> {
+    let policy = args.policy.to_policy().map_err(anyhow::Error::msg)?;
     let model = load_model(&args.model.model, &args.model.device)?;
+    model.policy_store(&policy)?;
     let threads = rayon::current_num_threads();
     eprintln!("measuring read bandwidth (1 GiB buffer, {threads} threads)…");
     let gbs = bandwidth::read_bandwidth_gbs(1 << 30, 5);
@@ -192,7 +194,9 @@ fn run_bench_decode(args: BenchDecodeArgs) -> Result<()> {
         steps: args.steps,
         seed: 0,
     };
-    let points = run_decode_bench(&model, weights, &config, |p| {
+    println!("policy: {}", serde_json::to_string(&policy)?);
+    let new_store = || model.policy_store(&policy).expect("policy checked above");
+    let points = run_decode_bench(&model, weights, &config, &new_store, |p| {
         println!(
             "| {} | {} | {:.0} | {:.2} | {:.1} | {:.1} | {:.1} | {:.2}× |",
             p.batch,
@@ -213,6 +217,7 @@ fn run_bench_decode(args: BenchDecodeArgs) -> Result<()> {
             "read_bandwidth_gbs": gbs,
             "weight_bytes_per_step": weights,
             "roofline_tokens_per_second": roofline,
+            "policy": policy,
             "points": points,
         });
         std::fs::write(path, serde_json::to_string_pretty(&doc)?)

@@ -78,6 +78,7 @@ pub fn run_decode_bench<M: Decoder>(
     model: &M,
     weight_bytes_per_step: u64,
     config: &DecodeBenchConfig,
+    new_store: &dyn Fn() -> KvStore,
     mut report: impl FnMut(&DecodePoint),
 ) -> Vec<DecodePoint> {
     let vocab = model.vocab_size();
@@ -85,7 +86,7 @@ pub fn run_decode_bench<M: Decoder>(
     let entry_bytes = (2 * shape.head_dim * 4) as u64;
     let mut points = Vec::new();
     for &context in &config.contexts {
-        let mut store = KvStore::new(shape);
+        let mut store = new_store();
         let prompt = prompt_ids(context.max(1), vocab, config.seed);
         let parent = store.add_sequence();
         let start = Instant::now();
