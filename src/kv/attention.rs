@@ -37,7 +37,9 @@ pub trait AttentionBackend: Backend {
         k: Tensor<Self, 3>,
         v: Tensor<Self, 3>,
         scale: f32,
-    ) -> Tensor<Self, 3>;
+    ) -> Tensor<Self, 3> {
+        Self::decode_attention_placed(store, layer, seqs, &[], q, k, v, scale)
+    }
 
     /// One decode step of one layer, each row's new entry placed where
     /// `slots` says (`[batch, kv_heads]`; empty = append everywhere): the
@@ -198,18 +200,6 @@ impl AttentionBackend for Flex {
     ) {
         let (k, v) = (HostF32::new(k), HostF32::new(v));
         store.append_prefill(seq, layer, k.as_slice(), v.as_slice());
-    }
-
-    fn decode_attention(
-        store: &mut KvStore,
-        layer: usize,
-        seqs: &[SeqId],
-        q: Tensor<Self, 3>,
-        k: Tensor<Self, 3>,
-        v: Tensor<Self, 3>,
-        scale: f32,
-    ) -> Tensor<Self, 3> {
-        Self::decode_attention_placed(store, layer, seqs, &[], q, k, v, scale)
     }
 
     fn decode_attention_placed(

@@ -199,18 +199,6 @@ impl<R: CubeRuntime, BT: BoolElement> AttentionBackend for CubeBackend<R, f32, i
         p.apply(ledger, &plan, &k.handle, &v.handle);
     }
 
-    fn decode_attention(
-        store: &mut KvStore,
-        layer: usize,
-        seqs: &[SeqId],
-        q: Tensor<Self, 3>,
-        k: Tensor<Self, 3>,
-        v: Tensor<Self, 3>,
-        scale: f32,
-    ) -> Tensor<Self, 3> {
-        Self::decode_attention_placed(store, layer, seqs, &[], q, k, v, scale)
-    }
-
     fn decode_attention_placed(
         store: &mut KvStore,
         layer: usize,
