@@ -42,7 +42,14 @@ impl<B: Backend> Linear<B> {
 
     /// # Shapes
     /// `x`: `[n, in]`; returns `[n, out]`.
+    ///
+    /// On Flex, up to [`super::gemv::MAX_ROWS`] rows (decode steps) go
+    /// through the project's weight-streaming kernel; more rows (prefill) and
+    /// other backends through burn's matmul.
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        if let Some(y) = super::gemv::flex_linear(&x, &self.weight, self.bias.as_ref()) {
+            return y;
+        }
         let y = x.matmul(self.weight.clone());
         match &self.bias {
             Some(b) => y + b.clone().unsqueeze::<2>(),

@@ -13,6 +13,7 @@ pub mod config;
 pub mod decoder;
 pub mod dms;
 pub mod error;
+pub mod gemv;
 pub mod gguf;
 pub mod hf;
 pub mod linear;

@@ -1,0 +1,331 @@
+//! The decode-time projection on the CPU: `y = x·Wᵀ (+ b)` for a few rows of
+//! `x` against a row-major `[out, in]` weight, streaming the weight once.
+//!
+//! Decoding is bound by reading the weights (every step reads all of them
+//! for a handful of activation rows), so the kernel's only job is to stream
+//! `W` at memory bandwidth: four weight rows at a time, each multiplied with
+//! every activation row while it is in L1, 8-lane FMA accumulators, the
+//! output features split across the rayon pool. burn-flex's general GEMM
+//! packs and tiles for large products and is slower for these shapes
+//! (`hyperscale bench decode` measures the difference; README "Speed").
+//!
+//! [`flex_linear`] is the entry used by [`super::linear::Linear`]: it takes
+//! the Flex tensors' storage directly and answers `None` (the caller falls
+//! back to burn's matmul) for any other backend, layout or row count.
+//! Summation order is fixed per build, so results are deterministic.
+
+use std::any::{Any, TypeId};
+
+use burn::backend::flex::{Flex, FlexTensor};
+use burn::prelude::*;
+use burn::tensor::TensorPrimitive;
+use rayon::prelude::*;
+
+/// Most activation rows the kernel takes; more rows go to burn's GEMM,
+/// which then reuses each weight tile enough to win.
+pub const MAX_ROWS: usize = 16;
+
+/// Output features per parallel task: 64 rows of a 576-wide weight are
+/// 144 KiB, enough work to amortize a rayon split.
+const BLOCK: usize = 64;
+
+/// `y[r, o] = Σ_i x[r, i] · w[o, i] + bias[o]`.
+///
+/// # Shapes
+/// `w`: `[out, inp]` row-major; `x`: `[n, inp]`; `bias`: `[out]`;
+/// returns `[n, out]`.
+pub fn gemv(
+    w: &[f32],
+    out: usize,
+    inp: usize,
+    x: &[f32],
+    n: usize,
+    bias: Option<&[f32]>,
+) -> Vec<f32> {
+    assert_eq!(w.len(), out * inp, "gemv: weight is not [out, in]");
+    assert_eq!(x.len(), n * inp, "gemv: x is not [n, in]");
+    // Computed feature-major (`[out, n]`) so each task owns a contiguous
+    // output block; transposed at the end when n > 1.
+    let mut yt = vec![0.0f32; out * n];
+    yt.par_chunks_mut(BLOCK * n)
+        .enumerate()
+        .for_each(|(b, chunk)| {
+            let o0 = b * BLOCK;
+            let rows = chunk.len() / n;
+            block(&w[o0 * inp..(o0 + rows) * inp], inp, x, n, chunk);
+        });
+    if let Some(bias) = bias {
+        for (o, col) in yt.chunks_mut(n).enumerate() {
+            col.iter_mut().for_each(|v| *v += bias[o]);
+        }
+    }
+    if n == 1 {
+        return yt;
+    }
+    let mut y = vec![0.0f32; n * out];
+    for (o, col) in yt.chunks(n).enumerate() {
+        for (r, v) in col.iter().enumerate() {
+            y[r * out + o] = *v;
+        }
+    }
+    y
+}
+
+/// One block of output features: `yt[o, r]` for the rows of `w`.
+fn block(w: &[f32], inp: usize, x: &[f32], n: usize, yt: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU supports AVX2 and FMA, checked just above.
+        unsafe { block_avx2(w, inp, x, n, yt) };
+        return;
+    }
+    block_portable(w, inp, x, n, yt);
+}
+
+/// Four rows of `w` against each row of `x`, in 8 interleaved partial sums
+/// per output (the order the AVX2 path uses, lane for lane).
+fn block_portable(w: &[f32], inp: usize, x: &[f32], n: usize, yt: &mut [f32]) {
+    let rows = w.len() / inp;
+    let chunks = inp / 8;
+    let mut o = 0;
+    while o < rows {
+        let take = (rows - o).min(4);
+        for r in 0..n {
+            let xr = &x[r * inp..(r + 1) * inp];
+            for j in 0..take {
+                let wr = &w[(o + j) * inp..(o + j + 1) * inp];
+                let mut acc = [0.0f32; 8];
+                for c in 0..chunks {
+                    for l in 0..8 {
+                        acc[l] = wr[c * 8 + l].mul_add(xr[c * 8 + l], acc[l]);
+                    }
+                }
+                let mut s = hsum(acc);
+                for i in chunks * 8..inp {
+                    s = wr[i].mul_add(xr[i], s);
+                }
+                yt[(o + j) * n + r] = s;
+            }
+        }
+        o += take;
+    }
+}
+
+/// Sum of eight lanes in the order `hsum256` uses.
+fn hsum(a: [f32; 8]) -> f32 {
+    let h = [a[0] + a[4], a[1] + a[5], a[2] + a[6], a[3] + a[7]];
+    (h[0] + h[1]) + (h[2] + h[3])
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn block_avx2(w: &[f32], inp: usize, x: &[f32], n: usize, yt: &mut [f32]) {
+    use std::arch::x86_64::{
+        __m256, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps, _mm256_storeu_ps,
+    };
+    // Once per output, not per element: the lanes are summed exactly as
+    // `hsum` does, so both paths agree bit for bit.
+    #[target_feature(enable = "avx2,fma")]
+    fn hsum256(v: __m256) -> f32 {
+        let mut lanes = [0.0f32; 8];
+        // SAFETY: `lanes` holds 8 floats.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), v) };
+        hsum(lanes)
+    }
+    let rows = w.len() / inp;
+    let chunks = inp / 8;
+    let mut o = 0;
+    while o + 4 <= rows {
+        let wp = [0, 1, 2, 3].map(|j| w[(o + j) * inp..].as_ptr());
+        for r in 0..n {
+            let xr = &x[r * inp..(r + 1) * inp];
+            let xp = xr.as_ptr();
+            let mut acc = [_mm256_setzero_ps(); 4];
+            for c in 0..chunks {
+                // SAFETY: `c * 8 + 8 <= inp`: every load reads 8 floats
+                // inside row `o + j` of `w` or inside `xr`.
+                unsafe {
+                    let xv = _mm256_loadu_ps(xp.add(c * 8));
+                    for j in 0..4 {
+                        acc[j] = _mm256_fmadd_ps(_mm256_loadu_ps(wp[j].add(c * 8)), xv, acc[j]);
+                    }
+                }
+            }
+            for j in 0..4 {
+                let wr = &w[(o + j) * inp..(o + j + 1) * inp];
+                let mut s = hsum256(acc[j]);
+                for i in chunks * 8..inp {
+                    s = wr[i].mul_add(xr[i], s);
+                }
+                yt[(o + j) * n + r] = s;
+            }
+        }
+        o += 4;
+    }
+    if o < rows {
+        block_portable(&w[o * inp..], inp, x, n, &mut yt[o * n..]);
+    }
+}
+
+/// `x·Wᵀ (+ b)` through [`gemv`] when the backend is Flex, `x` has at most
+/// [`MAX_ROWS`] rows and the weight is the transposed view of a contiguous
+/// `[out, in]` f32 buffer (how [`super::linear::Linear`] stores it);
+/// `None` otherwise.
+///
+/// # Shapes
+/// `x`: `[n, in]`; `w_t`: `[in, out]` (strides `[1, in]`); `bias`: `[out]`;
+/// returns `[n, out]`.
+pub fn flex_linear<B: Backend>(
+    x: &Tensor<B, 2>,
+    w_t: &Tensor<B, 2>,
+    bias: Option<&Tensor<B, 1>>,
+) -> Option<Tensor<B, 2>> {
+    if TypeId::of::<B>() != TypeId::of::<Flex>() {
+        return None;
+    }
+    let [n, inp] = x.dims();
+    let out = w_t.dims()[1];
+    if n == 0 || n > MAX_ROWS {
+        return None;
+    }
+    let xp = flex(x.clone().into_primitive())?;
+    let wp = flex(w_t.clone().into_primitive())?;
+    let layout = wp.layout();
+    if layout.strides() != [1, inp as isize] || layout.start_offset() != 0 {
+        return None;
+    }
+    let w = wp.as_slice::<f32>().or_else(|| {
+        // A transposed view is not "contiguous" to flex; its storage is.
+        let s = wp.storage::<f32>();
+        (s.len() == out * inp).then_some(s)
+    })?;
+    let xs = xp.as_slice::<f32>()?;
+    let bp = match bias {
+        Some(b) => Some(flex(b.clone().into_primitive())?),
+        None => None,
+    };
+    let bs = match &bp {
+        Some(b) => Some(b.as_slice::<f32>()?),
+        None => None,
+    };
+    let y = gemv(w, out, inp, xs, n, bs);
+    let prim = FlexTensor::from_data(TensorData::new(y, [n, out]));
+    let prim: Box<dyn Any> = Box::new(prim);
+    let prim = prim.downcast::<B::FloatTensorPrimitive>().ok()?;
+    Some(Tensor::from_primitive(TensorPrimitive::Float(*prim)))
+}
+
+/// The Flex tensor behind a float primitive of backend `B` (`B` = Flex).
+fn flex<B: Backend>(p: TensorPrimitive<B>) -> Option<FlexTensor> {
+    let TensorPrimitive::Float(p) = p else {
+        return None;
+    };
+    let p: Box<dyn Any> = Box::new(p);
+    p.downcast::<FlexTensor>().ok().map(|b| *b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{RngExt, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    fn reference(
+        w: &[f32],
+        out: usize,
+        inp: usize,
+        x: &[f32],
+        n: usize,
+        b: Option<&[f32]>,
+    ) -> Vec<f32> {
+        let mut y = vec![0.0f64; n * out];
+        for r in 0..n {
+            for o in 0..out {
+                let mut s = b.map_or(0.0, |b| b[o] as f64);
+                for i in 0..inp {
+                    s += w[o * inp + i] as f64 * x[r * inp + i] as f64;
+                }
+                y[r * out + o] = s;
+            }
+        }
+        y.into_iter().map(|v| v as f32).collect()
+    }
+
+    fn random(len: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
+        (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+    }
+
+    #[test]
+    fn matches_f64_reference_on_ragged_shapes() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        // Output counts off the 4-row and 64-row grids, widths off the
+        // 8-lane grid, 1..=MAX_ROWS activation rows.
+        for &(out, inp, n) in &[
+            (1, 1, 1),
+            (5, 7, 1),
+            (67, 13, 3),
+            (130, 64, 16),
+            (259, 576, 2),
+        ] {
+            let w = random(out * inp, &mut rng);
+            let x = random(n * inp, &mut rng);
+            let b = random(out, &mut rng);
+            for bias in [None, Some(b.as_slice())] {
+                let got = gemv(&w, out, inp, &x, n, bias);
+                let want = reference(&w, out, inp, &x, n, bias);
+                for (g, e) in got.iter().zip(&want) {
+                    assert!(
+                        (g - e).abs() <= 1e-5 * (1.0 + e.abs()),
+                        "{out}x{inp} n={n}: {g} vs {e}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn portable_and_dispatched_paths_agree_bit_for_bit() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let (out, inp, n) = (70, 100, 3);
+        let w = random(out * inp, &mut rng);
+        let x = random(n * inp, &mut rng);
+        let mut a = vec![0.0; out * n];
+        let mut b = vec![0.0; out * n];
+        block(&w, inp, &x, n, &mut a);
+        block_portable(&w, inp, &x, n, &mut b);
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn flex_linear_equals_burn_matmul_and_declines_large_batches() {
+        type B = Flex;
+        let device = Default::default();
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let (out, inp) = (37, 24);
+        let w = Tensor::<B, 2>::from_data(
+            TensorData::new(random(out * inp, &mut rng), [out, inp]),
+            &device,
+        );
+        let w_t = w.transpose();
+        let bias =
+            Tensor::<B, 1>::from_data(TensorData::new(random(out, &mut rng), [out]), &device);
+        for n in [1, 4, MAX_ROWS] {
+            let x = Tensor::<B, 2>::from_data(
+                TensorData::new(random(n * inp, &mut rng), [n, inp]),
+                &device,
+            );
+            let got = flex_linear(&x, &w_t, Some(&bias)).expect("flex path taken");
+            let want = x.matmul(w_t.clone()) + bias.clone().unsqueeze::<2>();
+            got.into_data().assert_approx_eq::<f32>(
+                &want.into_data(),
+                burn::tensor::Tolerance::absolute(1e-5),
+            );
+        }
+        let big = Tensor::<B, 2>::zeros([MAX_ROWS + 1, inp], &device);
+        assert!(flex_linear(&big, &w_t, None).is_none());
+        // A contiguous [in, out] weight is not the layout the kernel reads.
+        let contiguous = Tensor::<B, 2>::zeros([inp, out], &device);
+        let x = Tensor::<B, 2>::zeros([1, inp], &device);
+        assert!(flex_linear(&x, &contiguous, None).is_none());
+    }
+}
