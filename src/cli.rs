@@ -274,6 +274,10 @@ pub struct BenchDecodeArgs {
     /// Also write the results as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Break each step down: projections, attention kernel, everything else
+    /// (framework), and the sampling that follows a step.
+    #[arg(long)]
+    pub profile: bool,
     #[command(flatten)]
     pub policy: PolicyArgs,
 }

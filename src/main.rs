@@ -193,6 +193,7 @@ fn run_bench_decode(args: BenchDecodeArgs) -> Result<()> {
         warmup_steps: args.warmup,
         steps: args.steps,
         seed: 0,
+        profile: args.profile,
     };
     println!("policy: {}", serde_json::to_string(&policy)?);
     let new_store = || model.policy_store(&policy).expect("policy checked above");
@@ -209,6 +210,27 @@ fn run_bench_decode(args: BenchDecodeArgs) -> Result<()> {
             p.implied_gbs / gbs
         );
     });
+    if args.profile {
+        println!();
+        println!(
+            "| batch | context | step ms | projections | attention | other | sampling ms (after the step) |"
+        );
+        println!("|---:|---:|---:|---:|---:|---:|---:|");
+        for p in &points {
+            let Some(f) = p.profile else { continue };
+            let step = f.projection_ms + f.attention_ms + f.other_ms;
+            let pct = |ms: f64| format!("{ms:.2} ({:.0}%)", 100.0 * ms / step);
+            println!(
+                "| {} | {} | {step:.2} | {} | {} | {} | {:.2} |",
+                p.batch,
+                p.context,
+                pct(f.projection_ms),
+                pct(f.attention_ms),
+                pct(f.other_ms),
+                f.sampling_ms
+            );
+        }
+    }
     if let Some(path) = &args.json {
         let doc = serde_json::json!({
             "model": args.model.model,

@@ -5,8 +5,9 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use super::profile;
 use super::stats::median;
-use crate::generate::Decoder;
+use crate::generate::{Decoder, Sampler, SamplingParams};
 use crate::kv::{KvStore, SeqId};
 
 /// What to measure.
@@ -22,6 +23,9 @@ pub struct DecodeBenchConfig {
     pub steps: usize,
     /// Seed of the random prompt ids.
     pub seed: u64,
+    /// Also break each step down by phase ([`StepProfile`]).
+    #[serde(default)]
+    pub profile: bool,
 }
 
 impl Default for DecodeBenchConfig {
@@ -32,6 +36,7 @@ impl Default for DecodeBenchConfig {
             warmup_steps: 3,
             steps: 16,
             seed: 0,
+            profile: false,
         }
     }
 }
@@ -55,6 +60,28 @@ pub struct DecodePoint {
     pub bytes_per_token: u64,
     /// Bytes per step / step time, in GB/s.
     pub implied_gbs: f64,
+    /// Where the step time goes (`profile` runs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<StepProfile>,
+}
+
+/// Mean milliseconds per decode step by phase (see [`super::profile`]).
+///
+/// `projection + attention + other` is the mean step time; `sampling` is
+/// measured after each step, outside it: drawing one token per sequence
+/// from the step's logits with R1-style settings (temperature 0.6, top-p
+/// 0.95), which generation adds on top of the step.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StepProfile {
+    /// Linear layers and the lm head.
+    pub projection_ms: f64,
+    /// The decode-attention kernel.
+    pub attention_ms: f64,
+    /// Everything else in the step: norms, RoPE, residuals, embedding,
+    /// logits to the host, tensor allocation and dispatch.
+    pub other_ms: f64,
+    /// Sampling one token per sequence.
+    pub sampling_ms: f64,
 }
 
 /// Deterministic pseudo-random prompt ids in `1..vocab` (SplitMix64).
@@ -70,6 +97,21 @@ fn prompt_ids(n: usize, vocab: usize, seed: u64) -> Vec<u32> {
             1 + (z % (vocab as u64 - 1)) as u32
         })
         .collect()
+}
+
+/// Seconds to draw one token from each `vocab`-wide row of `logits`.
+fn time_sampling(logits: &[f32], vocab: usize, seed: u64) -> f64 {
+    let params = SamplingParams {
+        temperature: 0.6,
+        top_p: 0.95,
+        top_k: 0,
+        seed,
+    };
+    let t = Instant::now();
+    for (i, row) in logits.chunks(vocab).enumerate() {
+        std::hint::black_box(Sampler::new(params, i as u64).sample(row));
+    }
+    t.elapsed().as_secs_f64()
 }
 
 /// Run the decode benchmark over every (context, batch) pair; `report` is
@@ -98,16 +140,27 @@ pub fn run_decode_bench<M: Decoder>(
             let tokens: Vec<u32> = prompt_ids(batch, vocab, config.seed ^ 0xA5A5).to_vec();
             let mut times = Vec::with_capacity(config.steps);
             let mut reads = Vec::with_capacity(config.steps);
+            let mut phases = [0u64; 2];
+            let mut sampling_s = 0.0;
             for step in 0..config.warmup_steps + config.steps.max(1) {
+                let timed = step >= config.warmup_steps;
+                profile::set_enabled(config.profile && timed);
                 let before: u64 = seqs.iter().map(|&s| store.stats(s).decode_reads).sum();
                 let t = Instant::now();
                 let out = model.decode(&mut store, &seqs, &tokens);
                 let dt = t.elapsed().as_secs_f64();
+                profile::set_enabled(false);
                 std::hint::black_box(&out);
                 let after: u64 = seqs.iter().map(|&s| store.stats(s).decode_reads).sum();
-                if step >= config.warmup_steps {
+                let step_phases = profile::take();
+                if timed {
                     times.push(dt);
                     reads.push((after - before) as f64);
+                    phases[0] += step_phases[0];
+                    phases[1] += step_phases[1];
+                    if config.profile {
+                        sampling_s += time_sampling(&out, vocab, step as u64);
+                    }
                 }
             }
             for s in seqs {
@@ -126,6 +179,17 @@ pub fn run_decode_bench<M: Decoder>(
                 kv_bytes_per_step: kv_bytes,
                 bytes_per_token: per_step / batch as u64,
                 implied_gbs: per_step as f64 / step_s / 1e9,
+                profile: config.profile.then(|| {
+                    let n = times.len() as f64;
+                    let [proj, attn] = phases.map(|ns| ns as f64 / 1e6 / n);
+                    let mean_step = times.iter().sum::<f64>() * 1e3 / n;
+                    StepProfile {
+                        projection_ms: proj,
+                        attention_ms: attn,
+                        other_ms: (mean_step - proj - attn).max(0.0),
+                        sampling_ms: sampling_s * 1e3 / n,
+                    }
+                }),
             };
             report(&point);
             points.push(point);

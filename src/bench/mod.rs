@@ -5,6 +5,7 @@
 
 pub mod bandwidth;
 pub mod decode;
+pub mod profile;
 pub mod stats;
 
-pub use decode::{DecodeBenchConfig, DecodePoint, run_decode_bench};
+pub use decode::{DecodeBenchConfig, DecodePoint, StepProfile, run_decode_bench};

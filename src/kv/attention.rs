@@ -212,6 +212,7 @@ impl AttentionBackend for Flex {
         v: Tensor<Self, 3>,
         scale: f32,
     ) -> Tensor<Self, 3> {
+        let _timed = crate::bench::profile::scope(crate::bench::profile::Phase::Attention);
         let [batch, n_heads, head_dim] = q.dims();
         let (q, k, v) = (HostF32::new(q), HostF32::new(k), HostF32::new(v));
         let mut out = vec![0.0f32; batch * n_heads * head_dim];

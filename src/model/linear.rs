@@ -47,6 +47,7 @@ impl<B: Backend> Linear<B> {
     /// through the project's weight-streaming kernel; more rows (prefill) and
     /// other backends through burn's matmul.
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        let _timed = crate::bench::profile::scope(crate::bench::profile::Phase::Projection);
         if let Some(y) = super::gemv::flex_linear(&x, &self.weight, self.bias.as_ref()) {
             return y;
         }
