@@ -253,6 +253,32 @@ pub enum BenchCommand {
     /// Prefill and decode tokens/s per batch × context, with bytes moved per
     /// token and the implied GB/s next to the machine's measured bandwidth.
     Decode(BenchDecodeArgs),
+    /// The model on `--device` against the same model on
+    /// `--reference-device`: logits compared at the prompt's last position
+    /// and each greedy decode step; exit 1 beyond the tolerance.
+    Parity(BenchParityArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchParityArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// The device whose logits are the reference.
+    #[arg(long, default_value = "cpu")]
+    pub reference_device: String,
+    /// Prompt fed as is (no chat template); synthetic models get fixed
+    /// pseudo-random ids of the same length instead.
+    #[arg(long, default_value = "The capital of France is")]
+    pub prompt: String,
+    /// Greedy decode steps compared after the prompt.
+    #[arg(long, default_value_t = 8)]
+    pub steps: usize,
+    /// Largest allowed `max |Δlogit| / max(1, max |logit|)` at any step.
+    #[arg(long, default_value_t = 1e-3)]
+    pub tolerance: f64,
+    /// Also write the comparison as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -10,16 +10,18 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 
 use cli::{
-    BenchCommand, BenchDecodeArgs, Cli, Command, DataArgs, GenerateArgs, GradeArgs, SweepArgs,
-    TasksCommand,
+    BenchCommand, BenchDecodeArgs, BenchParityArgs, Cli, Command, DataArgs, GenerateArgs,
+    GradeArgs, SweepArgs, TasksCommand,
 };
-use hyperscale::bench::{DecodeBenchConfig, bandwidth, run_decode_bench};
+use hyperscale::bench::{DecodeBenchConfig, bandwidth, parity, run_decode_bench};
 use hyperscale::device::DeviceKind;
 use hyperscale::generate::{self, Request, SamplingParams, StopCriteria};
 use hyperscale::grade::{Grader, Regrade, Sandbox, SandboxConfig};
+use hyperscale::kv::CachePolicy;
+use hyperscale::model::synthetic::SyntheticSpec;
 use hyperscale::prompt::template::{RegionMode, answer_region};
 use hyperscale::report::{BootstrapConfig, GradeFormat, grade_report};
-use hyperscale::runtime::LoadedModel;
+use hyperscale::runtime::{BenchModel, LoadedModel, SyntheticModel, device_read_bandwidth_gbs};
 use hyperscale::sweep::{Filters, ProgressMode, SweepOptions, wiring};
 use hyperscale::task::{LoadOptions, SampleCtx, cli as task_cli};
 
@@ -38,6 +40,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Generate(args) => run_generate(args),
         Command::Bench(BenchCommand::Decode(args)) => run_bench_decode(args),
+        Command::Bench(BenchCommand::Parity(args)) => match run_bench_parity(args) {
+            Ok(code) => return code,
+            Err(e) => Err(e),
+        },
         Command::Tasks(TasksCommand::List) => {
             print!("{}", task_cli::list());
             Ok(())
@@ -170,18 +176,113 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
 
 fn run_bench_decode(args: BenchDecodeArgs) -> Result<()> {
     let policy = args.policy.to_policy().map_err(anyhow::Error::msg)?;
-    let model = load_model(&args.model.model, &args.model.device)?;
+    match SyntheticSpec::parse(&args.model.model.to_string_lossy()) {
+        Some(spec) => {
+            let spec = spec.map_err(anyhow::Error::msg)?;
+            let device: DeviceKind = args.model.device.parse()?;
+            eprintln!(
+                "generating seeded random weights ({:.0} MB f32)…",
+                spec.config.f32_weight_bytes() as f64 / 1e6
+            );
+            let model = SyntheticModel::load(spec, 0, device)?;
+            bench_decode(&model, &args, &policy)
+        }
+        None => {
+            let model = load_model(&args.model.model, &args.model.device)?;
+            bench_decode(&model, &args, &policy)
+        }
+    }
+}
+
+fn run_bench_parity(args: BenchParityArgs) -> Result<ExitCode> {
+    let device: DeviceKind = args.model.device.parse()?;
+    let reference_device: DeviceKind = args.reference_device.parse()?;
+    let spec_text = args.model.model.to_string_lossy().into_owned();
+    let report = match SyntheticSpec::parse(&spec_text) {
+        Some(spec) => {
+            let spec = spec.map_err(anyhow::Error::msg)?;
+            let prompt: Vec<u32> = (0..args.prompt.len().max(1) as u32)
+                .map(|i| 1 + (i * 7919) % (spec.config.vocab_size as u32 - 1))
+                .collect();
+            let reference = SyntheticModel::load(spec.clone(), 0, reference_device)?;
+            let candidate = SyntheticModel::load(spec, 0, device)?;
+            parity::compare_logits(&reference, &candidate, &prompt, args.steps)
+        }
+        None => {
+            let reference = load_model(&args.model.model, &args.reference_device)?;
+            let candidate = load_model(&args.model.model, &args.model.device)?;
+            let prompt = reference.prompt_ids(&args.prompt, None, true)?;
+            parity::compare_logits(&reference, &candidate, &prompt, args.steps)
+        }
+    };
+    println!(
+        "{spec_text}: {device} against {reference_device}, {} positions",
+        report.steps.len()
+    );
+    println!("| step | max abs Δlogit | max abs logit | relative | argmax ref | argmax {device} |");
+    println!("|---:|---:|---:|---:|---:|---:|");
+    let mut worst = 0.0f64;
+    for s in &report.steps {
+        let rel = s.max_abs_diff / s.max_abs_logit.max(1.0);
+        worst = worst.max(rel);
+        println!(
+            "| {} | {:.3e} | {:.2} | {rel:.2e} | {} | {} |",
+            s.step, s.max_abs_diff, s.max_abs_logit, s.reference_argmax, s.candidate_argmax
+        );
+    }
+    if let Some(path) = &args.json {
+        let doc = serde_json::json!({
+            "model": spec_text,
+            "device": device.to_string(),
+            "reference_device": reference_device.to_string(),
+            "tolerance": args.tolerance,
+            "worst_relative": worst,
+            "report": report,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&doc)?)
+            .with_context(|| format!("failed to write `{}`", path.display()))?;
+    }
+    if worst > args.tolerance {
+        eprintln!(
+            "parity FAILED: worst relative logit difference {worst:.2e} > tolerance {:.1e}",
+            args.tolerance
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    println!(
+        "parity ok: worst relative difference {worst:.2e} ≤ {:.1e}; argmax agrees at {}/{} positions",
+        args.tolerance,
+        report.argmax_agree,
+        report.steps.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench_decode<M: BenchModel>(
+    model: &M,
+    args: &BenchDecodeArgs,
+    policy: &CachePolicy,
+) -> Result<()> {
+    let policy = policy.clone();
     model.policy_store(&policy)?;
     let threads = rayon::current_num_threads();
-    eprintln!("measuring read bandwidth (1 GiB buffer, {threads} threads)…");
-    let gbs = bandwidth::read_bandwidth_gbs(1 << 30, 5);
+    let gbs = if model.device() == DeviceKind::Cpu {
+        eprintln!("measuring read bandwidth (1 GiB buffer, {threads} threads)…");
+        bandwidth::read_bandwidth_gbs(1 << 30, 5)
+    } else {
+        eprintln!(
+            "measuring {} read bandwidth (4 GiB buffer, sum reduction)…",
+            model.device()
+        );
+        device_read_bandwidth_gbs(model.device(), 4 << 30, 5)?
+    };
     let weights = model.weight_bytes_per_step();
     let roofline = gbs * 1e9 / weights as f64;
     println!(
         "model {} ({:.0} MB f32 weights/step), device {}, {threads} threads; read bandwidth {gbs:.1} GB/s ⇒ weight-streaming roofline {roofline:.1} tok/s (batch 1)",
-        args.model.model.display(),
+        model.name(),
         weights as f64 / 1e6,
-        model.device
+        model.device()
     );
     println!(
         "| batch | context | prefill tok/s | step ms | decode tok/s | MB/token | GB/s | vs roofline |"
@@ -197,7 +298,7 @@ fn run_bench_decode(args: BenchDecodeArgs) -> Result<()> {
     };
     println!("policy: {}", serde_json::to_string(&policy)?);
     let new_store = || model.policy_store(&policy).expect("policy checked above");
-    let points = run_decode_bench(&model, weights, &config, &new_store, |p| {
+    let points = run_decode_bench(model, weights, &config, &new_store, |p| {
         println!(
             "| {} | {} | {:.0} | {:.2} | {:.1} | {:.1} | {:.1} | {:.2}× |",
             p.batch,
@@ -233,8 +334,8 @@ fn run_bench_decode(args: BenchDecodeArgs) -> Result<()> {
     }
     if let Some(path) = &args.json {
         let doc = serde_json::json!({
-            "model": args.model.model,
-            "device": model.device,
+            "model": model.name(),
+            "device": model.device().to_string(),
             "threads": threads,
             "read_bandwidth_gbs": gbs,
             "weight_bytes_per_step": weights,

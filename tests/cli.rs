@@ -271,3 +271,53 @@ fn generate_under_a_window_policy_keeps_fewer_entries() {
     ]);
     assert!(!no_dms.status.success());
 }
+
+#[test]
+fn bench_parity_compares_devices_and_reports_the_worst_step() {
+    // Without a GPU in the build, the reference device against itself: the
+    // plumbing and the table (the cubecl device is compared under `wgpu`).
+    let model = root().join("tests/fixtures/models/tiny-llama");
+    let device = if cfg!(feature = "wgpu") {
+        "wgpu"
+    } else {
+        "cpu"
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("parity.json");
+    let out = hyperscale(&[
+        "bench",
+        "parity",
+        "--model",
+        model.to_str().unwrap(),
+        "--device",
+        device,
+        "--steps",
+        "3",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("parity ok"), "{stdout}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(doc["report"]["steps"].as_array().unwrap().len(), 4);
+    assert!(doc["worst_relative"].as_f64().unwrap() <= 1e-3);
+}
+
+#[test]
+fn unknown_synthetic_preset_is_named() {
+    let out = hyperscale(&[
+        "bench",
+        "decode",
+        "--model",
+        "synthetic:gpt5",
+        "--steps",
+        "1",
+    ]);
+    assert_one_line_error(&out, &["gpt5", "r1-distill-qwen-1.5b"]);
+}

@@ -23,6 +23,7 @@ pub mod norm;
 pub mod presets;
 pub mod rope;
 pub mod safetensors;
+pub mod synthetic;
 pub mod tokenizer;
 pub mod transformer;
 pub mod weights;
