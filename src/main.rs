@@ -180,6 +180,7 @@ fn run_bench_decode(args: BenchDecodeArgs) -> Result<()> {
         Some(spec) => {
             let spec = spec.map_err(anyhow::Error::msg)?;
             let device: DeviceKind = args.model.device.parse()?;
+            device.probe()?;
             eprintln!(
                 "generating seeded random weights ({:.0} MB f32)…",
                 spec.config.f32_weight_bytes() as f64 / 1e6
@@ -197,6 +198,9 @@ fn run_bench_decode(args: BenchDecodeArgs) -> Result<()> {
 fn run_bench_parity(args: BenchParityArgs) -> Result<ExitCode> {
     let device: DeviceKind = args.model.device.parse()?;
     let reference_device: DeviceKind = args.reference_device.parse()?;
+    // Refuse an unusable device before loading anything on the other.
+    device.probe()?;
+    reference_device.probe()?;
     let spec_text = args.model.model.to_string_lossy().into_owned();
     let report = match SyntheticSpec::parse(&spec_text) {
         Some(spec) => {
