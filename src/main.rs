@@ -13,7 +13,7 @@ use cli::{
     BenchCommand, BenchDecodeArgs, BenchParityArgs, Cli, Command, DataArgs, GenerateArgs,
     GradeArgs, SweepArgs, TasksCommand,
 };
-use hyperscale::bench::{DecodeBenchConfig, bandwidth, parity, run_decode_bench};
+use hyperscale::bench::{DecodeBenchConfig, bandwidth, gemm, parity, run_decode_bench};
 use hyperscale::device::DeviceKind;
 use hyperscale::generate::{self, Request, SamplingParams, StopCriteria};
 use hyperscale::grade::{Grader, Regrade, Sandbox, SandboxConfig};
@@ -334,6 +334,30 @@ fn bench_decode<M: BenchModel>(
                 pct(f.other_ms),
                 f.sampling_ms
             );
+        }
+        if model.device() == DeviceKind::Cpu {
+            let config = model.model_config();
+            println!();
+            println!(
+                "| batch | context | standalone projections: burn ms | project kernel ms | best GFLOP/s | decode step GFLOP/s | step / best |"
+            );
+            println!("|---:|---:|---:|---:|---:|---:|---:|");
+            let mut gemm = std::collections::BTreeMap::new();
+            for p in &points {
+                let g = *gemm
+                    .entry(p.batch)
+                    .or_insert_with(|| gemm::measure(config, p.batch, 5));
+                let step_gflops = g.flops / p.step_ms / 1e6;
+                println!(
+                    "| {} | {} | {:.2} | {} | {:.1} | {step_gflops:.1} | {:.0}% |",
+                    p.batch,
+                    p.context,
+                    g.burn_ms,
+                    g.project_ms.map_or("–".into(), |ms| format!("{ms:.2}")),
+                    g.best_gflops(),
+                    100.0 * step_gflops / g.best_gflops()
+                );
+            }
         }
     }
     if let Some(path) = &args.json {

@@ -131,6 +131,8 @@ pub trait BenchModel: Decoder {
     fn weight_bytes_per_step(&self) -> u64;
     /// An empty KV store running `policy` (DMS fields from the model).
     fn policy_store(&self, policy: &CachePolicy) -> Result<KvStore, KvError>;
+    /// The model's shape.
+    fn model_config(&self) -> &ModelConfig;
 }
 
 impl BenchModel for LoadedModel {
@@ -145,6 +147,9 @@ impl BenchModel for LoadedModel {
     }
     fn policy_store(&self, policy: &CachePolicy) -> Result<KvStore, KvError> {
         LoadedModel::policy_store(self, policy)
+    }
+    fn model_config(&self) -> &ModelConfig {
+        &self.config
     }
 }
 
@@ -198,6 +203,9 @@ impl BenchModel for SyntheticModel {
     }
     fn policy_store(&self, policy: &CachePolicy) -> Result<KvStore, KvError> {
         KvStore::with_policy(self.engine.kv_shape(), policy, self.engine.dms_params())
+    }
+    fn model_config(&self) -> &ModelConfig {
+        &self.spec.config
     }
 }
 

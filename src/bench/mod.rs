@@ -5,6 +5,7 @@
 
 pub mod bandwidth;
 pub mod decode;
+pub mod gemm;
 pub mod parity;
 pub mod profile;
 pub mod stats;
