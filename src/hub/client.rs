@@ -119,7 +119,7 @@ impl HubClient {
                 })
             }
             Err(HubError::Network { source, .. }) if source.is_connect() || source.is_timeout() => {
-                Ok(offline(format!("{url}: {source}")))
+                Ok(offline(format!("{url}: {}", causes(&source))))
             }
             Err(e) => Err(e),
         }
@@ -266,6 +266,16 @@ impl HubClient {
             None => request,
         }
     }
+}
+
+/// The innermost cause of an HTTP error (e.g. the DNS or connect failure),
+/// which reqwest's own message leaves out.
+fn causes(error: &reqwest::Error) -> String {
+    let mut cause: &dyn std::error::Error = error;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    cause.to_string()
 }
 
 /// An HTTP client with this crate's user agent and timeouts (rustls).
