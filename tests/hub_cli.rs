@@ -185,10 +185,9 @@ fn sharded(dir: &Path) -> Vec<MockFile> {
     files
 }
 
-#[test]
-fn hf_model_is_fetched_then_generates_like_the_local_dir() {
-    let fixture = root().join("tests/fixtures/models/tiny-qwen2");
-    let mut files = sharded(&fixture);
+/// A tiny fixture checkpoint as Hub files, its weights in two shards.
+fn checkpoint_files(fixture: &Path) -> Vec<MockFile> {
+    let mut files = sharded(fixture);
     for name in [
         "config.json",
         "generation_config.json",
@@ -202,6 +201,92 @@ fn hf_model_is_fetched_then_generates_like_the_local_dir() {
             false,
         ));
     }
+    files
+}
+
+#[test]
+fn a_sweep_config_model_path_may_be_hf() {
+    let hub = MockHub::start();
+    let fixture = root().join("tests/fixtures/models/tiny-llama");
+    hub.add_repo(
+        "models",
+        "org/tiny-llama",
+        repo_at(C1, checkpoint_files(&fixture)),
+    );
+    let work = tempfile::tempdir().unwrap();
+    let home = work.path().join("hf");
+    let endpoint = hub.endpoint();
+    let env = [
+        ("HF_HOME", home.to_str().unwrap()),
+        ("HF_ENDPOINT", endpoint.as_str()),
+    ];
+    let config = r#"[run]
+name = "hub"
+
+[model]
+path = "hf:org/tiny-llama"
+
+[[tasks]]
+name = "arith"
+limit = 1
+
+[sampling]
+temperature = 0.8
+top_p = 0.95
+seeds = [3]
+
+[grid]
+cr = [2]
+widths = [1]
+lengths = [8]
+repeats = 1
+
+[[grid.methods]]
+policy = "dense"
+"#;
+    std::fs::write(work.path().join("sweep.toml"), config).unwrap();
+    let out = hyperscale(
+        work.path(),
+        &env,
+        &[
+            "sweep",
+            "sweep.toml",
+            "--progress",
+            "none",
+            "--results",
+            "results",
+        ],
+    );
+    let (stdout, err) = text(&out);
+    assert!(out.status.success(), "{stdout}{err}");
+    let named: Vec<PathBuf> = walk(&work.path().join("results"))
+        .into_iter()
+        .filter(|p| std::fs::read_to_string(p).is_ok_and(|t| t.contains("org/tiny-llama@sha256:")))
+        .collect();
+    assert!(
+        !named.is_empty(),
+        "no result file names the hub model's identity: {err}"
+    );
+    assert!(home.join("hub/models--org--tiny-llama/refs/main").is_file());
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn hf_model_is_fetched_then_generates_like_the_local_dir() {
+    let fixture = root().join("tests/fixtures/models/tiny-qwen2");
+    let mut files = checkpoint_files(&fixture);
     // Not a checkpoint file: never fetched.
     files.push(MockFile::new("expected.json", "{}", true));
     let hub = MockHub::start();
