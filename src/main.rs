@@ -10,13 +10,14 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 
 use cli::{
-    BenchCommand, BenchDecodeArgs, BenchParityArgs, Cli, Command, DataArgs, GenerateArgs,
-    GradeArgs, SweepArgs, TasksCommand,
+    BenchCommand, BenchDecodeArgs, BenchParityArgs, Cli, Command, DataArgs, DataCommand,
+    DataFetchArgs, GenerateArgs, GradeArgs, SweepArgs, TasksCommand,
 };
 use hyperscale::bench::{DecodeBenchConfig, bandwidth, gemm, parity, run_decode_bench};
 use hyperscale::device::DeviceKind;
 use hyperscale::generate::{self, Request, SamplingParams, StopCriteria};
 use hyperscale::grade::{Grader, Regrade, Sandbox, SandboxConfig};
+use hyperscale::hub;
 use hyperscale::kv::CachePolicy;
 use hyperscale::model::synthetic::SyntheticSpec;
 use hyperscale::prompt::template::{RegionMode, answer_region};
@@ -49,6 +50,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Grade(args) => run_grade(args),
+        Command::Data(DataCommand::Fetch(args)) => run_data_fetch(args),
         Command::Sweep(args) => run_sweep(args),
         Command::Tasks(TasksCommand::Show(args)) => (|| {
             let task = task_cli::resolve(&args.task)?;
@@ -92,9 +94,40 @@ fn load_options(args: &DataArgs) -> LoadOptions {
     opts
 }
 
-fn load_model(path: &std::path::Path, device: &str) -> Result<LoadedModel> {
+/// Loads a model argument: a path, or `hf:ORG/NAME[@REV]` resolved through
+/// the Hugging Face cache (downloading what is missing).
+fn load_model(arg: &std::path::Path, device: &str) -> Result<LoadedModel> {
     let device: DeviceKind = device.parse()?;
-    Ok(LoadedModel::load(path, device)?)
+    let path = match arg.to_str() {
+        Some(text) => hub::resolve_model_arg(text)?,
+        None => arg.to_path_buf(),
+    };
+    Ok(LoadedModel::load(&path, device)?)
+}
+
+fn run_data_fetch(args: DataFetchArgs) -> Result<()> {
+    let task = task_cli::resolve(&args.task)?;
+    let client = hub::HubClient::from_env()?;
+    let fetched = hub::block_on(hub::fetch_task_data(
+        &client,
+        &task,
+        args.revision.as_deref(),
+        args.out.as_deref(),
+    ))?;
+    println!(
+        "{} at `{}` (commit {}):",
+        fetched.repo.id,
+        fetched.repo.revision,
+        fetched.commit.as_deref().unwrap_or("unknown")
+    );
+    for path in &fetched.files {
+        println!("  {}", path.display());
+    }
+    for path in &fetched.copies {
+        println!("  copied to {}", path.display());
+    }
+    println!("`hyperscale tasks show {}` now finds it", task.name);
+    Ok(())
 }
 
 fn run_generate(args: GenerateArgs) -> Result<()> {

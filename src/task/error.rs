@@ -49,10 +49,16 @@ pub enum TaskError {
 /// (for CSV: the line the record starts on) and the field.
 #[derive(Debug, Error)]
 pub enum LoadError {
-    #[error("no data for task `{task}`: looked for {}", list(.searched))]
+    #[error(
+        "no data for task `{task}`: looked for {}{}",
+        list(.searched),
+        if *.fetch { format!(" (download it with `hyperscale data fetch {task}`)") } else { String::new() }
+    )]
     NotFound {
         task: String,
         searched: Vec<PathBuf>,
+        /// The task has a `[source.hub]`: `data fetch` can get it.
+        fetch: bool,
     },
     #[error("task `{task}` is generated and reads no data (got `{path}`)")]
     Generated { task: String, path: PathBuf },

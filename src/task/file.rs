@@ -35,6 +35,8 @@ pub enum SourceFile {
         dir: Option<String>,
         /// Candidate file names, first found wins.
         files: Vec<String>,
+        /// Where `hyperscale data fetch` gets the files.
+        hub: Option<HubFile>,
     },
     /// GPQA CSV, or the official zip holding it.
     Gpqa {
@@ -42,6 +44,7 @@ pub enum SourceFile {
         files: Vec<String>,
         zip_member: String,
         zip_password: String,
+        hub: Option<HubFile>,
     },
     /// LiveCodeBench `code_generation_lite` JSONL (or the public-only derivative).
     Livecodebench {
@@ -53,6 +56,7 @@ pub enum SourceFile {
         /// Inclusive `YYYY-MM-DD` bounds on `contest_date`.
         date_from: String,
         date_to: String,
+        hub: Option<HubFile>,
     },
     /// The synthetic arithmetic generator.
     Arith {
@@ -60,6 +64,26 @@ pub enum SourceFile {
         per_difficulty: usize,
         difficulties: Vec<u8>,
     },
+}
+
+/// `[source.hub]`: the task's official files on the Hugging Face Hub.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubFile {
+    /// `org/name`.
+    pub repo: String,
+    /// `dataset` (default) or `model`.
+    #[serde(default = "default_repo_type")]
+    pub repo_type: String,
+    /// Branch, tag or commit; default `main`.
+    pub revision: Option<String>,
+    /// Paths inside the repository, all read. Default (LiveCodeBench only):
+    /// the files of `source.release`.
+    pub files: Option<Vec<String>>,
+}
+
+fn default_repo_type() -> String {
+    "dataset".into()
 }
 
 /// `[choices]`: how multiple-choice options are ordered per repeat.

@@ -2,8 +2,12 @@
 //! the [`LoadReport`], and the line-by-line JSONL driver shared by loaders.
 //!
 //! Data is looked for in this order: the explicit `--data` path (a file, or a
-//! folder holding the task's files); else `$HYPERSCALE_DATA/<dir>/`; else
-//! `data/<dir>/`. A bad line is an error naming file, line and field; with
+//! folder holding the task's files; nothing else is searched then); else
+//! `$HYPERSCALE_DATA/<dir>/`; else `data/<dir>/`; else, for a task with a
+//! `[source.hub]`, its files in the Hugging Face cache (`$HF_HUB_CACHE`,
+//! default `$HF_HOME/hub`), where `hyperscale data fetch` puts them: the
+//! snapshot the task's revision points at, then any other snapshot of that
+//! repository holding all the files (newest first). A bad line is an error naming file, line and field; with
 //! `lenient` it is skipped and listed in [`LoadReport::skipped`] instead.
 //! Problems are never dropped silently.
 
@@ -16,6 +20,8 @@ use serde_json::{Map, Value};
 
 use super::error::LoadError;
 use super::problem::Problem;
+use super::spec::HubSource;
+use crate::hub::HubCache;
 
 /// The environment variable naming the data root.
 pub const DATA_ENV: &str = "HYPERSCALE_DATA";
@@ -31,10 +37,13 @@ pub struct LoadOptions {
     pub lenient: bool,
     /// Overrides the task file's zip password.
     pub zip_password: Option<String>,
+    /// The Hugging Face hub cache searched last (tasks with `[source.hub]`).
+    pub hub_cache: Option<PathBuf>,
 }
 
 impl LoadOptions {
-    /// Roots `$HYPERSCALE_DATA` (when set and non-empty), then `data`.
+    /// Roots `$HYPERSCALE_DATA` (when set and non-empty), then `data`; then
+    /// the hub cache of [`HubConfig::from_env`](crate::hub::HubConfig::from_env).
     pub fn from_env() -> Self {
         let mut roots = Vec::new();
         if let Some(root) = std::env::var_os(DATA_ENV).filter(|r| !r.is_empty()) {
@@ -43,6 +52,7 @@ impl LoadOptions {
         roots.push(PathBuf::from("data"));
         Self {
             roots,
+            hub_cache: Some(crate::hub::HubConfig::from_env().cache_dir),
             ..Self::default()
         }
     }
@@ -227,22 +237,23 @@ pub(crate) fn read_jsonl(
 
 /// Finds the files to read: `alternatives` are sets of file names that must
 /// all be present; the first complete set wins. An explicit `data` file is
-/// returned as is.
+/// returned as is. Without `data`, the `hub` files in the hub cache come last.
 pub(crate) fn locate(
     task: &str,
     dir: &str,
     alternatives: &[Vec<String>],
     opts: &LoadOptions,
+    hub: Option<&HubSource>,
 ) -> Result<Vec<PathBuf>, LoadError> {
+    let not_found = |searched| LoadError::NotFound {
+        task: task.to_string(),
+        searched,
+        fetch: hub.is_some(),
+    };
     let folders: Vec<PathBuf> = match &opts.data {
         Some(path) if path.is_dir() => vec![path.clone()],
         Some(path) if path.is_file() => return Ok(vec![path.clone()]),
-        Some(path) => {
-            return Err(LoadError::NotFound {
-                task: task.to_string(),
-                searched: vec![path.clone()],
-            });
-        }
+        Some(path) => return Err(not_found(vec![path.clone()])),
         None => opts.roots.iter().map(|root| root.join(dir)).collect(),
     };
     let mut searched = Vec::new();
@@ -255,10 +266,15 @@ pub(crate) fn locate(
             searched.extend(paths);
         }
     }
-    Err(LoadError::NotFound {
-        task: task.to_string(),
-        searched,
-    })
+    if let (None, Some(cache), Some(hub)) = (&opts.data, &opts.hub_cache, hub) {
+        let cache = HubCache::new(cache);
+        match cache.find_with_files(&hub.repo, &hub.files) {
+            (Some(snapshot), _) => return Ok(hub.files.iter().map(|f| snapshot.join(f)).collect()),
+            (None, looked) if looked.is_empty() => searched.push(cache.repo_dir(&hub.repo.id)),
+            (None, looked) => searched.extend(looked),
+        }
+    }
+    Err(not_found(searched))
 }
 
 /// A required string field of a JSON record.
@@ -318,11 +334,11 @@ mod tests {
             roots: vec![a.path().to_path_buf(), b.path().to_path_buf()],
             ..LoadOptions::default()
         };
-        let found = locate("t", "t", &alternatives, &opts).unwrap();
+        let found = locate("t", "t", &alternatives, &opts, None).unwrap();
         assert_eq!(found, [a.path().join("t/second.jsonl")]);
 
         let missing = LoadOptions::with_data(a.path().join("nope.jsonl"));
-        let err = locate("t", "t", &alternatives, &missing).unwrap_err();
+        let err = locate("t", "t", &alternatives, &missing, None).unwrap_err();
         assert!(err.to_string().contains("nope.jsonl"), "{err}");
     }
 }

@@ -52,4 +52,4 @@ pub use problem::{Expected, Problem, Reference, TestCase, TestKind};
 pub use pyrandom::PyRandom;
 pub use render::{Rendered, SampleCtx};
 pub use source::Source;
-pub use spec::{GraderSpec, PromptSpec, SamplingDefaults, Task};
+pub use spec::{GraderSpec, HubSource, PromptSpec, SamplingDefaults, Task};

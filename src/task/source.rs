@@ -44,7 +44,7 @@ impl Task {
         let mut collector = Collector::new(opts.lenient);
         let paths: Vec<PathBuf> = match &self.source {
             Source::Aime { dir, files } => {
-                let paths = locate(&self.name, dir, &singles(files), opts)?;
+                let paths = locate(&self.name, dir, &singles(files), opts, self.hub.as_ref())?;
                 for path in &paths {
                     aime::load(&self.name, path, &mut collector)?;
                 }
@@ -56,7 +56,7 @@ impl Task {
                 zip_member,
                 zip_password,
             } => {
-                let paths = locate(&self.name, dir, &singles(files), opts)?;
+                let paths = locate(&self.name, dir, &singles(files), opts, self.hub.as_ref())?;
                 let zip = ZipSpec {
                     member: zip_member,
                     password: opts.zip_password.as_deref().unwrap_or(zip_password),
@@ -74,7 +74,7 @@ impl Task {
             } => {
                 let mut alternatives = vec![release.files()];
                 alternatives.extend(singles(files));
-                let paths = locate(&self.name, dir, &alternatives, opts)?;
+                let paths = locate(&self.name, dir, &alternatives, opts, self.hub.as_ref())?;
                 for path in &paths {
                     livecodebench::load(path, window, &mut collector)?;
                 }

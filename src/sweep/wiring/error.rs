@@ -13,9 +13,15 @@ use crate::task::{RenderError, TaskError};
 #[derive(Debug, thiserror::Error)]
 pub enum WiringError {
     #[error(
-        "no model at `{path}` (hub ids are not downloaded: put the checkpoint there, e.g. with `huggingface-cli download`)"
+        "no model at `{path}` (a model on the Hugging Face Hub is written `hf:ORG/NAME[@REV]`)"
     )]
     NoModel { path: PathBuf },
+    #[error("model `{model}`: {source}")]
+    Hub {
+        model: String,
+        #[source]
+        source: crate::hub::HubError,
+    },
     #[error("failed to hash `{path}`: {source}")]
     Hash {
         path: PathBuf,

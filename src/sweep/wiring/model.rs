@@ -40,11 +40,10 @@ impl ModelCache {
         // Free the old weights before reading the new ones.
         self.current.replace(None);
         let start = Instant::now();
-        let model = LoadedModel::load(std::path::Path::new(path), device).map_err(|source| {
-            WiringError::LoadModel {
-                path: path.to_string(),
-                source,
-            }
+        let local = super::catalog::resolve_model(path)?;
+        let model = LoadedModel::load(&local, device).map_err(|source| WiringError::LoadModel {
+            path: path.to_string(),
+            source,
         })?;
         tracing::info!(
             "loaded `{path}` on {device} in {:.1} s",
