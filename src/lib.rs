@@ -25,6 +25,7 @@
 //! | estimators (pass@k, maj@k, CIs) | [`report`] |
 //! | a loaded model on a device, with tokenizer and chat template | [`runtime`] |
 //! | benchmarks (`hyperscale bench`) | [`bench`] |
+//! | DMS retrofitting (`hyperscale train-dms`) | [`train`] |
 
 pub mod bench;
 pub mod device;
@@ -38,3 +39,4 @@ pub mod report;
 pub mod runtime;
 pub mod sweep;
 pub mod task;
+pub mod train;
