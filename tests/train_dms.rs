@@ -319,3 +319,112 @@ fn adapter_checkpoint_loads_back_over_its_base() {
         "{err}"
     );
 }
+
+/// `hyperscale train-dms` on the tiny Hugging Face fixture with a text
+/// file: one JSONL log line per step, a `cr2/` checkpoint that is a full
+/// Hugging Face directory with the `dms_*` fields and adapter tensors, and
+/// `eval-dms` on it.
+#[test]
+fn train_dms_command_writes_loadable_checkpoints() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("text.txt");
+    std::fs::write(
+        &data,
+        "the quick brown fox jumps over the lazy dog. ".repeat(20),
+    )
+    .expect("data");
+    let out = dir.path().join("run");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_hyperscale"))
+        .args(["train-dms", "--model"])
+        .arg(fixture("tiny-qwen3"))
+        .arg("--out")
+        .arg(&out)
+        .args([
+            "--target-cr",
+            "2",
+            "--steps-per-cr",
+            "2",
+            "--hold-steps",
+            "2",
+        ])
+        .args(["--window", "4", "--seq-len", "16", "--lr", "1e-3", "--data"])
+        .arg(&data)
+        .status()
+        .expect("runs");
+    assert!(status.success());
+    let log = std::fs::read_to_string(out.join("train_log.jsonl")).expect("log");
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 4);
+    let targets: Vec<f64> = lines
+        .iter()
+        .map(|l| l["target_cr"].as_f64().expect("cr"))
+        .collect();
+    assert_eq!(targets, vec![1.0, 1.5, 2.0, 2.0]);
+    for key in ["kl", "compression_loss", "achieved_cr", "tokens_per_second"] {
+        assert!(lines[0][key].is_number(), "{key}");
+    }
+    let ckpt = out.join("cr2");
+    let source = open_model(&ckpt).expect("checkpoint opens");
+    let dms = source.config.dms.clone().expect("dms fields");
+    assert_eq!(
+        (dms.window, dms.decision, dms.cr),
+        (4, DmsDecision::Adapter, Some(2.0))
+    );
+    assert!(
+        source
+            .weights
+            .contains("model.layers.1.self_attn.dms_proj_alpha.weight")
+    );
+    assert!(ckpt.join("tokenizer.json").is_file());
+    let model =
+        Transformer::<Flex>::load(&source.config, source.weights.as_ref(), &Default::default())
+            .expect("loads for inference");
+    assert!(model.dms_params().is_some());
+    assert!(out.join("final").join("config.json").is_file());
+    let eval = std::process::Command::new(env!("CARGO_BIN_EXE_hyperscale"))
+        .args(["eval-dms", "--json", "--seq-len", "16", "--model"])
+        .arg(&ckpt)
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .expect("eval runs");
+    assert!(
+        eval.status.success(),
+        "{}",
+        String::from_utf8_lossy(&eval.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&eval.stdout).expect("json report");
+    assert!(report["kl"].as_f64().expect("kl") >= 0.0);
+    assert!(report["cache_cr"].as_f64().expect("cr") >= 1.0);
+}
+
+/// The committed SmolLM2 adapters open with no other input than their
+/// directory (the base found in `models/` by name and sha256) and carry the
+/// CR they were trained for.
+#[test]
+fn shipped_adapters_load_with_no_flags() {
+    let gguf = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(
+        gguf.is_file(),
+        "missing {} — run scripts/setup.sh",
+        gguf.display()
+    );
+    for cr in [2u32, 4, 8] {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("adapters/smollm2-135m-instruct-dms-cr{cr}"));
+        let source = open_model(&dir).expect("adapter opens");
+        let dms = source.config.dms.clone().expect("dms fields");
+        assert_eq!(
+            (dms.window, dms.cr, dms.decision),
+            (16, Some(f64::from(cr)), DmsDecision::Adapter)
+        );
+        assert!(
+            source
+                .weights
+                .contains("model.layers.29.self_attn.dms_proj_alpha.weight")
+        );
+    }
+}

@@ -96,7 +96,7 @@ fn write_documents(path: &Path, docs: &[Vec<u32>], source: &ModelSource) -> Resu
 }
 
 /// Trains on the CPU (Flex autodiff) or, in a `cuda` build, on a GPU.
-#[allow(
+#[expect(
     clippy::too_many_arguments,
     reason = "the command's inputs, passed through once"
 )]
@@ -126,8 +126,8 @@ pub fn train_dms(
             on_step,
         ),
         #[cfg(feature = "cuda")]
-        DeviceKind::Cuda(index) => train_on::<Autodiff<burn::backend::Cuda>>(
-            &burn::backend::cuda::CudaDevice { index },
+        DeviceKind::Cuda(index) => train_on::<Autodiff<crate::kv::CudaBackend>>(
+            &cubecl::cuda::CudaDevice { index },
             &source,
             &base,
             config,
@@ -146,7 +146,7 @@ pub fn train_dms(
     }
 }
 
-#[allow(clippy::too_many_arguments, reason = "internal pass-through")]
+#[expect(clippy::too_many_arguments, reason = "internal pass-through")]
 fn train_on<B: AutodiffBackend>(
     device: &B::Device,
     source: &ModelSource,

@@ -15,6 +15,10 @@ use crate::model::{ModelConfig, WeightSource};
 /// Runs `trainer` to its configured number of steps, writing
 /// `out/train_log.jsonl` and checkpoints `out/cr{k}`, `out/step{n}`,
 /// `out/final`. Returns the checkpoint directories written.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the run's inputs, passed through once"
+)]
 pub fn run<B: AutodiffBackend>(
     trainer: &mut Trainer<B>,
     seqs: &[Vec<u32>],
