@@ -26,6 +26,7 @@
 //! | a loaded model on a device, with tokenizer and chat template | [`runtime`] |
 //! | benchmarks (`hyperscale bench`) | [`bench`] |
 //! | models and task data from the Hugging Face Hub | [`hub`] |
+//! | DMS retrofitting (`hyperscale train-dms`) | [`train`] |
 
 pub mod bench;
 pub mod device;
@@ -40,3 +41,4 @@ pub mod report;
 pub mod runtime;
 pub mod sweep;
 pub mod task;
+pub mod train;

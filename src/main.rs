@@ -11,7 +11,8 @@ use clap::Parser;
 
 use cli::{
     BenchCommand, BenchDecodeArgs, BenchParityArgs, Cli, Command, DataArgs, DataCommand,
-    DataFetchArgs, GenerateArgs, GradeArgs, SweepArgs, TasksCommand,
+    DataFetchArgs, EvalDmsArgs, GenerateArgs, GradeArgs, SweepArgs, TasksCommand, TrainDataArgs,
+    TrainDmsArgs,
 };
 use hyperscale::bench::{DecodeBenchConfig, bandwidth, gemm, parity, run_decode_bench};
 use hyperscale::device::DeviceKind;
@@ -25,6 +26,9 @@ use hyperscale::report::{BootstrapConfig, GradeFormat, grade_report};
 use hyperscale::runtime::{BenchModel, LoadedModel, SyntheticModel, device_read_bandwidth_gbs};
 use hyperscale::sweep::{Filters, ProgressMode, SweepOptions, wiring};
 use hyperscale::task::{LoadOptions, SampleCtx, cli as task_cli};
+use hyperscale::train::command::{DataSource, eval_dms, train_dms};
+use hyperscale::train::distill::DistillPlan;
+use hyperscale::train::{DmsTrainConfig, TrainConfig};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -52,6 +56,8 @@ fn main() -> ExitCode {
         Command::Grade(args) => run_grade(args),
         Command::Data(DataCommand::Fetch(args)) => run_data_fetch(args),
         Command::Sweep(args) => run_sweep(args),
+        Command::TrainDms(args) => run_train_dms(args),
+        Command::EvalDms(args) => run_eval_dms(args),
         Command::Tasks(TasksCommand::Show(args)) => (|| {
             let task = task_cli::resolve(&args.task)?;
             print!(
@@ -488,5 +494,79 @@ fn run_grade(args: GradeArgs) -> Result<()> {
             &BootstrapConfig::default()
         )?
     );
+    Ok(())
+}
+
+fn data_source(args: &TrainDataArgs, seed: u64) -> Result<DataSource> {
+    match (&args.data, &args.self_distill) {
+        (Some(path), _) => Ok(DataSource::File(path.clone())),
+        (None, Some(tasks)) => Ok(DataSource::SelfDistill(DistillPlan {
+            tasks: tasks.clone(),
+            prompts: args.distill_prompts,
+            max_tokens: args.distill_max_tokens,
+            temperature: args.distill_temperature,
+            seed,
+        })),
+        (None, None) => bail!("give --data FILE or --self-distill TASKS"),
+    }
+}
+
+fn run_train_dms(args: TrainDmsArgs) -> Result<()> {
+    let device: DeviceKind = args.model.device.parse()?;
+    let config = TrainConfig {
+        dms: DmsTrainConfig {
+            variant: args.variant.parse()?,
+            window: args.window,
+            ..DmsTrainConfig::default()
+        },
+        target_cr: args.target_cr,
+        steps_per_cr: args.steps_per_cr,
+        hold_steps: args.hold_steps,
+        seq_len: args.seq_len,
+        lr: args.lr,
+        seed: args.seed,
+        save_every: args.save_every,
+        ..TrainConfig::default()
+    };
+    let total = config.total_steps();
+    let data = data_source(&args.data, args.seed)?;
+    let saved = train_dms(
+        &args.model.model,
+        &args.out,
+        config,
+        &data,
+        device,
+        |s| {
+            eprintln!(
+                "step {}/{total}  target CR {:.2}  achieved {:.2}  KL {:.4}  compression {:.4}  {:.0} tok/s",
+                s.step, s.target_cr, s.achieved_cr, s.kl, s.compression_loss, s.tokens_per_second
+            );
+        },
+        |note| eprintln!("{note}"),
+    )?;
+    for dir in saved {
+        println!("{}", dir.display());
+    }
+    Ok(())
+}
+
+fn run_eval_dms(args: EvalDmsArgs) -> Result<()> {
+    let data = data_source(&args.data, args.seed)?;
+    let report = eval_dms(&args.model, &data, args.seq_len, args.limit, |note| {
+        eprintln!("{note}")
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        println!(
+            "{}: {} sequences, {} tokens; KL to dense {:.4} nats/token; decision CR {:.2}; cache CR {:.2}",
+            args.model.display(),
+            report.sequences,
+            report.tokens,
+            report.kl,
+            report.decision_cr,
+            report.cache_cr
+        );
+    }
     Ok(())
 }

@@ -75,10 +75,15 @@ pub fn detect_format(path: &Path) -> Result<ModelFormat, LoadError> {
     }
 }
 
-/// Opens the model at `path` (format detected by [`detect_format`]).
+/// Opens the model at `path` (format detected by [`detect_format`]). A
+/// directory whose `config.json` has `dms_base` is a DMS adapter over that
+/// base ([`super::adapter`]); it reports the base's format.
 pub fn open_model(path: &Path) -> Result<ModelSource, LoadError> {
     match detect_format(path)? {
-        ModelFormat::HfDir => open_hf_dir(path),
+        ModelFormat::HfDir => match super::adapter::base_ref(path)? {
+            Some(base) => super::adapter::open_adapter_dir(path, &base),
+            None => open_hf_dir(path),
+        },
         format @ (ModelFormat::Gguf | ModelFormat::Wheel) => open_gguf(path, format),
     }
 }

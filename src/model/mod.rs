@@ -8,6 +8,7 @@
 //! undoes llama.cpp's Q/K row permutation so the transformer never knows which
 //! file format it came from.
 
+pub mod adapter;
 pub mod attention;
 pub mod config;
 pub mod decoder;

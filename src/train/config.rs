@@ -1,0 +1,188 @@
+//! Hyperparameters of a retrofitting run (`dms.md` §1.4, §3), each with its
+//! documented default, and the compression-ratio schedule.
+
+use serde::{Deserialize, Serialize};
+
+use super::TrainError;
+
+/// What is trained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Variant {
+    /// `dms_proj_alpha_norm` + `dms_proj_alpha` per layer, zero-initialised
+    /// projection so the first logit is −offset (MO's default, `dms.md` §1.2).
+    Adapter,
+    /// The borrowed query channel (`dms.md` §1.1): a trainable delta on the
+    /// q_proj rows `(h·G)·d + d − 1`, zero-initialised (the base's own
+    /// channel is the first decision).
+    Neuron,
+}
+
+impl std::str::FromStr for Variant {
+    type Err = TrainError;
+    fn from_str(s: &str) -> Result<Self, TrainError> {
+        match s {
+            "adapter" => Ok(Self::Adapter),
+            "neuron" => Ok(Self::Neuron),
+            other => Err(TrainError::Setting {
+                field: "variant",
+                reason: format!("`{other}` is neither `adapter` nor `neuron`"),
+            }),
+        }
+    }
+}
+
+/// DMS hyperparameters of the student.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DmsTrainConfig {
+    pub variant: Variant,
+    /// Sliding window w: a marked key stays visible to w further queries.
+    /// Default 512 (the released checkpoint); small models with short
+    /// generations use 16–64.
+    pub window: usize,
+    /// Logit scale; default 100.
+    pub alpha_scale: f64,
+    /// Logit offset (the first logit is −offset); default 5.
+    pub alpha_offset: f64,
+    /// Relaxation temperature τ; default 0.1.
+    pub tau: f64,
+}
+
+impl Default for DmsTrainConfig {
+    fn default() -> Self {
+        Self {
+            variant: Variant::Adapter,
+            window: 512,
+            alpha_scale: 100.0,
+            alpha_offset: 5.0,
+            tau: 0.1,
+        }
+    }
+}
+
+/// Optimiser and schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub dms: DmsTrainConfig,
+    /// The final compression ratio; default 8.
+    pub target_cr: f64,
+    /// Steps per unit of CR on the linear ramp; default 100 (the paper).
+    pub steps_per_cr: usize,
+    /// Steps after the ramp reaches `target_cr`; default 0.
+    pub hold_steps: usize,
+    /// Tokens per training sequence; default 512.
+    pub seq_len: usize,
+    /// AdamW learning rate; default 3e-5 (MO).
+    pub lr: f64,
+    /// AdamW β₂; default 0.95 (MO).
+    pub beta2: f32,
+    /// Gradient clipping by norm, per parameter tensor; default 1.0.
+    pub grad_clip: f32,
+    /// Seed of the relaxation noise and data order; default 0.
+    pub seed: u64,
+    /// Save a checkpoint every this many steps (0: only at integer CRs and
+    /// the end); default 0.
+    pub save_every: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            dms: DmsTrainConfig::default(),
+            target_cr: 8.0,
+            steps_per_cr: 100,
+            hold_steps: 0,
+            seq_len: 512,
+            lr: 3e-5,
+            beta2: 0.95,
+            grad_clip: 1.0,
+            seed: 0,
+            save_every: 0,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks ranges once, before any weight is loaded.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        let bad = |field, reason: &str| {
+            Err(TrainError::Setting {
+                field,
+                reason: reason.to_string(),
+            })
+        };
+        if !(self.target_cr >= 1.0) {
+            return bad("target-cr", "must be at least 1");
+        }
+        if self.steps_per_cr == 0 {
+            return bad("steps-per-cr", "must be at least 1");
+        }
+        if self.seq_len < 2 {
+            return bad("seq-len", "must be at least 2");
+        }
+        if self.dms.window == 0 {
+            return bad("window", "must be at least 1");
+        }
+        if !(self.dms.tau > 0.0) {
+            return bad("tau", "must be positive");
+        }
+        if !(self.lr > 0.0) {
+            return bad("lr", "must be positive");
+        }
+        Ok(())
+    }
+
+    /// Ramp steps plus hold steps.
+    pub fn total_steps(&self) -> usize {
+        ramp_steps(self.target_cr, self.steps_per_cr) + self.hold_steps
+    }
+
+    /// The compression ratio the loss aims at after `step` updates:
+    /// `1 + step / steps_per_cr`, capped at `target_cr`.
+    pub fn cr_at(&self, step: usize) -> f64 {
+        (1.0 + step as f64 / self.steps_per_cr as f64).min(self.target_cr)
+    }
+
+    /// The evicted fraction the loss aims at: `1 − 1/cr_at(step)`.
+    pub fn target_fraction(&self, step: usize) -> f64 {
+        1.0 - 1.0 / self.cr_at(step)
+    }
+}
+
+/// Steps for the ramp from CR 1 to `target_cr`.
+pub fn ramp_steps(target_cr: f64, steps_per_cr: usize) -> usize {
+    ((target_cr - 1.0) * steps_per_cr as f64).ceil() as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cr_rises_linearly_then_holds() {
+        let c = TrainConfig {
+            target_cr: 4.0,
+            steps_per_cr: 10,
+            hold_steps: 5,
+            ..TrainConfig::default()
+        };
+        assert_eq!(c.cr_at(0), 1.0);
+        assert_eq!(c.cr_at(5), 1.5);
+        assert_eq!(c.cr_at(30), 4.0);
+        assert_eq!(c.cr_at(100), 4.0);
+        assert_eq!(c.total_steps(), 35);
+        assert!((c.target_fraction(10) - 0.5).abs() < 1e-12);
+        assert_eq!(c.target_fraction(0), 0.0);
+    }
+
+    #[test]
+    fn rejects_bad_settings() {
+        let c = TrainConfig {
+            target_cr: 0.5,
+            ..TrainConfig::default()
+        };
+        assert!(c.validate().unwrap_err().to_string().contains("target-cr"));
+        assert!("foo".parse::<Variant>().is_err());
+        assert_eq!("neuron".parse::<Variant>().unwrap(), Variant::Neuron);
+    }
+}

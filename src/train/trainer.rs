@@ -1,0 +1,136 @@
+//! One optimisation step of DMS retrofitting: teacher pass (no graph),
+//! relaxed student pass, loss, backward, AdamW with gradient clipping on the
+//! decision parameters only.
+
+use std::time::Instant;
+
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::grad_clipping::GradientClippingConfig;
+use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer};
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use serde::{Deserialize, Serialize};
+
+use super::forward::{Mode, forward};
+use super::loss::{compression_loss, evicted_fraction, kl_student_teacher};
+use super::noise::logistic_noise;
+use super::{DecisionParams, FrozenModel, TrainConfig};
+use crate::model::{LoadError, ModelConfig, WeightSource};
+
+/// One line of the JSONL training log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepLog {
+    /// Updates done, this one included.
+    pub step: usize,
+    /// CR the compression loss aimed at in this step.
+    pub target_cr: f64,
+    /// `1 / (1 − fraction evicted)` of the step's hard (noisy) decisions.
+    pub achieved_cr: f64,
+    pub kl: f64,
+    pub compression_loss: f64,
+    pub loss: f64,
+    pub tokens: usize,
+    pub tokens_per_second: f64,
+}
+
+/// The state of a run: frozen base, trainable decisions, optimiser.
+pub struct Trainer<B: AutodiffBackend> {
+    pub base: FrozenModel<B>,
+    pub params: DecisionParams<B>,
+    pub config: TrainConfig,
+    optim: OptimizerAdaptor<AdamW, DecisionParams<B>, B>,
+    step: usize,
+}
+
+impl<B: AutodiffBackend> Trainer<B> {
+    /// Loads the base as constants and the decision parameters (fresh, or
+    /// from adapter tensors present in `weights`).
+    pub fn new(
+        config: TrainConfig,
+        model: &ModelConfig,
+        weights: &dyn WeightSource,
+        device: &B::Device,
+    ) -> Result<Self, LoadError> {
+        let base = FrozenModel::load(model, weights, device)?;
+        let params = DecisionParams::load_or_init(config.dms.variant, model, weights, device)?;
+        let optim = AdamWConfig::new()
+            .with_beta_1(0.9)
+            .with_beta_2(config.beta2)
+            .with_weight_decay(0.0)
+            .with_grad_clipping(Some(GradientClippingConfig::Norm(config.grad_clip)))
+            .init::<B, DecisionParams<B>>();
+        Ok(Self {
+            base,
+            params,
+            config,
+            optim,
+            step: 0,
+        })
+    }
+
+    /// Updates done so far.
+    pub fn steps_done(&self) -> usize {
+        self.step
+    }
+
+    /// One update on `tokens`; `mask[i]` says whether position i's
+    /// next-token distribution counts in the KL (false on pad/EOS).
+    ///
+    /// # Panics
+    /// If `tokens` is empty or `mask` has another length.
+    pub fn step(&mut self, tokens: &[u32], mask: &[bool]) -> StepLog {
+        let start = Instant::now();
+        let cfg = &self.base.config;
+        let target = self.config.target_fraction(self.step);
+        let noise = logistic_noise::<B>(
+            self.config.seed,
+            self.step,
+            cfg.num_layers,
+            tokens.len(),
+            cfg.num_kv_heads,
+            &self.base.device,
+        );
+        let dms = &self.config.dms;
+        let teacher = forward(&self.base, &self.params, dms, tokens, &Mode::Teacher);
+        let relaxed = Mode::Relaxed {
+            noise,
+            tau: dms.tau,
+        };
+        let student = forward(&self.base, &self.params, dms, tokens, &relaxed);
+        let kl = kl_student_teacher(student.logits, teacher.logits.detach(), mask);
+        let fraction = evicted_fraction(&student.z);
+        let comp = compression_loss(fraction.clone(), target);
+        let loss = kl.clone() + comp.clone();
+        let scalar = |t: Tensor<B, 1>| f64::from(t.into_scalar().elem::<f32>());
+        let (kl_v, comp_v, frac_v, loss_v) = (
+            scalar(kl),
+            scalar(comp),
+            scalar(fraction.detach()),
+            scalar(loss.clone()),
+        );
+        let grads = loss.backward();
+        let grads = GradientsParams::from_grads(grads, &self.params);
+        let params = std::mem::replace(&mut self.params, empty_params());
+        self.params = self.optim.step(self.config.lr, params, grads);
+        self.step += 1;
+        let seconds = start.elapsed().as_secs_f64();
+        StepLog {
+            step: self.step,
+            target_cr: 1.0 / (1.0 - target),
+            achieved_cr: 1.0 / (1.0 - frac_v).max(1e-9),
+            kl: kl_v,
+            compression_loss: comp_v,
+            loss: loss_v,
+            tokens: tokens.len(),
+            tokens_per_second: tokens.len() as f64 / seconds.max(1e-9),
+        }
+    }
+}
+
+fn empty_params<B: Backend>() -> DecisionParams<B> {
+    DecisionParams {
+        norm: Vec::new(),
+        proj: Vec::new(),
+        bias: Vec::new(),
+    }
+}
