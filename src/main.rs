@@ -10,8 +10,8 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 
 use cli::{
-    BenchCommand, BenchDecodeArgs, Cli, Command, DataArgs, GenerateArgs, GradeArgs, SweepArgs,
-    TasksCommand,
+    BenchCommand, BenchDecodeArgs, Cli, Command, DataArgs, GenerateArgs, GradeArgs, MergeArgs,
+    SweepArgs, TasksCommand,
 };
 use hyperscale::bench::{DecodeBenchConfig, bandwidth, run_decode_bench};
 use hyperscale::device::DeviceKind;
@@ -44,6 +44,7 @@ fn main() -> ExitCode {
         }
         Command::Grade(args) => run_grade(args),
         Command::Sweep(args) => run_sweep(args),
+        Command::Merge(args) => run_merge(args),
         Command::Tasks(TasksCommand::Show(args)) => (|| {
             let task = task_cli::resolve(&args.task)?;
             print!(
@@ -234,6 +235,13 @@ fn run_sweep(args: SweepArgs) -> Result<()> {
         "none" => ProgressMode::Hidden,
         other => bail!("--progress `{other}`: expected auto, bars, log or none"),
     };
+    let shard = match &args.shard {
+        Some(s) => Some(
+            s.parse()
+                .map_err(|e: String| anyhow::anyhow!("--shard {e}"))?,
+        ),
+        None => None,
+    };
     let options = SweepOptions {
         filters: Filters {
             tasks: args.tasks,
@@ -244,6 +252,7 @@ fn run_sweep(args: SweepArgs) -> Result<()> {
         new_run: args.new_run,
         results_dir: args.results,
         progress,
+        shard,
         ..SweepOptions::default()
     };
     let summary = wiring::run(&args.config, &options)?;
@@ -255,6 +264,12 @@ fn run_sweep(args: SweepArgs) -> Result<()> {
     if summary.trials == 0 && !summary.skipped_groups.is_empty() {
         bail!("nothing could run: every trial of the plan was skipped");
     }
+    Ok(())
+}
+
+fn run_merge(args: MergeArgs) -> Result<()> {
+    let summary = hyperscale::record::merge_runs(&args.dirs, &args.out)?;
+    eprint!("{}", summary.describe());
     Ok(())
 }
 

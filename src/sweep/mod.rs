@@ -11,7 +11,9 @@
 //!
 //! The boundaries to the other stages are the traits in [`deps`]; [`wiring`]
 //! implements them with the real model, tasks, prompts and graders (tests
-//! use mocks).
+//! use mocks). [`shard`] cuts a plan into N balanced parts for N
+//! processes (`--shard I/N`); `hyperscale merge` ([`crate::record::merge_runs`])
+//! unions their run directories.
 
 pub mod config;
 pub mod deps;
@@ -28,6 +30,7 @@ pub mod rundir;
 pub mod runner;
 pub mod sample;
 pub mod schedule;
+pub mod shard;
 pub mod trial;
 pub mod wiring;
 
@@ -42,4 +45,5 @@ pub use options::{PipelineTiming, RunSummary, SkippedGroup, SweepOptions};
 pub use plan::{Checkpoint, Dtype, Filters, Plan, TaskPlan};
 pub use progress::ProgressMode;
 pub use runner::run_sweep;
+pub use shard::{partition, restrict_to_shard, shard_dir, shard_units};
 pub use trial::{Trial, TrialSpec};

@@ -23,8 +23,9 @@ use super::progress::{ProgressState, report};
 use super::rundir::{close_session, open_run};
 use super::sample::{SampleContext, ungraded_record};
 use super::schedule::{Schedule, schedule, take_unsupported};
+use super::shard::{restrict_to_shard, shard_dir};
 use super::trial::{split_stream, stream};
-use super::{SweepConfig, SweepError};
+use super::{ConfigError, SweepConfig, SweepError};
 use crate::generate::Request;
 use crate::record::{ResumeIndex, SAMPLES_FILE, SampleWriter};
 
@@ -42,12 +43,27 @@ pub fn run_sweep(
     let config = SweepConfig::parse(&text, &file)?;
     let plan = Plan::from_config(&config, &file, &options.filters)?;
     let mut expanded = expand(&plan, &file, deps.catalog, deps.tasks)?;
-    let skipped_groups = take_unsupported(&mut expanded, &*deps.generator);
-    let run_dir = options
+    let mut run_dir = options
         .results_dir
         .as_ref()
         .unwrap_or(&plan.results_dir)
         .join(&plan.run_name);
+    if let Some(shard) = options.shard {
+        if let Some(filters) = options.filters.describe() {
+            return Err(SweepError::Config(ConfigError {
+                file: "command line".into(),
+                key: "--shard".into(),
+                message: format!(
+                    "cannot be combined with {filters}: a shard is a fixed part of the whole plan"
+                ),
+            }));
+        }
+        // Before anything depends on the generator or the records: the
+        // partition is a function of the plan alone.
+        restrict_to_shard(&mut expanded, shard);
+        run_dir = shard_dir(&run_dir, shard);
+    }
+    let skipped_groups = take_unsupported(&mut expanded, &*deps.generator);
     let samples_path = run_dir.join(SAMPLES_FILE);
 
     if options.dry_run {
