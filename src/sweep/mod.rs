@@ -15,6 +15,7 @@
 //! processes (`--shard I/N`); `hyperscale merge` ([`crate::record::merge_runs`])
 //! unions their run directories.
 
+pub mod backend;
 pub mod config;
 pub mod deps;
 pub mod dryrun;
@@ -34,6 +35,7 @@ pub mod shard;
 pub mod trial;
 pub mod wiring;
 
+pub use backend::{Backend, ModelShape, RemoteSpec};
 pub use config::SweepConfig;
 pub use deps::{
     Generated, GradeOutcome, LoadedTask, ModelCatalog, ModelInfo, PromptContext, PromptRenderer,

@@ -27,7 +27,7 @@ use super::shard::{restrict_to_shard, shard_dir};
 use super::trial::{split_stream, stream};
 use super::{ConfigError, SweepConfig, SweepError};
 use crate::generate::Request;
-use crate::record::{ResumeIndex, SAMPLES_FILE, SampleWriter};
+use crate::record::{BudgetSource, ResumeIndex, SAMPLES_FILE, SampleWriter};
 
 /// Run (or resume, or `--dry-run`) the sweep of `config_path`.
 pub fn run_sweep(
@@ -85,6 +85,7 @@ pub fn run_sweep(
         tracing::warn!("skipping {n} width group(s): {reason}");
     }
     let device = deps.generator.device();
+    let budget_source = deps.generator.budget_source();
     let mut manifest = open_run(&run_dir, &plan, &expanded, &file, options, &device)?;
     let (writer, repaired) = SampleWriter::open(&samples_path)?;
     if let Some(bytes) = repaired {
@@ -124,6 +125,7 @@ pub fn run_sweep(
         plan: &plan,
         expanded: &expanded,
         device: &device,
+        budget_source,
         progress: &progress,
         abort: &abort,
         tx,
@@ -201,6 +203,7 @@ struct Generation<'a> {
     plan: &'a Plan,
     expanded: &'a Expanded,
     device: &'a str,
+    budget_source: BudgetSource,
     progress: &'a Arc<ProgressState>,
     abort: &'a AtomicBool,
     tx: mpsc::Sender<Vec<Job>>,
@@ -310,6 +313,7 @@ impl Generation<'_> {
                     kv_rows: generated.kv_rows,
                     device: self.device,
                     save_text: self.plan.save_text,
+                    budget_source: self.budget_source,
                 };
                 let records: Vec<_> = item
                     .missing
