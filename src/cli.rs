@@ -41,6 +41,10 @@ pub enum Command {
     /// Held-out KL to the dense base and achieved compression of a DMS
     /// model (an adapter directory or a full DMS checkpoint).
     EvalDms(EvalDmsArgs),
+    /// Union the run directories of one config's shards (`sweep --shard`)
+    /// into one run directory; refuses runs of other configs and records
+    /// that disagree. Idempotent.
+    Merge(MergeArgs),
 }
 
 /// Training text: a file, or self-distillation on task prompts.
@@ -153,6 +157,11 @@ pub struct SweepArgs {
     /// bars, log, none.
     #[arg(long, default_value = "auto")]
     pub progress: String,
+    /// Run shard I of N (0-based, e.g. `--shard 2/8`): a deterministic,
+    /// token-balanced 1/N of the work units, written to
+    /// `<results>/<run>/shards/I-of-N/`. Join the shards with `merge`.
+    #[arg(long)]
+    pub shard: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -419,4 +428,15 @@ pub struct BenchDecodeArgs {
     pub profile: bool,
     #[command(flatten)]
     pub policy: PolicyArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Run directories to merge (e.g. `results/<run>/shards/*-of-8`).
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// The merged run directory (e.g. `results/<run>`); an existing run of
+    /// the same config there is kept and added to.
+    #[arg(long)]
+    pub out: PathBuf,
 }

@@ -11,8 +11,8 @@ use clap::Parser;
 
 use cli::{
     BenchCommand, BenchDecodeArgs, BenchParityArgs, Cli, Command, DataArgs, DataCommand,
-    DataFetchArgs, EvalDmsArgs, GenerateArgs, GradeArgs, SweepArgs, TasksCommand, TrainDataArgs,
-    TrainDmsArgs,
+    DataFetchArgs, EvalDmsArgs, GenerateArgs, GradeArgs, MergeArgs, SweepArgs, TasksCommand,
+    TrainDataArgs, TrainDmsArgs,
 };
 use hyperscale::bench::{DecodeBenchConfig, bandwidth, gemm, parity, run_decode_bench};
 use hyperscale::device::DeviceKind;
@@ -58,6 +58,7 @@ fn main() -> ExitCode {
         Command::Sweep(args) => run_sweep(args),
         Command::TrainDms(args) => run_train_dms(args),
         Command::EvalDms(args) => run_eval_dms(args),
+        Command::Merge(args) => run_merge(args),
         Command::Tasks(TasksCommand::Show(args)) => (|| {
             let task = task_cli::resolve(&args.task)?;
             print!(
@@ -424,6 +425,13 @@ fn run_sweep(args: SweepArgs) -> Result<()> {
         "none" => ProgressMode::Hidden,
         other => bail!("--progress `{other}`: expected auto, bars, log or none"),
     };
+    let shard = match &args.shard {
+        Some(s) => Some(
+            s.parse()
+                .map_err(|e: String| anyhow::anyhow!("--shard {e}"))?,
+        ),
+        None => None,
+    };
     let options = SweepOptions {
         filters: Filters {
             tasks: args.tasks,
@@ -434,6 +442,7 @@ fn run_sweep(args: SweepArgs) -> Result<()> {
         new_run: args.new_run,
         results_dir: args.results,
         progress,
+        shard,
         ..SweepOptions::default()
     };
     let summary = wiring::run(&args.config, &options)?;
@@ -445,6 +454,12 @@ fn run_sweep(args: SweepArgs) -> Result<()> {
     if summary.trials == 0 && !summary.skipped_groups.is_empty() {
         bail!("nothing could run: every trial of the plan was skipped");
     }
+    Ok(())
+}
+
+fn run_merge(args: MergeArgs) -> Result<()> {
+    let summary = hyperscale::record::merge_runs(&args.dirs, &args.out)?;
+    eprint!("{}", summary.describe());
     Ok(())
 }
 

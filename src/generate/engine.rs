@@ -396,6 +396,7 @@ mod tests {
                 }
                 FinishReason::Length => assert_eq!(c.generated_tokens, 50),
                 FinishReason::Stop => panic!("no stop strings given"),
+                FinishReason::Error => panic!("the local engine does not fail samples"),
             }
         }
         let mut stop = request(8, 0, 50);

@@ -13,6 +13,9 @@ pub enum FinishReason {
     Stop,
     /// The token limit was reached.
     Length,
+    /// A remote engine failed on this sample after every retry: no text,
+    /// no tokens. A record, not a harness failure, so the sweep goes on.
+    Error,
 }
 
 /// What ends a sample besides the token limit.

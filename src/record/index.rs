@@ -98,6 +98,30 @@ pub fn read_records(path: &Path) -> Result<Vec<SampleRecord>, RecordError> {
     Ok(out)
 }
 
+/// The complete records of `path` with their line numbers, in file order,
+/// and whether a torn last line (a crash mid-write) was left out. A
+/// malformed complete line is an error.
+pub fn read_complete_records(
+    path: &Path,
+) -> Result<(Vec<(usize, SampleRecord)>, bool), RecordError> {
+    let mut out = Vec::new();
+    let mut torn = false;
+    for_each_line(path, |line_no, line, complete| {
+        if !complete {
+            torn = true;
+            return Ok(());
+        }
+        let record = serde_json::from_slice(line).map_err(|e| RecordError::Malformed {
+            path: path.to_path_buf(),
+            line: line_no,
+            message: e.to_string(),
+        })?;
+        out.push((line_no, record));
+        Ok(())
+    })?;
+    Ok((out, torn))
+}
+
 /// Call `f(line number, bytes without the newline, ends with newline)` per line.
 fn for_each_line(
     path: &Path,

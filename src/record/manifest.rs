@@ -1,7 +1,8 @@
 //! `manifest.json`: what a run directory holds — the resolved config, the
 //! identities its trial ids were computed from, the binary (crate version,
 //! git revision, record format version), the hardware, and one entry per
-//! session (a start, a resume, …) with its start and end.
+//! session (a start, a resume, …) with its start and end. A shard's run
+//! directory also names its shard; a merged one lists its inputs.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -24,6 +25,18 @@ pub struct Manifest {
     /// The config as parsed, defaults filled in (not filtered by `--tasks`
     /// and friends, which select work without changing the run).
     pub config: serde_json::Value,
+    /// [`super::config_hash`] of `config`: what `merge` checks shards
+    /// against. Absent in manifests written before sharding (then computed
+    /// from `config`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_hash: Option<String>,
+    /// The part of the plan this directory holds (`--shard I/N`); absent for
+    /// a whole run and for a merged one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
+    /// The run directories `hyperscale merge` unioned into this one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<MergedInput>,
     pub identities: Identities,
     pub hardware: Hardware,
     /// Start of the first session (UTC, RFC 3339).
@@ -31,6 +44,48 @@ pub struct Manifest {
     /// End of the latest session.
     pub ended_at: Option<String>,
     pub sessions: Vec<Session>,
+}
+
+/// Shard `index` of `count` (0-based: `0/3`, `1/3`, `2/3`), written and
+/// parsed as `I/N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    /// `I/N` with `0 <= I < N`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("`{s}` is not a shard: expected I/N with 0 <= I < N (e.g. 0/4)");
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let index: u32 = i.trim().parse().map_err(|_| bad())?;
+        let count: u32 = n.trim().parse().map_err(|_| bad())?;
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+/// One input of a merged run directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergedInput {
+    /// The directory as given on the command line.
+    pub dir: String,
+    pub shard: Option<Shard>,
+    /// Complete records read from it.
+    pub records: u64,
+    /// True when its last session finished all its work.
+    pub complete: bool,
 }
 
 /// What trial ids depend on beyond the config: model files and task versions.
@@ -90,6 +145,14 @@ pub struct Session {
 }
 
 impl Manifest {
+    /// The recorded config hash, or the hash of `config` for a manifest
+    /// written before the field existed.
+    pub fn resolved_config_hash(&self) -> String {
+        self.config_hash
+            .clone()
+            .unwrap_or_else(|| super::config_hash(&self.config))
+    }
+
     /// Read `dir/manifest.json`; `None` when absent.
     pub fn read(dir: &Path) -> Result<Option<Self>, RecordError> {
         let path = dir.join(MANIFEST_FILE);
@@ -164,6 +227,33 @@ mod tests {
     }
 
     #[test]
+    fn shards_parse_as_i_of_n() {
+        assert_eq!("2/5".parse(), Ok(Shard { index: 2, count: 5 }));
+        assert_eq!(Shard { index: 0, count: 1 }.to_string(), "0/1");
+        for bad in ["3/3", "1/0", "x/2", "1", "-1/2", "1/2/3"] {
+            let e = bad.parse::<Shard>().unwrap_err();
+            assert!(e.contains(bad) && e.contains("I/N"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_manifest_without_the_shard_fields_still_reads() {
+        let m = serde_json::json!({
+            "format_version": 1, "run": "r", "crate_version": "0.1.0",
+            "git_revision": null, "config_file": "c.toml", "config": {"a": 1},
+            "identities": {"models": {}, "tasks": {}},
+            "hardware": {"device": "cpu", "cpus": 1, "cpu_model": null, "os": "linux", "arch": "x86_64"},
+            "started_at": "2026-01-01T00:00:00Z", "ended_at": null, "sessions": []
+        });
+        let m: Manifest = serde_json::from_value(m).unwrap();
+        assert_eq!((m.shard, m.merged_from.len()), (None, 0));
+        assert_eq!(
+            m.resolved_config_hash(),
+            super::super::config_hash(&serde_json::json!({"a": 1}))
+        );
+    }
+
+    #[test]
     fn manifest_round_trips_through_its_file() {
         let dir = tempfile::tempdir().unwrap();
         assert!(Manifest::read(dir.path()).unwrap().is_none());
@@ -174,6 +264,9 @@ mod tests {
             git_revision: None,
             config_file: "c.toml".into(),
             config: serde_json::json!({"a": 1}),
+            config_hash: Some(super::super::config_hash(&serde_json::json!({"a": 1}))),
+            shard: Some(Shard { index: 1, count: 3 }),
+            merged_from: vec![],
             identities: Identities::default(),
             hardware: Hardware::probe("cpu"),
             started_at: utc_timestamp(SystemTime::now()),

@@ -7,17 +7,22 @@
 //! reads which samples are finished, [`SampleWriter`] repairs a torn last
 //! line left by a crash and appends new records. Records are JSON Lines now;
 //! consolidation to Parquet needs polars and is left to the report stage.
+//! [`merge_runs`] unions the run directories of one config's shards.
 
+pub mod canonical;
 pub mod error;
 pub mod format;
 pub mod index;
 pub mod manifest;
+pub mod merge;
 pub mod sample;
 pub mod writer;
 
+pub use canonical::{canonical_json, config_hash};
 pub use error::RecordError;
 pub use format::{MANIFEST_FILE, RECORD_FORMAT_VERSION, SAMPLES_FILE};
-pub use index::{ResumeIndex, read_records};
-pub use manifest::{Hardware, Identities, Manifest, Session, utc_timestamp};
+pub use index::{ResumeIndex, read_complete_records, read_records};
+pub use manifest::{Hardware, Identities, Manifest, MergedInput, Session, Shard, utc_timestamp};
+pub use merge::{MergeError, MergeSummary, merge_runs};
 pub use sample::{BudgetSource, SampleKey, SampleRecord, token_hash};
 pub use writer::{SampleWriter, repair_torn_tail};

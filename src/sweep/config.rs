@@ -85,11 +85,53 @@ impl Default for RunSection {
 /// `[model]`: the network the sweep runs. Relative paths are relative to the
 /// working directory (the repository root in CI); the model catalog may also
 /// accept hub ids.
+///
+/// With `backend = "openai"` generation goes to an OpenAI-compatible server
+/// (see [`super::backend`]); `path` is then a local directory (or GGUF) with
+/// the model's tokenizer and chat template — weights are not needed — so
+/// prompts are rendered exactly as in local runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSection {
     /// The model for dense and training-free methods.
     pub path: String,
+    /// `local` (this process decodes) or `openai` (a server does). Default
+    /// `local`; left out of the resolved config when local, so runs recorded
+    /// before the key existed still resume.
+    #[serde(default, skip_serializing_if = "BackendKind::is_local")]
+    pub backend: BackendKind,
+    /// `openai`: the API root, e.g. `http://localhost:8000/v1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// `openai`: the served model name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    /// `openai`: environment variable holding the API key (sent as a bearer
+    /// token). Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
+    /// `openai`: the attention shape for computed budgets. Default: read
+    /// from `path` (config.json or GGUF metadata).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shape: Option<ShapeSection>,
+    /// `openai`: requests in flight at once. Default 8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<usize>,
+    /// `openai`: most samples per request (`n`); a batch of W is split into
+    /// ceil(W / max_n) concurrent requests. Default 64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_n: Option<usize>,
+    /// `openai`: seconds before a request is given up and retried. Default 600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_seconds: Option<f64>,
+    /// `openai`: retries after a 429, a 5xx, a timeout or a connection
+    /// error, with exponential backoff. Default 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    /// `openai`: first backoff in seconds (doubling per retry, at most 60,
+    /// or the server's `Retry-After`). Default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_seconds: Option<f64>,
     /// `cpu`, `cuda`, `cuda:N`, `wgpu`. Default `cpu`.
     #[serde(default = "default_device")]
     pub device: String,
@@ -99,6 +141,30 @@ pub struct ModelSection {
     /// DMS-retrofitted checkpoints of this model, one per CR.
     #[serde(default)]
     pub dms: Vec<DmsCheckpointSection>,
+}
+
+/// Who decodes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendKind {
+    #[default]
+    Local,
+    Openai,
+}
+
+impl BackendKind {
+    fn is_local(&self) -> bool {
+        *self == BackendKind::Local
+    }
+}
+
+/// `model.shape`: what the closed-form budget of dense attention needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShapeSection {
+    pub layers: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
 }
 
 /// `[[model.dms]]`: one DMS checkpoint and the CR it was trained for.

@@ -13,6 +13,7 @@ use super::BoxError;
 use super::plan::TaskPlan;
 use super::trial::Trial;
 use crate::generate::{Completion, Request, StopCriteria};
+use crate::record::BudgetSource;
 use crate::task::{Expected, Problem};
 
 /// What the sweep needs to know about a configured model.
@@ -101,6 +102,12 @@ pub trait SampleGenerator {
     fn supports(&self, trial: &Trial) -> Result<(), String> {
         let _ = trial;
         Ok(())
+    }
+
+    /// Where the budgets of its completions come from: counted by the KV
+    /// store (default) or computed from token counts (remote engines).
+    fn budget_source(&self) -> BudgetSource {
+        BudgetSource::Measured
     }
 
     /// Decode `request` with `trial`'s model ([`Trial::model_path`]) under

@@ -72,7 +72,10 @@ pub fn describe_plan(
         "trial", "task", "method", "cr", "W", "L", "seed", "problems", "records", "decode"
     );
     for g in &expanded.groups {
-        let problems = expanded.tasks[g.task].problems.len();
+        let problems = g
+            .problems
+            .as_ref()
+            .map_or(expanded.tasks[g.task].problems.len(), Vec::len);
         for t in &g.trials {
             let (records, decode) = left.get(t.id.as_str()).copied().unwrap_or_default();
             let _ = writeln!(

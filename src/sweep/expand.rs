@@ -35,6 +35,10 @@ pub struct Group {
     pub batches: Vec<BatchPlan>,
     /// The trial label without W.
     pub label: String,
+    /// The task's problems this group runs (ascending indices into
+    /// [`ExpandedTask::problems`]) when a shard holds only some of them;
+    /// `None`: all of them.
+    pub problems: Option<Vec<usize>>,
 }
 
 /// The work of a run, in run order.
@@ -48,8 +52,8 @@ pub struct Expanded {
 }
 
 /// A unit of work, the granularity of sharding: all batches of one problem
-/// in one width group.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// in one width group (so the samples nested widths share stay together).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct WorkUnit {
     pub group: usize,
     pub problem: usize,
@@ -66,7 +70,13 @@ impl Expanded {
             .iter()
             .enumerate()
             .flat_map(|(g, group)| {
-                (0..self.tasks[group.task].problems.len())
+                let all = self.tasks[group.task].problems.len();
+                let problems: Vec<usize> = match &group.problems {
+                    Some(p) => p.clone(),
+                    None => (0..all).collect(),
+                };
+                problems
+                    .into_iter()
                     .map(move |problem| WorkUnit { group: g, problem })
             })
             .collect()
@@ -233,6 +243,7 @@ pub fn expand(
                             batches: batch_plans(&plan.widths, plan.nested_widths),
                             trials,
                             label,
+                            problems: None,
                         };
                         keyed.push(((variant.checkpoint, ti, mi, vi, li, si), group));
                     }

@@ -11,8 +11,11 @@
 //!
 //! The boundaries to the other stages are the traits in [`deps`]; [`wiring`]
 //! implements them with the real model, tasks, prompts and graders (tests
-//! use mocks).
+//! use mocks). [`shard`] cuts a plan into N balanced parts for N
+//! processes (`--shard I/N`); `hyperscale merge` ([`crate::record::merge_runs`])
+//! unions their run directories.
 
+pub mod backend;
 pub mod config;
 pub mod deps;
 pub mod dryrun;
@@ -28,9 +31,11 @@ pub mod rundir;
 pub mod runner;
 pub mod sample;
 pub mod schedule;
+pub mod shard;
 pub mod trial;
 pub mod wiring;
 
+pub use backend::{Backend, ModelShape, RemoteSpec};
 pub use config::SweepConfig;
 pub use deps::{
     Generated, GradeOutcome, LoadedTask, ModelCatalog, ModelInfo, PromptContext, PromptRenderer,
@@ -42,4 +47,5 @@ pub use options::{PipelineTiming, RunSummary, SkippedGroup, SweepOptions};
 pub use plan::{Checkpoint, Dtype, Filters, Plan, TaskPlan};
 pub use progress::ProgressMode;
 pub use runner::run_sweep;
+pub use shard::{partition, restrict_to_shard, shard_dir, shard_units};
 pub use trial::{Trial, TrialSpec};

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use super::plan::Filters;
 use super::progress::ProgressMode;
+use crate::record::Shard;
 
 /// Options of one `hyperscale sweep` invocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +27,9 @@ pub struct SweepOptions {
     /// Recorded in the manifest. Default: `git rev-parse HEAD` of the
     /// working directory, `+dirty` if it has changes.
     pub git_revision: Option<String>,
+    /// Run only this shard's part of the plan, in
+    /// `<run>/shards/I-of-N/` (see [`super::shard`]).
+    pub shard: Option<Shard>,
 }
 
 impl Default for SweepOptions {
@@ -39,6 +43,7 @@ impl Default for SweepOptions {
             grade_workers: None,
             queue_batches: 256,
             git_revision: None,
+            shard: None,
         }
     }
 }

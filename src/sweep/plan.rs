@@ -8,6 +8,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
+use super::backend::{Backend, backend_plan};
 use super::config::SweepConfig;
 use super::methods::{check_cr, distinct, method_plan, positive_list};
 use crate::device::DeviceKind;
@@ -94,7 +95,9 @@ pub struct Plan {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelPlan {
+    /// The model files (for `openai`: its tokenizer and chat template).
     pub path: String,
+    pub backend: Backend,
     pub device: DeviceKind,
     pub dtype: Dtype,
     pub dms: Vec<DmsCheckpoint>,
@@ -382,6 +385,7 @@ impl Plan {
             return Err(cli("--limit", "must be at least 1".into()));
         }
 
+        let backend = backend_plan(m, &g.methods, file)?;
         let resolved_config =
             serde_json::to_value(config).map_err(|e| err("(top level)", e.to_string()))?;
         Ok(Plan {
@@ -390,6 +394,7 @@ impl Plan {
             save_text: config.run.save_text,
             model: ModelPlan {
                 path: m.path.clone(),
+                backend,
                 device,
                 dtype,
                 dms,

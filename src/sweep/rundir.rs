@@ -13,7 +13,7 @@ use super::expand::Expanded;
 use super::options::SweepOptions;
 use super::plan::Plan;
 use crate::record::{
-    Hardware, Manifest, RECORD_FORMAT_VERSION, SAMPLES_FILE, Session, utc_timestamp,
+    Hardware, Manifest, RECORD_FORMAT_VERSION, SAMPLES_FILE, Session, config_hash, utc_timestamp,
 };
 
 /// Prepare `dir` for a session; returns the manifest with the new session
@@ -46,6 +46,14 @@ pub(crate) fn open_run(
             found: m.format_version,
             expected: RECORD_FORMAT_VERSION,
         }),
+        Some(m) if m.shard != options.shard => Some(SweepError::ConfigChanged {
+            dir: dir.to_path_buf(),
+            difference: format!(
+                "it holds {}, this session runs {}",
+                shard_label(m.shard),
+                shard_label(options.shard)
+            ),
+        }),
         Some(m) => difference(m, plan, expanded).map(|difference| SweepError::ConfigChanged {
             dir: dir.to_path_buf(),
             difference,
@@ -76,6 +84,9 @@ pub(crate) fn open_run(
             git_revision,
             config_file: config_file.to_string(),
             config: plan.resolved_config.clone(),
+            config_hash: Some(config_hash(&plan.resolved_config)),
+            shard: options.shard,
+            merged_from: Vec::new(),
             identities: expanded.identities.clone(),
             hardware,
             started_at: now,
@@ -85,8 +96,13 @@ pub(crate) fn open_run(
     };
     std::fs::create_dir_all(dir).map_err(|e| crate::record::RecordError::io("create", dir, e))?;
     manifest.crate_version = env!("CARGO_PKG_VERSION").to_string();
+    manifest.config_hash = Some(config_hash(&manifest.config));
     manifest.write(dir)?;
     Ok(manifest)
+}
+
+fn shard_label(shard: Option<crate::record::Shard>) -> String {
+    shard.map_or_else(|| "the whole run".to_string(), |s| format!("shard {s}"))
 }
 
 /// Record the end of the current (last) session.

@@ -23,10 +23,11 @@ use super::progress::{ProgressState, report};
 use super::rundir::{close_session, open_run};
 use super::sample::{SampleContext, ungraded_record};
 use super::schedule::{Schedule, schedule, take_unsupported};
+use super::shard::{restrict_to_shard, shard_dir};
 use super::trial::{split_stream, stream};
-use super::{SweepConfig, SweepError};
+use super::{ConfigError, SweepConfig, SweepError};
 use crate::generate::Request;
-use crate::record::{ResumeIndex, SAMPLES_FILE, SampleWriter};
+use crate::record::{BudgetSource, ResumeIndex, SAMPLES_FILE, SampleWriter};
 
 /// Run (or resume, or `--dry-run`) the sweep of `config_path`.
 pub fn run_sweep(
@@ -42,12 +43,27 @@ pub fn run_sweep(
     let config = SweepConfig::parse(&text, &file)?;
     let plan = Plan::from_config(&config, &file, &options.filters)?;
     let mut expanded = expand(&plan, &file, deps.catalog, deps.tasks)?;
-    let skipped_groups = take_unsupported(&mut expanded, &*deps.generator);
-    let run_dir = options
+    let mut run_dir = options
         .results_dir
         .as_ref()
         .unwrap_or(&plan.results_dir)
         .join(&plan.run_name);
+    if let Some(shard) = options.shard {
+        if let Some(filters) = options.filters.describe() {
+            return Err(SweepError::Config(ConfigError {
+                file: "command line".into(),
+                key: "--shard".into(),
+                message: format!(
+                    "cannot be combined with {filters}: a shard is a fixed part of the whole plan"
+                ),
+            }));
+        }
+        // Before anything depends on the generator or the records: the
+        // partition is a function of the plan alone.
+        restrict_to_shard(&mut expanded, shard);
+        run_dir = shard_dir(&run_dir, shard);
+    }
+    let skipped_groups = take_unsupported(&mut expanded, &*deps.generator);
     let samples_path = run_dir.join(SAMPLES_FILE);
 
     if options.dry_run {
@@ -69,6 +85,7 @@ pub fn run_sweep(
         tracing::warn!("skipping {n} width group(s): {reason}");
     }
     let device = deps.generator.device();
+    let budget_source = deps.generator.budget_source();
     let mut manifest = open_run(&run_dir, &plan, &expanded, &file, options, &device)?;
     let (writer, repaired) = SampleWriter::open(&samples_path)?;
     if let Some(bytes) = repaired {
@@ -108,6 +125,7 @@ pub fn run_sweep(
         plan: &plan,
         expanded: &expanded,
         device: &device,
+        budget_source,
         progress: &progress,
         abort: &abort,
         tx,
@@ -185,6 +203,7 @@ struct Generation<'a> {
     plan: &'a Plan,
     expanded: &'a Expanded,
     device: &'a str,
+    budget_source: BudgetSource,
     progress: &'a Arc<ProgressState>,
     abort: &'a AtomicBool,
     tx: mpsc::Sender<Vec<Job>>,
@@ -294,6 +313,7 @@ impl Generation<'_> {
                     kv_rows: generated.kv_rows,
                     device: self.device,
                     save_text: self.plan.save_text,
+                    budget_source: self.budget_source,
                 };
                 let records: Vec<_> = item
                     .missing

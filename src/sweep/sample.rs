@@ -18,6 +18,7 @@ pub struct SampleContext<'a> {
     pub kv_rows: u64,
     pub device: &'a str,
     pub save_text: bool,
+    pub budget_source: BudgetSource,
 }
 
 /// The record of `c` in `trial`, not yet graded (`verdict` empty).
@@ -71,7 +72,7 @@ pub fn ungraded_record(trial: &Trial, c: &Completion, ctx: &SampleContext<'_>) -
         batch_samples: ctx.batch.samples,
         peak_bytes: c.kv.peak_bytes,
         kv_rows: ctx.kv_rows,
-        budget_source: BudgetSource::Measured,
+        budget_source: ctx.budget_source,
         wall_seconds: c.timing.prefill_seconds + c.timing.decode_seconds,
         prefill_seconds: c.timing.prefill_seconds,
         decode_tokens_per_second: c.timing.decode_tokens_per_second,

@@ -18,6 +18,7 @@ use super::plan::{Checkpoint, Dtype};
 use crate::device::DeviceKind;
 use crate::generate::SamplingParams;
 use crate::kv::CachePolicy;
+use crate::record::canonical_json;
 
 /// The resolved parameters a trial id is the hash of.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -64,9 +65,7 @@ impl TrialSpec {
     /// Compact JSON of the spec with object keys sorted.
     pub fn canonical_json(&self) -> String {
         let v = serde_json::to_value(self).expect("a trial spec is plain data");
-        let mut out = String::new();
-        write_canonical(&v, &mut out);
-        out
+        canonical_json(&v)
     }
 
     /// `t` + the first 16 hex digits of SHA-256 of [`Self::canonical_json`].
@@ -85,38 +84,6 @@ impl TrialSpec {
 
 fn short_hash(text: &str) -> String {
     hex::encode(&Sha256::digest(text.as_bytes())[..8])
-}
-
-/// serde_json's compact form with every object's keys in sorted order.
-fn write_canonical(v: &serde_json::Value, out: &mut String) {
-    use serde_json::Value;
-    match v {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                write_canonical(&map[k], out);
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(']');
-        }
-        other => out.push_str(&other.to_string()),
-    }
 }
 
 /// One trial as run.

@@ -76,6 +76,10 @@ pub enum WiringError {
     UnsupportedPolicy { policy: &'static str },
     #[error(transparent)]
     Policy(#[from] crate::kv::KvError),
+    #[error("`{path}`: {detail}")]
+    PromptModel { path: PathBuf, detail: String },
+    #[error(transparent)]
+    Remote(#[from] super::remote::RemoteError),
     #[error("dtype {dtype} is not supported yet: the CPU engine runs f32 weights")]
     UnsupportedDtype { dtype: String },
 }

@@ -12,11 +12,13 @@
 //! | cache policy → store | [`kv_store_for`], [`policy_supported`] | `store.rs` |
 //! | [`super::SampleGrader`] | [`TaskGrader`] | `grader.rs` |
 //! | errors | [`WiringError`] | `error.rs` |
+//! | all of the model side for `backend = "openai"` | [`remote`] | `remote/` |
 
 pub mod catalog;
 pub mod error;
 pub mod grader;
 pub mod model;
+pub mod remote;
 pub mod run;
 pub mod store;
 pub mod tasks;
