@@ -12,12 +12,16 @@ pub mod error;
 pub mod format;
 pub mod index;
 pub mod manifest;
+#[cfg(feature = "report")]
+pub mod parquet;
 pub mod sample;
 pub mod writer;
 
 pub use error::RecordError;
 pub use format::{MANIFEST_FILE, RECORD_FORMAT_VERSION, SAMPLES_FILE};
 pub use index::{ResumeIndex, read_records};
+#[cfg(feature = "report")]
+pub use parquet::{SAMPLES_PARQUET_FILE, consolidate, records_frame, write_parquet};
 pub use manifest::{Hardware, Identities, Manifest, Session, utc_timestamp};
 pub use sample::{BudgetSource, SampleKey, SampleRecord, token_hash};
 pub use writer::{SampleWriter, repair_torn_tail};
