@@ -8,6 +8,7 @@
 
 pub mod estimators;
 pub mod grade_summary;
+pub mod plot;
 
 pub use estimators::{
     BootstrapConfig, bootstrap_ci, majority_at_k, majority_at_k_blocks, mean, mean_pass_at_k,
