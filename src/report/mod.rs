@@ -20,7 +20,7 @@
 //! | `report.md` / self-contained `report.html` | [`markdown`], [`html`] |
 //! | the compare verdict, and its markdown/JSON | [`compare`], [`compare_render`] |
 //! | polars aggregation; reading runs and writing reports | `aggregate`, `writer` (feature `report`) |
-//! | figures | `plots` (feature `report`) |
+//! | figures: the charts of a run (`plots`), drawn by plotters (`plot`) | feature `report` |
 
 #[cfg(feature = "report")]
 pub mod aggregate;
@@ -35,6 +35,8 @@ pub mod gain;
 pub mod grade_summary;
 pub mod html;
 pub mod markdown;
+#[cfg(feature = "report")]
+pub mod plot;
 #[cfg(feature = "report")]
 pub mod plots;
 pub mod summary;
