@@ -18,9 +18,9 @@
 use hyperscale::generate::FinishReason;
 use hyperscale::record::{BudgetSource, SampleRecord};
 use hyperscale::report::{
-    BootstrapConfig, Budget, Selection, TaskMatrix, Tolerances, Verdict, aggregate::aggregate,
-    aggregate::point_summaries, aggregate::problem_rows, analyse, batch_rows, compare,
-    gain_estimate, RunTables,
+    BootstrapConfig, Budget, RunTables, Selection, TaskMatrix, Tolerances, Verdict,
+    aggregate::aggregate, aggregate::point_summaries, aggregate::problem_rows, analyse, batch_rows,
+    compare, gain_estimate,
 };
 
 /// log10(100/60) / log10(120/60): where 100 sits between 60 and 120 on a log axis.
@@ -138,11 +138,19 @@ fn golden_points_frontiers_and_gain_with_ci() {
     // Standard error of per-problem maj {1, 0.5}: sd = √0.125, se = sd/√2 = 0.25.
     assert!(close(tova2.accuracy_se.unwrap(), 0.25));
     // Peak entries = 20·W, bytes = 4 per entry; prefill once per batch.
-    assert_eq!((tova2.peak_entries, tova2.peak_bytes, tova2.prefill_reads), (40.0, 160.0, 55.0));
+    assert_eq!(
+        (tova2.peak_entries, tova2.peak_bytes, tova2.prefill_reads),
+        (40.0, 160.0, 55.0)
+    );
     assert_eq!(tova2.cr_achieved, Some(2.0));
 
     // Frontiers on KV reads: both configurations of each method.
-    let f = |m: &str| a.frontier("arith", Budget::KvReads, m).unwrap().points.clone();
+    let f = |m: &str| {
+        a.frontier("arith", Budget::KvReads, m)
+            .unwrap()
+            .points
+            .clone()
+    };
     assert_eq!(f("dense"), vec![0, 1]);
     assert_eq!(f("tova"), vec![2, 3]);
 
@@ -171,7 +179,11 @@ fn golden_points_frontiers_and_gain_with_ci() {
     let bb = (0.5 * T100 + 0.5 - T120) / 2.0;
     let (lo, hi) = g.ci.unwrap();
     let want = (aa.min(bb).min(full), aa.max(bb).max(full));
-    assert!(close(lo, want.0) && close(hi, want.1), "{:?} vs {want:?}", g.ci);
+    assert!(
+        close(lo, want.0) && close(hi, want.1),
+        "{:?} vs {want:?}",
+        g.ci
+    );
 
     // The same through the pure API, per CR 2 (the only CR): same numbers.
     let m = &TaskMatrix::from_rows(&problems)[0];
@@ -228,7 +240,10 @@ fn compare_golden_verdicts() {
     assert!(close(dense.accuracy.delta, -0.75));
     assert_eq!(dense.accuracy.ci, Some((-1.0, -0.5)));
     // tova W1 was all wrong already: no change, no CI below 0.
-    let t1 = c.points.iter().find(|p| p.key.method == "tova" && p.key.width == 1);
+    let t1 = c
+        .points
+        .iter()
+        .find(|p| p.key.method == "tova" && p.key.width == 1);
     assert_eq!(t1.unwrap().accuracy.delta, 0.0);
 
     // Budgets: +10% KV reads is beyond the default 5%.
@@ -241,7 +256,11 @@ fn compare_golden_verdicts() {
         .collect();
     let c = compare(&base, &tables(&heavier), &tol, &boot);
     assert_eq!(c.verdict, Verdict::Regression);
-    assert!(c.reasons.iter().all(|r| r.contains("kv_reads grew +10.0%")), "{:?}", c.reasons);
+    assert!(
+        c.reasons.iter().all(|r| r.contains("kv_reads grew +10.0%")),
+        "{:?}",
+        c.reasons
+    );
     // Runtime ×3 passes by default (no hardware known: not gated), and fails
     // an explicit 50% tolerance.
     let slower: Vec<SampleRecord> = golden()
@@ -251,7 +270,10 @@ fn compare_golden_verdicts() {
             r
         })
         .collect();
-    assert_eq!(compare(&base, &tables(&slower), &tol, &boot).verdict, Verdict::Pass);
+    assert_eq!(
+        compare(&base, &tables(&slower), &tol, &boot).verdict,
+        Verdict::Pass
+    );
     let strict = Tolerances {
         runtime: Some(0.5),
         ..tol
@@ -271,5 +293,9 @@ fn compare_golden_verdicts() {
         .collect();
     let c = compare(&base, &tables(&other), &tol, &boot);
     assert_eq!(c.verdict, Verdict::Incomparable);
-    assert!(c.reasons[0].contains("task `arith` versions differ"), "{:?}", c.reasons);
+    assert!(
+        c.reasons[0].contains("task `arith` versions differ"),
+        "{:?}",
+        c.reasons
+    );
 }

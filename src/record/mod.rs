@@ -20,8 +20,8 @@ pub mod writer;
 pub use error::RecordError;
 pub use format::{MANIFEST_FILE, RECORD_FORMAT_VERSION, SAMPLES_FILE};
 pub use index::{ResumeIndex, read_records};
+pub use manifest::{Hardware, Identities, Manifest, Session, utc_timestamp};
 #[cfg(feature = "report")]
 pub use parquet::{SAMPLES_PARQUET_FILE, consolidate, records_frame, write_parquet};
-pub use manifest::{Hardware, Identities, Manifest, Session, utc_timestamp};
 pub use sample::{BudgetSource, SampleKey, SampleRecord, token_hash};
 pub use writer::{SampleWriter, repair_torn_tail};

@@ -127,9 +127,22 @@ mod tests {
         let df = ParquetReader::new(file).finish().unwrap();
         assert_eq!(df.height(), 2);
         assert_eq!(df.width(), 43);
-        let reads: Vec<Option<u64>> = df.column("kv_reads").unwrap().as_materialized_series().u64().unwrap().into_iter().collect();
+        let reads: Vec<Option<u64>> = df
+            .column("kv_reads")
+            .unwrap()
+            .as_materialized_series()
+            .u64()
+            .unwrap()
+            .into_iter()
+            .collect();
         assert_eq!(reads, vec![Some(90), Some(91)]);
-        let fr = df.column("finish_reason").unwrap().as_materialized_series().str().unwrap().get(0);
+        let fr = df
+            .column("finish_reason")
+            .unwrap()
+            .as_materialized_series()
+            .str()
+            .unwrap()
+            .get(0);
         assert_eq!(fr, Some("length"));
     }
 }

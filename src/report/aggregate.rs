@@ -66,7 +66,9 @@ pub fn batch_frame(rows: &[BatchRow]) -> PolarsResult<DataFrame> {
         Column::new("truncated".into(), u(|r| r.truncated)),
         Column::new(
             "generated_tokens".into(),
-            rows.iter().map(|r| r.generated_tokens).collect::<Vec<u64>>(),
+            rows.iter()
+                .map(|r| r.generated_tokens)
+                .collect::<Vec<u64>>(),
         ),
         Column::new("kv_reads".into(), x(|r| r.kv_reads)),
         Column::new("prefill_reads".into(), x(|r| r.prefill_reads)),

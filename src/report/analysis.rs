@@ -115,7 +115,10 @@ pub fn analyse(
                     budget,
                     method: s.method.clone(),
                     cr: s.cr,
-                    points: pareto_frontier(&xy).into_iter().map(|j| members[j]).collect(),
+                    points: pareto_frontier(&xy)
+                        .into_iter()
+                        .map(|j| members[j])
+                        .collect(),
                 });
             }
         }
@@ -136,9 +139,8 @@ pub fn analyse(
             }
             for budget in Budget::ALL {
                 for s in selections.iter().filter(|s| {
-                    idx.iter().any(|&i| {
-                        !points[i].key.is_dense() && points[i].key.method == s.method
-                    })
+                    idx.iter()
+                        .any(|&i| !points[i].key.is_dense() && points[i].key.method == s.method)
                 }) {
                     gains.extend(gain_estimate(m, s, budget, bootstrap));
                 }

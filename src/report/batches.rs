@@ -85,11 +85,7 @@ fn batch_row(samples: &[&SampleRecord]) -> BatchRow {
             .count() as u32,
         generated_tokens: samples.iter().map(|r| r.generated_tokens).sum(),
         kv_reads: samples.iter().map(|r| r.kv_reads as f64).sum(),
-        prefill_reads: samples
-            .iter()
-            .map(|r| r.prefill_reads)
-            .max()
-            .unwrap_or(0) as f64,
+        prefill_reads: samples.iter().map(|r| r.prefill_reads).max().unwrap_or(0) as f64,
         dense_reads: samples
             .iter()
             .map(|r| r.kv_reads as f64 * r.cr_achieved.unwrap_or(1.0))
@@ -181,7 +177,10 @@ pub(crate) mod tests {
         assert_eq!(rows.len(), 1);
         let b = &rows[0];
         // "5" wins 2–1 and is wrong.
-        assert_eq!((b.samples, b.correct, b.majority, b.any_correct), (3, 1, 0.0, 1.0));
+        assert_eq!(
+            (b.samples, b.correct, b.majority, b.any_correct),
+            (3, 1, 0.0, 1.0)
+        );
         assert_eq!(b.kv_reads, 300.0);
         assert_eq!(b.prefill_reads, 50.0);
         // Two decoded batches: peaks 25 + 12, walls 2.0 + 1.5; 4 bytes/entry.

@@ -65,7 +65,10 @@ impl RunTables {
         let mut trials: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         let mut task_versions: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for b in batches {
-            trials.entry(b.key.id()).or_default().insert(b.trial.clone());
+            trials
+                .entry(b.key.id())
+                .or_default()
+                .insert(b.trial.clone());
             task_versions
                 .entry(b.key.task.clone())
                 .or_default()
@@ -292,8 +295,13 @@ pub fn compare(
             .iter()
             .map(|&budget| {
                 let m = |rows: &[&ProblemRow]| {
-                    mean(&rows.iter().map(|r| budget.of_problem(r)).collect::<Vec<_>>())
-                        .unwrap_or(0.0)
+                    mean(
+                        &rows
+                            .iter()
+                            .map(|r| budget.of_problem(r))
+                            .collect::<Vec<_>>(),
+                    )
+                    .unwrap_or(0.0)
                 };
                 let (bm, cm) = (m(&b), m(&c));
                 let relative = if bm > 0.0 {
@@ -332,15 +340,24 @@ pub fn compare(
             budgets,
         });
     }
-    let only_cand = cand_rows.keys().filter(|id| !base_rows.contains_key(*id)).count();
+    let only_cand = cand_rows
+        .keys()
+        .filter(|id| !base_rows.contains_key(*id))
+        .count();
     if only_base + only_cand > 0 {
         out.notes.push(format!(
             "{only_base} configuration(s) only in the baseline and {only_cand} only in the candidate are not compared"
         ));
     }
     for ((task, method), (configurations, problems)) in pooled {
-        let b: Vec<f64> = problems.values().map(|(b, _)| mean(b).unwrap_or(0.0)).collect();
-        let c: Vec<f64> = problems.values().map(|(_, c)| mean(c).unwrap_or(0.0)).collect();
+        let b: Vec<f64> = problems
+            .values()
+            .map(|(b, _)| mean(b).unwrap_or(0.0))
+            .collect();
+        let c: Vec<f64> = problems
+            .values()
+            .map(|(_, c)| mean(c).unwrap_or(0.0))
+            .collect();
         out.methods.push(MethodComparison {
             task,
             method,
@@ -349,9 +366,8 @@ pub fn compare(
         });
     }
     if out.points.is_empty() && incomparable.is_empty() {
-        incomparable.push(
-            "no configuration in common (different models, tasks, methods or grids)".into(),
-        );
+        incomparable
+            .push("no configuration in common (different models, tasks, methods or grids)".into());
     }
     if !incomparable.is_empty() {
         out.verdict = Verdict::Incomparable;

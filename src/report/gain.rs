@@ -51,7 +51,8 @@ impl TaskMatrix {
         tasks
             .into_iter()
             .map(|(task, points)| {
-                let all: BTreeSet<&str> = points.iter().flat_map(|(_, m)| m.keys().copied()).collect();
+                let all: BTreeSet<&str> =
+                    points.iter().flat_map(|(_, m)| m.keys().copied()).collect();
                 let (common, dropped): (Vec<&str>, Vec<&str>) = all
                     .into_iter()
                     .partition(|p| points.iter().all(|(_, m)| m.contains_key(p)));
@@ -164,7 +165,11 @@ fn gain_with(
 ) -> Option<FrontierGain> {
     let total: f64 = w.iter().sum();
     let point = |rows: &Vec<ProblemRow>| {
-        let b: f64 = rows.iter().zip(w).map(|(r, w)| w * budget.of_problem(r)).sum();
+        let b: f64 = rows
+            .iter()
+            .zip(w)
+            .map(|(r, w)| w * budget.of_problem(r))
+            .sum();
         let a: f64 = rows.iter().zip(w).map(|(r, w)| w * r.accuracy).sum();
         (b / total, a / total)
     };

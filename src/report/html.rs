@@ -78,7 +78,11 @@ fn embed(alt: &str, path: &str, base: &Path) -> String {
             escape(alt),
             base64::engine::general_purpose::STANDARD.encode(bytes)
         ),
-        Err(_) => format!("<em>{} (image `{}` missing)</em>", escape(alt), escape(path)),
+        Err(_) => format!(
+            "<em>{} (image `{}` missing)</em>",
+            escape(alt),
+            escape(path)
+        ),
     }
 }
 
@@ -89,7 +93,11 @@ fn cells(row: &str) -> Vec<&str> {
 
 fn table(out: &mut String, rows: &[&str]) {
     out.push_str("<table>\n");
-    let is_rule = |r: &str| cells(r).iter().all(|c| c.chars().all(|ch| "-:".contains(ch)));
+    let is_rule = |r: &str| {
+        cells(r)
+            .iter()
+            .all(|c| c.chars().all(|ch| "-:".contains(ch)))
+    };
     let header = rows.len() > 1 && is_rule(rows[1]);
     for (i, row) in rows.iter().enumerate() {
         if header && i == 1 {

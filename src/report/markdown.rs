@@ -137,7 +137,15 @@ fn metadata(out: &mut String, info: &RunInfo, a: &Analysis, r: bool) {
             ),
         );
         let rev = m.git_revision.clone().unwrap_or_else(|| "unknown".into());
-        row(out, "git revision", if r { REDACTED.into() } else { format!("`{rev}`") });
+        row(
+            out,
+            "git revision",
+            if r {
+                REDACTED.into()
+            } else {
+                format!("`{rev}`")
+            },
+        );
         let hw = &m.hardware;
         row(
             out,
@@ -244,7 +252,12 @@ fn task_table(out: &mut String, a: &Analysis, task: &str, r: bool) {
         out,
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     );
-    for (i, p) in a.points.iter().enumerate().filter(|(_, p)| p.key.task == task) {
+    for (i, p) in a
+        .points
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.key.task == task)
+    {
         let marks: String = [
             (Budget::KvReads, 'R'),
             (Budget::PeakEntries, 'M'),

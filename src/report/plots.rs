@@ -39,12 +39,16 @@ fn crs(a: &Analysis, task: &str) -> Vec<Option<f64>> {
 /// The chart of one task on one budget.
 pub fn task_chart(a: &Analysis, task: &str, budget: Budget) -> Chart {
     let crs = crs(a, task);
-    let marker = |cr: Option<f64>| Marker::for_index(crs.iter().position(|c| *c == cr).unwrap_or(0));
+    let marker =
+        |cr: Option<f64>| Marker::for_index(crs.iter().position(|c| *c == cr).unwrap_or(0));
     let series = a
         .methods(task)
         .into_iter()
         .map(|method| {
-            let frontier = a.frontier(task, budget, method).map(|f| f.points.clone()).unwrap_or_default();
+            let frontier = a
+                .frontier(task, budget, method)
+                .map(|f| f.points.clone())
+                .unwrap_or_default();
             let points = a
                 .points
                 .iter()
@@ -82,7 +86,12 @@ pub fn task_chart(a: &Analysis, task: &str, budget: Budget) -> Chart {
         series,
         marker_legend: crs
             .iter()
-            .map(|&cr| (marker(cr), cr.map_or("no compression".into(), |c| format!("CR {}", fmt_num(c)))))
+            .map(|&cr| {
+                (
+                    marker(cr),
+                    cr.map_or("no compression".into(), |c| format!("CR {}", fmt_num(c))),
+                )
+            })
             .collect(),
     }
 }
@@ -98,11 +107,22 @@ fn budget_name(b: Budget) -> &'static str {
 
 fn slug(task: &str) -> String {
     task.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
-fn draw(charts: &[Chart], cols: usize, dir: &Path, stem: &str) -> Result<Vec<PathBuf>, ReportError> {
+fn draw(
+    charts: &[Chart],
+    cols: usize,
+    dir: &Path,
+    stem: &str,
+) -> Result<Vec<PathBuf>, ReportError> {
     let mut files = Vec::new();
     for (ext, format) in [("png", ImageFormat::Png), ("svg", ImageFormat::Svg)] {
         let path = dir.join(format!("{stem}.{ext}"));
@@ -118,11 +138,16 @@ fn draw(charts: &[Chart], cols: usize, dir: &Path, stem: &str) -> Result<Vec<Pat
 /// Draw every figure of `analysis` under `dir` (created).
 pub fn draw_plots(a: &Analysis, dir: &Path) -> Result<Vec<Drawn>, ReportError> {
     std::fs::create_dir_all(dir).map_err(|e| ReportError::write(dir, e))?;
-    let rel = dir.file_name().map_or_else(|| "plots".into(), |n| n.to_string_lossy().into_owned());
+    let rel = dir
+        .file_name()
+        .map_or_else(|| "plots".into(), |n| n.to_string_lossy().into_owned());
     let mut out = Vec::new();
     let tasks = a.tasks();
     if tasks.len() > 1 {
-        let charts: Vec<Chart> = tasks.iter().map(|t| task_chart(a, t, Budget::KvReads)).collect();
+        let charts: Vec<Chart> = tasks
+            .iter()
+            .map(|t| task_chart(a, t, Budget::KvReads))
+            .collect();
         out.push(Drawn {
             reference: PlotRef {
                 title: "Overview: accuracy vs KV reads, every task".into(),
