@@ -206,6 +206,7 @@ fn tables(records: &[SampleRecord]) -> RunTables {
     RunTables::new(
         records[0].run.clone(),
         None,
+        records,
         &batches,
         problem_rows(&t.problems).unwrap(),
     )
@@ -236,6 +237,14 @@ fn compare_golden_verdicts() {
         .collect();
     let c = compare(&base, &tables(&flipped), &tol, &boot);
     assert_eq!(c.verdict, Verdict::Regression);
+    // Replay: same token hashes, and all 8 correct samples (dense W1 A,
+    // dense W2 A A B B, tova W2 A A B) turned wrong.
+    assert_eq!(
+        (c.replay.identical, c.replay.lost, c.replay.gained),
+        (12, 8, 0)
+    );
+    assert!(c.replay.regression);
+    assert_eq!(same.replay.lost + same.replay.gained, 0);
     let dense = c.methods.iter().find(|m| m.method == "dense").unwrap();
     assert!(close(dense.accuracy.delta, -0.75));
     assert_eq!(dense.accuracy.ci, Some((-1.0, -0.5)));

@@ -13,10 +13,18 @@
 //!   change).
 //! - **budgets**: the relative change of the mean KV reads, peak entries,
 //!   peak bytes and runtime over those problems.
+//! - **replay**: samples of the compared trials present in both runs with
+//!   the same `token_hash` generated the same tokens, so their verdicts must
+//!   agree: a change there is not sampling noise but a grading (or answer
+//!   extraction) change, measured exactly. This is what catches a
+//!   regression on runs too small for a CI over problems (the smoke run has
+//!   one or two problems per task).
 //!
 //! Verdicts ([`Verdict`], the exit code):
 //! - **regression (1)**: some accuracy CI lies entirely below
-//!   `−tolerance.accuracy` (needs ≥ 2 problems: one problem has no CI), or a
+//!   `−tolerance.accuracy` (needs ≥ 2 problems: one problem has no CI), or
+//!   the samples with identical tokens lost more correct verdicts than they
+//!   gained, by more than `tolerance.accuracy` of them, or a
 //!   counted budget (reads, peak) grew by more than `tolerance.budget`, or a
 //!   gated runtime grew by more than its tolerance;
 //! - **incomparable (2)**: different record format versions, a task whose
@@ -36,7 +44,7 @@ use serde::{Deserialize, Serialize};
 
 use super::estimators::{BootstrapConfig, bootstrap_ci, mean};
 use super::summary::{BatchRow, Budget, PointKey, ProblemRow};
-use crate::record::Manifest;
+use crate::record::{Manifest, SampleRecord};
 
 /// Default relative runtime growth allowed (3.0 = up to 4× the baseline).
 pub const DEFAULT_RUNTIME_TOLERANCE: f64 = 3.0;
@@ -53,12 +61,15 @@ pub struct RunTables {
     pub trials: BTreeMap<String, BTreeSet<String>>,
     /// Task → its task versions.
     pub task_versions: BTreeMap<String, BTreeSet<String>>,
+    /// Sample id → (trial, token hash, correct).
+    pub samples: BTreeMap<String, (String, String, bool)>,
 }
 
 impl RunTables {
     pub fn new(
         name: String,
         manifest: Option<Manifest>,
+        records: &[SampleRecord],
         batches: &[BatchRow],
         problems: Vec<ProblemRow>,
     ) -> Self {
@@ -80,6 +91,15 @@ impl RunTables {
             problems,
             trials,
             task_versions,
+            samples: records
+                .iter()
+                .map(|r| {
+                    (
+                        r.sample_id.clone(),
+                        (r.trial.clone(), r.token_hash.clone(), r.is_correct),
+                    )
+                })
+                .collect(),
         }
     }
 }
@@ -164,6 +184,20 @@ pub struct MethodComparison {
     pub accuracy: AccuracyChange,
 }
 
+/// Verdicts of the samples both runs generated identically.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReplayCheck {
+    /// Common samples (compared trials) with the same token hash.
+    pub identical: usize,
+    /// Common samples whose tokens differ.
+    pub different_tokens: usize,
+    /// Identical-token samples correct in the baseline only.
+    pub lost: usize,
+    /// Identical-token samples correct in the candidate only.
+    pub gained: usize,
+    pub regression: bool,
+}
+
 /// The whole comparison.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Comparison {
@@ -178,6 +212,7 @@ pub struct Comparison {
     pub runtime_tolerance: f64,
     pub runtime_gated: bool,
     pub bootstrap: BootstrapConfig,
+    pub replay: ReplayCheck,
     pub methods: Vec<MethodComparison>,
     pub points: Vec<PointComparison>,
 }
@@ -228,6 +263,7 @@ pub fn compare(
         runtime_tolerance,
         runtime_gated,
         bootstrap: *boot,
+        replay: ReplayCheck::default(),
         methods: Vec::new(),
         points: Vec::new(),
     };
@@ -365,6 +401,34 @@ pub fn compare(
             accuracy: change(&b, &c, tol.accuracy, boot),
         });
     }
+    let compared: BTreeSet<&String> = out
+        .points
+        .iter()
+        .filter_map(|p| baseline.trials.get(&p.key.id()))
+        .flatten()
+        .collect();
+    for (id, (trial, hash, correct)) in &baseline.samples {
+        let Some((_, h, c)) = candidate.samples.get(id) else {
+            continue;
+        };
+        if !compared.contains(trial) {
+            continue;
+        }
+        let r = &mut out.replay;
+        if h != hash {
+            r.different_tokens += 1;
+            continue;
+        }
+        r.identical += 1;
+        match (correct, c) {
+            (true, false) => r.lost += 1,
+            (false, true) => r.gained += 1,
+            _ => {}
+        }
+    }
+    let r = &mut out.replay;
+    r.regression =
+        r.lost > r.gained && (r.lost - r.gained) as f64 > tol.accuracy * r.identical as f64;
     if out.points.is_empty() && incomparable.is_empty() {
         incomparable
             .push("no configuration in common (different models, tasks, methods or grids)".into());
@@ -373,6 +437,13 @@ pub fn compare(
         out.verdict = Verdict::Incomparable;
         out.reasons = incomparable;
         return out;
+    }
+    if out.replay.regression {
+        let r = &out.replay;
+        out.reasons.push(format!(
+            "{} of {} sample(s) with identical generated tokens lost their correct verdict ({} gained one): grading or answer extraction changed",
+            r.lost, r.identical, r.gained
+        ));
     }
     for m in out.methods.iter().filter(|m| m.accuracy.regression) {
         out.reasons.push(format!(

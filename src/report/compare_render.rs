@@ -87,6 +87,12 @@ pub fn compare_markdown(c: &Comparison, redact: bool) -> String {
     if c.verdict == Verdict::Incomparable {
         return out;
     }
+    let r = &c.replay;
+    let _ = writeln!(
+        out,
+        "Replay: {} common sample(s) generated identical tokens, {} differ; on identical tokens {} verdict(s) went correct → wrong and {} wrong → correct.\n",
+        r.identical, r.different_tokens, r.lost, r.gained
+    );
     let _ = writeln!(out, "### Methods (pooled over their configurations)\n");
     let _ = writeln!(
         out,

@@ -233,6 +233,7 @@ pub fn run_tables(dir: &Path) -> Result<RunTables, ReportError> {
     Ok(RunTables::new(
         run.name,
         run.manifest,
+        &run.records,
         &batches,
         problem_rows(&tables.problems)?,
     ))
