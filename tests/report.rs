@@ -171,11 +171,12 @@ fn golden_points_frontiers_and_gain_with_ci() {
     // CI: a bootstrap draw of 2 problems is {A,A}, {A,B} or {B,B}
     // (p = ¼, ½, ¼), so with 1000 draws the 2.5% and 97.5% percentiles fall
     // in the extreme blocks: CI = [min, max] of the three gains.
-    // {A,A}: tova (60,0),(120,1); dense (100,1) only → overlap [100,100]:
-    //        gain = T100 − 1.
+    // {A,A}: tova (60,0),(120,1); dense frontier (100,1) only ((200,1) is
+    //        dominated), its curve flat to 200 → overlap [100,120]:
+    //        diff(100) = T100 − 1, diff(120) = 1 − 1 = 0.
     // {B,B}: tova (60,0),(120,.5); dense (100,0),(200,1) → overlap [100,120]:
     //        diff(100) = .5·T100, diff(120) = .5 − T120.
-    let aa = T100 - 1.0;
+    let aa = (T100 - 1.0) / 2.0;
     let bb = (0.5 * T100 + 0.5 - T120) / 2.0;
     let (lo, hi) = g.ci.unwrap();
     let want = (aa.min(bb).min(full), aa.max(bb).max(full));

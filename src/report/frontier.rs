@@ -15,15 +15,20 @@
 //!   or a non-finite accuracy are left out.
 //! - The frontier is *drawn* as a step line: `F(b) = max{a_i : b_i ≤ b}` is
 //!   the best accuracy reachable spending at most `b`.
-//! - For the **gain** the frontier is *interpolated* linearly in
+//! - The frontier **curve** is the frontier extended flat from its last
+//!   point to the largest budget any of the set's configurations spent (a
+//!   method whose accuracy stops rising still covers the budgets it was
+//!   measured at: `F(b)` stays at its best accuracy there).
+//! - For the **gain** the curve is *interpolated* linearly in
 //!   `u = log10(b)` between consecutive frontier points (the issue's "at equal
 //!   budget, interpolated on a log-budget axis"), and is undefined outside
 //!   `[b_first, b_last]` (no extrapolation).
 //! - **Hyper-scaling gain** of frontier `M` over frontier `D` (dense):
 //!   `G = 1/(u_hi − u_lo) ∫_{u_lo}^{u_hi} (M(u) − D(u)) du`, the mean
 //!   accuracy difference over the overlapping log-budget range
-//!   `[u_lo, u_hi] = [max(first budgets), min(last budgets)]`. The integrand
-//!   is piecewise linear between the union of both frontiers' breakpoints, so
+//!   `[u_lo, u_hi] = [max(first budgets), min(largest budgets)]` of the two
+//!   curves. The integrand
+//!   is piecewise linear between the union of both curves' breakpoints, so
 //!   the trapezoid rule over those breakpoints is exact. When the range is a
 //!   single point the gain is the difference there; when the frontiers do not
 //!   overlap it is undefined (`None`).
@@ -64,6 +69,24 @@ pub fn frontier_points(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
         .into_iter()
         .map(|i| points[i])
         .collect()
+}
+
+/// The frontier curve the gain integrates: the frontier's points, plus
+/// `(largest valid budget, last frontier accuracy)` when some configuration
+/// spent more than the last frontier point (see the module docs).
+pub fn frontier_curve(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let mut curve = frontier_points(points);
+    let max_b = points
+        .iter()
+        .filter(|(b, a)| b.is_finite() && *b > 0.0 && a.is_finite())
+        .map(|&(b, _)| b)
+        .fold(f64::NEG_INFINITY, f64::max);
+    if let Some(&(last_b, last_a)) = curve.last() {
+        if max_b > last_b {
+            curve.push((max_b, last_a));
+        }
+    }
+    curve
 }
 
 /// The step value `max{a_i : b_i ≤ b}` of a frontier (as drawn); `None`
@@ -165,6 +188,16 @@ mod tests {
         let f = frontier_points(&pts);
         assert_eq!(step_at(&f, 4.0), None);
         assert_eq!(step_at(&f, 30.0), Some(0.5));
+    }
+
+    #[test]
+    fn the_curve_extends_flat_to_the_largest_budget() {
+        // Accuracy never rises: the frontier is the cheapest point, the
+        // curve covers up to 40.
+        let pts = [(10.0, 0.0), (40.0, 0.0), (20.0, 0.0)];
+        assert_eq!(frontier_curve(&pts), vec![(10.0, 0.0), (40.0, 0.0)]);
+        let rising = [(10.0, 0.1), (40.0, 0.5)];
+        assert_eq!(frontier_curve(&rising), rising.to_vec());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Hyper-scaling gains with bootstrap CIs over problems.
 //!
-//! The point estimate is [`mean_gain`] of the method's frontier over the
-//! dense frontier, both built from the configurations' means over the task's
+//! The point estimate is [`mean_gain`] of the method's frontier curve over
+//! the dense one ([`frontier_curve`]), both built from the configurations' means over the task's
 //! common problems. The CI resamples **problems** with replacement (seeded
 //! ChaCha8, as [`bootstrap_ci`](super::bootstrap_ci)): one draw of problem
 //! indices is shared by every configuration of the task, so the comparison
@@ -18,7 +18,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::estimators::{BootstrapConfig, quantile};
-use super::frontier::{FrontierGain, frontier_points, mean_gain};
+use super::frontier::{FrontierGain, frontier_curve, mean_gain};
 use super::summary::{Budget, PointKey, ProblemRow};
 
 /// One task's configurations with their per-problem values, restricted to
@@ -175,7 +175,7 @@ fn gain_with(
     };
     let frontier = |set: &[&Vec<ProblemRow>]| {
         let pts: Vec<(f64, f64)> = set.iter().map(|r| point(r)).collect();
-        frontier_points(&pts)
+        frontier_curve(&pts)
     };
     mean_gain(&frontier(chosen), &frontier(dense))
 }

@@ -55,7 +55,9 @@ pub use estimators::{
     BootstrapConfig, bootstrap_ci, majority_at_k, majority_at_k_blocks, mean, mean_pass_at_k,
     pass_at_k, std_dev, std_err,
 };
-pub use frontier::{FrontierGain, frontier_points, interpolate_log, mean_gain, pareto_frontier};
+pub use frontier::{
+    FrontierGain, frontier_curve, frontier_points, interpolate_log, mean_gain, pareto_frontier,
+};
 pub use gain::{GainEstimate, Selection, TaskMatrix, gain_estimate};
 pub use grade_summary::{
     AtK, GradeFormat, GradeSummary, ProblemScore, SampleRow, grade_report, render_json,

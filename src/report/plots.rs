@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::ReportError;
 use super::analysis::Analysis;
+use super::frontier::frontier_curve;
 use super::markdown::PlotRef;
 use super::plot::{Chart, ImageFormat, Marker, Point, Scale, Series, render_grid};
 use super::summary::{Budget, fmt_num};
@@ -49,6 +50,12 @@ pub fn task_chart(a: &Analysis, task: &str, budget: Budget) -> Chart {
                 .frontier(task, budget, method)
                 .map(|f| f.points.clone())
                 .unwrap_or_default();
+            let xy: Vec<(f64, f64)> = a
+                .points
+                .iter()
+                .filter(|p| p.key.task == task && p.key.method == method)
+                .map(|p| (budget.of_point(p), p.accuracy))
+                .collect();
             let points = a
                 .points
                 .iter()
@@ -70,9 +77,11 @@ pub fn task_chart(a: &Analysis, task: &str, budget: Budget) -> Chart {
             Series {
                 name: method.to_string(),
                 points,
-                frontier: frontier
-                    .iter()
-                    .map(|&i| (budget.of_point(&a.points[i]), 100.0 * a.points[i].accuracy))
+                // The curve the gain integrates: the frontier, flat to the
+                // method's largest budget.
+                frontier: frontier_curve(&xy)
+                    .into_iter()
+                    .map(|(x, y)| (x, 100.0 * y))
                     .collect(),
             }
         })
