@@ -45,6 +45,15 @@ pub enum Command {
     /// into one run directory; refuses runs of other configs and records
     /// that disagree. Idempotent.
     Merge(MergeArgs),
+    /// Aggregate a run into `reports/<run>/`: tables, Pareto frontiers of
+    /// accuracy vs KV reads, peak KV memory and runtime, hyper-scaling gains
+    /// over dense with bootstrap CIs, plots, report.md and report.html.
+    #[cfg(feature = "report")]
+    Report(ReportArgs),
+    /// Compare a candidate run against a baseline on their common trials.
+    /// Exit 0: no regression; 1: regression; 2: incomparable runs.
+    #[cfg(feature = "report")]
+    Compare(CompareArgs),
 }
 
 /// Training text: a file, or self-distillation on task prompts.
@@ -439,4 +448,56 @@ pub struct MergeArgs {
     /// the same config there is kept and added to.
     #[arg(long)]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct BootstrapArgs {
+    /// Bootstrap draws over problems for CIs.
+    #[arg(long, default_value_t = 1000)]
+    pub resamples: usize,
+    /// Seed of the bootstrap.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Two-sided CI level.
+    #[arg(long, default_value_t = 0.95)]
+    pub level: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A run directory (`results/<run>`).
+    pub run: PathBuf,
+    /// Output directory (default `reports/<run name>`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Skip the plots.
+    #[arg(long)]
+    pub no_plots: bool,
+    #[command(flatten)]
+    pub bootstrap: BootstrapArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The baseline run directory.
+    pub baseline: PathBuf,
+    /// The candidate run directory.
+    pub candidate: PathBuf,
+    /// Accuracy drop tolerated beyond the CI, as a fraction (0.02 = 2 points).
+    #[arg(long, default_value_t = 0.0)]
+    pub tolerance: f64,
+    /// Relative growth tolerated of KV reads and peak KV memory (counted, so
+    /// deterministic: 0.05 = 5%).
+    #[arg(long, default_value_t = hyperscale::report::DEFAULT_BUDGET_TOLERANCE)]
+    pub budget_tolerance: f64,
+    /// Relative runtime growth tolerated. Default: 3.0 (4× slower), and
+    /// runtime is gated only when both runs report the same hardware; given
+    /// explicitly, it is gated whatever the hardware.
+    #[arg(long)]
+    pub runtime_tolerance: Option<f64>,
+    /// md (for a CI step summary) or json.
+    #[arg(long, default_value = "md")]
+    pub format: String,
+    #[command(flatten)]
+    pub bootstrap: BootstrapArgs,
 }

@@ -59,6 +59,16 @@ fn main() -> ExitCode {
         Command::TrainDms(args) => run_train_dms(args),
         Command::EvalDms(args) => run_eval_dms(args),
         Command::Merge(args) => run_merge(args),
+        #[cfg(feature = "report")]
+        Command::Report(args) => run_report(args),
+        #[cfg(feature = "report")]
+        Command::Compare(args) => match run_compare(args) {
+            Ok(code) => return ExitCode::from(code),
+            Err(e) => {
+                eprintln!("error: {}", one_line(&e));
+                return ExitCode::from(2);
+            }
+        },
         Command::Tasks(TasksCommand::Show(args)) => (|| {
             let task = task_cli::resolve(&args.task)?;
             print!(
@@ -461,6 +471,77 @@ fn run_merge(args: MergeArgs) -> Result<()> {
     let summary = hyperscale::record::merge_runs(&args.dirs, &args.out)?;
     eprint!("{}", summary.describe());
     Ok(())
+}
+
+#[cfg(feature = "report")]
+fn bootstrap(args: &cli::BootstrapArgs) -> Result<BootstrapConfig> {
+    if !(0.0 < args.level && args.level < 1.0) {
+        bail!("--level {}: expected a value in (0, 1)", args.level);
+    }
+    Ok(BootstrapConfig {
+        resamples: args.resamples,
+        level: args.level,
+        seed: args.seed,
+    })
+}
+
+#[cfg(feature = "report")]
+fn run_report(args: cli::ReportArgs) -> Result<()> {
+    use hyperscale::report::{ReportOptions, write_report};
+    let out = match &args.out {
+        Some(o) => o.clone(),
+        None => {
+            let name = args
+                .run
+                .file_name()
+                .context("the run directory has no name; give --out")?;
+            std::path::Path::new("reports").join(name)
+        }
+    };
+    let options = ReportOptions {
+        bootstrap: bootstrap(&args.bootstrap)?,
+        no_plots: args.no_plots,
+    };
+    let files = write_report(&args.run, &out, &options)?;
+    for w in &files.report.analysis.warnings {
+        eprintln!("warning: {w}");
+    }
+    eprintln!(
+        "wrote {} files under `{}` ({} configurations, {} gains)",
+        files.files.len(),
+        out.display(),
+        files.report.analysis.points.len(),
+        files.report.analysis.gains.len()
+    );
+    Ok(())
+}
+
+/// Exit code: 0 pass, 1 regression, 2 incomparable (or an error).
+#[cfg(feature = "report")]
+fn run_compare(args: cli::CompareArgs) -> Result<u8> {
+    use hyperscale::report::{Tolerances, compare_json, compare_markdown, compare_runs};
+    let json = match args.format.as_str() {
+        "md" | "markdown" => false,
+        "json" => true,
+        other => bail!("--format `{other}`: expected md or json"),
+    };
+    let tolerances = Tolerances {
+        accuracy: args.tolerance,
+        budget: args.budget_tolerance,
+        runtime: args.runtime_tolerance,
+    };
+    let c = compare_runs(
+        &args.baseline,
+        &args.candidate,
+        &tolerances,
+        &bootstrap(&args.bootstrap)?,
+    )?;
+    if json {
+        println!("{}", compare_json(&c));
+    } else {
+        print!("{}", compare_markdown(&c, false));
+    }
+    Ok(c.verdict.exit_code())
 }
 
 fn run_grade(args: GradeArgs) -> Result<()> {

@@ -28,6 +28,8 @@ pub enum RecordError {
     },
     #[error("`{path}`: malformed manifest: {message}")]
     Manifest { path: PathBuf, message: String },
+    #[error("failed to write `{path}`: {message}")]
+    Parquet { path: PathBuf, message: String },
 }
 
 impl RecordError {

@@ -15,6 +15,8 @@ pub mod format;
 pub mod index;
 pub mod manifest;
 pub mod merge;
+#[cfg(feature = "report")]
+pub mod parquet;
 pub mod sample;
 pub mod writer;
 
@@ -24,5 +26,7 @@ pub use format::{MANIFEST_FILE, RECORD_FORMAT_VERSION, SAMPLES_FILE};
 pub use index::{ResumeIndex, read_complete_records, read_records};
 pub use manifest::{Hardware, Identities, Manifest, MergedInput, Session, Shard, utc_timestamp};
 pub use merge::{MergeError, MergeSummary, merge_runs};
+#[cfg(feature = "report")]
+pub use parquet::{SAMPLES_PARQUET_FILE, consolidate, records_frame, write_parquet};
 pub use sample::{BudgetSource, SampleKey, SampleRecord, token_hash};
 pub use writer::{SampleWriter, repair_torn_tail};

@@ -142,7 +142,7 @@ pub fn bootstrap_ci(values: &[f64], config: &BootstrapConfig) -> Option<(f64, f6
 }
 
 /// Quantile `q` of sorted values with linear interpolation.
-fn quantile(sorted: &[f64], q: f64) -> f64 {
+pub(crate) fn quantile(sorted: &[f64], q: f64) -> f64 {
     let pos = q * (sorted.len() - 1) as f64;
     let lo = pos.floor() as usize;
     let hi = pos.ceil() as usize;

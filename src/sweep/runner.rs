@@ -4,7 +4,9 @@
 //! every generated sample goes to the grading pool (a tokio runtime owned by
 //! this function) and is recorded when graded. Generation only waits for
 //! grading when `queue_batches` generated batches are waiting for a grader.
-//! Must not be called from inside an async runtime.
+//! Must not be called from inside an async runtime. With the `report`
+//! feature a session that ends without error also writes
+//! `samples.parquet` (all the run's records, not just this session's).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -168,6 +170,11 @@ pub fn run_sweep(
         complete,
         result.as_ref().err().map(ToString::to_string),
     )?;
+    // Parquet for notebooks; samples.jsonl stays the source of truth.
+    #[cfg(feature = "report")]
+    if result.is_ok() {
+        crate::record::consolidate(&run_dir)?;
+    }
     result.map(|()| summary)
 }
 

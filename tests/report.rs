@@ -1,0 +1,311 @@
+//! Golden tests of the report maths on a hand-built record set, through the
+//! real pipeline (records → W-batches → polars aggregation → frontiers,
+//! gains, CIs; and `compare`). Every expected value is computed by hand in
+//! the comments.
+//!
+//! The set: task `arith`, problems A and B, L = 16, budgets counted so that
+//! every sample of `dense` reads 100 KV entries and every sample of `tova`
+//! (CR 2) reads 60; a W-batch reads W × that (prefill apart).
+//!
+//! | config | budget (KV reads) | A | B | accuracy (maj@W) |
+//! |---|---:|---|---|---:|
+//! | dense W1 | 100 | 1 | 0 | 0.5 |
+//! | dense W2 | 200 | 1 (5, 5) | 1 (7, 7) | 1.0 |
+//! | tova W1 | 60 | 0 | 0 | 0.0 |
+//! | tova W2 | 120 | 1 (5, 5) | ½ (7 right, 9 wrong: a 1–1 tie scores ½) | 0.75 |
+#![cfg(feature = "report")]
+
+use hyperscale::generate::FinishReason;
+use hyperscale::record::{BudgetSource, SampleRecord};
+use hyperscale::report::{
+    BootstrapConfig, Budget, RunTables, Selection, TaskMatrix, Tolerances, Verdict,
+    aggregate::aggregate, aggregate::point_summaries, aggregate::problem_rows, analyse, batch_rows,
+    compare, gain_estimate,
+};
+
+/// log10(100/60) / log10(120/60): where 100 sits between 60 and 120 on a log axis.
+const T100: f64 = 0.736_965_594_166_206_2;
+/// log10(120/100) / log10(200/100): where 120 sits between 100 and 200.
+const T120: f64 = 0.263_034_405_833_793_8;
+
+fn rec(
+    method: &str,
+    width: u32,
+    problem: &str,
+    sample: u32,
+    answer: &str,
+    correct: bool,
+    reads: u64,
+) -> SampleRecord {
+    let cr = (method != "dense").then_some(2.0);
+    let trial = format!("t-{method}-w{width}");
+    SampleRecord {
+        run: "golden".into(),
+        trial: trial.clone(),
+        group: format!("g-{method}"),
+        sample_id: format!("{trial}:{problem}:0:{sample}"),
+        task: "arith".into(),
+        task_version: "1".into(),
+        problem_id: problem.into(),
+        repeat: 0,
+        sample,
+        model: "m".into(),
+        method: method.into(),
+        policy: method.into(),
+        policy_params: "{}".into(),
+        cr_target: cr,
+        cr_achieved: Some(cr.unwrap_or(1.0)),
+        width,
+        max_tokens: 16,
+        seed: 0,
+        temperature: 0.6,
+        top_p: 0.95,
+        top_k: 0,
+        prompt_tokens: 10,
+        generated_tokens: 16,
+        finish_reason: FinishReason::Eos,
+        extracted_answer: Some(answer.into()),
+        verdict: if correct { "correct" } else { "incorrect" }.into(),
+        is_correct: correct,
+        kv_reads: reads,
+        prefill_reads: 55,
+        peak_resident: 20,
+        peak_resident_batch: 20 * u64::from(width),
+        batch_first: 0,
+        batch_samples: width,
+        peak_bytes: 80,
+        kv_rows: 1,
+        budget_source: BudgetSource::Measured,
+        wall_seconds: 1.0,
+        prefill_seconds: 0.1,
+        decode_tokens_per_second: 16.0,
+        grade_seconds: 0.0,
+        device: "cpu".into(),
+        token_hash: format!("{trial}{problem}{sample}"),
+        text: None,
+    }
+}
+
+fn golden() -> Vec<SampleRecord> {
+    vec![
+        rec("dense", 1, "A", 0, "5", true, 100),
+        rec("dense", 1, "B", 0, "6", false, 100),
+        rec("dense", 2, "A", 0, "5", true, 100),
+        rec("dense", 2, "A", 1, "5", true, 100),
+        rec("dense", 2, "B", 0, "7", true, 100),
+        rec("dense", 2, "B", 1, "7", true, 100),
+        rec("tova", 1, "A", 0, "4", false, 60),
+        rec("tova", 1, "B", 0, "6", false, 60),
+        rec("tova", 2, "A", 0, "5", true, 60),
+        rec("tova", 2, "A", 1, "5", true, 60),
+        rec("tova", 2, "B", 0, "7", true, 60),
+        rec("tova", 2, "B", 1, "9", false, 60),
+    ]
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-9
+}
+
+#[test]
+fn golden_points_frontiers_and_gain_with_ci() {
+    let batches = batch_rows(&golden());
+    let t = aggregate(&batches).unwrap();
+    let points = point_summaries(&t.points).unwrap();
+    let problems = problem_rows(&t.problems).unwrap();
+    let a = analyse(points, problems.clone(), &BootstrapConfig::default());
+    // Table order: dense first, then by W.
+    let got: Vec<(String, u32, f64, f64)> = a
+        .points
+        .iter()
+        .map(|p| (p.key.method.clone(), p.key.width, p.kv_reads, p.accuracy))
+        .collect();
+    // tova W2 on B: "7" right vs "9" wrong tie 1–1, scoring the mean
+    // correctness of the tied answers, ½; tova W2 = (1 + ½) / 2 = 0.75, and
+    // its pass@1 = 3 of 4 samples.
+    assert_eq!(
+        got,
+        vec![
+            ("dense".into(), 1, 100.0, 0.5),
+            ("dense".into(), 2, 200.0, 1.0),
+            ("tova".into(), 1, 60.0, 0.0),
+            ("tova".into(), 2, 120.0, 0.75),
+        ]
+    );
+    let tova2 = &a.points[3];
+    assert_eq!(tova2.pass_at_1, 0.75);
+    assert_eq!(tova2.pass_at_w, 1.0);
+    // Standard error of per-problem maj {1, 0.5}: sd = √0.125, se = sd/√2 = 0.25.
+    assert!(close(tova2.accuracy_se.unwrap(), 0.25));
+    // Peak entries = 20·W, bytes = 4 per entry; prefill once per batch.
+    assert_eq!(
+        (tova2.peak_entries, tova2.peak_bytes, tova2.prefill_reads),
+        (40.0, 160.0, 55.0)
+    );
+    assert_eq!(tova2.cr_achieved, Some(2.0));
+
+    // Frontiers on KV reads: both configurations of each method.
+    let f = |m: &str| {
+        a.frontier("arith", Budget::KvReads, m)
+            .unwrap()
+            .points
+            .clone()
+    };
+    assert_eq!(f("dense"), vec![0, 1]);
+    assert_eq!(f("tova"), vec![2, 3]);
+
+    // Gain, by hand. tova (60, 0) → (120, .75); dense (100, .5) → (200, 1).
+    // Overlap [100, 120], one linear piece of the difference on a log axis:
+    //   diff(100) = .75·T100 − .5
+    //   diff(120) = .75 − (.5 + .5·T120)
+    //   gain      = (diff(100) + diff(120)) / 2.
+    let full = (0.75 * T100 - 0.5 + 0.75 - 0.5 - 0.5 * T120) / 2.0;
+    let g = a
+        .gains
+        .iter()
+        .find(|g| g.budget == Budget::KvReads && g.selection.cr.is_none())
+        .unwrap();
+    assert!(close(g.gain.gain, full), "{} vs {full}", g.gain.gain);
+    assert_eq!((g.gain.lo, g.gain.hi), (100.0, 120.0));
+
+    // CI: a bootstrap draw of 2 problems is {A,A}, {A,B} or {B,B}
+    // (p = ¼, ½, ¼), so with 1000 draws the 2.5% and 97.5% percentiles fall
+    // in the extreme blocks: CI = [min, max] of the three gains.
+    // {A,A}: tova (60,0),(120,1); dense frontier (100,1) only ((200,1) is
+    //        dominated), its curve flat to 200 → overlap [100,120]:
+    //        diff(100) = T100 − 1, diff(120) = 1 − 1 = 0.
+    // {B,B}: tova (60,0),(120,.5); dense (100,0),(200,1) → overlap [100,120]:
+    //        diff(100) = .5·T100, diff(120) = .5 − T120.
+    let aa = (T100 - 1.0) / 2.0;
+    let bb = (0.5 * T100 + 0.5 - T120) / 2.0;
+    let (lo, hi) = g.ci.unwrap();
+    let want = (aa.min(bb).min(full), aa.max(bb).max(full));
+    assert!(
+        close(lo, want.0) && close(hi, want.1),
+        "{:?} vs {want:?}",
+        g.ci
+    );
+
+    // The same through the pure API, per CR 2 (the only CR): same numbers.
+    let m = &TaskMatrix::from_rows(&problems)[0];
+    let per_cr = gain_estimate(
+        m,
+        &Selection {
+            method: "tova".into(),
+            cr: Some(2.0),
+        },
+        Budget::KvReads,
+        &BootstrapConfig::default(),
+    )
+    .unwrap();
+    assert!(close(per_cr.gain.gain, full));
+}
+
+fn tables(records: &[SampleRecord]) -> RunTables {
+    let batches = batch_rows(records);
+    let t = aggregate(&batches).unwrap();
+    RunTables::new(
+        records[0].run.clone(),
+        None,
+        records,
+        &batches,
+        problem_rows(&t.problems).unwrap(),
+    )
+}
+
+#[test]
+fn compare_golden_verdicts() {
+    let base = tables(&golden());
+    let boot = BootstrapConfig::default();
+    let tol = Tolerances::default();
+    let same = compare(&base, &tables(&golden()), &tol, &boot);
+    assert_eq!(same.verdict, Verdict::Pass, "{:?}", same.reasons);
+    assert!(same.points.iter().all(|p| p.accuracy.delta == 0.0));
+
+    // Planted regression: every correct answer flipped wrong. Pooled dense:
+    // A loses 1 at W1 and 1 at W2 → Δ_A = −1; B loses 0 at W1 and 1 at W2 →
+    // Δ_B = −.5. Mean −.75; draws {A,A}, {A,B}, {B,B} give −1, −.75, −.5,
+    // so the CI is [−1, −.5]: entirely below 0 → regression.
+    let flipped: Vec<SampleRecord> = golden()
+        .into_iter()
+        .map(|mut r| {
+            if r.is_correct {
+                r.is_correct = false;
+                r.extracted_answer = Some("wrong".into());
+            }
+            r
+        })
+        .collect();
+    let c = compare(&base, &tables(&flipped), &tol, &boot);
+    assert_eq!(c.verdict, Verdict::Regression);
+    // Replay: same token hashes, and all 8 correct samples (dense W1 A,
+    // dense W2 A A B B, tova W2 A A B) turned wrong.
+    assert_eq!(
+        (c.replay.identical, c.replay.lost, c.replay.gained),
+        (12, 8, 0)
+    );
+    assert!(c.replay.regression);
+    assert_eq!(same.replay.lost + same.replay.gained, 0);
+    let dense = c.methods.iter().find(|m| m.method == "dense").unwrap();
+    assert!(close(dense.accuracy.delta, -0.75));
+    assert_eq!(dense.accuracy.ci, Some((-1.0, -0.5)));
+    // tova W1 was all wrong already: no change, no CI below 0.
+    let t1 = c
+        .points
+        .iter()
+        .find(|p| p.key.method == "tova" && p.key.width == 1);
+    assert_eq!(t1.unwrap().accuracy.delta, 0.0);
+
+    // Budgets: +10% KV reads is beyond the default 5%.
+    let heavier: Vec<SampleRecord> = golden()
+        .into_iter()
+        .map(|mut r| {
+            r.kv_reads = r.kv_reads * 11 / 10;
+            r
+        })
+        .collect();
+    let c = compare(&base, &tables(&heavier), &tol, &boot);
+    assert_eq!(c.verdict, Verdict::Regression);
+    assert!(
+        c.reasons.iter().all(|r| r.contains("kv_reads grew +10.0%")),
+        "{:?}",
+        c.reasons
+    );
+    // Runtime ×3 passes by default (no hardware known: not gated), and fails
+    // an explicit 50% tolerance.
+    let slower: Vec<SampleRecord> = golden()
+        .into_iter()
+        .map(|mut r| {
+            r.wall_seconds *= 3.0;
+            r
+        })
+        .collect();
+    assert_eq!(
+        compare(&base, &tables(&slower), &tol, &boot).verdict,
+        Verdict::Pass
+    );
+    let strict = Tolerances {
+        runtime: Some(0.5),
+        ..tol
+    };
+    assert_eq!(
+        compare(&base, &tables(&slower), &strict, &boot).verdict,
+        Verdict::Regression
+    );
+
+    // Another task version: incomparable, explained.
+    let other: Vec<SampleRecord> = golden()
+        .into_iter()
+        .map(|mut r| {
+            r.task_version = "2".into();
+            r
+        })
+        .collect();
+    let c = compare(&base, &tables(&other), &tol, &boot);
+    assert_eq!(c.verdict, Verdict::Incomparable);
+    assert!(
+        c.reasons[0].contains("task `arith` versions differ"),
+        "{:?}",
+        c.reasons
+    );
+}
