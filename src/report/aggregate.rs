@@ -194,7 +194,7 @@ fn strs(df: &DataFrame, name: &str) -> PolarsResult<Vec<String>> {
         .column(name)?
         .as_materialized_series()
         .str()?
-        .into_iter()
+        .iter()
         .map(|v| v.unwrap_or_default().to_string())
         .collect())
 }
@@ -204,7 +204,7 @@ fn nums(df: &DataFrame, name: &str) -> PolarsResult<Vec<Option<f64>>> {
         .column(name)?
         .as_materialized_series()
         .cast(&DataType::Float64)?;
-    Ok(s.f64()?.into_iter().collect())
+    Ok(s.f64()?.iter().collect())
 }
 
 fn keys_of(df: &DataFrame) -> PolarsResult<Vec<PointKey>> {
