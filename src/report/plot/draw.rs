@@ -99,7 +99,10 @@ pub(super) fn draw_chart<DB: DrawingBackend>(
     sizes: &Sizes,
 ) -> DrawResult<Option<f64>, DB> {
     let title_style = TextStyle::from((FAMILY, sizes.title)).color(&INK);
-    let area = area.titled(&chart.title, title_style)?;
+    // titled() puts the text's top at the area's edge: leave room for ascenders
+    let area = area
+        .margin(sizes.pad * 1.5, 0.0, 0.0, 0.0)
+        .titled(&chart.title, title_style)?;
     let xs: Vec<f64> = chart
         .series
         .iter()
