@@ -133,7 +133,7 @@ mod tests {
             .as_materialized_series()
             .u64()
             .unwrap()
-            .into_iter()
+            .iter()
             .collect();
         assert_eq!(reads, vec![Some(90), Some(91)]);
         let fr = df
