@@ -48,23 +48,27 @@ pub fn base_ref(dir: &Path) -> Result<Option<BaseRef>, LoadError> {
     }
 }
 
-/// Lowercase hex sha256 of a file.
-pub fn sha256_file(path: &Path) -> Result<String, LoadError> {
-    let io = |source| LoadError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut file = std::fs::File::open(path).map_err(io)?;
+/// Lowercase hex sha256 of a file's bytes, read in 1 MiB chunks.
+pub fn sha256_hex(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = file.read(&mut buf).map_err(io)?;
+        let n = file.read(&mut buf)?;
         if n == 0 {
             break;
         }
         hasher.update(&buf[..n]);
     }
     Ok(hex::encode(hasher.finalize()))
+}
+
+/// [`sha256_hex`] with the error naming the file.
+pub fn sha256_file(path: &Path) -> Result<String, LoadError> {
+    sha256_hex(path).map_err(|source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Where the base may be: `dir/file`, then `models/<name>` beside `dir` and

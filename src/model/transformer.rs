@@ -329,26 +329,33 @@ impl<B: AttentionBackend> Transformer<B> {
 
     /// `[n] → [n, hidden]` embedding rows.
     fn embed(&self, tokens: &[u32]) -> Tensor<B, 2> {
-        let vocab = self.config.vocab_size;
-        let ids: Vec<i64> = tokens
-            .iter()
-            .map(|&t| {
-                assert!(
-                    (t as usize) < vocab,
-                    "token id {t} out of vocabulary ({vocab})"
-                );
-                i64::from(t)
-            })
-            .collect();
-        let ids =
-            Tensor::<B, 1, Int>::from_data(TensorData::new(ids, [tokens.len()]), &self.device);
-        self.embed.clone().select(0, ids)
+        embed_rows(&self.embed, tokens)
     }
 
     /// `[n, hidden] → [n, vocab]`: final norm and lm head.
     fn logits(&self, h: Tensor<B, 2>) -> Tensor<B, 2> {
         self.lm_head.forward(self.norm.forward(h))
     }
+}
+
+/// Rows of `embed` (`[vocab, hidden]`) for `tokens`: `[n, hidden]`.
+///
+/// # Panics
+/// If a token id is ≥ `vocab`.
+pub(crate) fn embed_rows<B: Backend>(embed: &Tensor<B, 2>, tokens: &[u32]) -> Tensor<B, 2> {
+    let vocab = embed.dims()[0];
+    let ids: Vec<i64> = tokens
+        .iter()
+        .map(|&t| {
+            assert!(
+                (t as usize) < vocab,
+                "token id {t} out of vocabulary ({vocab})"
+            );
+            i64::from(t)
+        })
+        .collect();
+    let ids = Tensor::<B, 1, Int>::from_data(TensorData::new(ids, [tokens.len()]), &embed.device());
+    embed.clone().select(0, ids)
 }
 
 /// The DMS configuration as run: the config's, switched to the adapter when

@@ -171,19 +171,6 @@ impl<B: Backend> FrozenModel<B> {
     /// # Panics
     /// If a token id is ≥ `vocab_size`.
     pub fn embed(&self, tokens: &[u32]) -> Tensor<B, 2> {
-        let vocab = self.config.vocab_size;
-        let ids: Vec<i64> = tokens
-            .iter()
-            .map(|&t| {
-                assert!(
-                    (t as usize) < vocab,
-                    "token id {t} out of vocabulary ({vocab})"
-                );
-                i64::from(t)
-            })
-            .collect();
-        let ids =
-            Tensor::<B, 1, Int>::from_data(TensorData::new(ids, [tokens.len()]), &self.device);
-        self.embed.clone().select(0, ids)
+        crate::model::transformer::embed_rows(&self.embed, tokens)
     }
 }

@@ -3,7 +3,6 @@
 //! change the tokens) never reuse old trial ids. Whether it carries DMS
 //! parameters is read from its config and tensor names, without loading it.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -118,23 +117,12 @@ fn hashed_files(dir: &Path) -> Result<Vec<PathBuf>, WiringError> {
     Ok(files)
 }
 
-/// Hex SHA-256 of a file's bytes, read in 1 MiB chunks.
+/// Hex SHA-256 of a file's bytes ([`crate::model::adapter::sha256_hex`]).
 pub fn sha256_file(path: &Path) -> Result<String, WiringError> {
-    let io = |source| WiringError::Hash {
+    crate::model::adapter::sha256_hex(path).map_err(|source| WiringError::Hash {
         path: path.to_path_buf(),
         source,
-    };
-    let mut file = std::fs::File::open(path).map_err(io)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).map_err(io)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
+    })
 }
 
 /// A `dms_*` field in `config.json` (the released Qwen3-8B-DMS-8x) or
