@@ -105,6 +105,10 @@ pub struct TrainDmsArgs {
     /// Tokens per training sequence.
     #[arg(long, default_value_t = 512)]
     pub seq_len: usize,
+    /// Sequences per update (gradient accumulation; the loss is the batch
+    /// mean).
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
     /// AdamW learning rate.
     #[arg(long, default_value_t = 3e-5)]
     pub lr: f64,
@@ -435,6 +439,11 @@ pub struct BenchDecodeArgs {
     /// (framework), and the sampling that follows a step.
     #[arg(long)]
     pub profile: bool,
+    /// Give each sequence of a batch its own prompt of `--context` tokens
+    /// (W independent generations; slower to set up) instead of W forks of
+    /// one shared prompt.
+    #[arg(long)]
+    pub distinct_prompts: bool,
     #[command(flatten)]
     pub policy: PolicyArgs,
 }

@@ -349,6 +349,7 @@ fn bench_decode<M: BenchModel>(
         steps: args.steps,
         seed: 0,
         profile: args.profile,
+        distinct_prompts: args.distinct_prompts,
     };
     println!("policy: {}", serde_json::to_string(&policy)?);
     let new_store = || model.policy_store(&policy).expect("policy checked above");
@@ -619,6 +620,7 @@ fn run_train_dms(args: TrainDmsArgs) -> Result<()> {
         steps_per_cr: args.steps_per_cr,
         hold_steps: args.hold_steps,
         seq_len: args.seq_len,
+        batch: args.batch,
         lr: args.lr,
         seed: args.seed,
         save_every: args.save_every,

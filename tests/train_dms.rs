@@ -15,7 +15,7 @@ use hyperscale::model::{DmsDecision, ModelConfig, Transformer, open_model};
 use hyperscale::train::checkpoint::{BaseModel, CheckpointInfo, save_checkpoint};
 use hyperscale::train::forward::{Mode, forward};
 use hyperscale::train::loss::{compression_loss, evicted_fraction, kl_student_teacher};
-use hyperscale::train::noise::logistic_noise;
+use hyperscale::train::noise::{logistic_noise, sample_noise, sample_seed};
 use hyperscale::train::{
     DecisionParams, DmsTrainConfig, FrozenModel, TrainConfig, Trainer, Variant,
 };
@@ -241,6 +241,79 @@ fn a_few_steps_lower_the_loss() {
     let early = losses[1];
     let late = losses[20..].iter().sum::<f64>() / 4.0;
     assert!(late < 0.5 * early, "loss {early} -> {late}");
+}
+
+/// A batch of two sequences updates along the mean of their gradients,
+/// each under its own noise stream: AdamW's first update is −lr·sign(ĝ)
+/// wherever the gradient is clearly non-zero, so its signs must be those of
+/// the mean of the two gradients computed by hand, including where the two
+/// sequences pull opposite ways.
+#[test]
+fn a_batch_follows_the_mean_gradient_of_its_sequences() {
+    let source = open_model(&fixture("tiny-qwen3")).expect("fixture");
+    let dms = dms_config(4, Variant::Adapter);
+    let config = TrainConfig {
+        dms: dms.clone(),
+        target_cr: 2.0,
+        steps_per_cr: 1,
+        seq_len: PROMPT.len(),
+        batch: 2,
+        lr: 1e-3,
+        seed: 5,
+        ..TrainConfig::default()
+    };
+    let second: Vec<u32> = PROMPT.iter().rev().copied().collect();
+    let mask = vec![true; PROMPT.len()];
+    // By hand: per-sequence gradients of the first layer's projection.
+    let (cfg, base, params) = tiny(Variant::Adapter);
+    let target = config.target_fraction(0);
+    let grad_of = |tokens: &[u32], sample: usize| {
+        let noise = sample_noise::<A>(
+            sample_seed(5, 0, sample),
+            cfg.num_layers,
+            tokens.len(),
+            cfg.num_kv_heads,
+            &base.device,
+        );
+        let teacher = forward(&base, &params, &dms, tokens, &Mode::Teacher);
+        let student = forward(&base, &params, &dms, tokens, &Mode::Relaxed { noise, tau: dms.tau });
+        let loss = kl_student_teacher(student.logits, teacher.logits.detach(), &mask)
+            + compression_loss(evicted_fraction(&student.z), target);
+        let grads = loss.backward();
+        values(params.proj[0].val().grad(&grads).expect("gradient"))
+    };
+    let (g1, g2) = (grad_of(&PROMPT, 0), grad_of(&second, 1));
+    let mean: Vec<f32> = g1.iter().zip(&g2).map(|(a, b)| (a + b) / 2.0).collect();
+    // The trainer's update on the same batch.
+    let mut t = Trainer::<A>::new(config, &source.config, source.weights.as_ref(), &base.device)
+        .expect("trainer");
+    let before = values(t.params.proj[0].val());
+    let log = t.step_batch(&[(&PROMPT, &mask), (&second, &mask)]);
+    assert_eq!(log.tokens, 2 * PROMPT.len());
+    let after = values(t.params.proj[0].val());
+    // Clipping rescales the whole tensor, so compare against the largest.
+    let scale = mean.iter().fold(0f32, |m, g| m.max(g.abs()));
+    assert!(scale > 0.0, "no gradient");
+    let (mut checked, mut opposed) = (0, 0);
+    for i in 0..mean.len() {
+        if mean[i].abs() < 1e-2 * scale {
+            continue;
+        }
+        let step = after[i] - before[i];
+        assert!(
+            step * mean[i] < 0.0,
+            "element {i}: update {step} against mean gradient {} ({} and {})",
+            mean[i],
+            g1[i],
+            g2[i]
+        );
+        checked += 1;
+        if g1[i] * g2[i] < 0.0 {
+            opposed += 1;
+        }
+    }
+    println!("{checked} elements checked, {opposed} where the sequences disagree");
+    assert!(checked > 10 && opposed > 0, "{checked} checked, {opposed} opposed");
 }
 
 /// An adapter checkpoint over a base file loads through `open_model` with

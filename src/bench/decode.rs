@@ -13,7 +13,8 @@ use crate::kv::{KvStore, SeqId};
 /// What to measure.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DecodeBenchConfig {
-    /// Parallel sequences decoded together (they share the prompt's KV).
+    /// Parallel sequences decoded together (they share the prompt's KV,
+    /// unless `distinct_prompts`).
     pub batches: Vec<usize>,
     /// Prompt lengths (positions already in the cache when decoding starts).
     pub contexts: Vec<usize>,
@@ -26,6 +27,12 @@ pub struct DecodeBenchConfig {
     /// Also break each step down by phase ([`StepProfile`]).
     #[serde(default)]
     pub profile: bool,
+    /// Give every sequence of a batch its own prompt (prefilled one by one)
+    /// instead of forking one prompt: W independent generations, whose KV
+    /// does not sit in the CPU's last-level cache the way one shared
+    /// prefix read W times per layer does.
+    #[serde(default)]
+    pub distinct_prompts: bool,
 }
 
 impl Default for DecodeBenchConfig {
@@ -37,6 +44,7 @@ impl Default for DecodeBenchConfig {
             steps: 16,
             seed: 0,
             profile: false,
+            distinct_prompts: false,
         }
     }
 }
@@ -136,7 +144,19 @@ pub fn run_decode_bench<M: Decoder>(
         let prefill_s = start.elapsed().as_secs_f64();
         std::hint::black_box(&logits);
         for &batch in &config.batches {
-            let seqs: Vec<SeqId> = store.fork(parent, batch);
+            let seqs: Vec<SeqId> = if config.distinct_prompts {
+                // The first reuses the measured prefill; the rest get their own.
+                let mut seqs = store.fork(parent, 1);
+                for i in 1..batch {
+                    let seq = store.add_sequence();
+                    let own = prompt_ids(context.max(1), vocab, config.seed.wrapping_add(i as u64));
+                    std::hint::black_box(model.prefill(&mut store, seq, &own));
+                    seqs.push(seq);
+                }
+                seqs
+            } else {
+                store.fork(parent, batch)
+            };
             let tokens: Vec<u32> = prompt_ids(batch, vocab, config.seed ^ 0xA5A5).to_vec();
             let mut times = Vec::with_capacity(config.steps);
             let mut reads = Vec::with_capacity(config.steps);

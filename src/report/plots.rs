@@ -98,7 +98,7 @@ pub fn task_chart(a: &Analysis, task: &str, budget: Budget) -> Chart {
             .map(|&cr| {
                 (
                     marker(cr),
-                    cr.map_or("no compression".into(), |c| format!("CR {}", fmt_num(c))),
+                    cr.map_or("CR 1".into(), |c| format!("CR {}", fmt_num(c))),
                 )
             })
             .collect(),

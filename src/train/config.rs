@@ -72,6 +72,10 @@ pub struct TrainConfig {
     pub hold_steps: usize,
     /// Tokens per training sequence; default 512.
     pub seq_len: usize,
+    /// Sequences per update (gradients accumulated, loss averaged);
+    /// default 1.
+    #[serde(default = "one")]
+    pub batch: usize,
     /// AdamW learning rate; default 3e-5 (MO).
     pub lr: f64,
     /// AdamW β₂; default 0.95 (MO).
@@ -93,6 +97,7 @@ impl Default for TrainConfig {
             steps_per_cr: 100,
             hold_steps: 0,
             seq_len: 512,
+            batch: 1,
             lr: 3e-5,
             beta2: 0.95,
             grad_clip: 1.0,
@@ -116,6 +121,9 @@ impl TrainConfig {
         }
         if self.steps_per_cr == 0 {
             return bad("steps-per-cr", "must be at least 1");
+        }
+        if self.batch == 0 {
+            return bad("batch", "must be at least 1");
         }
         if self.seq_len < 2 {
             return bad("seq-len", "must be at least 2");
@@ -147,6 +155,10 @@ impl TrainConfig {
     pub fn target_fraction(&self, step: usize) -> f64 {
         1.0 - 1.0 / self.cr_at(step)
     }
+}
+
+fn one() -> usize {
+    1
 }
 
 /// Steps for the ramp from CR 1 to `target_cr`.

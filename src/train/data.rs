@@ -121,7 +121,8 @@ impl Order {
         self.epoch = epoch;
     }
 
-    /// The sequence index of step `step`.
+    /// The sequence index of draw `step` (a step of batch b draws
+    /// `step·b … step·b + b − 1`).
     pub fn at(&mut self, step: usize) -> usize {
         let epoch = step / self.n;
         if epoch != self.epoch {

@@ -1,7 +1,8 @@
 //! The relaxation noise of one training step (`dms.md` §1.4): logistic
 //! samples, built as the difference of two Gumbel(0, 1) samples, from a
-//! stream seeded by `sha256("{seed}_{step}")` so a run is reproducible and
-//! every step differs.
+//! stream seeded by `sha256("{seed}_{step}")` (the step's first sequence) or
+//! `sha256("{seed}_{step}_{i}")` (its i-th, i ≥ 1, with `--batch`) so a run
+//! is reproducible and every sequence of every step differs.
 
 use burn::prelude::*;
 use rand::{RngExt, SeedableRng};
@@ -10,13 +11,24 @@ use sha2::{Digest, Sha256};
 
 /// The 64-bit seed of step `step` of a run seeded `seed`.
 pub fn step_seed(seed: u64, step: usize) -> u64 {
-    let digest = Sha256::digest(format!("{seed}_{step}").as_bytes());
+    sample_seed(seed, step, 0)
+}
+
+/// The 64-bit seed of the `sample`-th sequence of step `step` (sample 0 is
+/// [`step_seed`], so a batch of one is the unbatched run).
+pub fn sample_seed(seed: u64, step: usize, sample: usize) -> u64 {
+    let text = if sample == 0 {
+        format!("{seed}_{step}")
+    } else {
+        format!("{seed}_{step}_{sample}")
+    };
+    let digest = Sha256::digest(text.as_bytes());
     let mut bytes = [0u8; 8];
     bytes.copy_from_slice(&digest[..8]);
     u64::from_le_bytes(bytes)
 }
 
-/// `layers` tensors of logistic noise.
+/// `layers` tensors of logistic noise for the first sequence of a step.
 ///
 /// # Shapes
 /// Each `[t, kv_heads]`.
@@ -28,7 +40,22 @@ pub fn logistic_noise<B: Backend>(
     kv_heads: usize,
     device: &B::Device,
 ) -> Vec<Tensor<B, 2>> {
-    let mut rng = ChaCha8Rng::seed_from_u64(step_seed(seed, step));
+    sample_noise(sample_seed(seed, step, 0), layers, t, kv_heads, device)
+}
+
+/// `layers` tensors of logistic noise from the stream seeded `stream`
+/// ([`sample_seed`]).
+///
+/// # Shapes
+/// Each `[t, kv_heads]`.
+pub fn sample_noise<B: Backend>(
+    stream: u64,
+    layers: usize,
+    t: usize,
+    kv_heads: usize,
+    device: &B::Device,
+) -> Vec<Tensor<B, 2>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(stream);
     let mut gumbel = move || {
         let u: f64 = rng.random_range(1e-12..1.0 - 1e-12);
         -(-u.ln()).ln()
@@ -71,5 +98,8 @@ mod tests {
             v[..8],
             other[0].clone().into_data().into_vec::<f32>().unwrap()[..]
         );
+        assert_eq!(step_seed(7, 3), sample_seed(7, 3, 0));
+        assert_ne!(sample_seed(7, 3, 1), sample_seed(7, 3, 0));
+        assert_ne!(sample_seed(7, 3, 1), sample_seed(7, 4, 0));
     }
 }

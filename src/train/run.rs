@@ -57,9 +57,16 @@ pub fn run<B: AutodiffBackend>(
     };
     while trainer.steps_done() < total {
         let step = trainer.steps_done();
-        let tokens = &seqs[order.at(step)];
         let cr = trainer.config.cr_at(step);
-        let entry = trainer.step(tokens, &kl_mask(tokens, excluded));
+        let size = trainer.config.batch;
+        let masks: Vec<(&[u32], Vec<bool>)> = (0..size)
+            .map(|i| {
+                let tokens = seqs[order.at(step * size + i)].as_slice();
+                (tokens, kl_mask(tokens, excluded))
+            })
+            .collect();
+        let batch: Vec<(&[u32], &[bool])> = masks.iter().map(|(t, m)| (*t, m.as_slice())).collect();
+        let entry = trainer.step_batch(&batch);
         let line = serde_json::to_string(&entry).unwrap_or_default();
         writeln!(log, "{line}")
             .and_then(|()| log.flush())

@@ -6,14 +6,14 @@ use std::time::Instant;
 
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::grad_clipping::GradientClippingConfig;
-use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer};
+use burn::optim::{AdamW, AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 
 use super::forward::{Mode, forward};
 use super::loss::{compression_loss, evicted_fraction, kl_student_teacher};
-use super::noise::logistic_noise;
+use super::noise::{sample_noise, sample_seed};
 use super::{DecisionParams, FrozenModel, TrainConfig};
 use crate::model::{LoadError, ModelConfig, WeightSource};
 
@@ -79,50 +79,75 @@ impl<B: AutodiffBackend> Trainer<B> {
     /// # Panics
     /// If `tokens` is empty or `mask` has another length.
     pub fn step(&mut self, tokens: &[u32], mask: &[bool]) -> StepLog {
+        self.step_batch(&[(tokens, mask)])
+    }
+
+    /// One update on a batch of sequences: each sequence's loss (with its
+    /// own noise, [`sample_seed`]) is backpropagated divided by the batch
+    /// size and the gradients are summed, so the update follows the batch
+    /// mean of the loss; the log reports the batch means. A batch of one is
+    /// [`Trainer::step`].
+    ///
+    /// # Panics
+    /// If `batch` is empty, or a sequence is empty or its mask has another
+    /// length.
+    pub fn step_batch(&mut self, batch: &[(&[u32], &[bool])]) -> StepLog {
+        assert!(!batch.is_empty(), "empty batch");
         let start = Instant::now();
         let cfg = &self.base.config;
         let target = self.config.target_fraction(self.step);
-        let noise = logistic_noise::<B>(
-            self.config.seed,
-            self.step,
-            cfg.num_layers,
-            tokens.len(),
-            cfg.num_kv_heads,
-            &self.base.device,
-        );
         let dms = &self.config.dms;
-        let teacher = forward(&self.base, &self.params, dms, tokens, &Mode::Teacher);
-        let relaxed = Mode::Relaxed {
-            noise,
-            tau: dms.tau,
-        };
-        let student = forward(&self.base, &self.params, dms, tokens, &relaxed);
-        let kl = kl_student_teacher(student.logits, teacher.logits.detach(), mask);
-        let fraction = evicted_fraction(&student.z);
-        let comp = compression_loss(fraction.clone(), target);
-        let loss = kl.clone() + comp.clone();
-        let scalar = |t: Tensor<B, 1>| f64::from(t.into_scalar().elem::<f32>());
-        let (kl_v, comp_v, frac_v, loss_v) = (
-            scalar(kl),
-            scalar(comp),
-            scalar(fraction.detach()),
-            scalar(loss.clone()),
-        );
-        let grads = loss.backward();
-        let grads = GradientsParams::from_grads(grads, &self.params);
+        let n = batch.len() as f64;
+        let mut accumulator = GradientsAccumulator::<DecisionParams<B>>::new();
+        let (mut kl_sum, mut comp_sum, mut frac_sum, mut loss_sum, mut tokens_sum) =
+            (0.0, 0.0, 0.0, 0.0, 0);
+        for (i, (tokens, mask)) in batch.iter().enumerate() {
+            let noise = sample_noise::<B>(
+                sample_seed(self.config.seed, self.step, i),
+                cfg.num_layers,
+                tokens.len(),
+                cfg.num_kv_heads,
+                &self.base.device,
+            );
+            let teacher = forward(&self.base, &self.params, dms, tokens, &Mode::Teacher);
+            let relaxed = Mode::Relaxed {
+                noise,
+                tau: dms.tau,
+            };
+            let student = forward(&self.base, &self.params, dms, tokens, &relaxed);
+            let kl = kl_student_teacher(student.logits, teacher.logits.detach(), mask);
+            let fraction = evicted_fraction(&student.z);
+            let comp = compression_loss(fraction.clone(), target);
+            let loss = kl.clone() + comp.clone();
+            let scalar = |t: Tensor<B, 1>| f64::from(t.into_scalar().elem::<f32>());
+            kl_sum += scalar(kl);
+            comp_sum += scalar(comp);
+            frac_sum += scalar(fraction.detach());
+            loss_sum += scalar(loss.clone());
+            tokens_sum += tokens.len();
+            let loss = if batch.len() == 1 {
+                loss
+            } else {
+                loss.div_scalar(n)
+            };
+            let grads = GradientsParams::from_grads(loss.backward(), &self.params);
+            accumulator.accumulate(&self.params, grads);
+        }
+        let grads = accumulator.grads();
         let params = std::mem::replace(&mut self.params, empty_params());
         self.params = self.optim.step(self.config.lr, params, grads);
         self.step += 1;
         let seconds = start.elapsed().as_secs_f64();
+        let frac = frac_sum / n;
         StepLog {
             step: self.step,
             target_cr: 1.0 / (1.0 - target),
-            achieved_cr: 1.0 / (1.0 - frac_v).max(1e-9),
-            kl: kl_v,
-            compression_loss: comp_v,
-            loss: loss_v,
-            tokens: tokens.len(),
-            tokens_per_second: tokens.len() as f64 / seconds.max(1e-9),
+            achieved_cr: 1.0 / (1.0 - frac).max(1e-9),
+            kl: kl_sum / n,
+            compression_loss: comp_sum / n,
+            loss: loss_sum / n,
+            tokens: tokens_sum,
+            tokens_per_second: tokens_sum as f64 / seconds.max(1e-9),
         }
     }
 }
