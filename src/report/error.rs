@@ -25,6 +25,8 @@ pub enum ReportError {
 }
 
 impl ReportError {
+    /// Only the `report` feature's writers write files.
+    #[cfg(feature = "report")]
     pub(crate) fn write(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         ReportError::Write {
             path: path.into(),
