@@ -276,7 +276,16 @@ fn a_batch_follows_the_mean_gradient_of_its_sequences() {
             &base.device,
         );
         let teacher = forward(&base, &params, &dms, tokens, &Mode::Teacher);
-        let student = forward(&base, &params, &dms, tokens, &Mode::Relaxed { noise, tau: dms.tau });
+        let student = forward(
+            &base,
+            &params,
+            &dms,
+            tokens,
+            &Mode::Relaxed {
+                noise,
+                tau: dms.tau,
+            },
+        );
         let loss = kl_student_teacher(student.logits, teacher.logits.detach(), &mask)
             + compression_loss(evicted_fraction(&student.z), target);
         let grads = loss.backward();
@@ -285,8 +294,13 @@ fn a_batch_follows_the_mean_gradient_of_its_sequences() {
     let (g1, g2) = (grad_of(&PROMPT, 0), grad_of(&second, 1));
     let mean: Vec<f32> = g1.iter().zip(&g2).map(|(a, b)| (a + b) / 2.0).collect();
     // The trainer's update on the same batch.
-    let mut t = Trainer::<A>::new(config, &source.config, source.weights.as_ref(), &base.device)
-        .expect("trainer");
+    let mut t = Trainer::<A>::new(
+        config,
+        &source.config,
+        source.weights.as_ref(),
+        &base.device,
+    )
+    .expect("trainer");
     let before = values(t.params.proj[0].val());
     let log = t.step_batch(&[(&PROMPT, &mask), (&second, &mask)]);
     assert_eq!(log.tokens, 2 * PROMPT.len());
@@ -313,7 +327,10 @@ fn a_batch_follows_the_mean_gradient_of_its_sequences() {
         }
     }
     println!("{checked} elements checked, {opposed} where the sequences disagree");
-    assert!(checked > 10 && opposed > 0, "{checked} checked, {opposed} opposed");
+    assert!(
+        checked > 10 && opposed > 0,
+        "{checked} checked, {opposed} opposed"
+    );
 }
 
 /// An adapter checkpoint over a base file loads through `open_model` with
