@@ -133,6 +133,8 @@ pub trait AttentionBackend: Backend {
         if store.policy().is_dense() {
             return Self::decode_attention(store, layer, seqs, q, k, v, scale);
         }
+        // The policy's attention with its bookkeeping (placement, eviction).
+        let _timed = crate::bench::profile::scope(crate::bench::profile::Phase::Attention);
         let device = q.device();
         let [batch, n_heads, head_dim] = q.dims();
         let (q, k, v) = (host_vec(q), host_vec(k), host_vec(v));
