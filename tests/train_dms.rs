@@ -15,7 +15,7 @@ use hyperscale::model::{DmsDecision, ModelConfig, Transformer, open_model};
 use hyperscale::train::checkpoint::{BaseModel, CheckpointInfo, save_checkpoint};
 use hyperscale::train::forward::{Mode, forward};
 use hyperscale::train::loss::{compression_loss, evicted_fraction, kl_student_teacher};
-use hyperscale::train::noise::{logistic_noise, sample_noise, sample_seed};
+use hyperscale::train::noise::{logistic_noise, sample_seed, step_seed};
 use hyperscale::train::{
     DecisionParams, DmsTrainConfig, FrozenModel, TrainConfig, Trainer, Variant,
 };
@@ -72,8 +72,7 @@ fn gradients_reach_only_the_decision_parameters() {
         let (cfg, base, params) = tiny(variant);
         let dms = dms_config(4, variant);
         let noise = logistic_noise::<A>(
-            0,
-            0,
+            step_seed(0, 0),
             cfg.num_layers,
             PROMPT.len(),
             cfg.num_kv_heads,
@@ -268,7 +267,7 @@ fn a_batch_follows_the_mean_gradient_of_its_sequences() {
     let (cfg, base, params) = tiny(Variant::Adapter);
     let target = config.target_fraction(0);
     let grad_of = |tokens: &[u32], sample: usize| {
-        let noise = sample_noise::<A>(
+        let noise = logistic_noise::<A>(
             sample_seed(5, 0, sample),
             cfg.num_layers,
             tokens.len(),

@@ -28,27 +28,12 @@ pub fn sample_seed(seed: u64, step: usize, sample: usize) -> u64 {
     u64::from_le_bytes(bytes)
 }
 
-/// `layers` tensors of logistic noise for the first sequence of a step.
-///
-/// # Shapes
-/// Each `[t, kv_heads]`.
-pub fn logistic_noise<B: Backend>(
-    seed: u64,
-    step: usize,
-    layers: usize,
-    t: usize,
-    kv_heads: usize,
-    device: &B::Device,
-) -> Vec<Tensor<B, 2>> {
-    sample_noise(sample_seed(seed, step, 0), layers, t, kv_heads, device)
-}
-
 /// `layers` tensors of logistic noise from the stream seeded `stream`
 /// ([`sample_seed`]).
 ///
 /// # Shapes
 /// Each `[t, kv_heads]`.
-pub fn sample_noise<B: Backend>(
+pub fn logistic_noise<B: Backend>(
     stream: u64,
     layers: usize,
     t: usize,
@@ -78,7 +63,7 @@ mod tests {
     /// Logistic(0, 1): mean 0, variance π²/3, P(x > 0) = 1/2; seeded.
     #[test]
     fn noise_is_standard_logistic_and_seeded() {
-        let n = logistic_noise::<Flex>(7, 3, 1, 20_000, 2, &Default::default());
+        let n = logistic_noise::<Flex>(step_seed(7, 3), 1, 20_000, 2, &Default::default());
         let v = n[0].clone().into_data().into_vec::<f32>().unwrap();
         let mean = v.iter().map(|&x| f64::from(x)).sum::<f64>() / v.len() as f64;
         let var = v
@@ -91,9 +76,9 @@ mod tests {
         assert!(mean.abs() < 0.05, "mean {mean}");
         assert!((var - want).abs() < 0.15, "variance {var} vs {want}");
         assert!((pos - 0.5).abs() < 0.01, "{pos}");
-        let again = logistic_noise::<Flex>(7, 3, 1, 20_000, 2, &Default::default());
+        let again = logistic_noise::<Flex>(step_seed(7, 3), 1, 20_000, 2, &Default::default());
         assert_eq!(v, again[0].clone().into_data().into_vec::<f32>().unwrap());
-        let other = logistic_noise::<Flex>(7, 4, 1, 4, 2, &Default::default());
+        let other = logistic_noise::<Flex>(step_seed(7, 4), 1, 4, 2, &Default::default());
         assert_ne!(
             v[..8],
             other[0].clone().into_data().into_vec::<f32>().unwrap()[..]

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::forward::{Mode, forward};
 use super::loss::{compression_loss, evicted_fraction, kl_student_teacher};
-use super::noise::{sample_noise, sample_seed};
+use super::noise::{logistic_noise, sample_seed};
 use super::{DecisionParams, FrozenModel, TrainConfig};
 use crate::model::{LoadError, ModelConfig, WeightSource};
 
@@ -102,7 +102,7 @@ impl<B: AutodiffBackend> Trainer<B> {
         let (mut kl_sum, mut comp_sum, mut frac_sum, mut loss_sum, mut tokens_sum) =
             (0.0, 0.0, 0.0, 0.0, 0);
         for (i, (tokens, mask)) in batch.iter().enumerate() {
-            let noise = sample_noise::<B>(
+            let noise = logistic_noise::<B>(
                 sample_seed(self.config.seed, self.step, i),
                 cfg.num_layers,
                 tokens.len(),
@@ -125,12 +125,7 @@ impl<B: AutodiffBackend> Trainer<B> {
             frac_sum += scalar(fraction.detach());
             loss_sum += scalar(loss.clone());
             tokens_sum += tokens.len();
-            let loss = if batch.len() == 1 {
-                loss
-            } else {
-                loss.div_scalar(n)
-            };
-            let grads = GradientsParams::from_grads(loss.backward(), &self.params);
+            let grads = GradientsParams::from_grads(loss.div_scalar(n).backward(), &self.params);
             accumulator.accumulate(&self.params, grads);
         }
         let grads = accumulator.grads();
