@@ -264,6 +264,11 @@ pub struct ModelArgs {
     /// a GPU), wgpu.
     #[arg(long, default_value = "cpu")]
     pub device: String,
+    /// Weights a CPU decode step streams: `quantized` reads a GGUF's
+    /// Q4_0/Q4_1/Q8_0 blocks as stored (the same logits bit for bit, 4–7×
+    /// fewer bytes); `f32` the dequantized copy. Prefill and GPUs use f32.
+    #[arg(long, default_value = "quantized")]
+    pub decode_weights: hyperscale::model::DecodeWeights,
 }
 
 #[derive(Debug, Args)]

@@ -113,13 +113,17 @@ fn load_options(args: &DataArgs) -> LoadOptions {
 
 /// Loads a model argument: a path, or `hf:ORG/NAME[@REV]` resolved through
 /// the Hugging Face cache (downloading what is missing).
-fn load_model(arg: &std::path::Path, device: &str) -> Result<LoadedModel> {
+fn load_model(
+    arg: &std::path::Path,
+    device: &str,
+    decode: hyperscale::model::DecodeWeights,
+) -> Result<LoadedModel> {
     let device: DeviceKind = device.parse()?;
     let path = match arg.to_str() {
         Some(text) => hub::resolve_model_arg(text)?,
         None => arg.to_path_buf(),
     };
-    Ok(LoadedModel::load(&path, device)?)
+    Ok(LoadedModel::load_with(&path, device, decode)?)
 }
 
 fn run_data_fetch(args: DataFetchArgs) -> Result<()> {
@@ -160,7 +164,11 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
             .with_context(|| format!("failed to read prompt file `{}`", f.display()))?,
         (None, None) => bail!("give --prompt or --prompt-file"),
     };
-    let model = load_model(&args.model.model, &args.model.device)?;
+    let model = load_model(
+        &args.model.model,
+        &args.model.device,
+        args.model.decode_weights,
+    )?;
     let prompt = model.prompt_ids(&user, args.system.as_deref(), args.raw)?;
     let defaults = &model.generation;
     let sampled = defaults.do_sample.unwrap_or(false);
@@ -235,11 +243,15 @@ fn run_bench_decode(args: BenchDecodeArgs) -> Result<()> {
                 "generating seeded random weights ({:.0} MB f32)…",
                 spec.config.f32_weight_bytes() as f64 / 1e6
             );
-            let model = SyntheticModel::load(spec, 0, device)?;
+            let model = SyntheticModel::load(spec, 0, device, args.model.decode_weights)?;
             bench_decode(&model, &args, &policy)
         }
         None => {
-            let model = load_model(&args.model.model, &args.model.device)?;
+            let model = load_model(
+                &args.model.model,
+                &args.model.device,
+                args.model.decode_weights,
+            )?;
             bench_decode(&model, &args, &policy)
         }
     }
@@ -258,13 +270,22 @@ fn run_bench_parity(args: BenchParityArgs) -> Result<ExitCode> {
             let prompt: Vec<u32> = (0..args.prompt.len().max(1) as u32)
                 .map(|i| 1 + (i * 7919) % (spec.config.vocab_size as u32 - 1))
                 .collect();
-            let reference = SyntheticModel::load(spec.clone(), 0, reference_device)?;
-            let candidate = SyntheticModel::load(spec, 0, device)?;
+            let reference =
+                SyntheticModel::load(spec.clone(), 0, reference_device, args.model.decode_weights)?;
+            let candidate = SyntheticModel::load(spec, 0, device, args.model.decode_weights)?;
             parity::compare_logits(&reference, &candidate, &prompt, args.steps)
         }
         None => {
-            let reference = load_model(&args.model.model, &args.reference_device)?;
-            let candidate = load_model(&args.model.model, &args.model.device)?;
+            let reference = load_model(
+                &args.model.model,
+                &args.reference_device,
+                args.model.decode_weights,
+            )?;
+            let candidate = load_model(
+                &args.model.model,
+                &args.model.device,
+                args.model.decode_weights,
+            )?;
             let prompt = reference.prompt_ids(&args.prompt, None, true)?;
             parity::compare_logits(&reference, &candidate, &prompt, args.steps)
         }

@@ -12,7 +12,7 @@ use crate::model::hf::GenerationDefaults;
 use crate::model::loader::{ModelFormat, open_model};
 use crate::model::synthetic::{RandomWeights, SyntheticSpec};
 use crate::model::tokenizer::TokenizeError;
-use crate::model::{LoadError, ModelConfig, Tokenizer, Transformer, WeightSource};
+use crate::model::{DecodeWeights, LoadError, ModelConfig, Tokenizer, Transformer, WeightSource};
 use crate::prompt::{ChatError, ChatTemplate, Message, TemplateVars};
 
 /// Anything that stops a model from being loaded or prompted.
@@ -93,13 +93,22 @@ fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 impl Engine {
     /// Build the transformer of `config` from `weights` on `device` (the
     /// device must have been probed).
+    ///
+    /// `decode` picks the weights a CPU decode step streams; GPU engines
+    /// always use their f32 weights.
     pub fn load(
         config: &ModelConfig,
         weights: &dyn WeightSource,
         device: DeviceKind,
+        decode: DecodeWeights,
     ) -> Result<Self, RuntimeError> {
         Ok(match device {
-            DeviceKind::Cpu => Engine::Cpu(Transformer::load(config, weights, &FlexDevice)?),
+            DeviceKind::Cpu => Engine::Cpu(Transformer::load_with(
+                config,
+                weights,
+                &FlexDevice,
+                decode,
+            )?),
             #[cfg(feature = "cuda")]
             DeviceKind::Cuda(index) => Engine::Cuda(Transformer::load(
                 config,
@@ -128,6 +137,12 @@ impl Engine {
 
     fn dms_params(&self) -> Option<crate::kv::DmsParams> {
         with_engine!(self, m => m.dms_params())
+    }
+
+    /// Bytes of weights one decode step reads (blocks where the CPU engine
+    /// streams them, f32 otherwise), for roofline figures.
+    pub fn decode_weight_bytes(&self) -> u64 {
+        with_engine!(self, m => m.decode_weight_bytes())
     }
 }
 
@@ -191,10 +206,15 @@ pub struct SyntheticModel {
 
 impl SyntheticModel {
     /// Generate `spec`'s weights from `seed` and load them onto `device`.
-    pub fn load(spec: SyntheticSpec, seed: u64, device: DeviceKind) -> Result<Self, RuntimeError> {
+    pub fn load(
+        spec: SyntheticSpec,
+        seed: u64,
+        device: DeviceKind,
+        decode: DecodeWeights,
+    ) -> Result<Self, RuntimeError> {
         device.probe()?;
         let weights = RandomWeights::new(&spec, seed);
-        let engine = Engine::load(&spec.config, &weights, device)?;
+        let engine = Engine::load(&spec.config, &weights, device, decode)?;
         Ok(Self {
             spec,
             device,
@@ -227,7 +247,7 @@ impl BenchModel for SyntheticModel {
         self.device
     }
     fn weight_bytes_per_step(&self) -> u64 {
-        self.spec.config.f32_weight_bytes()
+        self.engine.decode_weight_bytes()
     }
     fn policy_store(&self, policy: &CachePolicy) -> Result<KvStore, KvError> {
         KvStore::with_policy(self.engine.kv_shape(), policy, self.engine.dms_params())
@@ -253,9 +273,18 @@ impl LoadedModel {
     /// Load the model at `path` (GGUF file, Hugging Face directory or wheel)
     /// onto `device`, after checking the device can be used.
     pub fn load(path: &Path, device: DeviceKind) -> Result<Self, RuntimeError> {
+        Self::load_with(path, device, DecodeWeights::default())
+    }
+
+    /// [`LoadedModel::load`], choosing the weights CPU decode steps stream.
+    pub fn load_with(
+        path: &Path,
+        device: DeviceKind,
+        decode: DecodeWeights,
+    ) -> Result<Self, RuntimeError> {
         device.probe()?;
         let source = open_model(path)?;
-        let engine = Engine::load(&source.config, source.weights.as_ref(), device)?;
+        let engine = Engine::load(&source.config, source.weights.as_ref(), device, decode)?;
         let chat = match source.tokenizer.chat_template() {
             Some(template) => Some(ChatTemplate::new(template)?),
             None => match path.join(CHAT_TEMPLATE_FILE) {
@@ -320,9 +349,9 @@ impl LoadedModel {
         Ok(self.tokenizer.encode(&text, false)?)
     }
 
-    /// Bytes of weights one forward step streams (f32), for roofline figures.
+    /// Bytes of weights one decode step streams, for roofline figures.
     pub fn weight_bytes_per_step(&self) -> u64 {
-        self.config.f32_weight_bytes()
+        self.engine.decode_weight_bytes()
     }
 
     /// An empty KV store shaped for this model.

@@ -157,4 +157,12 @@ impl WeightSource for Overlay {
             self.base.load(name)
         }
     }
+
+    fn load_blocks(&self, name: &str) -> Result<Option<super::block_gemv::BlockWeight>, LoadError> {
+        if self.adapter.contains(name) {
+            self.adapter.load_blocks(name)
+        } else {
+            self.base.load_blocks(name)
+        }
+    }
 }

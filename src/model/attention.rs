@@ -51,6 +51,11 @@ struct Qkv<B: Backend> {
 }
 
 impl<B: AttentionBackend> Attention<B> {
+    /// The fused q/k/v and the output projection.
+    pub fn linears(&self) -> [&Linear<B>; 2] {
+        [&self.qkv, &self.o]
+    }
+
     pub fn new(
         qkv: Linear<B>,
         o: Linear<B>,

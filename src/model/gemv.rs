@@ -54,6 +54,12 @@ pub fn gemv(
             let rows = chunk.len() / n;
             block(&w[o0 * inp..(o0 + rows) * inp], inp, x, n, chunk);
         });
+    finish(yt, out, n, bias)
+}
+
+/// Adds the bias to feature-major sums `yt` (`[out, n]`) and returns them
+/// row-major (`[n, out]`).
+pub(super) fn finish(mut yt: Vec<f32>, out: usize, n: usize, bias: Option<&[f32]>) -> Vec<f32> {
     if let Some(bias) = bias {
         for (o, col) in yt.chunks_mut(n).enumerate() {
             col.iter_mut().for_each(|v| *v += bias[o]);
@@ -72,7 +78,10 @@ pub fn gemv(
 }
 
 /// One block of output features: `yt[o, r]` for the rows of `w`.
-fn block(w: &[f32], inp: usize, x: &[f32], n: usize, yt: &mut [f32]) {
+///
+/// # Shapes
+/// `w`: `[rows, inp]`; `x`: `[n, inp]`; `yt`: `[rows, n]`.
+pub(super) fn block(w: &[f32], inp: usize, x: &[f32], n: usize, yt: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU supports AVX2 and FMA, checked just above.
@@ -117,21 +126,21 @@ fn hsum(a: [f32; 8]) -> f32 {
     (h[0] + h[1]) + (h[2] + h[3])
 }
 
+/// The sum of an accumulator's lanes, once per output, exactly as [`hsum`]
+/// adds them, so the AVX2 and portable paths agree bit for bit.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+pub(super) fn hsum256(v: std::arch::x86_64::__m256) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    // SAFETY: `lanes` holds 8 floats.
+    unsafe { std::arch::x86_64::_mm256_storeu_ps(lanes.as_mut_ptr(), v) };
+    hsum(lanes)
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn block_avx2(w: &[f32], inp: usize, x: &[f32], n: usize, yt: &mut [f32]) {
-    use std::arch::x86_64::{
-        __m256, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps, _mm256_storeu_ps,
-    };
-    // Once per output, not per element: the lanes are summed exactly as
-    // `hsum` does, so both paths agree bit for bit.
-    #[target_feature(enable = "avx2,fma")]
-    fn hsum256(v: __m256) -> f32 {
-        let mut lanes = [0.0f32; 8];
-        // SAFETY: `lanes` holds 8 floats.
-        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), v) };
-        hsum(lanes)
-    }
+    use std::arch::x86_64::{__m256, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps};
     let rows = w.len() / inp;
     let chunks = inp / 8;
     // Writes `yt[(o + j) * n + r]` for the four rows from their sums.
@@ -217,7 +226,6 @@ pub fn flex_linear<B: Backend>(
     if n == 0 || n > MAX_ROWS {
         return None;
     }
-    let xp = flex(x.clone().into_primitive())?;
     let wp = flex(w_t.clone().into_primitive())?;
     let layout = wp.layout();
     if layout.strides() != [1, inp as isize] || layout.start_offset() != 0 {
@@ -228,6 +236,19 @@ pub fn flex_linear<B: Backend>(
         let s = wp.storage::<f32>();
         (s.len() == out * inp).then_some(s)
     })?;
+    with_flex_slices(x, bias, |xs, bs| gemv(w, out, inp, xs, n, bs), [n, out])
+}
+
+/// Runs `f` on the f32 storage of `x` and `bias` (Flex tensors) and wraps
+/// its `[n, out]` result as a tensor of `B`; `None` when `B` is not Flex or
+/// a tensor is not contiguous f32.
+pub(super) fn with_flex_slices<B: Backend>(
+    x: &Tensor<B, 2>,
+    bias: Option<&Tensor<B, 1>>,
+    f: impl FnOnce(&[f32], Option<&[f32]>) -> Vec<f32>,
+    shape: [usize; 2],
+) -> Option<Tensor<B, 2>> {
+    let xp = flex(x.clone().into_primitive())?;
     let xs = xp.as_slice::<f32>()?;
     let bp = match bias {
         Some(b) => Some(flex(b.clone().into_primitive())?),
@@ -237,8 +258,8 @@ pub fn flex_linear<B: Backend>(
         Some(b) => Some(b.as_slice::<f32>()?),
         None => None,
     };
-    let y = gemv(w, out, inp, xs, n, bs);
-    let prim = FlexTensor::from_data(TensorData::new(y, [n, out]));
+    let y = f(xs, bs);
+    let prim = FlexTensor::from_data(TensorData::new(y, shape));
     let prim: Box<dyn Any> = Box::new(prim);
     let prim = prim.downcast::<B::FloatTensorPrimitive>().ok()?;
     Some(Tensor::from_primitive(TensorPrimitive::Float(*prim)))

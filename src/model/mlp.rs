@@ -28,6 +28,11 @@ impl<B: Backend> Mlp<B> {
         }
     }
 
+    /// The fused gate/up and the down projection.
+    pub fn linears(&self) -> [&Linear<B>; 2] {
+        [&self.gate_up, &self.down]
+    }
+
     /// # Shapes
     /// `x`: `[n, hidden]`; returns `[n, hidden]`.
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {

@@ -10,6 +10,7 @@
 
 pub mod adapter;
 pub mod attention;
+pub mod block_gemv;
 pub mod config;
 pub mod decoder;
 pub mod dms;
@@ -34,6 +35,7 @@ pub use dms::{DmsConfig, DmsDecision};
 pub use error::LoadError;
 pub use gguf::GgufFile;
 pub use hf::{GenerationDefaults, HfFiles};
+pub use linear::DecodeWeights;
 pub use loader::{ModelFormat, ModelSource, detect_format, open_model};
 pub use safetensors::SafetensorsWeights;
 pub use tokenizer::Tokenizer;

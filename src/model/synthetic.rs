@@ -10,6 +10,10 @@
 //! tokens leaving the window: the decision logit is `w·x̂ + 1.15` with
 //! `w·x̂ ~ N(0, 1)` over the RMS-normalised input `x̂`, so
 //! `P(evict) = Φ(1.15) ≈ 7/8`, i.e. ≈ 8× compression beyond the window.
+//! With `+q4_1` the weights are stored as SmolLM2's GGUF stores them —
+//! linear weights in Q4_1 blocks, the embedding in Q8_0 — so CPU decode
+//! streams blocks ([`super::block_gemv`]); the f32 values are those blocks
+//! dequantized.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,7 +23,9 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
+use super::block_gemv::BlockWeight;
 use super::dms::{DmsConfig, DmsDecision};
+use super::gguf::GgmlType;
 use super::{HostTensor, LoadError, ModelConfig, WeightSource};
 
 /// A named synthetic model.
@@ -28,6 +34,8 @@ pub struct SyntheticSpec {
     pub preset: String,
     pub config: ModelConfig,
     pub dms: bool,
+    /// `+q4_1`: weights stored in ggml blocks, as in SmolLM2's GGUF.
+    pub q4_1: bool,
 }
 
 impl SyntheticSpec {
@@ -48,11 +56,15 @@ impl SyntheticSpec {
         "qwen3-8b",
     ];
 
-    /// `synthetic:<preset>[+dms]` → the spec; `None` when `spec` does not
-    /// start with `synthetic:`, an error naming the presets when the rest
-    /// is not one.
+    /// `synthetic:<preset>[+dms][+q4_1]` → the spec; `None` when `spec`
+    /// does not start with `synthetic:`, an error naming the presets when
+    /// the rest is not one.
     pub fn parse(spec: &str) -> Option<Result<Self, String>> {
         let rest = spec.strip_prefix("synthetic:")?;
+        let (rest, q4_1) = match rest.strip_suffix("+q4_1") {
+            Some(p) => (p, true),
+            None => (rest, false),
+        };
         let (preset, dms) = match rest.strip_suffix("+dms") {
             Some(p) => (p, true),
             None => (rest, false),
@@ -65,7 +77,7 @@ impl SyntheticSpec {
             "qwen3-8b" => ModelConfig::qwen3_8b(),
             other => {
                 return Some(Err(format!(
-                    "unknown synthetic preset `{other}` (expected one of {}, optionally with `+dms`)",
+                    "unknown synthetic preset `{other}` (expected one of {}, optionally with `+dms`, then `+q4_1`)",
                     Self::PRESETS.join(", ")
                 )));
             }
@@ -91,6 +103,7 @@ impl SyntheticSpec {
             preset: preset.to_string(),
             config,
             dms,
+            q4_1,
         }))
     }
 }
@@ -101,6 +114,7 @@ pub struct RandomWeights {
     origin: PathBuf,
     seed: u64,
     shapes: BTreeMap<String, Vec<usize>>,
+    q4_1: bool,
 }
 
 /// How a tensor is filled.
@@ -155,12 +169,14 @@ impl RandomWeights {
         }
         Self {
             origin: PathBuf::from(format!(
-                "synthetic:{}{}",
+                "synthetic:{}{}{}",
                 spec.preset,
-                if spec.dms { "+dms" } else { "" }
+                if spec.dms { "+dms" } else { "" },
+                if spec.q4_1 { "+q4_1" } else { "" }
             )),
             seed,
             shapes,
+            q4_1: spec.q4_1,
         }
     }
 
@@ -195,6 +211,49 @@ impl WeightSource for RandomWeights {
     }
 
     fn load(&self, name: &str) -> Result<HostTensor, LoadError> {
+        if let Some(blocks) = self.load_blocks(name)? {
+            return Ok(HostTensor {
+                shape: vec![blocks.rows, blocks.cols],
+                data: blocks.dequantize(),
+            });
+        }
+        self.load_f32(name)
+    }
+
+    fn load_blocks(&self, name: &str) -> Result<Option<BlockWeight>, LoadError> {
+        let kind = match self.block_kind(name) {
+            Some(kind) => kind,
+            None => return Ok(None),
+        };
+        let t = self.load_f32(name)?;
+        let (rows, cols) = (t.shape[0], t.shape[1]);
+        let bytes = quantize(kind, &t.data);
+        BlockWeight::new(kind, rows, cols, bytes)
+            .map(Some)
+            .map_err(|detail| LoadError::Format {
+                path: self.origin.clone(),
+                detail: format!("tensor `{name}`: {detail}"),
+            })
+    }
+}
+
+impl RandomWeights {
+    /// The block format `name` is stored in under `+q4_1` (SmolLM2's GGUF:
+    /// Q8_0 embedding and lm head, Q4_1 projections); `None` for f32.
+    fn block_kind(&self, name: &str) -> Option<GgmlType> {
+        let shape = self.shapes.get(name)?;
+        let whole_blocks = shape.len() == 2 && shape[1].is_multiple_of(32);
+        if !self.q4_1 || !whole_blocks || name.contains("dms_proj_alpha") {
+            return None;
+        }
+        match name {
+            "model.embed_tokens.weight" | "lm_head.weight" => Some(GgmlType::Q8_0),
+            _ if name.ends_with("_proj.weight") => Some(GgmlType::Q4_1),
+            _ => None,
+        }
+    }
+
+    fn load_f32(&self, name: &str) -> Result<HostTensor, LoadError> {
         let shape = self
             .shapes
             .get(name)
@@ -225,6 +284,36 @@ impl WeightSource for RandomWeights {
         };
         Ok(HostTensor { shape, data })
     }
+}
+
+/// ggml's reference quantizers (`quantize_row_q4_1_ref`,
+/// `quantize_row_q8_0_ref`) over whole blocks of 32 values.
+fn quantize(kind: GgmlType, data: &[f32]) -> Vec<u8> {
+    let f16 = |v: f32| half::f16::from_f32(v).to_bits().to_le_bytes();
+    let mut out = Vec::with_capacity(data.len() / 32 * kind.type_size());
+    for b in data.chunks_exact(32) {
+        match kind {
+            GgmlType::Q4_1 => {
+                let min = b.iter().copied().fold(f32::INFINITY, f32::min);
+                let max = b.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let d = (max - min) / 15.0;
+                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+                out.extend(f16(d));
+                out.extend(f16(min));
+                let q = |x: f32| (((x - min) * id + 0.5) as u8).min(15);
+                out.extend((0..16).map(|j| q(b[j]) | (q(b[j + 16]) << 4)));
+            }
+            GgmlType::Q8_0 => {
+                let amax = b.iter().fold(0.0f32, |a, x| a.max(x.abs()));
+                let d = amax / 127.0;
+                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+                out.extend(f16(d));
+                out.extend(b.iter().map(|x| ((x * id).round() as i8) as u8));
+            }
+            other => unreachable!("no quantizer for {other}"),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -275,5 +364,40 @@ mod tests {
         small.config.num_layers = 2;
         let w = RandomWeights::new(&small, 3);
         Transformer::<Flex>::load(&small.config, &w, &Default::default()).unwrap();
+    }
+
+    #[test]
+    fn q4_1_weights_are_blocks_whose_values_load_returns() {
+        let spec = SyntheticSpec::parse("synthetic:smollm2-135m+dms+q4_1")
+            .unwrap()
+            .unwrap();
+        assert!(spec.dms && spec.q4_1);
+        let w = RandomWeights::new(&spec, 3);
+        let name = "model.layers.0.mlp.up_proj.weight";
+        let blocks = w.load_blocks(name).unwrap().unwrap();
+        assert_eq!(
+            (blocks.kind, blocks.rows, blocks.cols),
+            (GgmlType::Q4_1, 1536, 576)
+        );
+        let t = w.load(name).unwrap();
+        assert_eq!(t.data, blocks.dequantize());
+        // Within half a quantization step of the f32 draw.
+        let f = w.load_f32(name).unwrap();
+        let bound = 1.0 / 576f32.sqrt();
+        let step = 2.0 * bound / 15.0;
+        assert!(
+            t.data
+                .iter()
+                .zip(&f.data)
+                .all(|(q, x)| (q - x).abs() <= 0.51 * step + 1e-3)
+        );
+        let embed = w.load_blocks("model.embed_tokens.weight").unwrap().unwrap();
+        assert_eq!(embed.kind, GgmlType::Q8_0);
+        assert!(w.load_blocks("model.norm.weight").unwrap().is_none());
+        assert!(
+            w.load_blocks("model.layers.0.self_attn.dms_proj_alpha.weight")
+                .unwrap()
+                .is_none()
+        );
     }
 }

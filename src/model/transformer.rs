@@ -6,11 +6,13 @@
 //! KV cache is not in here: the caller's [`KvStore`] is passed into every
 //! forward pass.
 
+use burn::backend::flex::Flex;
 use burn::prelude::*;
 
 use super::attention::{Attention, Heads};
+use super::block_gemv::BlockWeight;
 use super::dms::{DmsConfig, DmsDecision, DmsHead};
-use super::linear::Linear;
+use super::linear::{DecodeWeights, Linear};
 use super::mlp::Mlp;
 use super::norm::RmsNorm;
 use super::rope::{Rope, RopeTables};
@@ -43,6 +45,8 @@ pub struct Transformer<B: AttentionBackend> {
 /// Loads tensors by Hugging Face name, checking presence and shape.
 struct Loader<'a> {
     weights: &'a dyn WeightSource,
+    /// Whether linear weights also keep their file's blocks for decode.
+    blocks: bool,
 }
 
 impl Loader<'_> {
@@ -78,6 +82,40 @@ impl Loader<'_> {
         })
     }
 
+    /// The `[rows, cols]` weight `name` in its file's blocks, when they are
+    /// wanted and the decode kernel reads their format.
+    fn blocks(
+        &self,
+        name: &str,
+        rows: usize,
+        cols: usize,
+    ) -> Result<Option<BlockWeight>, LoadError> {
+        if !self.blocks {
+            return Ok(None);
+        }
+        Ok(self
+            .weights
+            .load_blocks(name)?
+            .filter(|b| (b.rows, b.cols) == (rows, cols)))
+    }
+
+    /// [`Loader::blocks`] for a fused projection: `None` unless every part
+    /// has blocks of one format.
+    fn stacked_blocks(
+        &self,
+        parts: &[(String, usize)],
+        inp: usize,
+    ) -> Result<Option<BlockWeight>, LoadError> {
+        let mut all = Vec::with_capacity(parts.len());
+        for (name, out) in parts {
+            match self.blocks(name, *out, inp)? {
+                Some(b) => all.push(b),
+                None => return Ok(None),
+            }
+        }
+        Ok(BlockWeight::stack(&all))
+    }
+
     fn vector<B: Backend>(
         &self,
         name: &str,
@@ -100,7 +138,24 @@ impl<B: AttentionBackend> Transformer<B> {
         weights: &dyn WeightSource,
         device: &B::Device,
     ) -> Result<Self, LoadError> {
-        let ld = Loader { weights };
+        Self::load_with(config, weights, device, DecodeWeights::default())
+    }
+
+    /// [`Transformer::load`], choosing the weights decode steps stream. On
+    /// Flex with [`DecodeWeights::Quantized`], linear weights stored in a
+    /// block format the CPU kernel reads also keep those blocks; other
+    /// backends always use their f32 weights.
+    pub fn load_with(
+        config: &ModelConfig,
+        weights: &dyn WeightSource,
+        device: &B::Device,
+        decode: DecodeWeights,
+    ) -> Result<Self, LoadError> {
+        let on_flex = std::any::TypeId::of::<B>() == std::any::TypeId::of::<Flex>();
+        let ld = Loader {
+            weights,
+            blocks: on_flex && decode == DecodeWeights::Quantized,
+        };
         let ModelConfig {
             vocab_size: vocab,
             hidden_size: hidden,
@@ -130,12 +185,11 @@ impl<B: AttentionBackend> Transformer<B> {
                 (proj("k"), n_kv_heads * head_dim),
                 (proj("v"), n_kv_heads * head_dim),
             ];
-            let qkv_w = ld.stacked(
-                &qkv_parts
-                    .clone()
-                    .map(|(n, out)| (format!("{n}.weight"), out)),
-                hidden,
-            )?;
+            let qkv_names = qkv_parts
+                .clone()
+                .map(|(n, out)| (format!("{n}.weight"), out));
+            let qkv_w = ld.stacked(&qkv_names, hidden)?;
+            let qkv_blocks = ld.stacked_blocks(&qkv_names, hidden)?;
             let qkv_b = if config.attention_bias {
                 let mut data = Vec::new();
                 for (n, out) in &qkv_parts {
@@ -148,10 +202,9 @@ impl<B: AttentionBackend> Transformer<B> {
             } else {
                 None
             };
-            let o = ld.get(
-                &format!("{}.weight", proj("o")),
-                &[hidden, n_heads * head_dim],
-            )?;
+            let o_name = format!("{}.weight", proj("o"));
+            let o = ld.get(&o_name, &[hidden, n_heads * head_dim])?;
+            let o_blocks = ld.blocks(&o_name, hidden, n_heads * head_dim)?;
             let qk_norm = if config.qk_norm {
                 let norm = |n: &str| -> Result<RmsNorm<B>, LoadError> {
                     let w =
@@ -163,8 +216,8 @@ impl<B: AttentionBackend> Transformer<B> {
                 None
             };
             let attn = Attention::new(
-                Linear::from_hf(qkv_w, qkv_b, device),
-                Linear::from_hf(o, None, device),
+                Linear::from_hf(qkv_w, qkv_b, device).with_blocks(qkv_blocks),
+                Linear::from_hf(o, None, device).with_blocks(o_blocks),
                 qk_norm,
                 heads,
             );
@@ -173,14 +226,14 @@ impl<B: AttentionBackend> Transformer<B> {
                 Some(cfg) => attn.with_dms(dms_head(&ld, cfg, config, i, device)?),
             };
             let mlp_name = |n: &str| format!("{p}.mlp.{n}_proj.weight");
-            let gate_up = ld.stacked(
-                &[(mlp_name("gate"), inter), (mlp_name("up"), inter)],
-                hidden,
-            )?;
+            let gate_up_names = [(mlp_name("gate"), inter), (mlp_name("up"), inter)];
+            let gate_up = ld.stacked(&gate_up_names, hidden)?;
+            let gate_up_blocks = ld.stacked_blocks(&gate_up_names, hidden)?;
             let down = ld.get(&mlp_name("down"), &[hidden, inter])?;
+            let down_blocks = ld.blocks(&mlp_name("down"), hidden, inter)?;
             let mlp = Mlp::new(
-                Linear::from_hf(gate_up, None, device),
-                Linear::from_hf(down, None, device),
+                Linear::from_hf(gate_up, None, device).with_blocks(gate_up_blocks),
+                Linear::from_hf(down, None, device).with_blocks(down_blocks),
             );
             let norm = |n: &str| -> Result<RmsNorm<B>, LoadError> {
                 let w = ld.vector(&format!("{p}.{n}.weight"), hidden, device)?;
@@ -195,9 +248,14 @@ impl<B: AttentionBackend> Transformer<B> {
         }
         let norm = RmsNorm::new(ld.vector("model.norm.weight", hidden, device)?, eps);
         let lm_head = if config.tie_word_embeddings {
-            Linear::from_in_out(embed.clone().transpose())
+            Linear::from_in_out(embed.clone().transpose()).with_blocks(ld.blocks(
+                "model.embed_tokens.weight",
+                vocab,
+                hidden,
+            )?)
         } else {
             Linear::from_hf(ld.get("lm_head.weight", &[vocab, hidden])?, None, device)
+                .with_blocks(ld.blocks("lm_head.weight", vocab, hidden)?)
         };
         Ok(Self {
             config: ModelConfig {
@@ -211,6 +269,21 @@ impl<B: AttentionBackend> Transformer<B> {
             rope: Rope::new(config),
             device: device.clone(),
         })
+    }
+
+    /// Bytes of weights one decode step reads: the f32 count of
+    /// [`ModelConfig::f32_weight_bytes`], less what projections kept in
+    /// blocks save.
+    pub fn decode_weight_bytes(&self) -> u64 {
+        let linears = self
+            .blocks
+            .iter()
+            .flat_map(|b| b.attn.linears().into_iter().chain(b.mlp.linears()))
+            .chain([&self.lm_head]);
+        let saved: u64 = linears
+            .map(|l| l.f32_weight_bytes() - l.decode_weight_bytes())
+            .sum();
+        self.config.f32_weight_bytes() - saved
     }
 
     /// The configuration the model was loaded with.

@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use super::LoadError;
+use super::block_gemv::BlockWeight;
 
 /// A tensor on the host: row-major f32.
 ///
@@ -38,4 +39,12 @@ pub trait WeightSource {
     fn names(&self) -> Vec<String>;
     /// Load one tensor as f32. Errors name the file and the tensor.
     fn load(&self, name: &str) -> Result<HostTensor, LoadError>;
+    /// A 2-D tensor in the file's own ggml block format, rows in the
+    /// Hugging Face order, when that format is one the CPU decode kernel
+    /// reads ([`BlockWeight::supports`]); `Ok(None)` otherwise. Its values
+    /// dequantize to exactly what [`WeightSource::load`] returns.
+    fn load_blocks(&self, name: &str) -> Result<Option<BlockWeight>, LoadError> {
+        let _ = name;
+        Ok(None)
+    }
 }

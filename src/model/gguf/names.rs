@@ -102,10 +102,14 @@ fn check_heads(rows: usize, n_head: usize) -> Result<usize, String> {
 /// # Shapes
 /// `data` is row-major `[rows, cols]` (`cols = 1` for a bias), with
 /// `rows = n_head * head_dim` and `head_dim` even.
-pub fn unpermute_rows(data: &[f32], cols: usize, n_head: usize) -> Result<Vec<f32>, String> {
+pub fn unpermute_rows<T: Copy + Default>(
+    data: &[T],
+    cols: usize,
+    n_head: usize,
+) -> Result<Vec<T>, String> {
     let rows = data.len().checked_div(cols).unwrap_or(0);
     let head_dim = check_heads(rows, n_head)?;
-    let mut out = vec![0.0; data.len()];
+    let mut out = vec![T::default(); data.len()];
     for r in 0..rows {
         let hf = hf_row_of_gguf_row(r, head_dim);
         out[hf * cols..(hf + 1) * cols].copy_from_slice(&data[r * cols..(r + 1) * cols]);

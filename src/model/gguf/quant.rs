@@ -169,12 +169,13 @@ pub fn dequantize_rows(
     }
     out.par_chunks_mut(row_len)
         .zip(bytes.par_chunks(row_bytes))
-        .for_each(|(row_out, row_in)| dequantize_row(kind, row_in, row_out));
+        .for_each(|(row_out, row_in)| dequantize_block_row(kind, row_in, row_out));
     Ok(())
 }
 
-/// One row; `kind` is supported and the lengths were checked by the caller.
-fn dequantize_row(kind: GgmlType, bytes: &[u8], out: &mut [f32]) {
+/// One row of whole blocks; `kind` is supported (`can_dequantize`) and
+/// `out.len()` is `bytes.len() / type_size * block_size`.
+pub fn dequantize_block_row(kind: GgmlType, bytes: &[u8], out: &mut [f32]) {
     let blocks = bytes
         .chunks_exact(kind.type_size())
         .zip(out.chunks_exact_mut(kind.block_size()));

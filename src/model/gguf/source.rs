@@ -5,6 +5,7 @@ use std::path::Path;
 
 use super::names::{self, PermutedProjection};
 use super::reader::GgufFile;
+use crate::model::block_gemv::BlockWeight;
 use crate::model::{HostTensor, LoadError, WeightSource};
 
 impl GgufFile {
@@ -14,39 +15,40 @@ impl GgufFile {
         Ok(self.architecture()? == "llama")
     }
 
-    fn unpermute(
-        &self,
-        name: &str,
-        kind: PermutedProjection,
-        tensor: HostTensor,
-    ) -> Result<HostTensor, LoadError> {
+    /// The head count llama.cpp's `permute` used for a Q or K projection.
+    fn permuted_heads(&self, kind: PermutedProjection) -> Result<usize, LoadError> {
         let arch = self.architecture()?;
         let key = match kind {
             PermutedProjection::Query => format!("{arch}.attention.head_count"),
             PermutedProjection::Key => format!("{arch}.attention.head_count_kv"),
         };
-        let n_head = match (kind, self.opt_u64(&key)?) {
+        Ok(match (kind, self.opt_u64(&key)?) {
             (_, Some(n)) => n,
             // llama.cpp defaults head_count_kv to head_count.
             (PermutedProjection::Key, None) => {
                 self.get_u64(&format!("{arch}.attention.head_count"))?
             }
             (PermutedProjection::Query, None) => self.get_u64(&key)?,
-        } as usize;
-        let cols = if tensor.shape.len() == 2 {
-            tensor.shape[1]
-        } else {
-            1
+        } as usize)
+    }
+
+    /// Rows of `data` (each `cols` elements: f32 values or block bytes) put
+    /// back in the Hugging Face order, if `name` is a permuted projection of
+    /// this file.
+    fn unpermute<T: Copy + Default>(
+        &self,
+        name: &str,
+        data: Vec<T>,
+        cols: usize,
+    ) -> Result<Vec<T>, LoadError> {
+        let kind = match names::permuted_projection(name) {
+            Some(kind) if self.qk_rows_permuted()? => kind,
+            _ => return Ok(data),
         };
-        let data = names::unpermute_rows(&tensor.data, cols, n_head).map_err(|reason| {
-            LoadError::Format {
-                path: self.path().to_path_buf(),
-                detail: format!("cannot un-permute `{name}`: {reason}"),
-            }
-        })?;
-        Ok(HostTensor {
-            shape: tensor.shape,
-            data,
+        let n_head = self.permuted_heads(kind)?;
+        names::unpermute_rows(&data, cols, n_head).map_err(|reason| LoadError::Format {
+            path: self.path().to_path_buf(),
+            detail: format!("cannot un-permute `{name}`: {reason}"),
         })
     }
 }
@@ -79,9 +81,33 @@ impl WeightSource for GgufFile {
             return Err(missing());
         }
         let tensor = self.dequantize(&gguf)?;
-        match names::permuted_projection(name) {
-            Some(kind) if self.qk_rows_permuted()? => self.unpermute(name, kind, tensor),
-            _ => Ok(tensor),
+        let cols = if tensor.shape.len() == 2 {
+            tensor.shape[1]
+        } else {
+            1
+        };
+        Ok(HostTensor {
+            data: self.unpermute(name, tensor.data, cols)?,
+            shape: tensor.shape,
+        })
+    }
+
+    fn load_blocks(&self, name: &str) -> Result<Option<BlockWeight>, LoadError> {
+        let Some(info) = names::gguf_name(name).and_then(|g| self.tensor(&g)) else {
+            return Ok(None);
+        };
+        if info.dims.len() != 2 || !BlockWeight::supports(info.kind) {
+            return Ok(None);
         }
+        let (cols, rows) = (info.dims[0] as usize, info.dims[1] as usize);
+        let bytes = self.tensor_bytes(info).to_vec();
+        let row_bytes = bytes.len() / rows.max(1);
+        let bytes = self.unpermute(name, bytes, row_bytes)?;
+        BlockWeight::new(info.kind, rows, cols, bytes)
+            .map(Some)
+            .map_err(|reason| LoadError::Format {
+                path: self.path().to_path_buf(),
+                detail: format!("tensor `{}`: {reason}", info.name),
+            })
     }
 }

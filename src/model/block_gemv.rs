@@ -1,0 +1,373 @@
+//! The decode-time projection over weights kept in their file's ggml block
+//! format (Q4_0, Q4_1, Q8_0): `y = x·Wᵀ (+ b)` reading 4.5–8.5 bits per
+//! weight from memory instead of 32.
+//!
+//! Decode streams every weight once per step, so the bytes read set the
+//! speed. This kernel reads the blocks, dequantizes four weight rows at a
+//! time into an L1-resident buffer with exactly the f32 operations of the
+//! loader's dequantization (`d·q + m`, no fused multiply-add), and runs the
+//! f32 kernel of [`super::gemv`] on that buffer. The result is therefore
+//! **bit for bit** what [`super::gemv::gemv`] computes over the dequantized
+//! f32 weights (`tests::equals_the_f32_kernel_on_dequantized_weights`):
+//! keeping the blocks changes the speed, never a logit.
+//!
+//! [`flex_linear_blocks`] is the entry used by [`super::linear::Linear`].
+
+use std::sync::Arc;
+
+use burn::backend::flex::Flex;
+use burn::prelude::*;
+use rayon::prelude::*;
+
+use super::gemv::{self, MAX_ROWS};
+use super::gguf::GgmlType;
+use super::gguf::quant::dequantize_block_row;
+
+/// Weight rows per parallel task: 128 rows of a 576-wide Q4_1 weight are
+/// 45 KiB of blocks, 288 KiB of f32 work.
+const TASK_ROWS: usize = 128;
+
+/// Weight rows dequantized at once: four rows of 1 536 f32 are 24 KiB, in L1.
+const GROUP: usize = 4;
+
+/// A `[rows, cols]` weight matrix in a ggml block format, rows in the
+/// Hugging Face order (llama Q/K rows already un-permuted).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockWeight {
+    pub kind: GgmlType,
+    pub rows: usize,
+    pub cols: usize,
+    /// `rows × kind.bytes_for(cols)` bytes, row after row.
+    pub bytes: Arc<Vec<u8>>,
+}
+
+impl BlockWeight {
+    /// Whether the decode kernel reads `kind`.
+    pub fn supports(kind: GgmlType) -> bool {
+        matches!(kind, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0)
+    }
+
+    /// Checks that `kind` is supported and the byte count matches the shape.
+    pub fn new(kind: GgmlType, rows: usize, cols: usize, bytes: Vec<u8>) -> Result<Self, String> {
+        if !Self::supports(kind) {
+            return Err(format!("{kind} is not a decode block format"));
+        }
+        let row_bytes = kind
+            .bytes_for(cols)
+            .ok_or_else(|| format!("{cols} columns are not whole {kind} blocks"))?;
+        if cols == 0 || bytes.len() != rows * row_bytes {
+            return Err(format!(
+                "{} bytes do not hold [{rows}, {cols}] {kind}",
+                bytes.len()
+            ));
+        }
+        Ok(Self {
+            kind,
+            rows,
+            cols,
+            bytes: Arc::new(bytes),
+        })
+    }
+
+    /// Bytes of one row.
+    pub fn row_bytes(&self) -> usize {
+        self.bytes.len() / self.rows.max(1)
+    }
+
+    /// Several weights with the same format and width, stacked along the
+    /// rows (a fused q/k/v or gate/up projection); `None` if they differ.
+    pub fn stack(parts: &[BlockWeight]) -> Option<BlockWeight> {
+        let first = parts.first()?;
+        if parts
+            .iter()
+            .any(|p| p.kind != first.kind || p.cols != first.cols)
+        {
+            return None;
+        }
+        let bytes: Vec<u8> = parts.iter().flat_map(|p| p.bytes.iter().copied()).collect();
+        let rows = parts.iter().map(|p| p.rows).sum();
+        Self::new(first.kind, rows, first.cols, bytes).ok()
+    }
+
+    /// The weight as row-major f32, as the loader dequantizes it.
+    pub fn dequantize(&self) -> Vec<f32> {
+        let mut out = vec![0.0f32; self.rows * self.cols];
+        for (o, b) in out
+            .chunks_mut(self.cols)
+            .zip(self.bytes.chunks(self.row_bytes()))
+        {
+            dequantize_row(self.kind, b, o);
+        }
+        out
+    }
+}
+
+/// `y[r, o] = Σ_i x[r, i] · w[o, i] + bias[o]` with `w` in blocks.
+///
+/// # Shapes
+/// `w`: `[out, inp]`; `x`: `[n, inp]`; `bias`: `[out]`; returns `[n, out]`.
+pub fn gemv_blocks(w: &BlockWeight, x: &[f32], n: usize, bias: Option<&[f32]>) -> Vec<f32> {
+    let (out, inp) = (w.rows, w.cols);
+    assert_eq!(x.len(), n * inp, "gemv_blocks: x is not [n, in]");
+    let row_bytes = w.row_bytes();
+    let mut yt = vec![0.0f32; out * n];
+    yt.par_chunks_mut(TASK_ROWS * n)
+        .enumerate()
+        .for_each(|(t, chunk)| {
+            let o0 = t * TASK_ROWS;
+            let src = &w.bytes[o0 * row_bytes..(o0 + chunk.len() / n) * row_bytes];
+            #[cfg(target_arch = "x86_64")]
+            if n == 1 && has_avx2_f16c() {
+                // SAFETY: the CPU supports AVX2, FMA and F16C (checked).
+                unsafe { rows_x1_avx2(w.kind, src, row_bytes, x, chunk) };
+                return;
+            }
+            let mut buf = vec![0.0f32; GROUP * inp];
+            for (g, ys) in chunk.chunks_mut(GROUP * n).enumerate() {
+                let rows = ys.len() / n;
+                let first = o0 + g * GROUP;
+                let src = &w.bytes[first * row_bytes..(first + rows) * row_bytes];
+                let dst = &mut buf[..rows * inp];
+                for (o, b) in dst.chunks_mut(inp).zip(src.chunks(row_bytes)) {
+                    dequantize_row(w.kind, b, o);
+                }
+                gemv::block(dst, inp, x, n, ys);
+            }
+        });
+    gemv::finish(yt, out, n, bias)
+}
+
+/// One row of blocks into f32, the AVX2 path when the CPU has it; both
+/// paths give the loader's values bit for bit.
+fn dequantize_row(kind: GgmlType, bytes: &[u8], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_f16c() {
+        // SAFETY: the CPU supports AVX2 and F16C, checked just above.
+        unsafe { dequantize_row_avx2(kind, bytes, out) };
+        return;
+    }
+    dequantize_block_row(kind, bytes, out);
+}
+
+/// Whether the AVX2 paths can run (AVX2, FMA and F16C).
+#[cfg(target_arch = "x86_64")]
+fn has_avx2_f16c() -> bool {
+    std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+        && std::arch::is_x86_feature_detected!("f16c")
+}
+
+/// A row of Q4_0 / Q4_1 / Q8_0 blocks into f32 with [`dequantize_block`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn dequantize_row_avx2(kind: GgmlType, bytes: &[u8], out: &mut [f32]) {
+    use std::arch::x86_64::_mm256_storeu_ps;
+    for (b, o) in bytes
+        .chunks_exact(kind.type_size())
+        .zip(out.chunks_exact_mut(32))
+    {
+        for (k, v) in dequantize_block(kind, b).into_iter().enumerate() {
+            // SAFETY: 8 floats at 8k lie inside the 32 of `o`.
+            unsafe { _mm256_storeu_ps(o[8 * k..].as_mut_ptr(), v) };
+        }
+    }
+}
+
+/// The 32 values of one block in four 8-lane vectors. Each lane is the
+/// scalar formula of `gguf::quant` with the same roundings (a multiply,
+/// then for Q4_1 an add; never fused), and F16C widens the f16 scales
+/// exactly as `half` does, so the values are identical.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+fn dequantize_block(kind: GgmlType, b: &[u8]) -> [std::arch::x86_64::__m256; 4] {
+    use std::arch::x86_64::{
+        __m128i, __m256, _mm_and_si128, _mm_cvtph_ps, _mm_cvtsi32_si128, _mm_loadl_epi64,
+        _mm_loadu_si128, _mm_set1_epi8, _mm_srli_epi16, _mm_srli_si128, _mm256_add_ps,
+        _mm256_broadcastss_ps, _mm256_cvtepi8_epi32, _mm256_cvtepi32_ps, _mm256_cvtepu8_epi32,
+        _mm256_mul_ps, _mm256_set1_epi32, _mm256_setzero_ps, _mm256_sub_epi32,
+    };
+    // The f16 at `b[at..at + 2]` widened and broadcast to 8 lanes.
+    let half8 = |at: usize| -> __m256 {
+        let bits = i32::from(u16::from_le_bytes([b[at], b[at + 1]]));
+        _mm256_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(bits)))
+    };
+    let d = half8(0);
+    let mut v = [_mm256_setzero_ps(); 4];
+    match kind {
+        GgmlType::Q8_0 => {
+            assert!(b.len() >= 34);
+            for (k, v) in v.iter_mut().enumerate() {
+                // SAFETY: bytes 2 + 8k .. 10 + 8k lie inside the 34-byte block.
+                let q = unsafe { _mm_loadl_epi64(b[2 + 8 * k..].as_ptr() as *const __m128i) };
+                *v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), d);
+            }
+        }
+        GgmlType::Q4_0 | GgmlType::Q4_1 => {
+            let q4_1 = kind == GgmlType::Q4_1;
+            let at = if q4_1 { 4 } else { 2 };
+            assert!(b.len() >= at + 16);
+            // SAFETY: the 16 nibble bytes `at..at + 16` lie inside the block.
+            let q = unsafe { _mm_loadu_si128(b[at..].as_ptr() as *const __m128i) };
+            let mask = _mm_set1_epi8(0x0F);
+            let lo = _mm_and_si128(q, mask);
+            let hi = _mm_and_si128(_mm_srli_epi16::<4>(q), mask);
+            // Values 0..16 are the low nibbles, 16..32 the high ones.
+            let parts = [lo, _mm_srli_si128::<8>(lo), hi, _mm_srli_si128::<8>(hi)];
+            let m = if q4_1 { half8(2) } else { d };
+            for (v, p) in v.iter_mut().zip(parts) {
+                *v = if q4_1 {
+                    let f = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(p));
+                    _mm256_add_ps(_mm256_mul_ps(d, f), m)
+                } else {
+                    let i = _mm256_sub_epi32(_mm256_cvtepu8_epi32(p), _mm256_set1_epi32(8));
+                    _mm256_mul_ps(d, _mm256_cvtepi32_ps(i))
+                };
+            }
+        }
+        _ => unreachable!("BlockWeight::new admits only Q4_0, Q4_1 and Q8_0"),
+    }
+    v
+}
+
+/// One activation row against the block rows of `src`, dequantizing in
+/// registers: four weight rows at a time, one 8-lane accumulator per row
+/// fed chunk by chunk in order — the summation of [`gemv::block`] for one
+/// row, so the result is the same bit for bit.
+///
+/// # Shapes
+/// `src`: `[rows, row_bytes]`; `x`: `[inp]`; `yt`: `[rows]`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn rows_x1_avx2(kind: GgmlType, src: &[u8], row_bytes: usize, x: &[f32], yt: &mut [f32]) {
+    use std::arch::x86_64::{_mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps};
+    let size = kind.type_size();
+    let blocks = row_bytes / size;
+    let rows = yt.len();
+    let mut o = 0;
+    while o < rows {
+        let take = (rows - o).min(4);
+        let mut acc = [_mm256_setzero_ps(); 4];
+        for bi in 0..blocks {
+            let xs = &x[bi * 32..bi * 32 + 32];
+            for (j, acc) in acc.iter_mut().enumerate().take(take) {
+                let at = (o + j) * row_bytes + bi * size;
+                let w = dequantize_block(kind, &src[at..at + size]);
+                for (k, w) in w.into_iter().enumerate() {
+                    // SAFETY: `xs` holds 32 floats; 8 at 8k lie inside.
+                    let xv = unsafe { _mm256_loadu_ps(xs[8 * k..].as_ptr()) };
+                    *acc = _mm256_fmadd_ps(w, xv, *acc);
+                }
+            }
+        }
+        for (j, acc) in acc.iter().enumerate().take(take) {
+            yt[o + j] = gemv::hsum256(*acc);
+        }
+        o += take;
+    }
+}
+
+/// `x·Wᵀ (+ b)` through [`gemv_blocks`] when the backend is Flex and `x` has
+/// at most [`MAX_ROWS`] rows; `None` otherwise (the caller uses its f32
+/// weight).
+///
+/// # Shapes
+/// `x`: `[n, in]`; `w`: `[out, in]` blocks; `bias`: `[out]`; returns `[n, out]`.
+pub fn flex_linear_blocks<B: Backend>(
+    x: &Tensor<B, 2>,
+    w: &BlockWeight,
+    bias: Option<&Tensor<B, 1>>,
+) -> Option<Tensor<B, 2>> {
+    if std::any::TypeId::of::<B>() != std::any::TypeId::of::<Flex>() {
+        return None;
+    }
+    let [n, inp] = x.dims();
+    if n == 0 || n > MAX_ROWS || inp != w.cols {
+        return None;
+    }
+    gemv::with_flex_slices(x, bias, |xs, bs| gemv_blocks(w, xs, n, bs), [n, w.rows])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{RngExt, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// Random blocks of `kind`: f16 scales in a realistic range, random
+    /// quants.
+    pub(crate) fn random_blocks(
+        kind: GgmlType,
+        rows: usize,
+        cols: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> BlockWeight {
+        let blocks = rows * cols / 32;
+        let mut bytes = Vec::new();
+        for _ in 0..blocks {
+            let half = |v: f32| half::f16::from_f32(v).to_bits().to_le_bytes();
+            bytes.extend(half(rng.random_range(0.001f32..0.05)));
+            if kind == GgmlType::Q4_1 {
+                bytes.extend(half(rng.random_range(-0.4f32..0.0)));
+            }
+            let quants = if kind == GgmlType::Q8_0 { 32 } else { 16 };
+            bytes.extend((0..quants).map(|_| rng.random::<u8>()));
+        }
+        BlockWeight::new(kind, rows, cols, bytes).unwrap()
+    }
+
+    #[test]
+    fn dequantizes_as_the_loader_does_bit_for_bit() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        for kind in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
+            let w = random_blocks(kind, 3, 96, &mut rng);
+            let want = crate::model::gguf::quant::dequantize(kind, &w.bytes).unwrap();
+            assert_eq!(w.dequantize(), want, "{kind}");
+            let mut portable = vec![0.0; want.len()];
+            for (o, b) in portable.chunks_mut(96).zip(w.bytes.chunks(w.row_bytes())) {
+                dequantize_block_row(kind, b, o);
+            }
+            assert_eq!(portable, want, "{kind} portable");
+        }
+    }
+
+    #[test]
+    fn equals_the_f32_kernel_on_dequantized_weights() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        // Row counts off the 4-row group and 128-row task grids, 1..=16
+        // activation rows, widths of 1 to 48 blocks.
+        for &(kind, out, inp, n) in &[
+            (GgmlType::Q4_1, 1, 32, 1),
+            (GgmlType::Q4_1, 259, 576, 1),
+            (GgmlType::Q4_1, 130, 1536, 3),
+            (GgmlType::Q8_0, 517, 576, 2),
+            (GgmlType::Q4_0, 67, 64, 16),
+        ] {
+            let w = random_blocks(kind, out, inp, &mut rng);
+            let x: Vec<f32> = (0..n * inp).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let b: Vec<f32> = (0..out).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let dense = w.dequantize();
+            for bias in [None, Some(b.as_slice())] {
+                let got = gemv_blocks(&w, &x, n, bias);
+                let want = gemv::gemv(&dense, out, inp, &x, n, bias);
+                assert_eq!(got, want, "{kind} {out}x{inp} n={n}");
+            }
+        }
+    }
+
+    #[test]
+    fn rejects_mismatched_shapes_and_formats() {
+        assert!(BlockWeight::new(GgmlType::Q4_1, 2, 32, vec![0; 40]).is_ok());
+        assert!(BlockWeight::new(GgmlType::Q4_1, 2, 32, vec![0; 39]).is_err());
+        assert!(BlockWeight::new(GgmlType::Q4_1, 1, 20, vec![0; 20]).is_err());
+        assert!(BlockWeight::new(GgmlType::Q6K, 1, 256, vec![0; 210]).is_err());
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let a = random_blocks(GgmlType::Q4_1, 2, 64, &mut rng);
+        let b = random_blocks(GgmlType::Q4_1, 3, 64, &mut rng);
+        let c = random_blocks(GgmlType::Q8_0, 3, 64, &mut rng);
+        let s = BlockWeight::stack(&[a.clone(), b.clone()]).unwrap();
+        assert_eq!((s.rows, s.cols), (5, 64));
+        assert_eq!(s.dequantize(), [a.dequantize(), b.dequantize()].concat());
+        assert!(BlockWeight::stack(&[a, c]).is_none());
+    }
+}
