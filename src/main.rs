@@ -353,8 +353,13 @@ fn bench_decode<M: BenchModel>(
     };
     let weights = model.weight_bytes_per_step();
     let roofline = gbs * 1e9 / weights as f64;
+    let form = if weights < model.model_config().f32_weight_bytes() {
+        "quantized blocks"
+    } else {
+        "f32"
+    };
     println!(
-        "model {} ({:.0} MB f32 weights/step), device {}, {threads} threads; read bandwidth {gbs:.1} GB/s ⇒ weight-streaming roofline {roofline:.1} tok/s (batch 1)",
+        "model {} ({:.0} MB of weights read per step, {form}), device {}, {threads} threads; read bandwidth {gbs:.1} GB/s ⇒ weight-streaming roofline {roofline:.1} tok/s (batch 1)",
         model.name(),
         weights as f64 / 1e6,
         model.device()
@@ -411,14 +416,14 @@ fn bench_decode<M: BenchModel>(
             let config = model.model_config();
             println!();
             println!(
-                "| batch | context | standalone projections: burn ms | project kernel ms | best GFLOP/s | decode step GFLOP/s | step / best |"
+                "| batch | context | standalone projections: burn ms | project kernel ms ({form}) | best GFLOP/s | decode step GFLOP/s | step / best |"
             );
             println!("|---:|---:|---:|---:|---:|---:|---:|");
             let mut gemm = std::collections::BTreeMap::new();
             for p in &points {
                 let g = *gemm
                     .entry(p.batch)
-                    .or_insert_with(|| gemm::measure(config, p.batch, 5));
+                    .or_insert_with(|| gemm::measure(config, p.batch, 5, form != "f32"));
                 let step_gflops = g.flops / p.step_ms / 1e6;
                 println!(
                     "| {} | {} | {:.2} | {} | {:.1} | {step_gflops:.1} | {:.0}% |",

@@ -241,7 +241,8 @@ impl Decoder for SyntheticModel {
 impl BenchModel for SyntheticModel {
     fn name(&self) -> String {
         let dms = if self.spec.dms { "+dms" } else { "" };
-        format!("synthetic:{}{dms}", self.spec.preset)
+        let q4_1 = if self.spec.q4_1 { "+q4_1" } else { "" };
+        format!("synthetic:{}{dms}{q4_1}", self.spec.preset)
     }
     fn device(&self) -> DeviceKind {
         self.device

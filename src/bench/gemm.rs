@@ -3,9 +3,11 @@
 //! gate/up and down projections, and the lm head) run standalone on
 //! `[batch, in]` activations, with distinct weights per layer so the pass
 //! streams the same bytes a real step does. Timed twice — burn-flex's GEMM
-//! and the project's decode kernel ([`crate::model::gemv`], ≤ 16 rows) — so
-//! `bench decode --profile` can state the step's throughput as a fraction of
-//! the best this machine does on exactly those products.
+//! and the project's decode kernel (≤ 16 rows: [`crate::model::gemv`] on f32
+//! weights, or [`crate::model::block_gemv`] on Q4_1 blocks with a Q8_0 lm
+//! head when the model decodes from blocks) — so `bench decode --profile`
+//! can state the step's throughput as a fraction of the best this machine
+//! does on exactly those products.
 
 use std::time::Instant;
 
@@ -14,6 +16,8 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::stats::median;
+use crate::model::block_gemv::{self, BlockWeight};
+use crate::model::gguf::GgmlType;
 use crate::model::{ModelConfig, gemv};
 
 /// One batch size's standalone projection pass.
@@ -26,6 +30,9 @@ pub struct GemmPoint {
     pub burn_ms: f64,
     /// Median pass time through the project kernel (`None` above its rows).
     pub project_ms: Option<f64>,
+    /// Whether the project kernel read Q4_1/Q8_0 blocks rather than f32.
+    #[serde(default)]
+    pub blocks: bool,
 }
 
 impl GemmPoint {
@@ -51,8 +58,10 @@ pub fn projection_shapes(c: &ModelConfig) -> Vec<(usize, usize)> {
 }
 
 /// Time the standalone projection pass of `config` at `batch` rows,
-/// `repeats` times after one warm-up pass.
-pub fn measure(config: &ModelConfig, batch: usize, repeats: usize) -> GemmPoint {
+/// `repeats` times after one warm-up pass; with `blocks`, the project
+/// kernel reads Q4_1 blocks (Q8_0 for the lm head), as SmolLM2's GGUF
+/// stores them.
+pub fn measure(config: &ModelConfig, batch: usize, repeats: usize, blocks: bool) -> GemmPoint {
     let device = Default::default();
     let shapes = projection_shapes(config);
     // `[in, out]` transposed views of `[out, in]` storage, as the model
@@ -82,15 +91,50 @@ pub fn measure(config: &ModelConfig, batch: usize, repeats: usize) -> GemmPoint 
         median(&times[1..])
     };
     let burn_ms = time(&|x, w| x.clone().matmul(w.clone()));
-    let project_ms = (batch <= gemv::MAX_ROWS).then(|| {
-        time(&|x, w| gemv::flex_linear(x, w, None).expect("Flex, ≤ MAX_ROWS rows, model layout"))
-    });
+    let project_ms = match (batch <= gemv::MAX_ROWS, blocks) {
+        (false, _) => None,
+        (true, false) => Some(time(&|x, w| {
+            gemv::flex_linear(x, w, None).expect("Flex, ≤ MAX_ROWS rows, model layout")
+        })),
+        (true, true) => {
+            let last = shapes.len() - 1;
+            let quantized: Vec<BlockWeight> = shapes
+                .iter()
+                .enumerate()
+                .map(|(k, &(out, inp))| {
+                    let kind = if k == last {
+                        GgmlType::Q8_0
+                    } else {
+                        GgmlType::Q4_1
+                    };
+                    let bytes = (0..out * inp / 32 * kind.type_size())
+                        .map(|b| (b % 251) as u8 & 0x3B)
+                        .collect();
+                    BlockWeight::new(kind, out, inp, bytes).expect("whole blocks")
+                })
+                .collect();
+            let xs: Vec<Vec<f32>> = shapes
+                .iter()
+                .map(|&(_, inp)| vec![1.0; batch * inp])
+                .collect();
+            let mut times = Vec::with_capacity(repeats + 1);
+            for _ in 0..repeats.max(1) + 1 {
+                let start = Instant::now();
+                for (x, w) in xs.iter().zip(&quantized) {
+                    std::hint::black_box(block_gemv::gemv_blocks(w, x, batch, None));
+                }
+                times.push(start.elapsed().as_secs_f64() * 1e3);
+            }
+            Some(median(&times[1..]))
+        }
+    };
     let macs: usize = shapes.iter().map(|(o, i)| o * i).sum();
     GemmPoint {
         batch,
         flops: 2.0 * (batch * macs) as f64,
         burn_ms,
         project_ms,
+        blocks: blocks && project_ms.is_some(),
     }
 }
 
@@ -115,8 +159,15 @@ mod tests {
         let mut c = ModelConfig::smollm2_135m();
         c.num_layers = 1;
         c.vocab_size = 64;
-        let p = measure(&c, 2, 1);
-        assert!(p.burn_ms > 0.0 && p.project_ms.is_some_and(|ms| ms > 0.0));
-        assert!(measure(&c, gemv::MAX_ROWS + 1, 1).project_ms.is_none());
+        for blocks in [false, true] {
+            let p = measure(&c, 2, 1, blocks);
+            assert!(p.burn_ms > 0.0 && p.project_ms.is_some_and(|ms| ms > 0.0));
+            assert_eq!(p.blocks, blocks);
+            assert!(
+                measure(&c, gemv::MAX_ROWS + 1, 1, blocks)
+                    .project_ms
+                    .is_none()
+            );
+        }
     }
 }
