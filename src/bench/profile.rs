@@ -62,19 +62,19 @@ mod tests {
 
     #[test]
     fn accumulates_only_when_enabled() {
-        // One test touches the global state, so there is no race with others.
+        // Only this test turns profiling on, but other tests run projections
+        // and attention on other threads meanwhile: while it is on they may
+        // add to the totals, so the checks hold whatever they add.
+        assert!(scope(Phase::Projection).0.is_none(), "off: no timing");
         let _ = take();
-        drop(scope(Phase::Projection));
-        assert_eq!(take(), [0, 0]);
         set_enabled(true);
         {
             let _s = scope(Phase::Attention);
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
         set_enabled(false);
+        assert!(scope(Phase::Attention).0.is_none(), "off again: no timing");
         let t = take();
-        assert_eq!(t[0], 0);
         assert!(t[1] >= 2_000_000, "{t:?}");
-        assert_eq!(take(), [0, 0]);
     }
 }

@@ -8,6 +8,8 @@
 
 use std::time::Instant;
 
+use rayon::prelude::*;
+
 use serde::{Deserialize, Serialize};
 
 use super::{FinishReason, Sampler, SamplingParams, StopCriteria};
@@ -169,9 +171,15 @@ pub fn generate<M: Decoder, T: TextDecoder>(
         let start = Instant::now();
         let logits = model.decode(store, &seqs, &last);
         let step = start.elapsed().as_secs_f64();
-        for (b, s) in live.iter_mut().enumerate() {
+        // Each sequence samples from its own row with its own stream, so
+        // drawing them in parallel changes no token.
+        let tokens: Vec<u32> = live
+            .par_iter_mut()
+            .enumerate()
+            .map(|(b, s)| s.sampler.sample(&logits[b * vocab..(b + 1) * vocab]))
+            .collect();
+        for (s, token) in live.iter_mut().zip(tokens) {
             s.decode_seconds += step;
-            let token = s.sampler.sample(&logits[b * vocab..(b + 1) * vocab]);
             s.tokens.push(token);
             on_token(TokenEvent {
                 request: s.request,

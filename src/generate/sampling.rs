@@ -95,9 +95,44 @@ fn ranked(logits: &[f32], top_k: usize) -> Vec<u32> {
     if top_k > 0 && top_k < keys.len() {
         keys.select_nth_unstable(top_k - 1);
         keys.truncate(top_k);
+        keys.sort_unstable();
+    } else {
+        radix_sort_by_high_half(&mut keys);
     }
-    keys.sort_unstable();
     keys.into_iter().map(|k| k as u32).collect()
+}
+
+/// Sorts `keys` by their high 32 bits with a stable LSD radix sort (digits
+/// of 11, 11 and 10 bits). `ranked` builds the keys in ascending id order
+/// (the low 32 bits), so stability breaks ties by id: the order of
+/// `sort_unstable` on the whole `u64`, in three linear passes instead of a
+/// comparison sort. Over SmolLM2's 49k vocabulary that took sampling 16 rows
+/// (R1 settings, one thread) from 24–29 ms to 19–23 ms; the f64 `exp` of
+/// every logit is most of the rest.
+fn radix_sort_by_high_half(keys: &mut Vec<u64>) {
+    debug_assert!(keys.windows(2).all(|w| (w[0] as u32) < (w[1] as u32)));
+    let mut out = vec![0u64; keys.len()];
+    for (shift, bits) in [(32, 11), (43, 11), (54, 10)] {
+        let digit = |k: u64| ((k >> shift) & ((1 << bits) - 1)) as usize;
+        let mut start = [0usize; 1 << 11];
+        for &k in keys.iter() {
+            start[digit(k)] += 1;
+        }
+        if start.contains(&keys.len()) {
+            // One bucket holds every key: this pass would not move any.
+            continue;
+        }
+        let mut sum = 0;
+        for c in start.iter_mut() {
+            (*c, sum) = (sum, sum + *c);
+        }
+        for &k in keys.iter() {
+            let d = digit(k);
+            out[start[d]] = k;
+            start[d] += 1;
+        }
+        std::mem::swap(keys, &mut out);
+    }
 }
 
 /// Index of the largest logit (lowest index on ties).
@@ -156,11 +191,25 @@ mod tests {
     #[test]
     fn ranked_equals_a_comparison_sort() {
         let mut rng = ChaCha8Rng::seed_from_u64(5);
-        for top_k in [0, 1, 3, 40, 1000] {
+        for (len, top_k) in [
+            (500, 0),
+            (500, 1),
+            (500, 3),
+            (500, 40),
+            (500, 1000),
+            (49_152, 0),
+        ] {
             // Coarse values force ties; signed zeros, infinities and NaN too.
-            let mut logits: Vec<f32> = (0..500)
+            let mut logits: Vec<f32> = (0..len)
                 .map(|_| (rng.next_u64() % 41) as f32 / 4.0 - 5.0)
                 .collect();
+            if len > 500 {
+                // Realistic logits as well: continuous values, both signs.
+                logits
+                    .iter_mut()
+                    .step_by(3)
+                    .for_each(|x| *x = (rng.next_u64() % 1_000_000) as f32 * 3e-5 - 12.0);
+            }
             logits.extend([
                 0.0,
                 -0.0,
