@@ -106,8 +106,9 @@ impl<B: Backend> Linear<B> {
     /// `x`: `[n, in]`; returns `[n, out]`.
     ///
     /// On Flex, up to [`super::gemv::MAX_ROWS`] rows (decode steps) go
-    /// through the project's weight-streaming kernel; more rows (prefill) and
-    /// other backends through burn's matmul.
+    /// through the project's weight-streaming kernels (over the blocks when
+    /// the layer keeps them, else over the f32 weight); more rows (prefill)
+    /// and other backends through burn's matmul.
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
         let _timed = crate::bench::profile::scope(crate::bench::profile::Phase::Projection);
         if let Some(blocks) = &self.blocks
