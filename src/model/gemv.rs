@@ -130,7 +130,7 @@ fn hsum(a: [f32; 8]) -> f32 {
 /// adds them, so the AVX2 and portable paths agree bit for bit.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-pub(super) fn hsum256(v: std::arch::x86_64::__m256) -> f32 {
+fn hsum256(v: std::arch::x86_64::__m256) -> f32 {
     let mut lanes = [0.0f32; 8];
     // SAFETY: `lanes` holds 8 floats.
     unsafe { std::arch::x86_64::_mm256_storeu_ps(lanes.as_mut_ptr(), v) };
