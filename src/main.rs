@@ -353,11 +353,9 @@ fn bench_decode<M: BenchModel>(
     };
     let weights = model.weight_bytes_per_step();
     let roofline = gbs * 1e9 / weights as f64;
-    let form = if weights < model.model_config().f32_weight_bytes() {
-        "quantized blocks"
-    } else {
-        "f32"
-    };
+    // Fewer bytes than the f32 weights: the CPU engine streams blocks.
+    let blocks = weights < model.model_config().f32_weight_bytes();
+    let form = if blocks { "quantized blocks" } else { "f32" };
     println!(
         "model {} ({:.0} MB of weights read per step, {form}), device {}, {threads} threads; read bandwidth {gbs:.1} GB/s ⇒ weight-streaming roofline {roofline:.1} tok/s (batch 1)",
         model.name(),
@@ -423,7 +421,7 @@ fn bench_decode<M: BenchModel>(
             for p in &points {
                 let g = *gemm
                     .entry(p.batch)
-                    .or_insert_with(|| gemm::measure(config, p.batch, 5, form != "f32"));
+                    .or_insert_with(|| gemm::measure(config, p.batch, 5, blocks));
                 let step_gflops = g.flops / p.step_ms / 1e6;
                 println!(
                     "| {} | {} | {:.2} | {} | {:.1} | {step_gflops:.1} | {:.0}% |",
