@@ -264,10 +264,13 @@ pub struct ModelArgs {
     /// a GPU), wgpu.
     #[arg(long, default_value = "cpu")]
     pub device: String,
-    /// Weights a CPU decode step streams: `quantized` reads a GGUF's
-    /// Q4_0/Q4_1/Q8_0 blocks as stored (the same logits bit for bit, 4–7×
-    /// fewer bytes); `f32` the dequantized copy. Prefill and GPUs use f32.
-    #[arg(long, default_value = "quantized")]
+    /// Form of the projection weights: `quantized` (CPU decode reads a
+    /// GGUF's Q4_0/Q4_1/Q8_0 blocks as stored: the same logits as f32 bit
+    /// for bit, 4–7× fewer bytes; prefill and GPUs use f32), `f32`, `bf16`
+    /// (rounded once at load, half the bytes; on the CPU only to preview
+    /// its numerics, burn's bf16 matmul is slow there), or `auto`:
+    /// quantized on the CPU, bf16 on CUDA, f32 on wgpu.
+    #[arg(long, default_value = "auto")]
     pub decode_weights: hyperscale::model::DecodeWeights,
 }
 
@@ -406,6 +409,11 @@ pub struct BenchParityArgs {
     /// The device whose logits are the reference.
     #[arg(long, default_value = "cpu")]
     pub reference_device: String,
+    /// The reference's weight form [default: the candidate's resolved form,
+    /// so only the device differs]; e.g. `f32` against `--decode-weights
+    /// bf16` measures what bf16 costs.
+    #[arg(long)]
+    pub reference_weights: Option<hyperscale::model::DecodeWeights>,
     /// Prompt fed as is (no chat template); synthetic models get fixed
     /// pseudo-random ids of the same length instead.
     #[arg(long, default_value = "The capital of France is")]
@@ -413,9 +421,10 @@ pub struct BenchParityArgs {
     /// Greedy decode steps compared after the prompt.
     #[arg(long, default_value_t = 8)]
     pub steps: usize,
-    /// Largest allowed `max |Δlogit| / max(1, max |logit|)` at any step.
-    #[arg(long, default_value_t = 1e-3)]
-    pub tolerance: f64,
+    /// Largest allowed `max |Δlogit| / max(1, max |logit|)` at any step
+    /// [default: 1e-3 for f32 numerics, 3e-2 for bf16 weights].
+    #[arg(long)]
+    pub tolerance: Option<f64>,
     /// Also write the comparison as JSON to this file.
     #[arg(long)]
     pub json: Option<PathBuf>,

@@ -94,8 +94,9 @@ impl Engine {
     /// Build the transformer of `config` from `weights` on `device` (the
     /// device must have been probed).
     ///
-    /// `decode` picks the weights a CPU decode step streams; GPU engines
-    /// always use their f32 weights.
+    /// `decode` picks the projections' weight form
+    /// ([`DecodeWeights::resolve_for`] the engine's backend makes `Auto`
+    /// concrete: blocks on the CPU, bf16 on CUDA, f32 on wgpu).
     pub fn load(
         config: &ModelConfig,
         weights: &dyn WeightSource,
@@ -110,16 +111,18 @@ impl Engine {
                 decode,
             )?),
             #[cfg(feature = "cuda")]
-            DeviceKind::Cuda(index) => Engine::Cuda(Transformer::load(
+            DeviceKind::Cuda(index) => Engine::Cuda(Transformer::load_with(
                 config,
                 weights,
                 &cubecl::cuda::CudaDevice { index },
+                decode,
             )?),
             #[cfg(feature = "wgpu")]
-            DeviceKind::Wgpu => Engine::Wgpu(Transformer::load(
+            DeviceKind::Wgpu => Engine::Wgpu(Transformer::load_with(
                 config,
                 weights,
                 &cubecl::wgpu::WgpuDevice::default(),
+                decode,
             )?),
             #[allow(
                 unreachable_patterns,
@@ -139,8 +142,14 @@ impl Engine {
         with_engine!(self, m => m.dms_params())
     }
 
+    /// The form the projection weights took (see
+    /// [`Transformer::weights_form`]).
+    pub fn weights_form(&self) -> DecodeWeights {
+        with_engine!(self, m => m.weights_form())
+    }
+
     /// Bytes of weights one decode step reads (blocks where the CPU engine
-    /// streams them, f32 otherwise), for roofline figures.
+    /// streams them, bf16 or f32 otherwise), for roofline figures.
     pub fn decode_weight_bytes(&self) -> u64 {
         with_engine!(self, m => m.decode_weight_bytes())
     }
@@ -170,8 +179,10 @@ pub trait BenchModel: Decoder {
     /// What to print as the model.
     fn name(&self) -> String;
     fn device(&self) -> DeviceKind;
-    /// Bytes of weights one forward step streams (f32), for roofline figures.
+    /// Bytes of weights one forward step streams, for roofline figures.
     fn weight_bytes_per_step(&self) -> u64;
+    /// The form those weights take (blocks, bf16 or f32).
+    fn weights_form(&self) -> DecodeWeights;
     /// An empty KV store running `policy` (DMS fields from the model).
     fn policy_store(&self, policy: &CachePolicy) -> Result<KvStore, KvError>;
     /// The model's shape.
@@ -187,6 +198,9 @@ impl BenchModel for LoadedModel {
     }
     fn weight_bytes_per_step(&self) -> u64 {
         LoadedModel::weight_bytes_per_step(self)
+    }
+    fn weights_form(&self) -> DecodeWeights {
+        self.engine.weights_form()
     }
     fn policy_store(&self, policy: &CachePolicy) -> Result<KvStore, KvError> {
         LoadedModel::policy_store(self, policy)
@@ -250,6 +264,9 @@ impl BenchModel for SyntheticModel {
     fn weight_bytes_per_step(&self) -> u64 {
         self.engine.decode_weight_bytes()
     }
+    fn weights_form(&self) -> DecodeWeights {
+        self.engine.weights_form()
+    }
     fn policy_store(&self, policy: &CachePolicy) -> Result<KvStore, KvError> {
         KvStore::with_policy(self.engine.kv_shape(), policy, self.engine.dms_params())
     }
@@ -277,7 +294,7 @@ impl LoadedModel {
         Self::load_with(path, device, DecodeWeights::default())
     }
 
-    /// [`LoadedModel::load`], choosing the weights CPU decode steps stream.
+    /// [`LoadedModel::load`], choosing the projections' weight form.
     pub fn load_with(
         path: &Path,
         device: DeviceKind,
@@ -353,6 +370,11 @@ impl LoadedModel {
     /// Bytes of weights one decode step streams, for roofline figures.
     pub fn weight_bytes_per_step(&self) -> u64 {
         self.engine.decode_weight_bytes()
+    }
+
+    /// The form the projection weights took (blocks, bf16 or f32).
+    pub fn weights_form(&self) -> DecodeWeights {
+        self.engine.weights_form()
     }
 
     /// An empty KV store shaped for this model.

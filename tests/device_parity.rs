@@ -84,3 +84,55 @@ fn wgpu_matches_cpu_logits_and_tokens() {
         }
     }
 }
+
+/// Half-precision weights on a cubecl backend: burn's cast kernels and a
+/// half-precision matmul with f32 accumulation, the path `--decode-weights
+/// bf16` takes on CUDA (WGSL has f16 but no bf16, so f16 stands in here).
+/// The result must equal Flex's f16 path, which rounds the same operands.
+#[test]
+fn wgpu_half_precision_projection_matches_flex() {
+    use burn::backend::flex::Flex;
+    use burn::prelude::*;
+    use burn::tensor::{DType, FloatDType};
+    use hyperscale::kv::WgpuBackend;
+    use hyperscale::model::HostTensor;
+    use hyperscale::model::linear::Linear;
+
+    let (out, inp, rows) = (48, 64, 3);
+    let w = HostTensor {
+        shape: vec![out, inp],
+        data: (0..out * inp)
+            .map(|i| ((i * 7919 % 251) as f32 - 125.0) / 64.0)
+            .collect(),
+    };
+    let b = HostTensor {
+        shape: vec![out],
+        data: (0..out).map(|i| i as f32 / 8.0).collect(),
+    };
+    let x: Vec<f32> = (0..rows * inp)
+        .map(|i| ((i * 104729 % 97) as f32 - 48.0) / 32.0)
+        .collect();
+    fn run<B: Backend>(w: &HostTensor, b: &HostTensor, x: &[f32], rows: usize) -> Vec<f32> {
+        let device = Default::default();
+        let lin =
+            Linear::<B>::from_hf(w.clone(), Some(b.clone()), &device).with_dtype(FloatDType::F16);
+        assert_eq!(lin.weight_dtype(), DType::F16);
+        let x =
+            Tensor::<B, 2>::from_data(TensorData::new(x.to_vec(), [rows, x.len() / rows]), &device);
+        let y = lin.forward(x);
+        assert_eq!(y.dtype(), DType::F32);
+        y.into_data().into_vec::<f32>().unwrap()
+    }
+    let on_wgpu = run::<WgpuBackend>(&w, &b, &x, rows);
+    let on_flex = run::<Flex>(&w, &b, &x, rows);
+    // Operands are exact in f16 and sums of multiples of 2⁻¹¹ stay exact in
+    // f32, so only the f16 rounding of each output can differ: ≤ 1 ulp.
+    for (i, (g, c)) in on_wgpu.iter().zip(&on_flex).enumerate() {
+        let ulp = half::f16::from_f32(*c).to_f32().abs() / 1024.0;
+        assert!(
+            (g - c).abs() <= ulp.max(1e-3),
+            "output {i}: wgpu {g}, flex {c}"
+        );
+    }
+}
+

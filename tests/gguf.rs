@@ -533,3 +533,74 @@ fn smollm2_block_decode_equals_f32_decode_bit_for_bit() {
         assert!(same, "decode call {step}: block logits differ from f32");
     }
 }
+
+/// bf16 weights on the CPU (the form CUDA runs by default): every
+/// projection stored in half the bytes, logits within bf16's rounding of the
+/// f32 model and the same greedy tokens here, and `auto` picks blocks on
+/// Flex.
+#[test]
+fn smollm2_bf16_weights_stay_close_to_f32() {
+    use burn::backend::flex::Flex;
+    use hyperscale::kv::KvStore;
+    use hyperscale::model::{DecodeWeights, Transformer};
+
+    let file = GgufFile::open(smollm2()).unwrap();
+    let config = ModelConfig::from_gguf(&file).unwrap();
+    let load = |decode| {
+        Transformer::<Flex>::load_with(&config, &file, &Default::default(), decode).unwrap()
+    };
+    let (bf16s, f32s) = (load(DecodeWeights::Bf16), load(DecodeWeights::F32));
+    assert_eq!(bf16s.weights_form(), DecodeWeights::Bf16);
+    assert_eq!(f32s.weights_form(), DecodeWeights::F32);
+    assert_eq!(
+        load(DecodeWeights::Auto).weights_form(),
+        DecodeWeights::Quantized
+    );
+    // Tied: the embedding is the lm head, so every weight but the norms halves.
+    let norms = 4 * config.hidden_size as u64 * (2 * config.num_layers as u64 + 1);
+    assert_eq!(
+        bf16s.decode_weight_bytes(),
+        (f32s.decode_weight_bytes() - norms) / 2 + norms
+    );
+
+    let run = |model: &Transformer<Flex>| -> Vec<Vec<f32>> {
+        let mut store = KvStore::new(model.kv_shape());
+        let s = store.add_sequence();
+        let mut out = vec![
+            model
+                .prefill_last(&mut store, s, &[1, 504, 3458, 282, 4649, 314])
+                .into_data()
+                .into_vec::<f32>()
+                .unwrap(),
+        ];
+        for step in 0..4u32 {
+            let logits = model.decode(&mut store, &[s], &[100 + 31 * step]);
+            out.push(logits.into_data().into_vec::<f32>().unwrap());
+        }
+        out
+    };
+    let (a, b) = (run(&bf16s), run(&f32s));
+    for (step, (x, y)) in a.iter().zip(&b).enumerate() {
+        let diff = x
+            .iter()
+            .zip(y)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0, f32::max);
+        let scale = y.iter().map(|q| q.abs()).fold(1.0, f32::max);
+        assert!(diff > 0.0, "call {step}: bf16 changed nothing");
+        assert!(
+            diff / scale < 3e-2,
+            "call {step}: relative Δ {}",
+            diff / scale
+        );
+        assert_eq!(argmax(x), argmax(y), "call {step}");
+    }
+}
+
+fn argmax(x: &[f32]) -> usize {
+    x.iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(i, _)| i)
+        .unwrap()
+}

@@ -330,3 +330,29 @@ fn smoke_config_resolves_against_the_real_loaders() {
             .is_none()
     );
 }
+
+#[test]
+fn model_dtype_picks_the_weight_form_and_f16_is_refused_with_its_reason() {
+    let with_dtype = |dtype: &str| {
+        let dir = setup(1, true, "");
+        let path = dir.path().join("sweep.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let text = text.replacen("[model]\n", &format!("[model]\ndtype = \"{dtype}\"\n"), 1);
+        std::fs::write(&path, text).unwrap();
+        dir
+    };
+    let bf16 = with_dtype("bf16");
+    let out = run(bf16.path(), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("(bf16 weights)"), "{stderr}");
+    assert_eq!(records(bf16.path()).len(), planned(1));
+
+    let f16 = with_dtype("f16");
+    let out = command(f16.path(), &[]).output().expect("run hyperscale");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("dtype f16 is not supported by the native engine"),
+        "{stderr}"
+    );
+    assert!(records(f16.path()).is_empty());
+}

@@ -1,30 +1,86 @@
 //! A dense projection `y = x·Wᵀ + b` over a Hugging Face `[out, in]` weight.
 
 use burn::prelude::*;
+use burn::tensor::{DType, FloatDType};
 
 use super::HostTensor;
 use super::block_gemv::BlockWeight;
 
-/// Which copy of the weights a CPU decode step streams.
+/// The form of the projection weights the matmuls read.
+///
+/// [`DecodeWeights::Auto`] resolves per backend
+/// ([`DecodeWeights::resolve_for`]): the file's blocks on the CPU (f32
+/// numerics, fewest bytes), bf16 on CUDA (half the bytes of f32, tensor
+/// cores), f32 elsewhere. Norms, RoPE, attention, the residual stream, the
+/// embedding and the KV cache stay f32 in every form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DecodeWeights {
-    /// The file's own Q4_0/Q4_1/Q8_0 blocks where it has them
-    /// ([`super::block_gemv`]): the same logits bit for bit, 4–7× fewer
-    /// bytes per step. Other formats fall back to f32.
+    /// The fastest form where the model runs.
     #[default]
+    Auto,
+    /// The file's own Q4_0/Q4_1/Q8_0 blocks where it has them
+    /// ([`super::block_gemv`]), streamed by CPU decode steps: the same
+    /// logits as f32 bit for bit, 4–7× fewer bytes per step. Prefill, other
+    /// formats and GPUs use f32.
     Quantized,
-    /// Always the dequantized f32 weights.
+    /// The dequantized f32 weights.
     F32,
+    /// Weights rounded to bf16 once at load; each projection casts its input
+    /// to bf16 and its output back to f32. Half the bytes of f32 on GPUs; on
+    /// the CPU burn's bf16 matmul converts to f32 per call (slow: for
+    /// previewing the numerics only).
+    Bf16,
+}
+
+impl DecodeWeights {
+    /// [`DecodeWeights::Auto`] made concrete for backend `B`: `Quantized` on
+    /// Flex, `Bf16` on the CUDA backend, `F32` elsewhere (wgpu; autodiff
+    /// backends, so training stays in f32). Other forms are kept.
+    pub fn resolve_for<B: Backend>(self) -> Self {
+        use std::any::TypeId;
+        if self != Self::Auto {
+            return self;
+        }
+        if TypeId::of::<B>() == TypeId::of::<burn::backend::flex::Flex>() {
+            return Self::Quantized;
+        }
+        #[cfg(feature = "cuda")]
+        if TypeId::of::<B>() == TypeId::of::<crate::kv::CudaBackend>() {
+            return Self::Bf16;
+        }
+        Self::F32
+    }
+
+    /// The float dtype the projection weights are stored in.
+    pub fn weight_dtype(self) -> FloatDType {
+        match self {
+            Self::Bf16 => FloatDType::BF16,
+            _ => FloatDType::F32,
+        }
+    }
+}
+
+impl std::fmt::Display for DecodeWeights {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::Quantized => "quantized",
+            Self::F32 => "f32",
+            Self::Bf16 => "bf16",
+        })
+    }
 }
 
 impl std::str::FromStr for DecodeWeights {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
+            "auto" => Ok(Self::Auto),
             "quantized" => Ok(Self::Quantized),
             "f32" => Ok(Self::F32),
+            "bf16" => Ok(Self::Bf16),
             other => Err(format!(
-                "unknown decode weights `{other}` (expected quantized or f32)"
+                "unknown weights form `{other}` (expected auto, quantized, f32 or bf16)"
             )),
         }
     }
@@ -33,7 +89,8 @@ impl std::str::FromStr for DecodeWeights {
 /// A linear layer, optionally with bias.
 #[derive(Debug, Clone)]
 pub struct Linear<B: Backend> {
-    /// `[in, out]`: a transposed view of `[out, in]` storage.
+    /// `[in, out]`: a transposed view of `[out, in]` storage, f32 or (see
+    /// [`Linear::with_dtype`]) bf16.
     weight: Tensor<B, 2>,
     /// `[out]`
     bias: Option<Tensor<B, 1>>,
@@ -74,16 +131,38 @@ impl<B: Backend> Linear<B> {
         self
     }
 
+    /// The weight stored as `dtype` (rounded once, here); [`Linear::forward`]
+    /// then casts its input to `dtype` and its output back to f32. A copy
+    /// when the weight was shared (a tied lm head).
+    pub fn with_dtype(mut self, dtype: FloatDType) -> Self {
+        if self.weight.dtype() != DType::from(dtype) {
+            // Cast the `[out, in]` storage so the view keeps its layout.
+            self.weight = self.weight.transpose().cast(dtype).transpose();
+        }
+        self
+    }
+
+    /// The dtype the weight is stored in.
+    pub fn weight_dtype(&self) -> DType {
+        self.weight.dtype()
+    }
+
+    /// Whether decode steps stream ggml blocks instead of the weight tensor.
+    pub fn has_blocks(&self) -> bool {
+        self.blocks.is_some()
+    }
+
     /// Bytes of the weight in f32.
     pub fn f32_weight_bytes(&self) -> u64 {
         4 * self.weight.shape().num_elements() as u64
     }
 
-    /// Bytes a decode step reads for this layer's weight.
+    /// Bytes a decode step reads for this layer's weight (its blocks, or the
+    /// tensor in its dtype).
     pub fn decode_weight_bytes(&self) -> u64 {
         match &self.blocks {
             Some(b) => b.bytes.len() as u64,
-            None => self.f32_weight_bytes(),
+            None => (self.weight.dtype().size() * self.weight.shape().num_elements()) as u64,
         }
     }
 
@@ -116,10 +195,21 @@ impl<B: Backend> Linear<B> {
         {
             return y;
         }
-        if let Some(y) = super::gemv::flex_linear(&x, &self.weight, self.bias.as_ref()) {
-            return y;
-        }
-        let y = x.matmul(self.weight.clone());
+        let wdtype = self.weight.dtype();
+        let y = if wdtype == x.dtype() {
+            if let Some(y) = super::gemv::flex_linear(&x, &self.weight, self.bias.as_ref()) {
+                return y;
+            }
+            x.matmul(self.weight.clone())
+        } else {
+            // Mixed precision: matmuls take one dtype (accumulating in f32
+            // on cubecl), so the input meets the weight's and the output
+            // returns to the residual stream's.
+            let xdtype = x.dtype();
+            x.cast(FloatDType::from(wdtype))
+                .matmul(self.weight.clone())
+                .cast(FloatDType::from(xdtype))
+        };
         match &self.bias {
             Some(b) => y + b.clone().unsqueeze::<2>(),
             None => y,
@@ -149,5 +239,57 @@ mod tests {
             Tensor::<B, 2>::from_data(TensorData::new(vec![1.0f32, 0.0, -1.0], [1, 3]), &device);
         let y = lin.forward(x).into_data().into_vec::<f32>().unwrap();
         assert_eq!(y, vec![1.0 - 3.0 + 0.5, 4.0 - 6.0 - 1.0]);
+    }
+
+    #[test]
+    fn bf16_weights_are_rounded_once_and_the_matmul_runs_in_bf16() {
+        type B = burn::backend::flex::Flex;
+        let device = Default::default();
+        // 1 + 2⁻⁸ is a tie between bf16's 1 and 1 + 2⁻⁷: it rounds to 1.
+        let w = HostTensor {
+            shape: vec![2, 2],
+            data: vec![1.0 + 1.0 / 256.0, 2.0, -3.0, 0.5],
+        };
+        let b = HostTensor {
+            shape: vec![2],
+            data: vec![0.25, 0.0],
+        };
+        let f32s = Linear::<B>::from_hf(w.clone(), Some(b.clone()), &device);
+        let bf16s = Linear::<B>::from_hf(w, Some(b), &device).with_dtype(FloatDType::BF16);
+        assert_eq!(bf16s.weight_dtype(), DType::BF16);
+        assert_eq!(bf16s.decode_weight_bytes(), f32s.decode_weight_bytes() / 2);
+        // x = [3 + 2⁻⁶, 1]: bf16 keeps 3 + 2⁻⁶ exactly (8 significant bits).
+        let x =
+            || Tensor::<B, 2>::from_data(TensorData::new(vec![3.015625f32, 1.0], [1, 2]), &device);
+        let y = bf16s.forward(x());
+        assert_eq!(y.dtype(), DType::F32, "the output returns to f32");
+        let y = y.into_data().into_vec::<f32>().unwrap();
+        // Row 0: 1·3.015625 + 2·1 = 5.015625 → bf16 5.0 (2⁻⁵ spacing), + 0.25.
+        // Row 1: −3·3.015625 + 0.5 = −8.546875 → bf16 −8.5625 (2⁻⁴ spacing).
+        assert_eq!(y, vec![5.25, -8.5625]);
+        let exact = f32s.forward(x()).into_data().into_vec::<f32>().unwrap();
+        assert_ne!(exact, y, "f32 weights keep what bf16 rounds away");
+    }
+
+    #[test]
+    fn auto_resolves_per_backend_and_forms_round_trip() {
+        use burn::backend::{Autodiff, flex::Flex};
+        assert_eq!(
+            DecodeWeights::Auto.resolve_for::<Flex>(),
+            DecodeWeights::Quantized
+        );
+        // Training stays f32.
+        assert_eq!(
+            DecodeWeights::Auto.resolve_for::<Autodiff<Flex>>(),
+            DecodeWeights::F32
+        );
+        assert_eq!(
+            DecodeWeights::Bf16.resolve_for::<Flex>(),
+            DecodeWeights::Bf16
+        );
+        for form in ["auto", "quantized", "f32", "bf16"] {
+            assert_eq!(form.parse::<DecodeWeights>().unwrap().to_string(), form);
+        }
+        assert!("fp8".parse::<DecodeWeights>().unwrap_err().contains("fp8"));
     }
 }

@@ -141,10 +141,12 @@ impl<B: AttentionBackend> Transformer<B> {
         Self::load_with(config, weights, device, DecodeWeights::default())
     }
 
-    /// [`Transformer::load`], choosing the weights decode steps stream. On
-    /// Flex with [`DecodeWeights::Quantized`], linear weights stored in a
-    /// block format the CPU kernel reads also keep those blocks; other
-    /// backends always use their f32 weights.
+    /// [`Transformer::load`], choosing the form of the projection weights
+    /// ([`DecodeWeights::resolve_for`] makes `Auto` concrete). On Flex with
+    /// [`DecodeWeights::Quantized`], linear weights stored in a block format
+    /// the CPU kernel reads also keep those blocks; with
+    /// [`DecodeWeights::Bf16`] every projection (the lm head included) is
+    /// stored in bf16.
     pub fn load_with(
         config: &ModelConfig,
         weights: &dyn WeightSource,
@@ -152,9 +154,11 @@ impl<B: AttentionBackend> Transformer<B> {
         decode: DecodeWeights,
     ) -> Result<Self, LoadError> {
         let on_flex = std::any::TypeId::of::<B>() == std::any::TypeId::of::<Flex>();
+        let form = decode.resolve_for::<B>();
+        let wd = form.weight_dtype();
         let ld = Loader {
             weights,
-            blocks: on_flex && decode == DecodeWeights::Quantized,
+            blocks: on_flex && form == DecodeWeights::Quantized,
         };
         let ModelConfig {
             vocab_size: vocab,
@@ -216,8 +220,12 @@ impl<B: AttentionBackend> Transformer<B> {
                 None
             };
             let attn = Attention::new(
-                Linear::from_hf(qkv_w, qkv_b, device).with_blocks(qkv_blocks),
-                Linear::from_hf(o, None, device).with_blocks(o_blocks),
+                Linear::from_hf(qkv_w, qkv_b, device)
+                    .with_blocks(qkv_blocks)
+                    .with_dtype(wd),
+                Linear::from_hf(o, None, device)
+                    .with_blocks(o_blocks)
+                    .with_dtype(wd),
                 qk_norm,
                 heads,
             );
@@ -232,8 +240,12 @@ impl<B: AttentionBackend> Transformer<B> {
             let down = ld.get(&mlp_name("down"), &[hidden, inter])?;
             let down_blocks = ld.blocks(&mlp_name("down"), hidden, inter)?;
             let mlp = Mlp::new(
-                Linear::from_hf(gate_up, None, device).with_blocks(gate_up_blocks),
-                Linear::from_hf(down, None, device).with_blocks(down_blocks),
+                Linear::from_hf(gate_up, None, device)
+                    .with_blocks(gate_up_blocks)
+                    .with_dtype(wd),
+                Linear::from_hf(down, None, device)
+                    .with_blocks(down_blocks)
+                    .with_dtype(wd),
             );
             let norm = |n: &str| -> Result<RmsNorm<B>, LoadError> {
                 let w = ld.vector(&format!("{p}.{n}.weight"), hidden, device)?;
@@ -256,7 +268,8 @@ impl<B: AttentionBackend> Transformer<B> {
         } else {
             Linear::from_hf(ld.get("lm_head.weight", &[vocab, hidden])?, None, device)
                 .with_blocks(ld.blocks("lm_head.weight", vocab, hidden)?)
-        };
+        }
+        .with_dtype(wd);
         Ok(Self {
             config: ModelConfig {
                 dms,
@@ -273,17 +286,39 @@ impl<B: AttentionBackend> Transformer<B> {
 
     /// Bytes of weights one decode step reads: the f32 count of
     /// [`ModelConfig::f32_weight_bytes`], less what projections kept in
-    /// blocks save.
+    /// blocks or bf16 save, and less an untied embedding table (a step
+    /// gathers one row of it per sequence; a tied one is the lm head).
     pub fn decode_weight_bytes(&self) -> u64 {
-        let linears = self
-            .blocks
-            .iter()
-            .flat_map(|b| b.attn.linears().into_iter().chain(b.mlp.linears()))
-            .chain([&self.lm_head]);
-        let saved: u64 = linears
+        let saved: u64 = self
+            .linears()
             .map(|l| l.f32_weight_bytes() - l.decode_weight_bytes())
             .sum();
-        self.config.f32_weight_bytes() - saved
+        let unread_embed = if self.config.tie_word_embeddings {
+            0
+        } else {
+            4 * (self.config.vocab_size as u64 - 1) * self.config.hidden_size as u64
+        };
+        self.config.f32_weight_bytes() - unread_embed - saved
+    }
+
+    /// The form the projections' weights took: `Quantized` when decode
+    /// steps stream blocks, else the dtype the weights are stored in.
+    pub fn weights_form(&self) -> DecodeWeights {
+        if self.linears().any(Linear::has_blocks) {
+            DecodeWeights::Quantized
+        } else if self.lm_head.weight_dtype() == burn::tensor::DType::BF16 {
+            DecodeWeights::Bf16
+        } else {
+            DecodeWeights::F32
+        }
+    }
+
+    /// Every projection, the lm head last.
+    fn linears(&self) -> impl Iterator<Item = &Linear<B>> {
+        self.blocks
+            .iter()
+            .flat_map(|b| b.attn.linears().into_iter().chain(b.mlp.linears()))
+            .chain([&self.lm_head])
     }
 
     /// The configuration the model was loaded with.

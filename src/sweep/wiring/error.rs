@@ -80,7 +80,7 @@ pub enum WiringError {
     PromptModel { path: PathBuf, detail: String },
     #[error(transparent)]
     Remote(#[from] super::remote::RemoteError),
-    #[error("dtype {dtype} is not supported yet: the CPU engine runs f32 weights")]
+    #[error("dtype {dtype} is not supported by the native engine (f32 or bf16 weights)")]
     UnsupportedDtype { dtype: String },
 }
 

@@ -13,6 +13,7 @@ use super::store::{kv_store_for, policy_supported};
 use super::{TaskRegistry, WiringError};
 use crate::device::DeviceKind;
 use crate::generate::{self, Decoder, Request, StopCriteria};
+use crate::model::DecodeWeights;
 use crate::runtime::LoadedModel;
 use crate::sweep::{
     BoxError, Dtype, Generated, PromptContext, PromptRenderer, RenderedPrompt, SampleGenerator,
@@ -24,34 +25,70 @@ use crate::task::{Problem, SampleCtx};
 /// thread (burn models are not shared across threads here).
 #[derive(Default)]
 pub struct ModelCache {
-    current: RefCell<Option<(String, DeviceKind, Rc<LoadedModel>)>>,
+    current: RefCell<Option<Loaded>>,
+}
+
+/// The model in memory and what it was loaded as.
+struct Loaded {
+    path: String,
+    device: DeviceKind,
+    form: DecodeWeights,
+    model: Rc<LoadedModel>,
+}
+
+/// The projections' weight form for a trial's `dtype`: `f32` numerics (the
+/// CPU streams a GGUF's blocks, bit-identical to f32; GPUs hold f32), or
+/// bf16 weights. `None` for a dtype the native engine does not run.
+pub fn weights_for(dtype: Dtype) -> Option<DecodeWeights> {
+    match dtype {
+        Dtype::F32 => Some(DecodeWeights::Quantized),
+        Dtype::Bf16 => Some(DecodeWeights::Bf16),
+        Dtype::F16 => None,
+    }
 }
 
 impl ModelCache {
-    /// The model at `path` on `device`, loading it (and dropping any other
-    /// first) when it is not the current one.
-    pub fn get(&self, path: &str, device: DeviceKind) -> Result<Rc<LoadedModel>, WiringError> {
-        if let Some((p, d, m)) = &*self.current.borrow()
-            && p == path
-            && *d == device
+    /// The model at `path` on `device` with its projections in `dtype`,
+    /// loading it (and dropping any other first) when it is not the current
+    /// one.
+    pub fn get(
+        &self,
+        path: &str,
+        device: DeviceKind,
+        dtype: Dtype,
+    ) -> Result<Rc<LoadedModel>, WiringError> {
+        let form = weights_for(dtype).ok_or_else(|| WiringError::UnsupportedDtype {
+            dtype: dtype.to_string(),
+        })?;
+        if let Some(l) = &*self.current.borrow()
+            && l.path == path
+            && l.device == device
+            && l.form == form
         {
-            return Ok(m.clone());
+            return Ok(l.model.clone());
         }
         // Free the old weights before reading the new ones.
         self.current.replace(None);
         let start = Instant::now();
         let local = super::catalog::resolve_model(path)?;
-        let model = LoadedModel::load(&local, device).map_err(|source| WiringError::LoadModel {
-            path: path.to_string(),
-            source,
+        let model = LoadedModel::load_with(&local, device, form).map_err(|source| {
+            WiringError::LoadModel {
+                path: path.to_string(),
+                source,
+            }
         })?;
         tracing::info!(
-            "loaded `{path}` on {device} in {:.1} s",
+            "loaded `{path}` on {device} ({} weights) in {:.1} s",
+            model.weights_form(),
             start.elapsed().as_secs_f64()
         );
         let model = Rc::new(model);
-        self.current
-            .replace(Some((path.to_string(), device, model.clone())));
+        self.current.replace(Some(Loaded {
+            path: path.to_string(),
+            device,
+            form,
+            model: model.clone(),
+        }));
         Ok(model)
     }
 }
@@ -80,7 +117,9 @@ impl PromptRenderer for ChatRenderer {
         let rendered = entry
             .task
             .render(problem, SampleCtx { repeat: ctx.repeat })?;
-        let model = self.models.get(&trial.model_path, trial.device)?;
+        let model = self
+            .models
+            .get(&trial.model_path, trial.device, trial.spec.dtype)?;
         let tokens = model
             .prompt_ids(&rendered.user_message, None, false)
             .map_err(|source| WiringError::Prompt {
@@ -118,7 +157,7 @@ impl SampleGenerator for ModelGenerator {
     }
 
     fn supports(&self, trial: &Trial) -> Result<(), String> {
-        if trial.spec.dtype != Dtype::F32 {
+        if weights_for(trial.spec.dtype).is_none() {
             let dtype = trial.spec.dtype.to_string();
             return Err(WiringError::UnsupportedDtype { dtype }.to_string());
         }
@@ -131,7 +170,9 @@ impl SampleGenerator for ModelGenerator {
         request: &Request,
         tokens: &AtomicU64,
     ) -> Result<Generated, BoxError> {
-        let model = self.models.get(&trial.model_path, trial.device)?;
+        let model = self
+            .models
+            .get(&trial.model_path, trial.device, trial.spec.dtype)?;
         let shape = model.kv_shape();
         let mut store = kv_store_for(&model, &trial.spec.policy)?;
         let completions = generate::generate(
