@@ -136,3 +136,109 @@ fn wgpu_half_precision_projection_matches_flex() {
     }
 }
 
+/// DMS on the device store: the fresh prefill (burn ops under DMS's mask,
+/// kept entries scattered into the pools) and batched decode with slot
+/// reuse (the store places, the cubecl kernel writes and attends) give the
+/// CPU's logits, row lengths, counted reads and peak; W samples forked from
+/// one prompt included. A prompt continued in a second chunk runs token by
+/// token on the device: the same logits, rows and reads (counted as decode
+/// there; a row may hold for one step an entry no query sees any more, so
+/// peaks are compared for one-shot prompts only).
+#[test]
+fn wgpu_dms_matches_cpu_logits_rows_and_reads() {
+    use hyperscale::kv::{CachePolicy, KvError, KvStore, RowId};
+
+    fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+    let policy = CachePolicy::Dms {
+        window: None,
+        shifted: None,
+    };
+    let prompt: Vec<u32> = (0..30).map(|i| (i * 37 % 500 + 3) as u32).collect();
+    for name in ["tiny-qwen3-dms-adapter", "tiny-qwen3-dms-neuron"] {
+        let cpu = LoadedModel::load(&fixture(name), DeviceKind::Cpu).expect("cpu model");
+        let gpu = LoadedModel::load(&fixture(name), DeviceKind::Wgpu).expect("wgpu model");
+        // (chunks of the prompt) × samples forked after it.
+        for (chunks, samples) in [(vec![30], 3), (vec![18, 12], 2)] {
+            let mut stores: Vec<KvStore> = [&cpu, &gpu]
+                .iter()
+                .map(|m| m.policy_store(&policy).expect("dms store"))
+                .collect();
+            let mut logits = Vec::new();
+            let mut seqs = Vec::new();
+            let mut parents = Vec::new();
+            for (m, store) in [&cpu, &gpu].into_iter().zip(&mut stores) {
+                let seq = store.add_sequence();
+                let mut at = 0;
+                let mut last = Vec::new();
+                for &c in &chunks {
+                    last = m.prefill(store, seq, &prompt[at..at + c]);
+                    at += c;
+                }
+                logits.push(last);
+                parents.push(store.stats(seq));
+                seqs.push(store.fork(seq, samples));
+            }
+            // A continued prompt is decode on the device (reads counted as
+            // decode, which each forked sample starts afresh, as for dense
+            // continuations): compare the parent's total.
+            let total = |s: &hyperscale::kv::KvStats| s.prefill_reads + s.decode_reads;
+            assert_eq!(
+                total(&parents[0]),
+                total(&parents[1]),
+                "{name} {chunks:?}: prompt reads"
+            );
+            let v = cpu.vocab_size();
+            let (lc, lg) = (&logits[0], &logits[1]);
+            let err = max_diff(&lc[lc.len() - v..], &lg[lg.len() - v..]);
+            assert!(
+                err < 1e-3,
+                "{name} {chunks:?}: prefill logits differ by {err}"
+            );
+            for step in 0..12u32 {
+                let tokens: Vec<u32> = (0..samples as u32)
+                    .map(|s| 5 + (step * 31 + s * 101) % 500)
+                    .collect();
+                let lc = cpu.decode(&mut stores[0], &seqs[0], &tokens);
+                let lg = gpu.decode(&mut stores[1], &seqs[1], &tokens);
+                let err = max_diff(&lc, &lg);
+                assert!(
+                    err < 1e-3,
+                    "{name} {chunks:?}: decode step {step} differs by {err}"
+                );
+            }
+            // The device store kept its entries in device memory.
+            let row = RowId {
+                seq: seqs[1][0],
+                layer: 0,
+                head: 0,
+            };
+            assert!(matches!(
+                stores[1].read_row(row),
+                Err(KvError::PayloadOnDevice)
+            ));
+            for (a, b) in seqs[0].iter().zip(&seqs[1]) {
+                let (sc, sg) = (stores[0].stats(*a), stores[1].stats(*b));
+                assert_eq!(sc.row_len, sg.row_len, "{name} {chunks:?}: rows kept");
+                assert!(
+                    sc.compression_ratio() > 1.1,
+                    "{name}: DMS evicted (CR {})",
+                    sc.compression_ratio()
+                );
+                assert_eq!(sc.decode_reads, sg.decode_reads, "{name} {chunks:?}: reads");
+                if chunks.len() == 1 {
+                    assert_eq!(
+                        (sc.prefill_reads, sc.peak_resident),
+                        (sg.prefill_reads, sg.peak_resident),
+                        "{name}: prefill reads and peak"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -7,7 +7,7 @@ use burn::backend::flex::{Flex, FlexTensor};
 use burn::prelude::*;
 use burn::tensor::{DType, TensorPrimitive};
 
-use super::{DecodeStep, KvStore, PrefillStep, SeqId, SlotChoice};
+use super::{DecodeStep, KvStore, PrefillStep, ResolvedPolicy, SeqId, SlotChoice};
 
 /// A burn backend whose tensors can be written into and attended over in the
 /// project's KV store.
@@ -90,23 +90,15 @@ pub trait AttentionBackend: Backend {
         scale: f32,
         decisions: &[bool],
     ) -> Tensor<Self, 3> {
-        let device = q.device();
-        let [t, n_heads, head_dim] = q.dims();
-        let (q, k, v) = (host_vec(q), host_vec(k), host_vec(v));
-        let mut out = vec![0.0f32; q.len()];
-        let step = PrefillStep {
-            layer,
-            seq,
-            q: &q,
-            k: &k,
-            v: &v,
-            scale,
-            decisions,
-        };
-        store
-            .policy_prefill(step, &mut out)
-            .unwrap_or_else(|e| panic!("{e}"));
-        Tensor::from_data(TensorData::new(out, [t, n_heads, head_dim]), &device)
+        host_policy_prefill(store, layer, seq, q, k, v, scale, decisions)
+    }
+
+    /// Whether [`AttentionBackend::policy_prefill`] continues a sequence
+    /// that already holds entries; where it does not, the model runs such
+    /// chunks token by token through decode (the same visibility, so the
+    /// same outputs). Dense always goes token by token.
+    fn continues_policy_prefill(policy: &ResolvedPolicy) -> bool {
+        !policy.is_dense()
     }
 
     /// One decode step of one layer under the store's cache policy
@@ -133,26 +125,160 @@ pub trait AttentionBackend: Backend {
         if store.policy().is_dense() {
             return Self::decode_attention(store, layer, seqs, q, k, v, scale);
         }
-        // The policy's attention with its bookkeeping (placement, eviction).
-        let _timed = crate::bench::profile::scope(crate::bench::profile::Phase::Attention);
-        let device = q.device();
-        let [batch, n_heads, head_dim] = q.dims();
-        let (q, k, v) = (host_vec(q), host_vec(k), host_vec(v));
-        let mut out = vec![0.0f32; q.len()];
-        let step = DecodeStep {
-            layer,
-            seqs,
-            q: &q,
-            k: &k,
-            v: &v,
-            scale,
-            slots: &[],
-        };
-        store
-            .policy_decode(step, decisions, &mut out)
-            .unwrap_or_else(|e| panic!("{e}"));
-        Tensor::from_data(TensorData::new(out, [batch, n_heads, head_dim]), &device)
+        host_policy_decode(store, layer, seqs, q, k, v, scale, decisions)
     }
+}
+
+/// [`AttentionBackend::policy_prefill`] on the host payload: the tensors go
+/// through host memory.
+#[expect(clippy::too_many_arguments, reason = "policy_prefill's arguments")]
+pub(crate) fn host_policy_prefill<B: Backend>(
+    store: &mut KvStore,
+    layer: usize,
+    seq: SeqId,
+    q: Tensor<B, 3>,
+    k: Tensor<B, 3>,
+    v: Tensor<B, 3>,
+    scale: f32,
+    decisions: &[bool],
+) -> Tensor<B, 3> {
+    let device = q.device();
+    let [t, n_heads, head_dim] = q.dims();
+    let (q, k, v) = (host_vec(q), host_vec(k), host_vec(v));
+    let mut out = vec![0.0f32; q.len()];
+    let step = PrefillStep {
+        layer,
+        seq,
+        q: &q,
+        k: &k,
+        v: &v,
+        scale,
+        decisions,
+    };
+    store
+        .policy_prefill(step, &mut out)
+        .unwrap_or_else(|e| panic!("{e}"));
+    Tensor::from_data(TensorData::new(out, [t, n_heads, head_dim]), &device)
+}
+
+/// [`AttentionBackend::policy_decode`] of a non-dense policy on the host
+/// payload: the tensors go through host memory.
+#[expect(clippy::too_many_arguments, reason = "policy_decode's arguments")]
+pub(crate) fn host_policy_decode<B: Backend>(
+    store: &mut KvStore,
+    layer: usize,
+    seqs: &[SeqId],
+    q: Tensor<B, 3>,
+    k: Tensor<B, 3>,
+    v: Tensor<B, 3>,
+    scale: f32,
+    decisions: &[bool],
+) -> Tensor<B, 3> {
+    // The policy's attention with its bookkeeping (placement, eviction).
+    let _timed = crate::bench::profile::scope(crate::bench::profile::Phase::Attention);
+    let device = q.device();
+    let [batch, n_heads, head_dim] = q.dims();
+    let (q, k, v) = (host_vec(q), host_vec(k), host_vec(v));
+    let mut out = vec![0.0f32; q.len()];
+    let step = DecodeStep {
+        layer,
+        seqs,
+        q: &q,
+        k: &k,
+        v: &v,
+        scale,
+        slots: &[],
+    };
+    store
+        .policy_decode(step, decisions, &mut out)
+        .unwrap_or_else(|e| panic!("{e}"));
+    Tensor::from_data(TensorData::new(out, [batch, n_heads, head_dim]), &device)
+}
+
+/// Causal attention of a chunk at positions `0..t` over its own keys, key
+/// `j` visible to query `i` iff `j ≤ i < until[h][j]` (DMS's closed-form
+/// mask, `prefill_kernel`'s rule), in burn ops on any backend. Queries go
+/// in blocks so the scores stay under 256 MiB.
+///
+/// # Shapes
+/// `q`: `[t, n_heads, head_dim]`; `k`, `v`: `[kv_heads, t, head_dim]`;
+/// `until`: `[kv_heads, t]`; returns `[t, n_heads, head_dim]`.
+pub fn until_masked_attention<B: Backend>(
+    q: Tensor<B, 3>,
+    k: Tensor<B, 3>,
+    v: Tensor<B, 3>,
+    until: &[u32],
+    scale: f32,
+) -> Tensor<B, 3> {
+    let [t, n_heads, _] = q.dims();
+    let block = ((1usize << 26) / (n_heads * t).max(1)).clamp(1, t.max(1));
+    until_masked_attention_in_blocks(q, k, v, until, scale, block)
+}
+
+/// [`until_masked_attention`] with `block` queries at a time.
+pub(crate) fn until_masked_attention_in_blocks<B: Backend>(
+    q: Tensor<B, 3>,
+    k: Tensor<B, 3>,
+    v: Tensor<B, 3>,
+    until: &[u32],
+    scale: f32,
+    block: usize,
+) -> Tensor<B, 3> {
+    let device = q.device();
+    let [t, n_heads, d] = q.dims();
+    let kv_heads = k.dims()[0];
+    assert_eq!(until.len(), kv_heads * t, "until is not [kv_heads, t]");
+    assert!(block > 0, "blocks of no queries");
+    let group = n_heads / kv_heads;
+    // Positions up to 2^24 are exact in f32; u32::MAX stands for "never".
+    let until = Tensor::<B, 3>::from_data(
+        TensorData::new(
+            until.iter().map(|&u| u as f32).collect::<Vec<f32>>(),
+            [kv_heads, 1, t],
+        ),
+        &device,
+    );
+    let positions =
+        |n: usize, from: usize| -> Vec<f32> { (from..from + n).map(|p| p as f32).collect() };
+    let mut outs = Vec::with_capacity(t.div_ceil(block));
+    for i0 in (0..t).step_by(block) {
+        let c = block.min(t - i0);
+        let keys = i0 + c; // causal: later keys are never visible
+        // [c, n_heads, d] -> [kv_heads, group * c, d]
+        let qc = q
+            .clone()
+            .narrow(0, i0, c)
+            .reshape([c, kv_heads, group, d])
+            .permute([1, 2, 0, 3])
+            .reshape([kv_heads, group * c, d]);
+        let kc = k.clone().narrow(1, 0, keys);
+        let vc = v.clone().narrow(1, 0, keys);
+        let scores = qc.matmul(kc.swap_dims(1, 2)).mul_scalar(scale);
+        let shape = [kv_heads, c, keys];
+        let qpos = Tensor::<B, 3>::from_data(TensorData::new(positions(c, i0), [1, c, 1]), &device)
+            .expand(shape);
+        let kpos =
+            Tensor::<B, 3>::from_data(TensorData::new(positions(keys, 0), [1, 1, keys]), &device)
+                .expand(shape);
+        let hidden = kpos
+            .greater(qpos.clone())
+            .bool_or(qpos.greater_equal(until.clone().narrow(2, 0, keys).expand(shape)));
+        // The same mask for every query head of a KV head.
+        let hidden = hidden
+            .unsqueeze_dim::<4>(1)
+            .expand([kv_heads, group, c, keys])
+            .reshape([kv_heads, group * c, keys]);
+        let weights =
+            burn::tensor::activation::softmax(scores.mask_fill(hidden, f32::NEG_INFINITY), 2);
+        // [kv_heads, group * c, d] -> [c, n_heads, d]
+        let out = weights
+            .matmul(vc)
+            .reshape([kv_heads, group, c, d])
+            .permute([2, 0, 1, 3])
+            .reshape([c, n_heads, d]);
+        outs.push(out);
+    }
+    Tensor::cat(outs, 0)
 }
 
 /// Any backend's tensor as an f32 host vector (a copy).

@@ -16,11 +16,12 @@ use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime};
 use cubecl::prelude::ComputeClient;
 use cubecl::server::Handle;
 
+use super::attention::{host_policy_decode, host_policy_prefill, until_masked_attention};
 use super::cube_kernel::{self, DevicePools};
 use super::ledger::Ledger;
 use super::plan::WritePlan;
 use super::store::{DevicePayload, Payload};
-use super::{AttentionBackend, KvShape, KvStore, SeqId, SlotChoice, SlotCopy};
+use super::{AttentionBackend, KvShape, KvStore, ResolvedPolicy, SeqId, SlotChoice, SlotCopy};
 
 /// burn's CUDA backend without fusion (`burn::backend::Cuda` wraps it in
 /// `Fusion` when the `fusion` feature is on): the type the model runs on
@@ -175,6 +176,83 @@ fn f32_primitive<R: CubeRuntime, BT: BoolElement>(
 }
 
 impl<R: CubeRuntime, BT: BoolElement> AttentionBackend for CubeBackend<R, f32, i32, BT> {
+    /// DMS prefills a fresh sequence on the device (the mask in burn ops,
+    /// the kept entries gathered and scattered into the pools); other
+    /// policies go through the host payload.
+    fn policy_prefill(
+        store: &mut KvStore,
+        layer: usize,
+        seq: SeqId,
+        q: Tensor<Self, 3>,
+        k: Tensor<Self, 3>,
+        v: Tensor<Self, 3>,
+        scale: f32,
+        decisions: &[bool],
+    ) -> Tensor<Self, 3> {
+        if !matches!(store.policy(), ResolvedPolicy::Dms(_)) {
+            return host_policy_prefill(store, layer, seq, q, k, v, scale, decisions);
+        }
+        let [kv_heads, t, d] = k.dims();
+        let client = f32_primitive(q.clone()).client;
+        device::<R>(store, &client);
+        let plan = store
+            .dms_prefill_plan(seq, layer, t, decisions)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let out = until_masked_attention(q, k.clone(), v.clone(), &plan.until, scale);
+        if !plan.kept.is_empty() {
+            let n = plan.kept.len();
+            let idx: Vec<i32> = plan.kept.iter().map(|&i| i as i32).collect();
+            let idx = Tensor::<Self, 1, Int>::from_data(TensorData::new(idx, [n]), &k.device());
+            let gather = |x: Tensor<Self, 3>| {
+                f32_primitive(
+                    x.reshape([kv_heads * t, d])
+                        .select(0, idx.clone())
+                        .reshape([1, n, d]),
+                )
+            };
+            let (kk, vv) = (gather(k), gather(v));
+            let (ledger, p) = device::<R>(store, &client);
+            p.apply(ledger, &plan.plan, &kk.handle, &vv.handle);
+        }
+        out
+    }
+
+    /// DMS decodes on the device (the store places, the kernel writes and
+    /// attends); dense as always; other policies through the host payload.
+    fn policy_decode(
+        store: &mut KvStore,
+        layer: usize,
+        seqs: &[SeqId],
+        q: Tensor<Self, 3>,
+        k: Tensor<Self, 3>,
+        v: Tensor<Self, 3>,
+        scale: f32,
+        decisions: &[bool],
+    ) -> Tensor<Self, 3> {
+        match store.policy() {
+            ResolvedPolicy::Dense => Self::decode_attention(store, layer, seqs, q, k, v, scale),
+            ResolvedPolicy::Dms(_) => {
+                let mut out = None;
+                store
+                    .policy_decode_placed(layer, seqs, decisions, |store, slots| {
+                        out = Some(Self::decode_attention_placed(
+                            store, layer, seqs, slots, q, k, v, scale,
+                        ));
+                        Ok(())
+                    })
+                    .unwrap_or_else(|e| panic!("{e}"));
+                out.expect("policy_decode_placed attends once")
+            }
+            _ => host_policy_decode(store, layer, seqs, q, k, v, scale, decisions),
+        }
+    }
+
+    /// DMS continues a sequence token by token (its device prefill starts
+    /// sequences only).
+    fn continues_policy_prefill(policy: &ResolvedPolicy) -> bool {
+        !policy.is_dense() && !matches!(policy, ResolvedPolicy::Dms(_))
+    }
+
     fn prefill_write(
         store: &mut KvStore,
         layer: usize,

@@ -394,9 +394,10 @@ impl<B: AttentionBackend> Transformer<B> {
     fn prefill_hidden(&self, store: &mut KvStore, seq: SeqId, tokens: &[u32]) -> Tensor<B, 2> {
         assert!(!tokens.is_empty(), "prefill of an empty token list");
         // A cache policy prefills chunks anywhere (the store attends over
-        // what it kept); dense continues token by token.
+        // what it kept) where the backend can; dense, and DMS on a device,
+        // continue token by token.
         let p0 = store.position(seq);
-        if p0 > 0 && store.policy().is_dense() {
+        if p0 > 0 && !B::continues_policy_prefill(store.policy()) {
             let rows = tokens
                 .iter()
                 .map(|&tok| self.decode_hidden(store, &[seq], &[tok]))

@@ -32,44 +32,27 @@ impl KvStore {
         decisions: &[bool],
         out: &mut [f32],
     ) -> Result<(), KvError> {
-        let KvShape { kv_heads, .. } = self.shape();
         if !step.slots.is_empty() {
             return Err(KvError::Policy(
                 "policy_decode places entries itself; pass no slots".into(),
             ));
         }
         let policy = self.ledger.policy.policy.clone();
-        if policy.needs_decisions() && decisions.len() != step.seqs.len() * kv_heads {
-            return Err(KvError::Decisions {
-                layer: step.layer,
-                expected: step.seqs.len() * kv_heads,
-                got: decisions.len(),
-            });
-        }
         if policy.is_dense() {
             return self.decode_step(step, out);
         }
-        for (b, &seq) in step.seqs.iter().enumerate() {
-            if step.seqs[..b].contains(&seq) {
-                return Err(KvError::DuplicateSequence(seq));
-            }
-            self.ledger.row(RowId {
-                seq,
-                layer: step.layer,
-                head: 0,
-            })?;
-        }
-        let mut states: Vec<Vec<RowState>> = step
-            .seqs
-            .iter()
-            .map(|&s| self.ledger.policy.take(s))
-            .collect();
+        self.check_policy_decode(step.layer, step.seqs, decisions)?;
+        let mut states = self.take_states(step.seqs);
         let result = match &policy {
             ResolvedPolicy::Dense => unreachable!("dense returned above"),
-            ResolvedPolicy::Dms(_) => self.decode_placed(step, &mut states, decisions, None, out),
-            ResolvedPolicy::Window { .. } => {
-                self.decode_placed(step, &mut states, decisions, scorer(&policy), out)
-            }
+            ResolvedPolicy::Dms(_) | ResolvedPolicy::Window { .. } => self.decode_placed(
+                step.layer,
+                step.seqs,
+                &mut states,
+                decisions,
+                scorer(&policy),
+                |store, slots| store.decode_step(DecodeStep { slots, ..step }, out),
+            ),
             ResolvedPolicy::Tova { .. } | ResolvedPolicy::H2o { .. } => {
                 let s = scorer(&policy).expect("tova and h2o are scored");
                 self.decode_weighted(step, &mut states, s, out)
@@ -78,28 +61,103 @@ impl KvStore {
                 self.decode_quest(step, &mut states, *page_size, out)
             }
         };
-        for (&s, rows) in step.seqs.iter().zip(states) {
-            self.ledger.policy.put(s, rows);
-        }
+        self.put_states(step.seqs, states);
         result
     }
 
-    /// DMS and window: choose each row's slot, write, attend, record.
+    /// [`KvStore::policy_decode`] for a payload that writes and attends
+    /// elsewhere (a device): the store places each row's new entry under
+    /// DMS or window and records it; `attend` writes the entries at the
+    /// chosen slots (`[batch, kv_heads]`) and attends. Scored and paged
+    /// policies need the attention on the host and are refused.
+    ///
+    /// # Errors
+    /// As [`KvStore::policy_decode`], [`KvError::Policy`] for another
+    /// policy, and what `attend` returns.
+    #[cfg_attr(
+        not(any(feature = "cuda", feature = "wgpu")),
+        expect(dead_code, reason = "called by the cubecl backends")
+    )]
+    pub(crate) fn policy_decode_placed(
+        &mut self,
+        layer: usize,
+        seqs: &[SeqId],
+        decisions: &[bool],
+        attend: impl FnOnce(&mut KvStore, &[SlotChoice]) -> Result<(), KvError>,
+    ) -> Result<(), KvError> {
+        let policy = self.ledger.policy.policy.clone();
+        if !matches!(policy, ResolvedPolicy::Dms(_)) {
+            return Err(KvError::Policy(format!(
+                "`{}` attends on the host; a device store runs dense and dms",
+                policy.method()
+            )));
+        }
+        self.check_policy_decode(layer, seqs, decisions)?;
+        let mut states = self.take_states(seqs);
+        let result =
+            self.decode_placed(layer, seqs, &mut states, decisions, scorer(&policy), attend);
+        self.put_states(seqs, states);
+        result
+    }
+
+    /// Decisions present where the policy needs them, rows known, no
+    /// sequence twice.
+    fn check_policy_decode(
+        &self,
+        layer: usize,
+        seqs: &[SeqId],
+        decisions: &[bool],
+    ) -> Result<(), KvError> {
+        let kv_heads = self.shape().kv_heads;
+        let policy = &self.ledger.policy.policy;
+        if policy.needs_decisions() && decisions.len() != seqs.len() * kv_heads {
+            return Err(KvError::Decisions {
+                layer,
+                expected: seqs.len() * kv_heads,
+                got: decisions.len(),
+            });
+        }
+        for (b, &seq) in seqs.iter().enumerate() {
+            if seqs[..b].contains(&seq) {
+                return Err(KvError::DuplicateSequence(seq));
+            }
+            self.ledger.row(RowId {
+                seq,
+                layer,
+                head: 0,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn take_states(&mut self, seqs: &[SeqId]) -> Vec<Vec<RowState>> {
+        seqs.iter().map(|&s| self.ledger.policy.take(s)).collect()
+    }
+
+    fn put_states(&mut self, seqs: &[SeqId], states: Vec<Vec<RowState>>) {
+        for (&s, rows) in seqs.iter().zip(states) {
+            self.ledger.policy.put(s, rows);
+        }
+    }
+
+    /// DMS and window: choose each row's slot, let `attend` write and
+    /// attend, record.
     fn decode_placed(
         &mut self,
-        step: DecodeStep<'_>,
+        layer: usize,
+        seqs: &[SeqId],
         states: &mut [Vec<RowState>],
         decisions: &[bool],
         window: Option<Scorer>,
-        out: &mut [f32],
+        attend: impl FnOnce(&mut KvStore, &[SlotChoice]) -> Result<(), KvError>,
     ) -> Result<(), KvError> {
         let kv_heads = self.shape().kv_heads;
-        let mut choices = Vec::with_capacity(step.seqs.len() * kv_heads);
-        for (b, &seq) in step.seqs.iter().enumerate() {
+        let mut choices = Vec::with_capacity(seqs.len() * kv_heads);
+        for (b, &seq) in seqs.iter().enumerate() {
             let t = self.position(seq) as u32;
             for h in 0..kv_heads {
-                let id = row_id(seq, step.layer, h);
-                let choice = match (&mut states[b][step.layer * kv_heads + h], window) {
+                let id = row_id(seq, layer, h);
+                let choice = match (&mut states[b][layer * kv_heads + h], window) {
                     (RowState::Dms(dms), _) => dms.place(t),
                     (RowState::Scored(slots), Some(s)) => {
                         // Full: overwrite the oldest unprotected entry.
@@ -117,20 +175,13 @@ impl KvStore {
                 choices.push(choice);
             }
         }
-        let lens: Vec<usize> = step
-            .seqs
+        let lens: Vec<usize> = seqs
             .iter()
             .flat_map(|&seq| (0..kv_heads).map(move |h| (seq, h)))
-            .map(|(seq, h)| self.row_len(row_id(seq, step.layer, h)))
+            .map(|(seq, h)| self.row_len(row_id(seq, layer, h)))
             .collect::<Result<_, _>>()?;
-        self.decode_step(
-            DecodeStep {
-                slots: &choices,
-                ..step
-            },
-            out,
-        )?;
-        for (b, &seq) in step.seqs.iter().enumerate() {
+        attend(self, &choices)?;
+        for (b, &seq) in seqs.iter().enumerate() {
             let t = self.position(seq) as u32;
             for h in 0..kv_heads {
                 let i = b * kv_heads + h;
@@ -138,11 +189,11 @@ impl KvStore {
                     SlotChoice::Reuse(s) => s,
                     SlotChoice::Append => lens[i],
                 };
-                match (&mut states[b][step.layer * kv_heads + h], window) {
+                match (&mut states[b][layer * kv_heads + h], window) {
                     (RowState::Dms(dms), _) => dms.record(t, slot, decisions[i]),
                     (RowState::Scored(slots), Some(s)) => {
                         slots.put(slot, t, s.score(0.0, t, 0.0));
-                        let id = row_id(seq, step.layer, h);
+                        let id = row_id(seq, layer, h);
                         evict_to(self, id, slots, s.protected(t + 1), s.keep(t + 1))?;
                     }
                     _ => return Err(state_mismatch()),

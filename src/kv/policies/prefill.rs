@@ -4,6 +4,7 @@
 //! policy keeps is written. Chunking is exact: a chunk continues from the
 //! kept entries and the pending DMS window exactly as decode would.
 
+use super::super::plan::WritePlan;
 use super::super::prefill_kernel::{self, PrefillKeys, PrefillQueries, Weights};
 use super::super::{KvError, KvShape, KvStore, ResolvedPolicy, RowId, SeqId};
 use super::book::RowState;
@@ -268,5 +269,217 @@ impl Chunk<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// A fresh sequence's DMS prefill of one layer, planned for a payload that
+/// attends elsewhere (a device): the mask as each key's `until`, the keys
+/// the next query still sees, and where they go.
+#[derive(Debug, Clone)]
+#[cfg_attr(
+    not(any(feature = "cuda", feature = "wgpu")),
+    allow(dead_code, reason = "built for the cubecl backends and tests")
+)]
+pub(crate) struct DmsPrefill {
+    /// `[kv_heads, t]`: the first query position that no longer sees each
+    /// token (`u32::MAX`: kept).
+    pub(crate) until: Vec<u32>,
+    /// Indices into the chunk's `[kv_heads, t]` entries of those written, in
+    /// the order of `plan.slots`.
+    pub(crate) kept: Vec<u32>,
+    pub(crate) plan: WritePlan,
+}
+
+impl KvStore {
+    /// Plan the DMS prefill of `t` tokens of one layer of a sequence that
+    /// holds nothing yet (position 0): every key's visibility, the entries
+    /// kept (`until > t`, what [`KvStore::policy_prefill`] writes), their
+    /// slots, the policy state and the reads (the (query, key) pairs the
+    /// mask lets through) — everything but the attention and the payload
+    /// writes, which the caller does.
+    ///
+    /// # Shapes
+    /// `decisions`: `[kv_heads, t]`, each token's own decision.
+    ///
+    /// # Errors
+    /// Another policy, missing decisions, a sequence past position 0, an
+    /// unknown sequence or row.
+    #[cfg_attr(
+        not(any(feature = "cuda", feature = "wgpu")),
+        allow(dead_code, reason = "called by the cubecl backends and tests")
+    )]
+    pub(crate) fn dms_prefill_plan(
+        &mut self,
+        seq: SeqId,
+        layer: usize,
+        t: usize,
+        decisions: &[bool],
+    ) -> Result<DmsPrefill, KvError> {
+        let kv_heads = self.shape().kv_heads;
+        if !matches!(self.ledger.policy.policy, ResolvedPolicy::Dms(_)) {
+            return Err(KvError::Policy("dms_prefill_plan needs a DMS store".into()));
+        }
+        if decisions.len() != kv_heads * t {
+            return Err(KvError::Decisions {
+                layer,
+                expected: kv_heads * t,
+                got: decisions.len(),
+            });
+        }
+        if self.position(seq) != 0 {
+            return Err(KvError::Policy(
+                "a device DMS prefill starts a sequence; continue it by decode".into(),
+            ));
+        }
+        for head in 0..kv_heads {
+            self.ledger
+                .check_write(RowId { seq, layer, head }, 0, None)?;
+        }
+        let mut rows = self.ledger.policy.take(seq);
+        let mut out = DmsPrefill {
+            until: Vec::with_capacity(kv_heads * t),
+            kept: Vec::new(),
+            plan: WritePlan {
+                layer,
+                ..WritePlan::default()
+            },
+        };
+        let mut result = Ok(());
+        for head in 0..kv_heads {
+            let row = RowId { seq, layer, head };
+            let Some(RowState::Dms(dms)) = rows.get_mut(layer * kv_heads + head) else {
+                result = Err(KvError::Policy("row state is not DMS".into()));
+                break;
+            };
+            let flags = dms.chunk_flags(&decisions[head * t..(head + 1) * t]);
+            let mut reads = 0u64;
+            for (j, &flag) in flags.iter().enumerate() {
+                let until = dms.until(j as u32, flag);
+                out.until.push(until);
+                reads += u64::from(until.min(t as u32)) - j as u64;
+                if until > t as u32 {
+                    match self.ledger.append(row, j as u32, &mut out.plan.copies) {
+                        Ok(slot) => out.plan.slots.push(slot),
+                        Err(e) => {
+                            result = Err(e);
+                            break;
+                        }
+                    }
+                    out.kept.push((head * t + j) as u32);
+                    dms.slots.push(j as u32, flag);
+                }
+            }
+            dms.rebuild_ring(t as u32);
+            result = result.and_then(|()| self.ledger.count_prefill_reads(row, reads));
+            if result.is_err() {
+                break;
+            }
+        }
+        self.ledger.policy.put(seq, rows);
+        result.map(|()| out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::flex::Flex;
+    use burn::prelude::*;
+
+    use super::super::super::attention::until_masked_attention_in_blocks;
+    use super::super::super::{DmsParams, KvShape, KvStore, ResolvedPolicy, RowId};
+    use super::PrefillStep;
+
+    /// The device route of a fresh DMS prefill — [`KvStore::dms_prefill_plan`]
+    /// plus the masked attention in burn ops — against the host's
+    /// [`KvStore::policy_prefill`]: the same outputs, kept entries, reads
+    /// and policy state, shifted and unshifted, with the queries split into
+    /// blocks.
+    #[test]
+    fn dms_prefill_plan_and_masked_attention_equal_the_host_prefill() {
+        let (kv_heads, group, d, t) = (2, 2, 8, 37);
+        let n_heads = kv_heads * group;
+        let mut state = 0x9e37_79b9_u32;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            (state % 2001) as f32 / 1000.0 - 1.0
+        };
+        let q: Vec<f32> = (0..t * n_heads * d).map(|_| next()).collect();
+        let k: Vec<f32> = (0..kv_heads * t * d).map(|_| next()).collect();
+        let v: Vec<f32> = (0..kv_heads * t * d).map(|_| next()).collect();
+        let decisions: Vec<bool> = (0..kv_heads * t).map(|_| next() > 0.1).collect();
+        let shape = KvShape {
+            layers: 1,
+            kv_heads,
+            head_dim: d,
+        };
+        let scale = 0.35;
+        for shifted in [true, false] {
+            let policy = ResolvedPolicy::Dms(DmsParams { window: 4, shifted });
+            let mut host = KvStore::with_resolved_policy(shape, policy.clone()).unwrap();
+            let hs = host.add_sequence();
+            let mut want = vec![0.0f32; q.len()];
+            let step = PrefillStep {
+                layer: 0,
+                seq: hs,
+                q: &q,
+                k: &k,
+                v: &v,
+                scale,
+                decisions: &decisions,
+            };
+            host.policy_prefill(step, &mut want).unwrap();
+
+            let mut planned = KvStore::with_resolved_policy(shape, policy).unwrap();
+            let ps = planned.add_sequence();
+            let plan = planned.dms_prefill_plan(ps, 0, t, &decisions).unwrap();
+            let device = Default::default();
+            let tensor = |x: &[f32], s: [usize; 3]| {
+                Tensor::<Flex, 3>::from_data(TensorData::new(x.to_vec(), s), &device)
+            };
+            for block in [t, 5] {
+                let got = until_masked_attention_in_blocks(
+                    tensor(&q, [t, n_heads, d]),
+                    tensor(&k, [kv_heads, t, d]),
+                    tensor(&v, [kv_heads, t, d]),
+                    &plan.until,
+                    scale,
+                    block,
+                )
+                .into_data()
+                .into_vec::<f32>()
+                .unwrap();
+                let err = want
+                    .iter()
+                    .zip(&got)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0, f32::max);
+                assert!(err < 1e-5, "shifted {shifted}, block {block}: Δ {err}");
+            }
+
+            assert_eq!(plan.plan.slots.len(), plan.kept.len());
+            assert!(plan.kept.len() < kv_heads * t, "something was evicted");
+            for head in 0..kv_heads {
+                let row = RowId {
+                    seq: hs,
+                    layer: 0,
+                    head,
+                };
+                let kept: Vec<u32> = plan
+                    .kept
+                    .iter()
+                    .filter(|&&i| i as usize / t == head)
+                    .map(|&i| i % t as u32)
+                    .collect();
+                assert_eq!(host.row_positions(row).unwrap(), kept, "head {head}");
+            }
+            assert_eq!(host.stats(hs), planned.stats(ps));
+            assert_eq!(
+                host.ledger.policy.take(hs),
+                planned.ledger.policy.take(ps),
+                "policy state"
+            );
+        }
     }
 }

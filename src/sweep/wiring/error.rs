@@ -72,7 +72,9 @@ pub enum WiringError {
     },
     #[error("the code sandbox could not be set up: {0}")]
     Sandbox(String),
-    #[error("the `{policy}` cache policy runs on the CPU engine only (host KV payload)")]
+    #[error(
+        "the `{policy}` cache policy runs on the CPU engine only (device engines run dense and dms)"
+    )]
     UnsupportedPolicy { policy: &'static str },
     #[error(transparent)]
     Policy(#[from] crate::kv::KvError),

@@ -1,6 +1,7 @@
 //! The one place a trial's cache policy becomes a KV store
-//! (`LoadedModel::policy_store`): every policy on the CPU engine; dense
-//! only on device engines (the policies run on the host payload).
+//! (`LoadedModel::policy_store`): every policy on the CPU engine; dense and
+//! DMS on device engines (their KV stays in device memory; the scored and
+//! paged policies would attend through host memory).
 
 use super::WiringError;
 use crate::device::DeviceKind;
@@ -24,7 +25,8 @@ pub fn policy_supported(policy: &CachePolicy) -> Result<(), WiringError> {
 pub fn kv_store_for(model: &LoadedModel, policy: &CachePolicy) -> Result<KvStore, WiringError> {
     policy_supported(policy)?;
     let dense = matches!(policy, CachePolicy::Dense {});
-    if !dense && !matches!(model.device, DeviceKind::Cpu) {
+    let on_device = matches!(policy, CachePolicy::Dense {} | CachePolicy::Dms { .. });
+    if !on_device && !matches!(model.device, DeviceKind::Cpu) {
         return Err(WiringError::UnsupportedPolicy {
             policy: policy.method(),
         });
