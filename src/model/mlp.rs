@@ -37,6 +37,9 @@ impl<B: Backend> Mlp<B> {
     /// `x`: `[n, hidden]`; returns `[n, hidden]`.
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
         let gu = self.gate_up.forward(x);
+        if let Some(h) = super::flex_ops::swiglu(&gu, self.intermediate) {
+            return self.down.forward(h);
+        }
         let gate = gu.clone().narrow(1, 0, self.intermediate);
         let up = gu.narrow(1, self.intermediate, self.intermediate);
         self.down.forward(silu(gate) * up)

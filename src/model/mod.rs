@@ -15,6 +15,7 @@ pub mod config;
 pub mod decoder;
 pub mod dms;
 pub mod error;
+pub mod flex_ops;
 pub mod gemv;
 pub mod gguf;
 pub mod hf;

@@ -83,6 +83,9 @@ impl<B: Backend> RopeTables<B> {
     /// `x`: `[n, heads, head_dim]` with `n` the number of positions of the
     /// tables; returns the same shape.
     pub fn apply(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        if let Some(y) = super::flex_ops::rope(&x, &self.cos, &self.sin) {
+            return y;
+        }
         let [_, _, head_dim] = x.dims();
         let half = head_dim / 2;
         let swapped = Tensor::cat(
