@@ -65,8 +65,9 @@ pub trait AttentionBackend: Backend {
     /// Prefill attention of one layer under the store's cache policy
     /// ([`KvStore::policy_prefill`]): the chunk attends over the kept
     /// entries and itself under the policy's mask, then the store keeps
-    /// what the policy keeps. Runs on the host payload; the default moves
-    /// the tensors through host memory.
+    /// what the policy keeps. The default runs on the host payload, moving
+    /// the tensors through host memory; cubecl backends keep DMS on the
+    /// device.
     ///
     /// # Shapes
     /// `q`: `[t, n_heads, head_dim]`; `k`, `v`: `[kv_heads, t, head_dim]`

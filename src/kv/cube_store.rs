@@ -193,7 +193,7 @@ impl<R: CubeRuntime, BT: BoolElement> AttentionBackend for CubeBackend<R, f32, i
             return host_policy_prefill(store, layer, seq, q, k, v, scale, decisions);
         }
         let [kv_heads, t, d] = k.dims();
-        let client = f32_primitive(q.clone()).client;
+        let client = k.clone().into_primitive().tensor().client;
         device::<R>(store, &client);
         let plan = store
             .dms_prefill_plan(seq, layer, t, decisions)
