@@ -6,12 +6,13 @@
 //! per step). Each returns `None` off Flex (autodiff included), and the
 //! caller runs the burn ops.
 
-use std::any::{Any, TypeId};
+use std::any::TypeId;
 
 use burn::backend::flex::{Flex, FlexTensor};
 use burn::prelude::*;
-use burn::tensor::TensorPrimitive;
 use rayon::prelude::*;
+
+use super::gemv::{flex, from_flex_vec};
 
 /// Rows per rayon task: below this a row loop is cheaper than the split.
 const ROWS_PER_TASK: usize = 4;
@@ -55,7 +56,7 @@ pub fn rope<B: Backend>(
         }
     };
     rows(&mut out, heads * d, row);
-    wrap(out, [n, heads, d])
+    from_flex_vec(out, [n, heads, d])
 }
 
 /// `silu(gate) * up` over a fused `[n, 2 * inter]` gate/up output (gate
@@ -80,7 +81,7 @@ pub fn swiglu<B: Backend>(gu: &Tensor<B, 2>, inter: usize) -> Option<Tensor<B, 2
             *o = x * sigmoid(x) * u;
         }
     });
-    wrap(out, [n, inter])
+    from_flex_vec(out, [n, inter])
 }
 
 /// burn-flex's `sigmoid_f32`, operation for operation.
@@ -110,11 +111,7 @@ fn rows(out: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
 
 /// The Flex tensor behind `t`, contiguous f32 (a copy when it is a view).
 fn contiguous<B: Backend, const D: usize>(t: &Tensor<B, D>) -> Option<FlexTensor> {
-    let TensorPrimitive::Float(p) = t.clone().into_primitive() else {
-        return None;
-    };
-    let p: Box<dyn Any> = Box::new(p);
-    let p = *p.downcast::<FlexTensor>().ok()?;
+    let p = flex(t.clone().into_primitive())?;
     if p.dtype() != burn::tensor::DType::F32 {
         return None;
     }
@@ -123,12 +120,6 @@ fn contiguous<B: Backend, const D: usize>(t: &Tensor<B, D>) -> Option<FlexTensor
     } else {
         p.to_contiguous()
     })
-}
-
-fn wrap<B: Backend, const D: usize>(data: Vec<f32>, shape: [usize; D]) -> Option<Tensor<B, D>> {
-    let prim: Box<dyn Any> = Box::new(FlexTensor::from_data(TensorData::new(data, shape)));
-    let prim = prim.downcast::<B::FloatTensorPrimitive>().ok()?;
-    Some(Tensor::from_primitive(TensorPrimitive::Float(*prim)))
 }
 
 #[cfg(test)]

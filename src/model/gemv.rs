@@ -258,15 +258,22 @@ pub(super) fn with_flex_slices<B: Backend>(
         Some(b) => Some(b.as_slice::<f32>()?),
         None => None,
     };
-    let y = f(xs, bs);
-    let prim = FlexTensor::from_data(TensorData::new(y, shape));
-    let prim: Box<dyn Any> = Box::new(prim);
+    from_flex_vec(f(xs, bs), shape)
+}
+
+/// `data` as a Flex tensor of `shape`, typed as backend `B`'s (`None`
+/// unless `B` is Flex).
+pub(super) fn from_flex_vec<B: Backend, const D: usize>(
+    data: Vec<f32>,
+    shape: [usize; D],
+) -> Option<Tensor<B, D>> {
+    let prim: Box<dyn Any> = Box::new(FlexTensor::from_data(TensorData::new(data, shape)));
     let prim = prim.downcast::<B::FloatTensorPrimitive>().ok()?;
     Some(Tensor::from_primitive(TensorPrimitive::Float(*prim)))
 }
 
 /// The Flex tensor behind a float primitive of backend `B` (`B` = Flex).
-fn flex<B: Backend>(p: TensorPrimitive<B>) -> Option<FlexTensor> {
+pub(super) fn flex<B: Backend>(p: TensorPrimitive<B>) -> Option<FlexTensor> {
     let TensorPrimitive::Float(p) = p else {
         return None;
     };

@@ -336,6 +336,21 @@ impl KvStore {
                 .check_write(RowId { seq, layer, head }, 0, None)?;
         }
         let mut rows = self.ledger.policy.take(seq);
+        let result = self.plan_dms_rows(seq, layer, t, decisions, &mut rows);
+        self.ledger.policy.put(seq, rows);
+        result
+    }
+
+    /// [`KvStore::dms_prefill_plan`] over the sequence's taken rows.
+    fn plan_dms_rows(
+        &mut self,
+        seq: SeqId,
+        layer: usize,
+        t: usize,
+        decisions: &[bool],
+        rows: &mut [RowState],
+    ) -> Result<DmsPrefill, KvError> {
+        let kv_heads = self.shape().kv_heads;
         let mut out = DmsPrefill {
             until: Vec::with_capacity(kv_heads * t),
             kept: Vec::new(),
@@ -344,12 +359,10 @@ impl KvStore {
                 ..WritePlan::default()
             },
         };
-        let mut result = Ok(());
         for head in 0..kv_heads {
             let row = RowId { seq, layer, head };
             let Some(RowState::Dms(dms)) = rows.get_mut(layer * kv_heads + head) else {
-                result = Err(KvError::Policy("row state is not DMS".into()));
-                break;
+                return Err(KvError::Policy("row state is not DMS".into()));
             };
             let flags = dms.chunk_flags(&decisions[head * t..(head + 1) * t]);
             let mut reads = 0u64;
@@ -358,25 +371,16 @@ impl KvStore {
                 out.until.push(until);
                 reads += u64::from(until.min(t as u32)) - j as u64;
                 if until > t as u32 {
-                    match self.ledger.append(row, j as u32, &mut out.plan.copies) {
-                        Ok(slot) => out.plan.slots.push(slot),
-                        Err(e) => {
-                            result = Err(e);
-                            break;
-                        }
-                    }
+                    let slot = self.ledger.append(row, j as u32, &mut out.plan.copies)?;
+                    out.plan.slots.push(slot);
                     out.kept.push((head * t + j) as u32);
                     dms.slots.push(j as u32, flag);
                 }
             }
             dms.rebuild_ring(t as u32);
-            result = result.and_then(|()| self.ledger.count_prefill_reads(row, reads));
-            if result.is_err() {
-                break;
-            }
+            self.ledger.count_prefill_reads(row, reads)?;
         }
-        self.ledger.policy.put(seq, rows);
-        result.map(|()| out)
+        Ok(out)
     }
 }
 
