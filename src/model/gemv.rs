@@ -120,89 +120,158 @@ fn block_portable(w: &[f32], inp: usize, x: &[f32], n: usize, yt: &mut [f32]) {
     }
 }
 
-/// Sum of eight lanes in the order `hsum256` uses.
+/// Sum of eight lanes in the order `hsum4_avx2` uses.
 fn hsum(a: [f32; 8]) -> f32 {
     let h = [a[0] + a[4], a[1] + a[5], a[2] + a[6], a[3] + a[7]];
     (h[0] + h[1]) + (h[2] + h[3])
 }
 
-/// The sum of an accumulator's lanes, once per output, exactly as [`hsum`]
-/// adds them, so the AVX2 and portable paths agree bit for bit.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn hsum256(v: std::arch::x86_64::__m256) -> f32 {
-    let mut lanes = [0.0f32; 8];
-    // SAFETY: `lanes` holds 8 floats.
-    unsafe { std::arch::x86_64::_mm256_storeu_ps(lanes.as_mut_ptr(), v) };
-    hsum(lanes)
-}
+/// Activation rows per register tile: 4 weight rows × 3 rows of `x` are 12
+/// independent FMA chains (more than the FMA latency × throughput of these
+/// cores needs) and 7 loads per 12 FMAs, in 16 vector registers.
+const TILE_ROWS: usize = 3;
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 fn block_avx2(w: &[f32], inp: usize, x: &[f32], n: usize, yt: &mut [f32]) {
-    use std::arch::x86_64::{__m256, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps};
     let rows = w.len() / inp;
-    let chunks = inp / 8;
-    // Writes `yt[(o + j) * n + r]` for the four rows from their sums.
-    let finish = |acc: &[__m256; 4], o: usize, r: usize, yt: &mut [f32]| {
-        let xr = &x[r * inp..(r + 1) * inp];
-        for j in 0..4 {
-            let wr = &w[(o + j) * inp..(o + j + 1) * inp];
-            let mut s = hsum256(acc[j]);
-            for i in chunks * 8..inp {
-                s = wr[i].mul_add(xr[i], s);
-            }
-            yt[(o + j) * n + r] = s;
-        }
-    };
     let mut o = 0;
     while o + 4 <= rows {
-        let wp = [0, 1, 2, 3].map(|j| w[(o + j) * inp..].as_ptr());
-        // Two activation rows at a time: 8 independent FMA chains and 6
-        // loads per 8 FMAs, so batched decode is bound by the FMA units, not
-        // the load ports. Each output still sums its lanes chunk by chunk in
-        // the same order, so the pairing never changes a result.
+        let wr = &w[o * inp..(o + 4) * inp];
+        // The next four rows, fetched from memory during the first tile so
+        // that the remaining tiles (from L1) overlap the stream.
+        let next = w.get((o + 4) * inp..(o + 8) * inp);
         let mut r = 0;
-        while r + 2 <= n {
-            let xp = [x[r * inp..].as_ptr(), x[(r + 1) * inp..].as_ptr()];
-            let mut acc = [[_mm256_setzero_ps(); 4]; 2];
-            for c in 0..chunks {
-                // SAFETY: `c * 8 + 8 <= inp`: every load reads 8 floats
-                // inside row `o + j` of `w` or inside row `r` or `r + 1` of `x`.
-                unsafe {
-                    let x0 = _mm256_loadu_ps(xp[0].add(c * 8));
-                    let x1 = _mm256_loadu_ps(xp[1].add(c * 8));
-                    for j in 0..4 {
-                        let wv = _mm256_loadu_ps(wp[j].add(c * 8));
-                        acc[0][j] = _mm256_fmadd_ps(wv, x0, acc[0][j]);
-                        acc[1][j] = _mm256_fmadd_ps(wv, x1, acc[1][j]);
-                    }
-                }
-            }
-            finish(&acc[0], o, r, yt);
-            finish(&acc[1], o, r + 1, yt);
-            r += 2;
+        while r + TILE_ROWS <= n {
+            tile_avx2::<TILE_ROWS>(wr, inp, x, r, n, &mut yt[o * n..], next.filter(|_| r == 0));
+            r += TILE_ROWS;
         }
-        if r < n {
-            let xp = x[r * inp..].as_ptr();
-            let mut acc = [_mm256_setzero_ps(); 4];
-            for c in 0..chunks {
-                // SAFETY: `c * 8 + 8 <= inp`: every load reads 8 floats
-                // inside row `o + j` of `w` or inside `xr`.
-                unsafe {
-                    let xv = _mm256_loadu_ps(xp.add(c * 8));
-                    for j in 0..4 {
-                        acc[j] = _mm256_fmadd_ps(_mm256_loadu_ps(wp[j].add(c * 8)), xv, acc[j]);
-                    }
-                }
-            }
-            finish(&acc, o, r, yt);
+        let next = next.filter(|_| r == 0);
+        match n - r {
+            2 => tile_avx2::<2>(wr, inp, x, r, n, &mut yt[o * n..], next),
+            1 => tile_avx2::<1>(wr, inp, x, r, n, &mut yt[o * n..], next),
+            _ => {}
         }
         o += 4;
     }
     if o < rows {
         block_portable(&w[o * inp..], inp, x, n, &mut yt[o * n..]);
     }
+}
+
+/// Four weight rows (`w`: `[4, inp]`) against activation rows `r0..r0 + R`:
+/// writes `yt[j * n + r]`. Each output sums its 8 lanes chunk by chunk, then
+/// the lanes as [`hsum`] does and the ragged tail in order, so the tile
+/// shape never changes a result. `prefetch` (`[4, inp]`) is brought into the
+/// cache along the way, two lines per chunk.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn tile_avx2<const R: usize>(
+    w: &[f32],
+    inp: usize,
+    x: &[f32],
+    r0: usize,
+    n: usize,
+    yt: &mut [f32],
+    prefetch: Option<&[f32]>,
+) {
+    use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch, _mm256_setzero_ps};
+    assert!(w.len() >= 4 * inp && x.len() >= (r0 + R) * inp && yt.len() >= 3 * n + r0 + R);
+    let chunks = inp / 8;
+    let wp = [0, 1, 2, 3].map(|j| w[j * inp..].as_ptr());
+    let mut xp = [x.as_ptr(); R];
+    for (r, p) in xp.iter_mut().enumerate() {
+        *p = x[(r0 + r) * inp..].as_ptr();
+    }
+    let mut acc = [[_mm256_setzero_ps(); 4]; R];
+    if let Some(p) = prefetch {
+        // 4 rows of `inp` floats over `inp / 8` chunks: 32 floats (two cache
+        // lines) per chunk; the wrapping offsets past a ragged end are never
+        // dereferenced (a prefetch does not fault).
+        let p = p.as_ptr();
+        for c in 0..chunks {
+            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(c * 32) as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(c * 32 + 16) as *const i8);
+            // SAFETY: `c * 8 + 8 <= inp`, and `wp`, `xp` start rows of
+            // `inp` floats (asserted above).
+            unsafe { fma_chunk(&mut acc, &wp, &xp, c) };
+        }
+    } else {
+        for c in 0..chunks {
+            // SAFETY: as above.
+            unsafe { fma_chunk(&mut acc, &wp, &xp, c) };
+        }
+    }
+    for (r, acc) in acc.iter().enumerate() {
+        let sums = hsum4_avx2(acc);
+        let xr = &x[(r0 + r) * inp..(r0 + r + 1) * inp];
+        for (j, mut s) in sums.into_iter().enumerate() {
+            let wr = &w[j * inp..(j + 1) * inp];
+            for i in chunks * 8..inp {
+                s = wr[i].mul_add(xr[i], s);
+            }
+            yt[j * n + r0 + r] = s;
+        }
+    }
+}
+
+/// Chunk `c` (floats `8c..8c + 8`) of four weight rows times `R` activation
+/// rows, added into `acc[r][j]`.
+///
+/// # Safety
+/// Every `wp[j]` and `xp[r]` must point at `8c + 8` readable floats.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn fma_chunk<const R: usize>(
+    acc: &mut [[std::arch::x86_64::__m256; 4]; R],
+    wp: &[*const f32; 4],
+    xp: &[*const f32; R],
+    c: usize,
+) {
+    use std::arch::x86_64::{_mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps};
+    // SAFETY: the caller's contract.
+    unsafe {
+        let mut xv = [_mm256_setzero_ps(); R];
+        for r in 0..R {
+            xv[r] = _mm256_loadu_ps(xp[r].add(c * 8));
+        }
+        for j in 0..4 {
+            let wv = _mm256_loadu_ps(wp[j].add(c * 8));
+            for r in 0..R {
+                acc[r][j] = _mm256_fmadd_ps(wv, xv[r], acc[r][j]);
+            }
+        }
+    }
+}
+
+/// The lane sums of four accumulators at once, each added exactly as
+/// [`hsum`] adds them: `h_i = a_i + a_{i+4}`, then `(h0 + h1) + (h2 + h3)`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn hsum4_avx2(v: &[std::arch::x86_64::__m256; 4]) -> [f32; 4] {
+    use std::arch::x86_64::{
+        _mm256_add_ps, _mm256_hadd_ps, _mm256_permute2f128_ps, _mm256_storeu_ps,
+    };
+    // [h(v0) | h(v1)] and [h(v2) | h(v3)]: each lane a_i + a_{i+4}.
+    let h01 = _mm256_add_ps(
+        _mm256_permute2f128_ps::<0x20>(v[0], v[1]),
+        _mm256_permute2f128_ps::<0x31>(v[0], v[1]),
+    );
+    let h23 = _mm256_add_ps(
+        _mm256_permute2f128_ps::<0x20>(v[2], v[3]),
+        _mm256_permute2f128_ps::<0x31>(v[2], v[3]),
+    );
+    // Per 128-bit half: [h0+h1, h2+h3] of the first vector, then the second's.
+    let pairs = _mm256_hadd_ps(h01, h23);
+    // Lanes 0, 4, 1, 5 hold the sums of v0, v1, v2, v3.
+    let sums = _mm256_hadd_ps(pairs, pairs);
+    let mut lanes = [0.0f32; 8];
+    // SAFETY: `lanes` holds 8 floats.
+    unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sums) };
+    [lanes[0], lanes[4], lanes[1], lanes[5]]
 }
 
 /// `x·Wᵀ (+ b)` through [`gemv`] when the backend is Flex, `x` has at most
@@ -343,14 +412,19 @@ mod tests {
     #[test]
     fn portable_and_dispatched_paths_agree_bit_for_bit() {
         let mut rng = ChaCha8Rng::seed_from_u64(11);
-        let (out, inp, n) = (70, 100, 3);
-        let w = random(out * inp, &mut rng);
-        let x = random(n * inp, &mut rng);
-        let mut a = vec![0.0; out * n];
-        let mut b = vec![0.0; out * n];
-        block(&w, inp, &x, n, &mut a);
-        block_portable(&w, inp, &x, n, &mut b);
-        assert_eq!(a, b);
+        // Every activation-row count (each mix of 3-, 2- and 1-row tiles),
+        // widths on and off the 8-lane grid, outputs off the 4-row grid.
+        for (out, inp) in [(70, 100), (9, 576)] {
+            for n in 1..=MAX_ROWS {
+                let w = random(out * inp, &mut rng);
+                let x = random(n * inp, &mut rng);
+                let mut a = vec![0.0; out * n];
+                let mut b = vec![0.0; out * n];
+                block(&w, inp, &x, n, &mut a);
+                block_portable(&w, inp, &x, n, &mut b);
+                assert_eq!(a, b, "{out}x{inp} n={n}");
+            }
+        }
     }
 
     #[test]
