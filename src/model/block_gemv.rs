@@ -123,16 +123,15 @@ pub fn gemv_blocks(w: &BlockWeight, x: &[f32], n: usize, bias: Option<&[f32]>) -
                 let first = o0 + g * GROUP;
                 let src = &w.bytes[first * row_bytes..(first + rows) * row_bytes];
                 let dst = &mut buf[..rows * inp];
-                for (o, b) in dst.chunks_mut(inp).zip(src.chunks(row_bytes)) {
-                    dequantize_row(w.kind, b, o);
-                }
+                // Rows are whole blocks: the group dequantizes as one run.
+                dequantize_row(w.kind, src, dst);
                 gemv::block(dst, inp, x, n, ys);
             }
         });
     gemv::finish(yt, out, n, bias)
 }
 
-/// One row of blocks into f32, the AVX2 path when the CPU has it; both
+/// Whole blocks (rows of them) into f32, the AVX2 path when the CPU has it; both
 /// paths give the loader's values bit for bit.
 fn dequantize_row(kind: GgmlType, bytes: &[u8], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
@@ -152,16 +151,34 @@ fn has_avx2_f16c() -> bool {
         && std::arch::is_x86_feature_detected!("f16c")
 }
 
-/// A row of Q4_0 / Q4_1 / Q8_0 blocks into f32 with [`dequantize_block`].
+/// Codes of the block formats for the monomorphized loops below.
+const Q4_0: u8 = 0;
+const Q4_1: u8 = 1;
+const Q8_0: u8 = 2;
+
+/// Whole blocks of Q4_0 / Q4_1 / Q8_0 (one or more rows) into f32 with
+/// [`dequantize_block`], one loop per format so the block size is a
+/// constant.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dequantize_row_avx2(kind: GgmlType, bytes: &[u8], out: &mut [f32]) {
+    match kind {
+        GgmlType::Q4_0 => dequantize_blocks_avx2::<Q4_0, 18>(bytes, out),
+        GgmlType::Q4_1 => dequantize_blocks_avx2::<Q4_1, 20>(bytes, out),
+        GgmlType::Q8_0 => dequantize_blocks_avx2::<Q8_0, 34>(bytes, out),
+        _ => unreachable!("BlockWeight::new admits only Q4_0, Q4_1 and Q8_0"),
+    }
+}
+
+/// Blocks of format `K`, `SIZE` bytes each, into 32 floats each.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+fn dequantize_blocks_avx2<const K: u8, const SIZE: usize>(bytes: &[u8], out: &mut [f32]) {
     use std::arch::x86_64::_mm256_storeu_ps;
-    for (b, o) in bytes
-        .chunks_exact(kind.type_size())
-        .zip(out.chunks_exact_mut(32))
-    {
-        for (k, v) in dequantize_block(kind, b).into_iter().enumerate() {
+    for (b, o) in bytes.chunks_exact(SIZE).zip(out.chunks_exact_mut(32)) {
+        let b: &[u8; SIZE] = b.try_into().expect("chunks_exact(SIZE)");
+        for (k, v) in dequantize_block::<K, SIZE>(b).into_iter().enumerate() {
             // SAFETY: 8 floats at 8k lie inside the 32 of `o`.
             unsafe { _mm256_storeu_ps(o[8 * k..].as_mut_ptr(), v) };
         }
@@ -175,52 +192,58 @@ fn dequantize_row_avx2(kind: GgmlType, bytes: &[u8], out: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-fn dequantize_block(kind: GgmlType, b: &[u8]) -> [std::arch::x86_64::__m256; 4] {
+fn dequantize_block<const K: u8, const SIZE: usize>(
+    b: &[u8; SIZE],
+) -> [std::arch::x86_64::__m256; 4] {
     use std::arch::x86_64::{
-        __m128i, __m256, _mm_and_si128, _mm_cvtph_ps, _mm_cvtsi32_si128, _mm_loadl_epi64,
-        _mm_loadu_si128, _mm_set1_epi8, _mm_srli_epi16, _mm_srli_si128, _mm256_add_ps,
-        _mm256_broadcastss_ps, _mm256_cvtepi8_epi32, _mm256_cvtepi32_ps, _mm256_cvtepu8_epi32,
-        _mm256_mul_ps, _mm256_set1_epi32, _mm256_setzero_ps, _mm256_sub_epi32,
+        __m128i, __m256, _mm_cvtph_ps, _mm_cvtsi32_si128, _mm_loadl_epi64, _mm256_add_ps,
+        _mm256_and_si256, _mm256_broadcastss_ps, _mm256_cvtepi8_epi32, _mm256_cvtepi32_ps,
+        _mm256_cvtepu8_epi32, _mm256_mul_ps, _mm256_set1_epi32, _mm256_setzero_ps,
+        _mm256_srli_epi32, _mm256_sub_epi32,
     };
     // The f16 at `b[at..at + 2]` widened and broadcast to 8 lanes.
     let half8 = |at: usize| -> __m256 {
         let bits = i32::from(u16::from_le_bytes([b[at], b[at + 1]]));
         _mm256_broadcastss_ps(_mm_cvtph_ps(_mm_cvtsi32_si128(bits)))
     };
+    // Eight bytes from `b[at..at + 8]` zero- or sign-extended to 8 lanes.
+    let bytes8 = |at: usize, signed: bool| {
+        assert!(at + 8 <= SIZE);
+        // SAFETY: bytes `at..at + 8` lie inside the block (asserted).
+        let q = unsafe { _mm_loadl_epi64(b[at..].as_ptr() as *const __m128i) };
+        if signed {
+            _mm256_cvtepi8_epi32(q)
+        } else {
+            _mm256_cvtepu8_epi32(q)
+        }
+    };
     let d = half8(0);
     let mut v = [_mm256_setzero_ps(); 4];
-    match kind {
-        GgmlType::Q8_0 => {
-            assert!(b.len() >= 34);
-            for (k, v) in v.iter_mut().enumerate() {
-                // SAFETY: bytes 2 + 8k .. 10 + 8k lie inside the 34-byte block.
-                let q = unsafe { _mm_loadl_epi64(b[2 + 8 * k..].as_ptr() as *const __m128i) };
-                *v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), d);
-            }
+    if K == Q8_0 {
+        for (k, v) in v.iter_mut().enumerate() {
+            *v = _mm256_mul_ps(_mm256_cvtepi32_ps(bytes8(2 + 8 * k, true)), d);
         }
-        GgmlType::Q4_0 | GgmlType::Q4_1 => {
-            let q4_1 = kind == GgmlType::Q4_1;
-            let at = if q4_1 { 4 } else { 2 };
-            assert!(b.len() >= at + 16);
-            // SAFETY: the 16 nibble bytes `at..at + 16` lie inside the block.
-            let q = unsafe { _mm_loadu_si128(b[at..].as_ptr() as *const __m128i) };
-            let mask = _mm_set1_epi8(0x0F);
-            let lo = _mm_and_si128(q, mask);
-            let hi = _mm_and_si128(_mm_srli_epi16::<4>(q), mask);
-            // Values 0..16 are the low nibbles, 16..32 the high ones.
-            let parts = [lo, _mm_srli_si128::<8>(lo), hi, _mm_srli_si128::<8>(hi)];
-            let m = if q4_1 { half8(2) } else { d };
-            for (v, p) in v.iter_mut().zip(parts) {
-                *v = if q4_1 {
-                    let f = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(p));
-                    _mm256_add_ps(_mm256_mul_ps(d, f), m)
-                } else {
-                    let i = _mm256_sub_epi32(_mm256_cvtepu8_epi32(p), _mm256_set1_epi32(8));
-                    _mm256_mul_ps(d, _mm256_cvtepi32_ps(i))
-                };
-            }
+        return v;
+    }
+    let at = if K == Q4_1 { 4 } else { 2 };
+    let m = if K == Q4_1 { half8(2) } else { d };
+    let mask = _mm256_set1_epi32(0x0F);
+    let value = |q| {
+        if K == Q4_1 {
+            _mm256_add_ps(_mm256_mul_ps(d, _mm256_cvtepi32_ps(q)), m)
+        } else {
+            _mm256_mul_ps(
+                d,
+                _mm256_cvtepi32_ps(_mm256_sub_epi32(q, _mm256_set1_epi32(8))),
+            )
         }
-        _ => unreachable!("BlockWeight::new admits only Q4_0, Q4_1 and Q8_0"),
+    };
+    // Values 0..16 are the low nibbles of the 16 quant bytes, 16..32 the
+    // high ones: each 8 bytes widened once give 8 of each.
+    for half in 0..2 {
+        let q = bytes8(at + 8 * half, false);
+        v[half] = value(_mm256_and_si256(q, mask));
+        v[2 + half] = value(_mm256_srli_epi32::<4>(q));
     }
     v
 }
