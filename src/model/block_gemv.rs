@@ -94,12 +94,8 @@ impl BlockWeight {
     /// The weight as row-major f32, as the loader dequantizes it.
     pub fn dequantize(&self) -> Vec<f32> {
         let mut out = vec![0.0f32; self.rows * self.cols];
-        for (o, b) in out
-            .chunks_mut(self.cols)
-            .zip(self.bytes.chunks(self.row_bytes()))
-        {
-            dequantize_row(self.kind, b, o);
-        }
+        // Rows are whole blocks: the weight dequantizes as one run.
+        dequantize_run(self.kind, &self.bytes, &mut out);
         out
     }
 }
@@ -124,7 +120,7 @@ pub fn gemv_blocks(w: &BlockWeight, x: &[f32], n: usize, bias: Option<&[f32]>) -
                 let src = &w.bytes[first * row_bytes..(first + rows) * row_bytes];
                 let dst = &mut buf[..rows * inp];
                 // Rows are whole blocks: the group dequantizes as one run.
-                dequantize_row(w.kind, src, dst);
+                dequantize_run(w.kind, src, dst);
                 gemv::block(dst, inp, x, n, ys);
             }
         });
@@ -133,11 +129,11 @@ pub fn gemv_blocks(w: &BlockWeight, x: &[f32], n: usize, bias: Option<&[f32]>) -
 
 /// Whole blocks (rows of them) into f32, the AVX2 path when the CPU has it; both
 /// paths give the loader's values bit for bit.
-fn dequantize_row(kind: GgmlType, bytes: &[u8], out: &mut [f32]) {
+fn dequantize_run(kind: GgmlType, bytes: &[u8], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if has_avx2_f16c() {
         // SAFETY: the CPU supports AVX2 and F16C, checked just above.
-        unsafe { dequantize_row_avx2(kind, bytes, out) };
+        unsafe { dequantize_run_avx2(kind, bytes, out) };
         return;
     }
     dequantize_block_row(kind, bytes, out);
@@ -161,7 +157,7 @@ const Q8_0: u8 = 2;
 /// constant.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn dequantize_row_avx2(kind: GgmlType, bytes: &[u8], out: &mut [f32]) {
+fn dequantize_run_avx2(kind: GgmlType, bytes: &[u8], out: &mut [f32]) {
     match kind {
         GgmlType::Q4_0 => dequantize_blocks_avx2::<Q4_0, 18>(bytes, out),
         GgmlType::Q4_1 => dequantize_blocks_avx2::<Q4_1, 20>(bytes, out),
