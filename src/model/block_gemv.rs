@@ -21,9 +21,10 @@ use burn::backend::flex::Flex;
 use burn::prelude::*;
 use rayon::prelude::*;
 
-use super::gemv::{self, MAX_ROWS};
+use super::gemv::{self, MAX_ROWS, Rows};
 use super::gguf::GgmlType;
 use super::gguf::quant::dequantize_block_row;
+use super::isa::Isa;
 
 /// Weight rows per parallel task: 128 rows of a 576-wide Q4_1 weight are
 /// 45 KiB of blocks, 288 KiB of f32 work.
@@ -95,7 +96,7 @@ impl BlockWeight {
     pub fn dequantize(&self) -> Vec<f32> {
         let mut out = vec![0.0f32; self.rows * self.cols];
         // Rows are whole blocks: the weight dequantizes as one run.
-        dequantize_run(self.kind, &self.bytes, &mut out);
+        dequantize_run(Isa::active(), self.kind, &self.bytes, &mut out);
         out
     }
 }
@@ -105,8 +106,20 @@ impl BlockWeight {
 /// # Shapes
 /// `w`: `[out, inp]`; `x`: `[n, inp]`; `bias`: `[out]`; returns `[n, out]`.
 pub fn gemv_blocks(w: &BlockWeight, x: &[f32], n: usize, bias: Option<&[f32]>) -> Vec<f32> {
+    gemv_blocks_with(Isa::active(), w, x, n, bias)
+}
+
+/// [`gemv_blocks`] with the kernels of `isa`, which the CPU must run.
+pub fn gemv_blocks_with(
+    isa: Isa,
+    w: &BlockWeight,
+    x: &[f32],
+    n: usize,
+    bias: Option<&[f32]>,
+) -> Vec<f32> {
     let (out, inp) = (w.rows, w.cols);
     assert_eq!(x.len(), n * inp, "gemv_blocks: x is not [n, in]");
+    let rows = Rows::new(isa, x, n, inp);
     let row_bytes = w.row_bytes();
     let mut yt = vec![0.0f32; out * n];
     yt.par_chunks_mut(TASK_ROWS * n)
@@ -115,36 +128,34 @@ pub fn gemv_blocks(w: &BlockWeight, x: &[f32], n: usize, bias: Option<&[f32]>) -
             let o0 = t * TASK_ROWS;
             let mut buf = vec![0.0f32; GROUP * inp];
             for (g, ys) in chunk.chunks_mut(GROUP * n).enumerate() {
-                let rows = ys.len() / n;
+                let count = ys.len() / n;
                 let first = o0 + g * GROUP;
-                let src = &w.bytes[first * row_bytes..(first + rows) * row_bytes];
-                let dst = &mut buf[..rows * inp];
+                let src = &w.bytes[first * row_bytes..(first + count) * row_bytes];
+                let dst = &mut buf[..count * inp];
                 // Rows are whole blocks: the group dequantizes as one run.
-                dequantize_run(w.kind, src, dst);
-                gemv::block(dst, inp, x, n, ys);
+                dequantize_run(isa, w.kind, src, dst);
+                gemv::block(dst, &rows, ys);
             }
         });
     gemv::finish(yt, out, n, bias)
 }
 
-/// Whole blocks (rows of them) into f32, the AVX2 path when the CPU has it; both
-/// paths give the loader's values bit for bit.
-fn dequantize_run(kind: GgmlType, bytes: &[u8], out: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_f16c() {
-        // SAFETY: the CPU supports AVX2 and F16C, checked just above.
-        unsafe { dequantize_run_avx2(kind, bytes, out) };
-        return;
+/// Whole blocks (rows of them) into f32 with the kernels of `isa`; every
+/// path gives the loader's values bit for bit.
+///
+/// # Panics
+/// If the CPU does not run `isa`.
+fn dequantize_run(isa: Isa, kind: GgmlType, bytes: &[u8], out: &mut [f32]) {
+    assert!(isa.runs_here(), "this CPU does not run {isa} kernels");
+    match isa {
+        // SAFETY (both): the CPU runs `isa` (asserted); AVX-512 F + DQ come
+        // with AVX2, FMA and F16C (`Isa::runs_here`).
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { dequantize_run_avx512(kind, bytes, out) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { dequantize_run_avx2(kind, bytes, out) },
+        _ => dequantize_block_row(kind, bytes, out),
     }
-    dequantize_block_row(kind, bytes, out);
-}
-
-/// Whether the AVX2 paths can run (AVX2, FMA and F16C).
-#[cfg(target_arch = "x86_64")]
-fn has_avx2_f16c() -> bool {
-    std::arch::is_x86_feature_detected!("avx2")
-        && std::arch::is_x86_feature_detected!("fma")
-        && std::arch::is_x86_feature_detected!("f16c")
 }
 
 /// Codes of the block formats for the monomorphized loops below.
@@ -244,6 +255,89 @@ fn dequantize_block<const K: u8, const SIZE: usize>(
     v
 }
 
+/// [`dequantize_run_avx2`] 16 lanes at a time.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512dq")]
+fn dequantize_run_avx512(kind: GgmlType, bytes: &[u8], out: &mut [f32]) {
+    match kind {
+        GgmlType::Q4_0 => dequantize_blocks_avx512::<Q4_0, 18>(bytes, out),
+        GgmlType::Q4_1 => dequantize_blocks_avx512::<Q4_1, 20>(bytes, out),
+        GgmlType::Q8_0 => dequantize_blocks_avx512::<Q8_0, 34>(bytes, out),
+        _ => unreachable!("BlockWeight::new admits only Q4_0, Q4_1 and Q8_0"),
+    }
+}
+
+/// Blocks of format `K`, `SIZE` bytes each, into 32 floats each.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512dq")]
+#[inline]
+fn dequantize_blocks_avx512<const K: u8, const SIZE: usize>(bytes: &[u8], out: &mut [f32]) {
+    use std::arch::x86_64::_mm512_storeu_ps;
+    for (b, o) in bytes.chunks_exact(SIZE).zip(out.chunks_exact_mut(32)) {
+        let b: &[u8; SIZE] = b.try_into().expect("chunks_exact(SIZE)");
+        let [lo, hi] = dequantize_block16::<K, SIZE>(b);
+        // SAFETY: `o` holds 32 floats.
+        unsafe {
+            _mm512_storeu_ps(o.as_mut_ptr(), lo);
+            _mm512_storeu_ps(o[16..].as_mut_ptr(), hi);
+        }
+    }
+}
+
+/// The 32 values of one block in two 16-lane vectors, each lane computed
+/// as in [`dequantize_block`] (the same operations and roundings).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512dq")]
+#[inline]
+fn dequantize_block16<const K: u8, const SIZE: usize>(
+    b: &[u8; SIZE],
+) -> [std::arch::x86_64::__m512; 2] {
+    use std::arch::x86_64::{
+        __m128i, _mm_cvtph_ps, _mm_cvtsi32_si128, _mm_loadu_si128, _mm_movehdup_ps,
+        _mm512_add_ps, _mm512_and_si512, _mm512_broadcastss_ps, _mm512_cvtepi8_epi32,
+        _mm512_cvtepi32_ps, _mm512_cvtepu8_epi32, _mm512_mul_ps, _mm512_set1_epi32,
+        _mm512_srli_epi32, _mm512_sub_epi32,
+    };
+    // The f16 scale (and Q4_1's f16 minimum after it), widened.
+    let scales = {
+        let bits = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        _mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32))
+    };
+    let d = _mm512_broadcastss_ps(scales);
+    // Sixteen bytes from `b[at..at + 16]` zero- or sign-extended.
+    let bytes16 = |at: usize, signed: bool| {
+        assert!(at + 16 <= SIZE);
+        // SAFETY: bytes `at..at + 16` lie inside the block (asserted).
+        let q = unsafe { _mm_loadu_si128(b[at..].as_ptr() as *const __m128i) };
+        if signed {
+            _mm512_cvtepi8_epi32(q)
+        } else {
+            _mm512_cvtepu8_epi32(q)
+        }
+    };
+    if K == Q8_0 {
+        return [0, 1].map(|k| _mm512_mul_ps(_mm512_cvtepi32_ps(bytes16(2 + 16 * k, true)), d));
+    }
+    let m = _mm512_broadcastss_ps(_mm_movehdup_ps(scales));
+    let value = |q| {
+        if K == Q4_1 {
+            _mm512_add_ps(_mm512_mul_ps(d, _mm512_cvtepi32_ps(q)), m)
+        } else {
+            _mm512_mul_ps(
+                d,
+                _mm512_cvtepi32_ps(_mm512_sub_epi32(q, _mm512_set1_epi32(8))),
+            )
+        }
+    };
+    // Values 0..16 are the low nibbles of the 16 quant bytes, 16..32 the
+    // high ones.
+    let q = bytes16(if K == Q4_1 { 4 } else { 2 }, false);
+    [
+        value(_mm512_and_si512(q, _mm512_set1_epi32(0x0F))),
+        value(_mm512_srli_epi32::<4>(q)),
+    ]
+}
+
 /// `x·Wᵀ (+ b)` through [`gemv_blocks`] when the backend is Flex and `x` has
 /// at most [`MAX_ROWS`] rows; `None` otherwise (the caller uses its f32
 /// weight).
@@ -305,6 +399,11 @@ mod tests {
                 dequantize_block_row(kind, b, o);
             }
             assert_eq!(portable, want, "{kind} portable");
+            for isa in Isa::supported() {
+                let mut got = vec![f32::NAN; want.len()];
+                dequantize_run(isa, kind, &w.bytes, &mut got);
+                assert_eq!(got, want, "{kind} {isa}");
+            }
         }
     }
 
@@ -312,22 +411,29 @@ mod tests {
     fn equals_the_f32_kernel_on_dequantized_weights() {
         let mut rng = ChaCha8Rng::seed_from_u64(9);
         // Row counts off the 4-row group and 128-row task grids, 1..=16
-        // activation rows, widths of 1 to 48 blocks.
+        // activation rows (odd and even, below and above one tile),
+        // widths of 1 to 48 blocks.
         for &(kind, out, inp, n) in &[
             (GgmlType::Q4_1, 1, 32, 1),
             (GgmlType::Q4_1, 259, 576, 1),
             (GgmlType::Q4_1, 130, 1536, 3),
+            (GgmlType::Q4_1, 133, 576, 8),
             (GgmlType::Q8_0, 517, 576, 2),
+            (GgmlType::Q8_0, 9, 96, 11),
             (GgmlType::Q4_0, 67, 64, 16),
+            (GgmlType::Q4_0, 5, 32, 5),
         ] {
             let w = random_blocks(kind, out, inp, &mut rng);
             let x: Vec<f32> = (0..n * inp).map(|_| rng.random_range(-1.0..1.0)).collect();
             let b: Vec<f32> = (0..out).map(|_| rng.random_range(-1.0..1.0)).collect();
             let dense = w.dequantize();
             for bias in [None, Some(b.as_slice())] {
-                let got = gemv_blocks(&w, &x, n, bias);
-                let want = gemv::gemv(&dense, out, inp, &x, n, bias);
-                assert_eq!(got, want, "{kind} {out}x{inp} n={n}");
+                let want = gemv::gemv_with(Isa::Portable, &dense, out, inp, &x, n, bias);
+                assert_eq!(gemv_blocks(&w, &x, n, bias), want, "{kind} {out}x{inp} n={n}");
+                for isa in Isa::supported() {
+                    let got = gemv_blocks_with(isa, &w, &x, n, bias);
+                    assert_eq!(got, want, "{isa} {kind} {out}x{inp} n={n}");
+                }
             }
         }
     }

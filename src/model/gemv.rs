@@ -5,7 +5,10 @@
 //! for a handful of activation rows), so the kernel's only job is to stream
 //! `W` at memory bandwidth: four weight rows at a time, each multiplied with
 //! every activation row while it is in L1, 8-lane FMA accumulators, the
-//! output features split across the rayon pool. burn-flex's general GEMM
+//! output features split across the rayon pool. With AVX-512 one 16-lane
+//! register holds two activation rows' 8 lanes, so each instruction does
+//! twice the work while every lane sees the same FMAs in the same order:
+//! the instruction set ([`super::isa`]) never changes a bit of a result. burn-flex's general GEMM
 //! packs and tiles for large products and is slower for these shapes
 //! (`hyperscale bench decode` measures the difference; README "Speed").
 //!
@@ -20,6 +23,8 @@ use burn::backend::flex::{Flex, FlexTensor};
 use burn::prelude::*;
 use burn::tensor::TensorPrimitive;
 use rayon::prelude::*;
+
+use super::isa::Isa;
 
 /// Most activation rows the kernel takes; more rows go to burn's GEMM,
 /// which then reuses each weight tile enough to win.
@@ -42,8 +47,21 @@ pub fn gemv(
     n: usize,
     bias: Option<&[f32]>,
 ) -> Vec<f32> {
+    gemv_with(Isa::active(), w, out, inp, x, n, bias)
+}
+
+/// [`gemv`] with the kernels of `isa`, which the CPU must run.
+pub fn gemv_with(
+    isa: Isa,
+    w: &[f32],
+    out: usize,
+    inp: usize,
+    x: &[f32],
+    n: usize,
+    bias: Option<&[f32]>,
+) -> Vec<f32> {
     assert_eq!(w.len(), out * inp, "gemv: weight is not [out, in]");
-    assert_eq!(x.len(), n * inp, "gemv: x is not [n, in]");
+    let rows = Rows::new(isa, x, n, inp);
     // Computed feature-major (`[out, n]`) so each task owns a contiguous
     // output block; transposed at the end when n > 1.
     let mut yt = vec![0.0f32; out * n];
@@ -51,10 +69,55 @@ pub fn gemv(
         .enumerate()
         .for_each(|(b, chunk)| {
             let o0 = b * BLOCK;
-            let rows = chunk.len() / n;
-            block(&w[o0 * inp..(o0 + rows) * inp], inp, x, n, chunk);
+            let count = chunk.len() / n;
+            block(&w[o0 * inp..(o0 + count) * inp], &rows, chunk);
         });
     finish(yt, out, n, bias)
+}
+
+/// The activation rows of one product, laid out for the kernels of `isa`.
+pub(super) struct Rows<'a> {
+    isa: Isa,
+    /// `[n, inp]`, row-major.
+    x: &'a [f32],
+    n: usize,
+    inp: usize,
+    /// For the AVX-512 kernel (`n ≥ 2`), rows `2p` and `2p + 1` side by side
+    /// chunk by chunk: floats `16 (p·chunks + c) ..` are row `2p`'s floats
+    /// `8c..8c + 8`, then row `2p + 1`'s (zeros past the last row), for
+    /// `chunks = inp / 8`. Empty otherwise.
+    pairs: Vec<f32>,
+}
+
+impl<'a> Rows<'a> {
+    /// # Shapes
+    /// `x`: `[n, inp]`.
+    ///
+    /// # Panics
+    /// If `x` is not `[n, inp]` or the CPU does not run `isa`.
+    pub(super) fn new(isa: Isa, x: &'a [f32], n: usize, inp: usize) -> Self {
+        assert_eq!(x.len(), n * inp, "gemv: x is not [n, in]");
+        assert!(isa.runs_here(), "this CPU does not run {isa} kernels");
+        let mut pairs = Vec::new();
+        if isa == Isa::Avx512 && n >= 2 {
+            let chunks = inp / 8;
+            pairs = vec![0.0f32; n.div_ceil(2) * chunks * 16];
+            for (r, xr) in x.chunks_exact(inp).enumerate() {
+                let (p, h) = (r / 2, r % 2);
+                for (c, src) in xr.chunks_exact(8).enumerate() {
+                    let at = (p * chunks + c) * 16 + h * 8;
+                    pairs[at..at + 8].copy_from_slice(src);
+                }
+            }
+        }
+        Self {
+            isa,
+            x,
+            n,
+            inp,
+            pairs,
+        }
+    }
 }
 
 /// Adds the bias to feature-major sums `yt` (`[out, n]`) and returns them
@@ -80,15 +143,18 @@ pub(super) fn finish(mut yt: Vec<f32>, out: usize, n: usize, bias: Option<&[f32]
 /// One block of output features: `yt[o, r]` for the rows of `w`.
 ///
 /// # Shapes
-/// `w`: `[rows, inp]`; `x`: `[n, inp]`; `yt`: `[rows, n]`.
-pub(super) fn block(w: &[f32], inp: usize, x: &[f32], n: usize, yt: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-        unsafe { block_avx2(w, inp, x, n, yt) };
-        return;
+/// `w`: `[count, inp]`; `x`: [`Rows`] of `[n, inp]`; `yt`: `[count, n]`.
+pub(super) fn block(w: &[f32], x: &Rows, yt: &mut [f32]) {
+    let (inp, n) = (x.inp, x.n);
+    match x.isa {
+        // SAFETY (both): `Rows::new` checked that the CPU runs `x.isa`, and
+        // AVX-512 F + DQ come with AVX2, FMA and F16C (`Isa::runs_here`).
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 if n >= 2 => unsafe { block_avx512(w, x, yt) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 | Isa::Avx512 => unsafe { block_avx2(w, inp, x.x, n, yt) },
+        _ => block_portable(w, inp, x.x, n, yt),
     }
-    block_portable(w, inp, x, n, yt);
 }
 
 /// Four rows of `w` against each row of `x`, in 8 interleaved partial sums
@@ -274,6 +340,152 @@ fn hsum4_avx2(v: &[std::arch::x86_64::__m256; 4]) -> [f32; 4] {
     [lanes[0], lanes[4], lanes[1], lanes[5]]
 }
 
+/// Activation-row pairs per AVX-512 register tile: 4 weight rows × 4 pairs
+/// (8 rows of `x`) are 16 FMA chains of 16 lanes, 8 loads per 16 FMAs, in
+/// 24 of the 32 vector registers.
+const PAIR_TILE: usize = 4;
+
+/// [`block_avx2`] with 16-lane FMAs: each vector holds two activation rows'
+/// 8-lane partial sums side by side ([`Rows::pairs`]) and multiplies them
+/// by one weight chunk broadcast to both halves, so every lane sees exactly
+/// the FMAs of the 8-lane kernel, in the same order.
+///
+/// # Shapes
+/// `w`: `[count, inp]`; `x`: `[n, inp]` with `n ≥ 2`; `yt`: `[count, n]`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512dq")]
+fn block_avx512(w: &[f32], x: &Rows, yt: &mut [f32]) {
+    let (inp, n) = (x.inp, x.n);
+    let pairs = n.div_ceil(2);
+    let count = w.len() / inp;
+    let mut o = 0;
+    while o + 4 <= count {
+        let wr = &w[o * inp..(o + 4) * inp];
+        // Fetched during the first tile, as in `block_avx2`.
+        let next = w.get((o + 4) * inp..(o + 8) * inp);
+        let ys = &mut yt[o * n..];
+        let mut p = 0;
+        while p + PAIR_TILE <= pairs {
+            tile_avx512::<PAIR_TILE>(wr, x, p, ys, next.filter(|_| p == 0));
+            p += PAIR_TILE;
+        }
+        let next = next.filter(|_| p == 0);
+        match pairs - p {
+            3 => tile_avx512::<3>(wr, x, p, ys, next),
+            2 => tile_avx512::<2>(wr, x, p, ys, next),
+            1 => tile_avx512::<1>(wr, x, p, ys, next),
+            _ => {}
+        }
+        o += 4;
+    }
+    if o < count {
+        block_portable(&w[o * inp..], inp, x.x, n, &mut yt[o * n..]);
+    }
+}
+
+/// Four weight rows (`w`: `[4, inp]`) against activation pairs
+/// `p0..p0 + P` (rows `2 p0..2 (p0 + P)` that exist): writes `yt[j * n + r]`
+/// exactly as [`tile_avx2`] does, each half's lanes summed by
+/// [`hsum4_avx2`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512dq")]
+#[inline]
+fn tile_avx512<const P: usize>(
+    w: &[f32],
+    x: &Rows,
+    p0: usize,
+    yt: &mut [f32],
+    prefetch: Option<&[f32]>,
+) {
+    use std::arch::x86_64::{
+        _MM_HINT_T0, _mm_prefetch, _mm512_castps512_ps256, _mm512_extractf32x8_ps,
+        _mm512_setzero_ps,
+    };
+    let (inp, n) = (x.inp, x.n);
+    let chunks = inp / 8;
+    let rows_end = (2 * (p0 + P)).min(n);
+    assert!(
+        w.len() >= 4 * inp
+            && x.pairs.len() >= (p0 + P) * chunks * 16
+            && yt.len() >= 3 * n + rows_end
+    );
+    let wp = [0, 1, 2, 3].map(|j| w[j * inp..].as_ptr());
+    let mut xp = [x.pairs.as_ptr(); P];
+    for (p, ptr) in xp.iter_mut().enumerate() {
+        *ptr = x.pairs[(p0 + p) * chunks * 16..].as_ptr();
+    }
+    let mut acc = [[_mm512_setzero_ps(); 4]; P];
+    if let Some(pf) = prefetch {
+        let pf = pf.as_ptr();
+        for c in 0..chunks {
+            _mm_prefetch::<_MM_HINT_T0>(pf.wrapping_add(c * 32) as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(pf.wrapping_add(c * 32 + 16) as *const i8);
+            // SAFETY: `c * 8 + 8 <= inp` floats from each `wp[j]`, and
+            // `c * 16 + 16 <= chunks * 16` from each `xp[p]` (asserted).
+            unsafe { fma_chunk_pairs(&mut acc, &wp, &xp, c) };
+        }
+    } else {
+        for c in 0..chunks {
+            // SAFETY: as above.
+            unsafe { fma_chunk_pairs(&mut acc, &wp, &xp, c) };
+        }
+    }
+    for (p, acc) in acc.iter().enumerate() {
+        let halves = [
+            acc.map(|v| _mm512_castps512_ps256(v)),
+            acc.map(|v| _mm512_extractf32x8_ps::<1>(v)),
+        ];
+        for (h, half) in halves.iter().enumerate() {
+            let r = 2 * (p0 + p) + h;
+            if r >= n {
+                break;
+            }
+            let xr = &x.x[r * inp..(r + 1) * inp];
+            for (j, mut s) in hsum4_avx2(half).into_iter().enumerate() {
+                let wr = &w[j * inp..(j + 1) * inp];
+                for i in chunks * 8..inp {
+                    s = wr[i].mul_add(xr[i], s);
+                }
+                yt[j * n + r] = s;
+            }
+        }
+    }
+}
+
+/// Chunk `c` of four weight rows (8 floats each, broadcast to both halves)
+/// times `P` activation pairs (16 floats each), added into `acc[p][j]`.
+///
+/// # Safety
+/// Every `wp[j]` must point at `8c + 8` readable floats, every `xp[p]` at
+/// `16c + 16`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512dq")]
+#[inline]
+unsafe fn fma_chunk_pairs<const P: usize>(
+    acc: &mut [[std::arch::x86_64::__m512; 4]; P],
+    wp: &[*const f32; 4],
+    xp: &[*const f32; P],
+    c: usize,
+) {
+    use std::arch::x86_64::{
+        _mm256_loadu_ps, _mm512_broadcast_f32x8, _mm512_fmadd_ps, _mm512_loadu_ps,
+        _mm512_setzero_ps,
+    };
+    // SAFETY: the caller's contract.
+    unsafe {
+        let mut xv = [_mm512_setzero_ps(); P];
+        for p in 0..P {
+            xv[p] = _mm512_loadu_ps(xp[p].add(c * 16));
+        }
+        for j in 0..4 {
+            let wv = _mm512_broadcast_f32x8(_mm256_loadu_ps(wp[j].add(c * 8)));
+            for p in 0..P {
+                acc[p][j] = _mm512_fmadd_ps(wv, xv[p], acc[p][j]);
+            }
+        }
+    }
+}
+
 /// `x·Wᵀ (+ b)` through [`gemv`] when the backend is Flex, `x` has at most
 /// [`MAX_ROWS`] rows and the weight is the transposed view of a contiguous
 /// `[out, in]` f32 buffer (how [`super::linear::Linear`] stores it);
@@ -410,19 +622,23 @@ mod tests {
     }
 
     #[test]
-    fn portable_and_dispatched_paths_agree_bit_for_bit() {
+    fn every_instruction_set_agrees_with_the_portable_path_bit_for_bit() {
         let mut rng = ChaCha8Rng::seed_from_u64(11);
-        // Every activation-row count (each mix of 3-, 2- and 1-row tiles),
-        // widths on and off the 8-lane grid, outputs off the 4-row grid.
-        for (out, inp) in [(70, 100), (9, 576)] {
+        // Every activation-row count (each mix of 3-, 2- and 1-row AVX2
+        // tiles; 4-, 3-, 2- and 1-pair AVX-512 tiles, odd counts leaving a
+        // half pair), widths on and off the 8-lane grid (and below it),
+        // outputs off the 4-row grid.
+        for (out, inp) in [(70, 100), (9, 576), (6, 5)] {
             for n in 1..=MAX_ROWS {
                 let w = random(out * inp, &mut rng);
                 let x = random(n * inp, &mut rng);
-                let mut a = vec![0.0; out * n];
-                let mut b = vec![0.0; out * n];
-                block(&w, inp, &x, n, &mut a);
-                block_portable(&w, inp, &x, n, &mut b);
-                assert_eq!(a, b, "{out}x{inp} n={n}");
+                let mut want = vec![0.0; out * n];
+                block_portable(&w, inp, &x, n, &mut want);
+                for isa in Isa::supported() {
+                    let mut got = vec![f32::NAN; out * n];
+                    block(&w, &Rows::new(isa, &x, n, inp), &mut got);
+                    assert_eq!(got, want, "{isa} {out}x{inp} n={n}");
+                }
             }
         }
     }

@@ -19,6 +19,7 @@ pub mod flex_ops;
 pub mod gemv;
 pub mod gguf;
 pub mod hf;
+pub mod isa;
 pub mod linear;
 pub mod loader;
 pub mod mlp;
