@@ -4,8 +4,10 @@
 //! step's layers (distinct weights, so the bytes streamed are a real step's).
 //!
 //! `cargo bench --bench projections [-- REPEATS]` (default 15). Prints one
-//! table row per shape × batch with the median pass time and GFLOP/s, and a
-//! total per batch (the whole step's projections).
+//! table row per shape × batch with the median pass time and GFLOP/s of
+//! each kernel instruction set the CPU runs (AVX2, AVX-512; alternated
+//! within each repeat, so the machine's drift hits them alike), and a total
+//! per batch (the whole step's projections).
 
 use std::time::Instant;
 
@@ -15,12 +17,24 @@ use hyperscale::model::ModelConfig;
 use hyperscale::model::block_gemv::{self, BlockWeight};
 use hyperscale::model::gemv;
 use hyperscale::model::gguf::GgmlType;
+use hyperscale::model::isa::Isa;
 
 fn main() {
     let repeats: usize = std::env::args()
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(15);
+    // The vector instruction sets this CPU runs; the portable path is only
+    // a reference (tests), not a contender.
+    let isas: Vec<Isa> = Isa::supported()
+        .into_iter()
+        .filter(|i| *i != Isa::Portable)
+        .collect();
+    let isas = if isas.is_empty() {
+        vec![Isa::Portable]
+    } else {
+        isas
+    };
     let config = ModelConfig::smollm2_135m();
     let shapes = projection_shapes(&config);
     let mut kinds: Vec<(usize, usize)> = Vec::new();
@@ -29,12 +43,25 @@ fn main() {
             kinds.push(*s);
         }
     }
+    let variants: Vec<(bool, Isa)> = [false, true]
+        .into_iter()
+        .flat_map(|q| isas.iter().map(move |i| (q, *i)))
+        .collect();
+    let names: Vec<String> = variants
+        .iter()
+        .map(|(q, i)| format!("{} {i}", if *q { "Q4_1" } else { "f32" }))
+        .collect();
     println!(
-        "| shape (out × in) | layers | batch | f32 ms | f32 GFLOP/s | Q4_1 ms | Q4_1 GFLOP/s |"
+        "Medians of {repeats}, ms per pass (GFLOP/s); the variants alternate within each repeat."
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| shape (out × in) | layers | batch | {} |",
+        names.join(" | ")
+    );
+    println!("|---|---:|---:|{}", "---:|".repeat(names.len()));
     for batch in [1usize, 2, 4, 8, 16] {
-        let (mut t32, mut tq, mut flops_all) = (0.0, 0.0, 0.0);
+        let mut totals = vec![0.0f64; variants.len()];
+        let mut flops_all = 0.0;
         for &(out, inp) in &kinds {
             let count = shapes.iter().filter(|s| **s == (out, inp)).count();
             let lm_head = out == config.vocab_size;
@@ -59,37 +86,45 @@ fn main() {
                 })
                 .collect();
             let x: Vec<f32> = (0..batch * inp).map(|k| (k % 7) as f32 * 0.1).collect();
-            let time = |f: &dyn Fn(usize)| {
-                let mut times = Vec::with_capacity(repeats + 1);
-                for _ in 0..repeats + 1 {
+            let mut times = vec![Vec::with_capacity(repeats + 1); variants.len()];
+            for _ in 0..repeats + 1 {
+                for (v, &(quantized, isa)) in variants.iter().enumerate() {
                     let start = Instant::now();
                     for l in 0..count {
-                        f(l);
+                        if quantized {
+                            std::hint::black_box(block_gemv::gemv_blocks_with(
+                                isa, &blocks[l], &x, batch, None,
+                            ));
+                        } else {
+                            std::hint::black_box(gemv::gemv_with(
+                                isa, &f32s[l], out, inp, &x, batch, None,
+                            ));
+                        }
                     }
-                    times.push(start.elapsed().as_secs_f64() * 1e3);
+                    times[v].push(start.elapsed().as_secs_f64() * 1e3);
                 }
-                median(&times[1..])
-            };
-            let a = time(&|l| {
-                std::hint::black_box(gemv::gemv(&f32s[l], out, inp, &x, batch, None));
-            });
-            let b = time(&|l| {
-                std::hint::black_box(block_gemv::gemv_blocks(&blocks[l], &x, batch, None));
-            });
+            }
             let flops = 2.0 * (batch * out * inp * count) as f64;
+            let cells: Vec<String> = times
+                .iter()
+                .zip(&mut totals)
+                .map(|(t, total)| {
+                    // The first repeat warms caches and the pool.
+                    let ms = median(&t[1..]);
+                    *total += ms;
+                    format!("{ms:.2} ({:.1})", flops / ms / 1e6)
+                })
+                .collect();
             println!(
-                "| {out} × {inp} | {count} | {batch} | {a:.2} | {:.1} | {b:.2} | {:.1} |",
-                flops / a / 1e6,
-                flops / b / 1e6
+                "| {out} × {inp} | {count} | {batch} | {} |",
+                cells.join(" | ")
             );
-            t32 += a;
-            tq += b;
             flops_all += flops;
         }
-        println!(
-            "| **all** | | {batch} | {t32:.2} | {:.1} | {tq:.2} | {:.1} |",
-            flops_all / t32 / 1e6,
-            flops_all / tq / 1e6
-        );
+        let cells: Vec<String> = totals
+            .iter()
+            .map(|ms| format!("**{ms:.2}** ({:.1})", flops_all / ms / 1e6))
+            .collect();
+        println!("| **all** | | {batch} | {} |", cells.join(" | "));
     }
 }

@@ -21,6 +21,7 @@ use hyperscale::grade::{Grader, Regrade, Sandbox, SandboxConfig};
 use hyperscale::hub;
 use hyperscale::kv::CachePolicy;
 use hyperscale::model::DecodeWeights;
+use hyperscale::model::isa::Isa;
 use hyperscale::model::synthetic::SyntheticSpec;
 use hyperscale::prompt::template::{RegionMode, answer_region};
 use hyperscale::report::{BootstrapConfig, GradeFormat, grade_report};
@@ -384,11 +385,15 @@ fn bench_decode<M: BenchModel>(
     } else {
         form.to_string()
     };
+    // The CPU projection kernels' instruction set (HYPERSCALE_CPU_KERNELS
+    // caps it); results are bit-identical across them, the speed is not.
+    let cpu_kernels = (model.device() == DeviceKind::Cpu).then(Isa::active);
     println!(
-        "model {} ({:.0} MB of weights read per step, {form}), device {}, {threads} threads; read bandwidth {gbs:.1} GB/s ⇒ weight-streaming roofline {roofline:.1} tok/s (batch 1)",
+        "model {} ({:.0} MB of weights read per step, {form}), device {}{}, {threads} threads; read bandwidth {gbs:.1} GB/s ⇒ weight-streaming roofline {roofline:.1} tok/s (batch 1)",
         model.name(),
         weights as f64 / 1e6,
-        model.device()
+        model.device(),
+        cpu_kernels.map_or(String::new(), |i| format!(" ({i} kernels)")),
     );
     println!(
         "| batch | context | prefill tok/s | step ms | decode tok/s | MB/token | GB/s | vs roofline |"
@@ -468,6 +473,7 @@ fn bench_decode<M: BenchModel>(
             "model": model.name(),
             "device": model.device().to_string(),
             "threads": threads,
+            "cpu_kernels": cpu_kernels.map(|i| i.to_string()),
             "read_bandwidth_gbs": gbs,
             "weights": form,
             "weight_bytes_per_step": weights,
