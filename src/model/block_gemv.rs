@@ -293,10 +293,10 @@ fn dequantize_block16<const K: u8, const SIZE: usize>(
     b: &[u8; SIZE],
 ) -> [std::arch::x86_64::__m512; 2] {
     use std::arch::x86_64::{
-        __m128i, _mm_cvtph_ps, _mm_cvtsi32_si128, _mm_loadu_si128, _mm_movehdup_ps,
-        _mm512_add_ps, _mm512_and_si512, _mm512_broadcastss_ps, _mm512_cvtepi8_epi32,
-        _mm512_cvtepi32_ps, _mm512_cvtepu8_epi32, _mm512_mul_ps, _mm512_set1_epi32,
-        _mm512_srli_epi32, _mm512_sub_epi32,
+        __m128i, _mm_cvtph_ps, _mm_cvtsi32_si128, _mm_loadu_si128, _mm_movehdup_ps, _mm512_add_ps,
+        _mm512_and_si512, _mm512_broadcastss_ps, _mm512_cvtepi8_epi32, _mm512_cvtepi32_ps,
+        _mm512_cvtepu8_epi32, _mm512_mul_ps, _mm512_set1_epi32, _mm512_srli_epi32,
+        _mm512_sub_epi32,
     };
     // The f16 scale (and Q4_1's f16 minimum after it), widened.
     let scales = {
@@ -429,7 +429,11 @@ mod tests {
             let dense = w.dequantize();
             for bias in [None, Some(b.as_slice())] {
                 let want = gemv::gemv_with(Isa::Portable, &dense, out, inp, &x, n, bias);
-                assert_eq!(gemv_blocks(&w, &x, n, bias), want, "{kind} {out}x{inp} n={n}");
+                assert_eq!(
+                    gemv_blocks(&w, &x, n, bias),
+                    want,
+                    "{kind} {out}x{inp} n={n}"
+                );
                 for isa in Isa::supported() {
                     let got = gemv_blocks_with(isa, &w, &x, n, bias);
                     assert_eq!(got, want, "{isa} {kind} {out}x{inp} n={n}");
