@@ -196,11 +196,13 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     let mut stream = model.tokenizer.incremental_decoder(true);
     let completions = generate::generate(&model, &model.tokenizer, &mut store, &[request], |ev| {
-        if !args.json && ev.sample == 0 && !model.tokenizer.eos_ids().contains(&ev.token) {
-            if let Ok(Some(text)) = stream.step(ev.token) {
-                let _ = write!(stdout, "{text}");
-                let _ = stdout.flush();
-            }
+        if !args.json
+            && ev.sample == 0
+            && !model.tokenizer.eos_ids().contains(&ev.token)
+            && let Ok(Some(text)) = stream.step(ev.token)
+        {
+            let _ = write!(stdout, "{text}");
+            let _ = stdout.flush();
         }
     });
     if args.json {

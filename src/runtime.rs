@@ -41,6 +41,9 @@ pub enum RuntimeError {
 const CHAT_TEMPLATE_FILE: &str = "chat_template.jinja";
 
 /// The transformer on its backend.
+// One engine lives per process, so the variants' size difference costs
+// nothing; boxing would only add an indirection to every step.
+#[allow(clippy::large_enum_variant)]
 pub enum Engine {
     Cpu(Transformer<Flex>),
     #[cfg(feature = "cuda")]

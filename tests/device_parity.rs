@@ -65,7 +65,7 @@ fn wgpu_matches_cpu_logits_and_tokens() {
             &cpu,
             &cpu.tokenizer,
             &mut cpu.new_store(),
-            &[request.clone()],
+            std::slice::from_ref(&request),
             |_| {},
         );
         let on_gpu = generate::generate(

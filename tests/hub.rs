@@ -44,7 +44,9 @@ fn payload(n: usize, seed: u8) -> Vec<u8> {
 fn gets(hub: &MockHub, file: &str) -> Vec<String> {
     hub.log()
         .into_iter()
-        .filter(|l| l.starts_with("GET ") && l.contains(&format!("/resolve/")) && l.contains(file))
+        .filter(|l| {
+            l.starts_with("GET ") && l.contains(&"/resolve/".to_string()) && l.contains(file)
+        })
         .collect()
 }
 

@@ -121,7 +121,9 @@ fn data_fetch_errors_are_one_clear_line() {
         ("HF_HOME", home.to_str().unwrap()),
         ("HF_ENDPOINT", endpoint.as_str()),
     ];
-    let cases: [(&[&str], &[(&str, &str)], &[&str]); 4] = [
+    /// (arguments, extra environment, expected output fragments)
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a [&'a str]);
+    let cases: [Case<'_>; 4] = [
         (
             &["data", "fetch", "arith"],
             &env,

@@ -126,7 +126,7 @@ fn answer(req: &Value) -> Reply {
     let choices: Vec<Value> = (0..n)
         .map(|i| {
             let s = seed + i;
-            let long = s % 3 == 0;
+            let long = s.is_multiple_of(3);
             json!({
                 "index": i,
                 "text": format!("the answer is {}", s % 17),
@@ -278,7 +278,7 @@ fn prompts_seeds_samples_and_computed_budgets() {
         let seed = RemoteGenerator::base_seed(9, 0) + u64::from(r.sample);
         assert_eq!(text, format!("the answer is {}", seed % 17));
         let body = model.tokenizer.encode(text, false).unwrap().len() as u64;
-        let (finish, g) = if seed % 3 == 0 {
+        let (finish, g) = if seed.is_multiple_of(3) {
             (FinishReason::Length, body)
         } else {
             (FinishReason::Eos, body + 1)

@@ -79,7 +79,9 @@ pub fn measure(config: &ModelConfig, batch: usize, repeats: usize, blocks: bool)
         .iter()
         .map(|&(_, inp)| Tensor::<Flex, 2>::ones([batch, inp], &device))
         .collect();
-    let time = |f: &dyn Fn(&Tensor<Flex, 2>, &Tensor<Flex, 2>) -> Tensor<Flex, 2>| {
+    /// One way of computing `x · wᵀ`: (x [batch, in], w [out, in]) → [batch, out].
+    type Product = dyn Fn(&Tensor<Flex, 2>, &Tensor<Flex, 2>) -> Tensor<Flex, 2>;
+    let time = |f: &Product| {
         let mut times = Vec::with_capacity(repeats + 1);
         for _ in 0..repeats.max(1) + 1 {
             let start = Instant::now();

@@ -145,8 +145,8 @@ impl HubClient {
                     repo: repo.id.clone(),
                     revision: repo.revision.clone(),
                     file: file.to_string(),
-                    reason: reason.clone(),
-                    searched: lookup.searched,
+                    reason: reason.as_str().into(),
+                    searched: lookup.searched.into(),
                 });
             }
         };

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::api::{Expected, FileMeta, status_error};
 use super::env::HubConfig;
-use super::error::HubError;
+use super::error::{HashAlgorithm, HubError};
 use super::repo::Repo;
 use super::retry::{retry_after, retryable_error, retryable_status};
 
@@ -148,12 +148,12 @@ pub(crate) async fn download_blob(
 fn verify(repo: &Repo, meta: &FileMeta, path: &Path) -> Result<(), HubError> {
     let (algorithm, expected, actual) = match &meta.expected {
         Expected::Unknown => return Ok(()),
-        Expected::Sha256(hex) => ("sha256", hex, hash_file::<Sha256>(path, None)?),
+        Expected::Sha256(hex) => (HashAlgorithm::Sha256, hex, hash_file::<Sha256>(path, None)?),
         Expected::GitSha1(hex) => {
             let len = std::fs::metadata(path).map_err(HubError::io(path))?.len();
             let header = format!("blob {len}\0");
             (
-                "git blob sha1",
+                HashAlgorithm::GitBlobSha1,
                 hex,
                 hash_file::<Sha1>(path, Some(header.as_bytes()))?,
             )

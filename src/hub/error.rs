@@ -70,8 +70,10 @@ pub enum HubError {
         repo: RepoId,
         revision: String,
         file: String,
-        reason: String,
-        searched: Vec<PathBuf>,
+        /// Boxed slices (no spare capacity) keep `HubError`, and with it
+        /// every `Result` of the Hub code, under 128 bytes.
+        reason: Box<str>,
+        searched: Box<[PathBuf]>,
     },
     #[error(
         "`{file}` of {repo}: {algorithm} mismatch: the Hub says {expected}, the download has {actual}; the file was not kept"
@@ -79,7 +81,7 @@ pub enum HubError {
     Checksum {
         repo: RepoId,
         file: String,
-        algorithm: &'static str,
+        algorithm: HashAlgorithm,
         expected: String,
         actual: String,
     },
@@ -93,6 +95,24 @@ pub enum HubError {
     },
     #[error("cannot start the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
+}
+
+/// How a download's bytes are checked against the Hub's digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashAlgorithm {
+    /// SHA-256 of the file (LFS files).
+    Sha256,
+    /// Git's blob SHA-1: of `blob <len>\0` followed by the file.
+    GitBlobSha1,
+}
+
+impl std::fmt::Display for HashAlgorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            HashAlgorithm::Sha256 => "sha256",
+            HashAlgorithm::GitBlobSha1 => "git blob sha1",
+        })
+    }
 }
 
 fn detail(message: &Option<String>) -> String {
@@ -117,5 +137,19 @@ impl HubError {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
         move |source| Self::Io { path, source }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `Result` of the Hub code carries a `HubError`; the bulky
+    /// parts (the searched paths, the HTTP client's error) are boxed so it
+    /// stays under clippy's `result_large_err` threshold (128 bytes).
+    #[test]
+    fn the_error_stays_small() {
+        let size = std::mem::size_of::<HubError>();
+        assert!(size < 128, "HubError is {size} bytes");
     }
 }

@@ -36,7 +36,7 @@ pub use cache::{HubCache, Lookup};
 pub use client::{HubClient, Resolved, block_on, http_client};
 pub use data::{DataFetch, FetchError, fetch_task_data};
 pub use env::{DEFAULT_ENDPOINT, HubConfig};
-pub use error::HubError;
+pub use error::{HashAlgorithm, HubError};
 pub use model::{resolve_model_arg, snapshot_model};
 pub use repo::{DEFAULT_REVISION, HF_PREFIX, ModelRef, Repo, RepoId, RepoType, is_commit};
 pub use retry::RetryPolicy;

@@ -179,16 +179,16 @@ pub fn analyse(
         }
         for &i in &idx {
             let p = &points[i];
-            if let (Some(t), Some(a)) = (p.key.cr_target, p.cr_achieved) {
-                if a < 0.8 * t {
-                    warnings.push(format!(
+            if let (Some(t), Some(a)) = (p.key.cr_target, p.cr_achieved)
+                && a < 0.8 * t
+            {
+                warnings.push(format!(
                         "`{task}` {} {}: achieved CR {} is well below the target {} (sequences too short for the budget floor?)",
                         p.key.method,
                         p.key.label(),
                         fmt_num(a),
                         fmt_num(t)
                     ));
-                }
             }
         }
     }

@@ -268,23 +268,23 @@ pub fn compare(
         points: Vec::new(),
     };
     let mut incomparable = Vec::new();
-    if let (Some(a), Some(b)) = (&baseline.manifest, &candidate.manifest) {
-        if a.format_version != b.format_version {
-            incomparable.push(format!(
-                "record format versions differ: baseline {}, candidate {}",
-                a.format_version, b.format_version
-            ));
-        }
+    if let (Some(a), Some(b)) = (&baseline.manifest, &candidate.manifest)
+        && a.format_version != b.format_version
+    {
+        incomparable.push(format!(
+            "record format versions differ: baseline {}, candidate {}",
+            a.format_version, b.format_version
+        ));
     }
     for (task, va) in &baseline.task_versions {
-        if let Some(vb) = candidate.task_versions.get(task) {
-            if va != vb {
-                incomparable.push(format!(
+        if let Some(vb) = candidate.task_versions.get(task)
+            && va != vb
+        {
+            incomparable.push(format!(
                     "task `{task}` versions differ: baseline {}, candidate {} (problems or grading changed)",
                     join(va),
                     join(vb)
                 ));
-            }
         }
     }
     // Problem rows by point id, in the baseline's order.
@@ -305,8 +305,9 @@ pub fn compare(
     let (cand_rows, _) = index(&candidate.problems);
     let mut only_base = 0;
     // Per (task, method): problem → differences over configurations.
-    let mut pooled: BTreeMap<(String, String), (usize, BTreeMap<String, (Vec<f64>, Vec<f64>)>)> =
-        BTreeMap::new();
+    /// Configuration → (baseline, fresh) values per problem.
+    type ByConfig = BTreeMap<String, (Vec<f64>, Vec<f64>)>;
+    let mut pooled: BTreeMap<(String, String), (usize, ByConfig)> = BTreeMap::new();
     for id in &order {
         let (key, brows) = &base_rows[id];
         let Some((_, crows)) = cand_rows.get(id) else {

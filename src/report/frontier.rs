@@ -81,10 +81,10 @@ pub fn frontier_curve(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
         .filter(|(b, a)| b.is_finite() && *b > 0.0 && a.is_finite())
         .map(|&(b, _)| b)
         .fold(f64::NEG_INFINITY, f64::max);
-    if let Some(&(last_b, last_a)) = curve.last() {
-        if max_b > last_b {
-            curve.push((max_b, last_a));
-        }
+    if let Some(&(last_b, last_a)) = curve.last()
+        && max_b > last_b
+    {
+        curve.push((max_b, last_a));
     }
     curve
 }

@@ -37,8 +37,9 @@ pub struct TaskMatrix {
 impl TaskMatrix {
     /// One matrix per task, tasks sorted, configurations in input order.
     pub fn from_rows(rows: &[ProblemRow]) -> Vec<TaskMatrix> {
-        let mut tasks: BTreeMap<&str, Vec<(PointKey, BTreeMap<&str, &ProblemRow>)>> =
-            BTreeMap::new();
+        /// Per configuration (input order): problem id → its row.
+        type Columns<'a> = Vec<(PointKey, BTreeMap<&'a str, &'a ProblemRow>)>;
+        let mut tasks: BTreeMap<&str, Columns<'_>> = BTreeMap::new();
         for r in rows {
             let points = tasks.entry(&r.key.task).or_default();
             match points.iter_mut().find(|(k, _)| *k == r.key) {

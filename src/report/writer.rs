@@ -118,7 +118,9 @@ fn gains_frame(gains: &[GainEstimate]) -> PolarsResult<DataFrame> {
 }
 
 fn frontiers_frame(a: &Analysis) -> PolarsResult<DataFrame> {
-    let mut rows: Vec<(String, &str, String, String, u32, String, f64, f64)> = Vec::new();
+    /// One frontier point, in the frame's column order.
+    type Row<'a> = (String, &'a str, String, String, u32, String, f64, f64);
+    let mut rows: Vec<Row<'_>> = Vec::new();
     for f in &a.frontiers {
         for (rank, &i) in f.points.iter().enumerate() {
             let p = &a.points[i];

@@ -96,10 +96,6 @@ fn write_documents(path: &Path, docs: &[Vec<u32>], source: &ModelSource) -> Resu
 }
 
 /// Trains on the CPU (Flex autodiff) or, in a `cuda` build, on a GPU.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the command's inputs, passed through once"
-)]
 pub fn train_dms(
     model_path: &Path,
     out: &Path,

@@ -116,7 +116,7 @@ impl TrainConfig {
                 reason: reason.to_string(),
             })
         };
-        if !(self.target_cr >= 1.0) {
+        if self.target_cr.is_nan() || self.target_cr < 1.0 {
             return bad("target-cr", "must be at least 1");
         }
         if self.steps_per_cr == 0 {
@@ -131,10 +131,10 @@ impl TrainConfig {
         if self.dms.window == 0 {
             return bad("window", "must be at least 1");
         }
-        if !(self.dms.tau > 0.0) {
+        if self.dms.tau.is_nan() || self.dms.tau <= 0.0 {
             return bad("tau", "must be positive");
         }
-        if !(self.lr > 0.0) {
+        if self.lr.is_nan() || self.lr <= 0.0 {
             return bad("lr", "must be positive");
         }
         Ok(())

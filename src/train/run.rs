@@ -84,7 +84,7 @@ pub fn run<B: AutodiffBackend>(
         let every = trainer.config.save_every;
         if cr.fract() == 0.0 && cr > prev && cr >= 2.0 {
             save(trainer, format!("cr{}", cr as u64), cr)?;
-        } else if every > 0 && done % every == 0 && done < total {
+        } else if every > 0 && done.is_multiple_of(every) && done < total {
             save(trainer, format!("step{done}"), cr)?;
         }
         if done == total {

@@ -113,7 +113,7 @@ pub fn log_ticks(lo: f64, hi: f64) -> Ticks {
 /// so `0.1 + 0.2` prints as `0.3`.
 pub fn linear_ticks(lo: f64, hi: f64, target: usize) -> Vec<f64> {
     let span = hi - lo;
-    if !(span > 0.0) || !span.is_finite() {
+    if !span.is_finite() || span <= 0.0 {
         return vec![lo];
     }
     let step = nice_step(span / target.max(1) as f64);

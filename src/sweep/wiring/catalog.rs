@@ -44,7 +44,7 @@ impl ModelCatalog for FileCatalog {
 pub fn resolve_model(path: &str) -> Result<PathBuf, WiringError> {
     crate::hub::resolve_model_arg(path).map_err(|source| WiringError::Hub {
         model: path.to_string(),
-        source,
+        source: Box::new(source),
     })
 }
 

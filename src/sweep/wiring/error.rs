@@ -19,8 +19,9 @@ pub enum WiringError {
     #[error("model `{model}`: {source}")]
     Hub {
         model: String,
+        /// Boxed: keeps every `Result<_, WiringError>` small.
         #[source]
-        source: crate::hub::HubError,
+        source: Box<crate::hub::HubError>,
     },
     #[error("failed to hash `{path}`: {source}")]
     Hash {

@@ -84,6 +84,10 @@ mod tests {
         };
         assert_eq!(crate::sweep::sample::achieved_cr(&c, 6), Some(1.0));
         assert_eq!(dense_stats(SHAPE, 4, 0, 2).decode_reads, 0);
-        assert_eq!(dense_batch_peak(SHAPE, 4, &[6, 1, 3]), 6 * (4 + 5 + 0 + 2));
+        // The shared prompt once, then each sequence's generated tokens
+        // but its last (6 - 1, 1 - 1, 3 - 1), over 6 rows.
+        let own: u64 = [6u64, 1, 3].iter().map(|g| g - 1).sum();
+        assert_eq!(own, 7);
+        assert_eq!(dense_batch_peak(SHAPE, 4, &[6, 1, 3]), 6 * (4 + own));
     }
 }
