@@ -183,12 +183,12 @@ pub fn analyse(
                 && a < 0.8 * t
             {
                 warnings.push(format!(
-                        "`{task}` {} {}: achieved CR {} is well below the target {} (sequences too short for the budget floor?)",
-                        p.key.method,
-                        p.key.label(),
-                        fmt_num(a),
-                        fmt_num(t)
-                    ));
+                    "`{task}` {} {}: achieved CR {} is well below the target {} (sequences too short for the budget floor?)",
+                    p.key.method,
+                    p.key.label(),
+                    fmt_num(a),
+                    fmt_num(t)
+                ));
             }
         }
     }

@@ -281,10 +281,10 @@ pub fn compare(
             && va != vb
         {
             incomparable.push(format!(
-                    "task `{task}` versions differ: baseline {}, candidate {} (problems or grading changed)",
-                    join(va),
-                    join(vb)
-                ));
+                "task `{task}` versions differ: baseline {}, candidate {} (problems or grading changed)",
+                join(va),
+                join(vb)
+            ));
         }
     }
     // Problem rows by point id, in the baseline's order.
@@ -305,9 +305,9 @@ pub fn compare(
     let (cand_rows, _) = index(&candidate.problems);
     let mut only_base = 0;
     // Per (task, method): problem → differences over configurations.
-    /// Configuration → (baseline, fresh) values per problem.
-    type ByConfig = BTreeMap<String, (Vec<f64>, Vec<f64>)>;
-    let mut pooled: BTreeMap<(String, String), (usize, ByConfig)> = BTreeMap::new();
+    /// Problem → (baseline, candidate) accuracies over configurations.
+    type ByProblem = BTreeMap<String, (Vec<f64>, Vec<f64>)>;
+    let mut pooled: BTreeMap<(String, String), (usize, ByProblem)> = BTreeMap::new();
     for id in &order {
         let (key, brows) = &base_rows[id];
         let Some((_, crows)) = cand_rows.get(id) else {
