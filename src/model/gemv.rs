@@ -8,9 +8,10 @@
 //! output features split across the rayon pool. With AVX-512 one 16-lane
 //! register holds two activation rows' 8 lanes, so each instruction does
 //! twice the work while every lane sees the same FMAs in the same order:
-//! the instruction set ([`super::isa`]) never changes a bit of a result. burn-flex's general GEMM
-//! packs and tiles for large products and is slower for these shapes
-//! (`hyperscale bench decode` measures the difference; README "Speed").
+//! the instruction set ([`super::isa`]) never changes a bit of a result.
+//! burn-flex's general GEMM packs and tiles for large products and is
+//! slower for these shapes (`hyperscale bench decode` measures the
+//! difference; README "Speed").
 //!
 //! [`flex_linear`] is the entry used by [`super::linear::Linear`]: it takes
 //! the Flex tensors' storage directly and answers `None` (the caller falls
