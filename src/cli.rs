@@ -395,6 +395,12 @@ impl PolicyArgs {
 pub enum BenchCommand {
     /// Prefill and decode tokens/s per batch × context, with bytes moved per
     /// token and the implied GB/s next to the machine's measured bandwidth.
+    ///
+    /// On the CPU the projection kernels use the best instruction set the
+    /// CPU runs (AVX-512, AVX2, else portable code) and the header names it;
+    /// the environment variable HYPERSCALE_CPU_KERNELS=avx2 (or portable)
+    /// caps the choice, to compare them. The logits are the same bit for bit
+    /// whichever runs.
     Decode(BenchDecodeArgs),
     /// The model on `--device` against the same model on
     /// `--reference-device`: logits compared at the prompt's last position
