@@ -176,15 +176,19 @@ fn block_portable(w: &[f32], inp: usize, x: &[f32], n: usize, yt: &mut [f32]) {
                         acc[l] = wr[c * 8 + l].mul_add(xr[c * 8 + l], acc[l]);
                     }
                 }
-                let mut s = hsum(acc);
-                for i in chunks * 8..inp {
-                    s = wr[i].mul_add(xr[i], s);
-                }
-                yt[(o + j) * n + r] = s;
+                yt[(o + j) * n + r] = add_tail(hsum(acc), wr, xr, chunks);
             }
         }
         o += take;
     }
+}
+
+/// `s` plus the products past the last whole 8-lane chunk (floats
+/// `8·chunks..` of the row pair), in order: the scalar tail of every path.
+#[inline(always)]
+fn add_tail(s: f32, wr: &[f32], xr: &[f32], chunks: usize) -> f32 {
+    let (wr, xr) = (&wr[chunks * 8..], &xr[chunks * 8..]);
+    wr.iter().zip(xr).fold(s, |s, (w, x)| w.mul_add(*x, s))
 }
 
 /// Sum of eight lanes in the order `hsum4_avx2` uses.
@@ -273,12 +277,8 @@ fn tile_avx2<const R: usize>(
     for (r, acc) in acc.iter().enumerate() {
         let sums = hsum4_avx2(acc);
         let xr = &x[(r0 + r) * inp..(r0 + r + 1) * inp];
-        for (j, mut s) in sums.into_iter().enumerate() {
-            let wr = &w[j * inp..(j + 1) * inp];
-            for i in chunks * 8..inp {
-                s = wr[i].mul_add(xr[i], s);
-            }
-            yt[j * n + r0 + r] = s;
+        for (j, s) in sums.into_iter().enumerate() {
+            yt[j * n + r0 + r] = add_tail(s, &w[j * inp..(j + 1) * inp], xr, chunks);
         }
     }
 }
@@ -442,12 +442,8 @@ fn tile_avx512<const P: usize>(
                 break;
             }
             let xr = &x.x[r * inp..(r + 1) * inp];
-            for (j, mut s) in hsum4_avx2(half).into_iter().enumerate() {
-                let wr = &w[j * inp..(j + 1) * inp];
-                for i in chunks * 8..inp {
-                    s = wr[i].mul_add(xr[i], s);
-                }
-                yt[j * n + r] = s;
+            for (j, s) in hsum4_avx2(half).into_iter().enumerate() {
+                yt[j * n + r] = add_tail(s, &w[j * inp..(j + 1) * inp], xr, chunks);
             }
         }
     }
