@@ -80,7 +80,7 @@ fn renders_match_python_jinja2() {
 fn smollm2_prompt_matches_the_reference_vector() {
     // The SmolLM2 greedy reference was produced from this exact prompt.
     let path =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/models/ref_smollm2_135m.json");
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/models/ref_smollm2_135m.json");
     let reference: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let rendered = template("smollm2")

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 fn vectors() -> Vec<Value> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/vectors/gpqa_extraction_vectors.json");
+        .join("tests/data/vectors/gpqa_extraction_vectors.json");
     let text =
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     serde_json::from_str(&text).expect("vectors are JSON")

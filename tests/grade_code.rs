@@ -21,7 +21,7 @@ fn sandbox() -> Sandbox {
 
 fn shared(rel: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data")
+        .join("tests/data")
         .join(rel)
 }
 

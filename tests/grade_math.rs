@@ -10,7 +10,7 @@ use serde_json::Value;
 
 fn vectors() -> Vec<Value> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/vectors/math_grading_vectors.json");
+        .join("tests/data/vectors/math_grading_vectors.json");
     let text =
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     serde_json::from_str(&text).expect("vectors are JSON")

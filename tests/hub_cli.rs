@@ -47,7 +47,7 @@ fn text(out: &Output) -> (String, String) {
 #[test]
 fn data_fetch_then_the_task_loads_without_flags() {
     let hub = MockHub::start();
-    let jsonl = std::fs::read(root().join("../shared/data/aime25/nemo_skills_aime25_test.jsonl"))
+    let jsonl = std::fs::read(root().join("tests/data/aime25/nemo_skills_aime25_test.jsonl"))
         .expect("shared aime25 data");
     hub.add_repo(
         "datasets",

@@ -350,7 +350,7 @@ fn smollm2_gguf_matches_reference() {
         "{} is missing: run scripts/setup.sh",
         gguf.display()
     );
-    let reference = root.join("../shared/data/models/ref_smollm2_135m.json");
+    let reference = root.join("tests/data/models/ref_smollm2_135m.json");
     let text = std::fs::read_to_string(&reference).expect("reference json");
     let reference: SmolReference = serde_json::from_str(&text).expect("valid reference");
 

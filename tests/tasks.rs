@@ -1,4 +1,4 @@
-//! Task files, loaders and rendering against the real data in `../shared/data`
+//! Task files, loaders and rendering against the real data in `tests/data`
 //! and the shared test vectors. Counts and answer sets come from
 //! benchmarks.md (§3.1, §4.2, §5.2, §7), not from the loaders under test.
 //! GPQA question text is never printed or snapshotted here.
@@ -13,7 +13,7 @@ use hyperscale::task::{
 
 fn shared(rel: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data")
+        .join("tests/data")
         .join(rel);
     assert!(path.exists(), "missing shared data `{}`", path.display());
     path

@@ -18,7 +18,7 @@ use rand_chacha::ChaCha8Rng;
 
 fn shared(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data/models")
+        .join("tests/data/models")
         .join(name)
 }
 

@@ -14,7 +14,7 @@
 //!
 //! [[tasks]]
 //! name = "aime24"
-//! data = "../shared/data/aime24/nemo_skills_aime24_test.jsonl"  # default: the task's own search
+//! data = "tests/data/aime24/nemo_skills_aime24_test.jsonl"  # default: the task's own search
 //! limit = 2
 //! answer_region = "whole"        # default: the task's (strict for aime24)
 //!

@@ -141,7 +141,7 @@ mod tests {
     fn code_runs_in_the_sandbox_after_the_think_tag() {
         let g = grader_with(
             "livecodebench",
-            Some("../shared/data/livecodebench/lcb_v5_2408_2501_derived_public_only.jsonl"),
+            Some("tests/data/livecodebench/lcb_v5_2408_2501_derived_public_only.jsonl"),
         );
         let expected = Expected::Code {
             tests: vec![crate::task::TestCase {

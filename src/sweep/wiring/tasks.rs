@@ -174,7 +174,7 @@ mod tests {
     #[test]
     fn a_data_path_is_read_exactly() {
         let data = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../shared/data/aime24/nemo_skills_aime24_test.jsonl");
+            .join("tests/data/aime24/nemo_skills_aime24_test.jsonl");
         let mut p = plan("aime24");
         p.data = Some(data.display().to_string());
         let loaded = TaskRegistry::default().load_task(&p).unwrap();
