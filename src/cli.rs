@@ -192,12 +192,16 @@ pub struct GradeArgs {
     /// the task file's.
     #[arg(long)]
     pub region: Option<String>,
-    /// The multiple-choice order of this repeat is the one graded against.
+    /// The repeat of completions lines that carry no `repeat` field; a line
+    /// with one is graded against its own repeat's multiple-choice order.
     #[arg(long, default_value_t = 0)]
     pub repeat: u32,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// What maj@k votes on.
+    #[arg(long, value_enum, default_value_t = VoteArg::Raw)]
+    pub vote: VoteArg,
 }
 
 #[derive(Debug, Subcommand)]
@@ -502,6 +506,9 @@ pub struct ReportArgs {
     /// Skip the plots.
     #[arg(long)]
     pub no_plots: bool,
+    /// What maj@W votes on.
+    #[arg(long, value_enum, default_value_t = VoteArg::Raw)]
+    pub vote: VoteArg,
     #[command(flatten)]
     pub bootstrap: BootstrapArgs,
 }
@@ -527,6 +534,28 @@ pub struct CompareArgs {
     /// md (for a CI step summary) or json.
     #[arg(long, default_value = "md")]
     pub format: String,
+    /// What maj@W votes on (a run of record format 1 makes both vote on
+    /// the normalised key).
+    #[arg(long, value_enum, default_value_t = VoteArg::Raw)]
+    pub vote: VoteArg,
     #[command(flatten)]
     pub bootstrap: BootstrapArgs,
+}
+
+/// `--vote`: what majority voting (maj@k) votes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VoteArg {
+    /// The raw extracted answer, as NeMo-Skills votes (`073` ≠ `73`).
+    Raw,
+    /// The grader's normalised key (parsed integer, letter).
+    Normalised,
+}
+
+impl From<VoteArg> for hyperscale::report::VoteOn {
+    fn from(v: VoteArg) -> Self {
+        match v {
+            VoteArg::Raw => hyperscale::report::VoteOn::Raw,
+            VoteArg::Normalised => hyperscale::report::VoteOn::Normalised,
+        }
+    }
 }

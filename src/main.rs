@@ -24,7 +24,7 @@ use hyperscale::model::DecodeWeights;
 use hyperscale::model::isa::Isa;
 use hyperscale::model::synthetic::SyntheticSpec;
 use hyperscale::prompt::template::{RegionMode, answer_region};
-use hyperscale::report::{BootstrapConfig, GradeFormat, grade_report};
+use hyperscale::report::{BootstrapConfig, GradeFormat, grade_report_with};
 use hyperscale::runtime::{BenchModel, LoadedModel, SyntheticModel, device_read_bandwidth_gbs};
 use hyperscale::sweep::{Filters, ProgressMode, SweepOptions, wiring};
 use hyperscale::task::{LoadOptions, SampleCtx, cli as task_cli};
@@ -563,6 +563,7 @@ fn run_report(args: cli::ReportArgs) -> Result<()> {
     let options = ReportOptions {
         bootstrap: bootstrap(&args.bootstrap)?,
         no_plots: args.no_plots,
+        vote: args.vote.into(),
     };
     let files = write_report(&args.run, &out, &options)?;
     for w in &files.report.analysis.warnings {
@@ -581,7 +582,7 @@ fn run_report(args: cli::ReportArgs) -> Result<()> {
 /// Exit code: 0 pass, 1 regression, 2 incomparable (or an error).
 #[cfg(feature = "report")]
 fn run_compare(args: cli::CompareArgs) -> Result<u8> {
-    use hyperscale::report::{Tolerances, compare_json, compare_markdown, compare_runs};
+    use hyperscale::report::{Tolerances, compare_json, compare_markdown, compare_runs_with};
     let json = match args.format.as_str() {
         "md" | "markdown" => false,
         "json" => true,
@@ -592,11 +593,12 @@ fn run_compare(args: cli::CompareArgs) -> Result<u8> {
         budget: args.budget_tolerance,
         runtime: args.runtime_tolerance,
     };
-    let c = compare_runs(
+    let c = compare_runs_with(
         &args.baseline,
         &args.candidate,
         &tolerances,
         &bootstrap(&args.bootstrap)?,
+        args.vote.into(),
     )?;
     if json {
         println!("{}", compare_json(&c));
@@ -618,13 +620,11 @@ fn run_grade(args: GradeArgs) -> Result<()> {
     };
     let problems: std::collections::HashMap<&str, &hyperscale::task::Problem> =
         report.problems.iter().map(|p| (p.id.as_str(), p)).collect();
-    let ctx = SampleCtx {
-        repeat: args.repeat,
-    };
-    let expected = |id: &str, _sample: u64| {
+    // Each sample against its own repeat's rendering (GPQA choice order).
+    let expected = |id: &str, repeat: u32, _sample: u64| {
         problems
             .get(id)
-            .and_then(|p| task.render(p, ctx).ok())
+            .and_then(|p| task.render(p, SampleCtx { repeat }).ok())
             .map(|r| r.expected)
     };
     let grader = Grader::for_task(&task.grader);
@@ -636,6 +636,7 @@ fn run_grade(args: GradeArgs) -> Result<()> {
         grader: &grader,
         sandbox: sandbox.as_ref(),
         expected: &expected,
+        default_repeat: args.repeat,
         answer_region: &|text| answer_region(text, region),
     };
     let format = if args.json {
@@ -645,11 +646,12 @@ fn run_grade(args: GradeArgs) -> Result<()> {
     };
     print!(
         "{}",
-        grade_report(
+        grade_report_with(
             &args.completions,
             &regrade,
             format,
-            &BootstrapConfig::default()
+            &BootstrapConfig::default(),
+            args.vote.into(),
         )?
     );
     Ok(())

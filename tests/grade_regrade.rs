@@ -36,7 +36,7 @@ fn both(path: &Path, task: &Regrade<'_>) -> (String, String) {
 
 #[test]
 fn aime() {
-    let expected = |id: &str, _sample: u64| {
+    let expected = |id: &str, _repeat: u32, _sample: u64| {
         let answer = match id {
             "aime-a" => "73",
             "aime-b" => "204",
@@ -52,6 +52,7 @@ fn aime() {
         },
         sandbox: None,
         expected: &expected,
+        default_repeat: 0,
         answer_region: &after_think,
     };
     let (text, json) = both(&fixture("aime.completions.jsonl"), &task);
@@ -62,7 +63,7 @@ fn aime() {
 #[test]
 fn gpqa() {
     // The correct letter depends on each sample's choice order.
-    let expected = |id: &str, sample: u64| {
+    let expected = |id: &str, _repeat: u32, sample: u64| {
         (id == "gpqa-1").then(|| Expected::Letter {
             letter: ['A', 'C', 'B', 'D'][sample as usize % 4],
         })
@@ -73,6 +74,7 @@ fn gpqa() {
         },
         sandbox: None,
         expected: &expected,
+        default_repeat: 0,
         answer_region: &after_think,
     };
     let (text, json) = both(&fixture("gpqa.completions.jsonl"), &task);
@@ -92,7 +94,7 @@ fn livecodebench() {
         output: o.into(),
         kind: TestKind::Functional,
     };
-    let expected = |id: &str, _sample: u64| match id {
+    let expected = |id: &str, _repeat: u32, _sample: u64| match id {
         "sum" => Some(Expected::Code {
             tests: vec![
                 stdin("1 2\n", "3\n"),
@@ -124,6 +126,7 @@ fn livecodebench() {
         },
         sandbox: Some(&sandbox),
         expected: &expected,
+        default_repeat: 0,
         answer_region: &after_think,
     };
     let (text, json) = both(&fixture("lcb.completions.jsonl"), &task);
@@ -133,7 +136,7 @@ fn livecodebench() {
 
 #[test]
 fn arith() {
-    let expected = |id: &str, _sample: u64| match id {
+    let expected = |id: &str, _repeat: u32, _sample: u64| match id {
         "arith-0" => Some(Expected::Math {
             answer: "12".into(),
         }),
@@ -148,6 +151,7 @@ fn arith() {
         },
         sandbox: None,
         expected: &expected,
+        default_repeat: 0,
         answer_region: &whole_text,
     };
     let (text, json) = both(&fixture("arith.completions.jsonl"), &task);
@@ -160,13 +164,15 @@ fn unknown_problems_and_bad_lines_name_the_file_and_line() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("bad.jsonl");
     std::fs::write(&path, "{\"problem_id\": \"x\", \"sample\": 0, \"text\": \"\\\\boxed{1}\"}\n\n{\"problem_id\": \"y\", \"sample\": 0, \"text\": 5}\n").expect("write");
-    let expected = |id: &str, _: u64| (id == "x").then(|| Expected::Math { answer: "1".into() });
+    let expected =
+        |id: &str, _: u32, _: u64| (id == "x").then(|| Expected::Math { answer: "1".into() });
     let task = Regrade {
         grader: &Grader::Math {
             mode: MathMode::Nemo,
         },
         sandbox: None,
         expected: &expected,
+        default_repeat: 0,
         answer_region: &whole_text,
     };
     let err =

@@ -16,9 +16,10 @@
 #![cfg(feature = "report")]
 
 use hyperscale::generate::FinishReason;
+use hyperscale::grade::{FailureKind, Outcome};
 use hyperscale::record::{BudgetSource, SampleRecord};
 use hyperscale::report::{
-    BootstrapConfig, Budget, RunTables, Selection, TaskMatrix, Tolerances, Verdict,
+    BootstrapConfig, Budget, RunTables, Selection, TaskMatrix, Tolerances, Verdict, VoteOn,
     aggregate::aggregate, aggregate::point_summaries, aggregate::problem_rows, analyse, batch_rows,
     compare, gain_estimate,
 };
@@ -83,6 +84,9 @@ fn rec(
         device: "cpu".into(),
         token_hash: format!("{trial}{problem}{sample}"),
         text: None,
+        outcome: None,
+        failure: None,
+        vote_key: None,
     }
 }
 
@@ -109,7 +113,7 @@ fn close(a: f64, b: f64) -> bool {
 
 #[test]
 fn golden_points_frontiers_and_gain_with_ci() {
-    let batches = batch_rows(&golden());
+    let batches = batch_rows(&golden(), VoteOn::Raw);
     let t = aggregate(&batches).unwrap();
     let points = point_summaries(&t.points).unwrap();
     let problems = problem_rows(&t.problems).unwrap();
@@ -202,7 +206,7 @@ fn golden_points_frontiers_and_gain_with_ci() {
 }
 
 fn tables(records: &[SampleRecord]) -> RunTables {
-    let batches = batch_rows(records);
+    let batches = batch_rows(records, VoteOn::Raw);
     let t = aggregate(&batches).unwrap();
     RunTables::new(
         records[0].run.clone(),
@@ -307,5 +311,275 @@ fn compare_golden_verdicts() {
         c.reasons[0].contains("task `arith` versions differ"),
         "{:?}",
         c.reasons
+    );
+}
+
+/// A loaded run of `records` (no manifest).
+fn run_of(records: Vec<SampleRecord>) -> hyperscale::report::RunData {
+    hyperscale::report::RunData {
+        dir: "golden".into(),
+        name: "golden".into(),
+        manifest: None,
+        records,
+    }
+}
+
+fn report_of(records: Vec<SampleRecord>) -> hyperscale::report::RunReport {
+    hyperscale::report::build_report(&run_of(records), &BootstrapConfig::default()).unwrap()
+}
+
+/// A LiveCodeBench record as the sweep writes it (format 2): the program
+/// ran, so there is an answer (its digest) whatever the tests said.
+fn code_rec(
+    width: u32,
+    problem: &str,
+    sample: u32,
+    program: &str,
+    outcome: Outcome,
+) -> SampleRecord {
+    let mut r = rec(
+        "dense",
+        width,
+        problem,
+        sample,
+        "",
+        outcome == Outcome::Correct,
+        100,
+    );
+    r.task = "livecodebench".into();
+    let key = hyperscale::grade::program_key(program);
+    r.extracted_answer = Some(key.clone());
+    r.vote_key = Some(key);
+    r.outcome = Some(outcome);
+    r.verdict = if outcome == Outcome::Incorrect {
+        r.failure = Some(FailureKind::RuntimeError);
+        "runtime_error".into()
+    } else {
+        outcome.name().into()
+    };
+    r
+}
+
+/// Defect: every code sample counted as `no_answer` and LiveCodeBench's
+/// maj@W was 0 (the report re-inferred the verdict from
+/// `extracted_answer`, which code verdicts never had). Counted from the
+/// typed outcome, a program that ran is never `no_answer`, and code votes
+/// on the program digest.
+#[test]
+fn code_samples_that_ran_are_never_no_answer_and_vote_on_the_program() {
+    let records = vec![
+        code_rec(1, "A", 0, "print(1)", Outcome::Correct),
+        code_rec(1, "B", 0, "print(2)", Outcome::Incorrect),
+        // W = 2: the same correct program twice → maj@2 = 1.
+        code_rec(2, "A", 0, "print(1)", Outcome::Correct),
+        code_rec(2, "A", 1, "print(1)", Outcome::Correct),
+        // Two different programs, one right: a 1–1 tie → ½ = c/W.
+        code_rec(2, "B", 0, "print(2)", Outcome::Incorrect),
+        code_rec(2, "B", 1, "print(3)", Outcome::Correct),
+    ];
+    let report = report_of(records.clone());
+    let p = &report.analysis.points;
+    assert_eq!(p.len(), 2);
+    assert_eq!(
+        (
+            p[0].key.width,
+            p[0].pass_at_1,
+            p[0].accuracy,
+            p[0].no_answer_rate
+        ),
+        (1, 0.5, 0.5, 0.0)
+    );
+    assert_eq!(
+        (
+            p[1].key.width,
+            p[1].pass_at_1,
+            p[1].accuracy,
+            p[1].no_answer_rate
+        ),
+        (2, 0.75, 0.75, 0.0)
+    );
+    // Format-1 code records (label only, no extracted answer): a failure
+    // label still reads as incorrect, not no_answer.
+    let old: Vec<SampleRecord> = records
+        .into_iter()
+        .map(|mut r| {
+            r.outcome = None;
+            r.failure = None;
+            r.vote_key = None;
+            r.extracted_answer = None;
+            r
+        })
+        .collect();
+    let report = report_of(old);
+    assert!(
+        report
+            .analysis
+            .points
+            .iter()
+            .all(|p| p.no_answer_rate == 0.0)
+    );
+    assert_eq!(report.analysis.points[0].pass_at_1, 0.5);
+}
+
+/// maj@1 = pass@1 for every task: one sample is the vote.
+#[test]
+fn maj_at_1_equals_pass_at_1_for_every_task() {
+    let mut records = Vec::new();
+    for (i, (task, outcome)) in [
+        ("arith", Outcome::Correct),
+        ("arith", Outcome::Incorrect),
+        ("arith", Outcome::NoAnswer),
+        ("livecodebench", Outcome::Correct),
+        ("livecodebench", Outcome::Incorrect),
+        ("livecodebench", Outcome::NoAnswer),
+        ("gpqa-diamond", Outcome::Correct),
+        ("gpqa-diamond", Outcome::Incorrect),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut r = code_rec(1, &format!("p{i}"), 0, &format!("print({i})"), outcome);
+        r.task = task.into();
+        if outcome == Outcome::NoAnswer {
+            r.extracted_answer = None;
+            r.vote_key = None;
+            r.failure = None;
+            r.verdict = "no_answer".into();
+        }
+        records.push(r);
+    }
+    let report = report_of(records);
+    assert_eq!(report.analysis.points.len(), 3);
+    for p in &report.analysis.points {
+        assert_eq!(p.accuracy, p.pass_at_1, "{}", p.key.task);
+    }
+}
+
+/// Defect: a run directory with every record twice (two sweeps on one
+/// directory) was counted twice without a word. Each key is scored once
+/// and the report says how many duplicates it left out.
+#[test]
+fn report_and_compare_count_duplicate_records_once_with_a_warning() {
+    let once = report_of(golden());
+    let mut doubled = golden();
+    doubled.extend(golden());
+    // One duplicate disagrees with the record kept.
+    doubled.last_mut().unwrap().token_hash = "other".into();
+    let twice = report_of(doubled.clone());
+    assert_eq!(twice.analysis.points, once.analysis.points);
+    assert_eq!(twice.info.duplicates, golden().len());
+    let w = &twice.analysis.warnings[0];
+    assert!(
+        w.starts_with("12 duplicate record(s)") && w.contains("1 of them disagree"),
+        "{w}"
+    );
+    let t = hyperscale::report::tables_of(&run_of(doubled), VoteOn::Raw).unwrap();
+    let c = compare(
+        &tables(&golden()),
+        &t,
+        &Tolerances::default(),
+        &BootstrapConfig::default(),
+    );
+    assert_eq!(c.verdict, Verdict::Pass, "{:?}", c.reasons);
+    assert!(
+        c.notes.iter().any(|n| n.contains("12 duplicate record(s)")),
+        "{:?}",
+        c.notes
+    );
+}
+
+/// Defect: error records (generation failed) would be graded as wrong
+/// answers. They are left out of every accuracy, and counted.
+#[test]
+fn error_records_are_excluded_from_accuracy_and_counted() {
+    let mut records = golden();
+    // dense W1 on B failed to generate, twice over (two more samples of a
+    // batch that also has a good one would be a different shape; here the
+    // whole batch is an error record).
+    for r in records
+        .iter_mut()
+        .filter(|r| r.trial == "t-dense-w1" && r.problem_id == "B")
+    {
+        r.finish_reason = FinishReason::Error;
+        r.outcome = Some(Outcome::NoAnswer);
+        r.verdict = "no_answer".into();
+        r.is_correct = false;
+    }
+    let report = report_of(records);
+    let dense1 = report
+        .analysis
+        .points
+        .iter()
+        .find(|p| p.key.method == "dense" && p.key.width == 1)
+        .unwrap();
+    // Only problem A is scored: 1 of 1, not 1 of 2.
+    assert_eq!(
+        (dense1.problems, dense1.pass_at_1, dense1.accuracy),
+        (1, 1.0, 1.0)
+    );
+    assert_eq!(dense1.generation_errors, 1);
+    assert_eq!(report.info.generation_errors, 1);
+    assert!(
+        report.analysis.warnings.iter().any(|w| w.starts_with(
+            "1 error record(s) (generation failed: no text) are excluded from every accuracy"
+        )),
+        "{:?}",
+        report.analysis.warnings
+    );
+    let md = hyperscale::report::render_markdown(
+        &report.info,
+        &report.analysis,
+        &hyperscale::report::RenderOptions::default(),
+    );
+    assert!(
+        md.contains("1 error record(s) excluded from accuracy"),
+        "{md}"
+    );
+    assert!(md.contains("1 (1 error records excluded)"), "{md}");
+}
+
+/// Defect: only the standard error over problems was reported; NeMo-Skills
+/// reports `std_err_across_runs`. Both are in the report, each named.
+#[test]
+fn report_names_both_standard_errors() {
+    let report = report_of(golden());
+    let dense2 = report
+        .analysis
+        .points
+        .iter()
+        .find(|p| p.key.method == "dense" && p.key.width == 2)
+        .unwrap();
+    // dense W2: both samples of A and B correct → every run mean is 1.
+    assert_eq!(dense2.pass_at_1_se_runs, Some(0.0));
+    let tova2 = report
+        .analysis
+        .points
+        .iter()
+        .find(|p| p.key.method == "tova" && p.key.width == 2)
+        .unwrap();
+    // tova W2: A (1, 1), B (1, 0) → run means 1, ½ → sd √⅛, se √⅛/√2 = ¼.
+    assert!((tova2.pass_at_1_se_runs.unwrap() - 0.25).abs() < 1e-12);
+    // Over problems: per-problem ½·(1 + 1), ½ → values 1, ½ → se ¼ too; W1
+    // has one sample per problem: no across-runs value.
+    assert!(
+        report
+            .analysis
+            .points
+            .iter()
+            .filter(|p| p.key.width == 1)
+            .all(|p| p.pass_at_1_se_runs.is_none())
+    );
+    let md = hyperscale::report::render_markdown(
+        &report.info,
+        &report.analysis,
+        &hyperscale::report::RenderOptions::default(),
+    );
+    assert!(
+        md.contains("pass@1 ± s.e. (problems) | s.e. across runs"),
+        "{md}"
+    );
+    assert!(
+        md.contains("maj@W votes on | the raw extracted answer"),
+        "{md}"
     );
 }

@@ -423,3 +423,70 @@ fn only_dense_runs_remotely_and_remote_keys_need_the_backend() {
     let e = r.unwrap_err();
     assert!(e.contains("model.base_url") && e.contains("openai"), "{e}");
 }
+
+/// A correct program for LiveCodeBench 3519 (`winningPlayerCount`).
+const PROGRAM_3519: &str = "class Solution:\n    def winningPlayerCount(self, n, pick):\n        counts = {}\n        for x, y in pick:\n            counts[(x, y)] = counts.get((x, y), 0) + 1\n        return len({x for (x, y), c in counts.items() if c > x})";
+
+/// Defect: LiveCodeBench accuracy was always 0 in sweep reports (a code
+/// verdict carried no answer and no vote key, so maj@W voted over nothing,
+/// and every code sample counted as `no_answer`). A server that always
+/// answers one correct program now reports, for that problem, pass@1 =
+/// maj@1 = 100% and no_answer = 0 (and maj@2 = 100%: identical programs).
+#[cfg(feature = "report")]
+#[test]
+fn livecodebench_accuracy_is_not_zero_for_a_correct_program() {
+    use hyperscale::grade::Outcome;
+    use hyperscale::report::{BootstrapConfig, build_report, load_run};
+    let mock = Mock::start(Arc::new(|req, _| {
+        let n = req["n"].as_u64().unwrap_or(1);
+        let text =
+            format!("I count each player's picks.\n</think>\n\n```python\n{PROGRAM_3519}\n```\n");
+        let choices: Vec<Value> = (0..n)
+            .map(
+                |i| json!({"index": i, "text": text, "finish_reason": "stop", "stop_reason": null}),
+            )
+            .collect();
+        (
+            200,
+            json!({"id": "x", "object": "text_completion", "choices": choices}).to_string(),
+            Duration::ZERO,
+        )
+    }));
+    let data = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/livecodebench/lcb_v5_2408_2501_derived_public_only.jsonl");
+    let text = config(mock.addr, "[1, 2]", "", "").replace(
+        "name = \"arith\"\nlimit = 2",
+        &format!(
+            "name = \"livecodebench\"\ndata = \"{}\"\nproblems = [\"3519\"]",
+            data.display()
+        ),
+    );
+    assert!(text.contains("livecodebench"), "{text}");
+    let (dir, records) = sweep(&text);
+    let records = records.unwrap();
+    assert_eq!(records.len(), 1 + 2);
+    for r in records.values() {
+        assert_eq!(r.outcome, Some(Outcome::Correct), "{r:?}");
+        assert_eq!((r.verdict.as_str(), r.is_correct), ("correct", true));
+        assert!(
+            r.extracted_answer
+                .as_deref()
+                .unwrap()
+                .starts_with("sha256:")
+        );
+    }
+    let run = load_run(&dir.path().join("results/remote")).unwrap();
+    let report = build_report(&run, &BootstrapConfig::default()).unwrap();
+    let points = &report.analysis.points;
+    assert_eq!(points.len(), 2);
+    for p in points {
+        assert_eq!(p.key.task, "livecodebench");
+        assert_eq!(
+            (p.pass_at_1, p.accuracy, p.pass_at_w, p.no_answer_rate),
+            (1.0, 1.0, 1.0, 0.0),
+            "W = {}",
+            p.key.width
+        );
+    }
+    assert!(points.iter().any(|p| p.key.width == 1));
+}

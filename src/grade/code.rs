@@ -2,6 +2,11 @@
 //! region, run it against the tests in the [`Sandbox`] through the embedded
 //! Python driver (`driver.py`, LCB `testing_util.py` semantics), and turn the
 //! driver's report into a [`Verdict`].
+//!
+//! A program that was extracted is an answer, whatever its tests did: its
+//! verdict is `correct` or `incorrect` (never `no_answer`), and its
+//! extracted answer and vote key are both [`program_key`], the digest of
+//! the program text, so that maj@k over code votes on identical programs.
 
 use std::time::Duration;
 
@@ -56,6 +61,19 @@ pub fn extract_code(text: &str, mode: CodeExtract) -> String {
                 .unwrap_or_default()
         }
     }
+}
+
+/// The stated vote key of a program: `sha256:` and the first 16 bytes (hex)
+/// of SHA-256 over the extracted program text exactly as it is run.
+/// Identical programs vote together; programs that differ in any byte vote
+/// apart (with every program distinct, NeMo's tie rule makes maj@k the mean
+/// correctness of the k samples, i.e. their pass@1).
+pub fn program_key(code: &str) -> String {
+    use sha2::{Digest, Sha256};
+    format!(
+        "sha256:{}",
+        hex::encode(&Sha256::digest(code.as_bytes())[..16])
+    )
 }
 
 /// Settings of the code grader.
@@ -127,7 +145,12 @@ pub fn grade_code(
     };
     let budget = (u64::from(config.timeout_s) + 1) * total as u64 + 5;
     let report = run_driver(sandbox, &job, budget)?;
-    Ok(report.into_verdict(total))
+    let key = program_key(&code);
+    Ok(Verdict {
+        extracted: Some(key.clone()),
+        vote_key: Some(key),
+        ..report.into_verdict(total)
+    })
 }
 
 /// Runs LCB's stdout comparison (`get_stripped_lines` + Decimal tokens) in
@@ -313,6 +336,14 @@ mod tests {
             extract_code("```\ng\n```", CodeExtract::NemoFirstPython),
             "g"
         );
+    }
+
+    #[test]
+    fn program_keys_are_digests_of_the_exact_text() {
+        let a = program_key("print(1)");
+        assert_eq!(a.len(), "sha256:".len() + 32);
+        assert_eq!(a, program_key("print(1)"));
+        assert_ne!(a, program_key("print(1) "));
     }
 
     #[test]

@@ -49,6 +49,17 @@ pub enum GradeError {
         field: String,
         reason: String,
     },
+    #[error(
+        "`{path}`:{line}: problem `{problem_id}` repeat {repeat} sample {sample} is already on line {first}; each (problem_id, repeat, sample) may appear once"
+    )]
+    Duplicate {
+        path: PathBuf,
+        line: usize,
+        first: usize,
+        problem_id: String,
+        repeat: u32,
+        sample: u64,
+    },
     #[error("`{path}`:{line}: no expected answer for problem `{problem_id}` sample {sample}")]
     UnknownProblem {
         path: PathBuf,

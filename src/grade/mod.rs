@@ -35,7 +35,7 @@ pub mod sandbox;
 pub mod verdict;
 
 pub use choice::{ChoiceMode, extract_choice, grade_choice};
-pub use code::{CodeConfig, CodeExtract, compare_stdout, extract_code, grade_code};
+pub use code::{CodeConfig, CodeExtract, compare_stdout, extract_code, grade_code, program_key};
 pub use error::{GradeError, SandboxError};
 pub use grader::Grader;
 pub use isolation::Isolation;

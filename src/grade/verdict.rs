@@ -50,11 +50,13 @@ pub enum FailureKind {
 pub struct Verdict {
     pub outcome: Outcome,
     /// The raw extracted answer: the `\boxed{}` content, the letter, or for
-    /// code `None` (the code itself stays in the completion).
+    /// code the program's digest ([`super::code::program_key`]; the code
+    /// itself stays in the completion). `None`: nothing was extracted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extracted: Option<String>,
-    /// The key majority voting uses: the parsed integer or normalised string
-    /// (math), the letter (multiple choice). `None` when nothing was extracted.
+    /// The normalised key majority voting may use instead of `extracted`:
+    /// the parsed integer or normalised string (math), the letter (multiple
+    /// choice), the program digest (code). `None` when nothing was extracted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vote_key: Option<String>,
     /// Code: tests that passed before the first failure.
@@ -114,6 +116,69 @@ impl Verdict {
     pub fn is_correct(&self) -> bool {
         self.outcome == Outcome::Correct
     }
+
+    /// The record's verdict label; see [`label`].
+    pub fn label(&self) -> String {
+        label(self.outcome, self.failure)
+    }
+}
+
+/// The record's human-readable verdict label: the outcome's serde name
+/// (`correct`, `incorrect`, `no_answer`, `error`), except that code failing
+/// other than by a wrong answer is labelled by its failure (`timeout`,
+/// `runtime_error`, `memory`, `output_limit`). A wrong answer is always
+/// `incorrect` (never `wrong`).
+pub fn label(outcome: Outcome, failure: Option<FailureKind>) -> String {
+    match (outcome, failure) {
+        (Outcome::Incorrect, Some(f)) if f != FailureKind::WrongAnswer => f.name().to_string(),
+        (o, _) => o.name().to_string(),
+    }
+}
+
+impl Outcome {
+    /// The serde name (`correct`, `incorrect`, `no_answer`, `error`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Correct => "correct",
+            Outcome::Incorrect => "incorrect",
+            Outcome::NoAnswer => "no_answer",
+            Outcome::Error => "error",
+        }
+    }
+
+    /// Reads a verdict label back (records of format 1 carry only the
+    /// label): every label [`label`] writes, plus `wrong` (an old name of
+    /// `incorrect`). The failure is `Some` for the code failure labels.
+    /// `None` for a label that is none of these (e.g. an ungraded record).
+    pub fn from_label(label: &str) -> Option<(Outcome, Option<FailureKind>)> {
+        Some(match label {
+            "correct" => (Outcome::Correct, None),
+            "incorrect" | "wrong" => (Outcome::Incorrect, None),
+            "no_answer" => (Outcome::NoAnswer, None),
+            "error" => (Outcome::Error, None),
+            "wrong_answer" => (Outcome::Incorrect, Some(FailureKind::WrongAnswer)),
+            "runtime_error" => (Outcome::Incorrect, Some(FailureKind::RuntimeError)),
+            "timeout" => (Outcome::Incorrect, Some(FailureKind::Timeout)),
+            "memory" => (Outcome::Incorrect, Some(FailureKind::Memory)),
+            "output_limit" => (Outcome::Incorrect, Some(FailureKind::OutputLimit)),
+            "sandbox_error" => (Outcome::Error, Some(FailureKind::SandboxError)),
+            _ => return None,
+        })
+    }
+}
+
+impl FailureKind {
+    /// The serde name (`wrong_answer`, `runtime_error`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            FailureKind::WrongAnswer => "wrong_answer",
+            FailureKind::RuntimeError => "runtime_error",
+            FailureKind::Timeout => "timeout",
+            FailureKind::Memory => "memory",
+            FailureKind::OutputLimit => "output_limit",
+            FailureKind::SandboxError => "sandbox_error",
+        }
+    }
 }
 
 /// Longest `detail` kept in a verdict, in characters.
@@ -144,6 +209,44 @@ mod tests {
         );
         let back: Verdict = serde_json::from_str(&json).unwrap();
         assert_eq!(back, v);
+    }
+
+    #[test]
+    fn labels_read_back_and_match_the_serde_names() {
+        for o in [
+            Outcome::Correct,
+            Outcome::Incorrect,
+            Outcome::NoAnswer,
+            Outcome::Error,
+        ] {
+            assert_eq!(serde_json::to_value(o).unwrap(), o.name());
+            assert_eq!(Outcome::from_label(o.name()).map(|x| x.0), Some(o));
+        }
+        for f in [
+            FailureKind::WrongAnswer,
+            FailureKind::RuntimeError,
+            FailureKind::Timeout,
+            FailureKind::Memory,
+            FailureKind::OutputLimit,
+            FailureKind::SandboxError,
+        ] {
+            assert_eq!(serde_json::to_value(f).unwrap(), f.name());
+        }
+        let mut v = Verdict::answer(Outcome::Incorrect, None, None);
+        v.failure = Some(FailureKind::Timeout);
+        assert_eq!(v.label(), "timeout");
+        assert_eq!(
+            Outcome::from_label("timeout"),
+            Some((Outcome::Incorrect, Some(FailureKind::Timeout)))
+        );
+        v.failure = Some(FailureKind::WrongAnswer);
+        assert_eq!(v.label(), "incorrect");
+        // The old mock name of a wrong answer still reads as incorrect.
+        assert_eq!(
+            Outcome::from_label("wrong"),
+            Some((Outcome::Incorrect, None))
+        );
+        assert_eq!(Outcome::from_label(""), None);
     }
 
     #[test]

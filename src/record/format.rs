@@ -1,12 +1,29 @@
 //! The version and file names of the on-disk format.
 
-/// Version of the record and manifest format. Bump it when a column changes
-/// meaning or disappears; readers refuse a run directory written by another
-/// version instead of guessing.
+/// Version of the record and manifest format this binary writes. Bump it
+/// when a column changes meaning or disappears; a sweep resumes or merges
+/// only run directories of this version. The report side (`report`,
+/// `compare`) reads every version from [`OLDEST_READABLE_FORMAT`] on.
 ///
 /// History:
-/// - 1: first format (JSON Lines records, `manifest.json`).
-pub const RECORD_FORMAT_VERSION: u32 = 1;
+/// - 1: first format (JSON Lines records, `manifest.json`). The grader's
+///   judgement is only the `verdict` label and `is_correct`;
+///   `extracted_answer` holds the normalised vote key when there is one.
+/// - 2: records add the grader's typed `outcome` and `failure` (serde
+///   names of [`crate::grade::Outcome`] and [`crate::grade::FailureKind`])
+///   and the normalised `vote_key`; `extracted_answer` is the raw extracted
+///   answer (for code the program digest). A record without `outcome` is a
+///   format-1 record and is read through its label
+///   ([`crate::grade::Outcome::from_label`]).
+pub const RECORD_FORMAT_VERSION: u32 = 2;
+
+/// The oldest format the report side still reads (see the history above).
+pub const OLDEST_READABLE_FORMAT: u32 = 1;
+
+/// Can the report side read records of format `version`?
+pub fn readable_format(version: u32) -> bool {
+    (OLDEST_READABLE_FORMAT..=RECORD_FORMAT_VERSION).contains(&version)
+}
 
 /// The run manifest inside `results/<run>/`.
 pub const MANIFEST_FILE: &str = "manifest.json";

@@ -37,7 +37,7 @@ fn record(trial: &str, sample: u32, tokens: &str) -> SampleRecord {
         generated_tokens: 4,
         finish_reason: FinishReason::Length,
         extracted_answer: None,
-        verdict: "wrong".into(),
+        verdict: "incorrect".into(),
         is_correct: false,
         kv_reads: 10,
         prefill_reads: 6,
@@ -55,6 +55,9 @@ fn record(trial: &str, sample: u32, tokens: &str) -> SampleRecord {
         device: "cpu".into(),
         token_hash: tokens.into(),
         text: None,
+        outcome: None,
+        failure: None,
+        vote_key: None,
     }
 }
 

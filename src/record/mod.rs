@@ -22,7 +22,9 @@ pub mod writer;
 
 pub use canonical::{canonical_json, config_hash};
 pub use error::RecordError;
-pub use format::{MANIFEST_FILE, RECORD_FORMAT_VERSION, SAMPLES_FILE};
+pub use format::{
+    MANIFEST_FILE, OLDEST_READABLE_FORMAT, RECORD_FORMAT_VERSION, SAMPLES_FILE, readable_format,
+};
 pub use index::{ResumeIndex, read_complete_records, read_records};
 pub use manifest::{Hardware, Identities, Manifest, MergedInput, Session, Shard, utc_timestamp};
 pub use merge::{MergeError, MergeSummary, merge_runs};

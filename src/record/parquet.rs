@@ -71,6 +71,10 @@ pub fn records_frame(rs: &[SampleRecord]) -> PolarsResult<DataFrame> {
         c!("device", |r| r.device.as_str()),
         c!("token_hash", |r| r.token_hash.as_str()),
         c!("text", |r| r.text.as_deref()),
+        // Format 2; format-1 records get the outcome their label names.
+        c!("outcome", |r| r.outcome().name()),
+        c!("failure", |r| r.failure_kind().map(|f| f.name())),
+        c!("vote_key", |r| r.vote_key.as_deref()),
     ];
     DataFrame::new(rs.len(), cols)
 }
@@ -126,7 +130,7 @@ mod tests {
         let file = std::fs::File::open(&path).unwrap();
         let df = ParquetReader::new(file).finish().unwrap();
         assert_eq!(df.height(), 2);
-        assert_eq!(df.width(), 43);
+        assert_eq!(df.width(), 46);
         let reads: Vec<Option<u64>> = df
             .column("kv_reads")
             .unwrap()

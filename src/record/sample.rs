@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::generate::FinishReason;
+use crate::grade::{FailureKind, Outcome};
 
 /// Where a record's budgets come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,10 +84,15 @@ pub struct SampleRecord {
     pub prompt_tokens: u64,
     pub generated_tokens: u64,
     pub finish_reason: FinishReason,
-    /// The answer the grader extracted, if any.
+    /// The raw answer the grader extracted, if any (code: the program
+    /// digest). Format 1 stored the normalised vote key here instead.
     pub extracted_answer: Option<String>,
-    /// The grader's verdict label (e.g. `correct`, `wrong`, `no_answer`, `timeout`).
+    /// The grader's verdict as a label for people (`correct`, `incorrect`,
+    /// `no_answer`, `error`, or a code failure: `timeout`, `runtime_error`,
+    /// `memory`, `output_limit`); see [`crate::grade::verdict::label`].
+    /// Readers use [`SampleRecord::outcome`], not this label.
     pub verdict: String,
+    /// `outcome == correct`.
     pub is_correct: bool,
     /// Σ over decode steps of KV entries read.
     pub kv_reads: u64,
@@ -120,6 +126,17 @@ pub struct SampleRecord {
     pub token_hash: String,
     /// The generated text (absent when `run.save_text = false`).
     pub text: Option<String>,
+    /// The grader's typed outcome (format 2; absent in format-1 records,
+    /// read through [`SampleRecord::outcome`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+    /// Code: why the first failing test failed (format 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<FailureKind>,
+    /// The normalised vote key (format 2): the parsed integer or normalised
+    /// string (math), the letter (choice), the program digest (code).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vote_key: Option<String>,
 }
 
 impl SampleRecord {
@@ -129,6 +146,57 @@ impl SampleRecord {
             problem_id: self.problem_id.clone(),
             repeat: self.repeat,
             sample: self.sample,
+        }
+    }
+
+    /// The grader's outcome: the stored `outcome`; for a format-1 record,
+    /// `correct` when `is_correct` (format 1's one score), else the outcome
+    /// its `verdict` label names (`no_answer`, `error`; `wrong`, a code
+    /// failure or an unknown label read as incorrect). Never inferred from
+    /// `extracted_answer`.
+    pub fn outcome(&self) -> Outcome {
+        if let Some(o) = self.outcome {
+            return o;
+        }
+        if self.is_correct {
+            return Outcome::Correct;
+        }
+        match Outcome::from_label(&self.verdict) {
+            Some((o, _)) if o != Outcome::Correct => o,
+            _ => Outcome::Incorrect,
+        }
+    }
+
+    /// The code failure: the stored one, or the one a format-1 label names.
+    pub fn failure_kind(&self) -> Option<FailureKind> {
+        match self.outcome {
+            Some(_) => self.failure,
+            None => Outcome::from_label(&self.verdict).and_then(|(_, f)| f),
+        }
+    }
+
+    /// [`Self::outcome`] is [`Outcome::Correct`].
+    pub fn correct(&self) -> bool {
+        self.outcome() == Outcome::Correct
+    }
+
+    /// Generation failed (a remote engine gave up on this sample): an error
+    /// record, with no text to grade. The report leaves these out of every
+    /// accuracy and says how many it left out.
+    pub fn generation_failed(&self) -> bool {
+        self.finish_reason == FinishReason::Error
+    }
+
+    /// The key majority voting uses: the raw `extracted_answer` (NeMo-Skills,
+    /// the default), or with `normalised` the `vote_key` (format-1 records
+    /// have only `extracted_answer`, which then held the normalised key).
+    pub fn vote(&self, normalised: bool) -> Option<&str> {
+        if normalised {
+            self.vote_key
+                .as_deref()
+                .or(self.extracted_answer.as_deref())
+        } else {
+            self.extracted_answer.as_deref()
         }
     }
 
@@ -165,6 +233,32 @@ mod tests {
         let full = hex::encode(Sha256::digest(bytes));
         assert_eq!(token_hash(&[1, 258]), full[..32]);
         assert_ne!(token_hash(&[1, 258]), token_hash(&[258, 1]));
+    }
+
+    /// A format-1 record (no `outcome`): the grader's verdict comes from its
+    /// label, never from `extracted_answer`.
+    const FORMAT_1: &str = r#"{"run":"r","trial":"t","group":"g","sample_id":"t:p:0:0","task":"livecodebench","task_version":"1","problem_id":"p","repeat":0,"sample":0,"model":"m","method":"dense","policy":"dense","policy_params":"{}","cr_target":null,"cr_achieved":1.0,"width":1,"max_tokens":8,"seed":0,"temperature":0.6,"top_p":0.95,"top_k":0,"prompt_tokens":5,"generated_tokens":8,"finish_reason":"length","extracted_answer":null,"verdict":"timeout","is_correct":false,"kv_reads":90,"prefill_reads":15,"peak_resident":13,"peak_resident_batch":13,"batch_first":0,"batch_samples":1,"peak_bytes":52,"kv_rows":1,"budget_source":"measured","wall_seconds":0.5,"prefill_seconds":0.1,"decode_tokens_per_second":16.0,"grade_seconds":0.0,"device":"cpu","token_hash":"h","text":null}"#;
+
+    #[test]
+    fn format_1_records_read_their_outcome_from_the_label() {
+        let mut r: SampleRecord = serde_json::from_str(FORMAT_1).unwrap();
+        assert_eq!(r.outcome, None);
+        // A code sample that timed out ran: incorrect, not no_answer.
+        assert_eq!(r.outcome(), Outcome::Incorrect);
+        assert_eq!(r.failure_kind(), Some(FailureKind::Timeout));
+        r.verdict = "wrong".into();
+        assert_eq!(r.outcome(), Outcome::Incorrect);
+        r.verdict = "no_answer".into();
+        assert_eq!(r.outcome(), Outcome::NoAnswer);
+        // Format 2: the stored outcome wins and is written out.
+        r.outcome = Some(Outcome::Correct);
+        r.is_correct = true;
+        r.verdict = "correct".into();
+        assert!(r.correct());
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(json.contains(r#""outcome":"correct""#), "{json}");
+        let back: SampleRecord = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, r);
     }
 
     #[test]

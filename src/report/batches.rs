@@ -1,13 +1,47 @@
 //! Sample records → [`BatchRow`]s: the W samples of one problem in one trial
 //! and repeat are one W-batch, scored together (maj@W, pass@W) and costed
 //! together (the budgets documented on [`BatchRow`]).
+//!
+//! Scores count the grader's typed outcome ([`SampleRecord::outcome`]),
+//! never whether an answer string was extracted. Before batching,
+//! [`prepare`] keeps one record per key (duplicates are counted, not
+//! scored twice) and sets aside error records (generation failed), which
+//! no accuracy counts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
 
 use super::estimators::majority_at_k;
 use super::summary::{BatchRow, PointKey};
 use crate::generate::FinishReason;
-use crate::record::SampleRecord;
+use crate::grade::Outcome;
+use crate::record::{SampleKey, SampleRecord};
+
+/// What maj@k votes on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VoteOn {
+    /// The raw extracted answer (`extracted_answer`), as NeMo-Skills votes:
+    /// `073` and `73` are different answers. Default.
+    #[default]
+    Raw,
+    /// The grader's normalised key (`vote_key`: the parsed integer, the
+    /// letter, the program digest).
+    Normalised,
+}
+
+impl VoteOn {
+    /// How the report names the choice.
+    pub fn describe(self) -> &'static str {
+        match self {
+            VoteOn::Raw => "the raw extracted answer (NeMo-Skills; code: the program digest)",
+            VoteOn::Normalised => {
+                "the normalised answer key (`--vote normalised`; code: the program digest)"
+            }
+        }
+    }
+}
 
 /// The point key of a record.
 pub fn point_key(r: &SampleRecord) -> PointKey {
@@ -22,9 +56,91 @@ pub fn point_key(r: &SampleRecord) -> PointKey {
     }
 }
 
+/// The records a report scores, and what was set aside.
+#[derive(Debug, Clone, Default)]
+pub struct Prepared<'a> {
+    /// One record per key (the first in file order), error records left out.
+    pub records: Vec<&'a SampleRecord>,
+    /// Records whose key an earlier record already had (not scored).
+    pub duplicates: usize,
+    /// Of those, records that disagree with the kept one (other tokens or
+    /// another outcome).
+    pub conflicting: usize,
+    /// Error records (generation failed) left out of every accuracy, by
+    /// configuration id ([`PointKey::id`]).
+    pub generation_errors: BTreeMap<String, usize>,
+}
+
+impl Prepared<'_> {
+    /// Error records left out, over all configurations.
+    pub fn excluded(&self) -> usize {
+        self.generation_errors.values().sum()
+    }
+
+    /// The warnings a reader must see about the records themselves.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.duplicates > 0 {
+            out.push(format!(
+                "{} duplicate record(s) (a key `trial:problem:repeat:sample` seen before) were left out; each key is scored once, from its first record{}. Two sweeps wrote into one run directory?",
+                self.duplicates,
+                if self.conflicting > 0 {
+                    format!(
+                        " ({} of them disagree with the record kept: other tokens or another verdict)",
+                        self.conflicting
+                    )
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        let errors = self.excluded();
+        if errors > 0 {
+            out.push(format!(
+                "{errors} error record(s) (generation failed: no text) are excluded from every accuracy, in {} configuration(s); resume the sweep to retry them",
+                self.generation_errors.len()
+            ));
+        }
+        out
+    }
+}
+
+/// De-duplicate (first record of each key wins) and set aside error
+/// records; see [`Prepared`].
+pub fn prepare(records: &[SampleRecord]) -> Prepared<'_> {
+    let mut seen: HashMap<SampleKey, usize> = HashMap::new();
+    let mut out = Prepared::default();
+    let mut kept: Vec<&SampleRecord> = Vec::with_capacity(records.len());
+    for r in records {
+        if let Some(&i) = seen.get(&r.key()) {
+            out.duplicates += 1;
+            let first: &SampleRecord = kept[i];
+            if first.token_hash != r.token_hash || first.outcome() != r.outcome() {
+                out.conflicting += 1;
+            }
+            continue;
+        }
+        seen.insert(r.key(), kept.len());
+        kept.push(r);
+    }
+    for r in kept {
+        if r.generation_failed() {
+            *out.generation_errors.entry(point_key(r).id()).or_default() += 1;
+        } else {
+            out.records.push(r);
+        }
+    }
+    out
+}
+
 /// Group records into W-batches (by trial, problem, repeat), in the order
 /// trial, problem, repeat. Records of a batch are taken in sample order.
-pub fn batch_rows(records: &[SampleRecord]) -> Vec<BatchRow> {
+/// Pass the records through [`prepare`] first: this counts every record
+/// it is given.
+pub fn batch_rows<'a>(
+    records: impl IntoIterator<Item = &'a SampleRecord>,
+    vote: VoteOn,
+) -> Vec<BatchRow> {
     let mut groups: BTreeMap<(&str, &str, u32), Vec<&SampleRecord>> = BTreeMap::new();
     for r in records {
         groups
@@ -36,19 +152,19 @@ pub fn batch_rows(records: &[SampleRecord]) -> Vec<BatchRow> {
         .into_values()
         .map(|mut samples| {
             samples.sort_by_key(|r| r.sample);
-            batch_row(&samples)
+            batch_row(&samples, vote)
         })
         .collect()
 }
 
 /// One W-batch's scores and budgets (`samples` non-empty, one trial).
-fn batch_row(samples: &[&SampleRecord]) -> BatchRow {
+fn batch_row(samples: &[&SampleRecord], vote: VoteOn) -> BatchRow {
     let first = samples[0];
     let votes: Vec<(Option<&str>, bool)> = samples
         .iter()
-        .map(|r| (r.extracted_answer.as_deref(), r.is_correct))
+        .map(|r| (r.vote(vote == VoteOn::Normalised), r.correct()))
         .collect();
-    let correct = samples.iter().filter(|r| r.is_correct).count() as u32;
+    let correct = samples.iter().filter(|r| r.correct()).count() as u32;
     // Decoded batches (nested widths: several) by their first sample.
     let mut decoded: BTreeMap<u32, (u64, f64)> = BTreeMap::new();
     for r in samples {
@@ -73,11 +189,13 @@ fn batch_row(samples: &[&SampleRecord]) -> BatchRow {
         seed: first.seed,
         samples: samples.len() as u32,
         correct,
-        majority: majority_at_k(&votes, first.width as usize),
+        // The batch's samples, all of them voting (W of them unless error
+        // records were set aside).
+        majority: majority_at_k(&votes, votes.len()),
         any_correct: if correct > 0 { 1.0 } else { 0.0 },
         no_answer: samples
             .iter()
-            .filter(|r| r.extracted_answer.is_none())
+            .filter(|r| r.outcome() == Outcome::NoAnswer)
             .count() as u32,
         truncated: samples
             .iter()
@@ -94,6 +212,40 @@ fn batch_row(samples: &[&SampleRecord]) -> BatchRow {
         peak_bytes: peak_entries as f64 * bytes_per_entry,
         runtime_s: decoded.values().map(|(_, w)| w).sum(),
     }
+}
+
+/// NeMo-Skills' `std_err_across_runs` of pass@1 per configuration: run `i`
+/// is the `i`-th sample of every problem (samples ordered by seed, repeat,
+/// sample), `std_dev_across_runs` is the sample standard deviation (ddof 1)
+/// of the k run means, and the standard error is that over √k. `None` for a
+/// configuration with fewer than two samples per problem or problems with
+/// unequal sample counts (NeMo refuses those). Keyed by [`PointKey::id`].
+pub fn std_err_across_runs_by_point<'a>(
+    records: impl IntoIterator<Item = &'a SampleRecord>,
+) -> HashMap<String, Option<f64>> {
+    type Runs<'a> = BTreeMap<&'a str, Vec<(u64, u32, u32, bool)>>;
+    let mut by_point: BTreeMap<String, Runs<'a>> = BTreeMap::new();
+    for r in records {
+        by_point
+            .entry(point_key(r).id())
+            .or_default()
+            .entry(&r.problem_id)
+            .or_default()
+            .push((r.seed, r.repeat, r.sample, r.correct()));
+    }
+    by_point
+        .into_iter()
+        .map(|(id, problems)| {
+            let scores: Vec<Vec<f64>> = problems
+                .into_values()
+                .map(|mut s| {
+                    s.sort_by_key(|&(seed, repeat, sample, _)| (seed, repeat, sample));
+                    s.iter().map(|x| if x.3 { 1.0 } else { 0.0 }).collect()
+                })
+                .collect();
+            (id, super::estimators::std_err_across_runs(&scores))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -156,6 +308,15 @@ pub(crate) mod tests {
             device: "cpu".into(),
             token_hash: "h".into(),
             text: None,
+            outcome: Some(if correct {
+                Outcome::Correct
+            } else if answer.is_none() {
+                Outcome::NoAnswer
+            } else {
+                Outcome::Incorrect
+            }),
+            failure: None,
+            vote_key: answer.map(str::to_string),
         }
     }
 
@@ -173,7 +334,7 @@ pub(crate) mod tests {
         for r in &mut rs[1..] {
             r.peak_resident_batch = 25;
         }
-        let rows = batch_rows(&rs);
+        let rows = batch_rows(&rs, VoteOn::Raw);
         assert_eq!(rows.len(), 1);
         let b = &rows[0];
         // "5" wins 2–1 and is wrong.

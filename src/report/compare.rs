@@ -27,8 +27,10 @@
 //!   gained, by more than `tolerance.accuracy` of them, or a
 //!   counted budget (reads, peak) grew by more than `tolerance.budget`, or a
 //!   gated runtime grew by more than its tolerance;
-//! - **incomparable (2)**: different record format versions, a task whose
-//!   version differs, or no configuration in common — each explained;
+//! - **incomparable (2)**: a record format this binary cannot read, a task
+//!   whose version differs, or no configuration in common — each explained
+//!   (readable formats that differ are read into the current one and
+//!   noted);
 //! - otherwise **pass (0)**.
 //!
 //! Runtime is wall-clock: it moves with the machine, its load and its
@@ -44,7 +46,9 @@ use serde::{Deserialize, Serialize};
 
 use super::estimators::{BootstrapConfig, bootstrap_ci, mean};
 use super::summary::{BatchRow, Budget, PointKey, ProblemRow};
-use crate::record::{Manifest, SampleRecord};
+use crate::record::{
+    Manifest, OLDEST_READABLE_FORMAT, RECORD_FORMAT_VERSION, SampleRecord, readable_format,
+};
 
 /// Default relative runtime growth allowed (3.0 = up to 4× the baseline).
 pub const DEFAULT_RUNTIME_TOLERANCE: f64 = 3.0;
@@ -63,13 +67,18 @@ pub struct RunTables {
     pub task_versions: BTreeMap<String, BTreeSet<String>>,
     /// Sample id → (trial, token hash, correct).
     pub samples: BTreeMap<String, (String, String, bool)>,
+    /// What reading the run set aside (duplicates, error records), for the
+    /// comparison's notes.
+    pub notes: Vec<String>,
 }
 
 impl RunTables {
-    pub fn new(
+    /// `records`: the records the batches were made from (after
+    /// [`super::batches::prepare`]: one per key, no error records).
+    pub fn new<'a>(
         name: String,
         manifest: Option<Manifest>,
-        records: &[SampleRecord],
+        records: impl IntoIterator<Item = &'a SampleRecord>,
         batches: &[BatchRow],
         problems: Vec<ProblemRow>,
     ) -> Self {
@@ -92,14 +101,15 @@ impl RunTables {
             trials,
             task_versions,
             samples: records
-                .iter()
+                .into_iter()
                 .map(|r| {
                     (
                         r.sample_id.clone(),
-                        (r.trial.clone(), r.token_hash.clone(), r.is_correct),
+                        (r.trial.clone(), r.token_hash.clone(), r.correct()),
                     )
                 })
                 .collect(),
+            notes: Vec::new(),
         }
     }
 }
@@ -268,11 +278,24 @@ pub fn compare(
         points: Vec::new(),
     };
     let mut incomparable = Vec::new();
+    for (run, which) in [(baseline, "baseline"), (candidate, "candidate")] {
+        if let Some(m) = &run.manifest
+            && !readable_format(m.format_version)
+        {
+            incomparable.push(format!(
+                "{which} record format {} is not readable by this binary (formats {}–{})",
+                m.format_version, OLDEST_READABLE_FORMAT, RECORD_FORMAT_VERSION
+            ));
+        }
+        for n in &run.notes {
+            out.notes.push(format!("{which}: {n}"));
+        }
+    }
     if let (Some(a), Some(b)) = (&baseline.manifest, &candidate.manifest)
         && a.format_version != b.format_version
     {
-        incomparable.push(format!(
-            "record format versions differ: baseline {}, candidate {}",
+        out.notes.push(format!(
+            "record formats differ (baseline {}, candidate {}); both are read into the current format",
             a.format_version, b.format_version
         ));
     }

@@ -10,8 +10,14 @@
 //!   those without an answer dropped; `(answer, correct)` pairs are counted
 //!   and the score is the mean correctness of all pairs tied at the top count
 //!   (a 1–1 tie of a right and a wrong answer scores 0.5); none left → 0.
-//! - standard error = sample standard deviation (ddof 1) / √m over the m
-//!   per-problem values; bootstrap CIs resample problems with a seeded RNG.
+//! - standard error over problems = sample standard deviation (ddof 1) / √m
+//!   over the m per-problem values (simple-evals' `stderr`, NVIDIA LCB's
+//!   `pass@k_stderr`); bootstrap CIs resample problems with a seeded RNG.
+//! - standard error across runs (NeMo-Skills `_add_std_metrics`): run i is
+//!   the i-th sample of every problem; `std_dev_across_runs` is the sample
+//!   standard deviation (ddof 1) of the k run means and
+//!   `std_err_across_runs` = that / √k. It measures how much the benchmark
+//!   score moves between reruns, not how well the problems pin it down.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -99,6 +105,23 @@ pub fn std_dev(values: &[f64]) -> Option<f64> {
 /// Standard error of the mean: `std_dev / √m`; `None` for fewer than two values.
 pub fn std_err(values: &[f64]) -> Option<f64> {
     Some(std_dev(values)? / (values.len() as f64).sqrt())
+}
+
+/// NeMo-Skills' `std_err_across_runs` over per-problem score lists (one
+/// list per problem, its samples in order): with k samples per problem, run
+/// `i` is sample `i` of every problem, and the result is the sample standard
+/// deviation (ddof 1) of the k run means divided by √k. `None` with no
+/// problems, fewer than two samples per problem, or problems of unequal
+/// sample counts (NeMo asserts equal counts).
+pub fn std_err_across_runs(scores: &[Vec<f64>]) -> Option<f64> {
+    let k = scores.first()?.len();
+    if k < 2 || scores.iter().any(|s| s.len() != k) {
+        return None;
+    }
+    let runs: Vec<f64> = (0..k)
+        .map(|i| scores.iter().map(|s| s[i]).sum::<f64>() / scores.len() as f64)
+        .collect();
+    Some(std_dev(&runs)? / (k as f64).sqrt())
 }
 
 /// Settings of a bootstrap over problems.
@@ -191,6 +214,36 @@ mod tests {
         // values 0, 1: std (ddof 1) = √0.5, se = √0.5/√2 = 0.5.
         assert!((std_err(&[0.0, 1.0]).unwrap() - 0.5).abs() < 1e-12);
         assert_eq!(std_err(&[1.0]), None);
+    }
+
+    /// NeMo-Skills' own example of `_add_std_metrics`: 3 problems × 4
+    /// attempts, run means 2/3, 2/3, 2/3, 1/3. Its code (`np.std(...,
+    /// ddof=1)` over the run means, then `/ sqrt(k)`) gives 1/6 and 1/12
+    /// (the docstring's "≈ 0.1925" is an arithmetic slip; the code is what
+    /// NeMo reports).
+    #[test]
+    fn std_err_across_runs_matches_nemo_skills_example() {
+        let s = |v: [f64; 4]| v.to_vec();
+        let scores = [
+            s([1.0, 0.0, 1.0, 0.0]),
+            s([1.0, 1.0, 0.0, 0.0]),
+            s([0.0, 1.0, 1.0, 1.0]),
+        ];
+        let third = 1.0 / 3.0;
+        let runs = [2.0 * third, 2.0 * third, 2.0 * third, third];
+        let sd = std_dev(&runs).unwrap();
+        assert!((sd - 1.0 / 6.0).abs() < 1e-12, "{sd}");
+        let se = std_err_across_runs(&scores).unwrap();
+        assert!((se - 1.0 / 12.0).abs() < 1e-12, "{se}");
+        // The two standard errors measure different spreads: one problem
+        // always right and one always wrong do not move between runs (0),
+        // but differ as much as problems can (½ over problems).
+        let split = [vec![1.0, 1.0], vec![0.0, 0.0]];
+        assert_eq!(std_err_across_runs(&split), Some(0.0));
+        assert!((std_err(&[1.0, 0.0]).unwrap() - 0.5).abs() < 1e-12);
+        assert_eq!(std_err_across_runs(&[vec![1.0], vec![0.0]]), None);
+        assert_eq!(std_err_across_runs(&[vec![1.0, 0.0], vec![0.0]]), None);
+        assert_eq!(std_err_across_runs(&[]), None);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use super::analysis::Analysis;
+use super::batches::VoteOn;
 use super::summary::{Budget, PointSummary, fmt_num};
 use crate::record::Manifest;
 
@@ -14,7 +15,14 @@ pub struct RunInfo {
     /// The run directory's name.
     pub name: String,
     pub manifest: Option<Manifest>,
+    /// Records in the file, duplicates and error records included.
     pub records: usize,
+    /// Records left out because their key was seen before.
+    pub duplicates: usize,
+    /// Error records (generation failed) left out of every accuracy.
+    pub generation_errors: usize,
+    /// What maj@W votes on.
+    pub vote: VoteOn,
 }
 
 /// An image the report shows, path relative to the report.
@@ -179,7 +187,15 @@ fn metadata(out: &mut String, info: &RunInfo, a: &Analysis, r: bool) {
     } else {
         row(out, "run", format!("`{}` (no manifest.json)", info.name));
     }
-    row(out, "records", info.records.to_string());
+    row(
+        out,
+        "records",
+        format!(
+            "{} ({} duplicate(s) left out, {} error record(s) excluded from accuracy)",
+            info.records, info.duplicates, info.generation_errors
+        ),
+    );
+    row(out, "maj@W votes on", info.vote.describe().to_string());
     row(
         out,
         "configurations",
@@ -246,11 +262,11 @@ fn task_table(out: &mut String, a: &Analysis, task: &str, r: bool) {
     );
     let _ = writeln!(
         out,
-        "| method | CR target / achieved | W | L | problems | pass@1 | maj@W | pass@W | tokens | cut at L | KV reads | peak entries | peak bytes | runtime s | tok/s | frontier |"
+        "| method | CR target / achieved | W | L | problems | pass@1 ± s.e. (problems) | s.e. across runs | maj@W ± s.e. (problems) | pass@W | no answer | tokens | cut at L | KV reads | peak entries | peak bytes | runtime s | tok/s | frontier |"
     );
     let _ = writeln!(
         out,
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     );
     for (i, p) in a
         .points
@@ -272,6 +288,14 @@ fn task_table(out: &mut String, a: &Analysis, task: &str, r: bool) {
         })
         .map(|&(_, c)| c)
         .collect();
+        let problems = if p.generation_errors > 0 {
+            format!(
+                "{} ({} error records excluded)",
+                p.problems, p.generation_errors
+            )
+        } else {
+            p.problems.to_string()
+        };
         let cr = match (p.key.cr_target, p.cr_achieved) {
             (Some(t), Some(x)) => format!("{} / {}", fmt_num(t), fmt_sig(x)),
             (Some(t), None) => format!("{} / –", fmt_num(t)),
@@ -280,14 +304,16 @@ fn task_table(out: &mut String, a: &Analysis, task: &str, r: bool) {
         };
         let _ = writeln!(
             out,
-            "| {} | {cr} | {} | {} | {} | {} | {} | {} | {:.1} | {:.0}% | {} | {} | {} | {} | {} | {marks} |",
+            "| {} | {cr} | {} | {} | {} | {} | {} | {} | {} | {:.0}% | {:.1} | {:.0}% | {} | {} | {} | {} | {} | {marks} |",
             p.key.method,
             p.key.width,
             p.key.max_tokens,
-            p.problems,
+            problems,
             with_se(p.pass_at_1, p.pass_at_1_se),
+            p.pass_at_1_se_runs.map_or("–".into(), pct),
             with_se(p.accuracy, p.accuracy_se),
             pct(p.pass_at_w),
+            100.0 * p.no_answer_rate,
             p.generated_tokens,
             100.0 * p.truncated_rate,
             budget_value(Budget::KvReads, p, r),
@@ -349,7 +375,12 @@ fn achieved_cr(out: &mut String, a: &Analysis) {
 
 const DEFINITIONS: &str = "## Definitions\n
 - **Configuration**: task × method × CR × W (samples per problem) × L (most new tokens); seeds and repeats are pooled.
-- **pass@1**: mean over problems of c/n. **maj@W**: majority vote over the W samples of a batch on the extracted answer (NeMo-Skills ties: the mean correctness of the tied answers; code votes on the exact program text). **pass@W**: one of the W samples correct. ± is the standard error over problems.
+- **Outcome**: every number counts the grader's typed outcome stored in the record (`correct`, `incorrect`, `no_answer`, `error`), never whether an answer string was extracted. A wrong answer is `incorrect`; code that ran and failed is `incorrect` (its failure kind kept beside it), never `no_answer`.
+- **pass@1**: mean over problems of c/n. **pass@W**: one of the W samples correct (mean over W-batches).
+- **maj@W**: majority vote over the W samples of a batch (NeMo-Skills: samples without an answer dropped, ties scored by the mean correctness of the tied answers). Math and multiple choice vote on the extracted answer (the raw string by default, as NeMo-Skills; the run table says which); **code votes on the program digest** (SHA-256 of the extracted program): identical programs vote together, and when every program differs the tie rule makes maj@W the batch's c/W. maj@1 = pass@1 for every task. The frontiers and gains plot maj@W, for code too.
+- **± s.e. (problems)**: sample standard deviation (ddof 1) of the per-problem values over √(problems). **s.e. across runs**: NeMo-Skills' `std_err_across_runs` of pass@1: run i is the i-th sample of every problem, the standard deviation (ddof 1) of the run means over √(runs); – below two samples per problem.
+- **no answer**: samples whose outcome is `no_answer` (no `\\boxed{}`, no `Answer:` line, no fenced program).
+- **Error records** (generation failed after every retry: no text) are left out of every number and counted in the records row and the problems column; **duplicate records** (a key `trial:problem:repeat:sample` seen before) are scored once, from the first record, and counted in the records row and the warnings.
 - **Budgets per problem** (a W-batch's cost, mean over problems): **KV reads** = Σ over the W samples of the KV entries read by decode steps (the shared prefill is left out: every method pays it); **peak memory** = peak resident KV entries of the W-batch (shared prompt once), and in bytes; **runtime** = wall seconds of prefill + decode.
 - **Frontier**: the configurations no other configuration of the method beats on both accuracy (maj@W) and budget; drawn as a step line.
 - **Gain**: the method's frontier minus dense's, both interpolated linearly in log10(budget), averaged over the budget range both cover; the CI resamples problems (shared across configurations) and rebuilds both frontiers.

@@ -44,7 +44,7 @@ pub mod summary;
 pub mod writer;
 
 pub use analysis::{Analysis, Frontier, analyse};
-pub use batches::{batch_rows, point_key};
+pub use batches::{Prepared, VoteOn, batch_rows, point_key, prepare, std_err_across_runs_by_point};
 pub use compare::{
     Comparison, DEFAULT_BUDGET_TOLERANCE, DEFAULT_RUNTIME_TOLERANCE, RunTables, Tolerances,
     Verdict, compare,
@@ -53,20 +53,20 @@ pub use compare_render::{CompareFormat, compare_json, compare_markdown};
 pub use error::ReportError;
 pub use estimators::{
     BootstrapConfig, bootstrap_ci, majority_at_k, majority_at_k_blocks, mean, mean_pass_at_k,
-    pass_at_k, std_dev, std_err,
+    pass_at_k, std_dev, std_err, std_err_across_runs,
 };
 pub use frontier::{
     FrontierGain, frontier_curve, frontier_points, interpolate_log, mean_gain, pareto_frontier,
 };
 pub use gain::{GainEstimate, Selection, TaskMatrix, gain_estimate};
 pub use grade_summary::{
-    AtK, GradeFormat, GradeSummary, ProblemScore, SampleRow, grade_report, render_json,
-    render_text, summarize,
+    AtK, GradeFormat, GradeSummary, ProblemScore, SampleRow, grade_report, grade_report_with,
+    render_json, render_text, summarize, summarize_with,
 };
 pub use markdown::{PlotRef, RenderOptions, RunInfo, render_markdown};
 pub use summary::{BatchRow, Budget, PointKey, PointSummary, ProblemRow};
 #[cfg(feature = "report")]
 pub use writer::{
-    ReportFiles, ReportOptions, RunData, RunReport, build_report, compare_runs, load_run,
-    run_tables, write_report,
+    ReportFiles, ReportOptions, RunData, RunReport, build_report, build_report_with, compare_runs,
+    compare_runs_with, load_run, run_tables, tables_of, write_report,
 };

@@ -99,12 +99,15 @@ pub struct BatchRow {
     pub problem_id: String,
     pub repeat: u32,
     pub seed: u64,
+    /// Samples scored (error records left out).
     pub samples: u32,
     pub correct: u32,
-    /// maj@W of the batch (exact-answer vote, NeMo-Skills ties).
+    /// maj@W of the batch (NeMo-Skills ties) on the key the report votes on
+    /// ([`super::batches::VoteOn`]).
     pub majority: f64,
     /// 1 when any sample is correct (pass@W of this batch).
     pub any_correct: f64,
+    /// Samples whose outcome is `no_answer` (code: no program extracted).
     pub no_answer: u32,
     /// Samples that hit the token limit L.
     pub truncated: u32,
@@ -143,9 +146,14 @@ pub struct PointSummary {
     pub key: PointKey,
     pub problems: u32,
     pub samples: u32,
-    /// Mean over problems of c/n, and its standard error over problems.
+    /// Mean over problems of c/n, and its standard error over problems
+    /// (sample sd of the per-problem c/n, ddof 1, over √m).
     pub pass_at_1: f64,
     pub pass_at_1_se: Option<f64>,
+    /// NeMo-Skills' `std_err_across_runs` of pass@1 (run i = the i-th
+    /// sample of every problem; sd of the run means over √k); `None` below
+    /// two samples per problem or with unequal counts.
+    pub pass_at_1_se_runs: Option<f64>,
     /// maj@W, the frontier accuracy, and its standard error over problems.
     pub accuracy: f64,
     pub accuracy_se: Option<f64>,
@@ -156,7 +164,10 @@ pub struct PointSummary {
     pub generated_tokens: f64,
     /// Fraction of samples cut at L.
     pub truncated_rate: f64,
+    /// Fraction of samples the grader found no answer in (code: no program).
     pub no_answer_rate: f64,
+    /// Error records (generation failed) left out of every number above.
+    pub generation_errors: u32,
     /// Budgets per problem (means over problems of the W-batch budgets).
     pub kv_reads: f64,
     pub prefill_reads: f64,

@@ -8,7 +8,7 @@ use polars::prelude::*;
 
 use super::aggregate::{Aggregates, aggregate, point_summaries, problem_rows};
 use super::analysis::{Analysis, analyse};
-use super::batches::batch_rows;
+use super::batches::{VoteOn, batch_rows, prepare, std_err_across_runs_by_point};
 use super::compare::{Comparison, RunTables, Tolerances, compare};
 use super::estimators::BootstrapConfig;
 use super::html::render_html;
@@ -56,20 +56,50 @@ pub struct RunReport {
     pub analysis: Analysis,
 }
 
-/// Aggregate and analyse a loaded run.
+/// Aggregate and analyse a loaded run, maj@k voting on the raw extracted
+/// answer ([`VoteOn::Raw`]).
 pub fn build_report(run: &RunData, bootstrap: &BootstrapConfig) -> Result<RunReport, ReportError> {
-    let batches = batch_rows(&run.records);
-    let tables = aggregate(&batches)?;
-    let analysis = analyse(
-        point_summaries(&tables.points)?,
-        problem_rows(&tables.problems)?,
-        bootstrap,
-    );
+    build_report_with(run, bootstrap, VoteOn::Raw)
+}
+
+/// Aggregate and analyse a loaded run: duplicate keys scored once and
+/// error records left out (both warned about), maj@k voting on `vote`.
+pub fn build_report_with(
+    run: &RunData,
+    bootstrap: &BootstrapConfig,
+    vote: VoteOn,
+) -> Result<RunReport, ReportError> {
+    let prepared = prepare(&run.records);
+    let batches = batch_rows(prepared.records.iter().copied(), vote);
+    let mut tables = aggregate(&batches)?;
+    let mut points = point_summaries(&tables.points)?;
+    let runs_se = std_err_across_runs_by_point(prepared.records.iter().copied());
+    for p in &mut points {
+        let id = p.key.id();
+        p.pass_at_1_se_runs = runs_se.get(&id).copied().flatten();
+        p.generation_errors = prepared.generation_errors.get(&id).copied().unwrap_or(0) as u32;
+    }
+    // The same two columns in the points table (same order as `points`).
+    let column: Vec<Option<f64>> = points.iter().map(|p| p.pass_at_1_se_runs).collect();
+    let errors: Vec<u32> = points.iter().map(|p| p.generation_errors).collect();
+    tables
+        .points
+        .with_column(Column::new("pass_at_1_se_runs".into(), column))?;
+    tables
+        .points
+        .with_column(Column::new("generation_errors".into(), errors))?;
+    let mut analysis = analyse(points, problem_rows(&tables.problems)?, bootstrap);
+    let mut warnings = prepared.warnings();
+    warnings.append(&mut analysis.warnings);
+    analysis.warnings = warnings;
     Ok(RunReport {
         info: RunInfo {
             name: run.name.clone(),
             manifest: run.manifest.clone(),
             records: run.records.len(),
+            duplicates: prepared.duplicates,
+            generation_errors: prepared.excluded(),
+            vote,
         },
         batches,
         tables,
@@ -81,6 +111,8 @@ pub fn build_report(run: &RunData, bootstrap: &BootstrapConfig) -> Result<RunRep
 #[derive(Debug, Clone, Default)]
 pub struct ReportOptions {
     pub bootstrap: BootstrapConfig,
+    /// What maj@k votes on (default: the raw extracted answer).
+    pub vote: VoteOn,
     /// Skip the plots (faster; the report says they were skipped).
     pub no_plots: bool,
 }
@@ -174,7 +206,7 @@ pub fn write_report(
     options: &ReportOptions,
 ) -> Result<ReportFiles, ReportError> {
     let run = load_run(run_dir)?;
-    let mut report = build_report(&run, &options.bootstrap)?;
+    let mut report = build_report_with(&run, &options.bootstrap, options.vote)?;
     let tables_dir = out.join("tables");
     std::fs::create_dir_all(&tables_dir).map_err(|e| ReportError::write(&tables_dir, e))?;
     let mut files = Vec::new();
@@ -227,33 +259,69 @@ pub fn write_report(
     })
 }
 
-/// The tables `compare` needs from a run directory.
+/// The tables `compare` needs from a run directory (maj@k on the raw
+/// extracted answer).
 pub fn run_tables(dir: &Path) -> Result<RunTables, ReportError> {
-    let run = load_run(dir)?;
-    let batches = batch_rows(&run.records);
-    let tables = aggregate(&batches)?;
-    Ok(RunTables::new(
-        run.name,
-        run.manifest,
-        &run.records,
-        &batches,
-        problem_rows(&tables.problems)?,
-    ))
+    tables_of(&load_run(dir)?, VoteOn::Raw)
 }
 
-/// `hyperscale compare BASELINE CANDIDATE`.
+/// The tables `compare` needs from a loaded run: duplicate keys scored
+/// once and error records left out, each noted.
+pub fn tables_of(run: &RunData, vote: VoteOn) -> Result<RunTables, ReportError> {
+    let prepared = prepare(&run.records);
+    let batches = batch_rows(prepared.records.iter().copied(), vote);
+    let tables = aggregate(&batches)?;
+    let mut t = RunTables::new(
+        run.name.clone(),
+        run.manifest.clone(),
+        prepared.records.iter().copied(),
+        &batches,
+        problem_rows(&tables.problems)?,
+    );
+    t.notes = prepared.warnings();
+    Ok(t)
+}
+
+/// `hyperscale compare BASELINE CANDIDATE`, maj@k on the raw extracted
+/// answer (see [`compare_runs_with`]).
 pub fn compare_runs(
     baseline: &Path,
     candidate: &Path,
     tolerances: &Tolerances,
     bootstrap: &BootstrapConfig,
 ) -> Result<Comparison, ReportError> {
-    let mut base = run_tables(baseline)?;
-    let mut cand = run_tables(candidate)?;
+    compare_runs_with(baseline, candidate, tolerances, bootstrap, VoteOn::Raw)
+}
+
+/// `hyperscale compare` voting on `vote`. A run of record format 1 keeps
+/// only the normalised key, so when either run is of format 1 both vote
+/// on the normalised key (noted in the comparison).
+pub fn compare_runs_with(
+    baseline: &Path,
+    candidate: &Path,
+    tolerances: &Tolerances,
+    bootstrap: &BootstrapConfig,
+    vote: VoteOn,
+) -> Result<Comparison, ReportError> {
+    let (a, b) = (load_run(baseline)?, load_run(candidate)?);
+    let old = |r: &RunData| r.manifest.as_ref().is_some_and(|m| m.format_version < 2);
+    let effective = if old(&a) || old(&b) {
+        VoteOn::Normalised
+    } else {
+        vote
+    };
+    let mut base = tables_of(&a, effective)?;
+    let mut cand = tables_of(&b, effective)?;
     // Two directories of the same run name: tell them apart by path.
     if base.name == cand.name {
         base.name = baseline.display().to_string();
         cand.name = candidate.display().to_string();
     }
-    Ok(compare(&base, &cand, tolerances, bootstrap))
+    let mut c = compare(&base, &cand, tolerances, bootstrap);
+    if effective != vote {
+        c.notes.push(
+            "a run has format-1 records, which keep only the normalised answer key: both runs vote maj@W on the normalised key".to_string(),
+        );
+    }
+    Ok(c)
 }

@@ -130,14 +130,38 @@ pub trait SampleGenerator {
     ) -> Result<Generated, BoxError>;
 }
 
-/// The grader's judgement of one sample.
+/// The grader's judgement of one sample, typed as the grader gave it; the
+/// record stores each field as it is (see [`crate::record::SampleRecord`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GradeOutcome {
-    /// Verdict label (`correct`, `wrong`, `no_answer`, `timeout`, …).
-    pub verdict: String,
-    pub is_correct: bool,
-    /// The extracted answer (normalised), if any.
+    pub outcome: crate::grade::Outcome,
+    /// Code: why the first failing test failed.
+    pub failure: Option<crate::grade::FailureKind>,
+    /// The raw extracted answer, if any (code: the program digest).
     pub extracted: Option<String>,
+    /// The normalised vote key, if any.
+    pub vote_key: Option<String>,
+}
+
+impl GradeOutcome {
+    /// The judgement a [`crate::grade::Verdict`] holds.
+    pub fn of(v: &crate::grade::Verdict) -> Self {
+        GradeOutcome {
+            outcome: v.outcome,
+            failure: v.failure,
+            extracted: v.extracted.clone(),
+            vote_key: v.vote_key.clone(),
+        }
+    }
+
+    /// The record's verdict label ([`crate::grade::verdict::label`]).
+    pub fn label(&self) -> String {
+        crate::grade::verdict::label(self.outcome, self.failure)
+    }
+
+    pub fn is_correct(&self) -> bool {
+        self.outcome == crate::grade::Outcome::Correct
+    }
 }
 
 /// Grades a sample's text against its expected answer. Called from a

@@ -80,14 +80,20 @@ pub fn ungraded_record(trial: &Trial, c: &Completion, ctx: &SampleContext<'_>) -
         device: ctx.device.to_string(),
         token_hash: token_hash(&c.token_ids),
         text: ctx.save_text.then(|| c.text.clone()),
+        outcome: None,
+        failure: None,
+        vote_key: None,
     }
 }
 
 /// Fill in the grader's verdict.
 pub fn graded(mut r: SampleRecord, o: &GradeOutcome, seconds: f64) -> SampleRecord {
-    r.verdict = o.verdict.clone();
-    r.is_correct = o.is_correct;
+    r.verdict = o.label();
+    r.is_correct = o.is_correct();
     r.extracted_answer = o.extracted.clone();
+    r.outcome = Some(o.outcome);
+    r.failure = o.failure;
+    r.vote_key = o.vote_key.clone();
     r.grade_seconds = seconds;
     r
 }

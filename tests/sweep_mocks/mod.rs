@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hyperscale::generate::{Completion, FinishReason, Request, StopCriteria, Timing};
+use hyperscale::grade::Outcome;
 use hyperscale::kv::KvStats;
 use hyperscale::record::{SAMPLES_FILE, SampleRecord, read_records};
 use hyperscale::sweep::{
@@ -301,13 +302,13 @@ impl SampleGrader for FakeGrader {
         };
         let is_correct = extracted.as_deref() == Some(want.as_str());
         Ok(GradeOutcome {
-            verdict: match (&extracted, is_correct) {
-                (None, _) => "no_answer",
-                (_, true) => "correct",
-                _ => "wrong",
-            }
-            .into(),
-            is_correct,
+            outcome: match (&extracted, is_correct) {
+                (None, _) => Outcome::NoAnswer,
+                (_, true) => Outcome::Correct,
+                _ => Outcome::Incorrect,
+            },
+            failure: None,
+            vote_key: extracted.clone(),
             extracted,
         })
     }

@@ -5,7 +5,7 @@
 use std::sync::{Arc, OnceLock};
 
 use super::{TaskRegistry, WiringError};
-use crate::grade::{FailureKind, Grader, Outcome, Sandbox, SandboxConfig, Verdict};
+use crate::grade::{Grader, Sandbox, SandboxConfig, Verdict};
 use crate::prompt::template::answer_region;
 use crate::sweep::{BoxError, GradeOutcome, SampleGrader};
 use crate::task::Expected;
@@ -60,37 +60,19 @@ impl TaskGrader {
 impl SampleGrader for TaskGrader {
     fn grade(&self, task: &str, expected: &Expected, text: &str) -> Result<GradeOutcome, BoxError> {
         let verdict = self.verdict(task, expected, text)?;
-        Ok(GradeOutcome {
-            verdict: verdict_label(&verdict),
-            is_correct: verdict.is_correct(),
-            // The majority-vote key (normalised), else the raw extraction.
-            extracted: verdict.vote_key.clone().or(verdict.extracted),
-        })
+        Ok(GradeOutcome::of(&verdict))
     }
 }
 
-/// The record's verdict label: the outcome (`correct`, `incorrect`,
-/// `no_answer`, `error`), except that code failing other than by a wrong
-/// answer is labelled by its failure (`timeout`, `runtime_error`, `memory`,
-/// `output_limit`).
+/// The record's verdict label ([`Verdict::label`]).
 pub fn verdict_label(v: &Verdict) -> String {
-    match (v.outcome, v.failure) {
-        (Outcome::Incorrect, Some(f)) if f != FailureKind::WrongAnswer => snake_name(&f),
-        (o, _) => snake_name(&o),
-    }
-}
-
-/// The serde name of a unit enum variant.
-fn snake_name<T: serde::Serialize>(x: &T) -> String {
-    match serde_json::to_value(x) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => "unknown".to_string(),
-    }
+    v.label()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::grade::{FailureKind, Outcome};
     use crate::sweep::{TaskPlan, TaskSource};
 
     fn grader_with(task: &str, data: Option<&str>) -> TaskGrader {
@@ -122,23 +104,28 @@ mod tests {
         assert_eq!(
             right,
             GradeOutcome {
-                verdict: "correct".into(),
-                is_correct: true,
+                outcome: Outcome::Correct,
+                failure: None,
                 extracted: Some("42".into()),
+                vote_key: Some("42".into()),
             }
         );
         let wrong = g.grade("arith", &expected, r"\boxed{41}").unwrap();
         assert_eq!(
-            (wrong.verdict.as_str(), wrong.is_correct),
+            (wrong.label().as_str(), wrong.is_correct()),
             ("incorrect", false)
         );
         let none = g.grade("arith", &expected, "no idea").unwrap();
-        assert_eq!(none.verdict, "no_answer");
+        assert_eq!(none.label(), "no_answer");
         assert!(g.grade("aime24", &expected, "1").is_err());
     }
 
+    /// LiveCodeBench extracts code from the whole output (its
+    /// `extract_code` has no `</think>` handling): a truncated sample whose
+    /// thinking holds a complete program is graded on that program, and a
+    /// program that ran is never `no_answer`.
     #[test]
-    fn code_runs_in_the_sandbox_after_the_think_tag() {
+    fn code_is_extracted_from_the_whole_output_not_after_the_think_tag() {
         let g = grader_with(
             "livecodebench",
             Some("tests/data/livecodebench/lcb_v5_2408_2501_derived_public_only.jsonl"),
@@ -156,15 +143,25 @@ mod tests {
             .grade("livecodebench", &expected, &format!("hmm</think>{program}"))
             .unwrap();
         assert_eq!(
-            (right.verdict.as_str(), right.is_correct),
+            (right.label().as_str(), right.is_correct()),
             ("correct", true)
         );
+        let key = crate::grade::program_key("print(int(input()) * 2)");
+        assert_eq!(right.extracted.as_deref(), Some(key.as_str()));
+        assert_eq!(right.vote_key.as_deref(), Some(key.as_str()));
         let wrong = "</think>```python\nprint(int(input()) + 2)\n```";
         let wrong = g.grade("livecodebench", &expected, wrong).unwrap();
-        assert_eq!(wrong.verdict, "incorrect");
-        // The task's strict region: no `</think>`, no answer.
+        assert_eq!(wrong.outcome, Outcome::Incorrect);
+        assert!(wrong.extracted.is_some());
+        // No `</think>` (truncated in the thinking): still graded.
         let unfinished = g.grade("livecodebench", &expected, program).unwrap();
-        assert_eq!(unfinished.verdict, "no_answer");
+        assert_eq!(unfinished.outcome, Outcome::Correct);
+        let crash = "```python\nraise SystemExit(3)\n```";
+        let crash = g.grade("livecodebench", &expected, crash).unwrap();
+        assert_eq!(crash.outcome, Outcome::Incorrect);
+        assert_ne!(crash.label(), "no_answer");
+        let none = g.grade("livecodebench", &expected, "no code").unwrap();
+        assert_eq!(none.outcome, Outcome::NoAnswer);
     }
 
     #[test]
