@@ -9,6 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use hyperscale::grade::Outcome;
 use hyperscale::record::{SAMPLES_FILE, SampleRecord, read_records};
 use hyperscale::report::{
     BootstrapConfig, RenderOptions, Tolerances, build_report, compare_markdown, compare_runs,
@@ -35,10 +36,12 @@ fn planted(dir: &Path, name: &str, edit: impl Fn(&mut SampleRecord)) -> PathBuf 
 }
 
 fn flip_wrong(r: &mut SampleRecord) {
-    if r.is_correct {
+    if r.correct() {
         r.is_correct = false;
         r.verdict = "incorrect".into();
+        r.outcome = r.outcome.map(|_| Outcome::Incorrect);
         r.extracted_answer = Some("planted-wrong".into());
+        r.vote_key = r.vote_key.as_ref().map(|_| "planted-wrong".into());
     }
 }
 
@@ -139,4 +142,64 @@ fn report_command_writes_every_artifact() {
     let report = build_report(&run, &BootstrapConfig::default()).unwrap();
     let csv = std::fs::read_to_string(out.join("tables/points.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + report.analysis.points.len());
+}
+
+/// The smoke baseline as it was in record format 1 (before records carried
+/// the typed outcome), without its livecodebench records (whose task file
+/// changed since).
+fn format_1_baseline() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/records/format-1-smoke")
+}
+
+/// Old records stay readable: the format-1 smoke baseline reports, and
+/// compares equal to today's baseline on the tasks both share (same tokens,
+/// same verdicts), voting on the normalised key both formats hold.
+#[test]
+fn format_1_records_are_read_and_compare_with_format_2() {
+    let old = load_run(&format_1_baseline()).unwrap();
+    assert_eq!(old.manifest.as_ref().unwrap().format_version, 1);
+    assert!(old.records.iter().all(|r| r.outcome.is_none()));
+    build_report(&old, &BootstrapConfig::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("no-lcb");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::copy(baseline().join("manifest.json"), out.join("manifest.json")).unwrap();
+    let mut text = String::new();
+    for r in read_records(&baseline().join(SAMPLES_FILE)).unwrap() {
+        assert!(r.outcome.is_some(), "the baseline is of format 2");
+        if r.task != "livecodebench" {
+            text.push_str(&serde_json::to_string(&r).unwrap());
+            text.push('\n');
+        }
+    }
+    std::fs::write(out.join(SAMPLES_FILE), text).unwrap();
+    let c = compare_runs(
+        &format_1_baseline(),
+        &out,
+        &Tolerances::default(),
+        &BootstrapConfig::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        c.verdict,
+        hyperscale::report::Verdict::Pass,
+        "{:?}",
+        c.reasons
+    );
+    assert_eq!(
+        (c.replay.identical, c.replay.lost, c.replay.gained),
+        (60, 0, 0)
+    );
+    assert!(
+        c.notes
+            .iter()
+            .any(|n| n.contains("record formats differ (baseline 1, candidate 2)")),
+        "{:?}",
+        c.notes
+    );
+    assert!(
+        c.notes
+            .iter()
+            .any(|n| n.contains("both runs vote maj@W on the normalised key"))
+    );
 }
