@@ -382,6 +382,17 @@ fn exhausted_retries_give_error_records_and_the_sweep_goes_on() {
     assert_eq!(problems.len(), 1);
     // 2 failing requests × 3 attempts + 2 good ones.
     assert_eq!(mock.requests().len(), 2 * 3 + 2);
+    // The report leaves the error records out of accuracy and counts them.
+    #[cfg(feature = "report")]
+    {
+        use hyperscale::report::{BootstrapConfig, build_report, load_run};
+        let run = load_run(&_dir.path().join("results/remote")).unwrap();
+        let report = build_report(&run, &BootstrapConfig::default()).unwrap();
+        assert_eq!(report.info.generation_errors, 3);
+        let points = &report.analysis.points;
+        assert_eq!(points.iter().map(|p| p.generation_errors).sum::<u32>(), 3);
+        assert!(points.iter().all(|p| p.problems == 1), "{points:?}");
+    }
 }
 
 #[test]
