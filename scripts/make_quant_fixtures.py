@@ -87,7 +87,7 @@ def digest(a):
 
 
 def unpermute(w, n_head):
-    # Inverse of convert_hf_to_gguf.py's permute (small-models.md section 4).
+    # Inverse of llama.cpp convert_hf_to_gguf.py's permute of the q/k rows (RoPE pair order).
     rows = w.shape[0]
     hd = rows // n_head
     return w.reshape(n_head, hd // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)

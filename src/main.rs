@@ -34,16 +34,7 @@ use hyperscale::train::{DmsTrainConfig, TrainConfig};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Warnings and progress notes on stderr; `RUST_LOG` overrides.
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    init_logging();
     let result = match cli.command {
         Command::Generate(args) => run_generate(args),
         Command::Bench(BenchCommand::Decode(args)) => run_bench_decode(args),
@@ -730,4 +721,32 @@ fn run_eval_dms(args: EvalDmsArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The library logs through `tracing`; this prints it on stderr. Warnings and
+/// notes carry time and level (`RUST_LOG` overrides the default `info`); a
+/// sweep's `--progress log` lines are printed as they are, whatever `RUST_LOG`.
+fn init_logging() {
+    use tracing_subscriber::filter::{EnvFilter, filter_fn};
+    use tracing_subscriber::prelude::*;
+    let is_progress =
+        |m: &tracing::Metadata<'_>| m.target() == hyperscale::sweep::progress::PROGRESS_TARGET;
+    let env = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let notes = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_filter(env)
+        .with_filter(filter_fn(move |m| !is_progress(m)));
+    let progress = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_level(false)
+        .with_target(false)
+        .with_ansi(false)
+        .with_filter(filter_fn(is_progress));
+    tracing_subscriber::registry()
+        .with(notes)
+        .with(progress)
+        .init();
 }

@@ -83,7 +83,7 @@ macro_rules! with_engine {
 /// from outside, each one wakes the pool and parks the calling thread until
 /// a worker signals it, twice a few microseconds of latency per loop. On
 /// SmolLM2 here that cut the profile's attention phase of a single-sequence
-/// step from ≈ 3.1 to ≈ 1.1 ms (README "Speed").
+/// step from ≈ 3.1 to ≈ 1.1 ms (2-core AMD EPYC, 2026-12-03, `bench decode --profile`).
 fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     if rayon::current_thread_index().is_some() {
         f()

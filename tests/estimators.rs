@@ -1,4 +1,4 @@
-//! Property tests and golden values for the estimators (benchmarks.md §2).
+//! Property tests and golden values for the estimators (docs/grading.md §5).
 
 use hyperscale::report::{
     BootstrapConfig, bootstrap_ci, majority_at_k, mean, mean_pass_at_k, pass_at_k, std_err,

@@ -1,5 +1,5 @@
 //! The multiple-choice grader against `gpqa_extraction_vectors.json`
-//! (benchmarks.md §4.5): the default reproduces simple-evals at HEAD, the
+//! (docs/grading.md §3): the default reproduces simple-evals at HEAD, the
 //! NeMo mode reproduces NeMo-Skills `eval_mcq`.
 
 use std::path::Path;

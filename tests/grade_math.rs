@@ -1,5 +1,5 @@
 //! The math grader against the 20 reference cases of
-//! `math_grading_vectors.json` (benchmarks.md §3.5): the default mode
+//! `math_grading_vectors.json` (docs/grading.md §2): the default mode
 //! reproduces the NeMo-Skills column exactly; the other modes differ from it
 //! only on the cases their documentation names.
 

@@ -16,7 +16,7 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// The answer region of benchmarks.md §1.3: the text after the last
+/// The answer region of docs/data-formats.md §5: the text after the last
 /// `</think>`; none when the thinking never ended.
 fn after_think(text: &str) -> Option<&str> {
     text.rsplit_once("</think>")

@@ -341,7 +341,7 @@ fn conformance_case(seed: u64, f32_data: bool) -> f64 {
     worst
 }
 
-/// `dms.md` §10.1: random q/k/v (f64 data, and f32 data), decisions with
+/// `docs/method.md` §3.5: random q/k/v (f64 data, and f32 data), decisions with
 /// p = 0.9, window 2–128, chunk 1–128, several sequences of different
 /// lengths decoded as one batch (the store has no padding: each sequence
 /// owns its rows). The store computes in f32, so both compare to the f64

@@ -1,6 +1,6 @@
 //! Task files, loaders and rendering against the real data in `tests/data`
 //! and the shared test vectors. Counts and answer sets come from
-//! benchmarks.md (§3.1, §4.2, §5.2, §7), not from the loaders under test.
+//! docs/data-formats.md §6, not from the loaders under test.
 //! GPQA question text is never printed or snapshotted here.
 
 use std::collections::BTreeMap;
@@ -46,7 +46,7 @@ fn sorted_answers(problems: &[Problem]) -> Vec<u32> {
     answers
 }
 
-// benchmarks.md §3.1.
+// docs/data-formats.md §6.
 const AIME24: [u32; 30] = [
     23, 25, 33, 45, 55, 73, 80, 104, 104, 110, 113, 116, 127, 197, 204, 211, 236, 294, 315, 321,
     371, 385, 468, 480, 540, 601, 699, 721, 809, 902,
@@ -183,7 +183,7 @@ fn gpqa_zip_loads_198_rows() {
         };
         assert_eq!(incorrect.len(), 3);
     }
-    // benchmarks.md §4.2: Chemistry 93, Physics 86, Biology 19.
+    // docs/data-formats.md §6: Chemistry 93, Physics 86, Biology 19.
     let expected: BTreeMap<String, i32> = [("Biology", 19), ("Chemistry", 93), ("Physics", 86)]
         .map(|(k, v)| (k.to_string(), v))
         .into();
@@ -358,14 +358,14 @@ fn livecodebench_public_only_loads_279() {
             }
         }
     }
-    // benchmarks.md §5.2 and §7: 175 AtCoder + 104 LeetCode; 474 + 262 public tests.
+    // docs/data-formats.md §6: 175 AtCoder + 104 LeetCode; 474 + 262 public tests.
     assert_eq!((atcoder, leetcode), (175, 104));
     assert_eq!((stdin_tests, functional_tests), (474, 262));
 }
 
 #[test]
 fn livecodebench_window_filters_by_contest_date() {
-    // NeMo-Skills test_v5_2410_2502 has 166 problems (benchmarks.md §5.2).
+    // NeMo-Skills test_v5_2410_2502 has 166 problems (docs/data-formats.md §6).
     let text = Task::builtin_text("livecodebench")
         .unwrap()
         .replace("date_from = \"2024-08-01\"", "date_from = \"2024-10-01\"");

@@ -26,7 +26,7 @@ pub fn last_boxed_strict(text: &str) -> Option<&str> {
     None
 }
 
-/// The lenient extraction of benchmarks.md §3.6 step 2: the last `\boxed`
+/// The lenient extraction of `docs/grading.md` §2.2: the last `\boxed`
 /// (or, when there is none, the last `\fbox`); if the next non-space
 /// character is `{` the brace-matched content, otherwise (Qwen style,
 /// `\boxed 7`) the text up to the next `$` or the end of the line, trimmed.

@@ -1,7 +1,7 @@
 """hyperscale code-grading driver (embedded in the hyperscale binary).
 
 Runs one generated program against its tests with the semantics of
-LiveCodeBench's lcb_runner/evaluation/testing_util.py (benchmarks.md 5.5),
+LiveCodeBench's lcb_runner/evaluation/testing_util.py (docs/grading.md §4),
 re-written from that description:
 
 * standard-input problems: a last top-level `if __name__ == '__main__':` is

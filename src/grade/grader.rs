@@ -2,12 +2,14 @@
 //! and the one entry point that grades an answer region against an
 //! [`Expected`].
 //!
-//! In a task file:
+//! In a task file (`[grader]`, read by `task::file::GraderFile`; the mode is
+//! not written there but follows from the kind, see [`Grader::for_task`]):
 //!
 //! ```toml
 //! [grader]
-//! kind = "math"          # or "multiple_choice", "code"
-//! mode = "nemo"          # math: nemo | boxed-int | arith; choice: simple-evals | nemo
+//! kind = "math"                 # or "multiple-choice", "code"
+//! fallback_last_number = false  # math only: true grades the last number when nothing is boxed
+//! # test_timeout_s = 6.0        # code only: per-test timeout in seconds
 //! ```
 
 use serde::{Deserialize, Serialize};

@@ -11,7 +11,7 @@
 //! NeMo's: a leading zero is wrong (`073` ≠ `73`, because NeMo compares
 //! pure-digit strings literally) and only a braced `\boxed{…}` counts.
 //!
-//! [`MathMode::BoxedInt`] is benchmarks.md §3.6 ("boxed-int"): it also reads
+//! [`MathMode::BoxedInt`] is `docs/grading.md` §2.2 ("boxed-int"): it also reads
 //! `\boxed 7` and `\fbox{…}` and compares numbers by value, so `073` = `73`.
 //! It differs from the NeMo column in exactly those three vector cases.
 //!
@@ -32,7 +32,7 @@ pub enum MathMode {
     /// compared as strings, everything else by exact value.
     #[default]
     Nemo,
-    /// benchmarks.md §3.6: lenient boxes (`\boxed 7`, `\fbox`), compare by value.
+    /// `docs/grading.md` §2.2: lenient boxes (`\boxed 7`, `\fbox`), compare by value.
     BoxedInt,
     /// `BoxedInt`, falling back to the last number when nothing is boxed.
     Arith,
@@ -104,7 +104,7 @@ fn values_equal(gold: &str, pred: &str) -> bool {
     }
 }
 
-/// Normalises a math answer for comparison (benchmarks.md §3.6 step 3):
+/// Normalises a math answer for comparison (`docs/grading.md` §2.2):
 /// removes `$`, unwraps `\text{}`, `\textbf{}`, `\mathrm{}`, `\mathbf{}`,
 /// `\mbox{}`, maps `\dfrac`/`\tfrac` to `\frac`, deletes `\!`, `\,`, `\;`,
 /// `\:`, `\left`, `\right`, `{,}` and thousands commas, degree marks

@@ -15,7 +15,7 @@
 //! Reductions use shared memory only, never plane (warp) operations: Mesa's
 //! lavapipe, where these kernels are tested, reports no plane features and a
 //! subgroup of 8 on which a 32-lane `plane_sum` silently returns partial sums
-//! (rust-deps.md §9), so a plane path would be the one path the tests cannot
+//! (`docs/dependencies.md` §4), so a plane path would be the one path the tests cannot
 //! check. Running maxima start at a finite `-1e30`: WGSL has no `-inf`.
 
 use cubecl::prelude::*;

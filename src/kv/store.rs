@@ -191,11 +191,6 @@ impl KvStore {
             .unwrap_or_else(|e| panic!("{e}"));
     }
 
-    /// Entries of `seq` per (layer, KV head), layer-major.
-    pub fn row_lengths(&self, seq: SeqId) -> Vec<usize> {
-        self.book(seq).rows.iter().map(|r| r.len as usize).collect()
-    }
-
     /// Counters of one sequence.
     pub fn stats(&self, seq: SeqId) -> KvStats {
         self.ledger.stats(seq).unwrap_or_else(|e| panic!("{e}"))

@@ -268,7 +268,7 @@ mod tests {
         (q, qkv.decisions)
     }
 
-    /// The neuron variant (`dms.md` §1.1): logits from channel d − 1 of
+    /// The neuron variant (`docs/method.md` §2.1): logits from channel d − 1 of
     /// heads 0 and G before RoPE; that channel is 0 after RoPE; the other
     /// heads are untouched; channel d/2 − 1 of the borrowed heads keeps
     /// only its cos term (the sin term of the zeroed channel is gone).

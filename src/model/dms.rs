@@ -1,4 +1,4 @@
-//! DMS eviction decisions of a retrofitted checkpoint (`dms.md` §1): the
+//! DMS eviction decisions of a retrofitted checkpoint (`docs/method.md` §2): the
 //! configuration read from `config.json`, and the per-layer decision head.
 //!
 //! Two variants. The released NVIDIA checkpoints repurpose a query neuron:

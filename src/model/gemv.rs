@@ -11,7 +11,7 @@
 //! the instruction set ([`super::isa`]) never changes a bit of a result.
 //! burn-flex's general GEMM packs and tiles for large products and is
 //! slower for these shapes (`hyperscale bench decode` measures the
-//! difference; README "Speed").
+//! difference; `docs/speed.md`).
 //!
 //! [`flex_linear`] is the entry used by [`super::linear::Linear`]: it takes
 //! the Flex tensors' storage directly and answers `None` (the caller falls

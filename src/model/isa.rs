@@ -71,7 +71,7 @@ impl Isa {
                     Ok(v) if !v.is_empty() => match v.parse::<Isa>() {
                         Ok(isa) => isa.min(best),
                         Err(e) => {
-                            eprintln!("warning: HYPERSCALE_CPU_KERNELS: {e}; using {best}");
+                            tracing::warn!("HYPERSCALE_CPU_KERNELS: {e}; using {best}");
                             best
                         }
                     },

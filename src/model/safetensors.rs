@@ -45,11 +45,6 @@ impl SafetensorsWeights {
         Self::open_files(&file, std::slice::from_ref(&file), None)
     }
 
-    /// Opens one `.safetensors` file.
-    pub fn open_file(path: &Path) -> Result<Self, LoadError> {
-        Self::open_files(path, &[path.to_path_buf()], None)
-    }
-
     /// Opens the shards named by an index file (`weight_map`: tensor name →
     /// shard file name, relative to the index's directory).
     fn open_index(index: &Path) -> Result<Self, LoadError> {

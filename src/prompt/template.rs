@@ -7,7 +7,7 @@
 //! such as `\boxed{}` needs no escaping.
 //!
 //! [`answer_region`] picks the part of a completion that graders read: the text
-//! after the last `</think>` (benchmarks.md §1.3).
+//! after the last `</think>` (`docs/data-formats.md` §5).
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -135,7 +135,7 @@ impl Template {
     }
 }
 
-/// Which part of a completion is graded (benchmarks.md §1.3).
+/// Which part of a completion is graded (`docs/data-formats.md` §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RegionMode {

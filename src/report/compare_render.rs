@@ -6,13 +6,6 @@ use std::fmt::Write as _;
 use super::compare::{AccuracyChange, BudgetChange, Comparison, Verdict};
 use super::summary::Budget;
 
-/// Output format of `hyperscale compare`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CompareFormat {
-    Markdown,
-    Json,
-}
-
 /// The comparison as pretty JSON (non-finite numbers become `null`).
 pub fn compare_json(c: &Comparison) -> String {
     serde_json::to_string_pretty(c).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))

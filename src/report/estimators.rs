@@ -1,4 +1,4 @@
-//! Estimators over graded samples, as pure functions (benchmarks.md §2).
+//! Estimators over graded samples, as pure functions (`docs/grading.md` §5).
 //!
 //! Notation: a problem has `n` samples of which `c` are correct.
 //!

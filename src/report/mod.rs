@@ -49,7 +49,7 @@ pub use compare::{
     Comparison, DEFAULT_BUDGET_TOLERANCE, DEFAULT_RUNTIME_TOLERANCE, RunTables, Tolerances,
     Verdict, compare,
 };
-pub use compare_render::{CompareFormat, compare_json, compare_markdown};
+pub use compare_render::{compare_json, compare_markdown};
 pub use error::ReportError;
 pub use estimators::{
     BootstrapConfig, bootstrap_ci, majority_at_k, majority_at_k_blocks, mean, mean_pass_at_k,

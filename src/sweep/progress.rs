@@ -10,6 +10,11 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
+/// The `tracing` target of the plain progress lines ([`ProgressMode::Log`]):
+/// the binary prints events of this target on stderr as they are (no time,
+/// no level), whatever `RUST_LOG` says.
+pub const PROGRESS_TARGET: &str = "hyperscale::progress";
+
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ProgressMode {
@@ -17,7 +22,7 @@ pub enum ProgressMode {
     #[default]
     Auto,
     Bars,
-    /// A plain line on stderr every `seconds`.
+    /// A plain line every `seconds`, logged under [`PROGRESS_TARGET`].
     Log {
         seconds: u64,
     },
@@ -126,7 +131,8 @@ pub async fn report(mode: ProgressMode, state: Arc<ProgressState>) {
         let written = state.written.load(Ordering::Relaxed);
         match &bars {
             Some(b) => b.show(&current, written, rate, state.groups),
-            None => eprintln!(
+            None => tracing::info!(
+                target: PROGRESS_TARGET,
                 "{}",
                 log_line(
                     &current,
@@ -226,6 +232,59 @@ mod tests {
         assert_eq!(
             line,
             "sweep: 25/100 records (25%), group 2/4 `aime24 tova cr2 L64 seed0` problem 4/5, 12.3 tok/s, eta 3m00s"
+        );
+    }
+
+    /// Collects the target and message of every event.
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<(String, String)>>>);
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            _ctx: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            struct Message(String);
+            impl tracing::field::Visit for Message {
+                fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+                    if f.name() == "message" {
+                        self.0 = format!("{v:?}");
+                    }
+                }
+            }
+            let mut m = Message(String::new());
+            event.record(&mut m);
+            let target = event.metadata().target().to_string();
+            self.0.lock().unwrap().push((target, m.0));
+        }
+    }
+
+    /// The library logs through `tracing`, never `eprintln!`: the `log`
+    /// mode's lines are events under [`PROGRESS_TARGET`] (the binary prints
+    /// them on stderr as they are).
+    #[test]
+    fn log_mode_lines_go_through_tracing_under_the_progress_target() {
+        use tracing_subscriber::layer::SubscriberExt;
+        let capture = Capture::default();
+        let subscriber = tracing_subscriber::registry().with(capture.clone());
+        let state = ProgressState::new(4, 1);
+        state.written.store(4, Ordering::Relaxed);
+        state.finish();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        tracing::subscriber::with_default(subscriber, || {
+            rt.block_on(report(ProgressMode::Log { seconds: 1 }, state));
+        });
+        let events = capture.0.lock().unwrap().clone();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].0, PROGRESS_TARGET);
+        assert!(
+            events[0].1.starts_with("sweep: 4/4 records (100%)"),
+            "{}",
+            events[0].1
         );
     }
 }

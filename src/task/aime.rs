@@ -1,4 +1,4 @@
-//! AIME loader: JSONL in the common schemas (benchmarks.md §3.1).
+//! AIME loader: JSONL in the common schemas (`docs/data-formats.md` §2.1).
 //!
 //! | schema | problem | answer | id |
 //! |---|---|---|---|

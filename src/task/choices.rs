@@ -1,5 +1,5 @@
 //! Per-repeat order of multiple-choice options (GPQA), exactly as
-//! openai/simple-evals draws it (benchmarks.md §4.3).
+//! openai/simple-evals draws it (`docs/data-formats.md` §2.2).
 //!
 //! simple-evals builds `examples = rows * n_repeats` and gives example `e` the
 //! permutation `rng.sample(range(4), 4)` drawn in order from one

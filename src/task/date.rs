@@ -2,7 +2,7 @@
 //!
 //! LiveCodeBench `contest_date` values are ISO datetimes
 //! (`2024-08-03T00:00:00`, sometimes with a time of day); windows compare the
-//! date part inclusively, as NeMo-Skills does (benchmarks.md §5.2).
+//! date part inclusively, as NeMo-Skills does (`docs/data-formats.md` §2.3).
 
 use std::fmt;
 use std::str::FromStr;

@@ -1,6 +1,6 @@
 //! GPQA loader: the official CSV (78 columns, quoted multi-line fields), read
 //! directly or from inside the official password-protected `dataset.zip`
-//! (benchmarks.md §4.1–4.2).
+//! (`docs/data-formats.md` §2.2).
 //!
 //! The zip's members are ZipCrypto-encrypted (general-purpose flag bit 0, no
 //! AES extra field), which the `zip` crate decrypts without extra features.

@@ -1,5 +1,5 @@
 //! LiveCodeBench loader: the official `code_generation_lite` JSONL
-//! (benchmarks.md §5.1), filtered by a contest-date window, and the
+//! (`docs/data-formats.md` §2.3), filtered by a contest-date window, and the
 //! public-only derivative in the same schema.
 //!
 //! `public_test_cases` and `private_test_cases` are JSON strings of

@@ -3,7 +3,7 @@
 //! `_randbelow` and `sample(range(n), k)`.
 //!
 //! Written from CPython's `Modules/_randommodule.c` and `Lib/random.py`
-//! (benchmarks.md §4.3): `seed(n)` splits `n` into 32-bit little-endian words
+//! (`docs/data-formats.md` §2.2): `seed(n)` splits `n` into 32-bit little-endian words
 //! (`[0]` for zero) and runs `init_by_array`; `_randbelow(n)` draws
 //! `getrandbits(n.bit_length())` until the value is below `n`.
 

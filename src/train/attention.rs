@@ -1,5 +1,5 @@
 //! Full-sequence causal attention with the DMS eviction mask of training
-//! (`dms.md` §2.2): every key outside the sliding window gets an additive
+//! (`docs/method.md` §4.2): every key outside the sliding window gets an additive
 //! term, `log(1 − p_{k+1})` under the relaxation or `−∞` for a hard
 //! eviction, and the shifted convention (the decision of token k + 1 marks
 //! token k; the last token is never marked).

@@ -1,4 +1,4 @@
-//! Hyperparameters of a retrofitting run (`dms.md` §1.4, §3), each with its
+//! Hyperparameters of a retrofitting run (`docs/method.md` §4), each with its
 //! documented default, and the compression-ratio schedule.
 
 use serde::{Deserialize, Serialize};
@@ -10,9 +10,9 @@ use super::TrainError;
 #[serde(rename_all = "snake_case")]
 pub enum Variant {
     /// `dms_proj_alpha_norm` + `dms_proj_alpha` per layer, zero-initialised
-    /// projection so the first logit is −offset (MO's default, `dms.md` §1.2).
+    /// projection so the first logit is −offset (MO's default, `docs/method.md` §2.2).
     Adapter,
-    /// The borrowed query channel (`dms.md` §1.1): a trainable delta on the
+    /// The borrowed query channel (`docs/method.md` §2.1): a trainable delta on the
     /// q_proj rows `(h·G)·d + d − 1`, zero-initialised (the base's own
     /// channel is the first decision).
     Neuron,

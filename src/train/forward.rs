@@ -13,7 +13,7 @@ use crate::model::norm::RmsNorm;
 /// How attention treats keys outside the window.
 #[derive(Debug, Clone)]
 pub enum Mode<B: Backend> {
-    /// Dense causal attention, no decisions: the teacher (`dms.md` §1.4).
+    /// Dense causal attention, no decisions: the teacher (`docs/method.md` §4.2).
     /// The neuron variant's borrowed channel is still zeroed, as in the
     /// inference model, and the trainable delta is not applied.
     Teacher,

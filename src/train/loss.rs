@@ -1,4 +1,4 @@
-//! The retrofitting loss (`dms.md` §3.2): KL(student ‖ teacher) over the
+//! The retrofitting loss (`docs/method.md` §4.3): KL(student ‖ teacher) over the
 //! next-token distributions of unmasked positions, plus the one-sided
 //! compression loss `max(0, target_fraction − fraction_evicted)` on
 //! straight-through hard decisions.

@@ -1,4 +1,4 @@
-//! DMS retrofitting (`dms.md` §1.4, §2.2, §3): train eviction decisions
+//! DMS retrofitting (`docs/method.md` §4): train eviction decisions
 //! into a frozen base with burn autodiff, the base with dense attention as
 //! its own teacher.
 //!

@@ -1,4 +1,4 @@
-//! The relaxation noise of one training step (`dms.md` §1.4): logistic
+//! The relaxation noise of one training step (`docs/method.md` §4.1): logistic
 //! samples, built as the difference of two Gumbel(0, 1) samples, from a
 //! stream seeded by `sha256("{seed}_{step}")` (the step's first sequence) or
 //! `sha256("{seed}_{step}_{i}")` (its i-th, i ≥ 1, with `--batch`) so a run

@@ -1,4 +1,4 @@
-//! Dynamic Memory Sparsification (`dms.md` §2): delayed eviction with the
+//! Dynamic Memory Sparsification (`docs/method.md` §3): delayed eviction with the
 //! reference's slot reuse.
 //!
 //! A token marked for eviction stays visible to `window` more queries: key

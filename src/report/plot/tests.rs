@@ -362,5 +362,5 @@ fn demo() {
             .collect();
         render_grid(&charts, 2, &dir.join(format!("demo-grid.{ext}")), format).expect("grid");
     }
-    eprintln!("demo figures in {}", dir.display());
+    println!("demo figures in {}", dir.display());
 }

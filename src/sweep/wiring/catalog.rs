@@ -16,7 +16,7 @@ use crate::sweep::{BoxError, ModelCatalog, ModelInfo};
 /// configs, tokenizer and chat template.
 const HASHED_SUFFIXES: [&str; 3] = [".safetensors", ".json", ".jinja"];
 
-/// Tensors of the DMS "separate alpha" adapter (dms.md §1.2).
+/// Tensors of the DMS "separate alpha" adapter (`docs/method.md` §2.2).
 const DMS_TENSOR: &str = "dms_proj_alpha";
 
 /// Models on the local filesystem: a GGUF file, a wheel holding one, or a
