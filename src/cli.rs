@@ -307,10 +307,10 @@ pub struct GenerateArgs {
     pub max_tokens: usize,
     /// Softmax temperature (0 = greedy). Default: the model's
     /// generation_config.json, else 0.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub temperature: Option<f32>,
     /// Nucleus sampling threshold. Default: generation_config.json, else 1.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub top_p: Option<f32>,
     /// Keep the k most likely tokens (0 = off). Default: generation_config.json, else 0.
     #[arg(long)]
@@ -336,7 +336,7 @@ pub struct PolicyArgs {
     pub policy: String,
     /// Target compression ratio of a training-free policy: keep
     /// max(min_tokens, ceil(positions / CR)) entries per (layer, KV head).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
     pub cr: f64,
     /// Budget floor of a training-free policy.
     #[arg(long, default_value_t = 16)]
@@ -360,6 +360,15 @@ impl PolicyArgs {
     /// The policy these flags describe.
     pub fn to_policy(&self) -> Result<hyperscale::kv::CachePolicy, String> {
         use hyperscale::kv::{Budget, CachePolicy};
+        if !(self.cr.is_finite() && self.cr >= 1.0) {
+            return Err(format!("--cr {}: must be a finite number >= 1", self.cr));
+        }
+        if self.budget_tokens == Some(0) {
+            return Err("--budget-tokens 0: must be at least 1".into());
+        }
+        if self.page_size == 0 {
+            return Err("--page-size 0: must be at least 1".into());
+        }
         let budget = match self.budget_tokens {
             Some(tokens) => Budget::Tokens { tokens },
             None => Budget::Ratio {

@@ -27,6 +27,7 @@
 //! | benchmarks (`hyperscale bench`) | [`bench`] |
 //! | models and task data from the Hugging Face Hub | [`hub`] |
 //! | DMS retrofitting (`hyperscale train-dms`) | [`train`] |
+//! | bounds on what configs, task files and flags may ask | [`limits`] |
 
 pub mod bench;
 pub mod device;
@@ -34,6 +35,7 @@ pub mod generate;
 pub mod grade;
 pub mod hub;
 pub mod kv;
+pub mod limits;
 pub mod model;
 pub mod prompt;
 pub mod record;

@@ -16,10 +16,13 @@ use cli::{
 };
 use hyperscale::bench::{DecodeBenchConfig, bandwidth, gemm, parity, run_decode_bench};
 use hyperscale::device::DeviceKind;
-use hyperscale::generate::{self, Request, SamplingParams, StopCriteria};
+use hyperscale::generate::{self, Request, SamplingParams, StopCriteria, check_sampling};
 use hyperscale::grade::{Grader, Regrade, Sandbox, SandboxConfig};
 use hyperscale::hub;
 use hyperscale::kv::CachePolicy;
+use hyperscale::limits::{
+    BatchAsk, LimitError, ModelLimits, available_memory, kept_at_least, policy_fits,
+};
 use hyperscale::model::DecodeWeights;
 use hyperscale::model::isa::Isa;
 use hyperscale::model::synthetic::SyntheticSpec;
@@ -147,6 +150,15 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
     if args.max_tokens == 0 {
         bail!("--max-tokens must be at least 1");
     }
+    // The flags the user gave, before the model loads; defaults from the
+    // model's generation_config.json are checked once merged.
+    if args.temperature.is_some() || args.top_p.is_some() {
+        check_sampling(
+            args.temperature.map_or(0.0, f64::from),
+            args.top_p.map_or(1.0, f64::from),
+        )
+        .map_err(|e| anyhow::anyhow!("--{}: {e}", e.param().replace('_', "-")))?;
+    }
     let user = match (&args.prompt, &args.prompt_file) {
         (Some(p), _) => p.clone(),
         (None, Some(f)) => std::fs::read_to_string(f)
@@ -159,6 +171,9 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
         args.model.decode_weights,
     )?;
     let prompt = model.prompt_ids(&user, args.system.as_deref(), args.raw)?;
+    if prompt.is_empty() {
+        bail!("--prompt: the prompt has no tokens (with --raw, give some text)");
+    }
     let defaults = &model.generation;
     let sampled = defaults.do_sample.unwrap_or(false);
     let sampling = SamplingParams {
@@ -171,6 +186,10 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
         top_k: args.top_k.unwrap_or(defaults.top_k.unwrap_or(0)),
         seed: args.seed,
     };
+    check_sampling(f64::from(sampling.temperature), f64::from(sampling.top_p)).map_err(|e| {
+        anyhow::anyhow!("`{}` of the model's generation_config.json: {e}", e.param())
+    })?;
+    check_generate_batch(&model, &args, prompt.len())?;
     let request = Request {
         prompt,
         samples: args.samples,
@@ -223,7 +242,75 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
     Ok(())
 }
 
+/// `generate`'s W × L against the model's context and this machine's
+/// memory, before decoding starts.
+fn check_generate_batch(model: &LoadedModel, args: &GenerateArgs, prompt: usize) -> Result<()> {
+    let limits = ModelLimits::of(&model.config);
+    let policy = args.policy.to_policy().map_err(anyhow::Error::msg)?;
+    policy_fits(&policy, limits.context)
+        .map_err(|(p, e)| anyhow::anyhow!("--{}: {e}", p.replace("page_size", "page-size")))?;
+    let positions = (prompt as u64).saturating_add(args.max_tokens as u64);
+    let ask = BatchAsk {
+        sequences: args.samples as u64,
+        positions,
+        kv_tokens_per_sequence: kept_at_least(&policy, None, positions)
+            .saturating_sub(prompt as u64),
+        shared_kv_tokens: prompt as u64,
+        kv_on_host: model.device() == DeviceKind::Cpu,
+    };
+    let what = format!(
+        "{} sample(s) of a {prompt}-token prompt + {} new tokens",
+        args.samples, args.max_tokens
+    );
+    limits
+        .check(&ask, available_memory(), &what)
+        .map_err(|e| match e {
+            LimitError::Memory { .. } if args.samples > 1 => anyhow::anyhow!("--samples: {e}"),
+            _ => anyhow::anyhow!("--max-tokens: {e}"),
+        })
+}
+
+/// `bench decode`'s batches × contexts against the model's context and this
+/// machine's memory, before anything is measured.
+fn check_bench_points<M: BenchModel>(model: &M, args: &BenchDecodeArgs) -> Result<()> {
+    let limits = ModelLimits::of(model.model_config());
+    let policy = args.policy.to_policy().map_err(anyhow::Error::msg)?;
+    policy_fits(&policy, limits.context)
+        .map_err(|(p, e)| anyhow::anyhow!("--{}: {e}", p.replace("page_size", "page-size")))?;
+    let decoded = (args.warmup as u64).saturating_add(args.steps.max(1) as u64);
+    for &batch in &args.batch {
+        for &context in &args.context {
+            let context = context.max(1) as u64;
+            let prompts = if args.distinct_prompts {
+                batch as u64
+            } else {
+                1
+            };
+            let ask = BatchAsk {
+                sequences: batch as u64,
+                positions: context.saturating_add(decoded),
+                kv_tokens_per_sequence: kept_at_least(&policy, None, decoded),
+                shared_kv_tokens: prompts.saturating_mul(kept_at_least(&policy, None, context)),
+                kv_on_host: model.device() == DeviceKind::Cpu,
+            };
+            let what = format!(
+                "batch {batch} at context {context} + {decoded} decode steps (--warmup + --steps)"
+            );
+            limits
+                .check(&ask, available_memory(), &what)
+                .map_err(|e| match e {
+                    LimitError::Memory { .. } if batch > 1 => anyhow::anyhow!("--batch: {e}"),
+                    _ => anyhow::anyhow!("--context: {e}"),
+                })?;
+        }
+    }
+    Ok(())
+}
+
 fn run_bench_decode(args: BenchDecodeArgs) -> Result<()> {
+    if let Some(i) = args.batch.iter().position(|&b| b == 0) {
+        bail!("--batch: entry {i} is 0; a batch decodes at least 1 sequence");
+    }
     let policy = args.policy.to_policy().map_err(anyhow::Error::msg)?;
     match SyntheticSpec::parse(&args.model.model.to_string_lossy()) {
         Some(spec) => {
@@ -257,6 +344,10 @@ const F32_PARITY_TOLERANCE: f64 = 1e-3;
 const BF16_PARITY_TOLERANCE: f64 = 3e-2;
 
 fn run_bench_parity(args: BenchParityArgs) -> Result<ExitCode> {
+    // A NaN tolerance made every comparison pass.
+    if let Some(t) = args.tolerance.filter(|t| !(t.is_finite() && *t >= 0.0)) {
+        bail!("--tolerance {t}: must be a finite number >= 0");
+    }
     let device: DeviceKind = args.model.device.parse()?;
     let reference_device: DeviceKind = args.reference_device.parse()?;
     // Refuse an unusable device before loading anything on the other.
@@ -296,6 +387,9 @@ fn run_bench_parity(args: BenchParityArgs) -> Result<ExitCode> {
                 args.reference_weights.unwrap_or(form),
             )?;
             let prompt = reference.prompt_ids(&args.prompt, None, true)?;
+            if prompt.is_empty() {
+                bail!("--prompt: the prompt has no tokens");
+            }
             parity::compare_logits(&reference, &candidate, &prompt, args.steps)
         }
     };
@@ -357,6 +451,7 @@ fn bench_decode<M: BenchModel>(
     policy: &CachePolicy,
 ) -> Result<()> {
     let policy = policy.clone();
+    check_bench_points(model, args)?;
     model.policy_store(&policy)?;
     let threads = rayon::current_num_threads();
     let gbs = if model.device() == DeviceKind::Cpu {

@@ -321,3 +321,447 @@ fn unknown_synthetic_preset_is_named() {
     ]);
     assert_one_line_error(&out, &["gpt5", "r1-distill-qwen-1.5b"]);
 }
+
+// Hostile numbers in flags, configs and task files: each is a one-line error
+// naming the flag, or the file and field, before any work starts (no run
+// directory), never a panic or an allocation abort.
+
+fn tiny_qwen2() -> String {
+    root()
+        .join("tests/fixtures/models/tiny-qwen2")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// `hyperscale ARGS` with this machine's available memory pinned to 8 GiB,
+/// so the memory bounds decide the same way everywhere.
+fn hyperscale_8gib(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hyperscale"))
+        .args(args)
+        .env("HYPERSCALE_AVAILABLE_MEMORY", (8u64 << 30).to_string())
+        .output()
+        .expect("run hyperscale")
+}
+
+/// The one-line error, without a panic's message or an abort's signal.
+fn assert_refused(out: &Output, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_one_line_error(out, needles);
+}
+
+/// A built-in task file with one line replaced, written to a temp dir.
+fn edited_task(name: &str, from: &str, to: &str) -> (tempfile::TempDir, PathBuf) {
+    let text = std::fs::read_to_string(root().join(format!("tasks/{name}.toml"))).unwrap();
+    assert!(text.contains(from), "{from}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(format!("{name}.toml"));
+    std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    (dir, path)
+}
+
+#[test]
+fn task_test_timeout_1e20_is_refused_not_a_duration_panic() {
+    // 1e20 panicked in `Duration::from_secs_f64`; 2^31 overflowed Python's
+    // `signal.alarm` and graded every program runtime_error; 0.5 was
+    // silently rounded to a whole second.
+    for value in ["1e20", "2147483648.0", "0.5", "-6.0", "nan"] {
+        let (_dir, path) = edited_task(
+            "livecodebench",
+            "test_timeout_s = 6.0",
+            &format!("test_timeout_s = {value}"),
+        );
+        let out = hyperscale(&["tasks", "show", path.to_str().unwrap()]);
+        assert_refused(
+            &out,
+            &["grader.test_timeout_s", "livecodebench.toml", "1..=3600"],
+        );
+    }
+}
+
+#[test]
+fn arith_per_difficulty_1e11_is_refused_not_an_allocation_abort() {
+    let (_dir, path) = edited_task(
+        "arith",
+        "per_difficulty = 20",
+        "per_difficulty = 100000000000",
+    );
+    let out = hyperscale(&["tasks", "show", path.to_str().unwrap()]);
+    assert_refused(&out, &["source.per_difficulty", "arith.toml", "1000000"]);
+}
+
+/// A zlib stream of `mib` MiB of zeros built from 1 MiB sync-flushed chunks
+/// (the second chunk repeated), so no test has to compress a gigabyte.
+fn zlib_bomb(mib: usize) -> Vec<u8> {
+    use flate2::{Compress, Compression, FlushCompress};
+    let zeros = vec![0u8; 1 << 20];
+    let mut z = Compress::new(Compression::best(), true);
+    let chunk = |z: &mut Compress| {
+        let mut out = Vec::with_capacity(64 << 10);
+        let before = z.total_in();
+        while z.total_in() - before < zeros.len() as u64 {
+            let at = (z.total_in() - before) as usize;
+            z.compress_vec(&zeros[at..], &mut out, FlushCompress::Sync)
+                .unwrap();
+            if out.len() == out.capacity() {
+                out.reserve(64 << 10);
+            }
+        }
+        // Drain what the sync flush still holds.
+        loop {
+            let len = out.len();
+            z.compress_vec(&[], &mut out, FlushCompress::Sync).unwrap();
+            if out.len() == len {
+                break;
+            }
+            out.reserve(64 << 10);
+        }
+        out
+    };
+    let first = chunk(&mut z);
+    let steady = chunk(&mut z);
+    let mut stream = first;
+    for _ in 1..mib {
+        stream.extend_from_slice(&steady);
+    }
+    stream
+}
+
+#[test]
+fn livecodebench_private_tests_zlib_bomb_stops_at_the_cap() {
+    use base64::Engine;
+    // 1.1 GiB of zeros from about a megabyte: inflating stops at the 1 GiB
+    // cap instead of growing to the bomb's size.
+    let bomb = zlib_bomb(1100);
+    assert!(bomb.len() < 4 << 20, "{} bytes", bomb.len());
+    let record = serde_json::json!({
+        "question_id": "bomb1",
+        "question_content": "Q",
+        "contest_date": "2024-09-01T00:00:00",
+        "platform": "atcoder",
+        "starter_code": "",
+        "public_test_cases": "[{\"input\": \"1\\n\", \"output\": \"2\\n\", \"testtype\": \"stdin\"}]",
+        "private_test_cases": base64::engine::general_purpose::STANDARD.encode(&bomb),
+        "metadata": "{}",
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("lcb.jsonl");
+    std::fs::write(&data, format!("{record}\n")).unwrap();
+    let out = hyperscale(&[
+        "tasks",
+        "show",
+        "livecodebench",
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    assert_refused(
+        &out,
+        &[
+            "private_test_cases",
+            "bomb1",
+            "more than 1024 MiB",
+            "lcb.jsonl",
+        ],
+    );
+}
+
+#[test]
+fn generate_refuses_sampling_flags_the_sweep_config_refuses() {
+    let model = tiny_qwen2();
+    for (flag, value, needle) in [
+        ("--temperature", "-1", "is not a finite temperature >= 0"),
+        ("--temperature", "nan", "is not a finite temperature >= 0"),
+        ("--temperature", "inf", "is not a finite temperature >= 0"),
+        ("--top-p", "-5", "is not a top-p in (0, 1]"),
+        ("--top-p", "0", "is not a top-p in (0, 1]"),
+        ("--top-p", "1.5", "is not a top-p in (0, 1]"),
+    ] {
+        let out = hyperscale(&["generate", "--model", &model, "--prompt", "hi", flag, value]);
+        assert_refused(&out, &[flag, needle]);
+    }
+}
+
+#[test]
+fn generate_samples_1e8_is_refused_before_decoding() {
+    let model = tiny_qwen2();
+    let out = hyperscale_8gib(&[
+        "generate",
+        "--model",
+        &model,
+        "--prompt",
+        "hi",
+        "--max-tokens",
+        "8",
+        "--samples",
+        "100000000",
+    ]);
+    assert_refused(&out, &["--samples", "needs at least", "8.0 GiB available"]);
+    // Past the model's context (256 positions for tiny-qwen2).
+    let out = hyperscale_8gib(&[
+        "generate",
+        "--model",
+        &model,
+        "--prompt",
+        "hi",
+        "--max-tokens",
+        "100000000",
+    ]);
+    assert_refused(&out, &["--max-tokens", "context length of 256"]);
+}
+
+#[test]
+fn bench_decode_batch_0_is_refused_not_an_empty_batch_panic() {
+    let out = hyperscale(&[
+        "bench",
+        "decode",
+        "--model",
+        &tiny_qwen2(),
+        "--batch",
+        "0",
+        "--context",
+        "8",
+    ]);
+    assert_refused(&out, &["--batch", "0"]);
+}
+
+#[test]
+fn bench_decode_context_1e8_is_refused_before_measuring() {
+    let model = tiny_qwen2();
+    let out = hyperscale_8gib(&[
+        "bench",
+        "decode",
+        "--model",
+        &model,
+        "--batch",
+        "1",
+        "--context",
+        "100000000",
+    ]);
+    assert_refused(&out, &["--context", "context length of 256"]);
+    let out = hyperscale_8gib(&[
+        "bench",
+        "decode",
+        "--model",
+        &model,
+        "--batch",
+        "100000000",
+        "--context",
+        "8",
+        "--steps",
+        "1",
+    ]);
+    assert_refused(&out, &["--batch", "needs at least"]);
+}
+
+#[test]
+fn policy_flags_out_of_range_are_refused() {
+    let model = tiny_qwen2();
+    for (args, needle) in [
+        (&["--policy", "tova", "--cr", "nan"][..], "--cr"),
+        (&["--policy", "tova", "--cr", "-2"][..], "--cr"),
+        (&["--policy", "tova", "--cr", "0.5"][..], "--cr"),
+        (
+            &["--policy", "quest", "--page-size", "0"][..],
+            "--page-size",
+        ),
+        (
+            &["--policy", "tova", "--budget-tokens", "0"][..],
+            "--budget-tokens",
+        ),
+        // A page longer than the context aborted on a 51 GB allocation.
+        (
+            &["--policy", "quest", "--cr", "2", "--page-size", "100000000"][..],
+            "--page-size",
+        ),
+    ] {
+        let mut all = vec!["generate", "--model", &model, "--prompt", "hi"];
+        all.extend_from_slice(args);
+        let out = hyperscale(&all);
+        assert_refused(&out, &[needle]);
+    }
+}
+
+/// A sweep config in a temp dir whose results directory must stay absent.
+fn sweep_config(text: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hostile.toml");
+    std::fs::write(&config, text).unwrap();
+    let results = dir.path().join("results");
+    (dir, config, results)
+}
+
+/// `sweep CONFIG` and `sweep CONFIG --dry-run` both refuse with `needles`
+/// and create no results directory.
+fn assert_sweep_refused(text: &str, needles: &[&str]) {
+    let (_dir, config, results) = sweep_config(text);
+    for dry in [true, false] {
+        let mut args = vec![
+            "sweep",
+            config.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+            "--progress",
+            "none",
+        ];
+        if dry {
+            args.push("--dry-run");
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_hyperscale"))
+            .args(&args)
+            .current_dir(root())
+            .env("HYPERSCALE_AVAILABLE_MEMORY", (8u64 << 30).to_string())
+            .output()
+            .expect("run hyperscale");
+        let mut all = vec!["hostile.toml"];
+        all.extend_from_slice(needles);
+        assert_refused(&out, &all);
+        assert!(
+            !results.exists(),
+            "a run directory was created (dry run: {dry})"
+        );
+    }
+}
+
+fn remote_config(extra: &str) -> String {
+    format!(
+        "[model]\npath = \"tests/fixtures/models/tiny-qwen2\"\nbackend = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"m\"\n{extra}\n\n[[tasks]]\nname = \"arith\"\nlimit = 1\n\n[grid]\nwidths = [1]\nlengths = [8]\n[[grid.methods]]\npolicy = \"dense\"\n"
+    )
+}
+
+#[test]
+fn remote_timeout_and_backoff_1e20_are_refused_not_a_duration_panic() {
+    for (key, needle) in [
+        ("timeout_seconds = 1e20", "model.timeout_seconds"),
+        ("backoff_seconds = 1e20", "model.backoff_seconds"),
+        ("timeout_seconds = -1.0", "model.timeout_seconds"),
+        ("backoff_seconds = nan", "model.backoff_seconds"),
+        ("concurrency = 1000000000000000000", "model.concurrency"),
+        ("retries = 4000000000", "model.retries"),
+    ] {
+        assert_sweep_refused(&remote_config(key), &[needle]);
+    }
+}
+
+fn local_config(grid: &str) -> String {
+    format!(
+        "[model]\npath = \"tests/fixtures/models/tiny-qwen2\"\n\n[[tasks]]\nname = \"arith\"\nlimit = 1\nanswer_region = \"whole\"\n\n[grid]\n{grid}\n[[grid.methods]]\npolicy = \"dense\"\n"
+    )
+}
+
+#[test]
+fn sweep_widths_1e8_is_refused_before_the_run_directory_exists() {
+    // It passed --dry-run, then aborted on allocation after creating the
+    // run directory.
+    assert_sweep_refused(
+        &local_config("widths = [100000000]\nlengths = [8]"),
+        &["grid.widths", "needs at least", "8.0 GiB available"],
+    );
+    // Past tiny-qwen2's 256 positions.
+    assert_sweep_refused(
+        &local_config("widths = [1]\nlengths = [100000000]"),
+        &["grid.lengths", "context length of 256"],
+    );
+    // Schedules too large to hold, whatever the model.
+    assert_sweep_refused(
+        &local_config("widths = [1]\nlengths = [8]\nrepeats = 4000000000"),
+        &["grid.repeats", "100000000"],
+    );
+}
+
+#[test]
+fn sweep_sampling_errors_match_generate_flag_errors() {
+    assert_sweep_refused(
+        &local_config("widths = [1]\nlengths = [8]")
+            .replace("[grid]", "[sampling]\ntemperature = nan\n\n[grid]"),
+        &["sampling.temperature", "is not a finite temperature >= 0"],
+    );
+    assert_sweep_refused(
+        &local_config("widths = [1]\nlengths = [8]")
+            .replace("[grid]", "[sampling]\ntop_p = 0.0\n\n[grid]"),
+        &["sampling.top_p", "is not a top-p in (0, 1]"],
+    );
+}
+
+#[test]
+fn dtype_f32_decodes_f32_weights_and_quantized_the_blocks_with_the_same_tokens() {
+    // `dtype = "f32"` used to load the GGUF's Q4_1 blocks; now it decodes the
+    // dequantized f32 weights and `quantized` names the blocks. Their logits
+    // agree bit for bit, so the tokens and the trial ids do too.
+    let model = smollm2();
+    let run = |dtype: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("dtype.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[model]\npath = {:?}\ndtype = \"{dtype}\"\n\n[[tasks]]\nname = \"arith\"\nlimit = 1\nanswer_region = \"whole\"\n\n[grid]\nwidths = [1]\nlengths = [6]\n[[grid.methods]]\npolicy = \"dense\"\n",
+                model.to_str().unwrap()
+            ),
+        )
+        .unwrap();
+        let results = dir.path().join("results");
+        let out = hyperscale(&[
+            "sweep",
+            config.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+            "--progress",
+            "none",
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        let samples = std::fs::read_to_string(results.join("dtype/samples.jsonl")).unwrap();
+        let record: serde_json::Value =
+            serde_json::from_str(samples.lines().next().unwrap()).unwrap();
+        (stderr, record)
+    };
+    let (f32_log, f32_record) = run("f32");
+    let (blocks_log, blocks_record) = run("quantized");
+    assert!(f32_log.contains("(f32 weights)"), "{f32_log}");
+    assert!(blocks_log.contains("(quantized weights)"), "{blocks_log}");
+    for field in ["token_hash", "text", "trial"] {
+        assert_eq!(f32_record[field], blocks_record[field], "{field}");
+    }
+}
+
+#[test]
+fn empty_raw_prompt_is_refused_not_an_empty_prefill_panic() {
+    let model = tiny_qwen2();
+    let out = hyperscale(&["generate", "--model", &model, "--raw", "--prompt", ""]);
+    assert_refused(&out, &["--prompt", "no tokens"]);
+    let out = hyperscale(&["bench", "parity", "--model", &model, "--prompt", ""]);
+    assert_refused(&out, &["--prompt", "no tokens"]);
+}
+
+#[test]
+fn bench_parity_nan_tolerance_is_refused_not_a_pass() {
+    let out = hyperscale(&[
+        "bench",
+        "parity",
+        "--model",
+        &tiny_qwen2(),
+        "--tolerance",
+        "nan",
+    ]);
+    assert_refused(&out, &["--tolerance"]);
+}
+
+#[test]
+fn dms_window_beyond_the_context_is_refused_not_an_allocation_abort() {
+    let model = root().join("tests/fixtures/models/tiny-qwen3-dms-adapter");
+    let out = hyperscale(&[
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--prompt",
+        "hi",
+        "--max-tokens",
+        "4",
+        "--policy",
+        "dms",
+        "--window",
+        "1000000000000000000",
+    ]);
+    assert_refused(&out, &["--window", "context length"]);
+}

@@ -407,3 +407,76 @@ fn shipped_configs_are_valid() {
         );
     }
 }
+
+#[test]
+fn dtype_names_the_weight_form_and_quantized_keeps_the_f32_trial_ids() {
+    let with = |dtype: &str| {
+        check(&edit(
+            "path = \"models/tiny.gguf\"",
+            &format!("path = \"models/tiny.gguf\"\ndtype = \"{dtype}\""),
+        ))
+    };
+    let ids =
+        |e: &hyperscale::sweep::Expanded| e.trials().map(|t| t.id.clone()).collect::<Vec<_>>();
+    let f32s = with("f32").unwrap();
+    let blocks = with("quantized").unwrap();
+    assert_eq!(
+        blocks.trials().next().unwrap().spec.dtype.to_string(),
+        "quantized"
+    );
+    // Same numerics, same trial ids (as recorded when `f32` meant the blocks).
+    assert_eq!(ids(&f32s), ids(&blocks));
+    assert_ne!(ids(&f32s), ids(&with("bf16").unwrap()));
+    let err = with("q4").unwrap_err();
+    assert!(
+        err.contains("model.dtype") && err.contains("quantized"),
+        "{err}"
+    );
+}
+
+#[test]
+fn quantized_dtype_with_a_remote_engine_is_refused() {
+    let text = "[model]\npath = \"m\"\nbackend = \"openai\"\nbase_url = \"http://localhost:8000/v1\"\nmodel = \"m\"\ndtype = \"quantized\"\n[[tasks]]\nname = \"arith\"\n[grid]\nwidths = [1]\nlengths = [8]\n[[grid.methods]]\npolicy = \"dense\"\n";
+    let err = check(text).unwrap_err();
+    assert!(err.contains("model.dtype"), "{err}");
+}
+
+#[test]
+fn smoke_config_keeps_the_committed_baseline_trial_ids() {
+    // configs/smoke.toml says `dtype = "quantized"` since `f32` means f32
+    // weights; its trials must still be the baseline's, or `compare` in CI
+    // would find nothing in common.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let results = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hyperscale"))
+        .current_dir(root)
+        .args(["sweep", "configs/smoke.toml", "--dry-run", "--results"])
+        .arg(results.path())
+        .output()
+        .expect("run hyperscale");
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let planned: std::collections::BTreeSet<String> = plan
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|w| w.len() == 17 && w.starts_with('t'))
+        .map(str::to_string)
+        .collect();
+    let baseline =
+        std::fs::read_to_string(root.join("results/baseline-smoke/samples.jsonl")).unwrap();
+    let recorded: std::collections::BTreeSet<String> = baseline
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["trial"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert!(!planned.is_empty(), "{plan}");
+    assert_eq!(planned, recorded);
+}

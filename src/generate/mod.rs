@@ -8,5 +8,5 @@ pub mod sampling;
 pub mod stop;
 
 pub use engine::{Completion, Decoder, Request, TextDecoder, Timing, TokenEvent, generate};
-pub use sampling::{Sampler, SamplingParams};
+pub use sampling::{Sampler, SamplingError, SamplingParams, check_sampling};
 pub use stop::{FinishReason, StopCriteria};

@@ -39,6 +39,40 @@ impl SamplingParams {
     }
 }
 
+/// A temperature or top-p that sampling cannot use. [`check_sampling`] is
+/// the one check behind `generate`'s flags, a sweep config's `[sampling]`
+/// and a task file's `[sampling]`; each caller names its flag or field from
+/// [`SamplingError::param`].
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+pub enum SamplingError {
+    #[error("{0} is not a finite temperature >= 0 (0 is greedy)")]
+    Temperature(f64),
+    #[error("{0} is not a top-p in (0, 1] (1 keeps every token)")]
+    TopP(f64),
+}
+
+impl SamplingError {
+    /// `temperature` or `top_p`: the parameter at fault.
+    pub fn param(&self) -> &'static str {
+        match self {
+            SamplingError::Temperature(_) => "temperature",
+            SamplingError::TopP(_) => "top_p",
+        }
+    }
+}
+
+/// Checks a temperature (finite, `>= 0`) and a top-p (in `(0, 1]`; NaN
+/// fails), whatever their source. `f32` values widen exactly.
+pub fn check_sampling(temperature: f64, top_p: f64) -> Result<(), SamplingError> {
+    if !(temperature.is_finite() && temperature >= 0.0) {
+        return Err(SamplingError::Temperature(temperature));
+    }
+    if !(top_p > 0.0 && top_p <= 1.0) {
+        return Err(SamplingError::TopP(top_p));
+    }
+    Ok(())
+}
+
 /// The distribution actually sampled from after temperature, top-k and top-p:
 /// `(token id, probability)` sorted by probability descending (ties: lower id
 /// first), probabilities renormalised to sum to 1.

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use super::ConfigError;
 use super::config::{BackendKind, MethodSection, ModelSection};
+use crate::limits;
 
 /// The model's attention shape, for computed budgets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +102,12 @@ pub(crate) fn backend_plan(
                 "backend \"openai\" needs the served model name".into(),
             )
         })?;
+    if m.dtype == "quantized" {
+        return Err(err(
+            "model.dtype",
+            "`quantized` is this process's CPU weight form; a server keeps its own weights (give the KV dtype: f32, bf16 or f16)".into(),
+        ));
+    }
     if !m.dms.is_empty() {
         return Err(err(
             "model.dms",
@@ -135,22 +142,41 @@ pub(crate) fn backend_plan(
         Some(n) => Ok(n),
         None => Ok(default),
     };
-    let seconds = |key: &str, v: Option<f64>, default: f64| match v {
-        Some(s) if !(s.is_finite() && s > 0.0) => {
-            Err(err(key, "must be a positive number of seconds".into()))
-        }
-        Some(s) => Ok(Duration::from_secs_f64(s)),
-        None => Ok(Duration::from_secs_f64(default)),
+    // Bounded before `Duration::from_secs_f64`, which panics on 1e20.
+    let seconds = |key: &str, v: Option<f64>, default: f64, max: f64| {
+        limits::seconds(v.unwrap_or(default), max).map_err(|e| err(key, e.to_string()))
     };
+    let bounded = |key: &str, v: usize, max: usize| {
+        limits::at_most(v as u64, max as u64, "the most a sweep may ask")
+            .map(|_| v)
+            .map_err(|e| err(key, e.to_string()))
+    };
+    let concurrency = positive("model.concurrency", m.concurrency, 8)?;
+    let retries = m.retries.unwrap_or(5);
     Ok(Backend::OpenAi(RemoteSpec {
         base_url,
         model,
         api_key_env: m.api_key_env.clone(),
         shape,
-        concurrency: positive("model.concurrency", m.concurrency, 8)?,
+        // tokio's semaphore panics beyond 2^61 permits.
+        concurrency: bounded("model.concurrency", concurrency, limits::MAX_CONCURRENCY)?,
         max_n: positive("model.max_n", m.max_n, 64)?,
-        timeout: seconds("model.timeout_seconds", m.timeout_seconds, 600.0)?,
-        retries: m.retries.unwrap_or(5),
-        backoff: seconds("model.backoff_seconds", m.backoff_seconds, 1.0)?,
+        timeout: seconds(
+            "model.timeout_seconds",
+            m.timeout_seconds,
+            600.0,
+            limits::MAX_TIMEOUT_S,
+        )?,
+        retries: bounded(
+            "model.retries",
+            retries as usize,
+            limits::MAX_RETRIES as usize,
+        )? as u32,
+        backoff: seconds(
+            "model.backoff_seconds",
+            m.backoff_seconds,
+            1.0,
+            limits::MAX_BACKOFF_S,
+        )?,
     }))
 }

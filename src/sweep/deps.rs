@@ -13,6 +13,7 @@ use super::BoxError;
 use super::plan::TaskPlan;
 use super::trial::Trial;
 use crate::generate::{Completion, Request, StopCriteria};
+use crate::limits::ModelLimits;
 use crate::record::BudgetSource;
 use crate::task::{Expected, Problem};
 
@@ -30,6 +31,14 @@ pub struct ModelInfo {
 /// Identifies models by their configured path (a file, a directory or a hub id).
 pub trait ModelCatalog {
     fn inspect(&self, path: &str) -> Result<ModelInfo, BoxError>;
+
+    /// The model's context length and per-token costs, read from its config
+    /// without loading weights, for the check of what a plan asks of the
+    /// machine ([`super::resources`]). `None` (the default): unknown, only
+    /// the record count is checked.
+    fn limits(&self, _path: &str) -> Result<Option<ModelLimits>, BoxError> {
+        Ok(None)
+    }
 }
 
 /// A task's problems and version.

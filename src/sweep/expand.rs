@@ -7,6 +7,7 @@ use std::collections::HashSet;
 
 use super::deps::{ModelCatalog, TaskSource};
 use super::plan::{Checkpoint, Plan};
+use super::resources::check_plan;
 use super::trial::{BatchPlan, SamplingSpec, Trial, TrialSpec, batch_plans};
 use super::{ConfigError, SweepError};
 use crate::generate::SamplingParams;
@@ -114,6 +115,12 @@ pub fn expand(
     identities
         .models
         .insert(plan.model.path.clone(), base.identity.clone());
+    let limits = catalog.limits(&plan.model.path).map_err(|e| {
+        err(
+            "model.path".into(),
+            format!("cannot read the config of `{}`: {e}", plan.model.path),
+        )
+    })?;
     let mut dms_ids = Vec::new();
     for (i, d) in plan.model.dms.iter().enumerate() {
         let key = format!("model.dms[{i}].path");
@@ -252,9 +259,17 @@ pub fn expand(
         }
     }
     keyed.sort_by_key(|(k, _)| *k);
+    let groups: Vec<Group> = keyed.into_iter().map(|(_, g)| g).collect();
+    check_plan(
+        plan,
+        &groups,
+        |g| expanded_tasks[g.task].problems.len(),
+        limits.as_ref(),
+    )
+    .map_err(|(key, message)| err(key, message))?;
     Ok(Expanded {
         tasks: expanded_tasks,
-        groups: keyed.into_iter().map(|(_, g)| g).collect(),
+        groups,
         identities,
         repeats: plan.repeats,
     })

@@ -5,6 +5,7 @@
 use super::config::{DEFAULT_MIN_TOKENS, MethodSection};
 use super::plan::{Checkpoint, DmsCheckpoint, MethodPlan, MethodVariant};
 use crate::kv::{Budget, CachePolicy};
+use crate::limits::MAX_POSITIONS;
 
 /// Expand one `[[grid.methods]]` entry; errors are `(key, message)`.
 pub(crate) fn method_plan(
@@ -70,6 +71,9 @@ pub(crate) fn method_plan(
             shifted,
             ..
         } => {
+            if window.is_some_and(|w| w == 0 || w as u64 > MAX_POSITIONS) {
+                return Err((k("window"), format!("must be in 1..={MAX_POSITIONS}")));
+            }
             if dms.is_empty() {
                 return Err((
                     key.to_string(),
@@ -123,8 +127,8 @@ pub(crate) fn method_plan(
             min_tokens,
             ..
         } => {
-            if *page_size == 0 {
-                return Err((k("page_size"), "must be at least 1".into()));
+            if *page_size == 0 || *page_size as u64 > MAX_POSITIONS {
+                return Err((k("page_size"), format!("must be in 1..={MAX_POSITIONS}")));
             }
             let page_size = *page_size;
             budgeted(

@@ -27,6 +27,7 @@ pub mod options;
 pub mod pipeline;
 pub mod plan;
 pub mod progress;
+pub mod resources;
 pub mod rundir;
 pub mod runner;
 pub mod sample;

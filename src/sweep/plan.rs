@@ -12,16 +12,34 @@ use super::backend::{Backend, backend_plan};
 use super::config::SweepConfig;
 use super::methods::{check_cr, distinct, method_plan, positive_list};
 use crate::device::DeviceKind;
+use crate::generate::check_sampling;
 use crate::kv::CachePolicy;
 use crate::prompt::template::RegionMode;
 
-/// Weight precision of the model.
+/// The form of the model's projection weights (`model.dtype`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Dtype {
+    /// f32 weights (a GGUF's quantized blocks dequantized once at load).
     F32,
     F16,
     Bf16,
+    /// A GGUF's Q4_0/Q4_1/Q8_0 blocks as stored, read by CPU decode steps:
+    /// the logits of [`Dtype::F32`] bit for bit with 4–7× fewer bytes per
+    /// step (prefill, other formats and GPUs use f32). Same name as
+    /// `--decode-weights quantized`.
+    Quantized,
+}
+
+impl Dtype {
+    /// The arithmetic the weights give: `quantized` blocks compute f32's
+    /// logits bit for bit, so their numerics are `f32`.
+    pub fn numerics(self) -> Dtype {
+        match self {
+            Dtype::Quantized => Dtype::F32,
+            other => other,
+        }
+    }
 }
 
 impl std::fmt::Display for Dtype {
@@ -30,6 +48,7 @@ impl std::fmt::Display for Dtype {
             Dtype::F32 => "f32",
             Dtype::F16 => "f16",
             Dtype::Bf16 => "bf16",
+            Dtype::Quantized => "quantized",
         })
     }
 }
@@ -193,10 +212,11 @@ impl Plan {
             "f32" => Dtype::F32,
             "f16" => Dtype::F16,
             "bf16" => Dtype::Bf16,
+            "quantized" => Dtype::Quantized,
             other => {
                 return Err(err(
                     "model.dtype",
-                    format!("unknown dtype `{other}` (expected f32, f16 or bf16)"),
+                    format!("unknown dtype `{other}` (expected f32, bf16, f16 or quantized)"),
                 ));
             }
         };
@@ -274,15 +294,8 @@ impl Plan {
         }
 
         let s = &config.sampling;
-        if !(s.temperature.is_finite() && s.temperature >= 0.0) {
-            return Err(err(
-                "sampling.temperature",
-                "must be finite and >= 0".into(),
-            ));
-        }
-        if !(s.top_p > 0.0 && s.top_p <= 1.0) {
-            return Err(err("sampling.top_p", "must be in (0, 1]".into()));
-        }
+        check_sampling(f64::from(s.temperature), f64::from(s.top_p))
+            .map_err(|e| err(&format!("sampling.{}", e.param()), e.to_string()))?;
         if s.seeds.is_empty() {
             return Err(err("sampling.seeds", "at least one seed is needed".into()));
         }

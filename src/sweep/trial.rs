@@ -25,6 +25,11 @@ use crate::record::canonical_json;
 pub struct TrialSpec {
     /// Model identity (name and weight hash), of the DMS checkpoint for DMS.
     pub model: String,
+    /// Hashed as its numerics ([`Dtype::numerics`]): `quantized` blocks and
+    /// f32 weights give the same tokens, as runs recorded before
+    /// `quantized` had its own name (when `dtype = "f32"` meant the blocks)
+    /// did; the device is left out of the id for the same reason.
+    #[serde(serialize_with = "numerics")]
     pub dtype: Dtype,
     pub task: String,
     pub task_version: String,
@@ -80,6 +85,10 @@ impl TrialSpec {
         s.width = 0;
         format!("g{}", short_hash(&s.canonical_json()))
     }
+}
+
+fn numerics<S: serde::Serializer>(dtype: &Dtype, s: S) -> Result<S::Ok, S::Error> {
+    dtype.numerics().serialize(s)
 }
 
 fn short_hash(text: &str) -> String {

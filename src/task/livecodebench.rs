@@ -22,6 +22,7 @@ use super::date::{Date, DateWindow};
 use super::error::LoadError;
 use super::load::{Collector, LineError, Outcome, kind, read_jsonl, string_field};
 use super::problem::{Problem, Reference, TestCase, TestKind};
+use crate::limits::MAX_PRIVATE_TESTS_BYTES;
 
 /// A LiveCodeBench release tag: which official files make it up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,10 +123,9 @@ fn parse(
         .ok_or_else(|| LineError::field("public_test_cases", "missing"))?;
     let private = match map.get("private_test_cases") {
         None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(
-            decode_private_tests(s)
-                .map_err(|reason| LineError::field("private_test_cases", reason))?,
-        ),
+        Some(Value::String(s)) => Some(decode_private_tests(s).map_err(|reason| {
+            LineError::field("private_test_cases", format!("problem `{id}`: {reason}"))
+        })?),
         other => test_list(other, "private_test_cases")?,
     };
     let expected_kind = if fn_name.is_some() {
@@ -277,7 +277,13 @@ fn tests_from_json(items: &[Value]) -> Result<Vec<TestCase>, String> {
 
 /// Decodes `private_test_cases` as LiveCodeBench does: JSON if it parses as a
 /// list, else `json.loads(pickle.loads(zlib.decompress(b64decode(s))))`.
+/// Inflating stops at [`MAX_PRIVATE_TESTS_BYTES`] (1 GiB): beyond it the
+/// field is refused, so a zlib bomb cannot take the host's memory.
 pub fn decode_private_tests(encoded: &str) -> Result<Vec<TestCase>, String> {
+    decode_private_tests_capped(encoded, MAX_PRIVATE_TESTS_BYTES)
+}
+
+fn decode_private_tests_capped(encoded: &str, cap: u64) -> Result<Vec<TestCase>, String> {
     if let Ok(Value::Array(items)) = serde_json::from_str::<Value>(encoded) {
         return tests_from_json(&items);
     }
@@ -286,8 +292,15 @@ pub fn decode_private_tests(encoded: &str) -> Result<Vec<TestCase>, String> {
         .map_err(|e| format!("neither JSON nor base64: {e}"))?;
     let mut pickled = Vec::new();
     flate2::read::ZlibDecoder::new(compressed.as_slice())
+        .take(cap.saturating_add(1))
         .read_to_end(&mut pickled)
         .map_err(|e| format!("zlib: {e}"))?;
+    if pickled.len() as u64 > cap {
+        return Err(format!(
+            "zlib: inflates to more than {} MiB, the cap on one problem's private tests",
+            cap >> 20
+        ));
+    }
     let json: String = serde_pickle::from_slice(&pickled, serde_pickle::DeOptions::new())
         .map_err(|e| format!("pickle (expected a str): {e}"))?;
     let items = match serde_json::from_str::<Value>(&json) {
@@ -367,6 +380,19 @@ mod tests {
         let map = record(r#","metadata":"{\"func_name\": \"f\"}""#);
         let err = parse("f", &window(), &map).err().unwrap();
         assert_eq!(err.field.as_deref(), Some("public_test_cases"));
+    }
+
+    #[test]
+    fn private_tests_inflating_past_the_cap_are_refused() {
+        use std::io::Write;
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        z.write_all(&vec![0u8; 4 << 20]).unwrap();
+        let encoded = base64::engine::general_purpose::STANDARD.encode(z.finish().unwrap());
+        let err = decode_private_tests_capped(&encoded, 1 << 20).unwrap_err();
+        assert!(err.contains("more than 1 MiB"), "{err}");
+        // Under the cap it inflates and fails later, at the pickle.
+        let err = decode_private_tests_capped(&encoded, 8 << 20).unwrap_err();
+        assert!(err.starts_with("pickle"), "{err}");
     }
 
     #[test]

@@ -11,7 +11,9 @@ use super::error::TaskError;
 use super::file::{GraderFile, HubFile, SourceFile, TASK_FILE_VERSION, TaskFile};
 use super::source::Source;
 use super::spec::{GraderSpec, HubSource, PromptSpec, SamplingDefaults, Task};
+use crate::generate::check_sampling;
 use crate::hub::{DEFAULT_REVISION, Repo, RepoId, RepoType};
+use crate::limits::{MAX_GENERATED_PROBLEMS, MAX_TEST_TIMEOUT_S, at_most, whole_seconds};
 use crate::prompt::template::{RegionMode, Template, TemplateError};
 
 /// Validates `file` (read from `origin`, named in errors) into a [`Task`].
@@ -129,6 +131,14 @@ pub(crate) fn validate(file: TaskFile, origin: &Path) -> Result<Task, TaskError>
             if difficulties.is_empty() {
                 return Err(invalid("source.difficulties", "is empty".into()));
             }
+            // The problems are built in memory when the task loads.
+            let total = (per_difficulty as u64).saturating_mul(difficulties.len() as u64);
+            at_most(
+                total,
+                MAX_GENERATED_PROBLEMS,
+                "problems of a generated task, per_difficulty × difficulties",
+            )
+            .map_err(|e| invalid("source.per_difficulty", e.to_string()))?;
             for (i, d) in difficulties.iter().enumerate() {
                 if !(1..=MAX_DIFFICULTY).contains(d) {
                     return Err(invalid(
@@ -235,14 +245,13 @@ pub(crate) fn validate(file: TaskFile, origin: &Path) -> Result<Task, TaskError>
             GraderSpec::MultipleChoice
         }
         (GraderFile::Code { test_timeout_s }, PromptSpec::Code { .. }) => {
-            if !(test_timeout_s.is_finite() && test_timeout_s > 0.0) {
-                return Err(invalid(
-                    "grader.test_timeout_s",
-                    format!("{test_timeout_s} is not a positive number of seconds"),
-                ));
-            }
+            // Whole seconds in a range `signal.alarm` (a C int) and
+            // `Duration` both hold: 1e20 used to panic here and 2^31 made
+            // every program a runtime error.
+            let secs = whole_seconds(test_timeout_s, MAX_TEST_TIMEOUT_S)
+                .map_err(|e| invalid("grader.test_timeout_s", e.to_string()))?;
             GraderSpec::Code {
-                test_timeout: Duration::from_secs_f64(test_timeout_s),
+                test_timeout: Duration::from_secs(u64::from(secs)),
             }
         }
         (grader, _) => {
@@ -259,18 +268,8 @@ pub(crate) fn validate(file: TaskFile, origin: &Path) -> Result<Task, TaskError>
     };
 
     let s = file.sampling;
-    if !(s.temperature.is_finite() && s.temperature >= 0.0) {
-        return Err(invalid(
-            "sampling.temperature",
-            format!("{} is not >= 0", s.temperature),
-        ));
-    }
-    if !(s.top_p > 0.0 && s.top_p <= 1.0) {
-        return Err(invalid(
-            "sampling.top_p",
-            format!("{} is not in (0, 1]", s.top_p),
-        ));
-    }
+    check_sampling(s.temperature, s.top_p)
+        .map_err(|e| invalid(&format!("sampling.{}", e.param()), e.to_string()))?;
     if s.top_k == Some(0) {
         return Err(invalid(
             "sampling.top_k",

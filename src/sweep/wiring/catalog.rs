@@ -9,7 +9,10 @@ use sha2::{Digest, Sha256};
 
 use super::WiringError;
 use crate::hub::ModelRef;
-use crate::model::{GgufFile, ModelFormat, SafetensorsWeights, WeightSource, detect_format};
+use crate::limits::ModelLimits;
+use crate::model::{
+    GgufFile, HfFiles, ModelConfig, ModelFormat, SafetensorsWeights, WeightSource, detect_format,
+};
 use crate::sweep::{BoxError, ModelCatalog, ModelInfo};
 
 /// Files of a Hugging Face directory that enter its identity: weights,
@@ -37,6 +40,33 @@ impl ModelCatalog for FileCatalog {
             info.identity = format!("{}{}", hub.0.id.id, &info.identity[at..]);
         }
         Ok(info)
+    }
+
+    fn limits(&self, path: &str) -> Result<Option<ModelLimits>, BoxError> {
+        let local = resolve_model(path)?;
+        Ok(model_config(&local)?.map(|c| ModelLimits::of(&c)))
+    }
+}
+
+/// The config of the model at `path` (a GGUF's metadata or a directory's
+/// `config.json`) without its weights; `None` for a wheel.
+fn model_config(path: &Path) -> Result<Option<ModelConfig>, WiringError> {
+    let inspect_err = |source| WiringError::Inspect {
+        path: path.to_path_buf(),
+        source,
+    };
+    match detect_format(path).map_err(inspect_err)? {
+        ModelFormat::HfDir => {
+            let files = HfFiles::in_dir(path).map_err(inspect_err)?;
+            ModelConfig::from_hf_json(&files.config)
+                .map(Some)
+                .map_err(inspect_err)
+        }
+        ModelFormat::Gguf => {
+            let file = GgufFile::open(path).map_err(inspect_err)?;
+            ModelConfig::from_gguf(&file).map(Some).map_err(inspect_err)
+        }
+        ModelFormat::Wheel => Ok(None),
     }
 }
 

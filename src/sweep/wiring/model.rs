@@ -36,12 +36,14 @@ struct Loaded {
     model: Rc<LoadedModel>,
 }
 
-/// The projections' weight form for a trial's `dtype`: `f32` numerics (the
-/// CPU streams a GGUF's blocks, bit-identical to f32; GPUs hold f32), or
-/// bf16 weights. `None` for a dtype the native engine does not run.
+/// The projections' weight form for a trial's `dtype`, as named: `f32`
+/// weights, a GGUF's `quantized` blocks (CPU decode steps stream them,
+/// bit-identical to f32; elsewhere f32), or `bf16` weights. `None` for a
+/// dtype the native engine does not run.
 pub fn weights_for(dtype: Dtype) -> Option<DecodeWeights> {
     match dtype {
-        Dtype::F32 => Some(DecodeWeights::Quantized),
+        Dtype::F32 => Some(DecodeWeights::F32),
+        Dtype::Quantized => Some(DecodeWeights::Quantized),
         Dtype::Bf16 => Some(DecodeWeights::Bf16),
         Dtype::F16 => None,
     }

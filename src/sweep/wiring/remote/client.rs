@@ -180,9 +180,7 @@ impl OpenAiClient {
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .map(|s| Duration::from_secs_f64(s).min(MAX_BACKOFF));
+            .and_then(retry_after);
         let text = match response.text().await {
             Ok(t) => t,
             Err(e) => {
@@ -233,6 +231,18 @@ enum Attempt {
     Fatal(RemoteError),
 }
 
+/// A `Retry-After` header in seconds, at most [`MAX_BACKOFF`]: capped before
+/// it becomes a `Duration`, so a server answering `1e30` cannot panic the
+/// harness. `None` for a date or anything else that is not seconds.
+fn retry_after(value: &str) -> Option<Duration> {
+    value
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(|s| Duration::from_secs_f64(s.min(MAX_BACKOFF.as_secs_f64())))
+}
+
 /// `first × 2^retry`, at most [`MAX_BACKOFF`].
 pub fn backoff(first: Duration, retry: u32) -> Duration {
     first
@@ -252,6 +262,15 @@ fn excerpt(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huge_retry_after_is_capped_not_a_panic() {
+        assert_eq!(retry_after("1e30"), Some(MAX_BACKOFF));
+        assert_eq!(retry_after(" 2 "), Some(Duration::from_secs(2)));
+        assert_eq!(retry_after("inf"), None);
+        assert_eq!(retry_after("-1"), None);
+        assert_eq!(retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+    }
 
     #[test]
     fn backoff_doubles_up_to_a_minute() {
