@@ -342,7 +342,7 @@ pub fn normalize_latex(text: &str, config: &NormalizationConfig) -> Result<Strin
         text = sub(&PERMUTATION, &text, r"\frac{(${1})!}{((${1})-(${2}))!}")?;
         text = sub_literal(&TO_REMOVE, &text, "")?;
         text = replace_in_latex(&text)?;
-        text = text.replace('\n', " ").replace('\t', " ");
+        text = text.replace(['\n', '\t'], " ");
         if !text.contains("matrix") {
             text = sub_literal(&COMMAND_SLASH_FIX, &text, r"\")?;
         }
