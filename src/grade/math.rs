@@ -4,16 +4,20 @@
 //! # Which reference the default follows
 //!
 //! [`MathMode::Nemo`] (the default) follows **NeMo-Skills**
-//! (`search_boxed` + `math_equal`, NVIDIA/NeMo-Skills@0b012df8), the
-//! harness behind the R1-style `pass@1[avg-of-n]` numbers. It reproduces the
-//! `nemo_skills_correct` column of `math_grading_vectors.json` on all 20
-//! cases (see `tests/grade_math.rs`). Its two deliberate strictnesses are
-//! NeMo's: a leading zero is wrong (`073` ≠ `73`, because NeMo compares
-//! pure-digit strings literally) and only a braced `\boxed{…}` counts.
+//! (`extract_answer` = `search_boxed`, then `math_equal`, at
+//! NVIDIA/NeMo-Skills@0b012df8), the harness behind the R1-style
+//! `pass@1[avg-of-n]` numbers: [`super::nemo::math_equal`] ports its literal
+//! comparison after `normalize_latex` and its math-verify fallback, which
+//! evaluates LaTeX arithmetic exactly (`2^5` = 32, `204 \text{ minutes}` =
+//! 204). Its deliberate strictnesses are NeMo's: a leading zero is wrong
+//! (`073` ≠ `73`, pure-digit strings are compared literally) and only a
+//! braced `\boxed{…}` counts. `docs/grading-math.md` lists every rule and the
+//! remaining differences; `tests/data/vectors/math_nemo_reference_vectors.json`
+//! holds the reference's own verdicts.
 //!
 //! [`MathMode::BoxedInt`] is `docs/grading.md` §2.2 ("boxed-int"): it also reads
-//! `\boxed 7` and `\fbox{…}` and compares numbers by value, so `073` = `73`.
-//! It differs from the NeMo column in exactly those three vector cases.
+//! `\boxed 7` and `\fbox{…}` and compares numbers by value after
+//! [`normalise`], so `073` = `73`.
 //!
 //! [`MathMode::Arith`] is `BoxedInt` plus Qwen2.5-Math's last resort: when
 //! nothing is boxed, the last number in the answer region is the answer. It is
@@ -22,14 +26,16 @@
 use serde::{Deserialize, Serialize};
 
 use super::boxed::{last_boxed_lenient, last_boxed_strict, last_number, remove_digit_commas};
+use super::nemo::math_equal;
 use super::verdict::{Outcome, Verdict};
 
 /// Extraction and comparison rules for math answers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum MathMode {
-    /// NeMo-Skills parity (default): strict `\boxed{}`, pure-digit answers
-    /// compared as strings, everything else by exact value.
+    /// NeMo-Skills parity (default): strict `\boxed{}`, then NeMo's
+    /// `math_equal` (literal comparison after `normalize_latex`, math-verify
+    /// fallback).
     #[default]
     Nemo,
     /// `docs/grading.md` §2.2: lenient boxes (`\boxed 7`, `\fbox`), compare by value.
@@ -58,10 +64,17 @@ pub fn grade_math(region: Option<&str>, gold: &str, mode: MathMode) -> Verdict {
         return Verdict::no_answer();
     };
     let pred = normalise(&extracted);
-    let gold = normalise(gold);
     let correct = match mode {
-        MathMode::Nemo => equal_nemo(&gold, &pred),
-        MathMode::BoxedInt | MathMode::Arith => equal_by_value(&gold, &pred),
+        MathMode::Nemo => match math_equal(gold, &extracted) {
+            Ok(correct) => correct,
+            Err(e) => {
+                return Verdict {
+                    detail: Some(e.to_string()),
+                    ..Verdict::answer(Outcome::Error, Some(extracted), Some(pred))
+                };
+            }
+        },
+        MathMode::BoxedInt | MathMode::Arith => equal_by_value(&normalise(gold), &pred),
     };
     let vote_key = match mode {
         MathMode::Nemo => pred.clone(),
@@ -75,21 +88,6 @@ pub fn grade_math(region: Option<&str>, gold: &str, mode: MathMode) -> Verdict {
         Outcome::Incorrect
     };
     Verdict::answer(outcome, Some(extracted), Some(vote_key))
-}
-
-/// NeMo's `math_equal` as it behaves on single answers: strings of only
-/// digits (or only letters) are compared literally; otherwise equal strings,
-/// or equal exact values.
-fn equal_nemo(gold: &str, pred: &str) -> bool {
-    let literal = |s: &str| {
-        !s.is_empty()
-            && (s.bytes().all(|b| b.is_ascii_digit())
-                || s.bytes().all(|b| b.is_ascii_alphabetic() || b == b','))
-    };
-    if literal(gold) && literal(pred) {
-        return gold == pred;
-    }
-    gold == pred || values_equal(gold, pred)
 }
 
 /// Equal exact values when both parse; equal strings otherwise.

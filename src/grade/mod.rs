@@ -11,6 +11,9 @@
 //! | the result value | [`verdict`] |
 //! | `\boxed{}` and last-number extraction | [`boxed`] |
 //! | math normalisation and comparison (NeMo-Skills parity by default) | [`math`] |
+//! | NeMo-Skills `math_equal`: literal stage and math-verify fallback | [`nemo`] |
+//! | `normalize_latex` (latex2sympy2_extended), rule for rule | [`latex_norm`] |
+//! | exact evaluation of the LaTeX arithmetic subset; `verify`'s equality | [`latex_parse`], [`latex_value`] |
 //! | multiple choice (simple-evals regex by default) | [`choice`] |
 //! | code extraction and LCB-semantics test runs | [`code`] (+ `driver.py`) |
 //! | the sandbox: directory, limits, output caps, kill | [`sandbox`], [`isolation`], [`interpreter`], `collect`, `run_uid` |
@@ -28,7 +31,11 @@ pub mod error;
 pub mod grader;
 pub mod interpreter;
 pub mod isolation;
+pub mod latex_norm;
+pub mod latex_parse;
+pub mod latex_value;
 pub mod math;
+pub mod nemo;
 pub mod regrade;
 mod run_uid;
 pub mod sandbox;
