@@ -1,6 +1,6 @@
 //! Who decodes a sweep: this process ([`Backend::Local`]) or an
 //! OpenAI-compatible server ([`Backend::OpenAi`]: vLLM, SGLang,
-//! TensorRT-LLM), validated from the `[model]` section.
+//! TensorRT-LLM, llama.cpp, Ollama), validated from the `[model]` section.
 //!
 //! A remote engine runs its own KV cache, so only `dense` can be asked of it
 //! and its budgets are computed from token counts with the closed form of
@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use super::ConfigError;
-use super::config::{BackendKind, MethodSection, ModelSection};
+use super::config::{BackendKind, MethodSection, ModelSection, PromptFormat};
 
 /// The model's attention shape, for computed budgets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +36,10 @@ pub struct RemoteSpec {
     pub timeout: Duration,
     pub retries: u32,
     pub backoff: Duration,
+    pub prompt_format: PromptFormat,
+    /// `prompt_format = "text"`: the server prepends BOS; `None`: as the
+    /// model's tokenizer does.
+    pub server_adds_bos: Option<bool>,
 }
 
 /// Who decodes.
@@ -66,6 +70,8 @@ pub(crate) fn backend_plan(
         ("model.timeout_seconds", m.timeout_seconds.is_some()),
         ("model.retries", m.retries.is_some()),
         ("model.backoff_seconds", m.backoff_seconds.is_some()),
+        ("model.prompt_format", m.prompt_format.is_some()),
+        ("model.server_adds_bos", m.server_adds_bos.is_some()),
     ];
     if m.backend == BackendKind::Local {
         return match remote_only.iter().find(|(_, set)| *set) {
@@ -142,6 +148,13 @@ pub(crate) fn backend_plan(
         Some(s) => Ok(Duration::from_secs_f64(s)),
         None => Ok(Duration::from_secs_f64(default)),
     };
+    let prompt_format = m.prompt_format.unwrap_or_default();
+    if m.server_adds_bos.is_some() && prompt_format != PromptFormat::Text {
+        return Err(err(
+            "model.server_adds_bos",
+            "only applies to prompt_format = \"text\"".into(),
+        ));
+    }
     Ok(Backend::OpenAi(RemoteSpec {
         base_url,
         model,
@@ -152,5 +165,7 @@ pub(crate) fn backend_plan(
         timeout: seconds("model.timeout_seconds", m.timeout_seconds, 600.0)?,
         retries: m.retries.unwrap_or(5),
         backoff: seconds("model.backoff_seconds", m.backoff_seconds, 1.0)?,
+        prompt_format,
+        server_adds_bos: m.server_adds_bos,
     }))
 }
