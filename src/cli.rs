@@ -175,6 +175,11 @@ pub struct SweepArgs {
     /// `<results>/<run>/shards/I-of-N/`. Join the shards with `merge`.
     #[arg(long)]
     pub shard: Option<String>,
+    /// Keep the error records of earlier sessions (samples a remote engine
+    /// failed on) as final. By default a resume moves them to
+    /// `errors.jsonl` and decodes those samples again.
+    #[arg(long)]
+    pub keep_errors: bool,
 }
 
 #[derive(Debug, Args)]

@@ -601,6 +601,7 @@ fn run_sweep(args: SweepArgs) -> Result<()> {
         results_dir: args.results,
         progress,
         shard,
+        keep_errors: args.keep_errors,
         ..SweepOptions::default()
     };
     let summary = wiring::run(&args.config, &options)?;

@@ -501,3 +501,480 @@ fn livecodebench_accuracy_is_not_zero_for_a_correct_program() {
     }
     assert!(points.iter().any(|p| p.key.width == 1));
 }
+
+/// Run the sweep of `text` in `dir` (a resume when it ran there before).
+fn sweep_at(dir: &Path, text: &str) -> Result<hyperscale::sweep::RunSummary, String> {
+    let cfg = dir.join("remote.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let options = SweepOptions {
+        results_dir: Some(dir.join("results")),
+        progress: ProgressMode::Hidden,
+        grade_workers: Some(1),
+        git_revision: Some("test".into()),
+        ..SweepOptions::default()
+    };
+    wiring::run(&cfg, &options).map_err(|e| e.to_string())
+}
+
+fn records_at(dir: &Path) -> Vec<SampleRecord> {
+    read_records(&dir.join("results/remote").join(SAMPLES_FILE)).unwrap()
+}
+
+fn assert_unique(records: &[SampleRecord]) {
+    let ids: std::collections::BTreeSet<&str> =
+        records.iter().map(|r| r.sample_id.as_str()).collect();
+    assert_eq!(ids.len(), records.len(), "a record key is duplicated");
+}
+
+/// A server that answers `status` with `body` until `healthy` is set.
+fn until_healthy(status: u16, body: &'static str, healthy: Arc<AtomicBool>) -> Arc<Script> {
+    Arc::new(move |req, _| {
+        if healthy.load(Ordering::SeqCst) {
+            answer(req)
+        } else {
+            (status, body.into(), Duration::ZERO)
+        }
+    })
+}
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+#[test]
+fn a_server_that_always_fails_stops_the_sweep_and_a_resume_fills_every_error_record() {
+    let healthy = Arc::new(AtomicBool::new(false));
+    let mock = Mock::start(until_healthy(
+        500,
+        r#"{"error":"model crashed"}"#,
+        healthy.clone(),
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let text = config(mock.addr, "[1, 2]", "retries = 1", "").replace("limit = 2", "limit = 3");
+    let e = sweep_at(dir.path(), &text).unwrap_err();
+    assert!(
+        e.contains("3 requests in a row") && e.contains("model crashed"),
+        "{e}"
+    );
+    // Stopped early: three requests, each tried twice, of the 6 the plan has.
+    assert_eq!(mock.requests().len(), 3 * 2);
+    let before = records_at(dir.path());
+    assert!(!before.is_empty());
+    assert!(
+        before
+            .iter()
+            .all(|r| r.finish_reason == FinishReason::Error)
+    );
+    let m = hyperscale::record::Manifest::read(&dir.path().join("results/remote"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.sessions[0].records_written, before.len() as u64);
+    assert!(!m.sessions[0].complete);
+
+    // The server recovers: a resume retries the error records.
+    healthy.store(true, Ordering::SeqCst);
+    let s = sweep_at(dir.path(), &text).unwrap();
+    assert_eq!(s.errors_retried, before.len() as u64);
+    let after = records_at(dir.path());
+    assert_eq!(after.len(), 3 * 3);
+    assert_unique(&after);
+    assert!(
+        after
+            .iter()
+            .all(|r| r.finish_reason != FinishReason::Error && r.text.is_some())
+    );
+    let log = std::fs::read_to_string(dir.path().join("results/remote/errors.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), before.len());
+    let m = hyperscale::record::Manifest::read(&dir.path().join("results/remote"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(m.sessions[1].errors_retried, before.len() as u64);
+    assert!(m.sessions[1].complete);
+}
+
+#[test]
+fn a_422_stops_the_sweep_at_once_with_the_servers_message() {
+    let mock = Mock::start(Arc::new(|_, _| {
+        (
+            422,
+            r#"{"detail":"prompt must be a string"}"#.into(),
+            Duration::ZERO,
+        )
+    }));
+    let (_dir, r) = sweep(&config(mock.addr, "[1, 2]", "", ""));
+    let e = r.unwrap_err();
+    assert!(
+        e.contains("answered 422") && e.contains("prompt must be a string"),
+        "{e}"
+    );
+    assert_eq!(mock.requests().len(), 1, "not retried");
+}
+
+#[test]
+fn a_validation_error_under_status_500_is_not_retried() {
+    let mock = Mock::start(Arc::new(|_, _| {
+        (
+            500,
+            r#"{"error":{"message":"1 validation error for CreateCompletionRequest\nprompt\n  Input should be a valid string","type":"internal_server_error"}}"#.into(),
+            Duration::ZERO,
+        )
+    }));
+    let (_dir, r) = sweep(&config(mock.addr, "[1, 2]", "", ""));
+    let e = r.unwrap_err();
+    assert!(
+        e.contains("answered 500") && e.contains("validation error"),
+        "{e}"
+    );
+    assert_eq!(mock.requests().len(), 1, "not retried");
+}
+
+#[test]
+fn a_session_whose_every_sample_failed_does_not_succeed() {
+    let mock = Mock::start(until_healthy(
+        503,
+        "overloaded",
+        Arc::new(AtomicBool::new(false)),
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let text = config(mock.addr, "[1]", "retries = 0", "").replace("limit = 2", "limit = 1");
+    let e = sweep_at(dir.path(), &text).unwrap_err();
+    assert!(e.contains("every one of the 1 records"), "{e}");
+    let m = hyperscale::record::Manifest::read(&dir.path().join("results/remote"))
+        .unwrap()
+        .unwrap();
+    let s = &m.sessions[0];
+    assert!(
+        !s.complete
+            && s.error
+                .as_deref()
+                .is_some_and(|e| e.contains("error record"))
+    );
+    assert_eq!(s.records_written, 1);
+}
+
+/// The local prompt ids of the first two arith problems.
+fn local_prompts() -> Vec<Vec<u32>> {
+    let model = LoadedModel::load(&model_dir(), DeviceKind::Cpu).unwrap();
+    let task = task_cli::resolve("arith").unwrap();
+    let problems = task
+        .load_problems(&LoadOptions::from_env())
+        .unwrap()
+        .problems;
+    problems
+        .iter()
+        .take(2)
+        .map(|p| {
+            let user = task
+                .render(p, SampleCtx { repeat: 0 })
+                .unwrap()
+                .user_message;
+            model.prompt_ids(&user, None, false).unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn text_prompts_tokenise_back_to_the_local_ids() {
+    let model = LoadedModel::load(&model_dir(), DeviceKind::Cpu).unwrap();
+    let want = local_prompts();
+    for (extra, drop_bos) in [
+        ("prompt_format = \"text\"", false),
+        ("prompt_format = \"text\"\nserver_adds_bos = true", true),
+    ] {
+        let mock = Mock::start(Arc::new(|req, _| answer(req)));
+        let (_dir, records) = sweep(&config(mock.addr, "[1]", extra, ""));
+        assert_eq!(records.unwrap().len(), 2);
+        let mut sent: Vec<Vec<u32>> = mock
+            .requests()
+            .iter()
+            .map(|r| {
+                let text = r["prompt"].as_str().expect("a string prompt");
+                model.tokenizer.encode(text, false).unwrap()
+            })
+            .collect();
+        sent.sort();
+        let mut want: Vec<Vec<u32>> = want
+            .iter()
+            .map(|ids| {
+                if drop_bos {
+                    // The server puts BOS (here `<|im_start|>`) back.
+                    assert_eq!(Some(ids[0]), model.tokenizer.bos_id());
+                    ids[1..].to_vec()
+                } else {
+                    ids.clone()
+                }
+            })
+            .collect();
+        want.sort();
+        assert_eq!(sent, want, "{extra}");
+    }
+}
+
+#[test]
+fn a_server_that_counts_other_prompt_tokens_stops_a_text_sweep() {
+    let mock = Mock::start(Arc::new(|req, _| {
+        let (status, body, delay) = answer(req);
+        let mut v: Value = serde_json::from_str(&body).unwrap();
+        // One token more than sent: a second BOS.
+        v["usage"] = json!({"prompt_tokens": 100_000, "completion_tokens": 3});
+        (status, v.to_string(), delay)
+    }));
+    let (_dir, r) = sweep(&config(mock.addr, "[1]", "prompt_format = \"text\"", ""));
+    let e = r.unwrap_err();
+    assert!(
+        e.contains("counted 100000 prompt tokens") && e.contains("server_adds_bos"),
+        "{e}"
+    );
+}
+
+// ---- the binary: signals and a second sweep on a locked directory ----
+
+fn binary_config(dir: &Path, addr: SocketAddr, problems: usize) -> PathBuf {
+    let text = config(addr, "[1]", "concurrency = 1", "")
+        .replace("limit = 2", &format!("limit = {problems}"));
+    let cfg = dir.join("remote.toml");
+    std::fs::write(&cfg, text).unwrap();
+    cfg
+}
+
+fn spawn_sweep(dir: &Path, cfg: &Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_hyperscale"))
+        .arg("sweep")
+        .arg(cfg)
+        .arg("--results")
+        .arg(dir.join("results"))
+        .args(["--progress", "none"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn lines_in(path: &Path) -> usize {
+    std::fs::read_to_string(path).map_or(0, |s| s.lines().count())
+}
+
+/// Wait until `path` has at least `n` lines.
+fn wait_for_lines(path: &Path, n: usize) {
+    let start = std::time::Instant::now();
+    while lines_in(path) < n {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "`{}` never reached {n} lines",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn slow_answers() -> Arc<Script> {
+    Arc::new(|req, _| {
+        let (status, body, _) = answer(req);
+        (status, body, Duration::from_millis(300))
+    })
+}
+
+#[test]
+fn sigint_and_sigterm_close_the_session_and_say_how_to_resume() {
+    use std::os::unix::process::ExitStatusExt;
+    for (signal, name) in [(libc::SIGINT, "SIGINT"), (libc::SIGTERM, "SIGTERM")] {
+        let mock = Mock::start(slow_answers());
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = binary_config(dir.path(), mock.addr, 40);
+        let child = spawn_sweep(dir.path(), &cfg);
+        let run = dir.path().join("results/remote");
+        wait_for_lines(&run.join(SAMPLES_FILE), 2);
+        // SAFETY: signals our own child.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.signal(), Some(signal), "{stderr}");
+        let said: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.contains(&format!("interrupted by {name}")))
+            .collect();
+        assert_eq!(said.len(), 1, "{stderr}");
+        assert!(
+            said[0].contains("to resume, run:") && said[0].contains("remote.toml"),
+            "{stderr}"
+        );
+        let m = hyperscale::record::Manifest::read(&run).unwrap().unwrap();
+        let s = &m.sessions[0];
+        let written = lines_in(&run.join(SAMPLES_FILE)) as u64;
+        assert!(s.ended_at.is_some() && m.ended_at.is_some());
+        assert_eq!(s.records_written, written);
+        assert!((2..40).contains(&written));
+        assert!(!s.complete);
+        assert!(
+            s.error.as_deref().is_some_and(|e| e.contains(name)),
+            "{s:?}"
+        );
+        // The line's command resumes the run.
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_hyperscale"))
+            .arg("sweep")
+            .arg(&cfg)
+            .arg("--results")
+            .arg(dir.path().join("results"))
+            .args(["--progress", "none"])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let all = read_records(&run.join(SAMPLES_FILE)).unwrap();
+        assert_eq!(all.len(), 40);
+        assert_unique(&all);
+    }
+}
+
+#[test]
+fn a_second_sweep_process_on_one_directory_fails_at_once_naming_the_first() {
+    let mock = Mock::start(slow_answers());
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = binary_config(dir.path(), mock.addr, 8);
+    let first = spawn_sweep(dir.path(), &cfg);
+    let run = dir.path().join("results/remote");
+    wait_for_lines(&run.join(SAMPLES_FILE), 1);
+    let start = std::time::Instant::now();
+    let second = std::process::Command::new(env!("CARGO_BIN_EXE_hyperscale"))
+        .arg("sweep")
+        .arg(&cfg)
+        .arg("--results")
+        .arg(dir.path().join("results"))
+        .args(["--progress", "none"])
+        .output()
+        .unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "the second sweep waited"
+    );
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("in use by another sweep")
+            && stderr.contains(&format!("pid {}", first.id())),
+        "{stderr}"
+    );
+    let out = first.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let all = read_records(&run.join(SAMPLES_FILE)).unwrap();
+    assert_eq!(all.len(), 8);
+    assert_unique(&all);
+    let m = hyperscale::record::Manifest::read(&run).unwrap().unwrap();
+    assert_eq!(m.sessions.len(), 1);
+    assert!(m.sessions[0].complete);
+}
+
+// ---- a real server: llama-cpp-python's OpenAI-compatible server ----
+
+/// The server process, killed on drop.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn llama_cpp_server_completes_a_text_sweep() {
+    let skip = |why: &str| eprintln!("SKIPPED llama_cpp_server_completes_a_text_sweep: {why}");
+    let importable = std::process::Command::new("python3")
+        .args(["-c", "import llama_cpp.server"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !importable {
+        return skip(
+            "`python3 -c 'import llama_cpp.server'` fails (pip install 'llama-cpp-python[server]')",
+        );
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let gguf = root.join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    if !gguf.is_file() {
+        return skip(&format!("`{}` is missing", gguf.display()));
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let _server = Server(
+        std::process::Command::new("python3")
+            .arg(root.join("tests/fixtures/remote/llama_server.py"))
+            .arg("--model")
+            .arg(&gguf)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(log.reopen().unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(180),
+            "the server did not start: {}",
+            std::fs::read_to_string(log.path()).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let text = format!(
+        r#"[run]
+name = "remote"
+
+[model]
+path = "{}"
+backend = "openai"
+base_url = "http://127.0.0.1:{port}/v1"
+model = "smollm2"
+prompt_format = "text"
+max_n = 1
+concurrency = 1
+retries = 1
+timeout_seconds = 300
+
+[[tasks]]
+name = "arith"
+limit = 2
+
+[sampling]
+temperature = 0.7
+seeds = [1]
+
+[grid]
+widths = [2]
+lengths = [24]
+
+[[grid.methods]]
+policy = "dense"
+"#,
+        gguf.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let summary = sweep_at(dir.path(), &text).unwrap_or_else(|e| {
+        panic!(
+            "{e}\nserver log:\n{}",
+            std::fs::read_to_string(log.path()).unwrap_or_default()
+        )
+    });
+    let records = records_at(dir.path());
+    assert_eq!((summary.written_records, records.len()), (4, 4));
+    assert_unique(&records);
+    for r in &records {
+        assert_ne!(r.finish_reason, FinishReason::Error, "{}", r.sample_id);
+        assert!(r.generated_tokens > 0 && r.prompt_tokens > 0);
+        assert!(
+            !r.text.as_deref().unwrap_or("").trim().is_empty(),
+            "{}",
+            r.sample_id
+        );
+    }
+    eprintln!(
+        "llama-cpp-python server: 4 samples, e.g. {:?}",
+        records[0].text.as_deref().unwrap_or("")
+    );
+}

@@ -380,3 +380,85 @@ fn progress_bars_and_log_lines_do_not_disturb_the_run() {
         );
     }
 }
+
+#[test]
+fn a_second_sweep_on_a_locked_directory_fails_at_once_and_the_first_is_intact() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    let sb = Sandbox::new(BASIC);
+    let release = Arc::new(AtomicBool::new(false));
+    let first = {
+        let release = release.clone();
+        FakeGrader {
+            wait_for: Some(Box::new(move || release.load(Ordering::SeqCst))),
+            ..FakeGrader::default()
+        }
+    };
+    std::thread::scope(|scope| {
+        let running = scope.spawn(|| {
+            sb.run_with(
+                &sb.options(),
+                &mut FakeGenerator::default(),
+                Arc::new(first),
+            )
+        });
+        // The first session has locked the directory once its manifest is there.
+        let start = Instant::now();
+        while Manifest::read(&sb.run_dir()).ok().flatten().is_none() {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "first sweep never started"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let start = Instant::now();
+        let e = sb.run().unwrap_err().to_string();
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "the second sweep waited"
+        );
+        assert!(
+            e.contains("in use by another sweep")
+                && e.contains(&format!("pid {}", std::process::id())),
+            "{e}"
+        );
+        release.store(true, Ordering::SeqCst);
+        let summary = running.join().unwrap().unwrap();
+        assert_eq!(summary.written_records, 72);
+    });
+    let records = sb.records();
+    let ids: HashSet<&str> = records.iter().map(|r| r.sample_id.as_str()).collect();
+    assert_eq!((records.len(), ids.len()), (72, 72), "every record once");
+    let m = Manifest::read(&sb.run_dir()).unwrap().unwrap();
+    assert_eq!(m.sessions.len(), 1, "the refused sweep left no session");
+    assert!(m.sessions[0].complete);
+    // Released with the session: the next sweep runs (a no-op).
+    assert_eq!(sb.run().unwrap().written_records, 0);
+}
+
+#[test]
+fn new_run_moves_the_old_run_aside_and_locks_the_new_directory() {
+    let sb = Sandbox::new(BASIC);
+    sb.run().unwrap();
+    let options = hyperscale::sweep::SweepOptions {
+        new_run: true,
+        ..sb.options()
+    };
+    sb.set_config(&BASIC.replace("seeds = [5]", "seeds = [6]"));
+    sb.run_with(
+        &options,
+        &mut FakeGenerator::default(),
+        Arc::new(FakeGrader::default()),
+    )
+    .unwrap();
+    assert_eq!(sb.records().len(), 72);
+    let moved: Vec<_> = std::fs::read_dir(sb.run_dir().parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("t.prev-"))
+        .collect();
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    // The new directory is free again.
+    let _lock = hyperscale::record::RunLock::acquire(&sb.run_dir()).unwrap();
+}

@@ -30,6 +30,12 @@ pub enum RecordError {
     Manifest { path: PathBuf, message: String },
     #[error("failed to write `{path}`: {message}")]
     Parquet { path: PathBuf, message: String },
+    /// Another process (or another open in this one) holds the run
+    /// directory's lock.
+    #[error(
+        "`{dir}` is in use by another sweep ({holder}); wait for it to finish or stop it, then run again"
+    )]
+    Locked { dir: PathBuf, holder: String },
 }
 
 impl RecordError {

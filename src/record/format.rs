@@ -30,3 +30,11 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 
 /// The append-only sample records inside `results/<run>/`.
 pub const SAMPLES_FILE: &str = "samples.jsonl";
+
+/// The run directory's lock file ([`super::RunLock`]); its content names the
+/// holder, its `flock` is the lock.
+pub const LOCK_FILE: &str = "sweep.lock";
+
+/// Error records set aside by a resume that retries them
+/// ([`super::set_aside_errors`]), appended, never read back by the sweep.
+pub const ERRORS_FILE: &str = "errors.jsonl";

@@ -14,6 +14,8 @@ use super::{RecordError, SampleKey, SampleRecord};
 #[derive(Debug, Clone, Default)]
 pub struct ResumeIndex {
     keys: HashSet<SampleKey>,
+    /// The keys of error records (`finish_reason = "error"`), also in `keys`.
+    errors: HashSet<SampleKey>,
     /// True when the file ended in a torn line (ignored, not repaired).
     pub torn_tail: bool,
 }
@@ -25,6 +27,8 @@ struct KeyColumns {
     problem_id: String,
     repeat: u32,
     sample: u32,
+    #[serde(default)]
+    finish_reason: Option<String>,
 }
 
 impl ResumeIndex {
@@ -60,10 +64,27 @@ impl ResumeIndex {
                 });
             }
             first_line.insert(key.clone(), line_no);
+            if k.finish_reason.as_deref() == Some("error") {
+                index.errors.insert(key.clone());
+            }
             index.keys.insert(key);
             Ok(())
         })?;
         Ok(index)
+    }
+
+    /// Error records among the keys: samples a resume retries.
+    pub fn errors(&self) -> usize {
+        self.errors.len()
+    }
+
+    /// The index with its error records counted as not done (what a session
+    /// that retries them will find after [`super::set_aside_errors`]).
+    pub fn without_errors(mut self) -> Self {
+        for k in self.errors.drain() {
+            self.keys.remove(&k);
+        }
+        self
     }
 
     pub fn contains(&self, key: &SampleKey) -> bool {
@@ -117,6 +138,30 @@ pub fn read_complete_records(
             message: e.to_string(),
         })?;
         out.push((line_no, record));
+        Ok(())
+    })?;
+    Ok((out, torn))
+}
+
+/// Line number, record, and the line as written (without its newline).
+pub(crate) type RecordLine = (usize, SampleRecord, Vec<u8>);
+
+/// [`read_complete_records`] with each record's line as written, for
+/// rewriting records without re-serialising them.
+pub(crate) fn read_complete_lines(path: &Path) -> Result<(Vec<RecordLine>, bool), RecordError> {
+    let mut out = Vec::new();
+    let mut torn = false;
+    for_each_line(path, |line_no, line, complete| {
+        if !complete {
+            torn = true;
+            return Ok(());
+        }
+        let record = serde_json::from_slice(line).map_err(|e| RecordError::Malformed {
+            path: path.to_path_buf(),
+            line: line_no,
+            message: e.to_string(),
+        })?;
+        out.push((line_no, record, line.to_vec()));
         Ok(())
     })?;
     Ok((out, torn))

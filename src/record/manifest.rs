@@ -142,6 +142,14 @@ pub struct Session {
     pub complete: bool,
     /// Why the session stopped early, if it did.
     pub error: Option<String>,
+    /// Error records this session moved to `errors.jsonl` at its start to
+    /// retry their samples (absent when none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub errors_retried: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Manifest {
@@ -170,17 +178,41 @@ impl Manifest {
     }
 
     /// Write `dir/manifest.json` atomically (temporary file, then rename).
+    /// On failure (a full disk) the temporary file is removed: the old
+    /// manifest stays and no debris is left.
     pub fn write(&self, dir: &Path) -> Result<(), RecordError> {
         let path = dir.join(MANIFEST_FILE);
-        let tmp = dir.join(format!("{MANIFEST_FILE}.tmp"));
         let mut text = serde_json::to_string_pretty(self).map_err(|e| RecordError::Manifest {
             path: path.clone(),
             message: e.to_string(),
         })?;
         text.push('\n');
-        std::fs::write(&tmp, text).map_err(|e| RecordError::io("write", &tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| RecordError::io("replace", &path, e))
+        replace_file(&path, text.as_bytes(), |tmp, bytes| {
+            std::fs::write(tmp, bytes)
+        })
     }
+}
+
+/// Replace `path` with `bytes` through `<path>.tmp` and a rename, writing
+/// the temporary file with `write`. A failed write or rename removes the
+/// temporary file (best effort) and names the step that failed.
+pub(crate) fn replace_file(
+    path: &Path,
+    bytes: &[u8],
+    write: impl FnOnce(&Path, &[u8]) -> std::io::Result<()>,
+) -> Result<(), RecordError> {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    let tmp = path.with_file_name(name);
+    let result = write(&tmp, bytes)
+        .map_err(|e| RecordError::io("write", &tmp, e))
+        .and_then(|()| {
+            std::fs::rename(&tmp, path).map_err(|e| RecordError::io("replace", path, e))
+        });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 /// `t` as `YYYY-MM-DDTHH:MM:SSZ` (UTC).
@@ -251,6 +283,28 @@ mod tests {
             m.resolved_config_hash(),
             super::super::config_hash(&serde_json::json!({"a": 1}))
         );
+    }
+
+    #[test]
+    fn a_failed_manifest_write_leaves_no_tmp_debris() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(MANIFEST_FILE);
+        // Disk full after the temporary file was created: an empty `.tmp`
+        // used to stay behind.
+        let e = replace_file(&path, b"{}", |tmp, _| {
+            std::fs::write(tmp, b"")?;
+            Err(std::io::Error::from_raw_os_error(28)) // ENOSPC
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("manifest.json.tmp"), "{e}");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
+        // A failed rename (the target is a directory) cleans up too.
+        std::fs::create_dir(&path).unwrap();
+        let e = replace_file(&path, b"{}", |tmp, b| std::fs::write(tmp, b)).unwrap_err();
+        assert!(e.to_string().contains("failed to replace"), "{e}");
+        assert!(!dir.path().join("manifest.json.tmp").exists());
     }
 
     #[test]

@@ -11,17 +11,24 @@
 //! given twice, a merge run again) are kept once, so merging is idempotent:
 //! the output is rewritten whole, records sorted by key, and merging the
 //! same inputs again leaves it byte for byte the same. An existing `--out`
-//! run of the same config is one more input.
+//! run of the same config is one more input. An error record
+//! (`finish_reason = "error"`) gives way to a real record of its key.
+//!
+//! Records are copied as the lines they were written as, never parsed and
+//! re-serialised, so every float keeps its exact digits. The output
+//! directory is locked ([`super::RunLock`]) while it is written.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::index::read_complete_records;
+use super::index::read_complete_lines;
+use super::lock::RunLock;
 use super::{
     MANIFEST_FILE, Manifest, MergedInput, RECORD_FORMAT_VERSION, RecordError, SAMPLES_FILE,
     SampleKey, SampleRecord, Shard,
 };
+use crate::generate::FinishReason;
 
 /// Why a merge was refused.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +83,9 @@ pub struct MergeSummary {
     pub added: u64,
     /// Records seen more than once with the same content (kept once).
     pub duplicates: u64,
+    /// Error records left out because another input holds a real record
+    /// of the same key.
+    pub errors_replaced: u64,
     /// Shards of an `N`-way split none of the inputs holds (when every
     /// shard input is of one split).
     pub missing_shards: Vec<Shard>,
@@ -105,6 +115,12 @@ impl MergeSummary {
                 f.display()
             ));
         }
+        if self.errors_replaced > 0 {
+            s.push_str(&format!(
+                "{} error record(s) replaced by another input's record of the same sample\n",
+                self.errors_replaced
+            ));
+        }
         s.push_str(&format!(
             "{}: {} records ({} new, {} duplicates dropped)\n",
             self.out.display(),
@@ -120,7 +136,8 @@ impl MergeSummary {
 struct Input {
     dir: PathBuf,
     manifest: Manifest,
-    records: Vec<(usize, SampleRecord)>,
+    /// Line number, record, the line as written.
+    records: Vec<(usize, SampleRecord, Vec<u8>)>,
 }
 
 /// Union the run directories `inputs` into `out` (created if needed).
@@ -131,6 +148,13 @@ pub fn merge_runs(inputs: &[PathBuf], out: &Path) -> Result<MergeSummary, MergeE
     let mut summary = MergeSummary {
         out: out.to_path_buf(),
         ..MergeSummary::default()
+    };
+    // Keep sweeps (and other merges) out while `out` is read and rewritten;
+    // an `out` that does not exist yet is locked once created.
+    let lock = if out.is_dir() {
+        Some(RunLock::acquire(out)?)
+    } else {
+        None
     };
     let existing = match Manifest::read(out)? {
         Some(m) => Some(read_input(out, m, &mut summary)?),
@@ -158,16 +182,23 @@ pub fn merge_runs(inputs: &[PathBuf], out: &Path) -> Result<MergeSummary, MergeE
     }
 
     let before = existing.as_ref().map_or(0, |e| e.records.len() as u64);
-    let mut merged: BTreeMap<SampleKey, (&SampleRecord, &Path, usize)> = BTreeMap::new();
+    let mut merged: BTreeMap<SampleKey, (&SampleRecord, &Path, usize, &[u8])> = BTreeMap::new();
     for input in &all {
         let file = input.dir.join(SAMPLES_FILE);
-        for (line, record) in &input.records {
+        for (line, record, text) in &input.records {
             let key = record.key();
+            let is_error = |r: &SampleRecord| r.finish_reason == FinishReason::Error;
             match merged.get(&key) {
                 None => {
-                    merged.insert(key, (record, &input.dir, *line));
+                    merged.insert(key, (record, &input.dir, *line, text));
                 }
-                Some(&(first, first_dir, first_line)) => {
+                Some(&(first, ..)) if is_error(first) != is_error(record) => {
+                    summary.errors_replaced += 1;
+                    if is_error(first) {
+                        merged.insert(key, (record, &input.dir, *line, text));
+                    }
+                }
+                Some(&(first, first_dir, first_line, _)) => {
                     if let Some(column) = differing_column(first, record) {
                         return Err(MergeError::Conflict {
                             sample_id: key.sample_id(),
@@ -188,8 +219,14 @@ pub fn merge_runs(inputs: &[PathBuf], out: &Path) -> Result<MergeSummary, MergeE
     summary.missing_shards = missing_shards(read.iter().map(|i| i.manifest.shard));
 
     let manifest = merged_manifest(existing.as_ref(), &read);
-    std::fs::create_dir_all(out).map_err(|e| RecordError::io("create", out, e))?;
-    write_records(&out.join(SAMPLES_FILE), merged.values().map(|(r, _, _)| *r))?;
+    let _lock = match lock {
+        Some(l) => l,
+        None => {
+            std::fs::create_dir_all(out).map_err(|e| RecordError::io("create", out, e))?;
+            RunLock::acquire(out)?
+        }
+    };
+    write_records(&out.join(SAMPLES_FILE), merged.values().map(|v| v.3))?;
     manifest.write(out)?;
     Ok(summary)
 }
@@ -207,7 +244,7 @@ fn read_input(
         });
     }
     let file = dir.join(SAMPLES_FILE);
-    let (records, torn) = read_complete_records(&file)?;
+    let (records, torn) = read_complete_lines(&file)?;
     if torn {
         summary.torn.push(file);
     }
@@ -324,30 +361,22 @@ fn merged_manifest(existing: Option<&Input>, read: &[Input]) -> Manifest {
     m
 }
 
-/// Write `records` to `path` through a temporary file and a rename, so a
-/// crash leaves the old file or the new one.
+/// Write the record `lines` (each without its newline) to `path` through a
+/// temporary file and a rename, so a crash leaves the old file or the new
+/// one, and a failure leaves no temporary file.
 fn write_records<'a>(
     path: &Path,
-    records: impl Iterator<Item = &'a SampleRecord>,
+    lines: impl Iterator<Item = &'a [u8]>,
 ) -> Result<(), RecordError> {
-    let tmp = path.with_extension("jsonl.tmp");
-    let file = std::fs::File::create(&tmp).map_err(|e| RecordError::io("create", &tmp, e))?;
-    let mut w = std::io::BufWriter::new(file);
-    for r in records {
-        serde_json::to_writer(&mut w, r).map_err(|e| RecordError::Malformed {
-            path: tmp.clone(),
-            line: 0,
-            message: format!("cannot serialise record `{}`: {e}", r.sample_id),
-        })?;
-        w.write_all(b"\n")
-            .map_err(|e| RecordError::io("write", &tmp, e))?;
-    }
-    let file = w
-        .into_inner()
-        .map_err(|e| RecordError::io("write", &tmp, e.into_error()))?;
-    file.sync_all()
-        .map_err(|e| RecordError::io("sync", &tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| RecordError::io("replace", path, e))
+    super::manifest::replace_file(path, &[], |tmp, _| {
+        let file = std::fs::File::create(tmp)?;
+        let mut w = std::io::BufWriter::new(file);
+        for line in lines {
+            w.write_all(line)?;
+            w.write_all(b"\n")?;
+        }
+        w.into_inner().map_err(|e| e.into_error())?.sync_all()
+    })
 }
 
 #[cfg(test)]

@@ -203,3 +203,49 @@ fn runs_of_other_configs_formats_or_models_are_refused() {
         Err(MergeError::NoInputs)
     ));
 }
+
+#[test]
+fn merge_keeps_floats_exactly_1_9574468085106382() {
+    // serde_json without `float_roundtrip` reads this as ...385; merge used
+    // to parse and re-serialise every record.
+    let root = tempfile::tempdir().unwrap();
+    let mut r = record("t1", 0, "x");
+    r.cr_achieved = Some(1.9574468085106382);
+    r.wall_seconds = 1.9574468085106382;
+    let a = run_dir(root.path(), "a", 1, shard(0), &[r]);
+    let written = std::fs::read_to_string(a.join(SAMPLES_FILE)).unwrap();
+    assert!(written.contains("1.9574468085106382"), "{written}");
+    let out = root.path().join("out");
+    merge_runs(&[a], &out).unwrap();
+    let merged = std::fs::read_to_string(out.join(SAMPLES_FILE)).unwrap();
+    assert_eq!(merged, written, "the record's line is copied byte for byte");
+}
+
+#[test]
+fn an_error_record_gives_way_to_a_real_one() {
+    let root = tempfile::tempdir().unwrap();
+    let mut failed = record("t1", 0, "x");
+    failed.finish_reason = FinishReason::Error;
+    failed.generated_tokens = 0;
+    let a = run_dir(root.path(), "a", 1, shard(0), &[failed.clone()]);
+    let b = run_dir(root.path(), "b", 1, shard(1), &[record("t1", 0, "x")]);
+    for inputs in [[a.clone(), b.clone()], [b.clone(), a.clone()]] {
+        let out = root.path().join(format!("o{}", inputs[0] == a));
+        let s = merge_runs(&inputs, &out).unwrap();
+        assert_eq!((s.records, s.errors_replaced), (1, 1));
+        let got = crate::record::read_records(&out.join(SAMPLES_FILE)).unwrap();
+        assert_eq!(got[0].finish_reason, FinishReason::Length);
+    }
+}
+
+#[test]
+fn a_merge_into_a_locked_directory_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let a = run_dir(root.path(), "a", 1, shard(0), &[record("t1", 0, "x")]);
+    let out = root.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let _held = RunLock::acquire(&out).unwrap();
+    let e = merge_runs(&[a], &out).unwrap_err().to_string();
+    assert!(e.contains("in use by another sweep"), "{e}");
+    assert!(!out.join(SAMPLES_FILE).exists());
+}

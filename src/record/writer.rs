@@ -4,6 +4,8 @@
 //!
 //! Records reach the operating system as they are written, which is what a
 //! SIGKILL can't undo; the file is `fsync`ed when the writer is finished.
+//! A write that fails (a full disk) is cut back off, so the file keeps only
+//! whole records and the error names this file.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -17,6 +19,8 @@ pub struct SampleWriter {
     path: PathBuf,
     file: File,
     written: u64,
+    /// The file's length after the last whole record.
+    len: u64,
 }
 
 impl SampleWriter {
@@ -33,14 +37,22 @@ impl SampleWriter {
             .append(true)
             .open(path)
             .map_err(|e| RecordError::io("open", path, e))?;
-        Ok((
-            SampleWriter {
-                path: path.to_path_buf(),
-                file,
-                written: 0,
-            },
-            repaired,
-        ))
+        Ok((Self::from_file(path, file)?, repaired))
+    }
+
+    /// A writer appending to `file`, opened for appending, named `path` in
+    /// errors.
+    pub(crate) fn from_file(path: &Path, file: File) -> Result<Self, RecordError> {
+        let len = file
+            .metadata()
+            .map_err(|e| RecordError::io("stat", path, e))?
+            .len();
+        Ok(SampleWriter {
+            path: path.to_path_buf(),
+            file,
+            written: 0,
+            len,
+        })
     }
 
     /// Append one record as one line, written in a single call.
@@ -51,12 +63,22 @@ impl SampleWriter {
             message: format!("cannot serialise record `{}`: {e}", record.sample_id),
         })?;
         line.push(b'\n');
-        self.file
-            .write_all(&line)
-            .and_then(|()| self.file.flush())
-            .map_err(|e| RecordError::io("append to", &self.path, e))?;
+        if let Err(e) = self.file.write_all(&line).and_then(|()| self.file.flush()) {
+            // Part of the line may be in: cut it (best effort; a torn line
+            // left by a failed cut is repaired by the next open).
+            let _ = self.file.set_len(self.len);
+            return Err(RecordError::io("append to", &self.path, e));
+        }
+        self.len += line.len() as u64;
         self.written += 1;
         Ok(())
+    }
+
+    /// Flush what was written to disk, keeping the writer open.
+    pub fn sync(&self) -> Result<(), RecordError> {
+        self.file
+            .sync_all()
+            .map_err(|e| RecordError::io("sync", &self.path, e))
     }
 
     /// Records appended through this writer.
@@ -133,6 +155,35 @@ mod tests {
         assert_eq!(repair_torn_tail(&path).unwrap(), Some(4));
         assert_eq!(std::fs::read(&path).unwrap(), b"");
         assert_eq!(repair_torn_tail(&path).unwrap(), None);
+    }
+
+    #[test]
+    fn a_failed_append_names_the_records_file() {
+        // `/dev/full` fails every write with ENOSPC: the disk-full case,
+        // injected (Linux only, always there).
+        let full = OpenOptions::new().append(true).open("/dev/full").unwrap();
+        let path = Path::new("results/run/samples.jsonl");
+        let mut w = SampleWriter::from_file(path, full).unwrap();
+        let record: SampleRecord = serde_json::from_str(
+            r#"{"run": "r", "trial": "t", "group": "g", "sample_id": "t:p:0:0", "task": "arith",
+            "task_version": "1", "problem_id": "p", "repeat": 0, "sample": 0, "model": "m",
+            "method": "dense", "policy": "dense", "policy_params": "{}", "cr_target": null,
+            "cr_achieved": null, "width": 1, "max_tokens": 4, "seed": 0, "temperature": 0.0,
+            "top_p": 1.0, "top_k": 0, "prompt_tokens": 1, "generated_tokens": 1,
+            "finish_reason": "eos", "extracted_answer": null, "verdict": "wrong",
+            "is_correct": false, "kv_reads": 0, "prefill_reads": 0, "peak_resident": 0,
+            "peak_resident_batch": 0, "batch_first": 0, "batch_samples": 1, "peak_bytes": 0,
+            "kv_rows": 1, "budget_source": "measured", "wall_seconds": 0.0,
+            "prefill_seconds": 0.0, "decode_tokens_per_second": 0.0, "grade_seconds": 0.0,
+            "device": "cpu", "token_hash": "00", "text": null}"#,
+        )
+        .unwrap();
+        let e = w.append(&record).unwrap_err().to_string();
+        assert!(
+            e.contains("failed to append to `results/run/samples.jsonl`") && e.contains("space"),
+            "{e}"
+        );
+        assert_eq!(w.written(), 0);
     }
 
     #[test]

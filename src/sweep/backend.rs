@@ -1,6 +1,6 @@
 //! Who decodes a sweep: this process ([`Backend::Local`]) or an
 //! OpenAI-compatible server ([`Backend::OpenAi`]: vLLM, SGLang,
-//! TensorRT-LLM), validated from the `[model]` section.
+//! TensorRT-LLM, llama.cpp, Ollama), validated from the `[model]` section.
 //!
 //! A remote engine runs its own KV cache, so only `dense` can be asked of it
 //! and its budgets are computed from token counts with the closed form of
@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use super::ConfigError;
-use super::config::{BackendKind, MethodSection, ModelSection};
+use super::config::{BackendKind, MethodSection, ModelSection, PromptFormat};
 use crate::limits;
 
 /// The model's attention shape, for computed budgets.
@@ -37,6 +37,10 @@ pub struct RemoteSpec {
     pub timeout: Duration,
     pub retries: u32,
     pub backoff: Duration,
+    pub prompt_format: PromptFormat,
+    /// `prompt_format = "text"`: the server prepends BOS; `None`: as the
+    /// model's tokenizer does.
+    pub server_adds_bos: Option<bool>,
 }
 
 /// Who decodes.
@@ -67,6 +71,8 @@ pub(crate) fn backend_plan(
         ("model.timeout_seconds", m.timeout_seconds.is_some()),
         ("model.retries", m.retries.is_some()),
         ("model.backoff_seconds", m.backoff_seconds.is_some()),
+        ("model.prompt_format", m.prompt_format.is_some()),
+        ("model.server_adds_bos", m.server_adds_bos.is_some()),
     ];
     if m.backend == BackendKind::Local {
         return match remote_only.iter().find(|(_, set)| *set) {
@@ -153,6 +159,13 @@ pub(crate) fn backend_plan(
     };
     let concurrency = positive("model.concurrency", m.concurrency, 8)?;
     let retries = m.retries.unwrap_or(5);
+    let prompt_format = m.prompt_format.unwrap_or_default();
+    if m.server_adds_bos.is_some() && prompt_format != PromptFormat::Text {
+        return Err(err(
+            "model.server_adds_bos",
+            "only applies to prompt_format = \"text\"".into(),
+        ));
+    }
     Ok(Backend::OpenAi(RemoteSpec {
         base_url,
         model,
@@ -178,5 +191,7 @@ pub(crate) fn backend_plan(
             1.0,
             limits::MAX_BACKOFF_S,
         )?,
+        prompt_format,
+        server_adds_bos: m.server_adds_bos,
     }))
 }

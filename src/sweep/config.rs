@@ -132,6 +132,17 @@ pub struct ModelSection {
     /// or the server's `Retry-After`). Default 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backoff_seconds: Option<f64>,
+    /// `openai`: how the prompt is sent: `tokens` (the local token ids;
+    /// default) or `text` (the locally rendered prompt as a string, for
+    /// servers that take only strings: llama.cpp, Ollama). See
+    /// docs/remote-engines.md.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_format: Option<PromptFormat>,
+    /// `openai` with `prompt_format = "text"`: whether the server prepends
+    /// BOS to a string prompt (then the prompt is sent without its own).
+    /// Default: what the model's tokenizer does (`add_bos_token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_adds_bos: Option<bool>,
     /// `cpu`, `cuda`, `cuda:N`, `wgpu`. Default `cpu`.
     #[serde(default = "default_device")]
     pub device: String,
@@ -159,6 +170,18 @@ impl BackendKind {
     fn is_local(&self) -> bool {
         *self == BackendKind::Local
     }
+}
+
+/// `model.prompt_format`: what a remote engine is sent as the prompt.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PromptFormat {
+    /// Token ids: the server sees exactly the local tokens.
+    #[default]
+    Tokens,
+    /// The rendered prompt as a string, checked to tokenise back to the
+    /// local tokens.
+    Text,
 }
 
 /// `model.shape`: what the closed-form budget of dense attention needs.

@@ -82,4 +82,12 @@ pub enum SweepError {
     },
     #[error("the sweep's async runtime failed: {0}")]
     Runtime(String),
+    /// A record arrived after the session was closed (by a signal).
+    #[error("the session was closed; no more records are written")]
+    Closed,
+    /// Every sample of the session is an error record: nothing was measured.
+    #[error(
+        "every one of the {records} records this session wrote in `{dir}` is an error record (the engine failed on every sample); fix the engine, then run the same command again: a resume retries error records"
+    )]
+    AllFailed { dir: PathBuf, records: u64 },
 }

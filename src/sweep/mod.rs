@@ -13,7 +13,9 @@
 //! implements them with the real model, tasks, prompts and graders (tests
 //! use mocks). [`shard`] cuts a plan into N balanced parts for N
 //! processes (`--shard I/N`); `hyperscale merge` ([`crate::record::merge_runs`])
-//! unions their run directories.
+//! unions their run directories. A session holds its run directory's lock
+//! ([`crate::record::RunLock`]) and is closed in the manifest whatever ends
+//! it: its work, an error, or SIGINT/SIGTERM ([`signals`]).
 
 pub mod backend;
 pub mod config;
@@ -32,7 +34,9 @@ pub mod rundir;
 pub mod runner;
 pub mod sample;
 pub mod schedule;
+pub mod session;
 pub mod shard;
+pub mod signals;
 pub mod trial;
 pub mod wiring;
 

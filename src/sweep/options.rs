@@ -30,6 +30,11 @@ pub struct SweepOptions {
     /// Run only this shard's part of the plan, in
     /// `<run>/shards/I-of-N/` (see [`super::shard`]).
     pub shard: Option<Shard>,
+    /// Keep error records as final instead of retrying their samples
+    /// (`--keep-errors`). Default false: a session first sets the run's
+    /// error records aside ([`crate::record::set_aside_errors`]) and decodes
+    /// those samples again.
+    pub keep_errors: bool,
 }
 
 impl Default for SweepOptions {
@@ -44,6 +49,7 @@ impl Default for SweepOptions {
             queue_batches: 256,
             git_revision: None,
             shard: None,
+            keep_errors: false,
         }
     }
 }
@@ -59,6 +65,12 @@ pub struct RunSummary {
     pub skipped_records: u64,
     /// Appended by this session.
     pub written_records: u64,
+    /// Of those, error records (a remote engine failed on the sample after
+    /// every retry); the next session retries them.
+    pub error_records: u64,
+    /// Error records of earlier sessions set aside to be retried (or, for a
+    /// dry run, that would be).
+    pub errors_retried: u64,
     pub batches_generated: u64,
     pub samples_generated: u64,
     pub tokens_generated: u64,
@@ -92,6 +104,18 @@ impl RunSummary {
         let mut s = String::new();
         for (reason, n) in super::runner::count_reasons(&self.skipped_groups) {
             s.push_str(&format!("skipped {n} width group(s): {reason}\n"));
+        }
+        if self.errors_retried > 0 {
+            s.push_str(&format!(
+                "retried {} error record(s) of earlier sessions (the old lines are in errors.jsonl)\n",
+                self.errors_retried
+            ));
+        }
+        if self.error_records > 0 {
+            s.push_str(&format!(
+                "warning: {} of the {} records written are error records (the engine failed on those samples); run the same command again to retry them\n",
+                self.error_records, self.written_records
+            ));
         }
         let t = &self.timing;
         s.push_str(&format!(

@@ -15,7 +15,8 @@ use super::SweepError;
 use super::deps::SampleGrader;
 use super::progress::ProgressState;
 use super::sample::graded;
-use crate::record::{ResumeIndex, SampleRecord, SampleWriter};
+use super::session::LiveSession;
+use crate::record::{ResumeIndex, SampleRecord};
 use crate::task::Expected;
 
 /// One generated sample waiting for its grade.
@@ -43,11 +44,12 @@ pub struct PipelineOutput {
 type Graded = (u64, Result<Vec<SampleRecord>, SweepError>, f64);
 
 /// Grade jobs from `jobs` on `workers` threads and append their records to
-/// `writer`, skipping any key already in `index` or written before. Sets
-/// `abort` on the first failure.
+/// `session`, skipping any key already in `index` or written before. Sets
+/// `abort` on the first failure. The session is left open (the caller
+/// closes it).
 pub async fn grade_and_record(
     mut jobs: mpsc::Receiver<Vec<Job>>,
-    mut writer: SampleWriter,
+    session: Arc<LiveSession>,
     index: Arc<ResumeIndex>,
     grader: Arc<dyn SampleGrader>,
     workers: usize,
@@ -104,7 +106,7 @@ pub async fn grade_and_record(
                 if index.contains(&key) || !written.insert(key) {
                     continue;
                 }
-                writer.append(&r)?;
+                session.append(&r)?;
                 out.written += 1;
                 progress.written.fetch_add(1, Ordering::Relaxed);
             }
@@ -123,7 +125,7 @@ pub async fn grade_and_record(
             next += 1;
             match result.and_then(|records| write(records, &mut out)) {
                 Ok(()) => {}
-                Err(e @ SweepError::Record(_)) => {
+                Err(e @ (SweepError::Record(_) | SweepError::Closed)) => {
                     fail(e, &mut out);
                     return out;
                 }
@@ -136,9 +138,6 @@ pub async fn grade_and_record(
         if let Err(e) = result.and_then(|records| write(records, &mut out)) {
             fail(e, &mut out);
         }
-    }
-    if let Err(e) = writer.finish() {
-        fail(e.into(), &mut out);
     }
     out.finished_at = Some(Instant::now());
     out

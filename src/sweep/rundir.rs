@@ -1,6 +1,7 @@
 //! The run directory's lifecycle: create it with a manifest, accept a resume
 //! only under the same config, identities and format, move an old run aside
-//! for `--new-run`, and close each session in the manifest.
+//! for `--new-run` (keeping the directory locked throughout), and record
+//! each session in the manifest ([`super::session`] closes it).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,11 +14,13 @@ use super::expand::Expanded;
 use super::options::SweepOptions;
 use super::plan::Plan;
 use crate::record::{
-    Hardware, Manifest, RECORD_FORMAT_VERSION, SAMPLES_FILE, Session, config_hash, utc_timestamp,
+    Hardware, LOCK_FILE, Manifest, RECORD_FORMAT_VERSION, RunLock, SAMPLES_FILE, Session,
+    config_hash, utc_timestamp,
 };
 
 /// Prepare `dir` for a session; returns the manifest with the new session
-/// appended (already written).
+/// appended (already written). `lock` holds `dir`; when `--new-run` moves
+/// the old run aside, it is replaced by a lock on the new directory.
 pub(crate) fn open_run(
     dir: &Path,
     plan: &Plan,
@@ -25,6 +28,7 @@ pub(crate) fn open_run(
     config_file: &str,
     options: &SweepOptions,
     device: &str,
+    lock: &mut RunLock,
 ) -> Result<Manifest, SweepError> {
     let now = utc_timestamp(SystemTime::now());
     let git_revision = options.git_revision.clone().or_else(git_revision);
@@ -38,6 +42,7 @@ pub(crate) fn open_run(
         records_written: 0,
         complete: false,
         error: None,
+        errors_retried: 0,
     };
     let existing = Manifest::read(dir)?;
     let refusal = match &existing {
@@ -66,8 +71,11 @@ pub(crate) fn open_run(
     };
     let resume = match (refusal, options.new_run) {
         (Some(e), false) => return Err(e),
-        (_, true) if dir.exists() => {
+        (_, true) if has_content(dir) => {
             move_aside(dir)?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| crate::record::RecordError::io("create", dir, e))?;
+            *lock = RunLock::acquire(dir)?;
             None
         }
         (_, _) => existing,
@@ -105,24 +113,10 @@ fn shard_label(shard: Option<crate::record::Shard>) -> String {
     shard.map_or_else(|| "the whole run".to_string(), |s| format!("shard {s}"))
 }
 
-/// Record the end of the current (last) session.
-pub(crate) fn close_session(
-    dir: &Path,
-    manifest: &mut Manifest,
-    written: u64,
-    complete: bool,
-    error: Option<String>,
-) -> Result<(), SweepError> {
-    let now = utc_timestamp(SystemTime::now());
-    if let Some(s) = manifest.sessions.last_mut() {
-        s.ended_at = Some(now.clone());
-        s.records_written = written;
-        s.complete = complete;
-        s.error = error;
-    }
-    manifest.ended_at = Some(now);
-    manifest.write(dir)?;
-    Ok(())
+/// True when `dir` holds anything but its lock file.
+fn has_content(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .is_ok_and(|mut entries| entries.any(|e| e.is_ok_and(|e| e.file_name() != LOCK_FILE)))
 }
 
 fn has_records(dir: &Path) -> bool {

@@ -7,6 +7,14 @@
 //! Must not be called from inside an async runtime. With the `report`
 //! feature a session that ends without error also writes
 //! `samples.parquet` (all the run's records, not just this session's).
+//!
+//! A session locks its run directory first ([`RunLock`]: a second sweep on
+//! it fails at once), sets the error records of earlier sessions aside to
+//! retry them (unless `keep_errors`), and is closed in the manifest however
+//! it ends ([`LiveSession`], [`super::signals`]). A session whose every
+//! record is an error record fails ([`SweepError::AllFailed`]), and a
+//! failure to write the records file is reported before anything that
+//! failed after it.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -22,14 +30,19 @@ use super::options::{PipelineTiming, RunSummary, SkippedGroup, SweepOptions};
 use super::pipeline::{Job, grade_and_record};
 use super::plan::Plan;
 use super::progress::{ProgressState, report};
-use super::rundir::{close_session, open_run};
+use super::rundir::open_run;
 use super::sample::{SampleContext, ungraded_record};
 use super::schedule::{Schedule, schedule, take_unsupported};
+use super::session::{LiveSession, first_failure};
 use super::shard::{restrict_to_shard, shard_dir};
+use super::signals;
 use super::trial::{split_stream, stream};
 use super::{ConfigError, SweepConfig, SweepError};
 use crate::generate::Request;
-use crate::record::{BudgetSource, ResumeIndex, SAMPLES_FILE, SampleWriter};
+use crate::record::{
+    BudgetSource, RecordError, ResumeIndex, RunLock, SAMPLES_FILE, SampleWriter, repair_torn_tail,
+    set_aside_errors,
+};
 
 /// Run (or resume, or `--dry-run`) the sweep of `config_path`.
 pub fn run_sweep(
@@ -69,9 +82,18 @@ pub fn run_sweep(
     let samples_path = run_dir.join(SAMPLES_FILE);
 
     if options.dry_run {
-        let index = ResumeIndex::load(&samples_path)?;
+        let mut index = ResumeIndex::load(&samples_path)?;
+        let retried = if options.keep_errors {
+            0
+        } else {
+            index.errors() as u64
+        };
+        if !options.keep_errors {
+            index = index.without_errors();
+        }
         let work = schedule(&expanded, &index);
         let mut summary = summary_of(&run_dir, &expanded, &work);
+        summary.errors_retried = retried;
         summary.plan = Some(describe_plan(
             &plan,
             &expanded,
@@ -88,8 +110,33 @@ pub fn run_sweep(
     }
     let device = deps.generator.device();
     let budget_source = deps.generator.budget_source();
-    let mut manifest = open_run(&run_dir, &plan, &expanded, &file, options, &device)?;
-    let (writer, repaired) = SampleWriter::open(&samples_path)?;
+    std::fs::create_dir_all(&run_dir).map_err(|e| RecordError::io("create", &run_dir, e))?;
+    let mut lock = RunLock::acquire(&run_dir)?;
+    let mut manifest = open_run(
+        &run_dir, &plan, &expanded, &file, options, &device, &mut lock,
+    )?;
+    let repaired = if samples_path.exists() {
+        repair_torn_tail(&samples_path)?
+    } else {
+        None
+    };
+    let retried = if options.keep_errors {
+        0
+    } else {
+        set_aside_errors(&run_dir)?
+    };
+    if retried > 0 {
+        tracing::info!(
+            "retrying {retried} error record(s) of earlier sessions (set aside in errors.jsonl)"
+        );
+        if let Some(s) = manifest.sessions.last_mut() {
+            s.errors_retried = retried;
+        }
+        manifest.write(&run_dir)?;
+    }
+    let (writer, _) = SampleWriter::open(&samples_path)?;
+    let session = Arc::new(LiveSession::new(&run_dir, manifest, writer));
+    signals::watch(&session, signals::resume_command());
     if let Some(bytes) = repaired {
         tracing::warn!(
             "`{}`: cut a torn last line ({bytes} bytes) left by an interrupted run",
@@ -100,6 +147,7 @@ pub fn run_sweep(
     let work = schedule(&expanded, &index);
     let mut summary = summary_of(&run_dir, &expanded, &work);
     summary.repaired_bytes = repaired;
+    summary.errors_retried = retried;
     summary.skipped_groups = skipped_groups;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -115,7 +163,7 @@ pub fn run_sweep(
     let reporter = runtime.spawn(report(options.progress, progress.clone()));
     let pipeline = runtime.spawn(grade_and_record(
         rx,
-        writer,
+        session.clone(),
         index,
         deps.grader.clone(),
         options.grade_workers.unwrap_or_else(cpus),
@@ -153,28 +201,33 @@ pub fn run_sweep(
         .as_secs_f64();
     timing.grading = output.grading_seconds;
     summary.timing = timing;
-    summary.written_records = output.written;
+    let counts = session.counts();
+    summary.written_records = counts.written;
+    summary.error_records = counts.errors;
 
     // The pipeline's error explains a generation stopped by a closed queue.
-    let result = match (output.error, generated) {
+    let mut result = match (output.error, generated) {
         (Some(e), _) | (None, Err(e)) => Err(e),
         (None, Ok(())) => Ok(()),
     };
+    if result.is_ok() && counts.written > 0 && counts.errors == counts.written {
+        result = Err(SweepError::AllFailed {
+            dir: run_dir.clone(),
+            records: counts.written,
+        });
+    }
     let complete = result.is_ok()
         && summary.skipped_groups.is_empty()
-        && summary.skipped_records + output.written == summary.planned_records;
-    close_session(
-        &run_dir,
-        &mut manifest,
-        output.written,
-        complete,
-        result.as_ref().err().map(ToString::to_string),
-    )?;
+        && counts.errors == 0
+        && summary.skipped_records + counts.written == summary.planned_records;
+    let close = session.close(complete, result.as_ref().err().map(ToString::to_string));
+    let result = first_failure(result, close);
     // Parquet for notebooks; samples.jsonl stays the source of truth.
     #[cfg(feature = "report")]
     if result.is_ok() {
         crate::record::consolidate(&run_dir)?;
     }
+    drop(lock);
     result.map(|()| summary)
 }
 

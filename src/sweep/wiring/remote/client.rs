@@ -1,8 +1,10 @@
 //! A small client of the OpenAI-compatible `/v1/completions` endpoint:
-//! token-id prompts, `n` samples per request, a bound on requests in
-//! flight, a per-request timeout, and retries with exponential backoff on
-//! 429, 5xx, timeouts and connection errors. Other statuses (400, 401, 404,
-//! …) mean the request itself is wrong and are not retried.
+//! token-id or text prompts, `n` samples per request, a bound on requests
+//! in flight, a per-request timeout, and retries with exponential backoff
+//! on 429, 5xx, timeouts and connection errors. Other statuses (400, 401,
+//! 404, 422, …) mean the request itself is wrong and are not retried; nor
+//! is a 5xx whose body is a validation error (some servers answer a
+//! malformed request with 500: retrying it cannot help).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,13 +14,31 @@ use tokio::sync::Semaphore;
 
 use crate::sweep::RemoteSpec;
 
-/// The body of a completions request. The prompt is token ids, so the
-/// server sees exactly the tokens a local run would (no second BOS, no
-/// re-tokenisation). Logprobs are left off.
+/// A prompt as sent: token ids (a JSON array of integers) or text (a JSON
+/// string).
+#[derive(Debug, Clone, PartialEq)]
+pub enum PromptBody {
+    Tokens(Vec<u32>),
+    Text(String),
+}
+
+impl Serialize for PromptBody {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            PromptBody::Tokens(ids) => ids.serialize(s),
+            PromptBody::Text(text) => text.serialize(s),
+        }
+    }
+}
+
+/// The body of a completions request. With token ids the server sees
+/// exactly the tokens a local run would (no second BOS, no
+/// re-tokenisation); a text prompt is checked to tokenise to them
+/// ([`super::generator`]). Logprobs are left off.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CompletionRequest {
     pub model: String,
-    pub prompt: Vec<u32>,
+    pub prompt: PromptBody,
     pub n: usize,
     pub max_tokens: usize,
     pub temperature: f32,
@@ -36,6 +56,16 @@ pub struct CompletionRequest {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct CompletionResponse {
     pub choices: Vec<Choice>,
+    /// Token counts as the server saw them, when it says.
+    #[serde(default)]
+    pub usage: Option<Usage>,
+}
+
+/// The `usage` object of a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct Usage {
+    #[serde(default)]
+    pub prompt_tokens: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -61,12 +91,25 @@ pub enum RemoteError {
         attempts: u32,
         last: String,
     },
-    /// Any other status: a harness failure (bad model name, bad key, …).
+    /// Any other status, or a validation error whatever its status: a
+    /// harness failure (bad model name, bad key, a prompt the server does
+    /// not take, …) that stops the sweep.
     #[error("`{url}` answered {status}: {body}")]
     Rejected {
         url: String,
         status: u16,
         body: String,
+    },
+    /// The same failure on several requests in a row, each after every
+    /// retry: not transient, so the sweep stops instead of recording every
+    /// remaining sample as an error.
+    #[error(
+        "`{url}` failed {requests} requests in a row with the same error, each after every retry: {last}"
+    )]
+    Repeating {
+        url: String,
+        requests: u32,
+        last: String,
     },
     #[error("`{url}`: unreadable response: {message}")]
     Malformed { url: String, message: String },
@@ -199,6 +242,13 @@ impl OpenAiClient {
             }
         };
         let code = status.as_u16();
+        if status.is_server_error() && is_validation_error(&text) {
+            return Attempt::Fatal(RemoteError::Rejected {
+                url: self.url.clone(),
+                status: code,
+                body: excerpt(&text),
+            });
+        }
         if code == 429 || status.is_server_error() {
             return Attempt::Retry {
                 reason: format!("status {code}: {}", excerpt(&text)),
@@ -250,6 +300,23 @@ pub fn backoff(first: Duration, retry: u32) -> Duration {
         .min(MAX_BACKOFF)
 }
 
+/// True when an error body says the request itself is invalid (FastAPI /
+/// pydantic validation errors, OpenAI's `invalid_request_error`), which no
+/// retry can fix, whatever status came with it.
+pub fn is_validation_error(body: &str) -> bool {
+    let b = body.to_ascii_lowercase();
+    [
+        "validation error",
+        "validationerror",
+        "invalid_request_error",
+        "unprocessable",
+        "field required",
+        "extra_forbidden",
+    ]
+    .iter()
+    .any(|m| b.contains(m))
+}
+
 /// The first 200 characters of a body, on one line.
 fn excerpt(text: &str) -> String {
     let one_line = text.replace(['\n', '\r'], " ");
@@ -285,7 +352,7 @@ mod tests {
     fn requests_serialise_without_logprobs_or_unused_extensions() {
         let r = CompletionRequest {
             model: "m".into(),
-            prompt: vec![1, 2],
+            prompt: PromptBody::Tokens(vec![1, 2]),
             n: 4,
             max_tokens: 16,
             temperature: 0.5,
@@ -299,5 +366,29 @@ mod tests {
             serde_json::to_string(&r).unwrap(),
             r#"{"model":"m","prompt":[1,2],"n":4,"max_tokens":16,"temperature":0.5,"top_p":1.0,"seed":7,"stream":false}"#
         );
+        let text = CompletionRequest {
+            prompt: PromptBody::Text("<|im_start|>user\nhi".into()),
+            ..r
+        };
+        assert!(
+            serde_json::to_string(&text)
+                .unwrap()
+                .contains(r#""prompt":"<|im_start|>user\nhi""#)
+        );
+    }
+
+    #[test]
+    fn validation_errors_are_told_from_outages() {
+        assert!(is_validation_error(
+            r#"{"detail":[{"type":"missing","msg":"Field required"}]}"#
+        ));
+        assert!(is_validation_error(
+            r#"{"error":{"message":"1 validation error for CreateCompletionRequest","type":"internal_server_error"}}"#
+        ));
+        assert!(is_validation_error(
+            r#"{"error":{"type":"invalid_request_error"}}"#
+        ));
+        assert!(!is_validation_error(r#"{"error":"boom"}"#));
+        assert!(!is_validation_error("Bad Gateway"));
     }
 }

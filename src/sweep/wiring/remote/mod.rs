@@ -1,8 +1,10 @@
 //! The sweep against a remote OpenAI-compatible engine (`model.backend =
 //! "openai"`): prompts rendered and tokenised locally from the model's
 //! tokenizer and chat template, generation by the server's
-//! `/v1/completions` with token-id prompts, dense only, budgets computed
-//! from token counts.
+//! `/v1/completions` with token-id prompts (or, `prompt_format = "text"`,
+//! the rendered text checked to tokenise back to the same ids), dense only,
+//! budgets computed from token counts. docs/remote-engines.md says how to
+//! point it at vLLM, SGLang, llama.cpp and Ollama.
 //!
 //! | part | file |
 //! |---|---|
@@ -17,6 +19,8 @@ pub mod generator;
 pub mod prompt;
 
 pub use budget::{dense_batch_peak, dense_stats};
-pub use client::{Choice, CompletionRequest, CompletionResponse, OpenAiClient, RemoteError};
+pub use client::{
+    Choice, CompletionRequest, CompletionResponse, OpenAiClient, PromptBody, RemoteError, Usage,
+};
 pub use generator::RemoteGenerator;
 pub use prompt::{PromptModel, RemoteCatalog, RemoteRenderer};

