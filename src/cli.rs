@@ -373,7 +373,10 @@ impl PolicyArgs {
                 sink: self.sink,
                 budget,
             },
-            "tova" => CachePolicy::Tova { budget },
+            "tova" => CachePolicy::Tova {
+                budget,
+                granularity: Default::default(),
+            },
             "h2o" => CachePolicy::H2o {
                 recent: self.window.unwrap_or(self.min_tokens),
                 budget,
@@ -381,6 +384,8 @@ impl PolicyArgs {
             "quest" => CachePolicy::Quest {
                 page_size: self.page_size,
                 budget,
+                granularity: Default::default(),
+                dense_layers: hyperscale::kv::QUEST_DENSE_LAYERS,
             },
             other => {
                 return Err(format!(

@@ -109,8 +109,19 @@ pub(crate) fn method_plan(
             let sink = *sink;
             budgeted(&|budget| CachePolicy::Window { sink, budget }, *min_tokens)?
         }
-        MethodSection::Tova { min_tokens, .. } => {
-            budgeted(&|budget| CachePolicy::Tova { budget }, *min_tokens)?
+        MethodSection::Tova {
+            min_tokens,
+            granularity,
+            ..
+        } => {
+            let granularity = *granularity;
+            budgeted(
+                &|budget| CachePolicy::Tova {
+                    budget,
+                    granularity,
+                },
+                *min_tokens,
+            )?
         }
         MethodSection::H2o {
             recent, min_tokens, ..
@@ -121,14 +132,21 @@ pub(crate) fn method_plan(
         MethodSection::Quest {
             page_size,
             min_tokens,
+            granularity,
+            dense_layers,
             ..
         } => {
             if *page_size == 0 {
                 return Err((k("page_size"), "must be at least 1".into()));
             }
-            let page_size = *page_size;
+            let (page_size, granularity, dense_layers) = (*page_size, *granularity, *dense_layers);
             budgeted(
-                &|budget| CachePolicy::Quest { page_size, budget },
+                &|budget| CachePolicy::Quest {
+                    page_size,
+                    budget,
+                    granularity,
+                    dense_layers,
+                },
                 *min_tokens,
             )?
         }
