@@ -102,8 +102,9 @@ pub struct TrainDmsArgs {
     /// Steps at the target CR after the ramp.
     #[arg(long, default_value_t = 0)]
     pub hold_steps: usize,
-    /// Tokens per training sequence.
-    #[arg(long, default_value_t = 512)]
+    /// Tokens per training sequence; must be longer than --window (the
+    /// default, 16 windows, is the reference's shape).
+    #[arg(long, default_value_t = hyperscale::train::config::DEFAULT_SEQ_LEN)]
     pub seq_len: usize,
     /// Sequences per update (gradient accumulation; the loss is the batch
     /// mean).
