@@ -7,7 +7,7 @@
 //! the step.
 
 use hyperscale::kv::policy_bench::{PolicyBenchConfig, run_policy_bench};
-use hyperscale::kv::{Budget, CachePolicy};
+use hyperscale::kv::{Budget, CachePolicy, QUEST_DENSE_LAYERS, QuestGranularity, TovaGranularity};
 
 fn main() {
     let args: Vec<f64> = std::env::args()
@@ -26,11 +26,16 @@ fn main() {
             shifted: None,
         },
         CachePolicy::Window { sink: 4, budget },
-        CachePolicy::Tova { budget },
+        CachePolicy::Tova {
+            budget,
+            granularity: TovaGranularity::Layer,
+        },
         CachePolicy::H2o { recent: 64, budget },
         CachePolicy::Quest {
             page_size: 16,
             budget,
+            granularity: QuestGranularity::QueryHead,
+            dense_layers: QUEST_DENSE_LAYERS,
         },
     ];
     println!("context {context}, W = {batch}, CR {cr}");

@@ -102,8 +102,9 @@ pub struct TrainDmsArgs {
     /// Steps at the target CR after the ramp.
     #[arg(long, default_value_t = 0)]
     pub hold_steps: usize,
-    /// Tokens per training sequence.
-    #[arg(long, default_value_t = 512)]
+    /// Tokens per training sequence; must be longer than --window (the
+    /// default, 16 windows, is the reference's shape).
+    #[arg(long, default_value_t = hyperscale::train::config::DEFAULT_SEQ_LEN)]
     pub seq_len: usize,
     /// Sequences per update (gradient accumulation; the loss is the batch
     /// mean).
@@ -391,7 +392,10 @@ impl PolicyArgs {
                 sink: self.sink,
                 budget,
             },
-            "tova" => CachePolicy::Tova { budget },
+            "tova" => CachePolicy::Tova {
+                budget,
+                granularity: Default::default(),
+            },
             "h2o" => CachePolicy::H2o {
                 recent: self.window.unwrap_or(self.min_tokens),
                 budget,
@@ -399,6 +403,8 @@ impl PolicyArgs {
             "quest" => CachePolicy::Quest {
                 page_size: self.page_size,
                 budget,
+                granularity: Default::default(),
+                dense_layers: hyperscale::kv::QUEST_DENSE_LAYERS,
             },
             other => {
                 return Err(format!(

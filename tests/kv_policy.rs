@@ -7,7 +7,8 @@
 use std::collections::BTreeMap;
 
 use hyperscale::kv::{
-    Budget, CachePolicy, DecodeStep, DmsParams, KvShape, KvStore, PrefillStep, RowId, SeqId,
+    Budget, CachePolicy, DecodeStep, DmsParams, KvShape, KvStore, PrefillStep, QuestGranularity,
+    RowId, SeqId, TovaGranularity,
 };
 use rand::{Rng, RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -461,12 +462,14 @@ fn dms_all_evict_is_a_window_of_w_plus_one() {
 }
 
 /// A position-level reference of a scored policy on one row: resident
-/// positions and scores, weights in f64.
+/// positions and scores, weights in f64. With `layer_wide` (TOVA's
+/// reference) the weights are the mean over every query head of the layer.
 struct Sim {
     kind: &'static str,
     sink: usize,
     recent: usize,
     budget: Budget,
+    layer_wide: bool,
     held: BTreeMap<usize, f64>,
 }
 
@@ -501,6 +504,31 @@ impl Sim {
             }
         }
         w
+    }
+
+    /// The weights this row scores by: its own KV head's, or the layer's.
+    fn row_weights(
+        &self,
+        s: &Seq,
+        dims: Dims,
+        layer: usize,
+        head: usize,
+        q: usize,
+        keys: &[usize],
+    ) -> Vec<f64> {
+        if !self.layer_wide {
+            return Self::weights(s, dims, layer, head, q, keys);
+        }
+        let mut mean = vec![0.0; keys.len()];
+        for h in 0..dims.shape.kv_heads {
+            for (m, w) in mean
+                .iter_mut()
+                .zip(Self::weights(s, dims, layer, h, q, keys))
+            {
+                *m += w / dims.shape.kv_heads as f64;
+            }
+        }
+        mean
     }
 
     fn protected(&self, pos: usize, seen: usize) -> bool {
@@ -538,7 +566,7 @@ impl Sim {
         let keys: Vec<usize> = (0..n).collect();
         let mut acc = vec![0.0; n];
         for q in 0..n {
-            let w = Self::weights(s, dims, layer, head, q, &keys[..=q]);
+            let w = self.row_weights(s, dims, layer, head, q, &keys[..=q]);
             for (a, x) in acc.iter_mut().zip(&w) {
                 *a += x;
             }
@@ -559,7 +587,7 @@ impl Sim {
             self.held.insert(t, t as f64);
         } else {
             let keys: Vec<usize> = self.held.keys().copied().collect();
-            let w = Self::weights(s, dims, layer, head, t, &keys);
+            let w = self.row_weights(s, dims, layer, head, t, &keys);
             for (k, x) in keys.iter().zip(w) {
                 let old = self.held[k];
                 let sc = self.score(old, *k, x);
@@ -570,9 +598,14 @@ impl Sim {
     }
 }
 
-/// Window, TOVA and H2O evict exactly what a position-level f64 simulation
-/// of their rule evicts, at every prefill and decode step, and reach the
-/// budget.
+/// Window, TOVA (both granularities) and H2O evict exactly what a
+/// position-level f64 simulation of their rule evicts, at every prefill and
+/// decode step, and reach the budget.
+///
+/// Regression (TOVA scored per KV head; the reference averages the last
+/// query's weights over all query heads of the layer and evicts one index
+/// set for the layer): the default TOVA follows the layer-wide simulation,
+/// and every KV head of a layer holds the same positions.
 #[test]
 fn scored_policies_follow_their_rules() {
     let dims = small();
@@ -580,12 +613,17 @@ fn scored_policies_follow_their_rules() {
         cr: 4.0,
         min_tokens: 8,
     };
+    let tova = |granularity| CachePolicy::Tova {
+        budget,
+        granularity,
+    };
     let cases = [
-        ("window", CachePolicy::Window { sink: 3, budget }),
-        ("tova", CachePolicy::Tova { budget }),
-        ("h2o", CachePolicy::H2o { recent: 5, budget }),
+        ("window", false, CachePolicy::Window { sink: 3, budget }),
+        ("tova", true, tova(TovaGranularity::default())),
+        ("tova", false, tova(TovaGranularity::KvHead)),
+        ("h2o", false, CachePolicy::H2o { recent: 5, budget }),
     ];
-    for (seed, (kind, policy)) in cases.into_iter().enumerate() {
+    for (seed, (kind, layer_wide, policy)) in cases.into_iter().enumerate() {
         let mut rng = ChaCha8Rng::seed_from_u64(100 + seed as u64);
         let (prompt, len) = (40, 160);
         let s = seq(&mut rng, dims, len, 0.0, false);
@@ -597,6 +635,7 @@ fn scored_policies_follow_their_rules() {
                 sink: 3,
                 recent: 5,
                 budget,
+                layer_wide,
                 held: BTreeMap::new(),
             })
             .collect();
@@ -611,6 +650,21 @@ fn scored_policies_follow_their_rules() {
                 got.sort_unstable();
                 let want: Vec<u32> = sim.held.keys().map(|&p| p as u32).collect();
                 assert_eq!(got, want, "{kind}: row {r} after {at} positions");
+            }
+            if layer_wide {
+                for layer in 0..2 {
+                    let rows: Vec<Vec<u32>> = (0..2)
+                        .map(|head| {
+                            let row = RowId {
+                                seq: id,
+                                layer,
+                                head,
+                            };
+                            store.row_positions(row).unwrap()
+                        })
+                        .collect();
+                    assert_eq!(rows[0], rows[1], "one index set for layer {layer}");
+                }
             }
         };
         prefill(&mut store, id, &s, dims, 0, prompt, false);
@@ -656,11 +710,18 @@ fn training_free_policies_reach_the_target_ratio() {
     let s = seq(&mut rng, dims, len, 0.0, false);
     for policy in [
         CachePolicy::Window { sink: 4, budget },
-        CachePolicy::Tova { budget },
+        CachePolicy::Tova {
+            budget,
+            granularity: TovaGranularity::Layer,
+        },
         CachePolicy::H2o { recent: 16, budget },
+        // One page set per KV head and no dense layer: the reads are the
+        // budget's.
         CachePolicy::Quest {
             page_size: 16,
             budget,
+            granularity: QuestGranularity::KvHead,
+            dense_layers: 0,
         },
     ] {
         let mut store = KvStore::with_policy(dims.shape, &policy, None).unwrap();
@@ -699,11 +760,16 @@ fn cr_one_equals_dense() {
     };
     for policy in [
         CachePolicy::Window { sink: 4, budget },
-        CachePolicy::Tova { budget },
+        CachePolicy::Tova {
+            budget,
+            granularity: TovaGranularity::Layer,
+        },
         CachePolicy::H2o { recent: 4, budget },
         CachePolicy::Quest {
             page_size: 8,
             budget,
+            granularity: QuestGranularity::QueryHead,
+            dense_layers: 0,
         },
     ] {
         let mut store = KvStore::with_policy(dims.shape, &policy, None).unwrap();
@@ -774,14 +840,29 @@ mod invariants {
             budget
                 .clone()
                 .prop_map(|b| CachePolicy::Window { sink: 2, budget: b }),
-            budget.clone().prop_map(|b| CachePolicy::Tova { budget: b }),
+            (budget.clone(), any::<bool>()).prop_map(|(b, layer)| CachePolicy::Tova {
+                budget: b,
+                granularity: if layer {
+                    TovaGranularity::Layer
+                } else {
+                    TovaGranularity::KvHead
+                },
+            }),
             budget.clone().prop_map(|b| CachePolicy::H2o {
                 recent: 3,
                 budget: b
             }),
-            budget.prop_map(|b| CachePolicy::Quest {
-                page_size: 4,
-                budget: b
+            (budget, any::<bool>(), 0usize..3).prop_map(|(b, per_query, dense)| {
+                CachePolicy::Quest {
+                    page_size: 4,
+                    budget: b,
+                    granularity: if per_query {
+                        QuestGranularity::QueryHead
+                    } else {
+                        QuestGranularity::KvHead
+                    },
+                    dense_layers: dense,
+                }
             }),
         ]
     }
@@ -837,4 +918,238 @@ mod invariants {
             }
         }
     }
+}
+
+/// Dense masked attention in f64 of query `q`, with one mask per query
+/// head: `mask(query_head, key)`.
+fn reference_per_head(
+    s: &Seq,
+    dims: Dims,
+    layer: usize,
+    q: usize,
+    mask: &dyn Fn(usize, usize) -> bool,
+) -> Vec<f64> {
+    let d = dims.shape.head_dim;
+    let mut out = vec![0.0; dims.n_heads() * d];
+    for qh in 0..dims.n_heads() {
+        // Every head under this head's mask; keep this head's output.
+        let one = |_: usize, k: usize| mask(qh, k);
+        let all = reference(s, dims, layer, q, &one);
+        out[qh * d..(qh + 1) * d].copy_from_slice(&all[qh * d..(qh + 1) * d]);
+    }
+    out
+}
+
+/// Quest's reference rule, reimplemented on the dense sequence (after
+/// mit-han-lab/Quest: `evaluation/quest_attention.py`'s page estimate
+/// `Σ_c max(q_c·min_c, q_c·max_c)` per query head over pages aligned at
+/// position 0, and its kernels' page budget that always reads the current
+/// page; layers below `dense_layers` attend densely). For decode query `t`
+/// of `layer`: the pages each query head reads (`None`: every key), and
+/// the KV reads of each KV head (the union of its query heads' pages, plus
+/// the bounds of every page but the current one when pages were chosen).
+#[expect(clippy::too_many_arguments, reason = "a test reference")]
+fn quest_reference(
+    s: &Seq,
+    dims: Dims,
+    layer: usize,
+    t: usize,
+    page: usize,
+    budget: Budget,
+    per_query_head: bool,
+    dense_layers: usize,
+) -> (Vec<Option<Vec<usize>>>, Vec<u64>) {
+    let (d, g) = (dims.shape.head_dim, dims.group);
+    let len = t + 1;
+    let n_pages = len.div_ceil(page);
+    let fill = len - (n_pages - 1) * page;
+    let k_pages = 1 + budget.allowed(len).saturating_sub(fill) / page;
+    if layer < dense_layers || n_pages <= k_pages {
+        return (
+            vec![None; dims.n_heads()],
+            vec![len as u64; dims.shape.kv_heads],
+        );
+    }
+    let estimate = |qh: usize, p: usize| -> f64 {
+        let h = qh / g;
+        let q = &s.q[layer][t][qh * d..][..d];
+        (0..d)
+            .map(|c| {
+                let ks = (p * page..((p + 1) * page).min(len)).map(|k| s.k[layer][k][h * d + c]);
+                let (lo, hi) = ks.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+                    (a.min(x), b.max(x))
+                });
+                (q[c] * lo).max(q[c] * hi)
+            })
+            .sum()
+    };
+    let mut chosen = Vec::new();
+    for qh in 0..dims.n_heads() {
+        // The heads that rank together: this one, or its KV head's group.
+        let heads: Vec<usize> = if per_query_head {
+            vec![qh]
+        } else {
+            (qh / g * g..(qh / g + 1) * g).collect()
+        };
+        let mut ranked: Vec<(f64, usize)> = (0..n_pages - 1)
+            .map(|p| {
+                let b = heads
+                    .iter()
+                    .map(|&x| estimate(x, p))
+                    .fold(f64::NEG_INFINITY, f64::max);
+                (b, p)
+            })
+            .collect();
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut pages: Vec<usize> = ranked[..k_pages - 1].iter().map(|x| x.1).collect();
+        pages.push(n_pages - 1);
+        pages.sort_unstable();
+        chosen.push(Some(pages));
+    }
+    let reads = (0..dims.shape.kv_heads)
+        .map(|h| {
+            let mut union: Vec<usize> = chosen[h * g..(h + 1) * g]
+                .iter()
+                .flat_map(|c| c.clone().unwrap_or_default())
+                .collect();
+            union.sort_unstable();
+            union.dedup();
+            ((union.len() - 1) * page + fill + n_pages - 1) as u64
+        })
+        .collect();
+    (chosen, reads)
+}
+
+/// Regression (Quest selected pages per KV head and compressed every
+/// layer; the reference keeps layers 0–1 dense and lets each query head
+/// pick its own pages): the default Quest's decode outputs equal dense
+/// masked attention over the pages the reimplemented reference rule picks,
+/// head by head, its reads are counted as that rule says, and the named
+/// `kv_head` / `dense_layers = 0` variant follows its own rule.
+#[test]
+fn quest_selects_pages_per_query_head_and_keeps_the_first_layers_dense() {
+    let dims = Dims {
+        shape: KvShape {
+            layers: 3,
+            kv_heads: 2,
+            head_dim: 8,
+        },
+        group: 2,
+    };
+    let (page, prompt, len) = (4, 30, 90);
+    let budget = Budget::Tokens { tokens: 14 };
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    let s = seq(&mut rng, dims, len, 0.0, true);
+    for (per_query_head, dense_layers) in [(true, 2), (false, 0)] {
+        let policy = CachePolicy::Quest {
+            page_size: page,
+            budget,
+            granularity: if per_query_head {
+                QuestGranularity::QueryHead
+            } else {
+                QuestGranularity::KvHead
+            },
+            dense_layers,
+        };
+        if per_query_head {
+            let default: CachePolicy = toml::from_str(
+                "policy = \"quest\"\npage_size = 4\n[budget]\nkind = \"tokens\"\ntokens = 14",
+            )
+            .unwrap();
+            assert_eq!(default, policy, "the reference rule is the default");
+        }
+        let mut store = KvStore::with_policy(dims.shape, &policy, None).unwrap();
+        let (id, outs) = run_one(&mut store, &s, dims, prompt, len, false);
+        let mut reads = 0u64;
+        let mut selective = 0;
+        for t in prompt..len {
+            for layer in 0..dims.shape.layers {
+                let (chosen, r) = quest_reference(
+                    &s,
+                    dims,
+                    layer,
+                    t,
+                    page,
+                    budget,
+                    per_query_head,
+                    dense_layers,
+                );
+                reads += r.iter().sum::<u64>();
+                selective += usize::from(chosen[0].is_some());
+                let mask = |qh: usize, k: usize| {
+                    chosen[qh].as_ref().is_none_or(|c| c.contains(&(k / page)))
+                };
+                let want = reference_per_head(&s, dims, layer, t, &mask);
+                let err = max_err(&outs[t][layer], &want);
+                assert!(
+                    err < 1e-4,
+                    "per query head {per_query_head}: step {t} layer {layer}: error {err}"
+                );
+            }
+        }
+        assert!(selective > 40, "pages were chosen ({selective} times)");
+        assert_eq!(
+            store.stats(id).decode_reads,
+            reads,
+            "per query head {per_query_head}"
+        );
+    }
+}
+
+/// Regression (Quest's page bounds were read but not counted in
+/// `peak_resident` / `peak_bytes`): every page of a row past the dense
+/// layers holds a min and a max key, one entry's worth (`2 × head_dim`
+/// floats), counted per (layer, KV head) by the store, for the sequence and
+/// for the store alike; the dense layers hold none.
+#[test]
+fn quest_page_bounds_count_in_resident_and_peak_bytes() {
+    let dims = Dims {
+        shape: KvShape {
+            layers: 3,
+            kv_heads: 2,
+            head_dim: 8,
+        },
+        group: 2,
+    };
+    let (page, prompt, len) = (4, 21, 50);
+    let mut rng = ChaCha8Rng::seed_from_u64(22);
+    let s = seq(&mut rng, dims, len, 0.0, false);
+    let budget = Budget::Ratio {
+        cr: 4.0,
+        min_tokens: 8,
+    };
+    for dense_layers in [2usize, 0] {
+        let policy = CachePolicy::Quest {
+            page_size: page,
+            budget,
+            granularity: QuestGranularity::QueryHead,
+            dense_layers,
+        };
+        let mut store = KvStore::with_policy(dims.shape, &policy, None).unwrap();
+        let (id, _) = run_one(&mut store, &s, dims, prompt, len, false);
+        let (layers, kvh, d) = (3u64, 2u64, 8u64);
+        let bounded = layers - dense_layers as u64;
+        let pages = len.div_ceil(page) as u64;
+        let want = layers * kvh * len as u64 + bounded * kvh * pages;
+        let st = store.stats(id);
+        assert_eq!(
+            (st.resident, st.peak_resident),
+            (want, want),
+            "dense {dense_layers}"
+        );
+        assert_eq!(st.peak_bytes, want * 2 * d * 4);
+        let whole = store.store_stats();
+        assert_eq!((whole.resident, whole.peak_resident), (want, want));
+        let blocks = layers * kvh * pages;
+        assert_eq!(whole.peak_blocks, blocks);
+        assert_eq!(
+            whole.peak_bytes,
+            (blocks * page as u64 + bounded * kvh * pages) * 2 * d * 4
+        );
+        store.audit().unwrap();
+    }
+    // Other policies hold no bounds.
+    let mut dense = KvStore::with_policy(dims.shape, &CachePolicy::Dense {}, None).unwrap();
+    let (id, _) = run_one(&mut dense, &s, dims, prompt, len, false);
+    assert_eq!(dense.stats(id).peak_resident, 3 * 2 * len as u64);
 }

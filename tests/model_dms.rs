@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 
 use burn::backend::flex::Flex;
 use burn::prelude::*;
-use hyperscale::kv::{Budget, CachePolicy, DmsParams, KvStore, SeqId};
+use hyperscale::kv::{
+    Budget, CachePolicy, DmsParams, KvStore, QUEST_DENSE_LAYERS, QuestGranularity, SeqId,
+    TovaGranularity,
+};
 use hyperscale::model::{DmsDecision, Transformer, open_model};
 
 type B = Flex;
@@ -214,11 +217,16 @@ fn training_free_policies_run_through_the_model() {
     };
     for policy in [
         CachePolicy::Window { sink: 2, budget },
-        CachePolicy::Tova { budget },
+        CachePolicy::Tova {
+            budget,
+            granularity: TovaGranularity::Layer,
+        },
         CachePolicy::H2o { recent: 4, budget },
         CachePolicy::Quest {
             page_size: 4,
             budget,
+            granularity: QuestGranularity::QueryHead,
+            dense_layers: QUEST_DENSE_LAYERS,
         },
     ] {
         let mut store = KvStore::with_policy(model.kv_shape(), &policy, None).expect("policy");

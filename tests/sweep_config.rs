@@ -3,13 +3,19 @@
 
 mod sweep_mocks;
 
-use hyperscale::kv::{Budget, CachePolicy};
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use hyperscale::kv::{Budget, CachePolicy, TovaGranularity};
+use hyperscale::sweep::wiring::{ModelCache, ModelGenerator};
 use hyperscale::sweep::{
-    BoxError, Checkpoint, Filters, LoadedTask, ModelCatalog, ModelInfo, Plan, SweepConfig,
-    TaskPlan, TaskSource, expand,
+    BoxError, Checkpoint, Filters, LoadedTask, ModelCatalog, ModelInfo, Plan, ProgressMode,
+    RunSummary, SweepConfig, SweepDeps, SweepOptions, TaskPlan, TaskSource, expand, run_sweep,
 };
 use hyperscale::task::{Problem, Reference};
-use sweep_mocks::{MockCatalog, MockTasks};
+use sweep_mocks::{FakeGrader, MockCatalog, MockRenderer, MockTasks};
 
 const GOOD: &str = r#"
 [run]
@@ -310,7 +316,8 @@ fn cr_applies_to_budgeted_methods_and_dms_runs_its_checkpoints() {
             budget: Budget::Ratio {
                 cr: 2.0,
                 min_tokens: 16
-            }
+            },
+            granularity: TovaGranularity::Layer,
         }
     );
     assert_eq!(trials[3].checkpoint, Checkpoint::Dms(0));
@@ -479,4 +486,118 @@ fn smoke_config_keeps_the_committed_baseline_trial_ids() {
         .collect();
     assert!(!planned.is_empty(), "{plan}");
     assert_eq!(planned, recorded);
+}
+
+/// `hyperscale sweep CONFIG --dry-run` as a user runs it, with the real
+/// generator's checks ([`ModelGenerator::supports`]: every policy's
+/// parameters and the device), on `device`; only the model catalog and the
+/// tasks are synthetic (the checks load nothing, so the real weights need
+/// not be here).
+fn dry_run(config: &Path, text: &str, device: &str) -> RunSummary {
+    let dir = tempfile::tempdir().unwrap();
+    let name = config.file_name().unwrap();
+    let path = dir.path().join(name);
+    let text = text
+        .replace("device = \"cuda\"", &format!("device = \"{device}\""))
+        .replace("device = \"cpu\"", &format!("device = \"{device}\""));
+    std::fs::write(&path, text).unwrap();
+    let options = SweepOptions {
+        dry_run: true,
+        results_dir: Some(dir.path().join("results")),
+        progress: ProgressMode::Hidden,
+        git_revision: Some("test".into()),
+        ..SweepOptions::default()
+    };
+    let device = device.parse().unwrap();
+    let mut generator = ModelGenerator::new(Rc::new(ModelCache::default()), device);
+    run_sweep(
+        &path,
+        &options,
+        SweepDeps {
+            catalog: &Permissive,
+            tasks: &Permissive,
+            renderer: &mut MockRenderer,
+            generator: &mut generator,
+            grader: Arc::new(FakeGrader::default()),
+        },
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", config.display()))
+}
+
+/// The method column of the dry run's trial table.
+fn planned_methods(summary: &RunSummary) -> BTreeSet<String> {
+    let plan = summary.plan.as_deref().expect("a dry run prints its plan");
+    plan.lines()
+        .skip_while(|l| !l.starts_with("trial "))
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        // Trial rows: `t` + 16 hex digits, task, method, …
+        .take_while(|w| {
+            w.first()
+                .is_some_and(|id| id.len() == 17 && id.starts_with('t'))
+        })
+        .filter_map(|w| w.get(2).map(|m| m.to_string()))
+        .collect()
+}
+
+/// Regression (H2O silently dropped from every paper config: `recent =
+/// 128` above the floor of 16 was refused, and the permissive check of
+/// `shipped_configs_are_valid` did not see it): every shipped config
+/// dry-runs on the CPU with every configured method planned and no group
+/// skipped.
+#[test]
+fn shipped_configs_dry_run_every_method_on_the_cpu() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let config = SweepConfig::parse(&text, "cfg").unwrap();
+        let plan = Plan::from_config(&config, "cfg", &Filters::default()).unwrap();
+        let want: BTreeSet<String> = plan.methods.iter().map(|m| m.name.clone()).collect();
+        let summary = dry_run(&path, &text, "cpu");
+        let name = path.display();
+        assert!(
+            summary.skipped_groups.is_empty(),
+            "{name}: skipped on the CPU: {:#?}",
+            summary.skipped_groups
+        );
+        assert_eq!(planned_methods(&summary), want, "{name}");
+        println!("{name}: {want:?} planned");
+        checked += 1;
+    }
+    assert!(checked >= 5, "only {checked} configs");
+}
+
+/// Regression (a sweep on CUDA stopped mid-run on a policy the device does
+/// not support: `ModelGenerator::supports` ignored the device): on a device
+/// engine the host-attention policies' groups are skipped before anything
+/// runs and listed, with the reason, in the dry run's plan; dense and DMS
+/// stay planned. No GPU is needed: the check loads nothing.
+#[test]
+fn device_policy_support_is_checked_at_plan_time() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/r1-distill-qwen-7b.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    for device in ["cuda", "wgpu"] {
+        let summary = dry_run(&path, &text, device);
+        let planned = planned_methods(&summary);
+        assert_eq!(
+            planned,
+            BTreeSet::from(["dense".to_string(), "dms".to_string()])
+        );
+        let skipped: BTreeSet<&str> = summary
+            .skipped_groups
+            .iter()
+            .map(|g| g.label.split_whitespace().nth(1).unwrap())
+            .collect();
+        assert_eq!(skipped, BTreeSet::from(["h2o", "quest", "tova"]));
+        let plan = summary.plan.unwrap();
+        for g in &summary.skipped_groups {
+            assert!(g.reason.contains("CPU engine only"), "{}", g.reason);
+            assert!(plan.contains(&format!("skipped {} (", g.label)), "{plan}");
+        }
+    }
 }

@@ -517,3 +517,74 @@ fn shipped_adapters_load_with_no_flags() {
         );
     }
 }
+
+/// Regression (gradients were clipped per tensor, not by their global norm
+/// as the reference's HF Trainer does with `max_grad_norm = 1.0`): a norm
+/// gradient (3, 0) and a projection gradient (0, 4) have a global norm of
+/// 5, so both scale by 1/5 — per-tensor clipping would make them (1, 0) and
+/// (0, 1); below the threshold nothing changes.
+#[test]
+fn gradients_clip_by_the_global_norm_not_per_tensor() {
+    use burn::module::Param;
+    use burn::optim::GradientsParams;
+    use hyperscale::train::trainer::clip_global_norm;
+    type Inner = Flex;
+    let device = Default::default();
+    let params = DecisionParams::<A> {
+        norm: vec![Param::from_tensor(Tensor::from_floats([0.0, 0.0], &device))],
+        proj: vec![Param::from_tensor(Tensor::from_floats(
+            [[0.0, 0.0]],
+            &device,
+        ))],
+        bias: vec![],
+    };
+    let grads = |scale: f32| {
+        let mut g = GradientsParams::new();
+        g.register(
+            params.norm[0].id,
+            Tensor::<Inner, 1>::from_floats([3.0 * scale, 0.0], &device),
+        );
+        g.register(
+            params.proj[0].id,
+            Tensor::<Inner, 2>::from_floats([[0.0, 4.0 * scale]], &device),
+        );
+        g
+    };
+    let mut g = grads(1.0);
+    let norm = clip_global_norm(&mut g, &params, 1.0);
+    assert!((norm - 5.0).abs() < 1e-6, "{norm}");
+    let n = values(g.get::<Inner, 1>(params.norm[0].id).expect("norm grad"));
+    let p = values(g.get::<Inner, 2>(params.proj[0].id).expect("proj grad"));
+    assert!(max_abs_diff(&n, &[0.6, 0.0]) < 1e-6, "{n:?}");
+    assert!(max_abs_diff(&p, &[0.0, 0.8]) < 1e-6, "{p:?}");
+    let mut small = grads(0.1);
+    clip_global_norm(&mut small, &params, 1.0);
+    let n = values(small.get::<Inner, 1>(params.norm[0].id).expect("norm grad"));
+    assert!(max_abs_diff(&n, &[0.3, 0.0]) < 1e-6, "{n:?}");
+}
+
+/// Regression (`train-dms --window 512 --seq-len 512` trained with no
+/// eviction signal): the command refuses a sequence no longer than the
+/// window, in one line naming both flags, before loading anything.
+#[test]
+fn train_dms_refuses_seq_len_within_the_window() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hyperscale"))
+        .args(["train-dms", "--model"])
+        .arg(fixture("tiny-qwen3"))
+        .arg("--out")
+        .arg(dir.path().join("run"))
+        .args(["--window", "16", "--seq-len", "16", "--data"])
+        .arg(dir.path().join("absent.txt"))
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = err.trim();
+    assert!(
+        line.contains("--seq-len 16") && line.contains("--window 16"),
+        "{line}"
+    );
+    assert_eq!(line.lines().count(), 1, "{line}");
+    assert!(!dir.path().join("run").exists());
+}

@@ -63,6 +63,8 @@ pub(crate) struct Ledger {
     seqs: Vec<Option<SeqBook>>,
     peak_resident: u64,
     peak_blocks: u64,
+    /// Peak of the payload bytes: blocks' K and V plus Quest page bounds.
+    peak_bytes: u64,
     decode_reads: u64,
     prefill_reads: u64,
     pub(super) cow_copies: u64,
@@ -85,6 +87,7 @@ impl Ledger {
             seqs: Vec::new(),
             peak_resident: 0,
             peak_blocks: 0,
+            peak_bytes: 0,
             decode_reads: 0,
             prefill_reads: 0,
             cow_copies: 0,
@@ -261,12 +264,33 @@ impl Ledger {
         Ok(())
     }
 
+    /// Entry-equivalents of page bounds each page (block) of a `layer` row
+    /// holds: 1 under Quest past its dense layers (a min and a max key, `2 ×
+    /// head_dim` floats, the size of one entry's K and V), else 0.
+    pub(super) fn bounds_per_page(&self, layer: usize) -> u64 {
+        u64::from(self.policy.policy.page_bounds(layer))
+    }
+
+    /// Page bounds held now, in entry-equivalents: one per allocated block
+    /// of a layer whose pages carry bounds (a block shared by forks once).
+    fn bound_blocks(&self) -> u64 {
+        self.pools
+            .iter()
+            .enumerate()
+            .map(|(l, p)| p.allocated() * self.bounds_per_page(l))
+            .sum()
+    }
+
     /// Update the store-level peaks from the pools' counters.
     pub(super) fn touch(&mut self) {
         let resident: u64 = self.pools.iter().map(BlockPool::resident).sum();
         let blocks: u64 = self.pools.iter().map(BlockPool::allocated).sum();
-        self.peak_resident = self.peak_resident.max(resident);
+        let bounds = self.bound_blocks();
+        let entry_bytes = 2 * self.shape.head_dim as u64 * 4;
+        let bytes = blocks * self.block_size as u64 * entry_bytes + bounds * entry_bytes;
+        self.peak_resident = self.peak_resident.max(resident + bounds);
         self.peak_blocks = self.peak_blocks.max(blocks);
+        self.peak_bytes = self.peak_bytes.max(bytes);
     }
 
     pub(crate) fn stats(&self, seq: SeqId) -> Result<KvStats, KvError> {
@@ -299,13 +323,12 @@ impl Ledger {
     }
 
     pub(crate) fn store_stats(&self) -> StoreStats {
-        let block_bytes = (self.block_size * self.shape.head_dim * 2 * 4) as u64;
         StoreStats {
-            resident: self.pools.iter().map(BlockPool::resident).sum(),
+            resident: self.pools.iter().map(BlockPool::resident).sum::<u64>() + self.bound_blocks(),
             peak_resident: self.peak_resident,
             blocks: self.pools.iter().map(BlockPool::allocated).sum(),
             peak_blocks: self.peak_blocks,
-            peak_bytes: self.peak_blocks * block_bytes,
+            peak_bytes: self.peak_bytes,
             decode_reads: self.decode_reads,
             prefill_reads: self.prefill_reads,
             cow_copies: self.cow_copies,

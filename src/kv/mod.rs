@@ -29,7 +29,9 @@
 //! per token and KV head. Per-sequence policy state follows forks and
 //! releases. Training-free budgets: after `t` positions a row keeps
 //! `max(min_tokens, ceil(t / CR))` entries, protected sinks and recent
-//! windows included ([`Budget`]).
+//! windows included, a protected window larger than `min_tokens` raising it
+//! ([`Budget`], [`CachePolicy::resolve`]). `docs/cache-policies.md` states
+//! each policy's rule, reference, defaults and accounting.
 //!
 //! # How an eviction policy plugs in
 //!
@@ -88,6 +90,9 @@ pub use cube_store::WgpuBackend;
 pub use error::KvError;
 pub use ledger::{RowId, SlotCopy};
 pub use policies::PrefillStep;
-pub use policy::{Budget, CachePolicy, DmsParams, ResolvedPolicy};
+pub use policy::{
+    Budget, CachePolicy, DmsParams, QUEST_DENSE_LAYERS, QuestGranularity, ResolvedPolicy,
+    TovaGranularity,
+};
 pub use stats::{KvStats, RowStats, StoreStats};
 pub use store::{DEFAULT_BLOCK_SIZE, DecodeStep, KvShape, KvStore, SeqId, SlotChoice};

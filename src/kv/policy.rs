@@ -5,7 +5,11 @@
 //! compression ratio CR keeps, after `t` positions, `max(min_tokens,
 //! ceil(t / CR))` entries per (layer, KV head) (protected sinks and recent
 //! windows counted inside the budget), so they compare with DMS at equal CR;
-//! or an absolute token budget.
+//! or an absolute token budget. A protected window (the window policy's
+//! sinks, H2O's recent tokens) larger than the budget's floor raises the
+//! floor to its size: the cache then always holds at least the protected
+//! window, as the H2O reference (heavy hitters *plus* the recent window)
+//! does.
 
 use serde::{Deserialize, Serialize};
 
@@ -51,12 +55,66 @@ pub enum CachePolicy {
     /// StreamingLLM: `sink` first tokens + the most recent ones.
     Window { sink: usize, budget: Budget },
     /// TOVA: evict the lowest attention weight of the current query.
-    Tova { budget: Budget },
+    Tova {
+        budget: Budget,
+        /// Whose weights decide: the layer's (the reference) or each KV
+        /// head's. Default [`TovaGranularity::Layer`].
+        #[serde(default)]
+        granularity: TovaGranularity,
+    },
     /// H2O: heavy hitters by accumulated attention + a recent window.
     H2o { recent: usize, budget: Budget },
     /// Quest: read only the top pages by per-channel key bounds; memory is not
     /// reduced, reads are.
-    Quest { page_size: usize, budget: Budget },
+    Quest {
+        page_size: usize,
+        budget: Budget,
+        /// Who selects pages: each query head (the reference) or each KV
+        /// head for its query heads. Default [`QuestGranularity::QueryHead`].
+        #[serde(default)]
+        granularity: QuestGranularity,
+        /// The first layers attend densely (no selection, no page bounds).
+        /// Default [`QUEST_DENSE_LAYERS`] (the reference's 2).
+        #[serde(default = "quest_dense_layers")]
+        dense_layers: usize,
+    },
+}
+
+/// Whose attention weights TOVA scores entries by.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TovaGranularity {
+    /// The reference (TOVA's `tova_cache.py`, kvpress's `TOVAPress`): the
+    /// current query's weights averaged over **all** query heads of the
+    /// layer; one set of entries is evicted for the whole layer, so every
+    /// KV head of a layer keeps the same positions.
+    #[default]
+    Layer,
+    /// Each KV head scores by the weights averaged over its own query heads
+    /// and evicts on its own.
+    #[serde(alias = "head")]
+    KvHead,
+}
+
+/// Who chooses the pages Quest reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuestGranularity {
+    /// The reference (mit-han-lab/Quest): every query head ranks the pages
+    /// of its KV head by its own bound and reads its own top pages.
+    #[default]
+    QueryHead,
+    /// One page set per KV head, ranked by the largest bound over its query
+    /// heads.
+    KvHead,
+}
+
+/// Layers Quest leaves dense by default: the reference skips selection in
+/// layers 0 and 1.
+pub const QUEST_DENSE_LAYERS: usize = 2;
+
+fn quest_dense_layers() -> usize {
+    QUEST_DENSE_LAYERS
 }
 
 impl CachePolicy {
@@ -77,7 +135,7 @@ impl CachePolicy {
         match self {
             CachePolicy::Dense {} | CachePolicy::Dms { .. } => None,
             CachePolicy::Window { budget, .. }
-            | CachePolicy::Tova { budget }
+            | CachePolicy::Tova { budget, .. }
             | CachePolicy::H2o { budget, .. }
             | CachePolicy::Quest { budget, .. } => Some(*budget),
         }
@@ -102,10 +160,24 @@ pub struct DmsParams {
 pub enum ResolvedPolicy {
     Dense,
     Dms(DmsParams),
-    Window { sink: usize, budget: Budget },
-    Tova { budget: Budget },
-    H2o { recent: usize, budget: Budget },
-    Quest { page_size: usize, budget: Budget },
+    Window {
+        sink: usize,
+        budget: Budget,
+    },
+    Tova {
+        budget: Budget,
+        granularity: TovaGranularity,
+    },
+    H2o {
+        recent: usize,
+        budget: Budget,
+    },
+    Quest {
+        page_size: usize,
+        budget: Budget,
+        granularity: QuestGranularity,
+        dense_layers: usize,
+    },
 }
 
 impl ResolvedPolicy {
@@ -132,7 +204,7 @@ impl ResolvedPolicy {
         match self {
             ResolvedPolicy::Dense | ResolvedPolicy::Dms(_) => None,
             ResolvedPolicy::Window { budget, .. }
-            | ResolvedPolicy::Tova { budget }
+            | ResolvedPolicy::Tova { budget, .. }
             | ResolvedPolicy::H2o { budget, .. }
             | ResolvedPolicy::Quest { budget, .. } => Some(*budget),
         }
@@ -142,6 +214,13 @@ impl ResolvedPolicy {
     pub fn needs_decisions(&self) -> bool {
         matches!(self, ResolvedPolicy::Dms(_))
     }
+
+    /// Whether rows of `layer` keep Quest page bounds (Quest, past its
+    /// dense layers): each page of such a row holds a min and a max key,
+    /// `2 × head_dim` floats, the size of one entry's K and V.
+    pub fn page_bounds(&self, layer: usize) -> bool {
+        matches!(*self, ResolvedPolicy::Quest { dense_layers, .. } if layer >= dense_layers)
+    }
 }
 
 impl CachePolicy {
@@ -150,36 +229,38 @@ impl CachePolicy {
     /// values; budgets and windows are checked.
     ///
     /// # Errors
+    /// A protected window (sinks, H2O's recent tokens) larger than the
+    /// budget's floor (`min_tokens`, or `tokens`) raises the floor to its
+    /// size in the resolved budget.
+    ///
+    /// # Errors
     /// [`KvError::Policy`] when DMS is asked of a model without DMS
     /// parameters, a window is 0, a ratio is below 1 or not finite, a token
-    /// budget is 0, or a protected window (sinks, H2O's recent tokens) is
-    /// larger than the budget's floor (`min_tokens`, or `tokens`).
+    /// budget is 0, or Quest's page size is 0.
     pub fn resolve(&self, dms: Option<DmsParams>) -> Result<ResolvedPolicy, KvError> {
         let bad = |m: String| Err(KvError::Policy(m));
-        let check = |b: &Budget, protected: usize, what: &str| -> Result<(), KvError> {
-            let floor = match *b {
+        let check = |b: &Budget, protected: usize| -> Result<Budget, KvError> {
+            match *b {
                 Budget::Ratio { cr, min_tokens } => {
                     if !(cr.is_finite() && cr >= 1.0) {
                         return Err(KvError::Policy(format!(
                             "compression ratio {cr} is not a finite number ≥ 1"
                         )));
                     }
-                    min_tokens
+                    Ok(Budget::Ratio {
+                        cr,
+                        min_tokens: min_tokens.max(protected),
+                    })
                 }
                 Budget::Tokens { tokens } => {
                     if tokens == 0 {
                         return Err(KvError::Policy("token budget of 0".into()));
                     }
-                    tokens
+                    Ok(Budget::Tokens {
+                        tokens: tokens.max(protected),
+                    })
                 }
-            };
-            if protected > floor {
-                return Err(KvError::Policy(format!(
-                    "{what} of {protected} tokens exceeds the budget's floor of {floor} \
-                     (raise min_tokens or tokens)"
-                )));
             }
-            Ok(())
         };
         Ok(match self {
             CachePolicy::Dense {} => ResolvedPolicy::Dense,
@@ -200,32 +281,36 @@ impl CachePolicy {
                     shifted: shifted.unwrap_or(model.shifted),
                 })
             }
-            CachePolicy::Window { sink, budget } => {
-                check(budget, *sink, "window sink")?;
-                ResolvedPolicy::Window {
-                    sink: *sink,
-                    budget: *budget,
-                }
-            }
-            CachePolicy::Tova { budget } => {
-                check(budget, 0, "")?;
-                ResolvedPolicy::Tova { budget: *budget }
-            }
-            CachePolicy::H2o { recent, budget } => {
-                check(budget, *recent, "h2o recent window")?;
-                ResolvedPolicy::H2o {
-                    recent: *recent,
-                    budget: *budget,
-                }
-            }
-            CachePolicy::Quest { page_size, budget } => {
-                check(budget, 0, "")?;
+            CachePolicy::Window { sink, budget } => ResolvedPolicy::Window {
+                sink: *sink,
+                budget: check(budget, *sink)?,
+            },
+            CachePolicy::Tova {
+                budget,
+                granularity,
+            } => ResolvedPolicy::Tova {
+                budget: check(budget, 0)?,
+                granularity: *granularity,
+            },
+            CachePolicy::H2o { recent, budget } => ResolvedPolicy::H2o {
+                recent: *recent,
+                budget: check(budget, *recent)?,
+            },
+            CachePolicy::Quest {
+                page_size,
+                budget,
+                granularity,
+                dense_layers,
+            } => {
+                let budget = check(budget, 0)?;
                 if *page_size == 0 {
                     return bad("quest page size of 0".into());
                 }
                 ResolvedPolicy::Quest {
                     page_size: *page_size,
-                    budget: *budget,
+                    budget,
+                    granularity: *granularity,
+                    dense_layers: *dense_layers,
                 }
             }
         })
@@ -260,6 +345,7 @@ mod tests {
                 cr: 4.0,
                 min_tokens: 16,
             },
+            granularity: TovaGranularity::KvHead,
         };
         let s = toml::to_string(&p).unwrap();
         assert_eq!(toml::from_str::<CachePolicy>(&s).unwrap(), p);
@@ -287,26 +373,85 @@ mod tests {
         assert!(err.contains("no"), "{err}");
     }
 
+    /// Regression (H2O silently dropped from every paper config): `recent =
+    /// 128` above the default floor of 16 was refused, so the sweep skipped
+    /// every H2O group. A protected window now raises the floor instead.
     #[test]
-    fn protected_windows_must_fit_the_budget_floor() {
+    fn h2o_recent_window_above_the_floor_raises_it() {
         let b = Budget::Ratio {
             cr: 8.0,
-            min_tokens: 4,
+            min_tokens: 16,
         };
-        assert!(
-            CachePolicy::Window { sink: 4, budget: b }
-                .resolve(None)
-                .is_ok()
+        let h2o = CachePolicy::H2o {
+            recent: 128,
+            budget: b,
+        };
+        let want = Budget::Ratio {
+            cr: 8.0,
+            min_tokens: 128,
+        };
+        assert_eq!(
+            h2o.resolve(None).unwrap(),
+            ResolvedPolicy::H2o {
+                recent: 128,
+                budget: want
+            }
         );
-        assert!(
-            CachePolicy::Window { sink: 5, budget: b }
-                .resolve(None)
-                .is_err()
+        assert_eq!(want.allowed(4096), 512);
+        assert_eq!(want.allowed(500), 128);
+        let sinks = CachePolicy::Window {
+            sink: 5,
+            budget: Budget::Tokens { tokens: 4 },
+        };
+        assert_eq!(
+            sinks.resolve(None).unwrap().budget(),
+            Some(Budget::Tokens { tokens: 5 })
         );
+        // A window within the floor leaves it alone.
+        let small = CachePolicy::H2o {
+            recent: 8,
+            budget: b,
+        };
+        assert_eq!(small.resolve(None).unwrap().budget(), Some(b));
         let low = Budget::Ratio {
             cr: 0.5,
             min_tokens: 4,
         };
-        assert!(CachePolicy::Tova { budget: low }.resolve(None).is_err());
+        let tova = CachePolicy::Tova {
+            budget: low,
+            granularity: TovaGranularity::Layer,
+        };
+        assert!(tova.resolve(None).is_err());
+    }
+
+    #[test]
+    fn reference_granularities_are_the_defaults() {
+        let tova: CachePolicy =
+            toml::from_str("policy = \"tova\"\n[budget]\nkind = \"tokens\"\ntokens = 4").unwrap();
+        assert!(matches!(
+            tova,
+            CachePolicy::Tova {
+                granularity: TovaGranularity::Layer,
+                ..
+            }
+        ));
+        let quest: CachePolicy = toml::from_str(
+            "policy = \"quest\"\npage_size = 4\n[budget]\nkind = \"tokens\"\ntokens = 4",
+        )
+        .unwrap();
+        let CachePolicy::Quest {
+            granularity,
+            dense_layers,
+            ..
+        } = quest
+        else {
+            panic!("{quest:?}")
+        };
+        assert_eq!(
+            (granularity, dense_layers),
+            (QuestGranularity::QueryHead, 2)
+        );
+        let head: TovaGranularity = serde_json::from_str("\"head\"").unwrap();
+        assert_eq!(head, TovaGranularity::KvHead);
     }
 }

@@ -15,11 +15,15 @@ pub struct KvStats {
     /// Entries read by attention during prefill (causal: Σ_t (t+1) per row).
     pub prefill_reads: u64,
     /// Entries this sequence holds now (its rows' lengths; a prefix shared
-    /// with forks counts in full here, once in [`StoreStats`]).
+    /// with forks counts in full here, once in [`StoreStats`]), plus, under
+    /// Quest, one entry-equivalent per page of each row past the dense
+    /// layers: the page's min and max keys (`2 × head_dim` floats, the size
+    /// of one entry's K and V).
     pub resident: u64,
     /// Maximum of `resident` over the sequence's life.
     pub peak_resident: u64,
-    /// Bytes of K and V payload at the peak (`peak_resident × 2 × head_dim × 4`).
+    /// Bytes of K and V payload (and Quest page bounds) at the peak
+    /// (`peak_resident × 2 × head_dim × 4`).
     pub peak_bytes: u64,
     /// Positions seen (prompt + generated tokens).
     pub positions: u64,
@@ -79,7 +83,9 @@ impl RowStats {
 /// and reads summed over every sequence, released ones included.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StoreStats {
-    /// Physically held entries now: per allocated block, its occupied slots.
+    /// Physically held entries now: per allocated block, its occupied slots
+    /// (and one entry-equivalent for its Quest page bounds, where it has
+    /// them).
     pub resident: u64,
     /// Maximum of `resident` over the store's life.
     pub peak_resident: u64,
@@ -87,8 +93,9 @@ pub struct StoreStats {
     pub blocks: u64,
     /// Maximum of `blocks` over the store's life.
     pub peak_blocks: u64,
-    /// K and V payload bytes of `peak_blocks` (block granularity: what the
-    /// pools really hold at the peak).
+    /// Peak of the K and V payload bytes of the allocated blocks (block
+    /// granularity: what the pools really hold) plus their Quest page
+    /// bounds.
     pub peak_bytes: u64,
     /// Σ of every sequence's decode reads.
     pub decode_reads: u64,

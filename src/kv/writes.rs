@@ -31,11 +31,14 @@ impl Ledger {
         copies: &mut Vec<SlotCopy>,
     ) -> Result<u32, KvError> {
         let bs = self.block_size;
+        let bounds = self.bounds_per_page(id.layer);
         let (pool, book, r) = self.parts(id)?;
         let row = &mut book.rows[r];
         check_pos(id, row, pos)?;
         let len = row.len as usize;
         let off = len % bs;
+        // A new page brings its Quest bounds (one entry's worth).
+        let new_bounds = if off == 0 { bounds } else { 0 };
         let (block, copied) = if off == 0 {
             let b = pool.alloc();
             row.blocks.push(b);
@@ -49,7 +52,7 @@ impl Ledger {
         row.len += 1;
         row.seen += 1;
         row.last_pos = Some(pos);
-        book.resident += 1;
+        book.resident += 1 + new_bounds;
         book.peak_resident = book.peak_resident.max(book.resident);
         self.cow_copies += u64::from(copied);
         self.touch();
@@ -89,10 +92,12 @@ impl Ledger {
         copies: &mut Vec<SlotCopy>,
     ) -> Result<Option<usize>, KvError> {
         let bs = self.block_size;
+        let bounds = self.bounds_per_page(id.layer);
         let (pool, book, r) = self.parts(id)?;
         let row = &mut book.rows[r];
         check_slot(id, row, slot)?;
         let last = row.len as usize - 1;
+        let freed_bounds = if last % bs == 0 { bounds } else { 0 };
         let mut copied = false;
         if slot != last {
             let (dst_block, c) = make_writable(pool, row, slot / bs, id.layer, bs, copies);
@@ -108,7 +113,7 @@ impl Ledger {
             });
         }
         copied |= shrink(pool, row, last, bs, id.layer, copies);
-        book.resident -= 1;
+        book.resident -= 1 + freed_bounds;
         self.cow_copies += u64::from(copied);
         self.touch();
         Ok((slot != last).then_some(last))
@@ -122,6 +127,7 @@ impl Ledger {
         copies: &mut Vec<SlotCopy>,
     ) -> Result<(), KvError> {
         let bs = self.block_size;
+        let bounds = self.bounds_per_page(id.layer);
         let (pool, book, r) = self.parts(id)?;
         let row = &mut book.rows[r];
         let old = row.len as usize;
@@ -134,7 +140,8 @@ impl Ledger {
             });
         }
         let copied = shrink(pool, row, len, bs, id.layer, copies);
-        book.resident -= (old - len) as u64;
+        let pages = (old.div_ceil(bs) - len.div_ceil(bs)) as u64;
+        book.resident -= (old - len) as u64 + pages * bounds;
         self.cow_copies += u64::from(copied);
         self.touch();
         Ok(())

@@ -42,6 +42,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
 use super::keypath::key_at;
+use crate::kv::{QUEST_DENSE_LAYERS, QuestGranularity, TovaGranularity};
 use crate::prompt::template::RegionMode;
 
 /// The whole file.
@@ -307,6 +308,13 @@ pub enum MethodSection {
         name: Option<String>,
         cr: Option<Vec<f64>>,
         min_tokens: Option<usize>,
+        /// `layer` (the reference: weights averaged over all query heads of
+        /// the layer, one eviction set per layer) or `kv_head`. Default
+        /// `layer`; always written to the resolved config, so a run made
+        /// before the key existed (per KV head) is not resumed as if it
+        /// were the same.
+        #[serde(default)]
+        granularity: TovaGranularity,
     },
     H2o {
         name: Option<String>,
@@ -319,6 +327,15 @@ pub enum MethodSection {
         cr: Option<Vec<f64>>,
         page_size: usize,
         min_tokens: Option<usize>,
+        /// `query_head` (the reference: each query head reads its own top
+        /// pages) or `kv_head` (one page set per KV head). Default
+        /// `query_head`; always written to the resolved config.
+        #[serde(default)]
+        granularity: QuestGranularity,
+        /// The first layers decode densely. Default 2 (the reference's);
+        /// always written to the resolved config.
+        #[serde(default = "default_quest_dense_layers")]
+        dense_layers: usize,
     },
 }
 
@@ -394,6 +411,9 @@ fn nth_header_line(text: &str, header: &str, n: usize) -> Option<usize> {
         .map(|(i, _)| i + 1)
 }
 
+fn default_quest_dense_layers() -> usize {
+    QUEST_DENSE_LAYERS
+}
 fn default_results_dir() -> String {
     "results".into()
 }

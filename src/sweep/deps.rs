@@ -104,8 +104,8 @@ pub trait SampleGenerator {
     /// Where generation runs, for records and the manifest (e.g. `cpu`).
     fn device(&self) -> String;
 
-    /// Whether this generator can run `trial` (its cache policy, dtype, …),
-    /// decided without loading anything. `Err(reason)` skips the trial's
+    /// Whether this generator can run `trial` (its cache policy on its
+    /// device, dtype, …), decided without loading anything. `Err(reason)` skips the trial's
     /// width group with the reason reported, instead of stopping the sweep;
     /// a later session runs it once the generator can. Default: everything.
     fn supports(&self, trial: &Trial) -> Result<(), String> {

@@ -113,8 +113,19 @@ pub(crate) fn method_plan(
             let sink = *sink;
             budgeted(&|budget| CachePolicy::Window { sink, budget }, *min_tokens)?
         }
-        MethodSection::Tova { min_tokens, .. } => {
-            budgeted(&|budget| CachePolicy::Tova { budget }, *min_tokens)?
+        MethodSection::Tova {
+            min_tokens,
+            granularity,
+            ..
+        } => {
+            let granularity = *granularity;
+            budgeted(
+                &|budget| CachePolicy::Tova {
+                    budget,
+                    granularity,
+                },
+                *min_tokens,
+            )?
         }
         MethodSection::H2o {
             recent, min_tokens, ..
@@ -125,14 +136,21 @@ pub(crate) fn method_plan(
         MethodSection::Quest {
             page_size,
             min_tokens,
+            granularity,
+            dense_layers,
             ..
         } => {
             if *page_size == 0 || *page_size as u64 > MAX_POSITIONS {
                 return Err((k("page_size"), format!("must be in 1..={MAX_POSITIONS}")));
             }
-            let page_size = *page_size;
+            let (page_size, granularity, dense_layers) = (*page_size, *granularity, *dense_layers);
             budgeted(
-                &|budget| CachePolicy::Quest { page_size, budget },
+                &|budget| CachePolicy::Quest {
+                    page_size,
+                    budget,
+                    granularity,
+                    dense_layers,
+                },
                 *min_tokens,
             )?
         }

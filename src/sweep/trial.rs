@@ -177,6 +177,7 @@ mod tests {
                     cr: 4.0,
                     min_tokens: 16,
                 },
+                granularity: crate::kv::TovaGranularity::Layer,
             },
             cr: Some(4.0),
             width: 2,
@@ -195,7 +196,8 @@ mod tests {
         // Written out by hand: sorted keys, compact, serde's float forms.
         let canonical = concat!(
             r#"{"cr":4.0,"dtype":"f32","max_tokens":64,"model":"m@sha256:ab","#,
-            r#""policy":{"budget":{"cr":4.0,"kind":"ratio","min_tokens":16},"policy":"tova"},"#,
+            r#""policy":{"budget":{"cr":4.0,"kind":"ratio","min_tokens":16},"#,
+            r#""granularity":"layer","policy":"tova"},"#,
             r#""sampling":{"seed":7,"temperature":0.5,"top_k":0,"top_p":0.95},"#,
             r#""task":"aime24","task_version":"1","width":2}"#
         );

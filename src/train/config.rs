@@ -70,7 +70,11 @@ pub struct TrainConfig {
     pub steps_per_cr: usize,
     /// Steps after the ramp reaches `target_cr`; default 0.
     pub hold_steps: usize,
-    /// Tokens per training sequence; default 512.
+    /// Tokens per training sequence; default [`DEFAULT_SEQ_LEN`] (8192, 16
+    /// windows of 512: the reference's debug shape; its 8B recipe packs
+    /// 32768). Must exceed the window: only a query more than `window`
+    /// tokens behind a key can lose it, so shorter sequences give the
+    /// eviction term no signal.
     pub seq_len: usize,
     /// Sequences per update (gradients accumulated, loss averaged);
     /// default 1.
@@ -80,7 +84,9 @@ pub struct TrainConfig {
     pub lr: f64,
     /// AdamW β₂; default 0.95 (MO).
     pub beta2: f32,
-    /// Gradient clipping by norm, per parameter tensor; default 1.0.
+    /// Gradient clipping by the global L2 norm over every trained tensor
+    /// (HF Trainer's `max_grad_norm`, as the reference trains); default
+    /// 1.0.
     pub grad_clip: f32,
     /// Seed of the relaxation noise and data order; default 0.
     pub seed: u64,
@@ -96,7 +102,7 @@ impl Default for TrainConfig {
             target_cr: 8.0,
             steps_per_cr: 100,
             hold_steps: 0,
-            seq_len: 512,
+            seq_len: DEFAULT_SEQ_LEN,
             batch: 1,
             lr: 3e-5,
             beta2: 0.95,
@@ -131,6 +137,20 @@ impl TrainConfig {
         if self.dms.window == 0 {
             return bad("window", "must be at least 1");
         }
+        if self.seq_len <= self.dms.window {
+            return Err(TrainError::Setting {
+                field: "seq-len",
+                reason: format!(
+                    "--seq-len {} must be longer than --window {}: no query is more than \
+                     the window behind a key, so nothing can be evicted and the eviction \
+                     term gets no signal",
+                    self.seq_len, self.dms.window
+                ),
+            });
+        }
+        if !(self.grad_clip.is_finite() && self.grad_clip > 0.0) {
+            return bad("grad-clip", "must be a positive number");
+        }
         if self.dms.tau.is_nan() || self.dms.tau <= 0.0 {
             return bad("tau", "must be positive");
         }
@@ -156,6 +176,9 @@ impl TrainConfig {
         1.0 - 1.0 / self.cr_at(step)
     }
 }
+
+/// Default tokens per training sequence: 16 windows of the default 512.
+pub const DEFAULT_SEQ_LEN: usize = 8192;
 
 fn one() -> usize {
     1
@@ -194,7 +217,36 @@ mod tests {
             ..TrainConfig::default()
         };
         assert!(c.validate().unwrap_err().to_string().contains("target-cr"));
+        assert!(TrainConfig::default().validate().is_ok());
         assert!("foo".parse::<Variant>().is_err());
         assert_eq!("neuron".parse::<Variant>().unwrap(), Variant::Neuron);
+    }
+
+    /// Regression (`train-dms` defaults `--window 512 --seq-len 512` gave the
+    /// eviction term no signal): a sequence no longer than the window is
+    /// refused in one line naming both, and the defaults are the
+    /// reference's shape, the window a small fraction of the sequence.
+    #[test]
+    fn seq_len_within_the_window_is_refused() {
+        let d = TrainConfig::default();
+        assert_eq!((d.dms.window, d.seq_len), (512, 8192));
+        assert!(d.seq_len >= 4 * d.dms.window);
+        for seq_len in [512, 100] {
+            let c = TrainConfig {
+                seq_len,
+                ..TrainConfig::default()
+            };
+            let e = c.validate().unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("--seq-len {seq_len}")) && e.contains("--window 512"),
+                "{e}"
+            );
+            assert!(!e.contains('\n'), "{e}");
+        }
+        let ok = TrainConfig {
+            seq_len: 513,
+            ..TrainConfig::default()
+        };
+        assert!(ok.validate().is_ok());
     }
 }

@@ -1,11 +1,12 @@
 //! One optimisation step of DMS retrofitting: teacher pass (no graph),
-//! relaxed student pass, loss, backward, AdamW with gradient clipping on the
-//! decision parameters only.
+//! relaxed student pass, loss, backward, gradients clipped by their global
+//! norm (HF Trainer's `max_grad_norm`), AdamW on the decision parameters
+//! only.
 
 use std::time::Instant;
 
+use burn::module::ParamId;
 use burn::optim::adaptor::OptimizerAdaptor;
-use burn::optim::grad_clipping::GradientClippingConfig;
 use burn::optim::{AdamW, AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
@@ -57,7 +58,6 @@ impl<B: AutodiffBackend> Trainer<B> {
             .with_beta_1(0.9)
             .with_beta_2(config.beta2)
             .with_weight_decay(0.0)
-            .with_grad_clipping(Some(GradientClippingConfig::Norm(config.grad_clip)))
             .init::<B, DecisionParams<B>>();
         Ok(Self {
             base,
@@ -128,7 +128,8 @@ impl<B: AutodiffBackend> Trainer<B> {
             let grads = GradientsParams::from_grads(loss.div_scalar(n).backward(), &self.params);
             accumulator.accumulate(&self.params, grads);
         }
-        let grads = accumulator.grads();
+        let mut grads = accumulator.grads();
+        clip_global_norm(&mut grads, &self.params, self.config.grad_clip);
         let params = std::mem::replace(&mut self.params, empty_params());
         self.params = self.optim.step(self.config.lr, params, grads);
         self.step += 1;
@@ -145,6 +146,55 @@ impl<B: AutodiffBackend> Trainer<B> {
             tokens_per_second: tokens_sum as f64 / seconds.max(1e-9),
         }
     }
+}
+
+/// Scale `grads` so that their global L2 norm, over every decision
+/// tensor together, is at most `max_norm`: `torch.nn.utils.clip_grad_norm_`
+/// as HF Trainer applies it with `max_grad_norm` (coefficient `max_norm /
+/// (norm + 1e-6)`, applied when below 1). One tensor with a large gradient
+/// therefore shrinks every other's too, unlike per-tensor clipping. Returns
+/// the norm before clipping.
+pub fn clip_global_norm<B: AutodiffBackend>(
+    grads: &mut GradientsParams,
+    params: &DecisionParams<B>,
+    max_norm: f32,
+) -> f64 {
+    let vectors: Vec<ParamId> = params
+        .norm
+        .iter()
+        .chain(&params.bias)
+        .map(|p| p.id)
+        .collect();
+    let matrices: Vec<ParamId> = params.proj.iter().map(|p| p.id).collect();
+    let squares =
+        |t: Tensor<B::InnerBackend, 1>| f64::from(t.square().sum().into_scalar().elem::<f32>());
+    let mut total = 0.0;
+    for &id in &vectors {
+        if let Some(g) = grads.get::<B::InnerBackend, 1>(id) {
+            total += squares(g);
+        }
+    }
+    for &id in &matrices {
+        if let Some(g) = grads.get::<B::InnerBackend, 2>(id) {
+            total += squares(g.flatten(0, 1));
+        }
+    }
+    let norm = total.sqrt();
+    let coef = f64::from(max_norm) / (norm + 1e-6);
+    if coef < 1.0 {
+        let coef = coef as f32;
+        for &id in &vectors {
+            if let Some(g) = grads.remove::<B::InnerBackend, 1>(id) {
+                grads.register(id, g.mul_scalar(coef));
+            }
+        }
+        for &id in &matrices {
+            if let Some(g) = grads.remove::<B::InnerBackend, 2>(id) {
+                grads.register(id, g.mul_scalar(coef));
+            }
+        }
+    }
+    norm
 }
 
 fn empty_params<B: Backend>() -> DecisionParams<B> {

@@ -5,13 +5,15 @@
 
 use super::super::cpu_kernel::{self, PagedKv, RowRef};
 use super::super::{
-    DecodeStep, KvError, KvShape, KvStore, ResolvedPolicy, RowId, SeqId, SlotChoice,
+    DecodeStep, KvError, KvShape, KvStore, QuestGranularity, ResolvedPolicy, RowId, SeqId,
+    SlotChoice,
 };
 use super::book::RowState;
 use super::prefill::scorer;
 use super::quest::page_budget;
 use super::scorer::{Rule, Scorer};
 use super::slots::{evict_to, lowest};
+use super::tova;
 
 impl KvStore {
     /// One decode step of one layer under the store's policy: write each
@@ -203,7 +205,10 @@ impl KvStore {
         Ok(())
     }
 
-    /// TOVA and H2O: append, attend with weights, rescore, evict.
+    /// TOVA and H2O: append, attend with weights, rescore, evict. Layer-wide
+    /// TOVA scores every row of the layer by the weights averaged over all
+    /// its KV heads (hence over all query heads), so the rows, which hold
+    /// the same positions in the same slots, evict the same entries.
     fn decode_weighted(
         &mut self,
         step: DecodeStep<'_>,
@@ -213,30 +218,46 @@ impl KvStore {
     ) -> Result<(), KvError> {
         debug_assert!(matches!(s.rule, Rule::Replace | Rule::Accumulate));
         let kv_heads = self.shape().kv_heads;
+        let layer_wide = tova::layer_wide(&self.ledger.policy.policy);
         let mut weights = Vec::new();
         self.decode_step_weights(step, out, &mut weights)?;
         let mut at = 0;
         for (b, &seq) in step.seqs.iter().enumerate() {
             let t = self.position(seq) as u32;
-            for h in 0..kv_heads {
-                let id = row_id(seq, step.layer, h);
-                let RowState::Scored(slots) = &mut states[b][step.layer * kv_heads + h] else {
+            let rows = &mut states[b][step.layer * kv_heads..(step.layer + 1) * kv_heads];
+            let mut spans = Vec::with_capacity(kv_heads);
+            for row in rows.iter_mut() {
+                let RowState::Scored(slots) = row else {
                     return Err(state_mismatch());
                 };
                 slots.push(t, 0.0);
-                let n = slots.len();
-                for (i, &w) in weights[at..at + n].iter().enumerate() {
+                spans.push(at..at + slots.len());
+                at += slots.len();
+            }
+            let mean = if layer_wide {
+                Some(tova::layer_mean(rows, &weights, &spans)?)
+            } else {
+                None
+            };
+            for (h, row) in rows.iter_mut().enumerate() {
+                let RowState::Scored(slots) = row else {
+                    return Err(state_mismatch());
+                };
+                let w = mean.as_deref().unwrap_or(&weights[spans[h].clone()]);
+                for (i, &w) in w.iter().enumerate() {
                     slots.val[i] = s.score(slots.val[i], slots.pos[i], w);
                 }
-                at += n;
+                let id = row_id(seq, step.layer, h);
                 evict_to(self, id, slots, s.protected(t + 1), s.keep(t + 1))?;
             }
         }
         Ok(())
     }
 
-    /// Quest: append, fold the key into its page, attend over the selected
-    /// pages; reads = selected entries + pages whose bounds were read.
+    /// Quest: append, fold the key into its page's bounds, attend over the
+    /// selected pages; reads = the entries of the pages any query head of
+    /// the KV head selected + the pages whose bounds were read. Layers below
+    /// `dense_layers` decode densely.
     fn decode_quest(
         &mut self,
         step: DecodeStep<'_>,
@@ -249,7 +270,13 @@ impl KvStore {
             head_dim: d,
             ..
         } = self.shape();
-        let ResolvedPolicy::Quest { budget, .. } = self.ledger.policy.policy else {
+        let ResolvedPolicy::Quest {
+            budget,
+            granularity,
+            dense_layers,
+            ..
+        } = self.ledger.policy.policy
+        else {
             return Err(state_mismatch());
         };
         if self.block_size() != page_size {
@@ -258,9 +285,19 @@ impl KvStore {
                 self.block_size()
             )));
         }
+        if step.layer < dense_layers {
+            return self.decode_step(step, out);
+        }
         let group = step.q.len() / (step.seqs.len() * kv_heads * d).max(1);
+        // Query heads choosing pages together: the KV head's G, or one.
+        let chooser = match granularity {
+            QuestGranularity::KvHead => group,
+            QuestGranularity::QueryHead => 1,
+        };
         self.decode_write(&step)?;
-        let mut plans: Vec<(Vec<u32>, usize, u64)> = Vec::with_capacity(step.seqs.len() * kv_heads);
+        // One (blocks, len) per chooser, and the reads of each KV head.
+        let mut plans: Vec<(Vec<u32>, usize)> = Vec::with_capacity(step.q.len() / d / chooser);
+        let mut reads: Vec<u64> = Vec::with_capacity(step.seqs.len() * kv_heads);
         for (b, &seq) in step.seqs.iter().enumerate() {
             let t = self.position(seq);
             for h in 0..kv_heads {
@@ -275,21 +312,36 @@ impl KvStore {
                 pages.add(len - 1, &step.k[i * d..(i + 1) * d], page_size);
                 let n_pages = len.div_ceil(page_size);
                 let q = &step.q[i * group * d..(i + 1) * group * d];
-                plans.push(match pages.select(q, d, n_pages, k_pages) {
-                    None => (row.blocks.clone(), len, len as u64),
-                    Some(chosen) => {
-                        let n = (chosen.len() - 1) * page_size + fill;
-                        let blocks = chosen.iter().map(|&p| row.blocks[p]).collect();
-                        (blocks, n, (n + n_pages - 1) as u64)
+                let mut read = vec![false; n_pages];
+                let mut any_selection = false;
+                for qc in q.chunks_exact(chooser * d) {
+                    match pages.select(qc, d, n_pages, k_pages) {
+                        None => {
+                            read.fill(true);
+                            plans.push((row.blocks.clone(), len));
+                        }
+                        Some(chosen) => {
+                            any_selection = true;
+                            let n = (chosen.len() - 1) * page_size + fill;
+                            for &p in &chosen {
+                                read[p] = true;
+                            }
+                            plans.push((chosen.iter().map(|&p| row.blocks[p]).collect(), n));
+                        }
                     }
-                });
+                }
+                let pages_read = read.iter().filter(|&&r| r).count();
+                let entries = (pages_read - 1) * page_size + fill;
+                // The bounds of every page but the current one were read.
+                let bounds = if any_selection { n_pages - 1 } else { 0 };
+                reads.push((entries + bounds) as u64);
             }
         }
         {
             let host = self.host()?;
             let rows: Vec<RowRef> = plans
                 .iter()
-                .map(|(blocks, len, _)| RowRef { blocks, len: *len })
+                .map(|(blocks, len)| RowRef { blocks, len: *len })
                 .collect();
             let pool = &host.layers[step.layer];
             let kv = PagedKv {
@@ -298,11 +350,11 @@ impl KvStore {
                 block_size: page_size,
                 head_dim: d,
             };
-            cpu_kernel::decode_attention(kv, &rows, step.q, group, step.scale, out);
+            cpu_kernel::decode_attention(kv, &rows, step.q, chooser, step.scale, out);
         }
-        for (i, (_, _, reads)) in plans.iter().enumerate() {
+        for (i, &n) in reads.iter().enumerate() {
             let id = row_id(step.seqs[i / kv_heads], step.layer, i % kv_heads);
-            self.ledger.count_decode_reads(id, *reads)?;
+            self.ledger.count_decode_reads(id, n)?;
         }
         Ok(())
     }

@@ -3,7 +3,11 @@
 //! attention accumulated over every query so far (the prompt's queries
 //! included), within the budget. GQA: weights averaged over the query heads
 //! of the KV head. Like TOVA, a step attends over budget + 1 entries, adds
-//! the weights, then evicts the lightest unprotected entry.
+//! the weights, then evicts the lightest unprotected entry. A `recent`
+//! window above the budget's floor raises the floor (see
+//! [`CachePolicy::resolve`](super::super::CachePolicy::resolve)): the cache
+//! always holds at least the recent window, as the reference's heavy +
+//! recent budget does.
 
 use super::super::Budget;
 use super::scorer::{Protect, Rule, Scorer};

@@ -47,7 +47,7 @@ struct RowKeys {
 pub(crate) fn scorer(policy: &ResolvedPolicy) -> Option<Scorer> {
     match *policy {
         ResolvedPolicy::Window { sink, budget } => Some(window::scorer(sink, budget)),
-        ResolvedPolicy::Tova { budget } => Some(tova::scorer(budget)),
+        ResolvedPolicy::Tova { budget, .. } => Some(tova::scorer(budget)),
         ResolvedPolicy::H2o { recent, budget } => Some(h2o::scorer(recent, budget)),
         ResolvedPolicy::Dense | ResolvedPolicy::Dms(_) | ResolvedPolicy::Quest { .. } => None,
     }
@@ -175,7 +175,17 @@ impl KvStore {
             scale: step.scale,
         };
         let want = scorer.map_or(Weights::None, |s| s.weights());
-        let results = prefill_kernel::prefill_attention(&refs, qs, want, out);
+        let mut results = prefill_kernel::prefill_attention(&refs, qs, want, out);
+        if tova::layer_wide(&policy) {
+            // One index set for the layer: every row scores by the mean of
+            // the rows' last-query weights (over all query heads).
+            let pos: Vec<&[u32]> = gathered.iter().map(|g| g.pos.as_slice()).collect();
+            let w: Vec<&[f32]> = results.iter().map(|r| r.weights.as_slice()).collect();
+            let mean = tova::mean_over_rows(&pos, &w)?;
+            for r in &mut results {
+                r.weights.clone_from(&mean);
+            }
+        }
         for (h, (g, res)) in gathered.iter().zip(&results).enumerate() {
             self.ledger.count_prefill_reads(id(h), res.reads)?;
             let chunk = Chunk {
@@ -211,8 +221,10 @@ impl KvStore {
                 (Some(RowState::Quest(pages)), ResolvedPolicy::Quest { page_size, .. }) => {
                     let keep = vec![true; g.pos.len()];
                     chunk.commit(self, id(h), &mut Slots::default(), &keep, &vec![(); t])?;
-                    for j in 0..t {
-                        pages.add(g.held + j, &chunk.k[j * d..(j + 1) * d], *page_size);
+                    if policy.page_bounds(step.layer) {
+                        for j in 0..t {
+                            pages.add(g.held + j, &chunk.k[j * d..(j + 1) * d], *page_size);
+                        }
                     }
                 }
                 _ => {

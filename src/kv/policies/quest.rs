@@ -4,15 +4,27 @@
 //!
 //! Pages are the store's blocks (the store runs with `block_size =
 //! page_size`), each with per-channel min and max keys. A page's bound for
-//! a query head is `Σ_c max(q_c · min_c, q_c · max_c)`; GQA: a KV head's
-//! pages are ranked by the largest bound over its query heads. The step
-//! reads the last (current) page always and the top `K − 1` others, with `K
-//! = 1 + ⌊(budget − current page's fill) / page_size⌋` (the most pages that
-//! fit the token budget); when the row has at most `K` pages it is read
-//! whole. Reads are counted in token-equivalents: the selected
-//! entries plus one per page whose bounds were read (a page's min and max
-//! are `2 × head_dim` floats, one entry's K and V). The first layers are
-//! not exempted (the Quest paper keeps its first two layers dense).
+//! a query head is `Σ_c max(q_c · min_c, q_c · max_c)` (mit-han-lab/Quest's
+//! `quest_attention.py` estimate). The step reads the last (current) page
+//! always and the top `K − 1` others, with `K = 1 + ⌊(budget − current
+//! page's fill) / page_size⌋` (the most pages that fit the token budget;
+//! the reference kernels' page budget likewise counts the current page);
+//! when the row has at most `K` pages it is read whole.
+//!
+//! Who chooses ([`QuestGranularity`](super::super::QuestGranularity)):
+//! - `QueryHead` (default, the reference): every query head ranks its KV
+//!   head's pages by its own bound and attends over its own pages.
+//! - `KvHead`: the G query heads of a KV head share one page set, ranked by
+//!   the largest bound over them.
+//!
+//! The first `dense_layers` layers (default 2, as the reference) attend
+//! densely and keep no bounds.
+//!
+//! Reads are counted per KV head in token-equivalents: the entries of the
+//! pages any of its query heads read (each read once), plus one per page
+//! whose bounds were read (every page but the current one). Resident
+//! entries include one per page of each bounded row: a page's min and max
+//! are `2 × head_dim` floats, one entry's K and V (counted by the ledger).
 
 /// One row's page bounds.
 ///

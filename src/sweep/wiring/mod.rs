@@ -28,5 +28,5 @@ pub use error::WiringError;
 pub use grader::{TaskGrader, verdict_label};
 pub use model::{ChatRenderer, ModelCache, ModelGenerator};
 pub use run::run;
-pub use store::{kv_store_for, policy_supported};
+pub use store::{kv_store_for, policy_supported, policy_supported_on};
 pub use tasks::{RegisteredTask, TaskRegistry};

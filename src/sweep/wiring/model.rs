@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use super::store::{kv_store_for, policy_supported};
+use super::store::{kv_store_for, policy_supported_on};
 use super::{TaskRegistry, WiringError};
 use crate::device::DeviceKind;
 use crate::generate::{self, Decoder, Request, StopCriteria};
@@ -163,7 +163,7 @@ impl SampleGenerator for ModelGenerator {
             let dtype = trial.spec.dtype.to_string();
             return Err(WiringError::UnsupportedDtype { dtype }.to_string());
         }
-        policy_supported(&trial.spec.policy).map_err(|e| e.to_string())
+        policy_supported_on(&trial.spec.policy, trial.device).map_err(|e| e.to_string())
     }
 
     fn generate(

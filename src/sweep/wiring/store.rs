@@ -19,19 +19,27 @@ pub fn policy_supported(policy: &CachePolicy) -> Result<(), WiringError> {
     Ok(())
 }
 
-/// An empty store for `model` that keeps entries as `policy` says; DMS
-/// takes its defaults from the checkpoint and fails on a model without DMS
-/// parameters.
-pub fn kv_store_for(model: &LoadedModel, policy: &CachePolicy) -> Result<KvStore, WiringError> {
+/// Whether `policy` is valid and runs on `device`: every policy on the CPU;
+/// dense and DMS on a device engine (the scored and paged policies attend
+/// through host memory). Decided without loading anything, so a sweep skips
+/// what the device cannot run before it starts.
+pub fn policy_supported_on(policy: &CachePolicy, device: DeviceKind) -> Result<(), WiringError> {
     policy_supported(policy)?;
-    let dense = matches!(policy, CachePolicy::Dense {});
     let on_device = matches!(policy, CachePolicy::Dense {} | CachePolicy::Dms { .. });
-    if !on_device && !matches!(model.device, DeviceKind::Cpu) {
+    if !on_device && !matches!(device, DeviceKind::Cpu) {
         return Err(WiringError::UnsupportedPolicy {
             policy: policy.method(),
         });
     }
-    if dense {
+    Ok(())
+}
+
+/// An empty store for `model` that keeps entries as `policy` says; DMS
+/// takes its defaults from the checkpoint and fails on a model without DMS
+/// parameters.
+pub fn kv_store_for(model: &LoadedModel, policy: &CachePolicy) -> Result<KvStore, WiringError> {
+    policy_supported_on(policy, model.device)?;
+    if matches!(policy, CachePolicy::Dense {}) {
         return Ok(model.new_store());
     }
     Ok(model.policy_store(policy)?)
@@ -55,6 +63,7 @@ mod tests {
                 cr: 2.0,
                 min_tokens: 8,
             },
+            granularity: crate::kv::TovaGranularity::Layer,
         };
         let store = kv_store_for(&model, &tova).unwrap();
         assert_eq!(store.policy().method(), "tova");
@@ -70,7 +79,33 @@ mod tests {
                 cr: 0.5,
                 min_tokens: 8,
             },
+            granularity: crate::kv::TovaGranularity::Layer,
         };
         assert!(policy_supported(&bad).is_err());
+    }
+
+    /// Regression (a CUDA sweep stopped mid-run on TOVA, H2O or Quest): the
+    /// device is part of the check a sweep makes before it starts.
+    #[test]
+    fn host_attention_policies_are_refused_on_a_device_up_front() {
+        let budget = Budget::Ratio {
+            cr: 2.0,
+            min_tokens: 8,
+        };
+        let tova = CachePolicy::Tova {
+            budget,
+            granularity: crate::kv::TovaGranularity::Layer,
+        };
+        let dms = CachePolicy::Dms {
+            window: None,
+            shifted: None,
+        };
+        for device in [DeviceKind::Cuda(0), DeviceKind::Wgpu] {
+            let err = policy_supported_on(&tova, device).unwrap_err().to_string();
+            assert!(err.contains("tova"), "{err}");
+            assert!(policy_supported_on(&dms, device).is_ok());
+            assert!(policy_supported_on(&CachePolicy::Dense {}, device).is_ok());
+        }
+        assert!(policy_supported_on(&tova, DeviceKind::Cpu).is_ok());
     }
 }
