@@ -206,7 +206,7 @@ pub fn kept_at_least(policy: &CachePolicy, cr: Option<f64>, positions: u64) -> u
     match policy {
         CachePolicy::Dense {} | CachePolicy::Quest { .. } => positions,
         CachePolicy::Window { budget, .. }
-        | CachePolicy::Tova { budget }
+        | CachePolicy::Tova { budget, .. }
         | CachePolicy::H2o { budget, .. } => {
             budget.allowed(usize::try_from(positions).unwrap_or(usize::MAX)) as u64
         }
@@ -344,10 +344,22 @@ mod tests {
             min_tokens: 8,
         };
         assert_eq!(kept_at_least(&CachePolicy::Dense {}, None, 100), 100);
-        assert_eq!(kept_at_least(&CachePolicy::Tova { budget }, None, 100), 25);
+        assert_eq!(
+            kept_at_least(
+                &CachePolicy::Tova {
+                    budget,
+                    granularity: Default::default()
+                },
+                None,
+                100
+            ),
+            25
+        );
         let quest = CachePolicy::Quest {
             page_size: 16,
             budget,
+            granularity: Default::default(),
+            dense_layers: 2,
         };
         assert_eq!(kept_at_least(&quest, None, 100), 100);
         let dms = CachePolicy::Dms {
