@@ -175,6 +175,11 @@ pub struct SweepArgs {
     /// `<results>/<run>/shards/I-of-N/`. Join the shards with `merge`.
     #[arg(long)]
     pub shard: Option<String>,
+    /// Run generated code even where it cannot be isolated (not root and no
+    /// usable user namespaces): it then runs with your user's access to your
+    /// files, network and processes. See docs/security.md.
+    #[arg(long)]
+    pub unsafe_no_sandbox: bool,
 }
 
 #[derive(Debug, Args)]
@@ -198,6 +203,11 @@ pub struct GradeArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Run generated code even where it cannot be isolated (not root and no
+    /// usable user namespaces): it then runs with your user's access to your
+    /// files, network and processes. See docs/security.md.
+    #[arg(long)]
+    pub unsafe_no_sandbox: bool,
 }
 
 #[derive(Debug, Subcommand)]

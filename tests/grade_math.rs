@@ -9,8 +9,8 @@ use hyperscale::grade::{MathMode, Outcome, grade_math};
 use serde_json::Value;
 
 fn vectors() -> Vec<Value> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/vectors/math_grading_vectors.json");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/vectors/math_grading_vectors.json");
     let text =
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     serde_json::from_str(&text).expect("vectors are JSON")

@@ -30,6 +30,8 @@ pub struct SweepOptions {
     /// Run only this shard's part of the plan, in
     /// `<run>/shards/I-of-N/` (see [`super::shard`]).
     pub shard: Option<Shard>,
+    /// `--unsafe-no-sandbox`: grade code even where it cannot be isolated.
+    pub unsafe_no_sandbox: bool,
 }
 
 impl Default for SweepOptions {
@@ -44,6 +46,7 @@ impl Default for SweepOptions {
             queue_batches: 256,
             git_revision: None,
             shard: None,
+            unsafe_no_sandbox: false,
         }
     }
 }
