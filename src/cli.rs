@@ -181,6 +181,11 @@ pub struct SweepArgs {
     /// `errors.jsonl` and decodes those samples again.
     #[arg(long)]
     pub keep_errors: bool,
+    /// Run generated code even where it cannot be isolated (not root and no
+    /// usable user namespaces): it then runs with your user's access to your
+    /// files, network and processes. See docs/security.md.
+    #[arg(long)]
+    pub unsafe_no_sandbox: bool,
 }
 
 #[derive(Debug, Args)]
@@ -208,6 +213,11 @@ pub struct GradeArgs {
     /// What maj@k votes on.
     #[arg(long, value_enum, default_value_t = VoteArg::Raw)]
     pub vote: VoteArg,
+    /// Run generated code even where it cannot be isolated (not root and no
+    /// usable user namespaces): it then runs with your user's access to your
+    /// files, network and processes. See docs/security.md.
+    #[arg(long)]
+    pub unsafe_no_sandbox: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -602,6 +602,7 @@ fn run_sweep(args: SweepArgs) -> Result<()> {
         progress,
         shard,
         keep_errors: args.keep_errors,
+        unsafe_no_sandbox: args.unsafe_no_sandbox,
         ..SweepOptions::default()
     };
     let summary = wiring::run(&args.config, &options)?;
@@ -716,7 +717,10 @@ fn run_grade(args: GradeArgs) -> Result<()> {
     };
     let grader = Grader::for_task(&task.grader);
     let sandbox = match grader {
-        Grader::Code { .. } => Some(Sandbox::new(SandboxConfig::default())?),
+        Grader::Code { .. } => Some(Sandbox::new(SandboxConfig {
+            allow_unsandboxed: args.unsafe_no_sandbox,
+            ..SandboxConfig::default()
+        })?),
         _ => None,
     };
     let regrade = Regrade {

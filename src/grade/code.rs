@@ -1,7 +1,9 @@
 //! The code grader (LiveCodeBench): extract the program from the answer
-//! region, run it against the tests in the [`Sandbox`] through the embedded
-//! Python driver (`driver.py`, LCB `testing_util.py` semantics), and turn the
-//! driver's report into a [`Verdict`].
+//! region, run it on the test inputs in the [`Sandbox`] through the embedded
+//! Python driver (`driver.py`, LCB `testing_util.py` semantics), and compare
+//! what it printed or returned with the expected outputs here, in the harness
+//! ([`super::compare`]): the untrusted process never holds an expected output
+//! and nothing it writes counts as a verdict.
 //!
 //! A program that was extracted is an answer, whatever its tests did: its
 //! verdict is `correct` or `incorrect` (never `no_answer`), and its
@@ -12,8 +14,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::compare::{Compared, PyValue, compare_stdout, parse_expected};
 use super::error::GradeError;
-use super::sandbox::{RunRequest, RunStatus, Sandbox};
+use super::sandbox::{Flow, RunOutput, RunRequest, RunStatus, Sandbox};
 use super::verdict::{DETAIL_CHARS, FailureKind, Outcome, Verdict, truncate};
 use crate::task::TestCase;
 
@@ -103,7 +106,6 @@ struct Job<'a> {
     code: &'a str,
     fn_name: Option<&'a str>,
     inputs: Vec<&'a str>,
-    outputs: Vec<&'a str>,
     timeout: u32,
     output_cap: usize,
 }
@@ -111,6 +113,9 @@ struct Job<'a> {
 /// Grades one answer region against code tests.
 ///
 /// Stdin mode when `fn_name` is `None`, call-based otherwise (as LCB decides).
+/// The program gets the inputs only; its outputs (or return values) come
+/// back as frames and are compared here ([`super::compare`]), test by test
+/// as they arrive; the run is stopped at the first failure, as LCB stops.
 /// The run's wall-clock budget is LCB's global one, `(timeout + 1) · n + 5`
 /// seconds, and the same number of CPU seconds.
 ///
@@ -134,184 +139,358 @@ pub fn grade_code(
             ..Verdict::no_answer()
         });
     }
+    let expected = match Expected::new(tests, fn_name.is_some()) {
+        Ok(e) => e,
+        // LCB decodes every expected output before the first test: a bad one
+        // is a runtime error of the whole run.
+        Err(detail) => {
+            let key = program_key(&code);
+            return Ok(Verdict {
+                extracted: Some(key.clone()),
+                vote_key: Some(key),
+                ..Judge::new(Expected::Stdout(Vec::new()), 0).verdict_with(
+                    total,
+                    FailureKind::RuntimeError,
+                    None,
+                    detail,
+                )
+            });
+        }
+    };
     let job = Job {
         mode: if fn_name.is_some() { "call" } else { "stdio" },
         code: &code,
         fn_name,
         inputs: tests.iter().map(|t| t.input.as_str()).collect(),
-        outputs: tests.iter().map(|t| t.output.as_str()).collect(),
         timeout: config.timeout_s,
         output_cap: config.capture_bytes,
     };
     let budget = (u64::from(config.timeout_s) + 1) * total as u64 + 5;
-    let report = run_driver(sandbox, &job, budget)?;
+    let job = serde_json::to_vec(&job).map_err(|e| GradeError::Driver {
+        detail: e.to_string(),
+    })?;
+    let mut judge = Judge::new(expected, config.capture_bytes);
+    let out = sandbox.run_streaming(
+        &RunRequest {
+            files: vec![("driver.py", DRIVER.as_bytes()), ("job.json", &job)],
+            args: vec!["-I", "driver.py", "job.json"],
+            wall: Duration::from_secs(budget),
+            cpu_seconds: budget,
+        },
+        &mut |chunk| judge.feed(chunk),
+    )?;
     let key = program_key(&code);
     Ok(Verdict {
         extracted: Some(key.clone()),
         vote_key: Some(key),
-        ..report.into_verdict(total)
+        ..judge.finish(total, &out)
     })
 }
 
-/// Runs LCB's stdout comparison (`get_stripped_lines` + Decimal tokens) in
-/// the driver on `(printed, expected)` pairs; the grader uses the same code.
-///
-/// # Errors
-/// When the sandbox cannot run or the driver's answer is unreadable.
-pub fn compare_stdout(sandbox: &Sandbox, pairs: &[(&str, &str)]) -> Result<Vec<bool>, GradeError> {
-    #[derive(Serialize)]
-    struct CompareJob<'a> {
-        mode: &'a str,
-        pairs: &'a [(&'a str, &'a str)],
-    }
-    let job = serde_json::to_vec(&CompareJob {
-        mode: "compare",
-        pairs,
-    })
-    .map_err(|e| GradeError::Driver {
-        detail: e.to_string(),
-    })?;
-    let out = sandbox.run(&RunRequest {
-        files: vec![("driver.py", DRIVER.as_bytes()), ("job.json", &job)],
-        args: vec!["-I", "driver.py", "job.json"],
-        wall: Duration::from_secs(60),
-        cpu_seconds: 60,
-    })?;
-    #[derive(Deserialize)]
-    struct Matches {
-        matches: Vec<bool>,
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str::<Matches>(text.trim())
-        .map(|m| m.matches)
-        .map_err(|e| GradeError::Driver {
-            detail: format!(
-                "{e}; status {:?}; stderr: {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        })
+/// The expected outputs, decoded once before the run.
+enum Expected<'a> {
+    Stdout(Vec<&'a str>),
+    Values(Vec<PyValue>),
 }
 
-/// What the driver reported, plus how the process ended.
-#[derive(Debug, Default)]
-struct Report {
+impl<'a> Expected<'a> {
+    fn new(tests: &'a [TestCase], call: bool) -> Result<Self, String> {
+        if !call {
+            return Ok(Self::Stdout(
+                tests.iter().map(|t| t.output.as_str()).collect(),
+            ));
+        }
+        tests
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                parse_expected(&t.output)
+                    .map_err(|e| format!("expected output of test {i} is not JSON: {e}"))
+            })
+            .collect::<Result<_, _>>()
+            .map(Self::Values)
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Self::Stdout(v) => v.len(),
+            Self::Values(v) => v.len(),
+        }
+    }
+}
+
+/// Reads the driver's frames as they arrive and compares each test's output
+/// with the expected one; stops the run at the first failure or when every
+/// test has passed.
+struct Judge<'a> {
+    expected: Expected<'a>,
+    /// Largest frame accepted: the capture cap in characters, as UTF-8.
+    max_frame: usize,
+    buf: Vec<u8>,
     passed: usize,
     failure: Option<(Option<usize>, FailureKind, String)>,
-    done: bool,
-    status: Option<RunStatus>,
-    isolation: Option<String>,
-    stderr_tail: String,
-    unreadable: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct Line {
-    test: Option<usize>,
-    ok: Option<bool>,
-    kind: Option<String>,
-    detail: Option<String>,
-    done: Option<bool>,
-}
+/// Longest frame header (`KIND TEST LENGTH`).
+const HEADER_MAX: usize = 64;
 
-fn run_driver(sandbox: &Sandbox, job: &Job<'_>, budget_s: u64) -> Result<Report, GradeError> {
-    let job = serde_json::to_vec(job).map_err(|e| GradeError::Driver {
-        detail: e.to_string(),
-    })?;
-    let out = sandbox.run(&RunRequest {
-        files: vec![("driver.py", DRIVER.as_bytes()), ("job.json", &job)],
-        args: vec!["-I", "driver.py", "job.json"],
-        wall: Duration::from_secs(budget_s),
-        cpu_seconds: budget_s,
-    })?;
-    let mut report = Report {
-        status: Some(out.status),
-        isolation: Some(out.isolation.summary()),
-        stderr_tail: String::from_utf8_lossy(&out.stderr[out.stderr.len().saturating_sub(400)..])
-            .into_owned(),
-        ..Report::default()
-    };
-    for raw in String::from_utf8_lossy(&out.stdout).lines() {
-        let Ok(line) = serde_json::from_str::<Line>(raw) else {
-            report.unreadable = Some(truncate(raw, 100));
-            break;
-        };
-        if line.done == Some(true) {
-            report.done = true;
-        } else if line.ok == Some(true) {
-            report.passed += 1;
-        } else if line.ok == Some(false) {
-            let kind = match line.kind.as_deref() {
-                Some("wrong_answer") => FailureKind::WrongAnswer,
-                Some("timeout") => FailureKind::Timeout,
-                Some("memory") => FailureKind::Memory,
-                Some("output_limit") => FailureKind::OutputLimit,
-                _ => FailureKind::RuntimeError,
-            };
-            report.failure = Some((line.test, kind, line.detail.unwrap_or_default()));
-            break;
+impl<'a> Judge<'a> {
+    fn new(expected: Expected<'a>, capture_chars: usize) -> Self {
+        Self {
+            expected,
+            max_frame: capture_chars.saturating_mul(4).saturating_add(4096),
+            buf: Vec::new(),
+            passed: 0,
+            failure: None,
         }
     }
-    Ok(report)
-}
 
-impl Report {
-    fn into_verdict(self, total: usize) -> Verdict {
-        let base = Verdict {
+    fn decided(&self) -> bool {
+        self.failure.is_some() || self.passed == self.expected.len()
+    }
+
+    fn feed(&mut self, chunk: &[u8]) -> Flow {
+        if self.decided() {
+            return Flow::Stop;
+        }
+        self.buf.extend_from_slice(chunk);
+        while !self.decided() {
+            let Some(nl) = self.buf.iter().take(HEADER_MAX).position(|&b| b == b'\n') else {
+                if self.buf.len() >= HEADER_MAX {
+                    self.protocol("a frame header");
+                }
+                break;
+            };
+            let header = String::from_utf8_lossy(&self.buf[..nl]).into_owned();
+            let Some((kind, test, len)) = parse_header(&header) else {
+                self.protocol(&header);
+                break;
+            };
+            if len > self.max_frame {
+                self.fail(
+                    Some(self.passed),
+                    FailureKind::OutputLimit,
+                    format!("a frame of {len} bytes"),
+                );
+                break;
+            }
+            if self.buf.len() < nl + 1 + len {
+                break;
+            }
+            let payload: Vec<u8> = self.buf.drain(..nl + 1 + len).skip(nl + 1).collect();
+            self.frame(kind, test, &payload);
+        }
+        if self.decided() {
+            Flow::Stop
+        } else {
+            Flow::Continue
+        }
+    }
+
+    fn protocol(&mut self, what: &str) {
+        let what = truncate(what, 100);
+        self.fail(
+            Some(self.passed),
+            FailureKind::RuntimeError,
+            format!("unreadable driver output: {what}"),
+        );
+    }
+
+    fn fail(&mut self, test: Option<usize>, kind: FailureKind, detail: String) {
+        self.failure = Some((test, kind, detail));
+    }
+
+    /// One frame. Frames must come for tests 0, 1, 2, … in order; an error
+    /// before the first test is `-`.
+    fn frame(&mut self, kind: &str, test: Option<usize>, payload: &[u8]) {
+        let text = String::from_utf8_lossy(payload);
+        let i = self.passed;
+        if test != Some(i) && !(kind == "ERR" && test.is_none() && i == 0) {
+            self.protocol(&format!(
+                "{kind} frame for test {test:?} while expecting {i}"
+            ));
+            return;
+        }
+        match (kind, &self.expected) {
+            ("ERR", _) => {
+                let (k, detail) = text.split_once('\n').unwrap_or((&text, ""));
+                let kind = match k {
+                    "timeout" => FailureKind::Timeout,
+                    "memory" => FailureKind::Memory,
+                    "output_limit" => FailureKind::OutputLimit,
+                    _ => FailureKind::RuntimeError,
+                };
+                self.fail(test, kind, detail.to_string());
+            }
+            ("OUT", Expected::Stdout(gold)) => match compare_stdout(&text, gold[i]) {
+                Compared::Match => self.passed += 1,
+                Compared::Mismatch => self.fail(
+                    Some(i),
+                    FailureKind::WrongAnswer,
+                    format!(
+                        "output: {} | expected: {}",
+                        truncate(&text, 150),
+                        truncate(gold[i], 150)
+                    ),
+                ),
+                Compared::Error => self.fail(
+                    Some(i),
+                    FailureKind::RuntimeError,
+                    "InvalidOperation: a signalling NaN compared".into(),
+                ),
+            },
+            ("VAL", Expected::Values(gold)) => match decode_value(&text) {
+                Some(v) if v.equals(&gold[i]) => self.passed += 1,
+                Some(v) => {
+                    let detail = format!(
+                        "output: {} | expected: {}",
+                        truncate(&v.repr(), 150),
+                        truncate(&gold[i].repr(), 150)
+                    );
+                    self.fail(Some(i), FailureKind::WrongAnswer, detail);
+                }
+                None => self.protocol(&text),
+            },
+            _ => self.protocol(&format!("a {kind} frame in this mode")),
+        }
+    }
+
+    fn verdict_with(
+        &self,
+        total: usize,
+        kind: FailureKind,
+        test: Option<usize>,
+        detail: String,
+    ) -> Verdict {
+        Verdict {
             tests_total: Some(total),
             tests_passed: Some(self.passed),
-            isolation: self.isolation.clone(),
-            ..Verdict::answer(Outcome::Incorrect, None, None)
-        };
-        let fail = |kind, detail: String| Verdict {
-            failed_test: Some(self.passed),
+            failed_test: Some(test.unwrap_or(self.passed)),
             failure: Some(kind),
             detail: Some(truncate(&detail, DETAIL_CHARS)),
-            ..base.clone()
-        };
-        if let Some((test, kind, detail)) = self.failure {
-            return Verdict {
-                failed_test: Some(test.unwrap_or(self.passed)),
-                ..fail(kind, detail)
-            };
-        }
-        if self.done && self.passed == total {
-            return Verdict {
-                outcome: Outcome::Correct,
-                ..base
-            };
-        }
-        if let Some(raw) = self.unreadable {
-            return fail(
-                FailureKind::RuntimeError,
-                format!("unreadable driver output: {raw}"),
-            );
-        }
-        match self.status {
-            Some(RunStatus::WallTimeout) => fail(
-                FailureKind::Timeout,
-                "wall-clock limit of the whole run".into(),
-            ),
-            Some(RunStatus::OutputLimit) => {
-                fail(FailureKind::OutputLimit, "output cap of the sandbox".into())
-            }
-            Some(RunStatus::Signaled(sig)) if sig == libc::SIGXCPU => {
-                fail(FailureKind::Timeout, "cpu-time limit".into())
-            }
-            Some(RunStatus::Signaled(sig)) => fail(
-                FailureKind::RuntimeError,
-                format!("killed by signal {sig}; stderr: {}", self.stderr_tail),
-            ),
-            Some(RunStatus::Exited(code)) => fail(
-                FailureKind::RuntimeError,
-                format!(
-                    "exited with {code} without a result; stderr: {}",
-                    self.stderr_tail
-                ),
-            ),
-            None => fail(FailureKind::RuntimeError, "no result".into()),
+            ..Verdict::answer(Outcome::Incorrect, None, None)
         }
     }
+
+    /// The verdict once the run is over: the judged frames first, else how
+    /// the process ended.
+    fn finish(mut self, total: usize, out: &RunOutput) -> Verdict {
+        if !self.decided() && !self.buf.is_empty() && out.status != RunStatus::OutputLimit {
+            let rest = String::from_utf8_lossy(&self.buf).into_owned();
+            self.protocol(&format!("an incomplete frame `{rest}`"));
+        }
+        let isolation = Some(out.isolation.summary());
+        if let Some((test, kind, detail)) = self.failure.clone() {
+            return Verdict {
+                isolation,
+                ..self.verdict_with(total, kind, test, detail)
+            };
+        }
+        if self.passed == total {
+            return Verdict {
+                tests_total: Some(total),
+                tests_passed: Some(total),
+                isolation,
+                ..Verdict::answer(Outcome::Correct, None, None)
+            };
+        }
+        let tail = String::from_utf8_lossy(&out.stderr[out.stderr.len().saturating_sub(400)..])
+            .into_owned();
+        let (kind, detail) = match out.status {
+            RunStatus::WallTimeout => (
+                FailureKind::Timeout,
+                "wall-clock limit of the whole run".to_string(),
+            ),
+            RunStatus::OutputLimit => (
+                FailureKind::OutputLimit,
+                "output cap of the sandbox".to_string(),
+            ),
+            RunStatus::MemoryLimit => (
+                FailureKind::Memory,
+                "memory cap of the program's process group".to_string(),
+            ),
+            RunStatus::Signaled(sig) if sig == libc::SIGXCPU => {
+                (FailureKind::Timeout, "cpu-time limit".to_string())
+            }
+            RunStatus::Signaled(sig) => (
+                FailureKind::RuntimeError,
+                format!("killed by signal {sig}; stderr: {tail}"),
+            ),
+            RunStatus::Exited(code) => (
+                FailureKind::RuntimeError,
+                format!(
+                    "exited with {code} without a result for test {}; stderr: {tail}",
+                    self.passed
+                ),
+            ),
+            RunStatus::Stopped => (
+                FailureKind::RuntimeError,
+                "stopped by the harness without a result".to_string(),
+            ),
+        };
+        Verdict {
+            isolation,
+            ..self.verdict_with(total, kind, None, detail)
+        }
+    }
+}
+
+/// `KIND TEST LENGTH` with TEST a number or `-`.
+fn parse_header(header: &str) -> Option<(&str, Option<usize>, usize)> {
+    let mut parts = header.split(' ');
+    let kind = parts
+        .next()
+        .filter(|k| matches!(*k, "OUT" | "VAL" | "ERR"))?;
+    let test = match parts.next()? {
+        "-" => None,
+        t => Some(t.parse().ok()?),
+    };
+    let len = parts.next()?.parse().ok()?;
+    parts.next().is_none().then_some((kind, test, len))
+}
+
+/// The driver's encoding of a return value (`driver.py` `_encode`).
+fn decode_value(text: &str) -> Option<PyValue> {
+    fn conv(v: &serde_json::Value) -> Option<PyValue> {
+        use serde_json::Value as J;
+        Some(match v {
+            J::Null => PyValue::None,
+            J::Bool(b) => PyValue::Bool(*b),
+            J::String(s) => PyValue::Str(s.clone()),
+            J::Array(items) => PyValue::List(items.iter().map(conv).collect::<Option<_>>()?),
+            J::Object(map) if map.len() == 1 => {
+                let (tag, inner) = map.iter().next()?;
+                match (tag.as_str(), inner) {
+                    ("int", J::String(d)) => {
+                        let digits = d.strip_prefix('-').unwrap_or(d);
+                        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                            return None;
+                        }
+                        PyValue::Int(d.clone())
+                    }
+                    ("float", J::String(r)) => PyValue::Float(r.parse().ok()?),
+                    ("tuple", J::Array(items)) => {
+                        PyValue::Tuple(items.iter().map(conv).collect::<Option<_>>()?)
+                    }
+                    ("dict", J::Array(pairs)) => PyValue::Dict(
+                        pairs
+                            .iter()
+                            .map(|p| match p {
+                                J::Array(kv) if kv.len() == 2 => {
+                                    Some((conv(&kv[0])?, conv(&kv[1])?))
+                                }
+                                _ => None,
+                            })
+                            .collect::<Option<_>>()?,
+                    ),
+                    ("opaque", J::String(t)) => PyValue::Opaque(t.clone()),
+                    _ => return None,
+                }
+            }
+            _ => return None,
+        })
+    }
+    conv(&serde_json::from_str(text).ok()?)
 }
 
 #[cfg(test)]
@@ -339,24 +518,50 @@ mod tests {
     }
 
     #[test]
-    fn program_keys_are_digests_of_the_exact_text() {
-        let a = program_key("print(1)");
-        assert_eq!(a.len(), "sha256:".len() + 32);
-        assert_eq!(a, program_key("print(1)"));
-        assert_ne!(a, program_key("print(1) "));
+    fn forged_frames_count_only_as_the_programs_output() {
+        let gold = ["7\n", "8\n"];
+        let mut judge = Judge::new(Expected::Stdout(gold.to_vec()), 1 << 20);
+        // A claimed verdict is not a frame.
+        assert_eq!(judge.feed(b"{\"test\":0,\"ok\":true}\n"), Flow::Stop);
+        assert_eq!(
+            judge.failure.as_ref().map(|f| f.1),
+            Some(FailureKind::RuntimeError)
+        );
+        let mut judge = Judge::new(Expected::Stdout(gold.to_vec()), 1 << 20);
+        assert_eq!(judge.feed(b"OUT 0 2\n7\nOUT 1 2\n9\n"), Flow::Stop);
+        assert_eq!(judge.passed, 1);
+        assert_eq!(
+            judge.failure.as_ref().map(|f| f.1),
+            Some(FailureKind::WrongAnswer)
+        );
+        // Out of order or repeated frames are a protocol failure.
+        let mut judge = Judge::new(Expected::Stdout(gold.to_vec()), 1 << 20);
+        judge.feed(b"OUT 1 2\n8\n");
+        assert_eq!(judge.passed, 0);
+        assert!(judge.failure.is_some());
     }
 
     #[test]
-    fn a_report_without_result_maps_the_process_status() {
-        let report = Report {
-            passed: 2,
-            status: Some(RunStatus::WallTimeout),
-            ..Report::default()
-        };
-        let v = report.into_verdict(5);
-        assert_eq!(v.outcome, Outcome::Incorrect);
-        assert_eq!(v.failure, Some(FailureKind::Timeout));
-        assert_eq!(v.failed_test, Some(2));
-        assert_eq!(v.tests_passed, Some(2));
+    fn values_decode_and_compare_with_python_equality() {
+        let gold = Expected::new(
+            &[TestCase {
+                input: String::new(),
+                output: "[1, 2]".into(),
+                kind: crate::task::TestKind::Functional,
+            }],
+            true,
+        )
+        .unwrap();
+        let mut judge = Judge::new(gold, 1 << 20);
+        let frame = br#"[{"int": "1"}, {"float": "2.0"}]"#;
+        let mut bytes = format!("VAL 0 {}\n", frame.len()).into_bytes();
+        bytes.extend_from_slice(frame);
+        assert_eq!(judge.feed(&bytes), Flow::Stop);
+        assert_eq!(judge.passed, 1);
+        assert_eq!(
+            decode_value(r#"{"opaque": "E"}"#),
+            Some(PyValue::Opaque("E".into()))
+        );
+        assert_eq!(decode_value(r#"{"int": "1x"}"#), None);
     }
 }

@@ -1,25 +1,50 @@
 //! Reading a sandboxed run's stdout and stderr under a cap and a deadline,
-//! and killing its process tree when either is passed.
+//! watching the memory of its whole process tree, and killing the tree when
+//! a limit is passed or the caller has what it needs.
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
 use super::error::SandboxError;
-use super::sandbox::RunStatus;
+use super::memory::GroupMemory;
+use super::sandbox::{Flow, RunStatus};
 
 /// After the program exits, how long to keep reading output that descendants
 /// may still write before giving up on the pipes.
 const DRAIN_GRACE: Duration = Duration::from_millis(500);
 
+/// How often the process tree's memory is summed.
+const MEMORY_EVERY: Duration = Duration::from_millis(40);
+
+/// What [`collect`] watches and where stdout goes.
+pub(crate) struct Watch<'a> {
+    pub pgid: i32,
+    pub deadline: Instant,
+    /// Cap on stderr (stdout is capped by its sink).
+    pub stderr_cap: usize,
+    /// Every chunk read from stdout; `Flow::Stop` / `Flow::OutputLimit` kill the tree.
+    pub on_stdout: &'a mut dyn FnMut(&[u8]) -> Flow,
+    /// Cap on the tree's memory (bytes), summed every `MEMORY_EVERY`.
+    pub memory: Option<(GroupMemory, u64)>,
+}
+
 /// Reads stdout and stderr until both close and the child has exited, or
-/// until the deadline or the cap, which kill the process tree.
+/// until a limit is passed or the sink says stop, which kill the process
+/// tree. Returns the status, stderr and the tree's peak memory (bytes).
 pub(crate) fn collect(
     child: &mut Child,
-    pgid: i32,
-    deadline: Instant,
-    cap: usize,
-) -> Result<(RunStatus, Vec<u8>, Vec<u8>), SandboxError> {
+    watch: Watch<'_>,
+) -> Result<(RunStatus, Vec<u8>, u64), SandboxError> {
+    let Watch {
+        pgid,
+        deadline,
+        stderr_cap: cap,
+        on_stdout,
+        mut memory,
+    } = watch;
+    let mut peak = 0u64;
+    let mut measured = Instant::now();
     let mut streams: Vec<(RawFd, Vec<u8>, bool)> = Vec::with_capacity(2);
     let out = child.stdout.take();
     let err = child.stderr.take();
@@ -56,6 +81,18 @@ pub(crate) fn collect(
             kill_tree(child, pgid);
             killed = Some(RunStatus::WallTimeout);
         }
+        if let Some((group, limit)) = memory.as_mut()
+            && killed.is_none()
+            && measured.elapsed() >= MEMORY_EVERY
+        {
+            measured = Instant::now();
+            let used = group.bytes();
+            peak = peak.max(used);
+            if used > *limit {
+                kill_tree(child, pgid);
+                killed = Some(RunStatus::MemoryLimit);
+            }
+        }
         let mut pfds: Vec<libc::pollfd> = streams
             .iter()
             .filter(|s| !s.2)
@@ -71,11 +108,24 @@ pub(crate) fn collect(
         } else {
             std::thread::sleep(Duration::from_millis(5));
         }
-        for stream in streams.iter_mut().filter(|s| !s.2) {
+        for (index, stream) in streams.iter_mut().enumerate().filter(|(_, s)| !s.2) {
             loop {
                 // SAFETY: reading into a buffer we own from a descriptor we own.
                 let n = unsafe { libc::read(stream.0, buf.as_mut_ptr().cast(), buf.len()) };
-                if n > 0 {
+                if n > 0 && index == 0 {
+                    // stdout: to the sink, which caps or stops.
+                    let flow = on_stdout(&buf[..n as usize]);
+                    if flow != Flow::Continue && killed.is_none() {
+                        kill_tree(child, pgid);
+                        killed = Some(match flow {
+                            Flow::OutputLimit => RunStatus::OutputLimit,
+                            _ => RunStatus::Stopped,
+                        });
+                    }
+                    if flow != Flow::Continue {
+                        break;
+                    }
+                } else if n > 0 {
                     let n = n as usize;
                     let room = cap.saturating_sub(stream.1.len());
                     stream.1.extend_from_slice(&buf[..n.min(room)]);
@@ -117,10 +167,11 @@ pub(crate) fn collect(
             (None, None) => RunStatus::Signaled(0),
         }
     });
-    let mut streams = streams.into_iter().map(|s| s.1);
-    let stdout = streams.next().unwrap_or_default();
-    let stderr = streams.next().unwrap_or_default();
-    Ok((status, stdout, stderr))
+    if let Some((group, _)) = memory.as_mut() {
+        peak = peak.max(group.peak_seen());
+    }
+    let stderr = streams.into_iter().nth(1).map(|s| s.1).unwrap_or_default();
+    Ok((status, stderr, peak))
 }
 
 /// Kills the program's process group and its reaper; the reaper's death

@@ -1,27 +1,35 @@
 """hyperscale code-grading driver (embedded in the hyperscale binary).
 
-Runs one generated program against its tests with the semantics of
-LiveCodeBench's lcb_runner/evaluation/testing_util.py (docs/grading.md §4),
-re-written from that description:
+Runs one generated program on its test inputs the way LiveCodeBench's
+lcb_runner/evaluation/testing_util.py does (docs/grading.md §4), and reports what the program
+produced. It holds no expected outputs and decides nothing: the harness
+compares (src/grade/compare.rs). Everything in this process is untrusted,
+this file included once the program runs; whatever the program writes to the
+result channel only stands for its own output.
 
 * standard-input problems: a last top-level `if __name__ == '__main__':` is
   replaced by its body, every top-level statement except imports is wrapped in
-  a function, the LCB import prelude is prepended; per test, stdin and `open`
-  are mocked with the input, stdout is captured, SystemExit is swallowed; the
-  output is compared line by line after strip, then token by token as Decimal;
+  a function, the LCB import prelude is prepended; per test, as LCB's
+  call_method: `read`, `readlines` and `readline` of the original sys.stdin
+  object are patched (so `from sys import stdin` sees the input), then
+  sys.stdin becomes a StringIO of the input and `open` a mock_open; stdout is
+  captured, SystemExit is swallowed. The captured text is reported.
 * call-based problems: the prelude is prepended, the module is executed,
-  `Solution()` is built when the code mentions `class Solution`, and the
-  method is called with the JSON-decoded input lines; a tuple becomes a list;
-  the result is compared with `==` to the JSON-decoded output;
-* a per-test alarm (`timeout` seconds) raises TimeoutException; grading stops
-  at the first failure.
+  `Solution()` is built when the code mentions `class Solution`, the method is
+  called with the JSON-decoded input lines; a top-level tuple becomes a list;
+  the return value is reported, serialised by `_encode`.
+* before the reliability guard, the modules LCB's worker process already holds
+  (multiprocessing, numpy where installed) and the program's own top-level
+  imports are imported, so that e.g. `import multiprocessing` finds the module
+  loaded, as in the reference, instead of dying on `os.getcwd = None`.
+* a per-test alarm (`timeout` seconds) raises TimeoutException.
 
-Protocol: `python3 -I driver.py JOB` where JOB is a JSON file (deleted after
-reading). Results are JSON lines on a private duplicate of the original stdout;
-the program's own file-descriptor 1 is pointed at stderr, which the sandbox caps.
-Lines: {"test": i, "ok": true} per passing test, then either
-{"test": i|null, "ok": false, "code": -2|-3|-4, "kind": ..., "detail": ...}
-or {"done": true}. Mode "compare" only runs the stdout comparison on pairs.
+Protocol: `python3 -I driver.py JOB`, JOB a JSON file (deleted after reading:
+mode, code, fn_name, inputs, timeout, output_cap). Frames go to a private
+duplicate of the original stdout; fd 1 is pointed at stderr. A frame is a
+header line `KIND TEST LENGTH` and LENGTH bytes: OUT (captured stdout, UTF-8),
+VAL (the encoded return value, JSON), ERR (`kind` newline `detail`). TEST is
+the 0-based test index, or `-` for a failure before the first test.
 """
 
 import ast
@@ -32,7 +40,6 @@ import os
 import signal
 import sys
 import types
-from decimal import Decimal
 from unittest.mock import mock_open, patch
 
 IMPORT_PRELUDE = (
@@ -48,7 +55,6 @@ IMPORT_PRELUDE = (
     "sys.setrecursionlimit(50000)\n"
 )
 
-_dumps = json.dumps
 _isinstance = isinstance
 
 
@@ -79,41 +85,6 @@ class _Capture(io.StringIO):
         return super().write(s)
 
 
-class _StdinBytes:
-    def __init__(self, text):
-        self._data = text.encode("utf-8")
-
-    def read(self, *args):
-        return self._data
-
-    def readline(self, *args):
-        return self._data.split(b"\n")[0] + b"\n"
-
-
-class _Stdin:
-    """What LCB's mocked sys.stdin does: read() is the whole input, readline()
-    reads the next line with its newline, readlines() is input.split('\\n'),
-    .buffer gives bytes; other attributes come from a StringIO. It is not
-    iterable (LCB's is not either)."""
-
-    def __init__(self, text):
-        self._text = text
-        self._io = io.StringIO(text)
-        self.buffer = _StdinBytes(text)
-
-    def read(self, *args):
-        return self._text
-
-    def readline(self, *args):
-        return self._io.readline(*args)
-
-    def readlines(self, *args):
-        return self._text.split("\n")
-
-    def __getattr__(self, name):
-        return getattr(self._io, name)
-
-
 def _strip_main_guard(code):
     try:
         tree = ast.parse(code)
@@ -142,36 +113,29 @@ def _wrap_in_function(code):
         return code
 
 
-def _stripped_lines(text):
-    return [line.strip() for line in text.strip().split("\n")]
+def _preimport(code):
+    """Imports what LCB's worker already holds and the program's top-level
+    imports, before the guard. Failures are left for the program to meet."""
+    import importlib
 
-
-def _decimals(line):
+    names = ["multiprocessing", "numpy"]
     try:
-        return [Decimal(tok) for tok in line.split()]
+        for stmt in ast.parse(code).body:
+            if _isinstance(stmt, ast.Import):
+                names.extend(alias.name for alias in stmt.names)
+            elif _isinstance(stmt, ast.ImportFrom) and stmt.level == 0 and stmt.module:
+                names.append(stmt.module)
     except Exception:
-        return None
-
-
-def outputs_match(pred, expected):
-    """LCB's stdout comparison: same number of stripped lines; each pair equal
-    as strings or as lists of Decimal tokens."""
-    pred_lines = _stripped_lines(pred)
-    gold_lines = _stripped_lines(expected)
-    if len(pred_lines) != len(gold_lines):
-        return False
-    for p, g in zip(pred_lines, gold_lines):
-        if p == g:
-            continue
-        dp = _decimals(p)
-        dg = _decimals(g)
-        if dp is None or dg is None or dp != dg:
-            return False
-    return True
+        pass
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except BaseException:
+            pass
 
 
 def _guard():
-    """LCB's reliability_guard (no memory limit: the sandbox sets rlimits)."""
+    """LCB's reliability_guard (no memory limit: the sandbox sets it)."""
     import faulthandler
     import shutil
     import subprocess
@@ -197,12 +161,132 @@ def _guard():
 
 def _classify(exc):
     if _isinstance(exc, TimeoutException):
-        return -3, "timeout"
+        return "timeout"
     if _isinstance(exc, MemoryError):
-        return -4, "memory"
+        return "memory"
     if _isinstance(exc, OutputLimitExceeded):
-        return -4, "output_limit"
-    return -4, "runtime_error"
+        return "output_limit"
+    return "runtime_error"
+
+
+def _encode(value, top):
+    """The return value as JSON the harness reads back (compare.rs PyValue):
+    JSON null/bools/strings/lists, {"int": digits}, {"float": repr},
+    {"tuple": [...]}, {"dict": [[k, v], ...]}, {"opaque": type name}. Only
+    the built-in types' own data is read, never their overridden methods, so
+    an object whose __eq__ says yes is opaque and equals nothing."""
+    if value is None or value is True or value is False:
+        return value
+    if _isinstance(value, int):
+        return {"int": int.__repr__(value)}
+    if _isinstance(value, float):
+        return {"float": float.__repr__(value)}
+    if _isinstance(value, str):
+        return str.__str__(value)
+    if _isinstance(value, tuple):
+        items = [_encode(v, False) for v in tuple.__iter__(value)]
+        return items if top else {"tuple": items}
+    if _isinstance(value, list):
+        return [_encode(v, False) for v in list.__iter__(value)]
+    if _isinstance(value, dict):
+        return {"dict": [[_encode(k, False), _encode(v, False)] for k, v in dict.items(value)]}
+    import numbers
+
+    if _isinstance(value, numbers.Integral):
+        try:
+            return {"int": int.__repr__(int(value))}
+        except BaseException:
+            pass
+    return {"opaque": type(value).__name__}
+
+
+class Run:
+    def __init__(self, out):
+        self._out = out
+
+    def frame(self, kind, test, payload):
+        data = payload.encode("utf-8", "surrogatepass")
+        index = "-" if test is None else str(test)
+        self._out.write(("%s %s %d\n" % (kind, index, len(data))).encode("ascii") + data)
+        self._out.flush()
+
+    def fail(self, test, exc):
+        self.frame("ERR", test, _classify(exc) + "\n" + repr(exc)[:600])
+
+    def stdio(self, job):
+        timeout = job["timeout"]
+        code = _wrap_in_function(_strip_main_guard(job["code"]))
+        module = _compile(code, timeout)
+        method = getattr(module, "wrapped_function", None)
+        if method is None:
+            self.frame("ERR", None, "runtime_error\nno wrapped_function after compiling")
+            return
+        for i, given in enumerate(job["inputs"]):
+            capture = _Capture(job["output_cap"])
+            saved = sys.stdout
+            sys.stdout = capture
+            signal.alarm(timeout)
+            try:
+                _call_with_input(method, given)
+                signal.alarm(0)
+            except BaseException as exc:
+                signal.alarm(0)
+                sys.stdout = saved
+                self.fail(i, exc)
+                return
+            finally:
+                signal.alarm(0)
+                sys.stdout = saved
+            self.frame("OUT", i, capture.getvalue())
+
+    def call(self, job):
+        timeout = job["timeout"]
+        code = IMPORT_PRELUDE + "\n\n" + job["code"]
+        module = _compile(code, timeout)
+        target = module.Solution() if "class Solution" in code else module
+        fn_name = job["fn_name"]
+        method = getattr(target, fn_name, None) if hasattr(target, fn_name) else None
+        if method is None:
+            self.frame("ERR", None, "runtime_error\nno method `%s`" % fn_name)
+            return
+        inputs = [[json.loads(line) for line in given.split("\n")] for given in job["inputs"]]
+        for i, args in enumerate(inputs):
+            signal.alarm(timeout)
+            try:
+                pred = method(*args)
+                signal.alarm(0)
+            except BaseException as exc:
+                signal.alarm(0)
+                self.fail(i, exc)
+                return
+            finally:
+                signal.alarm(0)
+            limit = sys.get_int_max_str_digits() if hasattr(sys, "get_int_max_str_digits") else None
+            try:
+                if limit is not None:
+                    sys.set_int_max_str_digits(0)
+                encoded = json.dumps(_encode(pred, True))
+            except BaseException as exc:
+                encoded = json.dumps({"opaque": "unencodable: " + type(exc).__name__})
+            finally:
+                if limit is not None:
+                    sys.set_int_max_str_digits(limit)
+            self.frame("VAL", i, encoded)
+
+
+def _call_with_input(method, given):
+    """LCB's call_method: the patches are entered in the order its stacked
+    decorators enter them (bottom first)."""
+    lines = iter(given.split("\n"))
+    with patch("sys.stdin.read", lambda *args: given), patch(
+        "sys.stdin.readlines", lambda *args: given.split("\n")
+    ), patch("sys.stdin.readline", lambda *args: next(lines)), patch(
+        "sys.stdin", io.StringIO(given)
+    ), patch("builtins.open", mock_open(read_data=given)):
+        try:
+            return method()
+        except SystemExit:
+            pass
 
 
 def _compile(code, timeout):
@@ -215,100 +299,17 @@ def _compile(code, timeout):
         signal.alarm(0)
 
 
-class Run:
-    def __init__(self, out):
-        self._out = out
-
-    def emit(self, obj):
-        self._out.write(_dumps(obj) + "\n")
-        self._out.flush()
-
-    def fail(self, test, code, kind, detail):
-        self.emit({"test": test, "ok": False, "code": code, "kind": kind, "detail": detail[:600]})
-
-    def fail_exc(self, test, exc):
-        code, kind = _classify(exc)
-        self.fail(test, code, kind, repr(exc))
-
-    def stdio(self, job):
-        timeout = job["timeout"]
-        code = _wrap_in_function(_strip_main_guard(job["code"]))
-        module = _compile(code, timeout)
-        method = getattr(module, "wrapped_function", None)
-        if method is None:
-            self.fail(None, -4, "runtime_error", "no wrapped_function after compiling")
-            return
-        for i, (given, expected) in enumerate(zip(job["inputs"], job["outputs"])):
-            capture = _Capture(job["output_cap"])
-            saved = sys.stdout
-            sys.stdout = capture
-            signal.alarm(timeout)
-            try:
-                with patch("builtins.open", mock_open(read_data=given)), patch("sys.stdin", _Stdin(given)):
-                    try:
-                        method()
-                    except SystemExit:
-                        pass
-                signal.alarm(0)
-            except BaseException as exc:
-                signal.alarm(0)
-                sys.stdout = saved
-                self.fail_exc(i, exc)
-                return
-            finally:
-                signal.alarm(0)
-                sys.stdout = saved
-            pred = capture.getvalue()
-            if not outputs_match(pred, expected):
-                self.fail(i, -2, "wrong_answer", "output: " + pred[:150] + " | expected: " + expected[:150])
-                return
-            self.emit({"test": i, "ok": True})
-
-    def call(self, job):
-        timeout = job["timeout"]
-        code = IMPORT_PRELUDE + "\n\n" + job["code"]
-        module = _compile(code, timeout)
-        target = module.Solution() if "class Solution" in code else module
-        fn_name = job["fn_name"]
-        method = getattr(target, fn_name, None) if hasattr(target, fn_name) else None
-        if method is None:
-            self.fail(None, -4, "runtime_error", "no method `%s`" % fn_name)
-            return
-        inputs = [[json.loads(line) for line in given.split("\n")] for given in job["inputs"]]
-        outputs = [json.loads(expected) for expected in job["outputs"]]
-        for i, (args, expected) in enumerate(zip(inputs, outputs)):
-            signal.alarm(timeout)
-            try:
-                pred = method(*args)
-                signal.alarm(0)
-                if _isinstance(pred, tuple):
-                    pred = list(pred)
-                ok = pred == expected
-            except BaseException as exc:
-                signal.alarm(0)
-                self.fail_exc(i, exc)
-                return
-            finally:
-                signal.alarm(0)
-            if not ok:
-                self.fail(i, -2, "wrong_answer", "output: " + repr(pred)[:150] + " | expected: " + repr(expected)[:150])
-                return
-            self.emit({"test": i, "ok": True})
-
-
 def main():
     with open(sys.argv[1], encoding="utf-8") as f:
         job = json.load(f)
     os.unlink(sys.argv[1])
-    out = open(os.dup(1), "w", encoding="utf-8")
+    out = open(os.dup(1), "wb")
     os.dup2(2, 1)
     run = Run(out)
-    if job["mode"] == "compare":
-        run.emit({"matches": [outputs_match(p, e) for p, e in job["pairs"]]})
-        return
     if hasattr(sys, "set_int_max_str_digits"):
         sys.set_int_max_str_digits(50000)
     signal.signal(signal.SIGALRM, _on_alarm)
+    _preimport(job["code"])
     _guard()
     try:
         if job["mode"] == "stdio":
@@ -316,9 +317,7 @@ def main():
         else:
             run.call(job)
     except BaseException as exc:
-        run.fail_exc(None, exc)
-        return
-    run.emit({"done": True})
+        run.fail(None, exc)
 
 
 main()

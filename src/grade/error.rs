@@ -14,9 +14,22 @@ pub enum SandboxError {
         #[source]
         source: std::io::Error,
     },
-    #[error("failed to start `{program}` in the sandbox: {source}")]
+    #[error("failed to start `{program}` in the sandbox")]
     Spawn {
         program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot isolate generated code here: {reason}. Run as root, or allow unprivileged user \
+         namespaces (sysctl kernel.unprivileged_userns_clone=1; on Ubuntu 23.10+ \
+         kernel.apparmor_restrict_unprivileged_userns=0 or an AppArmor profile for hyperscale), \
+         or pass --unsafe-no-sandbox to run it with your own user's access (see docs/security.md)"
+    )]
+    NoIsolation { reason: String },
+    #[error("the sandbox failed to {step}")]
+    Isolation {
+        step: String,
         #[source]
         source: std::io::Error,
     },

@@ -50,6 +50,36 @@ pub fn resolve_interpreter(python: &str, for_other_uid: bool) -> Result<PathBuf,
     })
 }
 
+/// The directories an isolated run must see for `python` to start: its
+/// `sys.prefix`, `sys.base_prefix`, `sys.exec_prefix`, `sys.base_exec_prefix`
+/// and the directory of the executable, canonicalised. Empty when the
+/// interpreter cannot be asked (then only the system directories are seen).
+pub fn interpreter_dirs(python: &Path) -> Vec<PathBuf> {
+    let Ok(out) = Command::new(python)
+        .args([
+            "-I",
+            "-c",
+            "import sys\nfor p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix): print(p)",
+        ])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+    else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .filter_map(|l| std::fs::canonicalize(l).ok())
+        .collect();
+    if let Some(parent) = python.parent() {
+        dirs.push(parent.to_path_buf());
+    }
+    dirs.sort();
+    dirs.dedup();
+    dirs
+}
+
 /// Asks the candidate for `sys.executable` (resolves shims and symlinks).
 fn real_executable(candidate: &Path) -> Result<PathBuf, String> {
     let out = Command::new(candidate)

@@ -6,21 +6,27 @@
 //!
 //! 1. `setsid()`: its own session and process group, so the harness can
 //!    `killpg` it without touching itself.
-//! 2. Namespaces. As root: `unshare(CLONE_NEWNET | CLONE_NEWPID)`. Otherwise
-//!    `unshare(CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWPID)` and a uid/gid map
-//!    of the caller's own ids (works where unprivileged user namespaces are
-//!    allowed). Whatever succeeded is reported back through a pipe as
-//!    [`Isolation`] flags; failures fall back silently and are recorded.
-//!    The new network namespace has only a downed loopback: no network at
-//!    all, not even to the harness's 127.0.0.1.
+//! 2. Namespaces. Isolated runs (the default): as root
+//!    `unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID)`, otherwise
+//!    `unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID)`
+//!    and a uid/gid map of the caller's own ids; any failure is reported
+//!    through the status pipe (step and errno) and the run does not start.
+//!    Unsandboxed runs (`--unsafe-no-sandbox`) try the same without the
+//!    mount namespace and fall back silently; what succeeded is recorded as
+//!    [`Isolation`] flags. The new network namespace has only a downed
+//!    loopback: no network at all, not even to the harness's 127.0.0.1.
 //! 3. `setrlimit`: CPU seconds, address space, processes, file size, open
 //!    files, and core size 0.
-//! 4. `fork()`. The parent of that fork stays behind as a **reaper**: it
+//! 4. `fork()`. The parent of that fork stays behind as a **reaper** (and
+//!    child subreaper, so orphans stay in the tree the memory cap sums): it
 //!    closes every descriptor, waits for its child and dies the way the child
 //!    died. The child is PID 1 of the new PID namespace (when there is one),
 //!    so when it dies the kernel kills everything the program spawned, even
 //!    processes that left the process group with `setsid`.
-//! 5. In the program process, as root: drop all groups and switch to an
+//! 5. In the program process, isolated runs build their filesystem view
+//!    ([`super::mounts`]): a read-only system, a private size-capped scratch
+//!    space, nothing of the host's homes, results or caches.
+//!    Then, as root: drop all groups and switch to an
 //!    unprivileged per-slot uid/gid. For root `RLIMIT_NPROC` is not enforced,
 //!    so this switch is what makes the process limit stop a fork bomb; it also
 //!    makes the harness's files and processes unwritable and unkillable.
@@ -30,17 +36,20 @@
 //! Only async-signal-safe calls run after the fork: every path, map and
 //! limit is prepared by the parent in [`ChildPlan`].
 //!
-//! Fallback when neither root nor user namespaces are available: no network
-//! isolation, no PID namespace, the caller's own uid, and a process limit of
-//! the user's current task count plus the configured number. Then a program
-//! can still reach the network, write the harness user's files, and signal
-//! the harness user's processes; the recorded [`Isolation`] says so.
+//! Unsandboxed runs where neither root nor user namespaces are available get
+//! no network isolation, no PID namespace, the caller's own uid, and a
+//! process limit of the user's current task count plus the configured
+//! number: a program can reach the network, read and write the harness
+//! user's files, and signal the harness user's processes. The sandbox only
+//! runs that way when the user asked for it (`--unsafe-no-sandbox`).
 
 use std::ffi::CString;
 use std::io;
 use std::os::fd::RawFd;
 
 use serde::{Deserialize, Serialize};
+
+use super::mounts::MountPlan;
 
 /// Which protections were in force for one run (recorded with the result).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,20 +62,32 @@ pub struct Isolation {
     pub user_namespace: bool,
     /// The unprivileged uid the program ran as (root path only).
     pub uid: Option<u32>,
+    /// A private filesystem view in a mount namespace ([`super::mounts`]).
+    #[serde(default)]
+    pub mount_namespace: bool,
 }
 
 const FLAG_NET: u8 = 1;
 const FLAG_PID: u8 = 2;
 const FLAG_USERNS: u8 = 4;
 const FLAG_UID: u8 = 8;
+const FLAG_MOUNT: u8 = 16;
+/// First byte of a failure record on the status pipe:
+/// `[FAILED, step (u16 LE), errno (i32 LE)]`.
+pub(crate) const FAILED: u8 = 0xFE;
+/// Failure steps that are not steps of the mount plan.
+pub(crate) const STEP_UNSHARE: u16 = 0xFFFF;
+pub(crate) const STEP_ID_MAP: u16 = 0xFFFE;
+pub(crate) const STEP_PRIVATE: u16 = 0xFFFD;
 
 impl Isolation {
     /// A compact record: the protections joined by `+` (`net`, `pid`,
-    /// `userns`, `uid`), or `none`.
+    /// `mnt`, `userns`, `uid`), or `none`.
     pub fn summary(&self) -> String {
         let parts: Vec<&str> = [
             (self.network, "net"),
             (self.pid_namespace, "pid"),
+            (self.mount_namespace, "mnt"),
             (self.user_namespace, "userns"),
             (self.uid.is_some(), "uid"),
         ]
@@ -87,6 +108,7 @@ impl Isolation {
             pid_namespace: flags & FLAG_PID != 0,
             user_namespace: flags & FLAG_USERNS != 0,
             uid: uid.filter(|_| flags & FLAG_UID != 0),
+            mount_namespace: flags & FLAG_MOUNT != 0,
         }
     }
 }
@@ -106,6 +128,8 @@ pub(crate) struct ChildPlan {
     pub identity: Identity,
     /// Try to create namespaces (off only to exercise the fallback).
     pub namespaces: bool,
+    /// Isolated run: all namespaces are required and this view is built.
+    pub mounts: Option<MountPlan>,
     /// `(resource, soft, hard)`.
     pub rlimits: Vec<(libc::__rlimit_resource_t, u64, u64)>,
     /// Write end of the flags pipe (close-on-exec).
@@ -120,6 +144,7 @@ impl ChildPlan {
     pub(crate) fn new(
         identity: Identity,
         namespaces: bool,
+        mounts: Option<MountPlan>,
         rlimits: Vec<(libc::__rlimit_resource_t, u64, u64)>,
         status_fd: RawFd,
     ) -> Self {
@@ -127,6 +152,7 @@ impl ChildPlan {
         Self {
             identity,
             namespaces,
+            mounts,
             rlimits,
             status_fd,
             setgroups_path: c("/proc/self/setgroups"),
@@ -145,7 +171,16 @@ impl ChildPlan {
         // SAFETY: all calls below are plain syscalls on prepared data.
         unsafe {
             check(libc::setsid())?;
-            let mut flags = if self.namespaces { self.unshare() } else { 0 };
+            let mut flags = if self.mounts.is_some() {
+                match self.unshare_all() {
+                    Ok(flags) => flags,
+                    Err((step, errno)) => return Err(self.report_failure(step, errno)),
+                }
+            } else if self.namespaces {
+                self.unshare()
+            } else {
+                0
+            };
             for &(resource, soft, hard) in &self.rlimits {
                 let lim = libc::rlimit {
                     rlim_cur: soft,
@@ -155,9 +190,17 @@ impl ChildPlan {
             }
             // The reaper: parent of the program, outside its PID namespace.
             check(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL))?;
+            check(libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1))?;
             let pid = check(libc::fork())?;
             if pid > 0 {
                 reap(pid);
+            }
+            if let Some(plan) = &self.mounts {
+                if let Err((step, errno)) = plan.apply() {
+                    let step = u16::try_from(step).unwrap_or(STEP_PRIVATE);
+                    return Err(self.report_failure(step, errno));
+                }
+                flags |= FLAG_MOUNT;
             }
             if let Identity::Drop { uid, gid } = self.identity {
                 check(libc::setgroups(0, std::ptr::null()))?;
@@ -174,6 +217,45 @@ impl ChildPlan {
             }
         }
         Ok(())
+    }
+
+    /// Writes a failure record to the status pipe; returns the error.
+    fn report_failure(&self, step: u16, errno: i32) -> io::Error {
+        let s = step.to_le_bytes();
+        let e = errno.to_le_bytes();
+        let record = [FAILED, s[0], s[1], e[0], e[1], e[2], e[3]];
+        // SAFETY: write on a descriptor we hold.
+        unsafe { libc::write(self.status_fd, record.as_ptr().cast(), record.len()) };
+        io::Error::from_raw_os_error(errno)
+    }
+
+    /// Every namespace an isolated run needs, or the step that failed.
+    unsafe fn unshare_all(&self) -> Result<u8, (u16, i32)> {
+        let errno = || unsafe { *libc::__errno_location() };
+        // SAFETY: syscalls on prepared, NUL-terminated data.
+        unsafe {
+            let common = libc::CLONE_NEWNS | libc::CLONE_NEWNET | libc::CLONE_NEWPID;
+            match &self.identity {
+                Identity::Drop { .. } => {
+                    if libc::unshare(common) != 0 {
+                        return Err((STEP_UNSHARE, errno()));
+                    }
+                    Ok(FLAG_NET | FLAG_PID)
+                }
+                Identity::Unprivileged { uid_map, gid_map } => {
+                    if libc::unshare(libc::CLONE_NEWUSER | common) != 0 {
+                        return Err((STEP_UNSHARE, errno()));
+                    }
+                    write_file(&self.setgroups_path, &self.deny);
+                    if !write_file(&self.uid_map_path, uid_map)
+                        || !write_file(&self.gid_map_path, gid_map)
+                    {
+                        return Err((STEP_ID_MAP, errno()));
+                    }
+                    Ok(FLAG_USERNS | FLAG_NET | FLAG_PID)
+                }
+            }
+        }
     }
 
     /// Creates the namespaces that are permitted; returns the flags obtained.
@@ -277,10 +359,13 @@ mod tests {
                 network: true,
                 pid_namespace: true,
                 user_namespace: false,
-                uid: Some(7)
+                uid: Some(7),
+                mount_namespace: false,
             }
         );
         assert_eq!(iso.summary(), "net+pid+uid");
+        let iso = Isolation::from_flags(FLAG_NET | FLAG_PID | FLAG_MOUNT | FLAG_USERNS, None);
+        assert_eq!(iso.summary(), "net+pid+mnt+userns");
         assert_eq!(Isolation::from_flags(0, Some(7)).uid, None);
         assert_eq!(Isolation::default().summary(), "none");
     }

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! answer region ─extract─▶ answer ─compare(Expected)─▶ Verdict
-//!                 (code) ─▶ program ─Sandbox(driver.py, tests)─▶ Verdict
+//!                 (code) ─▶ program ─Sandbox(driver.py, inputs)─▶ outputs ─compare─▶ Verdict
 //! ```
 //!
 //! | concern | file |
@@ -16,7 +16,8 @@
 //! | exact evaluation of the LaTeX arithmetic subset; `verify`'s equality | [`latex_parse`], [`latex_value`] |
 //! | multiple choice (simple-evals regex by default) | [`choice`] |
 //! | code extraction and LCB-semantics test runs | [`code`] (+ `driver.py`) |
-//! | the sandbox: directory, limits, output caps, kill | [`sandbox`], [`isolation`], [`interpreter`], `collect`, `run_uid` |
+//! | LCB's output comparison, in the harness | [`compare`] |
+//! | the sandbox: namespaces, filesystem view, limits, memory cap, output caps, kill | [`sandbox`], [`isolation`], `mounts`, `memory`, [`interpreter`], `collect`, `run_uid` |
 //! | the grading policy named by a task file | [`grader`] |
 //! | `hyperscale grade` over a completions file | [`regrade`] |
 //!
@@ -27,6 +28,7 @@ pub mod boxed;
 pub mod choice;
 pub mod code;
 mod collect;
+pub mod compare;
 pub mod error;
 pub mod grader;
 pub mod interpreter;
@@ -35,6 +37,8 @@ pub mod latex_norm;
 pub mod latex_parse;
 pub mod latex_value;
 pub mod math;
+mod memory;
+mod mounts;
 pub mod nemo;
 pub mod regrade;
 mod run_uid;
@@ -42,11 +46,12 @@ pub mod sandbox;
 pub mod verdict;
 
 pub use choice::{ChoiceMode, extract_choice, grade_choice};
-pub use code::{CodeConfig, CodeExtract, compare_stdout, extract_code, grade_code, program_key};
+pub use code::{CodeConfig, CodeExtract, extract_code, grade_code, program_key};
+pub use compare::{Compared, PyValue, compare_stdout, parse_expected};
 pub use error::{GradeError, SandboxError};
 pub use grader::Grader;
 pub use isolation::Isolation;
 pub use math::{MathMode, Rational, grade_math, normalise, parse_rational};
 pub use regrade::{CompletionLine, GradedSample, Regrade, read_completions, regrade, regrade_file};
-pub use sandbox::{Limits, RunOutput, RunRequest, RunStatus, Sandbox, SandboxConfig};
+pub use sandbox::{Flow, Limits, RunOutput, RunRequest, RunStatus, Sandbox, SandboxConfig};
 pub use verdict::{FailureKind, Outcome, Verdict};

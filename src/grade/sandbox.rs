@@ -1,12 +1,22 @@
-//! The sandbox that runs untrusted programs: each run in a fresh temporary
-//! directory, in its own session and process group, under resource limits,
-//! without network where the kernel permits, with capped output and a hard
-//! wall-clock kill, and at most [`SandboxConfig::max_concurrent`] at a time.
+//! The sandbox that runs untrusted programs: each run in its own user (as
+//! root: an unprivileged uid; otherwise: a user namespace), mount, network
+//! and PID namespaces, with a private filesystem view whose only writable
+//! part is a size-capped scratch tmpfs that vanishes with the program
+//! ([`super::mounts`]), in its own session and process group, under resource
+//! limits and a memory cap on the whole process tree ([`super::memory`]),
+//! with capped output and a hard wall-clock kill, and at most
+//! [`SandboxConfig::max_concurrent`] at a time.
+//!
+//! [`Sandbox::new`] probes once that this isolation works here; where it does
+//! not (no root and no usable user namespaces), it refuses with the reason
+//! unless [`SandboxConfig::allow_unsandboxed`] (`--unsafe-no-sandbox`) is
+//! set, and then runs programs in a temporary directory with whatever
+//! isolation the kernel grants, recorded per run as [`Isolation`].
 //!
 //! What happens inside the child before `exec` is in [`super::isolation`],
 //! the capped read loop and the kill in `collect`, the per-run uid and its
 //! final sweep in `run_uid`; this file owns the configuration, the
-//! concurrency bound, the run directory and the spawn. Every run ends with the whole process tree dead:
+//! concurrency bound, the probe and the spawn. Every run ends with the whole process tree dead:
 //! the wall-clock kill signals the process group and the reaper, the reaper's
 //! death takes down the PID namespace, and as root a final sweep kills every
 //! process left with the run's uid.
@@ -19,13 +29,17 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use super::collect::collect;
+use super::collect::{Watch, collect};
 use super::error::SandboxError;
-use super::interpreter::resolve_interpreter;
-use super::isolation::{ChildPlan, Identity, Isolation};
+use super::interpreter::{interpreter_dirs, resolve_interpreter};
+use super::isolation::{
+    ChildPlan, FAILED, Identity, Isolation, STEP_ID_MAP, STEP_PRIVATE, STEP_UNSHARE,
+};
+use super::memory::GroupMemory;
+use super::mounts::{MountPlan, WORK_DIR};
 use super::run_uid::{UidLease, kill_all_of_uid, tasks_of_current_user};
 
 /// Resource limits applied to every sandboxed program.
@@ -41,6 +55,13 @@ pub struct Limits {
     pub open_files: u64,
     /// Cap on each of stdout and stderr; past it the run is killed. Default 8 MiB.
     pub output_bytes: usize,
+    /// Cap on the memory of the program's whole process tree (proportional
+    /// set size, summed; see [`super::memory`]); past it the tree is killed.
+    /// Default 4 GiB.
+    pub group_memory_bytes: u64,
+    /// Size of the private scratch tmpfs (`/tmp`, `/var/tmp`, `/dev/shm` and
+    /// the working directory share it). Default 256 MiB.
+    pub scratch_bytes: u64,
 }
 
 impl Default for Limits {
@@ -51,6 +72,8 @@ impl Default for Limits {
             file_size_bytes: 16 << 20,
             open_files: 256,
             output_bytes: 8 << 20,
+            group_memory_bytes: 4 << 30,
+            scratch_bytes: 256 << 20,
         }
     }
 }
@@ -66,16 +89,21 @@ pub struct SandboxConfig {
     /// spurious time-outs, as the LiveCodeBench README warns).
     pub max_concurrent: usize,
     pub limits: Limits,
-    /// Where run directories are created. Default: the system temp dir.
+    /// Where run directories are created for unsandboxed runs (isolated runs
+    /// write nothing to the host). Default: the system temp dir.
     pub temp_root: Option<PathBuf>,
     /// First of the uids programs run as when the harness is root; each
     /// concurrent run (process-wide) takes the lowest free uid from here.
     /// Default: derived from the harness pid so that two harnesses on one
     /// machine rarely share uids.
     pub uid_base: Option<u32>,
-    /// Try network, PID and (unprivileged) user namespaces. Default true;
-    /// false only to exercise the fallback.
+    /// Isolate runs in namespaces. Default true; false only to exercise the
+    /// unsandboxed path (which then needs `allow_unsandboxed`).
     pub namespaces: bool,
+    /// Run programs even where they cannot be isolated (`--unsafe-no-sandbox`):
+    /// they can then read and write what the harness user can. Default false:
+    /// [`Sandbox::new`] refuses instead.
+    pub allow_unsandboxed: bool,
 }
 
 impl Default for SandboxConfig {
@@ -88,6 +116,7 @@ impl Default for SandboxConfig {
             temp_root: None,
             uid_base: None,
             namespaces: true,
+            allow_unsandboxed: false,
         }
     }
 }
@@ -116,9 +145,24 @@ pub enum RunStatus {
     WallTimeout,
     /// Killed by the harness when stdout or stderr passed the cap.
     OutputLimit,
+    /// Killed by the harness when the process tree passed the memory cap.
+    MemoryLimit,
+    /// Killed by the harness because the stdout reader had what it needed.
+    Stopped,
 }
 
-/// What a run produced. `stdout` and `stderr` hold at most the output cap.
+/// What a stdout reader tells the sandbox after each chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// Enough: kill the run (status [`RunStatus::Stopped`]).
+    Stop,
+    /// Too much output: kill the run (status [`RunStatus::OutputLimit`]).
+    OutputLimit,
+}
+
+/// What a run produced. `stdout` and `stderr` hold at most the output cap
+/// (`stdout` is empty for [`Sandbox::run_streaming`]).
 #[derive(Debug, Clone)]
 pub struct RunOutput {
     pub status: RunStatus,
@@ -128,6 +172,20 @@ pub struct RunOutput {
     /// The program's process group (also its session id).
     pub pgid: i32,
     pub elapsed: Duration,
+    /// Largest memory of the whole process tree seen while polling (bytes).
+    pub peak_memory_bytes: u64,
+}
+
+/// Whether runs are isolated, decided once by [`Sandbox::new`].
+#[derive(Debug, Clone)]
+enum Mode {
+    Isolated {
+        interpreter_dirs: Vec<PathBuf>,
+    },
+    /// The user allowed running without isolation; why there is none.
+    Unsandboxed {
+        reason: String,
+    },
 }
 
 /// Runs untrusted programs; `Sync`, so one sandbox serves many threads.
@@ -136,27 +194,77 @@ pub struct Sandbox {
     config: SandboxConfig,
     python: PathBuf,
     root: bool,
+    mode: Mode,
     /// Runs in flight (the semaphore bounding concurrency).
     in_flight: Mutex<usize>,
     finished: Condvar,
 }
 
 impl Sandbox {
-    /// Resolves the interpreter.
+    /// Resolves the interpreter and probes the isolation with one trivial
+    /// run. Where it fails, the sandbox is built unsandboxed only when
+    /// [`SandboxConfig::allow_unsandboxed`] is set (a warning names the
+    /// reason).
     ///
     /// # Errors
-    /// [`SandboxError::Interpreter`] when no usable interpreter is found.
+    /// [`SandboxError::Interpreter`] when no usable interpreter is found;
+    /// [`SandboxError::NoIsolation`] with the reason when programs cannot be
+    /// isolated here and running them unisolated was not allowed.
     pub fn new(config: SandboxConfig) -> Result<Self, SandboxError> {
         // SAFETY: geteuid has no preconditions.
         let root = unsafe { libc::geteuid() } == 0;
         let python = resolve_interpreter(&config.python, root)?;
-        Ok(Self {
+        let mut sandbox = Self {
             in_flight: Mutex::new(0),
             finished: Condvar::new(),
+            mode: Mode::Isolated {
+                interpreter_dirs: interpreter_dirs(&python),
+            },
             config,
             python,
             root,
-        })
+        };
+        let reason = if sandbox.config.namespaces {
+            sandbox.probe().err()
+        } else {
+            Some("namespaces are switched off in the sandbox configuration".to_string())
+        };
+        if let Some(reason) = reason {
+            if !sandbox.config.allow_unsandboxed {
+                return Err(SandboxError::NoIsolation { reason });
+            }
+            tracing::warn!(
+                "running generated code WITHOUT a sandbox (--unsafe-no-sandbox): {reason}"
+            );
+            sandbox.mode = Mode::Unsandboxed { reason };
+        }
+        Ok(sandbox)
+    }
+
+    /// One trivial isolated run; the reason when it does not work.
+    fn probe(&self) -> Result<(), String> {
+        let request = RunRequest {
+            files: vec![("probe.py", &b"pass\n"[..])],
+            args: vec!["-I", "probe.py"],
+            wall: Duration::from_secs(30),
+            cpu_seconds: 30,
+        };
+        let out = self.run(&request).map_err(|e| e.to_string())?;
+        match out.status {
+            RunStatus::Exited(0) if out.isolation.mount_namespace => Ok(()),
+            status => Err(format!(
+                "the isolated probe run ended with {status:?}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )),
+        }
+    }
+
+    /// Why runs are not isolated (`None` when they are).
+    pub fn unsandboxed_reason(&self) -> Option<&str> {
+        match &self.mode {
+            Mode::Isolated { .. } => None,
+            Mode::Unsandboxed { reason } => Some(reason),
+        }
     }
 
     /// The interpreter actually used (shims resolved).
@@ -176,8 +284,35 @@ impl Sandbox {
     /// the process could not be started. Anything the program does is in
     /// [`RunOutput`].
     pub fn run(&self, request: &RunRequest<'_>) -> Result<RunOutput, SandboxError> {
+        let cap = self.config.limits.output_bytes;
+        let mut stdout = Vec::new();
+        let mut sink = |chunk: &[u8]| {
+            let room = cap.saturating_sub(stdout.len());
+            stdout.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if chunk.len() > room {
+                Flow::OutputLimit
+            } else {
+                Flow::Continue
+            }
+        };
+        let mut out = self.run_streaming(request, &mut sink)?;
+        out.stdout = stdout;
+        Ok(out)
+    }
+
+    /// Like [`Sandbox::run`], but every chunk of stdout goes to `on_stdout`
+    /// as it arrives (nothing is kept), which may stop the run.
+    ///
+    /// # Errors
+    /// As [`Sandbox::run`]; [`SandboxError::Isolation`] when an isolated run
+    /// could not set up its namespaces or filesystem view.
+    pub fn run_streaming(
+        &self,
+        request: &RunRequest<'_>,
+        on_stdout: &mut dyn FnMut(&[u8]) -> Flow,
+    ) -> Result<RunOutput, SandboxError> {
         self.acquire();
-        let result = self.run_in_slot(request);
+        let result = self.run_in_slot(request, on_stdout);
         self.release();
         result
     }
@@ -197,15 +332,36 @@ impl Sandbox {
         self.finished.notify_one();
     }
 
-    fn run_in_slot(&self, request: &RunRequest<'_>) -> Result<RunOutput, SandboxError> {
+    fn run_in_slot(
+        &self,
+        request: &RunRequest<'_>,
+        on_stdout: &mut dyn FnMut(&[u8]) -> Flow,
+    ) -> Result<RunOutput, SandboxError> {
         let lease = self.root.then(|| UidLease::acquire(self.config.uid_base));
         let uid = lease.as_ref().map(|l| l.uid);
-        let dir = self.make_dir(request, uid)?;
-        let output = self.spawn_and_wait(request, dir.path(), uid);
+        let output = match &self.mode {
+            Mode::Isolated { interpreter_dirs } => {
+                let plan = MountPlan::new(
+                    interpreter_dirs,
+                    &request.files,
+                    self.config.limits.scratch_bytes,
+                    uid.map(|u| (u, u)),
+                );
+                self.spawn_and_wait(request, Path::new(WORK_DIR), uid, Some(plan), on_stdout)
+            }
+            Mode::Unsandboxed { .. } => {
+                let dir = self.make_dir(request, uid)?;
+                let output = self.spawn_and_wait(request, dir.path(), uid, None, on_stdout);
+                if let Some(uid) = uid {
+                    kill_all_of_uid(uid);
+                }
+                remove_dir(dir);
+                return output;
+            }
+        };
         if let Some(uid) = uid {
             kill_all_of_uid(uid);
         }
-        remove_dir(dir);
         output
     }
 
@@ -287,59 +443,112 @@ impl Sandbox {
         request: &RunRequest<'_>,
         dir: &Path,
         uid: Option<u32>,
+        mounts: Option<MountPlan>,
+        on_stdout: &mut dyn FnMut(&[u8]) -> Flow,
     ) -> Result<RunOutput, SandboxError> {
         let (status_read, status_write) = cloexec_pipe()?;
-        let plan = ChildPlan::new(
+        let isolated = mounts.is_some();
+        let plan = Arc::new(ChildPlan::new(
             self.identity(uid),
             self.config.namespaces,
+            mounts,
             self.rlimits(request.cpu_seconds, uid.is_some()),
             status_write.as_raw_fd(),
-        );
+        ));
         let mut command = Command::new(&self.python);
+        if !isolated {
+            // (Isolated runs change directory inside their own view.)
+            command.current_dir(dir);
+        }
         command
             .args(request.args.iter().map(OsString::from))
-            .current_dir(dir)
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
             .env("LANG", "C.UTF-8")
             .env("HOME", dir)
-            .env("TMPDIR", dir)
+            .env("TMPDIR", if isolated { Path::new("/tmp") } else { dir })
             .env("OMP_NUM_THREADS", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         // SAFETY: `apply` only makes async-signal-safe calls on data prepared above.
+        let child_plan = Arc::clone(&plan);
         unsafe {
-            command.pre_exec(move || plan.apply());
+            command.pre_exec(move || child_plan.apply());
         }
         let start = Instant::now();
-        let mut child = command.spawn().map_err(|source| SandboxError::Spawn {
-            program: self.python.display().to_string(),
-            source,
-        })?;
+        let spawned = command.spawn();
         drop(status_write);
-        let mut flag = [0u8; 1];
-        let flags = match File::from(status_read).read(&mut flag) {
-            Ok(1) => flag[0],
-            _ => 0,
+        let mut record = Vec::with_capacity(7);
+        let _ = File::from(status_read).read_to_end(&mut record);
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(source) => {
+                return Err(match failure(&record) {
+                    Some((step, errno)) => SandboxError::Isolation {
+                        step: self.describe_step(step, &plan),
+                        source: std::io::Error::from_raw_os_error(errno),
+                    },
+                    None => SandboxError::Spawn {
+                        program: self.python.display().to_string(),
+                        source,
+                    },
+                });
+            }
         };
+        let flags = record
+            .first()
+            .copied()
+            .filter(|&b| b != FAILED)
+            .unwrap_or(0);
         let pgid = i32::try_from(child.id()).unwrap_or(i32::MAX);
         let isolation = Isolation::from_flags(flags, uid);
-        let collected = collect(
+        let reaper = child.id();
+        let (status, stderr, peak_memory_bytes) = collect(
             &mut child,
-            pgid,
-            start + request.wall,
-            self.config.limits.output_bytes,
-        );
-        let (status, stdout, stderr) = collected?;
+            Watch {
+                pgid,
+                deadline: start + request.wall,
+                stderr_cap: self.config.limits.output_bytes,
+                on_stdout,
+                memory: Some((
+                    GroupMemory::new(reaper),
+                    self.config.limits.group_memory_bytes,
+                )),
+            },
+        )?;
         Ok(RunOutput {
             status,
-            stdout,
+            stdout: Vec::new(),
             stderr,
             isolation,
             pgid,
             elapsed: start.elapsed(),
+            peak_memory_bytes,
         })
+    }
+
+    fn describe_step(&self, step: u16, plan: &ChildPlan) -> String {
+        match step {
+            STEP_UNSHARE => "create the user, mount, network and PID namespaces".into(),
+            STEP_ID_MAP => "write the user namespace's uid/gid map".into(),
+            STEP_PRIVATE => "make the mount tree private".into(),
+            i => plan
+                .mounts
+                .as_ref()
+                .map_or_else(|| format!("step {i}"), |m| m.describe(usize::from(i))),
+        }
+    }
+}
+
+/// `(step, errno)` from a failure record on the status pipe.
+fn failure(record: &[u8]) -> Option<(u16, i32)> {
+    match record {
+        [FAILED, s0, s1, e0, e1, e2, e3, ..] => Some((
+            u16::from_le_bytes([*s0, *s1]),
+            i32::from_le_bytes([*e0, *e1, *e2, *e3]),
+        )),
+        _ => None,
     }
 }
 

@@ -35,6 +35,8 @@ pub struct SweepOptions {
     /// error records aside ([`crate::record::set_aside_errors`]) and decodes
     /// those samples again.
     pub keep_errors: bool,
+    /// `--unsafe-no-sandbox`: grade code even where it cannot be isolated.
+    pub unsafe_no_sandbox: bool,
 }
 
 impl Default for SweepOptions {
@@ -50,6 +52,7 @@ impl Default for SweepOptions {
             git_revision: None,
             shard: None,
             keep_errors: false,
+            unsafe_no_sandbox: false,
         }
     }
 }

@@ -31,7 +31,7 @@ pub fn run(config_path: &Path, options: &SweepOptions) -> Result<RunSummary, Swe
     let models = Rc::new(ModelCache::default());
     let mut renderer = ChatRenderer::new(models.clone(), tasks.clone());
     let mut generator = ModelGenerator::new(models, configured_device(config_path));
-    let grader = Arc::new(TaskGrader::new(tasks.clone(), SandboxConfig::default()));
+    let grader = Arc::new(TaskGrader::new(tasks.clone(), sandbox_config(options)));
     run_sweep(
         config_path,
         options,
@@ -71,7 +71,7 @@ fn run_remote(
     let tasks = Arc::new(TaskRegistry::default());
     let mut renderer = RemoteRenderer::new(model.clone(), tasks.clone());
     let mut generator = RemoteGenerator::new(spec.clone(), model, bytes).map_err(setup)?;
-    let grader = Arc::new(TaskGrader::new(tasks.clone(), SandboxConfig::default()));
+    let grader = Arc::new(TaskGrader::new(tasks.clone(), sandbox_config(options)));
     run_sweep(
         config_path,
         options,
@@ -98,4 +98,12 @@ fn configured_device(config_path: &Path) -> DeviceKind {
         .and_then(|text| SweepConfig::parse(&text, "").ok())
         .and_then(|c| DeviceKind::from_str(&c.model.device).ok())
         .unwrap_or(DeviceKind::Cpu)
+}
+
+/// The sandbox of a sweep: `--unsafe-no-sandbox` allows unisolated runs.
+fn sandbox_config(options: &SweepOptions) -> SandboxConfig {
+    SandboxConfig {
+        allow_unsandboxed: options.unsafe_no_sandbox,
+        ..SandboxConfig::default()
+    }
 }
