@@ -534,10 +534,11 @@ fn frame_walking_finds_no_expected_output() {
         let expected = secret("frames");
         let code = r#"import sys, gc
 found = set()
+KEY = 'SEC' + 'RET-frames-'
 def scan(x):
-    if isinstance(x, str) and 'SECRET-' in x:
+    if isinstance(x, str) and KEY in x and x != KEY:
         found.add(x)
-    elif isinstance(x, (bytes, bytearray)) and b'SECRET-' in x:
+    elif isinstance(x, (bytes, bytearray)) and KEY.encode() in x:
         found.add(bytes(x).decode('utf-8', 'replace'))
 f = sys._getframe()
 while f is not None:
@@ -565,7 +566,7 @@ for path in ('job.json', '/proc/self/environ', '/proc/self/cmdline'):
         pass
 for s in found:
     for line in s.splitlines():
-        if 'SECRET-' in line:
+        if KEY in line and line.strip() != KEY:
             print(line.strip().strip('"'))
             break
 if not found:
@@ -612,7 +613,10 @@ fn the_callers_home_and_files_are_invisible() {
             cwd = env!("CARGO_MANIFEST_DIR"),
         );
         let v = h.grade_against(&code, &token, 5);
-        let detail = v.detail.clone().unwrap_or_default();
+        // The detail quotes the expected output after ` | expected:`; only
+        // what the program printed counts.
+        let full = v.detail.clone().unwrap_or_default();
+        let detail = full.split(" | expected:").next().unwrap_or_default();
         if h.isolated() {
             assert_eq!(v.failure, Some(FailureKind::WrongAnswer), "{v:?}");
             assert!(!detail.contains(&token), "the canary was read: {detail}");
@@ -806,11 +810,26 @@ fn a_killed_harness_leaves_nothing_behind() {
                 panic!("left behind: {}", p.display());
             }
         }
-        let left: Vec<PathBuf> = std::fs::read_dir(tmp.path())
-            .expect("tmp")
-            .flatten()
-            .map(|e| e.path())
-            .collect();
+        // The helper's own test root (`hyperscale-sandbox-test-*`, made by
+        // the test harness, not the sandbox) outlives a SIGKILL; the
+        // sandbox's run directories inside it must not.
+        let mut left: Vec<PathBuf> = Vec::new();
+        for e in std::fs::read_dir(tmp.path()).expect("tmp").flatten() {
+            let p = e.path();
+            let is_test_root = p
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("hyperscale-sandbox-test-"));
+            if is_test_root {
+                left.extend(
+                    std::fs::read_dir(&p)
+                        .expect("test root")
+                        .flatten()
+                        .map(|e| e.path()),
+                );
+            } else {
+                left.push(p);
+            }
+        }
         assert!(left.is_empty(), "run directories left: {left:?}");
     });
 }

@@ -543,15 +543,12 @@ mod tests {
 
     #[test]
     fn values_decode_and_compare_with_python_equality() {
-        let gold = Expected::new(
-            &[TestCase {
-                input: String::new(),
-                output: "[1, 2]".into(),
-                kind: crate::task::TestKind::Functional,
-            }],
-            true,
-        )
-        .unwrap();
+        let tests = [TestCase {
+            input: String::new(),
+            output: "[1, 2]".into(),
+            kind: crate::task::TestKind::Functional,
+        }];
+        let gold = Expected::new(&tests, true).unwrap();
         let mut judge = Judge::new(gold, 1 << 20);
         let frame = br#"[{"int": "1"}, {"float": "2.0"}]"#;
         let mut bytes = format!("VAL 0 {}\n", frame.len()).into_bytes();
