@@ -17,6 +17,10 @@ use std::time::SystemTime;
 
 use super::{LOCK_FILE, RecordError, utc_timestamp};
 
+/// How long a lock recorded by this process may stay held by a forked
+/// child's inherited descriptor before [`RunLock::acquire`] gives up.
+const SELF_HELD_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// An exclusive lock on a run directory, released on drop (or at exit).
 #[derive(Debug)]
 pub struct RunLock {
@@ -38,11 +42,32 @@ impl RunLock {
             .truncate(false)
             .open(&path)
             .map_err(|e| RecordError::io("open", &path, e))?;
-        match file.try_lock() {
+        // A lock that this very process recorded, released since, can still be
+        // held for a moment by a child forked (by any thread) before its
+        // `exec` closes the inherited descriptor: wait out that window (at
+        // most `SELF_HELD_WAIT`) before calling the directory taken. Another
+        // process's lock fails at once.
+        let ours = format!("pid {} ", std::process::id());
+        let deadline = std::time::Instant::now() + SELF_HELD_WAIT;
+        let mut holder = String::new();
+        let outcome = loop {
+            match file.try_lock() {
+                Err(TryLockError::WouldBlock) => {
+                    holder.clear();
+                    let _ = file.seek(SeekFrom::Start(0));
+                    let _ = file.read_to_string(&mut holder);
+                    if holder.starts_with(&ours) && std::time::Instant::now() < deadline {
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                        continue;
+                    }
+                    break Err(TryLockError::WouldBlock);
+                }
+                other => break other,
+            }
+        };
+        match outcome {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
-                let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
                 let holder = holder.trim();
                 return Err(RecordError::Locked {
                     dir: dir.to_path_buf(),
