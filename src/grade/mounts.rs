@@ -475,7 +475,12 @@ mod tests {
         let steps: Vec<String> = (0..plan.ops.len()).map(|i| plan.describe(i)).collect();
         let text = steps.join("\n");
         assert!(text.contains("make `/tmp` read-only"), "{text}");
-        assert!(text.contains("write `/tmp/tmp/work/job.json`"), "{text}");
+        // The scratch tmpfs is mounted at `/tmp/tmp`; the job lands in its `work`.
+        let job = Path::new("/tmp/tmp").join("work").join("job.json");
+        assert!(
+            text.contains(&format!("write `{}`", job.display())),
+            "{text}"
+        );
         // Under /usr: covered by the system bind.
         assert!(!text.contains("bind `/usr/lib/python3`"), "{text}");
         assert!(!text.contains("/home/"), "no host home directory: {text}");

@@ -125,22 +125,8 @@ pub fn read_records(path: &Path) -> Result<Vec<SampleRecord>, RecordError> {
 pub fn read_complete_records(
     path: &Path,
 ) -> Result<(Vec<(usize, SampleRecord)>, bool), RecordError> {
-    let mut out = Vec::new();
-    let mut torn = false;
-    for_each_line(path, |line_no, line, complete| {
-        if !complete {
-            torn = true;
-            return Ok(());
-        }
-        let record = serde_json::from_slice(line).map_err(|e| RecordError::Malformed {
-            path: path.to_path_buf(),
-            line: line_no,
-            message: e.to_string(),
-        })?;
-        out.push((line_no, record));
-        Ok(())
-    })?;
-    Ok((out, torn))
+    let (lines, torn) = read_complete_lines(path)?;
+    Ok((lines.into_iter().map(|(n, r, _)| (n, r)).collect(), torn))
 }
 
 /// Line number, record, and the line as written (without its newline).
