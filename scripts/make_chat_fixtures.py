@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Expected chat-template renders for tests/chat_template.rs.
+"""Expected chat-template renders for tests/model/chat_template.rs.
 
 Renders every tests/fixtures/chat/*.jinja the way Hugging Face transformers'
 `apply_chat_template` does (jinja2 ImmutableSandboxedEnvironment with

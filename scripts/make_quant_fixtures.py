@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Dequantization fixtures for tests/gguf.rs, from gguf-py's reference
+"""Dequantization fixtures for tests/model/gguf.rs, from gguf-py's reference
 implementation (`gguf.quants.dequantize`).
 
     pip install gguf numpy

@@ -1,0 +1,6 @@
+//! KV cache tests: the store, its kernels (CPU and cubecl), and the cache policies.
+
+mod cube;
+mod kernel;
+mod policy;
+mod store;

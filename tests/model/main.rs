@@ -1,0 +1,11 @@
+//! Model tests: GGUF and tokenizer loading, logits against the HF reference, CPU kernels, DMS, device parity, train-dms.
+
+mod chat_template;
+mod cpu_kernels;
+mod device_parity;
+mod dms;
+mod gguf;
+mod gguf_builder;
+mod parity;
+mod tokenizer;
+mod train_dms;
