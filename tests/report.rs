@@ -19,7 +19,7 @@ use hyperscale::generate::FinishReason;
 use hyperscale::grade::{FailureKind, Outcome};
 use hyperscale::record::{BudgetSource, SampleRecord};
 use hyperscale::report::{
-    BootstrapConfig, Budget, RunTables, Selection, TaskMatrix, Tolerances, Verdict, VoteOn,
+    BootstrapConfig, Budget, RunTables, Selection, TaskMatrix, Tolerances, RegressionVerdict, VoteOn,
     aggregate::aggregate, aggregate::point_summaries, aggregate::problem_rows, analyse, batch_rows,
     compare, gain_estimate,
 };
@@ -223,7 +223,7 @@ fn compare_golden_verdicts() {
     let boot = BootstrapConfig::default();
     let tol = Tolerances::default();
     let same = compare(&base, &tables(&golden()), &tol, &boot);
-    assert_eq!(same.verdict, Verdict::Pass, "{:?}", same.reasons);
+    assert_eq!(same.verdict, RegressionVerdict::Pass, "{:?}", same.reasons);
     assert!(same.points.iter().all(|p| p.accuracy.delta == 0.0));
 
     // Planted regression: every correct answer flipped wrong. Pooled dense:
@@ -241,7 +241,7 @@ fn compare_golden_verdicts() {
         })
         .collect();
     let c = compare(&base, &tables(&flipped), &tol, &boot);
-    assert_eq!(c.verdict, Verdict::Regression);
+    assert_eq!(c.verdict, RegressionVerdict::Regression);
     // Replay: same token hashes, and all 8 correct samples (dense W1 A,
     // dense W2 A A B B, tova W2 A A B) turned wrong.
     assert_eq!(
@@ -269,7 +269,7 @@ fn compare_golden_verdicts() {
         })
         .collect();
     let c = compare(&base, &tables(&heavier), &tol, &boot);
-    assert_eq!(c.verdict, Verdict::Regression);
+    assert_eq!(c.verdict, RegressionVerdict::Regression);
     assert!(
         c.reasons.iter().all(|r| r.contains("kv_reads grew +10.0%")),
         "{:?}",
@@ -286,7 +286,7 @@ fn compare_golden_verdicts() {
         .collect();
     assert_eq!(
         compare(&base, &tables(&slower), &tol, &boot).verdict,
-        Verdict::Pass
+        RegressionVerdict::Pass
     );
     let strict = Tolerances {
         runtime: Some(0.5),
@@ -294,7 +294,7 @@ fn compare_golden_verdicts() {
     };
     assert_eq!(
         compare(&base, &tables(&slower), &strict, &boot).verdict,
-        Verdict::Regression
+        RegressionVerdict::Regression
     );
 
     // Another task version: incomparable, explained.
@@ -306,7 +306,7 @@ fn compare_golden_verdicts() {
         })
         .collect();
     let c = compare(&base, &tables(&other), &tol, &boot);
-    assert_eq!(c.verdict, Verdict::Incomparable);
+    assert_eq!(c.verdict, RegressionVerdict::Incomparable);
     assert!(
         c.reasons[0].contains("task `arith` versions differ"),
         "{:?}",
@@ -480,7 +480,7 @@ fn report_and_compare_count_duplicate_records_once_with_a_warning() {
         &Tolerances::default(),
         &BootstrapConfig::default(),
     );
-    assert_eq!(c.verdict, Verdict::Pass, "{:?}", c.reasons);
+    assert_eq!(c.verdict, RegressionVerdict::Pass, "{:?}", c.reasons);
     assert!(
         c.notes.iter().any(|n| n.contains("12 duplicate record(s)")),
         "{:?}",

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::compare::{AccuracyChange, BudgetChange, Comparison, Verdict};
+use super::compare::{AccuracyChange, BudgetChange, Comparison, RegressionVerdict};
 use super::summary::Budget;
 
 /// The comparison as pretty JSON (non-finite numbers become `null`).
@@ -45,9 +45,9 @@ fn rel(b: Option<&BudgetChange>, redact: bool) -> String {
 pub fn compare_markdown(c: &Comparison, redact: bool) -> String {
     let mut out = String::new();
     let (word, mark) = match c.verdict {
-        Verdict::Pass => ("PASS", "✅"),
-        Verdict::Regression => ("REGRESSION", "❌"),
-        Verdict::Incomparable => ("INCOMPARABLE", "⚠️"),
+        RegressionVerdict::Pass => ("PASS", "✅"),
+        RegressionVerdict::Regression => ("REGRESSION", "❌"),
+        RegressionVerdict::Incomparable => ("INCOMPARABLE", "⚠️"),
     };
     let _ = writeln!(
         out,
@@ -77,7 +77,7 @@ pub fn compare_markdown(c: &Comparison, redact: bool) -> String {
             "not gated: different or unknown hardware"
         }
     );
-    if c.verdict == Verdict::Incomparable {
+    if c.verdict == RegressionVerdict::Incomparable {
         return out;
     }
     let r = &c.replay;

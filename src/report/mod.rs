@@ -47,7 +47,7 @@ pub use analysis::{Analysis, Frontier, analyse};
 pub use batches::{Prepared, VoteOn, batch_rows, point_key, prepare, std_err_across_runs_by_point};
 pub use compare::{
     Comparison, DEFAULT_BUDGET_TOLERANCE, DEFAULT_RUNTIME_TOLERANCE, RunTables, Tolerances,
-    Verdict, compare,
+    RegressionVerdict, compare,
 };
 pub use compare_render::{compare_json, compare_markdown};
 pub use error::ReportError;
