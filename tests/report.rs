@@ -19,9 +19,9 @@ use hyperscale::generate::FinishReason;
 use hyperscale::grade::{FailureKind, Outcome};
 use hyperscale::record::{BudgetSource, SampleRecord};
 use hyperscale::report::{
-    BootstrapConfig, Budget, RunTables, Selection, TaskMatrix, Tolerances, RegressionVerdict, VoteOn,
-    aggregate::aggregate, aggregate::point_summaries, aggregate::problem_rows, analyse, batch_rows,
-    compare, gain_estimate,
+    BootstrapConfig, BudgetAxis, RegressionVerdict, RunTables, Selection, TaskMatrix, Tolerances,
+    VoteOn, aggregate::aggregate, aggregate::point_summaries, aggregate::problem_rows, analyse,
+    batch_rows, compare, gain_estimate,
 };
 
 /// log10(100/60) / log10(120/60): where 100 sits between 60 and 120 on a log axis.
@@ -150,7 +150,7 @@ fn golden_points_frontiers_and_gain_with_ci() {
 
     // Frontiers on KV reads: both configurations of each method.
     let f = |m: &str| {
-        a.frontier("arith", Budget::KvReads, m)
+        a.frontier("arith", BudgetAxis::KvReads, m)
             .unwrap()
             .points
             .clone()
@@ -167,7 +167,7 @@ fn golden_points_frontiers_and_gain_with_ci() {
     let g = a
         .gains
         .iter()
-        .find(|g| g.budget == Budget::KvReads && g.selection.cr.is_none())
+        .find(|g| g.budget == BudgetAxis::KvReads && g.selection.cr.is_none())
         .unwrap();
     assert!(close(g.gain.gain, full), "{} vs {full}", g.gain.gain);
     assert_eq!((g.gain.lo, g.gain.hi), (100.0, 120.0));
@@ -198,7 +198,7 @@ fn golden_points_frontiers_and_gain_with_ci() {
             method: "tova".into(),
             cr: Some(2.0),
         },
-        Budget::KvReads,
+        BudgetAxis::KvReads,
         &BootstrapConfig::default(),
     )
     .unwrap();

@@ -45,7 +45,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::estimators::{BootstrapConfig, bootstrap_ci, mean};
-use super::summary::{BatchRow, Budget, PointKey, ProblemRow};
+use super::summary::{BatchRow, BudgetAxis, PointKey, ProblemRow};
 use crate::record::{
     Manifest, OLDEST_READABLE_FORMAT, RECORD_FORMAT_VERSION, SampleRecord, readable_format,
 };
@@ -158,7 +158,7 @@ impl RegressionVerdict {
 /// A budget's change at one configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BudgetChange {
-    pub budget: Budget,
+    pub budget: BudgetAxis,
     pub baseline: f64,
     pub candidate: f64,
     /// `candidate / baseline − 1` (0 when both are 0).
@@ -351,7 +351,7 @@ pub fn compare(
         let c: Vec<&ProblemRow> = common.iter().map(|p| &crows[*p]).collect();
         let acc = |rows: &[&ProblemRow]| rows.iter().map(|r| r.accuracy).collect::<Vec<_>>();
         let accuracy = change(&acc(&b), &acc(&c), tol.accuracy, boot);
-        let budgets = Budget::ALL
+        let budgets = BudgetAxis::ALL
             .iter()
             .map(|&budget| {
                 let m = |rows: &[&ProblemRow]| {

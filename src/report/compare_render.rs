@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::compare::{AccuracyChange, BudgetChange, Comparison, RegressionVerdict};
-use super::summary::Budget;
+use super::summary::BudgetAxis;
 
 /// The comparison as pretty JSON (non-finite numbers become `null`).
 pub fn compare_json(c: &Comparison) -> String {
@@ -114,7 +114,7 @@ pub fn compare_markdown(c: &Comparison, redact: bool) -> String {
     );
     for p in &c.points {
         let a = &p.accuracy;
-        let b = |x: Budget| rel(p.budgets.iter().find(|b| b.budget == x), redact);
+        let b = |x: BudgetAxis| rel(p.budgets.iter().find(|b| b.budget == x), redact);
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} | {} | {:+.1}{} | {} | {} | {} | {} | {} |",
@@ -127,10 +127,10 @@ pub fn compare_markdown(c: &Comparison, redact: bool) -> String {
             100.0 * a.delta,
             if a.regression { " ✗" } else { "" },
             ci(a),
-            b(Budget::KvReads),
-            b(Budget::PeakEntries),
-            b(Budget::PeakBytes),
-            b(Budget::Runtime),
+            b(BudgetAxis::KvReads),
+            b(BudgetAxis::PeakEntries),
+            b(BudgetAxis::PeakBytes),
+            b(BudgetAxis::Runtime),
         );
     }
     if !c.notes.is_empty() {
