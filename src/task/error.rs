@@ -1,5 +1,5 @@
 //! Errors of the task stage: reading a task file ([`TaskError`]), loading its
-//! data ([`LoadError`]) and rendering a problem ([`RenderError`]).
+//! data ([`DataError`]) and rendering a problem ([`RenderError`]).
 
 use std::path::PathBuf;
 
@@ -48,7 +48,7 @@ pub enum TaskError {
 /// Data that cannot be found or read. Messages name the file, the 1-based line
 /// (for CSV: the line the record starts on) and the field.
 #[derive(Debug, Error)]
-pub enum LoadError {
+pub enum DataError {
     #[error(
         "no data for task `{task}`: looked for {}{}",
         list(.searched),

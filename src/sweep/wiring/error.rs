@@ -59,7 +59,7 @@ pub enum WiringError {
     TaskData {
         task: String,
         #[source]
-        source: crate::task::LoadError,
+        source: crate::task::DataError,
     },
     #[error("task `{task}` was not loaded by this sweep")]
     UnknownTask { task: String },
