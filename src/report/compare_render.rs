@@ -83,7 +83,7 @@ pub fn compare_markdown(c: &Comparison, redact: bool) -> String {
     let r = &c.replay;
     let _ = writeln!(
         out,
-        "Replay: {} common sample(s) generated identical tokens, {} differ; on identical tokens {} verdict(s) went correct → wrong and {} wrong → correct.\n",
+        "Replay: {} common sample(s) generated identical tokens, {} differ; on identical tokens {} verdict(s) went correct → incorrect and {} incorrect → correct.\n",
         r.identical, r.different_tokens, r.lost, r.gained
     );
     let _ = writeln!(out, "### Methods (pooled over their configurations)\n");
