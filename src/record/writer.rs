@@ -178,7 +178,7 @@ mod tests {
             "device": "cpu", "token_hash": "00", "text": null}"#,
         )
         .unwrap();
-        let e = w.append(&record).unwrap_err().to_string();
+        let e = crate::error_chain(&w.append(&record).unwrap_err());
         assert!(
             e.contains("failed to append to `results/run/samples.jsonl`") && e.contains("space"),
             "{e}"

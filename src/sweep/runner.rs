@@ -220,7 +220,10 @@ pub fn run_sweep(
         && summary.skipped_groups.is_empty()
         && counts.errors == 0
         && summary.skipped_records + counts.written == summary.planned_records;
-    let close = session.close(complete, result.as_ref().err().map(ToString::to_string));
+    let close = session.close(
+        complete,
+        result.as_ref().err().map(|e| crate::error_chain(e)),
+    );
     let result = first_failure(result, close);
     // Parquet for notebooks; samples.jsonl stays the source of truth.
     #[cfg(feature = "report")]

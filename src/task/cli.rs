@@ -40,7 +40,7 @@ pub fn list() -> String {
                 );
             }
             Err(e) => {
-                let _ = writeln!(out, "{name:<14} invalid: {e}");
+                let _ = writeln!(out, "{name:<14} invalid: {}", crate::error_chain(&e));
             }
         }
     }

@@ -16,7 +16,7 @@ pub enum TaskError {
         #[source]
         source: std::io::Error,
     },
-    #[error("invalid task file `{path}`: {source}")]
+    #[error("invalid task file `{path}`")]
     Parse {
         path: PathBuf,
         #[source]
@@ -34,7 +34,7 @@ pub enum TaskError {
         field: String,
         reason: String,
     },
-    #[error("task file `{path}`: field `{field}`: {source}")]
+    #[error("task file `{path}`: field `{field}`")]
     Template {
         path: PathBuf,
         field: String,
@@ -81,7 +81,7 @@ pub enum DataError {
         line: usize,
         reason: String,
     },
-    #[error("failed to open zip archive `{path}`: {source}")]
+    #[error("failed to open zip archive `{path}`")]
     Zip {
         path: PathBuf,
         #[source]
@@ -124,7 +124,7 @@ pub enum RenderError {
         problem: String,
         field: &'static str,
     },
-    #[error("problem `{problem}`: {source}")]
+    #[error("problem `{problem}`")]
     Template {
         problem: String,
         #[source]

@@ -60,7 +60,7 @@ fn run_remote(
         SweepError::Config(ConfigError {
             file: file.clone(),
             key: "model".into(),
-            message: e.to_string(),
+            message: crate::error_chain(&e),
         })
     };
     let model = Arc::new(PromptModel::load(Path::new(&plan.model.path)).map_err(setup)?);
