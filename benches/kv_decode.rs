@@ -4,7 +4,7 @@
 //! `cargo bench --bench kv_decode [-- BATCH CONTEXT]` (defaults: W = 8 and
 //! 1, context 4096; both a shared-prefix fork and independent contexts).
 
-use hyperscale::kv::bench::{DecodeBenchConfig, run_decode_bench};
+use hyperscale::kv::bench::{AttentionBenchConfig, run_attention_bench};
 
 fn main() {
     let args: Vec<usize> = std::env::args()
@@ -24,8 +24,8 @@ fn main() {
             if batch == 1 && !shared {
                 continue;
             }
-            let cfg = DecodeBenchConfig::smollm2_135m(batch, context, shared);
-            let r = run_decode_bench(&cfg);
+            let cfg = AttentionBenchConfig::smollm2_135m(batch, context, shared);
+            let r = run_attention_bench(&cfg);
             println!(
                 "| {batch} | {context} | {} | {:.2} | {:.2} | {:.1} | {:.2} | {} |",
                 if shared { "shared" } else { "own" },

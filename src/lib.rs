@@ -44,3 +44,6 @@ pub mod runtime;
 pub mod sweep;
 pub mod task;
 pub mod train;
+
+mod error_chain;
+pub use error_chain::error_chain;

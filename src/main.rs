@@ -61,7 +61,7 @@ fn main() -> ExitCode {
         Command::Compare(args) => match run_compare(args) {
             Ok(code) => return ExitCode::from(code),
             Err(e) => {
-                eprintln!("error: {}", one_line(&e));
+                eprintln!("error: {}", hyperscale::error_chain(&*e));
                 return ExitCode::from(2);
             }
         },
@@ -77,26 +77,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", one_line(&e));
+            eprintln!("error: {}", hyperscale::error_chain(&*e));
             ExitCode::FAILURE
         }
     }
-}
-
-/// The error and its causes on one line, leaving out a cause whose text the
-/// message already carries (most of the library's errors print their source).
-fn one_line(e: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if !line.contains(&text) {
-            if !line.is_empty() {
-                line.push_str(": ");
-            }
-            line.push_str(&text);
-        }
-    }
-    line
 }
 
 fn load_options(args: &DataArgs) -> LoadOptions {

@@ -28,7 +28,7 @@ pub enum RuntimeError {
     Tokenize(#[from] TokenizeError),
     #[error("`{0}` has no chat template; pass --raw to feed the prompt as is")]
     NoChatTemplate(PathBuf),
-    #[error("failed to read chat template `{path}`: {source}")]
+    #[error("failed to read chat template `{path}`")]
     ReadChatTemplate {
         path: PathBuf,
         #[source]

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 pub enum SandboxError {
     #[error("no usable python interpreter `{python}`: {reason}")]
     Interpreter { python: String, reason: String },
-    #[error("failed to {what}: {source}")]
+    #[error("failed to {what}")]
     Io {
         what: String,
         #[source]
@@ -49,7 +49,7 @@ pub enum GradeError {
     NoSandbox,
     #[error("the code driver returned an unreadable result: {detail}")]
     Driver { detail: String },
-    #[error("failed to read completions `{path}`: {source}")]
+    #[error("failed to read completions `{path}`")]
     Read {
         path: PathBuf,
         #[source]

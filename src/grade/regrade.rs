@@ -183,7 +183,7 @@ pub fn regrade(
             let region = (task.answer_region)(&c.text);
             let verdict = match task.grader.grade(region, &expected, task.sandbox) {
                 Ok(v) => v,
-                Err(GradeError::Sandbox(e)) => Verdict::sandbox_error(e.to_string()),
+                Err(GradeError::Sandbox(e)) => Verdict::sandbox_error(crate::error_chain(&e)),
                 Err(e) => return Err(e),
             };
             Ok(GradedSample {

@@ -249,7 +249,7 @@ impl Sandbox {
             wall: Duration::from_secs(30),
             cpu_seconds: 30,
         };
-        let out = self.run(&request).map_err(|e| e.to_string())?;
+        let out = self.run(&request).map_err(|e| crate::error_chain(&e))?;
         match out.status {
             RunStatus::Exited(0) if out.isolation.mount_namespace => Ok(()),
             status => Err(format!(

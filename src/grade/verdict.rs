@@ -147,13 +147,13 @@ impl Outcome {
     }
 
     /// Reads a verdict label back (records of format 1 carry only the
-    /// label): every label [`label`] writes, plus `wrong` (an old name of
-    /// `incorrect`). The failure is `Some` for the code failure labels.
+    /// label): every label [`label`] writes. The failure is `Some` for the
+    /// code failure labels.
     /// `None` for a label that is none of these (e.g. an ungraded record).
     pub fn from_label(label: &str) -> Option<(Outcome, Option<FailureKind>)> {
         Some(match label {
             "correct" => (Outcome::Correct, None),
-            "incorrect" | "wrong" => (Outcome::Incorrect, None),
+            "incorrect" => (Outcome::Incorrect, None),
             "no_answer" => (Outcome::NoAnswer, None),
             "error" => (Outcome::Error, None),
             "wrong_answer" => (Outcome::Incorrect, Some(FailureKind::WrongAnswer)),
@@ -241,11 +241,12 @@ mod tests {
         );
         v.failure = Some(FailureKind::WrongAnswer);
         assert_eq!(v.label(), "incorrect");
-        // The old mock name of a wrong answer still reads as incorrect.
+        // A wrong answer's label is `incorrect`; there is no other name.
         assert_eq!(
-            Outcome::from_label("wrong"),
+            Outcome::from_label("incorrect"),
             Some((Outcome::Incorrect, None))
         );
+        assert_eq!(Outcome::from_label("wrong"), None);
         assert_eq!(Outcome::from_label(""), None);
     }
 

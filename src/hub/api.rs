@@ -53,7 +53,7 @@ impl RepoInfo {
 
 /// What a download must hash to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Expected {
+pub enum ExpectedHash {
     /// The LFS oid: sha256 of the bytes.
     Sha256(String),
     /// A git blob id: SHA-1 of `blob <len>\0` + bytes (small, non-LFS files).
@@ -68,7 +68,7 @@ pub struct FileMeta {
     pub name: String,
     /// Name under `blobs/`: the sha256 for LFS files, else the git blob id.
     pub blob: String,
-    pub expected: Expected,
+    pub expected: ExpectedHash,
     pub size: Option<u64>,
 }
 
@@ -79,14 +79,14 @@ impl FileMeta {
             return Some(Self {
                 name: s.rfilename.clone(),
                 blob: lfs.sha256.to_ascii_lowercase(),
-                expected: Expected::Sha256(lfs.sha256.to_ascii_lowercase()),
+                expected: ExpectedHash::Sha256(lfs.sha256.to_ascii_lowercase()),
                 size: Some(lfs.size),
             });
         }
         let blob = s.blob_id.as_ref()?.to_ascii_lowercase();
         Some(Self {
             name: s.rfilename.clone(),
-            expected: Expected::GitSha1(blob.clone()),
+            expected: ExpectedHash::GitSha1(blob.clone()),
             blob,
             size: s.size,
         })
@@ -108,16 +108,16 @@ impl FileMeta {
         if let Some(etag) = header("x-linked-etag").map(clean) {
             return Some(Self {
                 name: name.to_string(),
-                expected: Expected::Sha256(etag.clone()),
+                expected: ExpectedHash::Sha256(etag.clone()),
                 blob: etag,
                 size,
             });
         }
         let etag = clean(header("etag")?);
         let expected = if etag.len() == 40 && etag.chars().all(|c| c.is_ascii_hexdigit()) {
-            Expected::GitSha1(etag.clone())
+            ExpectedHash::GitSha1(etag.clone())
         } else {
-            Expected::Unknown
+            ExpectedHash::Unknown
         };
         Some(Self {
             name: name.to_string(),
@@ -238,7 +238,7 @@ mod tests {
             {"rfilename":"w.safetensors","size":9,"blobId":"def","lfs":{"sha256":"FF","size":9,"pointerSize":130}}]}"#;
         let info: RepoInfo = serde_json::from_str(json).unwrap();
         let a = FileMeta::from_sibling(info.file("a.json").unwrap()).unwrap();
-        assert_eq!(a.expected, Expected::GitSha1("abc".into()));
+        assert_eq!(a.expected, ExpectedHash::GitSha1("abc".into()));
         let w = FileMeta::from_sibling(info.file("w.safetensors").unwrap()).unwrap();
         assert_eq!((w.blob.as_str(), w.size), ("ff", Some(9)));
     }
@@ -253,13 +253,13 @@ mod tests {
                 .unwrap(),
         );
         let m = FileMeta::from_headers("f", &h).unwrap();
-        assert_eq!(m.expected, Expected::GitSha1("1".repeat(40)));
+        assert_eq!(m.expected, ExpectedHash::GitSha1("1".repeat(40)));
         h.insert("x-linked-etag", "\"AB\"".parse().unwrap());
         h.insert("x-linked-size", "7".parse().unwrap());
         let m = FileMeta::from_headers("f", &h).unwrap();
         assert_eq!(
             (m.expected, m.size),
-            (Expected::Sha256("ab".into()), Some(7))
+            (ExpectedHash::Sha256("ab".into()), Some(7))
         );
     }
 }

@@ -32,7 +32,7 @@ pub enum FetchError {
     NoHubSource { task: String, dir: String },
     #[error(transparent)]
     Hub(#[from] HubError),
-    #[error("failed to copy `{from}` to `{to}`: {source}")]
+    #[error("failed to copy `{from}` to `{to}`")]
     Copy {
         from: PathBuf,
         to: PathBuf,

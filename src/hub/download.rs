@@ -13,7 +13,7 @@ use reqwest::header::{AUTHORIZATION, RANGE};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
-use super::api::{Expected, FileMeta, status_error};
+use super::api::{ExpectedHash, FileMeta, status_error};
 use super::env::HubConfig;
 use super::error::{HashAlgorithm, HubError};
 use super::repo::Repo;
@@ -147,9 +147,9 @@ pub(crate) async fn download_blob(
 /// Checks the hash of the downloaded bytes against `meta.expected`.
 fn verify(repo: &Repo, meta: &FileMeta, path: &Path) -> Result<(), HubError> {
     let (algorithm, expected, actual) = match &meta.expected {
-        Expected::Unknown => return Ok(()),
-        Expected::Sha256(hex) => (HashAlgorithm::Sha256, hex, hash_file::<Sha256>(path, None)?),
-        Expected::GitSha1(hex) => {
+        ExpectedHash::Unknown => return Ok(()),
+        ExpectedHash::Sha256(hex) => (HashAlgorithm::Sha256, hex, hash_file::<Sha256>(path, None)?),
+        ExpectedHash::GitSha1(hex) => {
             let len = std::fs::metadata(path).map_err(HubError::io(path))?.len();
             let header = format!("blob {len}\0");
             (

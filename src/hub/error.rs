@@ -46,7 +46,7 @@ pub enum HubError {
         status: u16,
         message: Option<String>,
     },
-    #[error("`{url}`: {source} (after {attempts} attempts)")]
+    #[error("`{url}`: failed after {attempts} attempts")]
     Network {
         url: String,
         attempts: u32,
@@ -87,13 +87,13 @@ pub enum HubError {
     },
     #[error("invalid Hub response from `{url}`: {reason}")]
     BadResponse { url: String, reason: String },
-    #[error("cache I/O on `{path}`: {source}")]
+    #[error("cache I/O on `{path}`")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot start the HTTP client: {0}")]
+    #[error("cannot start the HTTP client")]
     Client(#[source] reqwest::Error),
 }
 

@@ -31,7 +31,7 @@ pub mod model;
 pub mod repo;
 pub mod retry;
 
-pub use api::{Expected, FileMeta, RepoInfo, Sibling};
+pub use api::{ExpectedHash, FileMeta, RepoInfo, Sibling};
 pub use cache::{HubCache, Lookup};
 pub use client::{HubClient, Resolved, block_on, http_client};
 pub use data::{DataFetch, FetchError, fetch_task_data};

@@ -1,7 +1,8 @@
 //! Microbenchmark of the store's decode attention at model shapes: wall time
 //! per decode step (every layer: append the new entry, attend) and the KV
-//! bytes the step reads, hence GB/s. `hyperscale bench` and
-//! `benches/kv_decode.rs` call [`run_decode_bench`].
+//! bytes the step reads, hence GB/s. `benches/kv_decode.rs` calls
+//! [`run_attention_bench`]. (The whole model's decode benchmark,
+//! `hyperscale bench decode`, is [`crate::bench::DecodeBenchConfig`].)
 
 use std::time::Instant;
 
@@ -13,7 +14,7 @@ use super::{KvShape, KvStore, SeqId};
 
 /// What to measure.
 #[derive(Debug, Clone, Serialize)]
-pub struct DecodeBenchConfig {
+pub struct AttentionBenchConfig {
     pub shape: KvShape,
     /// Query heads (a multiple of `shape.kv_heads`).
     pub n_heads: usize,
@@ -31,7 +32,7 @@ pub struct DecodeBenchConfig {
     pub seed: u64,
 }
 
-impl DecodeBenchConfig {
+impl AttentionBenchConfig {
     /// SmolLM2-135M attention: 30 layers, 9 query / 3 KV heads, head_dim 64.
     pub fn smollm2_135m(batch: usize, context: usize, shared_prefix: bool) -> Self {
         Self {
@@ -54,8 +55,8 @@ impl DecodeBenchConfig {
 
 /// What was measured.
 #[derive(Debug, Clone, Serialize)]
-pub struct DecodeBenchReport {
-    pub config: DecodeBenchConfig,
+pub struct AttentionBenchReport {
+    pub config: AttentionBenchConfig,
     /// Median and minimum wall time of one step over every layer, ms.
     pub step_ms_median: f64,
     pub step_ms_min: f64,
@@ -70,7 +71,7 @@ pub struct DecodeBenchReport {
 }
 
 /// Fill a store, then time decode steps. Data are seeded random values.
-pub fn run_decode_bench(cfg: &DecodeBenchConfig) -> DecodeBenchReport {
+pub fn run_attention_bench(cfg: &AttentionBenchConfig) -> AttentionBenchReport {
     let KvShape {
         layers,
         kv_heads,
@@ -121,7 +122,7 @@ pub fn run_decode_bench(cfg: &DecodeBenchConfig) -> DecodeBenchReport {
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     let kv_bytes_per_step = reads as f64 * (2 * d * 4) as f64 / cfg.steps as f64;
-    DecodeBenchReport {
+    AttentionBenchReport {
         config: cfg.clone(),
         step_ms_median: median * 1e3,
         step_ms_min: times[0] * 1e3,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 /// A model, tokenizer or configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("failed to read `{path}`: {source}")]
+    #[error("failed to read `{path}`")]
     Io {
         path: PathBuf,
         #[source]

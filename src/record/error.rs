@@ -6,7 +6,7 @@ use std::path::PathBuf;
 /// A results file that cannot be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
-    #[error("failed to {action} `{path}`: {source}")]
+    #[error("failed to {action} `{path}`")]
     Io {
         action: &'static str,
         path: PathBuf,

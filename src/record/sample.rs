@@ -151,8 +151,8 @@ impl SampleRecord {
 
     /// The grader's outcome: the stored `outcome`; for a format-1 record,
     /// `correct` when `is_correct` (format 1's one score), else the outcome
-    /// its `verdict` label names (`no_answer`, `error`; `wrong`, a code
-    /// failure or an unknown label read as incorrect). Never inferred from
+    /// its `verdict` label names (`no_answer`, `error`; `incorrect`, a
+    /// code failure or an unknown label read as incorrect). Never inferred from
     /// `extracted_answer`.
     pub fn outcome(&self) -> Outcome {
         if let Some(o) = self.outcome {
@@ -246,7 +246,7 @@ mod tests {
         // A code sample that timed out ran: incorrect, not no_answer.
         assert_eq!(r.outcome(), Outcome::Incorrect);
         assert_eq!(r.failure_kind(), Some(FailureKind::Timeout));
-        r.verdict = "wrong".into();
+        r.verdict = "incorrect".into();
         assert_eq!(r.outcome(), Outcome::Incorrect);
         r.verdict = "no_answer".into();
         assert_eq!(r.outcome(), Outcome::NoAnswer);

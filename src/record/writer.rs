@@ -170,7 +170,7 @@ mod tests {
             "method": "dense", "policy": "dense", "policy_params": "{}", "cr_target": null,
             "cr_achieved": null, "width": 1, "max_tokens": 4, "seed": 0, "temperature": 0.0,
             "top_p": 1.0, "top_k": 0, "prompt_tokens": 1, "generated_tokens": 1,
-            "finish_reason": "eos", "extracted_answer": null, "verdict": "wrong",
+            "finish_reason": "eos", "extracted_answer": null, "verdict": "incorrect",
             "is_correct": false, "kv_reads": 0, "prefill_reads": 0, "peak_resident": 0,
             "peak_resident_batch": 0, "batch_first": 0, "batch_samples": 1, "peak_bytes": 0,
             "kv_rows": 1, "budget_source": "measured", "wall_seconds": 0.0,
@@ -178,7 +178,7 @@ mod tests {
             "device": "cpu", "token_hash": "00", "text": null}"#,
         )
         .unwrap();
-        let e = w.append(&record).unwrap_err().to_string();
+        let e = crate::error_chain(&w.append(&record).unwrap_err());
         assert!(
             e.contains("failed to append to `results/run/samples.jsonl`") && e.contains("space"),
             "{e}"

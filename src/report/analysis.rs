@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::estimators::BootstrapConfig;
 use super::frontier::pareto_frontier;
 use super::gain::{GainEstimate, Selection, TaskMatrix, gain_estimate};
-use super::summary::{Budget, PointSummary, ProblemRow, fmt_num};
+use super::summary::{BudgetAxis, PointSummary, ProblemRow, fmt_num};
 
 /// Fewer problems than this in a task draws a warning.
 pub const TINY_TASK_PROBLEMS: u32 = 30;
@@ -18,7 +18,7 @@ pub const TRUNCATION_WARN_RATE: f64 = 0.10;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Frontier {
     pub task: String,
-    pub budget: Budget,
+    pub budget: BudgetAxis,
     pub method: String,
     /// `None`: over all the method's CRs.
     pub cr: Option<f64>,
@@ -55,7 +55,7 @@ impl Analysis {
     }
 
     /// The all-CR frontier of a method on a budget.
-    pub fn frontier(&self, task: &str, budget: Budget, method: &str) -> Option<&Frontier> {
+    pub fn frontier(&self, task: &str, budget: BudgetAxis, method: &str) -> Option<&Frontier> {
         self.frontiers
             .iter()
             .find(|f| f.task == task && f.budget == budget && f.method == method && f.cr.is_none())
@@ -96,7 +96,7 @@ pub fn analyse(
                 }
             }
         }
-        for budget in Budget::ALL {
+        for budget in BudgetAxis::ALL {
             for s in &selections {
                 let members: Vec<usize> = idx
                     .iter()
@@ -137,7 +137,7 @@ pub fn analyse(
                     m.dropped.join(", ")
                 ));
             }
-            for budget in Budget::ALL {
+            for budget in BudgetAxis::ALL {
                 for s in selections.iter().filter(|s| {
                     idx.iter()
                         .any(|&i| !points[i].key.is_dense() && points[i].key.method == s.method)

@@ -20,7 +20,7 @@
 //!   regression on runs too small for a CI over problems (the smoke run has
 //!   one or two problems per task).
 //!
-//! Verdicts ([`Verdict`], the exit code):
+//! Verdicts ([`RegressionVerdict`], the exit code):
 //! - **regression (1)**: some accuracy CI lies entirely below
 //!   `−tolerance.accuracy` (needs ≥ 2 problems: one problem has no CI), or
 //!   the samples with identical tokens lost more correct verdicts than they
@@ -45,7 +45,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::estimators::{BootstrapConfig, bootstrap_ci, mean};
-use super::summary::{BatchRow, Budget, PointKey, ProblemRow};
+use super::summary::{BatchRow, BudgetAxis, PointKey, ProblemRow};
 use crate::record::{
     Manifest, OLDEST_READABLE_FORMAT, RECORD_FORMAT_VERSION, SampleRecord, readable_format,
 };
@@ -139,18 +139,18 @@ impl Default for Tolerances {
 /// The exit code's meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Verdict {
+pub enum RegressionVerdict {
     Pass,
     Regression,
     Incomparable,
 }
 
-impl Verdict {
+impl RegressionVerdict {
     pub fn exit_code(self) -> u8 {
         match self {
-            Verdict::Pass => 0,
-            Verdict::Regression => 1,
-            Verdict::Incomparable => 2,
+            RegressionVerdict::Pass => 0,
+            RegressionVerdict::Regression => 1,
+            RegressionVerdict::Incomparable => 2,
         }
     }
 }
@@ -158,7 +158,7 @@ impl Verdict {
 /// A budget's change at one configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BudgetChange {
-    pub budget: Budget,
+    pub budget: BudgetAxis,
     pub baseline: f64,
     pub candidate: f64,
     /// `candidate / baseline − 1` (0 when both are 0).
@@ -213,7 +213,7 @@ pub struct ReplayCheck {
 pub struct Comparison {
     pub baseline: String,
     pub candidate: String,
-    pub verdict: Verdict,
+    pub verdict: RegressionVerdict,
     /// Why the verdict is not pass.
     pub reasons: Vec<String>,
     /// What was left out and why.
@@ -266,7 +266,7 @@ pub fn compare(
     let mut out = Comparison {
         baseline: baseline.name.clone(),
         candidate: candidate.name.clone(),
-        verdict: Verdict::Pass,
+        verdict: RegressionVerdict::Pass,
         reasons: Vec::new(),
         notes: Vec::new(),
         tolerances: *tol,
@@ -351,7 +351,7 @@ pub fn compare(
         let c: Vec<&ProblemRow> = common.iter().map(|p| &crows[*p]).collect();
         let acc = |rows: &[&ProblemRow]| rows.iter().map(|r| r.accuracy).collect::<Vec<_>>();
         let accuracy = change(&acc(&b), &acc(&c), tol.accuracy, boot);
-        let budgets = Budget::ALL
+        let budgets = BudgetAxis::ALL
             .iter()
             .map(|&budget| {
                 let m = |rows: &[&ProblemRow]| {
@@ -458,7 +458,7 @@ pub fn compare(
             .push("no configuration in common (different models, tasks, methods or grids)".into());
     }
     if !incomparable.is_empty() {
-        out.verdict = Verdict::Incomparable;
+        out.verdict = RegressionVerdict::Incomparable;
         out.reasons = incomparable;
         return out;
     }
@@ -497,7 +497,7 @@ pub fn compare(
         }
     }
     if !out.reasons.is_empty() {
-        out.verdict = Verdict::Regression;
+        out.verdict = RegressionVerdict::Regression;
     }
     out
 }

@@ -3,8 +3,8 @@
 
 use std::fmt::Write as _;
 
-use super::compare::{AccuracyChange, BudgetChange, Comparison, Verdict};
-use super::summary::Budget;
+use super::compare::{AccuracyChange, BudgetChange, Comparison, RegressionVerdict};
+use super::summary::BudgetAxis;
 
 /// The comparison as pretty JSON (non-finite numbers become `null`).
 pub fn compare_json(c: &Comparison) -> String {
@@ -45,9 +45,9 @@ fn rel(b: Option<&BudgetChange>, redact: bool) -> String {
 pub fn compare_markdown(c: &Comparison, redact: bool) -> String {
     let mut out = String::new();
     let (word, mark) = match c.verdict {
-        Verdict::Pass => ("PASS", "✅"),
-        Verdict::Regression => ("REGRESSION", "❌"),
-        Verdict::Incomparable => ("INCOMPARABLE", "⚠️"),
+        RegressionVerdict::Pass => ("PASS", "✅"),
+        RegressionVerdict::Regression => ("REGRESSION", "❌"),
+        RegressionVerdict::Incomparable => ("INCOMPARABLE", "⚠️"),
     };
     let _ = writeln!(
         out,
@@ -77,13 +77,13 @@ pub fn compare_markdown(c: &Comparison, redact: bool) -> String {
             "not gated: different or unknown hardware"
         }
     );
-    if c.verdict == Verdict::Incomparable {
+    if c.verdict == RegressionVerdict::Incomparable {
         return out;
     }
     let r = &c.replay;
     let _ = writeln!(
         out,
-        "Replay: {} common sample(s) generated identical tokens, {} differ; on identical tokens {} verdict(s) went correct → wrong and {} wrong → correct.\n",
+        "Replay: {} common sample(s) generated identical tokens, {} differ; on identical tokens {} verdict(s) went correct → incorrect and {} incorrect → correct.\n",
         r.identical, r.different_tokens, r.lost, r.gained
     );
     let _ = writeln!(out, "### Methods (pooled over their configurations)\n");
@@ -114,7 +114,7 @@ pub fn compare_markdown(c: &Comparison, redact: bool) -> String {
     );
     for p in &c.points {
         let a = &p.accuracy;
-        let b = |x: Budget| rel(p.budgets.iter().find(|b| b.budget == x), redact);
+        let b = |x: BudgetAxis| rel(p.budgets.iter().find(|b| b.budget == x), redact);
         let _ = writeln!(
             out,
             "| {} | {} | {} | {} | {} | {} | {:+.1}{} | {} | {} | {} | {} | {} |",
@@ -127,10 +127,10 @@ pub fn compare_markdown(c: &Comparison, redact: bool) -> String {
             100.0 * a.delta,
             if a.regression { " ✗" } else { "" },
             ci(a),
-            b(Budget::KvReads),
-            b(Budget::PeakEntries),
-            b(Budget::PeakBytes),
-            b(Budget::Runtime),
+            b(BudgetAxis::KvReads),
+            b(BudgetAxis::PeakEntries),
+            b(BudgetAxis::PeakBytes),
+            b(BudgetAxis::Runtime),
         );
     }
     if !c.notes.is_empty() {

@@ -11,7 +11,7 @@ pub enum ReportError {
     Record(#[from] RecordError),
     #[error("`{dir}` holds no sample records (expected `{file}`)")]
     NoRecords { dir: PathBuf, file: String },
-    #[error("failed to write `{path}`: {source}")]
+    #[error("failed to write `{path}`")]
     Write {
         path: PathBuf,
         #[source]
@@ -20,7 +20,7 @@ pub enum ReportError {
     #[error("failed to draw `{path}`: {message}")]
     Plot { path: PathBuf, message: String },
     #[cfg(feature = "report")]
-    #[error("dataframe: {0}")]
+    #[error("dataframe operation failed")]
     Polars(#[from] polars::error::PolarsError),
 }
 

@@ -6,7 +6,7 @@
 //!
 //! - A configuration (method, CR, W, L) is an **operating point**
 //!   `(b, a)`: its mean budget per problem `b` (KV reads, peak KV memory or
-//!   runtime; see [`super::Budget`]) and its mean accuracy `a`.
+//!   runtime; see [`super::BudgetAxis`]) and its mean accuracy `a`.
 //! - Point `p` **dominates** `q` when `b_p ≤ b_q` and `a_p ≥ a_q` with at
 //!   least one inequality strict. The **Pareto frontier** of a set of points
 //!   is the set of points that nothing dominates, sorted by budget; along it

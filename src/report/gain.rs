@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::estimators::{BootstrapConfig, quantile};
 use super::frontier::{FrontierGain, frontier_curve, mean_gain};
-use super::summary::{Budget, PointKey, ProblemRow};
+use super::summary::{BudgetAxis, PointKey, ProblemRow};
 
 /// One task's configurations with their per-problem values, restricted to
 /// the problems every configuration has.
@@ -90,7 +90,7 @@ impl Selection {
 pub struct GainEstimate {
     pub task: String,
     pub selection: Selection,
-    pub budget: Budget,
+    pub budget: BudgetAxis,
     /// The point estimate and its budget range.
     pub gain: FrontierGain,
     /// Percentile bootstrap CI over problems.
@@ -107,7 +107,7 @@ pub struct GainEstimate {
 pub fn gain_estimate(
     m: &TaskMatrix,
     selection: &Selection,
-    budget: Budget,
+    budget: BudgetAxis,
     bootstrap: &BootstrapConfig,
 ) -> Option<GainEstimate> {
     let chosen: Vec<&Vec<ProblemRow>> = m
@@ -161,7 +161,7 @@ pub fn gain_estimate(
 fn gain_with(
     chosen: &[&Vec<ProblemRow>],
     dense: &[&Vec<ProblemRow>],
-    budget: Budget,
+    budget: BudgetAxis,
     w: &[f64],
 ) -> Option<FrontierGain> {
     let total: f64 = w.iter().sum();

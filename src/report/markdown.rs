@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use super::analysis::Analysis;
 use super::batches::VoteOn;
-use super::summary::{Budget, PointSummary, fmt_num};
+use super::summary::{BudgetAxis, PointSummary, fmt_num};
 use crate::record::Manifest;
 
 /// What the report says about the run itself.
@@ -92,10 +92,10 @@ fn with_se(v: f64, se: Option<f64>) -> String {
     }
 }
 
-fn budget_value(b: Budget, p: &PointSummary, redact: bool) -> String {
+fn budget_value(b: BudgetAxis, p: &PointSummary, redact: bool) -> String {
     match b {
-        Budget::Runtime => wall(p.runtime_s, redact),
-        Budget::PeakBytes => format!("{}B", si(p.peak_bytes)),
+        BudgetAxis::Runtime => wall(p.runtime_s, redact),
+        BudgetAxis::PeakBytes => format!("{}B", si(p.peak_bytes)),
         _ => si(b.of_point(p)),
     }
 }
@@ -236,7 +236,9 @@ fn gains(out: &mut String, a: &Analysis, r: bool) {
                     format!("[{:+.1}, {:+.1}]", 100.0 * lo, 100.0 * hi)
                 }),
                 match g.budget {
-                    Budget::Runtime => format!("{}–{} s", fmt_sig(g.gain.lo), fmt_sig(g.gain.hi)),
+                    BudgetAxis::Runtime => {
+                        format!("{}–{} s", fmt_sig(g.gain.lo), fmt_sig(g.gain.hi))
+                    }
                     _ => format!("{}–{}", si(g.gain.lo), si(g.gain.hi)),
                 },
             )
@@ -275,9 +277,9 @@ fn task_table(out: &mut String, a: &Analysis, task: &str, r: bool) {
         .filter(|(_, p)| p.key.task == task)
     {
         let marks: String = [
-            (Budget::KvReads, 'R'),
-            (Budget::PeakEntries, 'M'),
-            (Budget::Runtime, 'T'),
+            (BudgetAxis::KvReads, 'R'),
+            (BudgetAxis::PeakEntries, 'M'),
+            (BudgetAxis::Runtime, 'T'),
         ]
         .iter()
         // Runtime membership depends on wall-clock: not in redacted output.
@@ -316,10 +318,10 @@ fn task_table(out: &mut String, a: &Analysis, task: &str, r: bool) {
             100.0 * p.no_answer_rate,
             p.generated_tokens,
             100.0 * p.truncated_rate,
-            budget_value(Budget::KvReads, p, r),
-            budget_value(Budget::PeakEntries, p, r),
-            budget_value(Budget::PeakBytes, p, r),
-            budget_value(Budget::Runtime, p, r),
+            budget_value(BudgetAxis::KvReads, p, r),
+            budget_value(BudgetAxis::PeakEntries, p, r),
+            budget_value(BudgetAxis::PeakBytes, p, r),
+            budget_value(BudgetAxis::Runtime, p, r),
             wall(p.tokens_per_s, r),
         );
     }

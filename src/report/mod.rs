@@ -46,8 +46,8 @@ pub mod writer;
 pub use analysis::{Analysis, Frontier, analyse};
 pub use batches::{Prepared, VoteOn, batch_rows, point_key, prepare, std_err_across_runs_by_point};
 pub use compare::{
-    Comparison, DEFAULT_BUDGET_TOLERANCE, DEFAULT_RUNTIME_TOLERANCE, RunTables, Tolerances,
-    Verdict, compare,
+    Comparison, DEFAULT_BUDGET_TOLERANCE, DEFAULT_RUNTIME_TOLERANCE, RegressionVerdict, RunTables,
+    Tolerances, compare,
 };
 pub use compare_render::{compare_json, compare_markdown};
 pub use error::ReportError;
@@ -64,7 +64,7 @@ pub use grade_summary::{
     render_json, render_text, summarize, summarize_with,
 };
 pub use markdown::{PlotRef, RenderOptions, RunInfo, render_markdown};
-pub use summary::{BatchRow, Budget, PointKey, PointSummary, ProblemRow};
+pub use summary::{BatchRow, BudgetAxis, PointKey, PointSummary, ProblemRow};
 #[cfg(feature = "report")]
 pub use writer::{
     ReportFiles, ReportOptions, RunData, RunReport, build_report, build_report_with, compare_runs,

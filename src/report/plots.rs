@@ -12,7 +12,7 @@ use super::analysis::Analysis;
 use super::frontier::frontier_curve;
 use super::markdown::PlotRef;
 use super::plot::{Chart, ImageFormat, Marker, Point, Scale, Series, render_grid};
-use super::summary::{Budget, fmt_num};
+use super::summary::{BudgetAxis, fmt_num};
 
 /// One drawn figure: its files and how the report refers to it.
 #[derive(Debug, Clone)]
@@ -22,7 +22,11 @@ pub struct Drawn {
 }
 
 /// The budgets drawn, in panel order.
-const PANELS: [Budget; 3] = [Budget::KvReads, Budget::PeakBytes, Budget::Runtime];
+const PANELS: [BudgetAxis; 3] = [
+    BudgetAxis::KvReads,
+    BudgetAxis::PeakBytes,
+    BudgetAxis::Runtime,
+];
 
 /// The CRs of a task, sorted; a configuration's marker is its CR's index
 /// (dense: the first marker, then one per CR).
@@ -38,7 +42,7 @@ fn crs(a: &Analysis, task: &str) -> Vec<Option<f64>> {
 }
 
 /// The chart of one task on one budget.
-pub fn task_chart(a: &Analysis, task: &str, budget: Budget) -> Chart {
+pub fn task_chart(a: &Analysis, task: &str, budget: BudgetAxis) -> Chart {
     let crs = crs(a, task);
     let marker =
         |cr: Option<f64>| Marker::for_index(crs.iter().position(|c| *c == cr).unwrap_or(0));
@@ -105,12 +109,12 @@ pub fn task_chart(a: &Analysis, task: &str, budget: Budget) -> Chart {
     }
 }
 
-fn budget_name(b: Budget) -> &'static str {
+fn budget_name(b: BudgetAxis) -> &'static str {
     match b {
-        Budget::KvReads => "KV reads",
-        Budget::PeakEntries => "peak KV entries",
-        Budget::PeakBytes => "peak KV memory",
-        Budget::Runtime => "runtime",
+        BudgetAxis::KvReads => "KV reads",
+        BudgetAxis::PeakEntries => "peak KV entries",
+        BudgetAxis::PeakBytes => "peak KV memory",
+        BudgetAxis::Runtime => "runtime",
     }
 }
 
@@ -155,7 +159,7 @@ pub fn draw_plots(a: &Analysis, dir: &Path) -> Result<Vec<Drawn>, ReportError> {
     if tasks.len() > 1 {
         let charts: Vec<Chart> = tasks
             .iter()
-            .map(|t| task_chart(a, t, Budget::KvReads))
+            .map(|t| task_chart(a, t, BudgetAxis::KvReads))
             .collect();
         out.push(Drawn {
             reference: PlotRef {

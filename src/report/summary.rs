@@ -1,7 +1,7 @@
 //! The values that flow through the report: a configuration's key
 //! ([`PointKey`]), one W-batch ([`BatchRow`]), one problem of a configuration
 //! ([`ProblemRow`]), one configuration over its problems ([`PointSummary`]),
-//! and the budget axes ([`Budget`]). Plain structs; the dataframe work that
+//! and the budget axes ([`BudgetAxis`]). Plain structs; the dataframe work that
 //! fills them lives in `aggregate`.
 
 use serde::{Deserialize, Serialize};
@@ -183,7 +183,7 @@ pub struct PointSummary {
 /// A budget axis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Budget {
+pub enum BudgetAxis {
     /// Decode-time KV entries read, summed over the W samples.
     KvReads,
     /// Peak resident KV entries of the W-batch.
@@ -194,54 +194,54 @@ pub enum Budget {
     Runtime,
 }
 
-impl Budget {
-    pub const ALL: [Budget; 4] = [
-        Budget::KvReads,
-        Budget::PeakEntries,
-        Budget::PeakBytes,
-        Budget::Runtime,
+impl BudgetAxis {
+    pub const ALL: [BudgetAxis; 4] = [
+        BudgetAxis::KvReads,
+        BudgetAxis::PeakEntries,
+        BudgetAxis::PeakBytes,
+        BudgetAxis::Runtime,
     ];
 
     /// Short name for files and columns.
     pub fn slug(self) -> &'static str {
         match self {
-            Budget::KvReads => "kv_reads",
-            Budget::PeakEntries => "peak_entries",
-            Budget::PeakBytes => "peak_bytes",
-            Budget::Runtime => "runtime_s",
+            BudgetAxis::KvReads => "kv_reads",
+            BudgetAxis::PeakEntries => "peak_entries",
+            BudgetAxis::PeakBytes => "peak_bytes",
+            BudgetAxis::Runtime => "runtime_s",
         }
     }
 
     /// Axis label with its unit.
     pub fn label(self) -> &'static str {
         match self {
-            Budget::KvReads => "KV reads per problem (entries, decode)",
-            Budget::PeakEntries => "peak KV memory per problem (entries)",
-            Budget::PeakBytes => "peak KV memory per problem (bytes)",
-            Budget::Runtime => "runtime per problem (s)",
+            BudgetAxis::KvReads => "KV reads per problem (entries, decode)",
+            BudgetAxis::PeakEntries => "peak KV memory per problem (entries)",
+            BudgetAxis::PeakBytes => "peak KV memory per problem (bytes)",
+            BudgetAxis::Runtime => "runtime per problem (s)",
         }
     }
 
     /// Runtime is measured, not counted: it varies across machines.
     pub fn is_wall_clock(self) -> bool {
-        matches!(self, Budget::Runtime)
+        matches!(self, BudgetAxis::Runtime)
     }
 
     pub fn of_point(self, p: &PointSummary) -> f64 {
         match self {
-            Budget::KvReads => p.kv_reads,
-            Budget::PeakEntries => p.peak_entries,
-            Budget::PeakBytes => p.peak_bytes,
-            Budget::Runtime => p.runtime_s,
+            BudgetAxis::KvReads => p.kv_reads,
+            BudgetAxis::PeakEntries => p.peak_entries,
+            BudgetAxis::PeakBytes => p.peak_bytes,
+            BudgetAxis::Runtime => p.runtime_s,
         }
     }
 
     pub fn of_problem(self, p: &ProblemRow) -> f64 {
         match self {
-            Budget::KvReads => p.kv_reads,
-            Budget::PeakEntries => p.peak_entries,
-            Budget::PeakBytes => p.peak_bytes,
-            Budget::Runtime => p.runtime_s,
+            BudgetAxis::KvReads => p.kv_reads,
+            BudgetAxis::PeakEntries => p.peak_entries,
+            BudgetAxis::PeakBytes => p.peak_bytes,
+            BudgetAxis::Runtime => p.runtime_s,
         }
     }
 }

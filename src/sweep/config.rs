@@ -40,8 +40,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::ConfigError;
 use super::keypath::key_at;
+use super::{ConfigError, SweepError};
 use crate::kv::{QUEST_DENSE_LAYERS, QuestGranularity, TovaGranularity};
 use crate::prompt::template::RegionMode;
 
@@ -343,6 +343,18 @@ pub enum MethodSection {
 pub const DEFAULT_MIN_TOKENS: usize = 16;
 
 impl SweepConfig {
+    /// Read and parse the config file at `path`: the one way a sweep reads
+    /// its config. A file that cannot be read is
+    /// [`SweepError::ReadConfig`]; one that does not parse is one line
+    /// `path:line: key: message` ([`SweepError::Config`]).
+    pub fn load(path: &std::path::Path) -> Result<Self, SweepError> {
+        let text = std::fs::read_to_string(path).map_err(|source| SweepError::ReadConfig {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(Self::parse(&text, &path.display().to_string())?)
+    }
+
     /// Parse a config file's text. Errors are one line naming the key;
     /// `file` is used in messages only.
     pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {

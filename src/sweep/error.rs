@@ -24,7 +24,7 @@ pub struct ConfigError {
 /// Why a sweep stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
-    #[error("failed to read config `{path}`: {source}")]
+    #[error("failed to read config `{path}`")]
     ReadConfig {
         path: PathBuf,
         #[source]
@@ -46,21 +46,21 @@ pub enum SweepError {
         found: u32,
         expected: u32,
     },
-    #[error("failed to move the previous run `{from}` to `{to}`: {source}")]
+    #[error("failed to move the previous run `{from}` to `{to}`")]
     MoveAside {
         from: PathBuf,
         to: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("failed to render problem `{problem}` of task `{task}`: {source}")]
+    #[error("failed to render problem `{problem}` of task `{task}`")]
     Render {
         task: String,
         problem: String,
         #[source]
         source: BoxError,
     },
-    #[error("generation failed in trial {trial} ({label}) on problem `{problem}`: {source}")]
+    #[error("generation failed in trial {trial} ({label}) on problem `{problem}`")]
     Generate {
         trial: String,
         label: String,
@@ -74,7 +74,7 @@ pub enum SweepError {
         problem: String,
         message: String,
     },
-    #[error("grading sample `{sample_id}` failed: {source}")]
+    #[error("grading sample `{sample_id}` failed")]
     Grade {
         sample_id: String,
         #[source]

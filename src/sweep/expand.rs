@@ -109,7 +109,11 @@ pub fn expand(
     let base = catalog.inspect(&plan.model.path).map_err(|e| {
         err(
             "model.path".into(),
-            format!("cannot identify `{}`: {e}", plan.model.path),
+            format!(
+                "cannot identify `{}`: {}",
+                plan.model.path,
+                crate::error_chain(&*e)
+            ),
         )
     })?;
     identities
@@ -118,15 +122,22 @@ pub fn expand(
     let limits = catalog.limits(&plan.model.path).map_err(|e| {
         err(
             "model.path".into(),
-            format!("cannot read the config of `{}`: {e}", plan.model.path),
+            format!(
+                "cannot read the config of `{}`: {}",
+                plan.model.path,
+                crate::error_chain(&*e)
+            ),
         )
     })?;
     let mut dms_ids = Vec::new();
     for (i, d) in plan.model.dms.iter().enumerate() {
         let key = format!("model.dms[{i}].path");
-        let info = catalog
-            .inspect(&d.path)
-            .map_err(|e| err(key.clone(), format!("cannot identify `{}`: {e}", d.path)))?;
+        let info = catalog.inspect(&d.path).map_err(|e| {
+            err(
+                key.clone(),
+                format!("cannot identify `{}`: {}", d.path, crate::error_chain(&*e)),
+            )
+        })?;
         if !info.has_dms {
             return Err(err(key, format!("`{}` has no DMS parameters", d.path)));
         }
@@ -141,7 +152,7 @@ pub fn expand(
         let loaded = tasks.load(t).map_err(|e| {
             err(
                 format!("tasks[{i}]"),
-                format!("cannot load task `{}`: {e}", t.name),
+                format!("cannot load task `{}`: {}", t.name, crate::error_chain(&*e)),
             )
         })?;
         let mut seen = HashSet::new();

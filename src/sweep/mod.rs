@@ -51,6 +51,6 @@ pub use expand::{Expanded, Group, WorkUnit, expand};
 pub use options::{PipelineTiming, RunSummary, SkippedGroup, SweepOptions};
 pub use plan::{Checkpoint, Dtype, Filters, Plan, TaskPlan};
 pub use progress::ProgressMode;
-pub use runner::run_sweep;
+pub use runner::{run_plan, run_sweep};
 pub use shard::{partition, restrict_to_shard, shard_dir, shard_units};
 pub use trial::{Trial, TrialSpec};

@@ -44,20 +44,28 @@ use crate::record::{
     set_aside_errors,
 };
 
-/// Run (or resume, or `--dry-run`) the sweep of `config_path`.
+/// Run (or resume, or `--dry-run`) the sweep of `config_path`:
+/// [`SweepConfig::load`] → [`Plan::from_config`] → [`run_plan`].
 pub fn run_sweep(
     config_path: &Path,
     options: &SweepOptions,
     deps: SweepDeps<'_>,
 ) -> Result<RunSummary, SweepError> {
+    let config = SweepConfig::load(config_path)?;
     let file = config_path.display().to_string();
-    let text = std::fs::read_to_string(config_path).map_err(|source| SweepError::ReadConfig {
-        path: config_path.to_path_buf(),
-        source,
-    })?;
-    let config = SweepConfig::parse(&text, &file)?;
     let plan = Plan::from_config(&config, &file, &options.filters)?;
-    let mut expanded = expand(&plan, &file, deps.catalog, deps.tasks)?;
+    run_plan(&plan, &file, options, deps)
+}
+
+/// Run (or resume, or `--dry-run`) `plan`, validated from the config file
+/// `file` (named in messages and the manifest) with `options.filters`.
+pub fn run_plan(
+    plan: &Plan,
+    file: &str,
+    options: &SweepOptions,
+    deps: SweepDeps<'_>,
+) -> Result<RunSummary, SweepError> {
+    let mut expanded = expand(plan, file, deps.catalog, deps.tasks)?;
     let mut run_dir = options
         .results_dir
         .as_ref()
@@ -95,7 +103,7 @@ pub fn run_sweep(
         let mut summary = summary_of(&run_dir, &expanded, &work);
         summary.errors_retried = retried;
         summary.plan = Some(describe_plan(
-            &plan,
+            plan,
             &expanded,
             &work,
             &run_dir,
@@ -112,9 +120,7 @@ pub fn run_sweep(
     let budget_source = deps.generator.budget_source();
     std::fs::create_dir_all(&run_dir).map_err(|e| RecordError::io("create", &run_dir, e))?;
     let mut lock = RunLock::acquire(&run_dir)?;
-    let mut manifest = open_run(
-        &run_dir, &plan, &expanded, &file, options, &device, &mut lock,
-    )?;
+    let mut manifest = open_run(&run_dir, plan, &expanded, file, options, &device, &mut lock)?;
     let repaired = if samples_path.exists() {
         repair_torn_tail(&samples_path)?
     } else {
@@ -172,7 +178,7 @@ pub fn run_sweep(
     ));
 
     let mut generation = Generation {
-        plan: &plan,
+        plan,
         expanded: &expanded,
         device: &device,
         budget_source,
@@ -220,7 +226,10 @@ pub fn run_sweep(
         && summary.skipped_groups.is_empty()
         && counts.errors == 0
         && summary.skipped_records + counts.written == summary.planned_records;
-    let close = session.close(complete, result.as_ref().err().map(ToString::to_string));
+    let close = session.close(
+        complete,
+        result.as_ref().err().map(|e| crate::error_chain(e)),
+    );
     let result = first_failure(result, close);
     // Parquet for notebooks; samples.jsonl stays the source of truth.
     #[cfg(feature = "report")]

@@ -141,7 +141,8 @@ fn watcher(read_fd: libc::c_int) {
                 counts.written
             ),
             Some(Err(e)) => format!(
-                "{reason}: could not close the session in `{dir}`: {e}; to resume, run: {resume}"
+                "{reason}: could not close the session in `{dir}`: {}; to resume, run: {resume}",
+                crate::error_chain(&e)
             ),
         };
         let _ = writeln!(stderr, "\n{line}");

@@ -17,7 +17,7 @@ use std::path::Path;
 
 use serde_json::{Map, Value};
 
-use super::error::LoadError;
+use super::error::DataError;
 use super::load::{Collector, LineError, Outcome, kind, read_jsonl};
 use super::problem::{Problem, Reference};
 
@@ -32,7 +32,7 @@ const ID_FIELDS: [&str; 2] = ["id", "ID"];
 const KEPT_FIELDS: [&str; 4] = ["url", "year", "source", "domain"];
 
 /// Reads one AIME JSONL file into `collector`.
-pub(crate) fn load(task: &str, path: &Path, collector: &mut Collector) -> Result<(), LoadError> {
+pub(crate) fn load(task: &str, path: &Path, collector: &mut Collector) -> Result<(), DataError> {
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

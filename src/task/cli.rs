@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::error::{LoadError, TaskError};
+use super::error::{DataError, TaskError};
 use super::load::{LoadOptions, LoadReport};
 use super::problem::{Problem, Reference};
 use super::source::Source;
@@ -40,7 +40,7 @@ pub fn list() -> String {
                 );
             }
             Err(e) => {
-                let _ = writeln!(out, "{name:<14} invalid: {e}");
+                let _ = writeln!(out, "{name:<14} invalid: {}", crate::error_chain(&e));
             }
         }
     }
@@ -49,7 +49,7 @@ pub fn list() -> String {
 
 /// The task's settings, what loading found (files, counts, skipped lines) and
 /// the first `limit` problems. GPQA question text is never shown, only lengths.
-pub fn show(task: &Task, opts: &LoadOptions, limit: usize) -> Result<String, LoadError> {
+pub fn show(task: &Task, opts: &LoadOptions, limit: usize) -> Result<String, DataError> {
     let report = task.load_problems(opts)?;
     Ok(describe(task, &report, limit))
 }

@@ -1,5 +1,5 @@
 //! Errors of the task stage: reading a task file ([`TaskError`]), loading its
-//! data ([`LoadError`]) and rendering a problem ([`RenderError`]).
+//! data ([`DataError`]) and rendering a problem ([`RenderError`]).
 
 use std::path::PathBuf;
 
@@ -16,7 +16,7 @@ pub enum TaskError {
         #[source]
         source: std::io::Error,
     },
-    #[error("invalid task file `{path}`: {source}")]
+    #[error("invalid task file `{path}`")]
     Parse {
         path: PathBuf,
         #[source]
@@ -34,7 +34,7 @@ pub enum TaskError {
         field: String,
         reason: String,
     },
-    #[error("task file `{path}`: field `{field}`: {source}")]
+    #[error("task file `{path}`: field `{field}`")]
     Template {
         path: PathBuf,
         field: String,
@@ -48,7 +48,7 @@ pub enum TaskError {
 /// Data that cannot be found or read. Messages name the file, the 1-based line
 /// (for CSV: the line the record starts on) and the field.
 #[derive(Debug, Error)]
-pub enum LoadError {
+pub enum DataError {
     #[error(
         "no data for task `{task}`: looked for {}{}",
         list(.searched),
@@ -81,7 +81,7 @@ pub enum LoadError {
         line: usize,
         reason: String,
     },
-    #[error("failed to open zip archive `{path}`: {source}")]
+    #[error("failed to open zip archive `{path}`")]
     Zip {
         path: PathBuf,
         #[source]
@@ -124,7 +124,7 @@ pub enum RenderError {
         problem: String,
         field: &'static str,
     },
-    #[error("problem `{problem}`: {source}")]
+    #[error("problem `{problem}`")]
     Template {
         problem: String,
         #[source]

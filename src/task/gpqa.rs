@@ -15,7 +15,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::error::LoadError;
+use super::error::DataError;
 use super::load::{Collector, LineError, Outcome};
 use super::problem::{Problem, Reference};
 
@@ -46,8 +46,8 @@ pub(crate) fn load(
     path: &Path,
     zip: &ZipSpec<'_>,
     collector: &mut Collector,
-) -> Result<(), LoadError> {
-    let io_err = |source| LoadError::Io {
+) -> Result<(), DataError> {
+    let io_err = |source| DataError::Io {
         path: path.to_path_buf(),
         source,
     };
@@ -64,8 +64,8 @@ pub(crate) fn load(
     }
 }
 
-fn read_member(path: &Path, bytes: Vec<u8>, zip: &ZipSpec<'_>) -> Result<Vec<u8>, LoadError> {
-    let zip_err = |source| LoadError::Zip {
+fn read_member(path: &Path, bytes: Vec<u8>, zip: &ZipSpec<'_>) -> Result<Vec<u8>, DataError> {
+    let zip_err = |source| DataError::Zip {
         path: path.to_path_buf(),
         source,
     };
@@ -75,7 +75,7 @@ fn read_member(path: &Path, bytes: Vec<u8>, zip: &ZipSpec<'_>) -> Result<Vec<u8>
         .ok_or(zip::result::ZipError::FileNotFound)
         .map_err(zip_err)?;
     let encrypted = archive.by_index_raw(index).map_err(zip_err)?.encrypted();
-    let decrypt_err = |detail: String| LoadError::ZipDecrypt {
+    let decrypt_err = |detail: String| DataError::ZipDecrypt {
         path: path.to_path_buf(),
         member: zip.member.to_string(),
         detail,
@@ -98,21 +98,21 @@ fn read_member(path: &Path, bytes: Vec<u8>, zip: &ZipSpec<'_>) -> Result<Vec<u8>
     Ok(out)
 }
 
-fn parse_csv(path: &Path, bytes: &[u8], collector: &mut Collector) -> Result<(), LoadError> {
+fn parse_csv(path: &Path, bytes: &[u8], collector: &mut Collector) -> Result<(), DataError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .from_reader(bytes);
-    let headers = reader.headers().map_err(|e| LoadError::Line {
+    let headers = reader.headers().map_err(|e| DataError::Line {
         path: path.to_path_buf(),
         line: 1,
         reason: format!("invalid CSV header: {e}"),
     })?;
-    let column = |name: &str| -> Result<usize, LoadError> {
+    let column = |name: &str| -> Result<usize, DataError> {
         headers
             .iter()
             .position(|h| h == name)
-            .ok_or_else(|| LoadError::Field {
+            .ok_or_else(|| DataError::Field {
                 path: path.to_path_buf(),
                 line: 1,
                 field: name.to_string(),

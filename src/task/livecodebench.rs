@@ -19,7 +19,7 @@ use base64::Engine;
 use serde_json::{Map, Value};
 
 use super::date::{Date, DateWindow};
-use super::error::LoadError;
+use super::error::DataError;
 use super::load::{Collector, LineError, Outcome, kind, read_jsonl, string_field};
 use super::problem::{Problem, Reference, TestCase, TestKind};
 use crate::limits::MAX_PRIVATE_TESTS_BYTES;
@@ -90,7 +90,7 @@ pub(crate) fn load(
     path: &Path,
     window: &DateWindow,
     collector: &mut Collector,
-) -> Result<(), LoadError> {
+) -> Result<(), DataError> {
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use super::error::LoadError;
+use super::error::DataError;
 use super::problem::Problem;
 use super::spec::HubSource;
 use crate::hub::HubCache;
@@ -139,13 +139,13 @@ impl Collector {
     }
 
     /// Takes one record's outcome: keeps it, counts it as filtered, or turns
-    /// its error into a [`LoadError`] (strict) or a [`Skipped`] (lenient).
+    /// its error into a [`DataError`] (strict) or a [`Skipped`] (lenient).
     pub fn accept(
         &mut self,
         path: &Path,
         line: usize,
         outcome: Result<Outcome, LineError>,
-    ) -> Result<(), LoadError> {
+    ) -> Result<(), DataError> {
         let outcome = outcome.and_then(|o| match o {
             Outcome::Keep(problem) => match self.seen.get(&problem.id) {
                 Some((first_path, first_line)) => Err(LineError::field(
@@ -177,13 +177,13 @@ impl Collector {
             }),
             Err(err) => {
                 return Err(match err.field {
-                    Some(field) => LoadError::Field {
+                    Some(field) => DataError::Field {
                         path: path.to_path_buf(),
                         line,
                         field,
                         reason: err.reason,
                     },
-                    None => LoadError::Line {
+                    None => DataError::Line {
                         path: path.to_path_buf(),
                         line,
                         reason: err.reason,
@@ -195,10 +195,10 @@ impl Collector {
     }
 
     /// The report; an error if nothing at all was read from `last_path`'s load.
-    pub fn finish(self, last_path: &Path) -> Result<LoadReport, LoadError> {
+    pub fn finish(self, last_path: &Path) -> Result<LoadReport, DataError> {
         let report = self.report;
         if report.problems.is_empty() && report.skipped.is_empty() && report.filtered_out == 0 {
-            return Err(LoadError::Empty {
+            return Err(DataError::Empty {
                 path: last_path.to_path_buf(),
             });
         }
@@ -212,8 +212,8 @@ pub(crate) fn read_jsonl(
     path: &Path,
     collector: &mut Collector,
     mut parse: impl FnMut(usize, &Map<String, Value>) -> Result<Outcome, LineError>,
-) -> Result<(), LoadError> {
-    let io_err = |source| LoadError::Io {
+) -> Result<(), DataError> {
+    let io_err = |source| DataError::Io {
         path: path.to_path_buf(),
         source,
     };
@@ -244,8 +244,8 @@ pub(crate) fn locate(
     alternatives: &[Vec<String>],
     opts: &LoadOptions,
     hub: Option<&HubSource>,
-) -> Result<Vec<PathBuf>, LoadError> {
-    let not_found = |searched| LoadError::NotFound {
+) -> Result<Vec<PathBuf>, DataError> {
+    let not_found = |searched| DataError::NotFound {
         task: task.to_string(),
         searched,
         fetch: hub.is_some(),
@@ -315,7 +315,7 @@ mod tests {
         std::fs::write(&path, "\n  \n").unwrap();
         let mut c = Collector::new(false);
         read_jsonl(&path, &mut c, |_, _| Err(LineError::record("unreachable"))).unwrap();
-        assert!(matches!(c.finish(&path), Err(LoadError::Empty { .. })));
+        assert!(matches!(c.finish(&path), Err(DataError::Empty { .. })));
     }
 
     #[test]

@@ -21,7 +21,7 @@
 //! | `date.rs` | contest-date windows |
 //! | `render.rs` | `Task::render`, `SampleCtx`, `Rendered` |
 //! | `cli.rs` | `hyperscale tasks list|show` text |
-//! | `error.rs` | `TaskError`, `LoadError`, `RenderError` |
+//! | `error.rs` | `TaskError`, `DataError`, `RenderError` |
 
 pub mod aime;
 pub mod arith;
@@ -45,7 +45,7 @@ pub use choices::{
     ChoiceOrder, ChoiceSchedule, Permutation, correct_letter, simple_evals_permutations,
 };
 pub use date::{Date, DateWindow};
-pub use error::{LoadError, RenderError, TaskError};
+pub use error::{DataError, RenderError, TaskError};
 pub use livecodebench::{Release, decode_private_tests};
 pub use load::{DATA_ENV, LoadOptions, LoadReport, Skipped};
 pub use problem::{Expected, Problem, Reference, TestCase, TestKind};

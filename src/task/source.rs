@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use super::aime;
 use super::arith::{self, ArithConfig};
 use super::date::DateWindow;
-use super::error::LoadError;
+use super::error::DataError;
 use super::gpqa::{self, ZipSpec};
 use super::livecodebench::{self, Release};
 use super::load::{Collector, LoadOptions, LoadReport, locate};
@@ -39,7 +39,7 @@ impl Task {
     /// Loads the task's problems (see [`LoadOptions`] for where data is looked
     /// for). Strict unless `opts.lenient`: the first bad line is an error
     /// naming file, line and field.
-    pub fn load_problems(&self, opts: &LoadOptions) -> Result<LoadReport, LoadError> {
+    pub fn load_problems(&self, opts: &LoadOptions) -> Result<LoadReport, DataError> {
         let singles = |files: &[String]| files.iter().map(|f| vec![f.clone()]).collect::<Vec<_>>();
         let mut collector = Collector::new(opts.lenient);
         let paths: Vec<PathBuf> = match &self.source {
@@ -82,7 +82,7 @@ impl Task {
             }
             Source::Arith(config) => {
                 if let Some(path) = &opts.data {
-                    return Err(LoadError::Generated {
+                    return Err(DataError::Generated {
                         task: self.name.clone(),
                         path: path.clone(),
                     });

@@ -400,7 +400,7 @@ mod tests {
             ),
         ];
         for (name, from, to, needle) in cases {
-            let err = edited(name, from, to).unwrap_err().to_string();
+            let err = crate::error_chain(&edited(name, from, to).unwrap_err());
             assert!(err.contains(needle), "{name} {to}: {err}");
         }
     }

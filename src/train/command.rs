@@ -55,7 +55,7 @@ pub fn sequences(
             let model = LoadedModel::load(model_path, DeviceKind::Cpu).map_err(|e| {
                 TrainError::Setting {
                     field: "self-distill",
-                    reason: e.to_string(),
+                    reason: crate::error_chain(&e),
                 }
             })?;
             let docs = self_distill(&model, plan, |done, total| {

@@ -62,14 +62,14 @@ pub fn self_distill(
     };
     let mut requests = Vec::new();
     for name in &plan.tasks {
-        let task = crate::task::cli::resolve(name).map_err(|e| setting(e.to_string()))?;
+        let task = crate::task::cli::resolve(name).map_err(|e| setting(crate::error_chain(&e)))?;
         for p in problems(&task, plan.prompts, plan.seed)? {
             let r = task
                 .render(&p, SampleCtx::default())
-                .map_err(|e| setting(e.to_string()))?;
+                .map_err(|e| setting(crate::error_chain(&e)))?;
             let prompt = model
                 .prompt_ids(&r.user_message, None, false)
-                .map_err(|e| setting(e.to_string()))?;
+                .map_err(|e| setting(crate::error_chain(&e)))?;
             requests.push(Request {
                 prompt,
                 samples: 1,

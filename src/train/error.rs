@@ -14,7 +14,7 @@ pub enum TrainError {
     Load(#[from] LoadError),
     #[error("invalid training setting `{field}`: {reason}")]
     Setting { field: &'static str, reason: String },
-    #[error("failed to read training data `{path}`: {source}")]
+    #[error("failed to read training data `{path}`")]
     ReadData {
         path: PathBuf,
         source: std::io::Error,
@@ -27,7 +27,7 @@ pub enum TrainError {
     },
     #[error("training data has no sequence of at least 2 tokens")]
     NoData,
-    #[error("failed to write `{path}`: {source}")]
+    #[error("failed to write `{path}`")]
     Write {
         path: PathBuf,
         source: std::io::Error,

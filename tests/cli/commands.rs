@@ -765,3 +765,67 @@ fn dms_window_beyond_the_context_is_refused_not_an_allocation_abort() {
     ]);
     assert_refused(&out, &["--window", "context length"]);
 }
+
+/// How many times `needle` occurs in the process's stderr.
+fn occurrences(out: &Output, needle: &str) -> usize {
+    String::from_utf8_lossy(&out.stderr).matches(needle).count()
+}
+
+/// A sweep config whose `[model]` is the tiny fixture and whose grid has
+/// `grid` (a TOML line), with one aime24 task reading `data`.
+fn tiny_sweep_config(dir: &Path, data: &str, grid: &str) -> PathBuf {
+    let model = root().join("tests/fixtures/models/tiny-llama");
+    let cfg = dir.join("bad.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[model]\npath = {model:?}\n\n[[tasks]]\nname = \"aime24\"\ndata = {data:?}\nlimit = 1\n\n[sampling]\nseeds = [0]\n\n[grid]\n{grid}\nlengths = [4]\n[[grid.methods]]\npolicy = \"dense\"\n",
+            model = model.display().to_string(),
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+#[test]
+fn sweep_config_with_a_bad_field_names_the_file_line_and_field_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = root().join("tests/data/aime24/qwen25math_aime24_test.jsonl");
+    let cfg = tiny_sweep_config(dir.path(), data.to_str().unwrap(), "widths = \"two\"");
+    let out = hyperscale(&["sweep", cfg.to_str().unwrap(), "--dry-run"]);
+    let file = cfg.display().to_string();
+    assert_one_line_error(&out, &[&format!("{file}:13: grid.widths: invalid type")]);
+    assert_eq!(occurrences(&out, &file), 1);
+    assert_eq!(occurrences(&out, "grid.widths"), 1);
+    assert_eq!(occurrences(&out, "invalid type"), 1);
+}
+
+#[test]
+fn sweep_config_that_cannot_be_read_prints_its_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("absent.toml");
+    let out = hyperscale(&["sweep", cfg.to_str().unwrap(), "--dry-run"]);
+    let file = cfg.display().to_string();
+    assert_one_line_error(&out, &[&format!("failed to read config `{file}`: ")]);
+    assert_eq!(occurrences(&out, &file), 1);
+    assert_eq!(occurrences(&out, "os error 2"), 1);
+}
+
+#[test]
+fn nested_error_prints_each_cause_once() {
+    // sweep config → task → task data → I/O: four messages, each once.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("no-such-file.jsonl");
+    let cfg = tiny_sweep_config(dir.path(), data.to_str().unwrap(), "widths = [1]");
+    let out = hyperscale(&["sweep", cfg.to_str().unwrap(), "--dry-run"]);
+    assert_one_line_error(&out, &["tasks[0]", "aime24", "no-such-file.jsonl"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert_eq!(occurrences(&out, "no-such-file.jsonl"), 1, "{stderr}");
+    assert_eq!(
+        occurrences(&out, "failed to load the problems"),
+        1,
+        "{stderr}"
+    );
+    assert_eq!(occurrences(&out, "error: "), 1, "{stderr}");
+}

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use hyperscale::task::{
-    Expected, LoadError, LoadOptions, Problem, Reference, SampleCtx, Task, TestKind,
+    DataError, Expected, LoadOptions, Problem, Reference, SampleCtx, Task, TestKind,
     decode_private_tests, simple_evals_permutations,
 };
 
@@ -105,7 +105,7 @@ fn data_is_found_under_a_root_folder() {
         .load_problems(&opts)
         .unwrap_err();
     let message = err.to_string();
-    assert!(matches!(err, LoadError::NotFound { .. }));
+    assert!(matches!(err, DataError::NotFound { .. }));
     assert!(
         message.contains("/nonexistent-root/aime24/nemo_skills_aime24_test.jsonl"),
         "{message}"
@@ -225,7 +225,7 @@ fn gpqa_wrong_password_is_a_clear_error() {
         .unwrap()
         .load_problems(&opts)
         .unwrap_err();
-    assert!(matches!(err, LoadError::ZipDecrypt { .. }), "{err}");
+    assert!(matches!(err, DataError::ZipDecrypt { .. }), "{err}");
     assert!(err.to_string().contains("dataset/gpqa_diamond.csv"));
 }
 
@@ -498,7 +498,7 @@ fn arith_is_deterministic_and_graded() {
     let err = task
         .load_problems(&LoadOptions::with_data("x.jsonl"))
         .unwrap_err();
-    assert!(matches!(err, LoadError::Generated { .. }));
+    assert!(matches!(err, DataError::Generated { .. }));
 }
 
 fn problems_of_level(problems: &[Problem], level: u64) -> Vec<Problem> {

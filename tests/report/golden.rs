@@ -19,9 +19,9 @@ use hyperscale::generate::FinishReason;
 use hyperscale::grade::{FailureKind, Outcome};
 use hyperscale::record::{BudgetSource, SampleRecord};
 use hyperscale::report::{
-    BootstrapConfig, Budget, RunTables, Selection, TaskMatrix, Tolerances, Verdict, VoteOn,
-    aggregate::aggregate, aggregate::point_summaries, aggregate::problem_rows, analyse, batch_rows,
-    compare, gain_estimate,
+    BootstrapConfig, BudgetAxis, RegressionVerdict, RunTables, Selection, TaskMatrix, Tolerances,
+    VoteOn, aggregate::aggregate, aggregate::point_summaries, aggregate::problem_rows, analyse,
+    batch_rows, compare, gain_estimate,
 };
 
 /// log10(100/60) / log10(120/60): where 100 sits between 60 and 120 on a log axis.
@@ -150,7 +150,7 @@ fn golden_points_frontiers_and_gain_with_ci() {
 
     // Frontiers on KV reads: both configurations of each method.
     let f = |m: &str| {
-        a.frontier("arith", Budget::KvReads, m)
+        a.frontier("arith", BudgetAxis::KvReads, m)
             .unwrap()
             .points
             .clone()
@@ -167,7 +167,7 @@ fn golden_points_frontiers_and_gain_with_ci() {
     let g = a
         .gains
         .iter()
-        .find(|g| g.budget == Budget::KvReads && g.selection.cr.is_none())
+        .find(|g| g.budget == BudgetAxis::KvReads && g.selection.cr.is_none())
         .unwrap();
     assert!(close(g.gain.gain, full), "{} vs {full}", g.gain.gain);
     assert_eq!((g.gain.lo, g.gain.hi), (100.0, 120.0));
@@ -198,7 +198,7 @@ fn golden_points_frontiers_and_gain_with_ci() {
             method: "tova".into(),
             cr: Some(2.0),
         },
-        Budget::KvReads,
+        BudgetAxis::KvReads,
         &BootstrapConfig::default(),
     )
     .unwrap();
@@ -223,7 +223,7 @@ fn compare_golden_verdicts() {
     let boot = BootstrapConfig::default();
     let tol = Tolerances::default();
     let same = compare(&base, &tables(&golden()), &tol, &boot);
-    assert_eq!(same.verdict, Verdict::Pass, "{:?}", same.reasons);
+    assert_eq!(same.verdict, RegressionVerdict::Pass, "{:?}", same.reasons);
     assert!(same.points.iter().all(|p| p.accuracy.delta == 0.0));
 
     // Planted regression: every correct answer flipped wrong. Pooled dense:
@@ -241,7 +241,7 @@ fn compare_golden_verdicts() {
         })
         .collect();
     let c = compare(&base, &tables(&flipped), &tol, &boot);
-    assert_eq!(c.verdict, Verdict::Regression);
+    assert_eq!(c.verdict, RegressionVerdict::Regression);
     // Replay: same token hashes, and all 8 correct samples (dense W1 A,
     // dense W2 A A B B, tova W2 A A B) turned wrong.
     assert_eq!(
@@ -269,7 +269,7 @@ fn compare_golden_verdicts() {
         })
         .collect();
     let c = compare(&base, &tables(&heavier), &tol, &boot);
-    assert_eq!(c.verdict, Verdict::Regression);
+    assert_eq!(c.verdict, RegressionVerdict::Regression);
     assert!(
         c.reasons.iter().all(|r| r.contains("kv_reads grew +10.0%")),
         "{:?}",
@@ -286,7 +286,7 @@ fn compare_golden_verdicts() {
         .collect();
     assert_eq!(
         compare(&base, &tables(&slower), &tol, &boot).verdict,
-        Verdict::Pass
+        RegressionVerdict::Pass
     );
     let strict = Tolerances {
         runtime: Some(0.5),
@@ -294,7 +294,7 @@ fn compare_golden_verdicts() {
     };
     assert_eq!(
         compare(&base, &tables(&slower), &strict, &boot).verdict,
-        Verdict::Regression
+        RegressionVerdict::Regression
     );
 
     // Another task version: incomparable, explained.
@@ -306,7 +306,7 @@ fn compare_golden_verdicts() {
         })
         .collect();
     let c = compare(&base, &tables(&other), &tol, &boot);
-    assert_eq!(c.verdict, Verdict::Incomparable);
+    assert_eq!(c.verdict, RegressionVerdict::Incomparable);
     assert!(
         c.reasons[0].contains("task `arith` versions differ"),
         "{:?}",
@@ -480,7 +480,7 @@ fn report_and_compare_count_duplicate_records_once_with_a_warning() {
         &Tolerances::default(),
         &BootstrapConfig::default(),
     );
-    assert_eq!(c.verdict, Verdict::Pass, "{:?}", c.reasons);
+    assert_eq!(c.verdict, RegressionVerdict::Pass, "{:?}", c.reasons);
     assert!(
         c.notes.iter().any(|n| n.contains("12 duplicate record(s)")),
         "{:?}",

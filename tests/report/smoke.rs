@@ -182,7 +182,7 @@ fn format_1_records_are_read_and_compare_with_format_2() {
     .unwrap();
     assert_eq!(
         c.verdict,
-        hyperscale::report::Verdict::Pass,
+        hyperscale::report::RegressionVerdict::Pass,
         "{:?}",
         c.reasons
     );

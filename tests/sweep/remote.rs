@@ -192,7 +192,7 @@ fn sweep(
         ..SweepOptions::default()
     };
     let result = wiring::run(&cfg, &options)
-        .map_err(|e| e.to_string())
+        .map_err(|e| hyperscale::error_chain(&e))
         .map(|_| {
             read_records(&dir.path().join("results/remote").join(SAMPLES_FILE))
                 .unwrap()
@@ -513,7 +513,7 @@ fn sweep_at(dir: &Path, text: &str) -> Result<hyperscale::sweep::RunSummary, Str
         git_revision: Some("test".into()),
         ..SweepOptions::default()
     };
-    wiring::run(&cfg, &options).map_err(|e| e.to_string())
+    wiring::run(&cfg, &options).map_err(|e| hyperscale::error_chain(&e))
 }
 
 fn records_at(dir: &Path) -> Vec<SampleRecord> {

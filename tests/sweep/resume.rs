@@ -34,7 +34,7 @@ fn resume_after_a_generator_crash_gives_the_uninterrupted_record_set() {
         let e = sb
             .run_with(&sb.options(), &mut g, Arc::new(FakeGrader::default()))
             .unwrap_err();
-        let msg = e.to_string();
+        let msg = hyperscale::error_chain(&e);
         assert!(
             msg.contains("simulated crash") && msg.starts_with("generation failed in trial t"),
             "{msg}"
@@ -122,8 +122,8 @@ fn resume_after_a_grader_failure_gives_the_same_set() {
     });
     let e = sb
         .run_with(&sb.options(), &mut FakeGenerator::default(), grader)
-        .unwrap_err()
-        .to_string();
+        .unwrap_err();
+    let e = hyperscale::error_chain(&e);
     assert!(
         e.starts_with("grading sample `t") && e.contains("sandbox could not start"),
         "{e}"

@@ -147,7 +147,7 @@ pub enum PlotError {
     BadYRange { path: PathBuf, lo: f64, hi: f64 },
     #[error("cannot plot `{path}`: a grid needs at least one chart and one column")]
     EmptyGrid { path: PathBuf },
-    #[error("failed to create the folder for `{path}`: {source}")]
+    #[error("failed to create the folder for `{path}`")]
     CreateDir {
         path: PathBuf,
         source: std::io::Error,

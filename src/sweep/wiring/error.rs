@@ -16,38 +16,38 @@ pub enum WiringError {
         "no model at `{path}` (a model on the Hugging Face Hub is written `hf:ORG/NAME[@REV]`)"
     )]
     NoModel { path: PathBuf },
-    #[error("model `{model}`: {source}")]
+    #[error("model `{model}`")]
     Hub {
         model: String,
         /// Boxed: keeps every `Result<_, WiringError>` small.
         #[source]
         source: Box<crate::hub::HubError>,
     },
-    #[error("failed to hash `{path}`: {source}")]
+    #[error("failed to hash `{path}`")]
     Hash {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("failed to inspect model `{path}`: {source}")]
+    #[error("failed to inspect model `{path}`")]
     Inspect {
         path: PathBuf,
         #[source]
         source: LoadError,
     },
-    #[error("`{path}`: invalid config.json: {source}")]
+    #[error("`{path}`: invalid config.json")]
     ConfigJson {
         path: PathBuf,
         #[source]
         source: serde_json::Error,
     },
-    #[error("failed to load model `{path}`: {source}")]
+    #[error("failed to load model `{path}`")]
     LoadModel {
         path: String,
         #[source]
         source: RuntimeError,
     },
-    #[error("failed to build the prompt of problem `{problem}`: {source}")]
+    #[error("failed to build the prompt of problem `{problem}`")]
     Prompt {
         problem: String,
         #[source]
@@ -55,17 +55,17 @@ pub enum WiringError {
     },
     #[error(transparent)]
     Task(#[from] TaskError),
-    #[error("failed to load the problems of task `{task}`: {source}")]
+    #[error("failed to load the problems of task `{task}`")]
     TaskData {
         task: String,
         #[source]
-        source: crate::task::LoadError,
+        source: crate::task::DataError,
     },
     #[error("task `{task}` was not loaded by this sweep")]
     UnknownTask { task: String },
     #[error(transparent)]
     Render(#[from] RenderError),
-    #[error("task `{task}`: {source}")]
+    #[error("task `{task}`")]
     Grade {
         task: String,
         #[source]
@@ -89,6 +89,6 @@ pub enum WiringError {
 
 impl From<SandboxError> for WiringError {
     fn from(e: SandboxError) -> Self {
-        WiringError::Sandbox(e.to_string())
+        WiringError::Sandbox(crate::error_chain(&e))
     }
 }

@@ -29,7 +29,7 @@ impl TaskGrader {
 
     fn sandbox(&self) -> Result<&Sandbox, WiringError> {
         self.sandbox
-            .get_or_init(|| Sandbox::new(self.config.clone()).map_err(|e| e.to_string()))
+            .get_or_init(|| Sandbox::new(self.config.clone()).map_err(|e| crate::error_chain(&e)))
             .as_ref()
             .map_err(|e| WiringError::Sandbox(e.clone()))
     }

@@ -180,10 +180,7 @@ mod tests {
         let loaded = TaskRegistry::default().load_task(&p).unwrap();
         assert_eq!(loaded.problems.len(), 30);
         p.data = Some("no/such/file.jsonl".into());
-        let err = TaskRegistry::default()
-            .load_task(&p)
-            .unwrap_err()
-            .to_string();
+        let err = crate::error_chain(&TaskRegistry::default().load_task(&p).unwrap_err());
         assert!(
             err.contains("aime24") && err.contains("no/such/file.jsonl"),
             "{err}"

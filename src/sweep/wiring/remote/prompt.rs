@@ -47,12 +47,12 @@ impl PromptModel {
             detail,
         };
         if dir.is_file() {
-            let source = open_model(dir).map_err(|e| fail(e.to_string()))?;
+            let source = open_model(dir).map_err(|e| fail(crate::error_chain(&e)))?;
             let template = source
                 .tokenizer
                 .chat_template()
                 .ok_or_else(|| fail("the GGUF file has no chat template".into()))?;
-            let chat = ChatTemplate::new(template).map_err(|e| fail(e.to_string()))?;
+            let chat = ChatTemplate::new(template).map_err(|e| fail(crate::error_chain(&e)))?;
             let config = source.config;
             return Ok(PromptModel {
                 tokenizer: source.tokenizer,
@@ -67,13 +67,15 @@ impl PromptModel {
         if !dir.is_dir() {
             return Err(fail("backend \"openai\" needs a local directory with config.json, tokenizer.json and the chat template, or a GGUF file".into()));
         }
-        let files = HfFiles::in_dir(dir).map_err(|e| fail(e.to_string()))?;
-        let config = ModelConfig::from_hf_json(&files.config).map_err(|e| fail(e.to_string()))?;
+        let files = HfFiles::in_dir(dir).map_err(|e| fail(crate::error_chain(&e)))?;
+        let config =
+            ModelConfig::from_hf_json(&files.config).map_err(|e| fail(crate::error_chain(&e)))?;
         let mut tokenizer =
             Tokenizer::from_files(&files.tokenizer, files.tokenizer_config.as_deref())
-                .map_err(|e| fail(e.to_string()))?;
+                .map_err(|e| fail(crate::error_chain(&e)))?;
         if let Some(p) = &files.generation_config {
-            let g = GenerationDefaults::from_hf_json(p).map_err(|e| fail(e.to_string()))?;
+            let g =
+                GenerationDefaults::from_hf_json(p).map_err(|e| fail(crate::error_chain(&e)))?;
             for &id in &g.eos_token_ids {
                 tokenizer.add_eos_id(id);
             }
@@ -84,7 +86,7 @@ impl PromptModel {
                 fail("no chat template (tokenizer_config.json or chat_template.jinja)".into())
             })?,
         };
-        let chat = ChatTemplate::new(&source).map_err(|e| fail(e.to_string()))?;
+        let chat = ChatTemplate::new(&source).map_err(|e| fail(crate::error_chain(&e)))?;
         Ok(PromptModel {
             tokenizer,
             chat,
@@ -110,11 +112,11 @@ impl PromptModel {
         let text = self
             .chat
             .render(&[Message::user(user)], true, &vars)
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| fail(crate::error_chain(&e)))?;
         // The template writes any BOS itself.
         self.tokenizer
             .encode(&text, false)
-            .map_err(|e| fail(e.to_string()))
+            .map_err(|e| fail(crate::error_chain(&e)))
     }
 }
 
