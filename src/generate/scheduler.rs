@@ -21,8 +21,12 @@
 //! whole store. Only the timings depend on the batch. The tests check all of
 //! this against [`generate`](super::generate) run on each request alone.
 //!
-//! Not yet: chunked prefill (a long prompt is prefilled in one piece between
-//! two steps) and admission by KV memory.
+//! Known gap: a policy that writes a step's entry before it evicts (H2O,
+//! TOVA) peaks inside a step, which a measure at step boundaries misses
+//! (the test `h2o_keeps_each_requests_own_peak` is ignored until the ledger
+//! tracks a group's peak on every write). Not yet: chunked prefill (a long
+//! prompt is prefilled in one piece between two steps), admission by KV
+//! memory, use by the sweep.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -323,5 +327,150 @@ mod tests {
         // Generated tokens = Σ batch sizes + one first token per sample.
         let generated: usize = out.iter().map(|c| c.generated_tokens).sum();
         assert_eq!(steps.iter().sum::<usize>() + 8, generated);
+    }
+
+    /// The toy model driven through the cache-policy API, so evicting
+    /// policies run their own placement and scoring.
+    struct PolicyToy;
+    fn toy_kv(store: &KvStore, seqs: &[SeqId], tokens: &[u32]) -> Vec<f32> {
+        seqs.iter()
+            .zip(tokens)
+            .flat_map(|(&s, &t)| {
+                let p = store.position(s) as f32;
+                let t = t as f32;
+                [
+                    (t * 0.7).sin(),
+                    (t * 1.3 + p * 0.1).cos(),
+                    (t * 0.3).sin(),
+                    1.0,
+                ]
+            })
+            .collect()
+    }
+    fn toy_logits(o: &[f32]) -> Vec<f32> {
+        (0..Toy.vocab_size())
+            .map(|i| 3.0 * ((o[0] * 5.0 + i as f32).sin() + (o[1] * 3.0).cos() * i as f32 * 0.1))
+            .collect()
+    }
+    impl Decoder for PolicyToy {
+        fn kv_shape(&self) -> KvShape {
+            Toy.kv_shape()
+        }
+        fn vocab_size(&self) -> usize {
+            Toy.vocab_size()
+        }
+        fn prefill(&self, store: &mut KvStore, seq: SeqId, tokens: &[u32]) -> Vec<f32> {
+            let kv: Vec<f32> = tokens
+                .iter()
+                .enumerate()
+                .flat_map(|(p, &t)| {
+                    let (p, t) = (p as f32, t as f32);
+                    [
+                        (t * 0.7).sin(),
+                        (t * 1.3 + p * 0.1).cos(),
+                        (t * 0.3).sin(),
+                        1.0,
+                    ]
+                })
+                .collect();
+            let mut out = vec![0.0; kv.len()];
+            let step = crate::kv::PrefillStep {
+                layer: 0,
+                seq,
+                q: &kv,
+                k: &kv,
+                v: &kv,
+                scale: 0.5,
+                decisions: &[],
+            };
+            store.policy_prefill(step, &mut out).expect("prefill");
+            store.advance(seq, tokens.len());
+            toy_logits(&out[out.len() - 4..])
+        }
+        fn decode(&self, store: &mut KvStore, seqs: &[SeqId], tokens: &[u32]) -> Vec<f32> {
+            let kv = toy_kv(store, seqs, tokens);
+            let mut out = vec![0.0; kv.len()];
+            let step = crate::kv::DecodeStep {
+                layer: 0,
+                seqs,
+                q: &kv,
+                k: &kv,
+                v: &kv,
+                scale: 0.5,
+                slots: &[],
+            };
+            store.policy_decode(step, &[], &mut out).expect("decode");
+            for &s in seqs {
+                store.advance(s, 1);
+            }
+            out.chunks(4).flat_map(toy_logits).collect()
+        }
+    }
+
+    #[test]
+    fn window_keeps_each_requests_own_peak() {
+        check_policy(crate::kv::ResolvedPolicy::Window {
+            sink: 1,
+            budget: crate::kv::Budget::Tokens { tokens: 4 },
+        });
+    }
+
+    /// H2O writes a step's entry before it evicts, so the request's peak
+    /// lies inside a step; measured at step boundaries it comes out one
+    /// entry per row short (5 for 6 here). Needs the peak of a group
+    /// tracked by the ledger on every write.
+    #[test]
+    #[ignore = "known gap: intra-step peak of scored eviction (H2O, TOVA)"]
+    fn h2o_keeps_each_requests_own_peak() {
+        check_policy(crate::kv::ResolvedPolicy::H2o {
+            recent: 2,
+            budget: crate::kv::Budget::Tokens { tokens: 5 },
+        });
+    }
+
+    /// Every completion under `policy` equals the request run alone.
+    fn check_policy(policy: crate::kv::ResolvedPolicy) {
+        use crate::kv::ResolvedPolicy;
+        let policies = [policy];
+        let requests = mix();
+        let store = |p: &ResolvedPolicy| {
+            KvStore::with_resolved_policy(Toy.kv_shape(), p.clone()).expect("policy")
+        };
+        for policy in &policies {
+            let alone: Vec<Completion> = requests
+                .iter()
+                .enumerate()
+                .flat_map(|(r, req)| {
+                    let mut s = store(policy);
+                    generate(
+                        &PolicyToy,
+                        &Letters,
+                        &mut s,
+                        std::slice::from_ref(req),
+                        |_| {},
+                    )
+                    .into_iter()
+                    .map(move |mut c| {
+                        c.request = r;
+                        without_timing(c)
+                    })
+                })
+                .collect();
+            for max in [1, 3, 1000] {
+                let mut s = store(policy);
+                let mut got = Vec::new();
+                generate_continuous(
+                    &PolicyToy,
+                    &Letters,
+                    &mut s,
+                    requests.iter().cloned(),
+                    SchedulerOptions { max_sequences: max },
+                    |_| {},
+                    |done| got.extend(done.into_iter().map(without_timing)),
+                );
+                got.sort_by_key(|c| (c.request, c.sample));
+                assert_eq!(got, alone, "{policy:?}, max_sequences {max}");
+            }
+        }
     }
 }
