@@ -92,13 +92,14 @@ pub struct TokenEvent {
     pub token: u32,
 }
 
-struct Live {
-    request: usize,
-    sample: u64,
-    seq: SeqId,
-    sampler: Sampler,
-    tokens: Vec<u32>,
-    decode_seconds: f64,
+/// One sample in the batch (shared with the continuous scheduler).
+pub(super) struct Live {
+    pub(super) request: usize,
+    pub(super) sample: u64,
+    pub(super) seq: SeqId,
+    pub(super) sampler: Sampler,
+    pub(super) tokens: Vec<u32>,
+    pub(super) decode_seconds: f64,
 }
 
 /// Generate every sample of every request. `store` holds the cache policy and
@@ -197,7 +198,11 @@ pub fn generate<M: Decoder, T: TextDecoder>(
 }
 
 /// Why `tokens` ends here, if it does.
-fn finished<T: TextDecoder>(req: &Request, tokens: &[u32], text: &T) -> Option<FinishReason> {
+pub(super) fn finished<T: TextDecoder>(
+    req: &Request,
+    tokens: &[u32],
+    text: &T,
+) -> Option<FinishReason> {
     let last = *tokens.last()?;
     if req.stop.is_eos(last) {
         return Some(FinishReason::Eos);
@@ -208,7 +213,7 @@ fn finished<T: TextDecoder>(req: &Request, tokens: &[u32], text: &T) -> Option<F
     (tokens.len() >= req.max_tokens).then_some(FinishReason::Length)
 }
 
-fn complete<T: TextDecoder>(
+pub(super) fn complete<T: TextDecoder>(
     s: Live,
     reason: FinishReason,
     req: &Request,
@@ -250,13 +255,13 @@ fn complete<T: TextDecoder>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A toy model over the real store: one layer, one KV head, head_dim 4.
     /// Its logits depend on the attention output over all the sequence's
     /// entries, so any mix-up between sequences changes the tokens.
-    struct Toy;
+    pub(crate) struct Toy;
     const VOCAB: usize = 11;
 
     fn embed(token: u32, pos: usize) -> [f32; 4] {
@@ -319,14 +324,14 @@ mod tests {
         }
     }
 
-    struct Letters;
+    pub(crate) struct Letters;
     impl TextDecoder for Letters {
         fn decode(&self, ids: &[u32]) -> String {
             ids.iter().map(|&i| (b'a' + i as u8) as char).collect()
         }
     }
 
-    fn request(samples: usize, first_sample: u64, max_tokens: usize) -> Request {
+    pub(crate) fn request(samples: usize, first_sample: u64, max_tokens: usize) -> Request {
         Request {
             prompt: vec![1, 5, 3, 7],
             samples,

@@ -68,6 +68,7 @@ pub mod cube_kernel;
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 mod cube_store;
 pub mod error;
+mod group;
 mod host;
 mod ledger;
 mod plan;
