@@ -288,8 +288,11 @@ pub struct ModelArgs {
     /// GGUF's Q4_0/Q4_1/Q8_0 blocks as stored: the same logits as f32 bit
     /// for bit, 4–7× fewer bytes; prefill and GPUs use f32), `f32`, `bf16`
     /// (rounded once at load, half the bytes; on the CPU only to preview
-    /// its numerics, burn's bf16 matmul is slow there), or `auto`:
-    /// quantized on the CPU, bf16 on CUDA, f32 on wgpu.
+    /// its numerics, burn's bf16 matmul is slow there), `q8act` (the
+    /// blocks of `quantized` with activations quantized to int8 per 32
+    /// values and integer dot products: close to, not equal to, f32's
+    /// logits; docs/cpu-kernels.md), or `auto`: quantized on the CPU, bf16
+    /// on CUDA, f32 on wgpu.
     #[arg(long, default_value = "auto")]
     pub decode_weights: hyperscale::model::DecodeWeights,
 }

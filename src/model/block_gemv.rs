@@ -42,6 +42,10 @@ pub struct BlockWeight {
     pub cols: usize,
     /// `rows × kind.bytes_for(cols)` bytes, row after row.
     pub bytes: Arc<Vec<u8>>,
+    /// Whether decode steps quantize activations to 8 bits and run the
+    /// integer kernel of [`super::q8act`] (`--decode-weights q8act`)
+    /// instead of this module's exact f32 one.
+    pub int8_activations: bool,
 }
 
 impl BlockWeight {
@@ -69,7 +73,15 @@ impl BlockWeight {
             rows,
             cols,
             bytes: Arc::new(bytes),
+            int8_activations: false,
         })
+    }
+
+    /// The same blocks, read with 8-bit activations or not
+    /// ([`BlockWeight::int8_activations`]).
+    pub fn with_int8_activations(mut self, on: bool) -> Self {
+        self.int8_activations = on;
+        self
     }
 
     /// Bytes of one row.
@@ -89,7 +101,9 @@ impl BlockWeight {
         }
         let bytes: Vec<u8> = parts.iter().flat_map(|p| p.bytes.iter().copied()).collect();
         let rows = parts.iter().map(|p| p.rows).sum();
-        Self::new(first.kind, rows, first.cols, bytes).ok()
+        Self::new(first.kind, rows, first.cols, bytes)
+            .ok()
+            .map(|b| b.with_int8_activations(first.int8_activations))
     }
 
     /// The weight as row-major f32, as the loader dequantizes it.

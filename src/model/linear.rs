@@ -23,6 +23,12 @@ pub enum DecodeWeights {
     /// logits as f32 bit for bit, 4–7× fewer bytes per step. Prefill, other
     /// formats and GPUs use f32.
     Quantized,
+    /// The blocks of `Quantized`, with each activation row quantized per
+    /// 32 values to int8 (llama.cpp's Q8 scheme) and integer dot products
+    /// ([`super::q8act`]): fewer operations per weight, logits close to but
+    /// not bit-identical with f32; deterministic across instruction sets
+    /// and batch compositions. Elsewhere as `Quantized`.
+    Q8Act,
     /// The dequantized f32 weights.
     F32,
     /// Weights rounded to bf16 once at load; each projection casts its input
@@ -65,6 +71,7 @@ impl std::fmt::Display for DecodeWeights {
         f.write_str(match self {
             Self::Auto => "auto",
             Self::Quantized => "quantized",
+            Self::Q8Act => "q8act",
             Self::F32 => "f32",
             Self::Bf16 => "bf16",
         })
@@ -77,10 +84,11 @@ impl std::str::FromStr for DecodeWeights {
         match s {
             "auto" => Ok(Self::Auto),
             "quantized" => Ok(Self::Quantized),
+            "q8act" => Ok(Self::Q8Act),
             "f32" => Ok(Self::F32),
             "bf16" => Ok(Self::Bf16),
             other => Err(format!(
-                "unknown weights form `{other}` (expected auto, quantized, f32 or bf16)"
+                "unknown weights form `{other}` (expected auto, quantized, q8act, f32 or bf16)"
             )),
         }
     }
@@ -152,6 +160,11 @@ impl<B: Backend> Linear<B> {
         self.blocks.is_some()
     }
 
+    /// Whether decode steps read the blocks with 8-bit activations.
+    pub fn int8_activations(&self) -> bool {
+        self.blocks.as_ref().is_some_and(|b| b.int8_activations)
+    }
+
     /// Bytes of the weight in f32.
     pub fn f32_weight_bytes(&self) -> u64 {
         4 * self.weight.shape().num_elements() as u64
@@ -190,10 +203,15 @@ impl<B: Backend> Linear<B> {
     /// and other backends through burn's matmul.
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
         let _timed = crate::bench::profile::scope(crate::bench::profile::Phase::Projection);
-        if let Some(blocks) = &self.blocks
-            && let Some(y) = super::block_gemv::flex_linear_blocks(&x, blocks, self.bias.as_ref())
-        {
-            return y;
+        if let Some(blocks) = &self.blocks {
+            let y = if blocks.int8_activations {
+                super::q8act::flex_linear_q8act(&x, blocks, self.bias.as_ref())
+            } else {
+                super::block_gemv::flex_linear_blocks(&x, blocks, self.bias.as_ref())
+            };
+            if let Some(y) = y {
+                return y;
+            }
         }
         let wdtype = self.weight.dtype();
         let y = if wdtype == x.dtype() {
@@ -287,7 +305,7 @@ mod tests {
             DecodeWeights::Bf16.resolve_for::<Flex>(),
             DecodeWeights::Bf16
         );
-        for form in ["auto", "quantized", "f32", "bf16"] {
+        for form in ["auto", "quantized", "q8act", "f32", "bf16"] {
             assert_eq!(form.parse::<DecodeWeights>().unwrap().to_string(), form);
         }
         assert!("fp8".parse::<DecodeWeights>().unwrap_err().contains("fp8"));

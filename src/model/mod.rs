@@ -25,6 +25,7 @@ pub mod loader;
 pub mod mlp;
 pub mod norm;
 pub mod presets;
+pub mod q8act;
 pub mod rope;
 pub mod safetensors;
 pub mod synthetic;

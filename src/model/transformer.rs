@@ -47,6 +47,8 @@ struct Loader<'a> {
     weights: &'a dyn WeightSource,
     /// Whether linear weights also keep their file's blocks for decode.
     blocks: bool,
+    /// Whether those blocks are read with 8-bit activations (`q8act`).
+    int8_activations: bool,
 }
 
 impl Loader<'_> {
@@ -96,7 +98,8 @@ impl Loader<'_> {
         Ok(self
             .weights
             .load_blocks(name)?
-            .filter(|b| (b.rows, b.cols) == (rows, cols)))
+            .filter(|b| (b.rows, b.cols) == (rows, cols))
+            .map(|b| b.with_int8_activations(self.int8_activations)))
     }
 
     /// [`Loader::blocks`] for a fused projection: `None` unless every part
@@ -143,8 +146,9 @@ impl<B: AttentionBackend> Transformer<B> {
 
     /// [`Transformer::load`], choosing the form of the projection weights
     /// ([`DecodeWeights::resolve_for`] makes `Auto` concrete). On Flex with
-    /// [`DecodeWeights::Quantized`], linear weights stored in a block format
-    /// the CPU kernel reads also keep those blocks; with
+    /// [`DecodeWeights::Quantized`] (or [`DecodeWeights::Q8Act`]), linear
+    /// weights stored in a block format the CPU kernel reads also keep those
+    /// blocks; with
     /// [`DecodeWeights::Bf16`] every projection (the lm head included) is
     /// stored in bf16.
     pub fn load_with(
@@ -158,7 +162,8 @@ impl<B: AttentionBackend> Transformer<B> {
         let wd = form.weight_dtype();
         let ld = Loader {
             weights,
-            blocks: on_flex && form == DecodeWeights::Quantized,
+            blocks: on_flex && matches!(form, DecodeWeights::Quantized | DecodeWeights::Q8Act),
+            int8_activations: form == DecodeWeights::Q8Act,
         };
         let ModelConfig {
             vocab_size: vocab,
@@ -304,7 +309,9 @@ impl<B: AttentionBackend> Transformer<B> {
     /// The form the projections' weights took: `Quantized` when decode
     /// steps stream blocks, else the dtype the weights are stored in.
     pub fn weights_form(&self) -> DecodeWeights {
-        if self.linears().any(Linear::has_blocks) {
+        if self.linears().any(Linear::int8_activations) {
+            DecodeWeights::Q8Act
+        } else if self.linears().any(Linear::has_blocks) {
             DecodeWeights::Quantized
         } else if self.lm_head.weight_dtype() == burn::tensor::DType::BF16 {
             DecodeWeights::Bf16

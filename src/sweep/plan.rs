@@ -29,6 +29,10 @@ pub enum Dtype {
     /// step (prefill, other formats and GPUs use f32). Same name as
     /// `--decode-weights quantized`.
     Quantized,
+    /// The blocks of [`Dtype::Quantized`] with 8-bit activations and
+    /// integer dot products (`--decode-weights q8act`): its own numerics.
+    #[serde(rename = "q8act")]
+    Q8Act,
 }
 
 impl Dtype {
@@ -49,6 +53,7 @@ impl std::fmt::Display for Dtype {
             Dtype::F16 => "f16",
             Dtype::Bf16 => "bf16",
             Dtype::Quantized => "quantized",
+            Dtype::Q8Act => "q8act",
         })
     }
 }
@@ -213,10 +218,13 @@ impl Plan {
             "f16" => Dtype::F16,
             "bf16" => Dtype::Bf16,
             "quantized" => Dtype::Quantized,
+            "q8act" => Dtype::Q8Act,
             other => {
                 return Err(err(
                     "model.dtype",
-                    format!("unknown dtype `{other}` (expected f32, bf16, f16 or quantized)"),
+                    format!(
+                        "unknown dtype `{other}` (expected f32, bf16, f16, quantized or q8act)"
+                    ),
                 ));
             }
         };

@@ -44,6 +44,7 @@ pub fn weights_for(dtype: Dtype) -> Option<DecodeWeights> {
     match dtype {
         Dtype::F32 => Some(DecodeWeights::F32),
         Dtype::Quantized => Some(DecodeWeights::Quantized),
+        Dtype::Q8Act => Some(DecodeWeights::Q8Act),
         Dtype::Bf16 => Some(DecodeWeights::Bf16),
         Dtype::F16 => None,
     }

@@ -62,7 +62,7 @@ fn run_remote(
     };
     let model = Arc::new(PromptModel::load(Path::new(&plan.model.path)).map_err(setup)?);
     let bytes = match plan.model.dtype {
-        Dtype::F32 | Dtype::Quantized => 4,
+        Dtype::F32 | Dtype::Quantized | Dtype::Q8Act => 4,
         Dtype::F16 | Dtype::Bf16 => 2,
     };
     let tasks = Arc::new(TaskRegistry::default());
