@@ -1,13 +1,20 @@
 //! Where the model runs. CPU (burn Flex) always; CUDA only when this binary
 //! was built with the `cuda` feature *and* asked for with `--device cuda`,
 //! after a probe of the driver so a missing GPU is a one-line error rather
-//! than a panic in a worker thread.
+//! than a panic in a worker thread. The CUDA probe also checks what cubecl
+//! compiles kernels with ([`crate::cuda_toolkit`]: NVRTC against the driver,
+//! the headers), reporting every failure, one line each, before any work;
+//! both GPU backends then get the persistent kernel cache
+//! ([`crate::kernel_cache`]).
 
 use std::ffi::CStr;
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+
+use crate::cuda_toolkit::{ComputeCapability, CudaVersion, ToolkitSearch};
+use crate::model::DecodeWeights;
 
 /// A device as named on the command line: `cpu`, `cuda`, `cuda:N`, `wgpu`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +62,16 @@ pub enum DeviceError {
     },
     #[error("device `{device}` is not usable: {reason}")]
     Unavailable { device: String, reason: String },
+    /// NVRTC or the headers cubecl compiles with are missing or unusable;
+    /// `failures` holds one line per failure.
+    #[error("device `{device}` cannot compile kernels:\n{failures}")]
+    Toolkit { device: String, failures: String },
+    #[error("device `{device}`: {source}")]
+    Capability {
+        device: String,
+        #[source]
+        source: crate::cuda_toolkit::ToolkitError,
+    },
 }
 
 impl DeviceKind {
@@ -69,13 +86,26 @@ impl DeviceKind {
                         feature: "cuda",
                     });
                 }
-                probe_cuda(index).map_err(|reason| DeviceError::Unavailable {
+                let info = cuda_device_info(index).map_err(|reason| DeviceError::Unavailable {
                     device: self.to_string(),
                     reason,
-                })
+                })?;
+                ToolkitSearch::system()
+                    .probe(info.driver)
+                    .map_err(|failures| DeviceError::Toolkit {
+                        device: self.to_string(),
+                        failures: failures
+                            .iter()
+                            .map(|f| format!("  - {f}"))
+                            .collect::<Vec<_>>()
+                            .join("\n"),
+                    })?;
+                crate::kernel_cache::configure();
+                Ok(())
             }
             DeviceKind::Wgpu => {
                 if cfg!(feature = "wgpu") {
+                    crate::kernel_cache::configure();
                     Ok(())
                 } else {
                     Err(DeviceError::NotCompiled {
@@ -88,11 +118,38 @@ impl DeviceKind {
     }
 }
 
-/// Load the CUDA driver library and count devices through the driver API.
-fn probe_cuda(index: usize) -> Result<(), String> {
+/// What the driver says about one CUDA device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CudaDeviceInfo {
+    /// The CUDA version the driver supports (`cuDriverGetVersion`).
+    pub driver: CudaVersion,
+    pub capability: ComputeCapability,
+}
+
+/// The projections' weight form on CUDA device `index`
+/// ([`crate::cuda_toolkit::cuda_decode_weights`]: bf16 only from compute
+/// capability 8.0).
+pub fn cuda_decode_weights(
+    index: usize,
+    decode: DecodeWeights,
+) -> Result<DecodeWeights, DeviceError> {
+    let device = DeviceKind::Cuda(index).to_string();
+    let info = cuda_device_info(index).map_err(|reason| DeviceError::Unavailable {
+        device: device.clone(),
+        reason,
+    })?;
+    crate::cuda_toolkit::cuda_decode_weights(decode, info.capability)
+        .map_err(|source| DeviceError::Capability { device, source })
+}
+
+/// Load the CUDA driver library, check device `index` exists, and read the
+/// driver's CUDA version and the device's compute capability.
+pub fn cuda_device_info(index: usize) -> Result<CudaDeviceInfo, String> {
     // SAFETY: dlopen/dlsym with valid C strings; the symbols are called with
     // the signatures of the CUDA driver API (`CUresult cuInit(unsigned)`,
-    // `CUresult cuDeviceGetCount(int*)`).
+    // `CUresult cuDeviceGetCount(int*)`, `CUresult cuDriverGetVersion(int*)`,
+    // `CUresult cuDeviceGet(CUdevice*, int)`,
+    // `CUresult cuDeviceGetAttribute(int*, CUdevice_attribute, CUdevice)`).
     unsafe {
         let lib = libc::dlopen(c"libcuda.so.1".as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL);
         if lib.is_null() {
@@ -127,8 +184,35 @@ fn probe_cuda(index: usize) -> Result<(), String> {
         if index >= n as usize {
             return Err(format!("device index {index} but {n} CUDA device(s) found"));
         }
+        let version = libc::dlsym(lib, c"cuDriverGetVersion".as_ptr());
+        let get = libc::dlsym(lib, c"cuDeviceGet".as_ptr());
+        let attribute = libc::dlsym(lib, c"cuDeviceGetAttribute".as_ptr());
+        if version.is_null() || get.is_null() || attribute.is_null() {
+            return Err(
+                "libcuda.so.1 lacks cuDriverGetVersion/cuDeviceGet/cuDeviceGetAttribute".into(),
+            );
+        }
+        let version: extern "C" fn(*mut i32) -> i32 = std::mem::transmute(version);
+        let get: extern "C" fn(*mut i32, i32) -> i32 = std::mem::transmute(get);
+        let attribute: extern "C" fn(*mut i32, i32, i32) -> i32 = std::mem::transmute(attribute);
+        let mut driver = 0i32;
+        if version(&mut driver) != 0 {
+            return Err("cuDriverGetVersion failed".into());
+        }
+        let mut dev = 0i32;
+        if get(&mut dev, index as i32) != 0 {
+            return Err(format!("cuDeviceGet({index}) failed"));
+        }
+        // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR / _MINOR.
+        let (mut major, mut minor) = (0i32, 0i32);
+        if attribute(&mut major, 75, dev) != 0 || attribute(&mut minor, 76, dev) != 0 {
+            return Err("cuDeviceGetAttribute(compute capability) failed".into());
+        }
+        Ok(CudaDeviceInfo {
+            driver: CudaVersion(driver),
+            capability: ComputeCapability(major, minor),
+        })
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -30,10 +30,12 @@
 //! | bounds on what configs, task files and flags may ask | [`limits`] |
 
 pub mod bench;
+pub mod cuda_toolkit;
 pub mod device;
 pub mod generate;
 pub mod grade;
 pub mod hub;
+pub mod kernel_cache;
 pub mod kv;
 pub mod limits;
 pub mod model;

@@ -292,6 +292,10 @@ fn check_bench_points<M: BenchModel>(model: &M, args: &BenchDecodeArgs) -> Resul
 }
 
 fn run_bench_decode(args: BenchDecodeArgs) -> Result<()> {
+    if args.profile {
+        // Before any device opens: cubecl reads its configuration once.
+        hyperscale::bench::launches::request();
+    }
     if let Some(i) = args.batch.iter().position(|&b| b == 0) {
         bail!("--batch: entry {i} is 0; a batch decodes at least 1 sequence");
     }
@@ -468,9 +472,9 @@ fn bench_decode<M: BenchModel>(
         cpu_kernels.map_or(String::new(), |i| format!(" ({i} kernels)")),
     );
     println!(
-        "| batch | context | prefill tok/s | step ms | decode tok/s | MB/token | GB/s | vs roofline |"
+        "| batch | context | prefill tok/s | step ms | decode tok/s | MB/token | GB/s | vs roofline | sampling ms (after the step) |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let config = DecodeBenchConfig {
         batches: args.batch.clone(),
         contexts: args.context.clone(),
@@ -484,7 +488,7 @@ fn bench_decode<M: BenchModel>(
     let new_store = || model.policy_store(&policy).expect("policy checked above");
     let points = run_decode_bench(model, weights, &config, &new_store, |p| {
         println!(
-            "| {} | {} | {:.0} | {:.2} | {:.1} | {:.1} | {:.1} | {:.2}× |",
+            "| {} | {} | {:.0} | {:.2} | {:.1} | {:.1} | {:.1} | {:.2}× | {:.2} |",
             p.batch,
             p.context,
             p.prefill_tokens_per_second,
@@ -492,27 +496,30 @@ fn bench_decode<M: BenchModel>(
             p.decode_tokens_per_second,
             p.bytes_per_token as f64 / 1e6,
             p.implied_gbs,
-            p.implied_gbs / gbs
+            p.implied_gbs / gbs,
+            p.sampling_ms
         );
     });
     if args.profile {
         println!();
         println!(
-            "| batch | context | step ms | projections | attention | other | sampling ms (after the step) |"
+            "| batch | context | step ms | projections | attention | other | sampling ms (after the step) | kernel launches/step |"
         );
-        println!("|---:|---:|---:|---:|---:|---:|---:|");
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
         for p in &points {
             let Some(f) = p.profile else { continue };
             let step = f.projection_ms + f.attention_ms + f.other_ms;
             let pct = |ms: f64| format!("{ms:.2} ({:.0}%)", 100.0 * ms / step);
             println!(
-                "| {} | {} | {step:.2} | {} | {} | {} | {:.2} |",
+                "| {} | {} | {step:.2} | {} | {} | {} | {:.2} | {} |",
                 p.batch,
                 p.context,
                 pct(f.projection_ms),
                 pct(f.attention_ms),
                 pct(f.other_ms),
-                f.sampling_ms
+                f.sampling_ms,
+                f.launches_per_step
+                    .map_or("–".into(), |n| format!("{n:.0}"))
             );
         }
         if model.device() == DeviceKind::Cpu {

@@ -118,7 +118,7 @@ impl Engine {
                 config,
                 weights,
                 &cubecl::cuda::CudaDevice { index },
-                decode,
+                crate::device::cuda_decode_weights(index, decode)?,
             )?),
             #[cfg(feature = "wgpu")]
             DeviceKind::Wgpu => Engine::Wgpu(Transformer::load_with(

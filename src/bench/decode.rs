@@ -7,8 +7,8 @@ use rayon::prelude::*;
 
 use serde::{Deserialize, Serialize};
 
-use super::profile;
 use super::stats::median;
+use super::{launches, profile};
 use crate::generate::{Decoder, Sampler, SamplingParams};
 use crate::kv::{KvStore, SeqId};
 
@@ -70,6 +70,11 @@ pub struct DecodePoint {
     pub bytes_per_token: u64,
     /// Bytes per step / step time, in GB/s.
     pub implied_gbs: f64,
+    /// Mean milliseconds to draw one token per sequence from a step's
+    /// logits (R1-style temperature 0.6, top-p 0.95, rows in parallel), which
+    /// generation adds to `step_ms`; measured after each timed step.
+    #[serde(default)]
+    pub sampling_ms: f64,
     /// Where the step time goes (`profile` runs only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<StepProfile>,
@@ -78,9 +83,8 @@ pub struct DecodePoint {
 /// Mean milliseconds per decode step by phase (see [`super::profile`]).
 ///
 /// `projection + attention + other` is the mean step time; `sampling` is
-/// measured after each step, outside it: drawing one token per sequence
-/// from the step's logits with R1-style settings (temperature 0.6, top-p
-/// 0.95), which generation adds on top of the step.
+/// [`DecodePoint::sampling_ms`], outside it. `launches_per_step` counts the
+/// kernels a step launches on a cubecl backend.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct StepProfile {
     /// Linear layers and the lm head.
@@ -92,6 +96,10 @@ pub struct StepProfile {
     pub other_ms: f64,
     /// Sampling one token per sequence.
     pub sampling_ms: f64,
+    /// Mean kernel launches per step on a cubecl backend, counted by cubecl
+    /// ([`super::launches`]); `None` on the CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launches_per_step: Option<f64>,
 }
 
 /// Deterministic pseudo-random prompt ids in `1..vocab` (SplitMix64).
@@ -165,8 +173,12 @@ pub fn run_decode_bench<M: Decoder>(
             let mut reads = Vec::with_capacity(config.steps);
             let mut phases = [0u64; 2];
             let mut sampling_s = 0.0;
+            let mut launches_before = None;
             for step in 0..config.warmup_steps + config.steps.max(1) {
                 let timed = step >= config.warmup_steps;
+                if config.profile && step == config.warmup_steps {
+                    launches_before = launches::settled_count();
+                }
                 profile::set_enabled(config.profile && timed);
                 let before: u64 = seqs.iter().map(|&s| store.stats(s).decode_reads).sum();
                 let t = Instant::now();
@@ -181,11 +193,10 @@ pub fn run_decode_bench<M: Decoder>(
                     reads.push((after - before) as f64);
                     phases[0] += step_phases[0];
                     phases[1] += step_phases[1];
-                    if config.profile {
-                        sampling_s += time_sampling(&out, vocab, step as u64);
-                    }
+                    sampling_s += time_sampling(&out, vocab, step as u64);
                 }
             }
+            let launches_after = launches_before.and(launches::settled_count());
             for s in seqs {
                 store.release(s);
             }
@@ -202,6 +213,7 @@ pub fn run_decode_bench<M: Decoder>(
                 kv_bytes_per_step: kv_bytes,
                 bytes_per_token: per_step / batch as u64,
                 implied_gbs: per_step as f64 / step_s / 1e9,
+                sampling_ms: sampling_s * 1e3 / times.len() as f64,
                 profile: config.profile.then(|| {
                     let n = times.len() as f64;
                     let [proj, attn] = phases.map(|ns| ns as f64 / 1e6 / n);
@@ -211,6 +223,9 @@ pub fn run_decode_bench<M: Decoder>(
                         attention_ms: attn,
                         other_ms: (mean_step - proj - attn).max(0.0),
                         sampling_ms: sampling_s * 1e3 / n,
+                        launches_per_step: launches_before
+                            .zip(launches_after)
+                            .map(|(a, b)| b.saturating_sub(a) as f64 / n),
                     }
                 }),
             };

@@ -6,6 +6,7 @@
 pub mod bandwidth;
 pub mod decode;
 pub mod gemm;
+pub mod launches;
 pub mod parity;
 pub mod profile;
 pub mod stats;
