@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use gguf_builder::GgufBuilder;
-use hyperscale::model::gguf::{GgmlType, GgufFile, names, quant};
+use hyperscale::model::formats::gguf::{GgmlType, GgufFile, names, quant};
 use hyperscale::model::{Arch, LoadError, ModelConfig, WeightSource};
 use proptest::prelude::*;
 use serde::Deserialize;

@@ -11,7 +11,7 @@ mod gguf_builder;
 use std::path::{Path, PathBuf};
 
 use gguf_builder::GgufBuilder;
-use hyperscale::model::gguf::{GgufFile, vocab};
+use hyperscale::model::formats::gguf::{GgufFile, vocab};
 use hyperscale::model::{LoadError, Tokenizer};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
