@@ -28,6 +28,7 @@
 //! | models and task data from the Hugging Face Hub | [`hub`] |
 //! | DMS retrofitting (`hyperscale train-dms`) | [`train`] |
 //! | bounds on what configs, task files and flags may ask | [`limits`] |
+//! | phase timers in the hot paths, read by `bench decode --profile` | [`profile`] |
 
 pub mod bench;
 pub mod device;
@@ -37,6 +38,7 @@ pub mod hub;
 pub mod kv;
 pub mod limits;
 pub mod model;
+pub mod profile;
 pub mod prompt;
 pub mod record;
 pub mod report;

@@ -7,10 +7,10 @@ use rayon::prelude::*;
 
 use serde::{Deserialize, Serialize};
 
-use super::profile;
 use super::stats::median;
 use crate::generate::{Decoder, Sampler, SamplingParams};
 use crate::kv::{KvStore, SeqId};
+use crate::profile;
 
 /// What to measure.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,7 +75,7 @@ pub struct DecodePoint {
     pub profile: Option<StepProfile>,
 }
 
-/// Mean milliseconds per decode step by phase (see [`super::profile`]).
+/// Mean milliseconds per decode step by phase (see [`crate::profile`]).
 ///
 /// `projection + attention + other` is the mean step time; `sampling` is
 /// measured after each step, outside it: drawing one token per sequence

@@ -6,8 +6,9 @@
 pub mod bandwidth;
 pub mod decode;
 pub mod gemm;
+pub mod kv_policy;
+pub mod kv_store;
 pub mod parity;
-pub mod profile;
 pub mod stats;
 
 pub use decode::{DecodeBenchConfig, DecodePoint, StepProfile, run_decode_bench};

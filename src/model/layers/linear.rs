@@ -189,7 +189,7 @@ impl<B: Backend> Linear<B> {
     /// the layer keeps them, else over the f32 weight); more rows (prefill)
     /// and other backends through burn's matmul.
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        let _timed = crate::bench::profile::scope(crate::bench::profile::Phase::Projection);
+        let _timed = crate::profile::scope(crate::profile::Phase::Projection);
         if let Some(blocks) = &self.blocks
             && let Some(y) = crate::model::kernels::block_gemv::flex_linear_blocks(
                 &x,
