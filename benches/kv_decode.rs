@@ -4,7 +4,7 @@
 //! `cargo bench --bench kv_decode [-- BATCH CONTEXT]` (defaults: W = 8 and
 //! 1, context 4096; both a shared-prefix fork and independent contexts).
 
-use hyperscale::kv::bench::{AttentionBenchConfig, run_attention_bench};
+use hyperscale::bench::kv_store::{AttentionBenchConfig, run_attention_bench};
 
 fn main() {
     let args: Vec<usize> = std::env::args()

@@ -6,7 +6,7 @@
 //! policy (an O(T²) CPU attention for the scored policies) is not timed in
 //! the step.
 
-use hyperscale::kv::policy_bench::{PolicyBenchConfig, run_policy_bench};
+use hyperscale::bench::kv_policy::{PolicyBenchConfig, run_policy_bench};
 use hyperscale::kv::{Budget, CachePolicy, QUEST_DENSE_LAYERS, QuestGranularity, TovaGranularity};
 
 fn main() {

@@ -14,10 +14,10 @@ use std::time::Instant;
 use hyperscale::bench::gemm::projection_shapes;
 use hyperscale::bench::stats::median;
 use hyperscale::model::ModelConfig;
-use hyperscale::model::block_gemv::{self, BlockWeight};
-use hyperscale::model::gemv;
-use hyperscale::model::gguf::GgmlType;
-use hyperscale::model::isa::Isa;
+use hyperscale::model::formats::gguf::GgmlType;
+use hyperscale::model::kernels::block_gemv::{self, BlockWeight};
+use hyperscale::model::kernels::gemv;
+use hyperscale::model::kernels::isa::Isa;
 
 fn main() {
     let repeats: usize = std::env::args()

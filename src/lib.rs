@@ -28,6 +28,7 @@
 //! | models and task data from the Hugging Face Hub | [`hub`] |
 //! | DMS retrofitting (`hyperscale train-dms`) | [`train`] |
 //! | bounds on what configs, task files and flags may ask | [`limits`] |
+//! | phase timers in the hot paths, read by `bench decode --profile` | [`profile`] |
 
 pub mod bench;
 pub mod cuda_toolkit;
@@ -39,6 +40,7 @@ pub mod kernel_cache;
 pub mod kv;
 pub mod limits;
 pub mod model;
+pub mod profile;
 pub mod prompt;
 pub mod record;
 pub mod report;

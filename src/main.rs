@@ -24,7 +24,7 @@ use hyperscale::limits::{
     BatchAsk, LimitError, ModelLimits, available_memory, kept_at_least, policy_fits,
 };
 use hyperscale::model::DecodeWeights;
-use hyperscale::model::isa::Isa;
+use hyperscale::model::kernels::isa::Isa;
 use hyperscale::model::synthetic::SyntheticSpec;
 use hyperscale::prompt::template::{RegionMode, answer_region};
 use hyperscale::report::{BootstrapConfig, GradeFormat, grade_report_with};

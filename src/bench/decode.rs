@@ -11,6 +11,7 @@ use super::stats::median;
 use super::{launches, profile};
 use crate::generate::{Decoder, Sampler, SamplingParams};
 use crate::kv::{KvStore, SeqId};
+use crate::profile;
 
 /// What to measure.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,7 +81,7 @@ pub struct DecodePoint {
     pub profile: Option<StepProfile>,
 }
 
-/// Mean milliseconds per decode step by phase (see [`super::profile`]).
+/// Mean milliseconds per decode step by phase (see [`crate::profile`]).
 ///
 /// `projection + attention + other` is the mean step time; `sampling` is
 /// [`DecodePoint::sampling_ms`], outside it. `launches_per_step` counts the

@@ -3,8 +3,8 @@
 //! gate/up and down projections, and the lm head) run standalone on
 //! `[batch, in]` activations, with distinct weights per layer so the pass
 //! streams the same bytes a real step does. Timed twice — burn-flex's GEMM
-//! and the project's decode kernel (≤ 16 rows: [`crate::model::gemv`] on f32
-//! weights, or [`crate::model::block_gemv`] on Q4_1 blocks with a Q8_0 lm
+//! and the project's decode kernel (≤ 16 rows: [`crate::model::kernels::gemv`] on f32
+//! weights, or [`crate::model::kernels::block_gemv`] on Q4_1 blocks with a Q8_0 lm
 //! head when the model decodes from blocks) — so `bench decode --profile`
 //! can state the step's throughput as a fraction of the best this machine
 //! does on exactly those products.
@@ -16,9 +16,10 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::stats::median;
-use crate::model::block_gemv::{self, BlockWeight};
-use crate::model::gguf::GgmlType;
-use crate::model::{ModelConfig, gemv};
+use crate::model::ModelConfig;
+use crate::model::formats::gguf::GgmlType;
+use crate::model::kernels::block_gemv::{self, BlockWeight};
+use crate::model::kernels::gemv;
 
 /// One batch size's standalone projection pass.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -6,9 +6,10 @@
 pub mod bandwidth;
 pub mod decode;
 pub mod gemm;
+pub mod kv_policy;
+pub mod kv_store;
 pub mod launches;
 pub mod parity;
-pub mod profile;
 pub mod stats;
 
 pub use decode::{DecodeBenchConfig, DecodePoint, StepProfile, run_decode_bench};

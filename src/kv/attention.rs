@@ -176,7 +176,7 @@ pub(crate) fn host_policy_decode<B: Backend>(
     decisions: &[bool],
 ) -> Tensor<B, 3> {
     // The policy's attention with its bookkeeping (placement, eviction).
-    let _timed = crate::bench::profile::scope(crate::bench::profile::Phase::Attention);
+    let _timed = crate::profile::scope(crate::profile::Phase::Attention);
     let device = q.device();
     let [batch, n_heads, head_dim] = q.dims();
     let (q, k, v) = (host_vec(q), host_vec(k), host_vec(v));
@@ -341,7 +341,7 @@ impl AttentionBackend for Flex {
         v: Tensor<Self, 3>,
         scale: f32,
     ) -> Tensor<Self, 3> {
-        let _timed = crate::bench::profile::scope(crate::bench::profile::Phase::Attention);
+        let _timed = crate::profile::scope(crate::profile::Phase::Attention);
         let [batch, n_heads, head_dim] = q.dims();
         let (q, k, v) = (HostF32::new(q), HostF32::new(k), HostF32::new(v));
         let mut out = vec![0.0f32; batch * n_heads * head_dim];

@@ -61,7 +61,6 @@
 
 pub mod attention;
 mod audit;
-pub mod bench;
 pub mod cpu_kernel;
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 pub mod cube_kernel;
@@ -74,7 +73,6 @@ mod ledger;
 mod plan;
 pub mod policies;
 pub mod policy;
-pub mod policy_bench;
 mod pool;
 pub mod prefill_kernel;
 pub mod reference;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::loader::{ModelSource, open_model};
+use super::formats::loader::{ModelSource, open_model};
 use super::{LoadError, ModelConfig, SafetensorsWeights, WeightSource};
 
 /// The `config.json` key that marks an adapter directory.
@@ -158,7 +158,10 @@ impl WeightSource for Overlay {
         }
     }
 
-    fn load_blocks(&self, name: &str) -> Result<Option<super::block_gemv::BlockWeight>, LoadError> {
+    fn load_blocks(
+        &self,
+        name: &str,
+    ) -> Result<Option<super::kernels::block_gemv::BlockWeight>, LoadError> {
         if self.adapter.contains(name) {
             self.adapter.load_blocks(name)
         } else {

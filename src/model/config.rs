@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::dms::DmsConfig;
+use super::layers::dms::DmsConfig;
 
 /// The supported architectures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -7,40 +7,35 @@
 //! linear weights) through [`WeightSource`]. The GGUF reader maps its names and
 //! undoes llama.cpp's Q/K row permutation so the transformer never knows which
 //! file format it came from.
+//!
+//! Rooms: [`formats`] (GGUF, safetensors, the Hugging Face directory, the
+//! [`WeightSource`] interface and the one loading entry point), [`layers`]
+//! (the building blocks of one decoder layer), [`kernels`] (the CPU decode
+//! projections, their instruction-set choice and the fused Flex steps). The
+//! root keeps what spans them: the configuration and named shapes, the
+//! [`Transformer`] and its [`Decoder`](crate::generate::Decoder) face, the
+//! tokenizer, DMS adapters, synthetic weights and the load error.
 
 pub mod adapter;
-pub mod attention;
-pub mod block_gemv;
 pub mod config;
 pub mod decoder;
-pub mod dms;
 pub mod error;
-pub mod flex_ops;
-pub mod gemv;
-pub mod gguf;
-pub mod hf;
-pub mod isa;
-pub mod linear;
-pub mod loader;
-pub mod mlp;
-pub mod norm;
+pub mod formats;
+pub mod kernels;
+pub mod layers;
 pub mod presets;
-pub mod q8act;
-pub mod rope;
-pub mod safetensors;
 pub mod synthetic;
 pub mod tokenizer;
 pub mod transformer;
-pub mod weights;
 
 pub use config::{Arch, ModelConfig, RopeScaling};
-pub use dms::{DmsConfig, DmsDecision};
 pub use error::LoadError;
-pub use gguf::GgufFile;
-pub use hf::{GenerationDefaults, HfFiles};
-pub use linear::DecodeWeights;
-pub use loader::{ModelFormat, ModelSource, detect_format, open_model};
-pub use safetensors::SafetensorsWeights;
+pub use formats::gguf::GgufFile;
+pub use formats::hf::{GenerationDefaults, HfFiles};
+pub use formats::loader::{ModelFormat, ModelSource, detect_format, open_model};
+pub use formats::safetensors::SafetensorsWeights;
+pub use formats::weights::{HostTensor, WeightSource};
+pub use layers::dms::{DmsConfig, DmsDecision};
+pub use layers::linear::DecodeWeights;
 pub use tokenizer::Tokenizer;
 pub use transformer::Transformer;
-pub use weights::{HostTensor, WeightSource};

@@ -12,7 +12,7 @@
 //! `P(evict) = Φ(1.15) ≈ 7/8`, i.e. ≈ 8× compression beyond the window.
 //! With `+q4_1` the weights are stored as SmolLM2's GGUF stores them —
 //! linear weights in Q4_1 blocks, the embedding in Q8_0 — so CPU decode
-//! streams blocks ([`super::block_gemv`]); the f32 values are those blocks
+//! streams blocks ([`super::kernels::block_gemv`]); the f32 values are those blocks
 //! dequantized.
 
 use std::collections::BTreeMap;
@@ -23,9 +23,9 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-use super::block_gemv::BlockWeight;
-use super::dms::{DmsConfig, DmsDecision};
-use super::gguf::GgmlType;
+use super::formats::gguf::GgmlType;
+use super::kernels::block_gemv::BlockWeight;
+use super::layers::dms::{DmsConfig, DmsDecision};
 use super::{HostTensor, LoadError, ModelConfig, WeightSource};
 
 /// A named synthetic model.

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use crate::model::LoadError;
-use crate::model::gguf::{self, GgufFile};
+use crate::model::formats::gguf::{self, GgufFile};
 
 /// Encoding or decoding failed inside the `tokenizers` crate.
 #[derive(Debug, thiserror::Error)]

@@ -9,13 +9,13 @@
 use burn::backend::flex::Flex;
 use burn::prelude::*;
 
-use super::attention::{Attention, Heads};
-use super::block_gemv::BlockWeight;
-use super::dms::{DmsConfig, DmsDecision, DmsHead};
-use super::linear::{DecodeWeights, Linear};
-use super::mlp::Mlp;
-use super::norm::RmsNorm;
-use super::rope::{Rope, RopeTables};
+use super::kernels::block_gemv::BlockWeight;
+use super::layers::attention::{Attention, Heads};
+use super::layers::dms::{DmsConfig, DmsDecision, DmsHead};
+use super::layers::linear::{DecodeWeights, Linear};
+use super::layers::mlp::Mlp;
+use super::layers::norm::RmsNorm;
+use super::layers::rope::{Rope, RopeTables};
 use super::{HostTensor, LoadError, ModelConfig, WeightSource};
 use crate::kv::{AttentionBackend, DmsParams, KvShape, KvStore, SeqId};
 

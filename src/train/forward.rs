@@ -8,7 +8,7 @@ use burn::tensor::activation::log_sigmoid;
 use super::attention::{MASK_VALUE, attend, masks, shift_to_keys};
 use super::config::{DmsTrainConfig, Variant};
 use super::{DecisionParams, FrozenModel};
-use crate::model::norm::RmsNorm;
+use crate::model::layers::norm::RmsNorm;
 
 /// How attention treats keys outside the window.
 #[derive(Debug, Clone)]

@@ -6,10 +6,10 @@
 
 use burn::prelude::*;
 
-use crate::model::linear::Linear;
-use crate::model::mlp::Mlp;
-use crate::model::norm::RmsNorm;
-use crate::model::rope::Rope;
+use crate::model::layers::linear::Linear;
+use crate::model::layers::mlp::Mlp;
+use crate::model::layers::norm::RmsNorm;
+use crate::model::layers::rope::Rope;
 use crate::model::{HostTensor, LoadError, ModelConfig, WeightSource};
 
 /// One pre-norm block's frozen weights.

@@ -1,4 +1,4 @@
-//! The CPU projection kernels' instruction sets (`hyperscale::model::isa`)
+//! The CPU projection kernels' instruction sets (`hyperscale::model::kernels::isa`)
 //! give the same SmolLM2 logits bit for bit, with the GGUF's quantized
 //! blocks and with f32 weights, single-sequence and batched.
 //!
@@ -8,8 +8,8 @@ use std::path::Path;
 
 use burn::backend::flex::Flex;
 use hyperscale::kv::{KvStore, SeqId};
-use hyperscale::model::gguf::GgufFile;
-use hyperscale::model::isa::{self, Isa};
+use hyperscale::model::formats::gguf::GgufFile;
+use hyperscale::model::kernels::isa::{self, Isa};
 use hyperscale::model::{DecodeWeights, ModelConfig, Transformer};
 
 /// Prefill of five short prompts, then two decode steps of one sequence

@@ -96,7 +96,7 @@ fn wgpu_half_precision_projection_matches_flex() {
     use burn::tensor::{DType, FloatDType};
     use hyperscale::kv::WgpuBackend;
     use hyperscale::model::HostTensor;
-    use hyperscale::model::linear::Linear;
+    use hyperscale::model::layers::linear::Linear;
 
     let (out, inp, rows) = (48, 64, 3);
     let w = HostTensor {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::gguf_builder::GgufBuilder;
 use base64::Engine as _;
-use hyperscale::model::gguf::{GgmlType, GgufFile, names, quant};
+use hyperscale::model::formats::gguf::{GgmlType, GgufFile, names, quant};
 use hyperscale::model::{Arch, LoadError, ModelConfig, WeightSource};
 use proptest::prelude::*;
 use serde::Deserialize;

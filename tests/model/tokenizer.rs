@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::gguf_builder::GgufBuilder;
-use hyperscale::model::gguf::{GgufFile, vocab};
+use hyperscale::model::formats::gguf::{GgufFile, vocab};
 use hyperscale::model::{LoadError, Tokenizer};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use super::LoadError;
-use super::block_gemv::BlockWeight;
+use crate::model::LoadError;
+use crate::model::kernels::block_gemv::BlockWeight;
 
 /// A tensor on the host: row-major f32.
 ///

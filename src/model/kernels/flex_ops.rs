@@ -12,13 +12,13 @@ use burn::backend::flex::{Flex, FlexTensor};
 use burn::prelude::*;
 use rayon::prelude::*;
 
-use super::gemv::{flex, from_flex_vec};
+use crate::model::kernels::gemv::{flex, from_flex_vec};
 
 /// Rows per rayon task: below this a row loop is cheaper than the split.
 const ROWS_PER_TASK: usize = 4;
 
 /// `x * cos + swap_halves(x) * sin` per row (rotate-half RoPE, `sin` signed
-/// as [`super::rope::RopeTables`] holds it).
+/// as [`crate::model::layers::rope::RopeTables`] holds it).
 ///
 /// # Shapes
 /// `x`: `[n, heads, head_dim]` (any layout); `cos`, `sin`: `[n, head_dim]`;

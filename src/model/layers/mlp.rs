@@ -4,7 +4,7 @@
 use burn::prelude::*;
 use burn::tensor::activation::silu;
 
-use super::linear::Linear;
+use crate::model::layers::linear::Linear;
 
 /// SwiGLU MLP with fused gate/up weights.
 #[derive(Debug, Clone)]
@@ -37,7 +37,7 @@ impl<B: Backend> Mlp<B> {
     /// `x`: `[n, hidden]`; returns `[n, hidden]`.
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
         let gu = self.gate_up.forward(x);
-        if let Some(h) = super::flex_ops::swiglu(&gu, self.intermediate) {
+        if let Some(h) = crate::model::kernels::flex_ops::swiglu(&gu, self.intermediate) {
             return self.down.forward(h);
         }
         let gate = gu.clone().narrow(1, 0, self.intermediate);

@@ -14,7 +14,7 @@ use std::time::Instant;
 /// A profiled phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
-    /// Linear layers, the lm head included (`model::linear`).
+    /// Linear layers, the lm head included (`model::layers::linear`).
     Projection = 0,
     /// The decode-attention kernel over the KV store (`kv::attention`).
     Attention = 1,

@@ -32,7 +32,7 @@
 //! [`Isa::active`]; [`Isa::Avx512`] uses VNNI's `vpdpbusd` where the CPU
 //! has AVX-512 VNNI (else the AVX2 integer kernel).
 //!
-//! [`flex_linear_q8act`] is the entry used by [`super::linear::Linear`].
+//! [`flex_linear_q8act`] is the entry used by [`crate::model::layers::linear::Linear`].
 
 use burn::backend::flex::Flex;
 use burn::prelude::*;
@@ -40,7 +40,7 @@ use rayon::prelude::*;
 
 use super::block_gemv::BlockWeight;
 use super::gemv::{self, MAX_ROWS};
-use super::gguf::GgmlType;
+use crate::model::formats::gguf::GgmlType;
 use super::isa::Isa;
 
 /// Values per activation (and weight) block.

@@ -13,9 +13,9 @@
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::linear::Linear;
-use super::norm::RmsNorm;
 use crate::kv::DmsParams;
+use crate::model::layers::linear::Linear;
+use crate::model::layers::norm::RmsNorm;
 
 /// Where a checkpoint's decisions come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,11 +10,11 @@ use burn::prelude::*;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 
-use super::dms::DmsHead;
-use super::linear::Linear;
-use super::norm::RmsNorm;
-use super::rope::RopeTables;
 use crate::kv::{AttentionBackend, KvStore, SeqId};
+use crate::model::layers::dms::DmsHead;
+use crate::model::layers::linear::Linear;
+use crate::model::layers::norm::RmsNorm;
+use crate::model::layers::rope::RopeTables;
 
 /// Head counts and sizes of one attention layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,8 +217,8 @@ mod tests {
     use burn::backend::flex::Flex;
 
     use super::*;
-    use crate::model::dms::{DmsConfig, DmsDecision};
-    use crate::model::rope::Rope;
+    use crate::model::layers::dms::{DmsConfig, DmsDecision};
+    use crate::model::layers::rope::Rope;
     use crate::model::{Arch, HostTensor, ModelConfig};
 
     type B = Flex;

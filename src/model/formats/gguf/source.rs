@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::names::{self, PermutedProjection};
 use super::reader::GgufFile;
-use crate::model::block_gemv::BlockWeight;
+use crate::model::kernels::block_gemv::BlockWeight;
 use crate::model::{HostTensor, LoadError, WeightSource};
 
 impl GgufFile {

@@ -10,7 +10,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use super::{KvShape, KvStore, SeqId};
+use crate::kv::{KvShape, KvStore, SeqId};
 
 /// What to measure.
 #[derive(Debug, Clone, Serialize)]
@@ -47,7 +47,7 @@ impl AttentionBenchConfig {
             shared_prefix,
             steps: 10,
             warmup: 2,
-            block_size: super::DEFAULT_BLOCK_SIZE,
+            block_size: crate::kv::DEFAULT_BLOCK_SIZE,
             seed: 0,
         }
     }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use super::{Arch, DmsConfig, DmsDecision, LoadError, ModelConfig, RopeScaling};
+use crate::model::{Arch, DmsConfig, DmsDecision, LoadError, ModelConfig, RopeScaling};
 
 /// Reads one JSON object file.
 fn read_object(path: &Path) -> Result<Map<String, Value>, LoadError> {

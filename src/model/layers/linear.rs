@@ -3,8 +3,8 @@
 use burn::prelude::*;
 use burn::tensor::{DType, FloatDType};
 
-use super::HostTensor;
-use super::block_gemv::BlockWeight;
+use crate::model::HostTensor;
+use crate::model::kernels::block_gemv::BlockWeight;
 
 /// The form of the projection weights the matmuls read.
 ///
@@ -19,7 +19,7 @@ pub enum DecodeWeights {
     #[default]
     Auto,
     /// The file's own Q4_0/Q4_1/Q8_0 blocks where it has them
-    /// ([`super::block_gemv`]), streamed by CPU decode steps: the same
+    /// ([`crate::model::kernels::block_gemv`]), streamed by CPU decode steps: the same
     /// logits as f32 bit for bit, 4–7× fewer bytes per step. Prefill, other
     /// formats and GPUs use f32.
     Quantized,
@@ -124,7 +124,7 @@ impl<B: Backend> Linear<B> {
         }
     }
 
-    /// Decode steps with at most [`super::gemv::MAX_ROWS`] rows on Flex
+    /// Decode steps with at most [`crate::model::kernels::gemv::MAX_ROWS`] rows on Flex
     /// read `blocks` (the same values as the f32 weight, in its file's
     /// block format) instead of the f32 weight.
     ///
@@ -197,17 +197,17 @@ impl<B: Backend> Linear<B> {
     /// # Shapes
     /// `x`: `[n, in]`; returns `[n, out]`.
     ///
-    /// On Flex, up to [`super::gemv::MAX_ROWS`] rows (decode steps) go
+    /// On Flex, up to [`crate::model::kernels::gemv::MAX_ROWS`] rows (decode steps) go
     /// through the project's weight-streaming kernels (over the blocks when
     /// the layer keeps them, else over the f32 weight); more rows (prefill)
     /// and other backends through burn's matmul.
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        let _timed = crate::bench::profile::scope(crate::bench::profile::Phase::Projection);
+        let _timed = crate::profile::scope(crate::profile::Phase::Projection);
         if let Some(blocks) = &self.blocks {
             let y = if blocks.int8_activations {
-                super::q8act::flex_linear_q8act(&x, blocks, self.bias.as_ref())
+                crate::model::kernels::q8act::flex_linear_q8act(&x, blocks, self.bias.as_ref())
             } else {
-                super::block_gemv::flex_linear_blocks(&x, blocks, self.bias.as_ref())
+                crate::model::kernels::block_gemv::flex_linear_blocks(&x, blocks, self.bias.as_ref())
             };
             if let Some(y) = y {
                 return y;
@@ -215,7 +215,9 @@ impl<B: Backend> Linear<B> {
         }
         let wdtype = self.weight.dtype();
         let y = if wdtype == x.dtype() {
-            if let Some(y) = super::gemv::flex_linear(&x, &self.weight, self.bias.as_ref()) {
+            if let Some(y) =
+                crate::model::kernels::gemv::flex_linear(&x, &self.weight, self.bias.as_ref())
+            {
                 return y;
             }
             x.matmul(self.weight.clone())

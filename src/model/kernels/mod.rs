@@ -1,0 +1,10 @@
+//! CPU decode kernels on Flex: the few-row projection over f32 weights
+//! ([`gemv`]) and over ggml blocks ([`block_gemv`]), the SIMD instruction set
+//! they run ([`isa`]), and fused elementwise steps ([`flex_ops`]). Every
+//! kernel is bit-identical to the burn composition it replaces.
+
+pub mod block_gemv;
+pub mod flex_ops;
+pub mod gemv;
+pub mod isa;
+pub mod q8act;
