@@ -3,8 +3,13 @@
 //! uploaded as a CI artifact on its own.
 //!
 //! Only the markdown subset [`super::markdown`] writes is understood:
-//! `#` headings, pipe tables, `- ` lists, `![alt](path)` images on their own
-//! line, paragraphs, and inline `` `code` `` / `**bold**`.
+//! `#` headings (each given an `id`: its text slugged, so `#summary` links
+//! work), pipe tables (header cells `<th scope="col">`), `- ` lists,
+//! `![alt](path)` images on their own line, paragraphs, inline `` `code` ``
+//! / `**bold**`, and the lines `<details><summary>…</summary>`,
+//! `</details>`, `<div class="lead">` (the summary beside the first plot)
+//! and `</div>`, passed through as they are (the renderer writes them;
+//! they are not escaped).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -18,7 +23,19 @@ pub fn render_html(title: &str, markdown: &str, base: &Path) -> String {
     let mut lines = markdown.lines().peekable();
     while let Some(line) = lines.next() {
         if let Some(h) = heading(line) {
-            let _ = writeln!(body, "<h{0}>{1}</h{0}>", h.0, inline(h.1));
+            let _ = writeln!(
+                body,
+                "<h{0} id=\"{2}\">{1}</h{0}>",
+                h.0,
+                inline(h.1),
+                anchor(h.1)
+            );
+        } else if line.starts_with("<details>")
+            || line == "</details>"
+            || line == "<div class=\"lead\">"
+            || line == "</div>"
+        {
+            let _ = writeln!(body, "{line}");
         } else if line.starts_with('|') {
             let mut rows = vec![line];
             while let Some(l) = lines.peek().filter(|l| l.starts_with('|')) {
@@ -41,15 +58,32 @@ pub fn render_html(title: &str, markdown: &str, base: &Path) -> String {
         }
     }
     format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}</body>\n</html>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}</body>\n</html>\n",
         escape(title)
     )
 }
 
-const STYLE: &str = "body{font-family:sans-serif;max-width:1400px;margin:2em auto;padding:0 1em;color:#222}\
-table{border-collapse:collapse;margin:1em 0;font-size:.9em}th,td{border:1px solid #ccc;padding:.25em .5em}\
+const STYLE: &str = "body{font-family:sans-serif;max-width:1400px;margin:1em auto;padding:0 1em;color:#222;line-height:1.35}\
+h1{font-size:1.5em;margin:.3em 0}h2{font-size:1.25em;margin:1em 0 .4em}h3{font-size:1.05em;margin:.8em 0 .3em}p{margin:.4em 0}\
+table{border-collapse:collapse;margin:.5em 0;font-size:.9em}th,td{border:1px solid #ccc;padding:.2em .5em}\
 th{background:#f3f3f3}td{text-align:right}td:first-child{text-align:left}\
-img{max-width:100%;border:1px solid #eee}code{background:#f6f6f6;padding:0 .2em}";
+figure{margin:.3em 0}img{max-width:100%;border:1px solid #eee}code{background:#f6f6f6;padding:0 .2em}\
+details{margin:.5em 0}summary{cursor:pointer;font-weight:bold}\
+.lead{display:flex;flex-wrap:wrap;gap:0 1em;align-items:flex-start}.lead table{font-size:.8em;margin:0}\
+.lead th,.lead td{padding:.1em .35em}.lead figure{flex:1 1 340px;margin:0}";
+
+/// A heading's `id`: lower-case ASCII letters and digits, other runs as `-`.
+fn anchor(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.is_empty() && !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_end_matches('-').to_string()
+}
 
 fn heading(line: &str) -> Option<(usize, &str)> {
     let level = line.chars().take_while(|&c| c == '#').count();
@@ -103,10 +137,14 @@ fn table(out: &mut String, rows: &[&str]) {
         if header && i == 1 {
             continue;
         }
-        let tag = if header && i == 0 { "th" } else { "td" };
+        let head = header && i == 0;
         out.push_str("<tr>");
         for c in cells(row) {
-            let _ = write!(out, "<{tag}>{}</{tag}>", inline(c));
+            if head {
+                let _ = write!(out, "<th scope=\"col\">{}</th>", inline(c));
+            } else {
+                let _ = write!(out, "<td>{}</td>", inline(c));
+            }
         }
         out.push_str("</tr>\n");
     }
@@ -147,10 +185,13 @@ mod tests {
     fn subset_renders_and_images_inline() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.png"), [1u8, 2, 3]).unwrap();
-        let md = "# T\n\n| a | b |\n|---|---:|\n| `x` | **1** |\n\n- one <two>\n\n![plot](a.png)\n![gone](b.png)\n";
+        let md = "# T\n\n## `a`: b & c\n\n<details><summary>More</summary>\n\n| a | b |\n|---|---:|\n| `x` | **1** |\n\n</details>\n\n- one <two>\n\n![plot](a.png)\n![gone](b.png)\n";
         let html = render_html("t", md, dir.path());
-        assert!(html.contains("<h1>T</h1>"));
-        assert!(html.contains("<tr><th>a</th><th>b</th></tr>"));
+        assert!(html.contains("<h1 id=\"t\">T</h1>"));
+        assert!(html.contains("<h2 id=\"a-b-c\"><code>a</code>: b &amp; c</h2>"));
+        assert!(html.contains("<details><summary>More</summary>\n<table>"));
+        assert!(html.contains("</table>\n</details>"));
+        assert!(html.contains("<tr><th scope=\"col\">a</th><th scope=\"col\">b</th></tr>"));
         assert!(html.contains("<td><code>x</code></td><td><strong>1</strong></td>"));
         assert!(html.contains("<li>one &lt;two&gt;</li>"));
         // base64 of 01 02 03 is AQID.

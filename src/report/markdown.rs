@@ -1,11 +1,15 @@
-//! `report.md`: run metadata, warnings, the gains, per-task tables with the
-//! frontier members marked, achieved vs target CR, the plots, and the
-//! definitions. Pure: renders an [`Analysis`].
+//! `report.md`: the summary (per task, each method's gain over dense on each
+//! headline budget with its CI, the best (method, CR) per budget) and the
+//! plots first; then warnings, run metadata, the full tables (gains folded,
+//! per-task tables with the frontier members marked, achieved vs target CR)
+//! and the definitions. Pure: renders an [`Analysis`].
 
 use std::fmt::Write as _;
 
 use super::analysis::Analysis;
 use super::batches::VoteOn;
+use super::gain::GainEstimate;
+use super::headline::{ExtraCell, Headline, headline};
 use super::summary::{BudgetAxis, PointSummary, fmt_num};
 use crate::record::Manifest;
 
@@ -100,12 +104,38 @@ fn budget_value(b: BudgetAxis, p: &PointSummary, redact: bool) -> String {
     }
 }
 
-/// The whole `report.md`.
+/// The whole `report.md`, in reading order: a one-line digest, the
+/// summary ([`headline`]) and the plots first (the first screen), then the
+/// warnings, the run's metadata, the full tables (the long gains table
+/// folded in `<details>`), and the definitions.
 pub fn render_markdown(info: &RunInfo, a: &Analysis, opts: &RenderOptions) -> String {
     let r = opts.redact;
     let mut out = String::new();
     let _ = writeln!(out, "# Hyper-scaling report: `{}`\n", info.name);
-    metadata(&mut out, info, a, r);
+    let warnings = if a.warnings.is_empty() {
+        "no warnings".to_string()
+    } else {
+        format!("**{} warning(s)**: see Warnings below", a.warnings.len())
+    };
+    let _ = writeln!(
+        out,
+        "{} configuration(s) over {} task(s) from {} record(s); {warnings}.\n",
+        a.points.len(),
+        a.tasks().len(),
+        info.records
+    );
+    // The first screen: the summary table beside the first plot.
+    let (lead, rest) = match opts.plots.split_first() {
+        Some((first, rest)) => (Some(first), rest),
+        None => (None, &[][..]),
+    };
+    summary(&mut out, &headline(a), a, r, lead);
+    if !rest.is_empty() {
+        let _ = writeln!(out, "## Plots\n");
+        for p in rest {
+            let _ = writeln!(out, "### {}\n\n{}\n", p.title, image(p));
+        }
+    }
     if !a.warnings.is_empty() {
         let _ = writeln!(out, "## Warnings\n");
         for w in &a.warnings {
@@ -113,23 +143,148 @@ pub fn render_markdown(info: &RunInfo, a: &Analysis, opts: &RenderOptions) -> St
         }
         out.push('\n');
     }
+    let _ = writeln!(out, "## Run\n");
+    metadata(&mut out, info, a, r);
+    let _ = writeln!(out, "## Full tables\n");
     gains(&mut out, a, r);
     for task in a.tasks() {
         task_table(&mut out, a, task, r);
     }
     achieved_cr(&mut out, a);
-    if !opts.plots.is_empty() {
-        let _ = writeln!(out, "## Plots\n");
-        for p in &opts.plots {
-            let _ = writeln!(out, "### {}\n\n![{}]({})\n", p.title, p.title, p.path);
-        }
-    }
     out.push_str(DEFINITIONS);
     out
 }
 
+/// A gain in points with its CI: `+9.8 [-12.9, +48.6]` (the CI `–` when
+/// undefined), as the full gains table writes them.
+pub fn gain_points(g: &GainEstimate) -> (String, String) {
+    (
+        format!("{:+.1}", 100.0 * g.gain.gain),
+        g.ci.map_or("–".into(), |(lo, hi)| {
+            format!("[{:+.1}, {:+.1}]", 100.0 * lo, 100.0 * hi)
+        }),
+    )
+}
+
+/// A budget's name in the summary's column headers.
+fn budget_title(b: BudgetAxis) -> &'static str {
+    match b {
+        BudgetAxis::KvReads => "KV reads",
+        BudgetAxis::PeakEntries => "peak KV entries",
+        BudgetAxis::PeakBytes => "peak KV memory",
+        BudgetAxis::Runtime => "runtime",
+    }
+}
+
+/// A plot as a markdown image, its alt text the title without backticks.
+fn image(p: &PlotRef) -> String {
+    format!("![{}]({})", p.title.replace('`', ""), p.path)
+}
+
+/// The summary section: one row per task × method, then one per task with
+/// the best (method, CR) per budget; with `lead`, the table and that plot
+/// in one `<div class="lead">` (side by side in the HTML when they fit).
+fn summary(out: &mut String, h: &Headline, a: &Analysis, r: bool, lead: Option<&PlotRef>) {
+    let _ = writeln!(out, "## Summary\n");
+    let level = a.gains.first().map_or(String::new(), |g| {
+        format!("{:.0}% ", 100.0 * g.bootstrap.level)
+    });
+    let _ = writeln!(
+        out,
+        "Each budget's column: the gain over dense in accuracy points (maj@W) — the method's frontier minus dense's at equal budget, averaged over the budget range both cover on a log axis — and its {level}bootstrap CI over problems. Above 0: the method buys accuracy at equal cost. **best**: the (method, CR) with the largest gain on that budget. `–`: no gain (no dense configuration, or no overlap).\n"
+    );
+    if lead.is_some() {
+        let _ = writeln!(out, "<div class=\"lead\">\n");
+    }
+    let mut header = String::from("| task | method |");
+    let mut rule = String::from("|---|---|");
+    for &b in &h.budgets {
+        let _ = write!(header, " {} |", budget_title(b));
+        rule.push_str("---|");
+    }
+    for c in &h.extra_columns {
+        let _ = write!(header, " {c} |");
+        rule.push_str("---|");
+    }
+    let _ = writeln!(out, "{header}\n{rule}");
+    let hidden = |b: BudgetAxis| r && b.is_wall_clock();
+    for t in &h.tasks {
+        let task = format!(
+            "`{}` ({} problem{})",
+            t.task,
+            t.problems,
+            if t.problems == 1 { "" } else { "s" }
+        );
+        for m in &t.methods {
+            let mut row = format!("| {task} | {} |", m.method);
+            for (g, &b) in m.gains.iter().zip(&h.budgets) {
+                let cell = if m.dense {
+                    "reference".to_string()
+                } else if hidden(b) {
+                    REDACTED.into()
+                } else {
+                    g.as_ref().map_or("–".into(), gain_cell)
+                };
+                let _ = write!(row, " {cell} |");
+            }
+            for e in &m.extra {
+                let _ = write!(row, " {} |", extra_cell(e));
+            }
+            let _ = writeln!(out, "{row}");
+        }
+        let mut row = format!("| {task} | **best** |");
+        for (g, &b) in t.best.iter().zip(&h.budgets) {
+            let cell = if hidden(b) {
+                REDACTED.into()
+            } else {
+                g.as_ref().map_or("–".into(), |g| {
+                    format!("{}: {}", selection(g), gain_cell(g))
+                })
+            };
+            let _ = write!(row, " {cell} |");
+        }
+        for _ in &h.extra_columns {
+            row.push_str(" |");
+        }
+        let _ = writeln!(out, "{row}");
+    }
+    out.push('\n');
+    if let Some(p) = lead {
+        let _ = writeln!(out, "{}\n\n</div>\n", image(p));
+    }
+}
+
+/// A summary cell: `-0.4 [-0.8, +0.0]`, or `+0.0 (no CI)` without one.
+pub fn gain_cell(g: &GainEstimate) -> String {
+    let (gain, ci) = gain_points(g);
+    match g.ci {
+        Some(_) => format!("{gain} {ci}"),
+        None => format!("{gain} (no CI)"),
+    }
+}
+
+/// `tova CR 2`, or `tova` for the gain over all its CRs.
+pub fn selection(g: &GainEstimate) -> String {
+    match g.selection.cr {
+        Some(cr) => format!("{} CR {}", g.selection.method, fmt_num(cr)),
+        None => g.selection.method.clone(),
+    }
+}
+
+/// An extra column's cell: `W2-L24-CR4: 50.0 ± 12.5`.
+pub fn extra_cell(e: &ExtraCell) -> String {
+    match e {
+        ExtraCell::Accuracy {
+            label,
+            accuracy,
+            se,
+        } => format!("{label}: {}", with_se(*accuracy, *se)),
+        ExtraCell::Empty => "–".into(),
+    }
+}
+
 fn metadata(out: &mut String, info: &RunInfo, a: &Analysis, r: bool) {
-    let _ = writeln!(out, "| | |\n|---|---|");
+    let _ = writeln!(out, "| item | value |\n|---|---|");
     let row = |out: &mut String, k: &str, v: String| {
         let _ = writeln!(out, "| {k} | {v} |");
     };
@@ -205,7 +360,7 @@ fn metadata(out: &mut String, info: &RunInfo, a: &Analysis, r: bool) {
 }
 
 fn gains(out: &mut String, a: &Analysis, r: bool) {
-    let _ = writeln!(out, "## Hyper-scaling gains over dense\n");
+    let _ = writeln!(out, "### Hyper-scaling gains over dense\n");
     if a.gains.is_empty() {
         let _ = writeln!(
             out,
@@ -223,6 +378,11 @@ fn gains(out: &mut String, a: &Analysis, r: bool) {
     );
     let _ = writeln!(
         out,
+        "<details><summary>Every gain: {} row(s), task × method × CR (all: every CR of the method) × budget</summary>\n",
+        a.gains.len()
+    );
+    let _ = writeln!(
+        out,
         "| task | method | CR | budget | gain (points) | CI | budget range | problems |\n|---|---|---|---|---:|---|---|---:|"
     );
     for g in &a.gains {
@@ -230,11 +390,10 @@ fn gains(out: &mut String, a: &Analysis, r: bool) {
         let (gain, ci, range) = if wallclock {
             (REDACTED.into(), REDACTED.into(), REDACTED.into())
         } else {
+            let (gain, ci) = gain_points(g);
             (
-                format!("{:+.1}", 100.0 * g.gain.gain),
-                g.ci.map_or("–".into(), |(lo, hi)| {
-                    format!("[{:+.1}, {:+.1}]", 100.0 * lo, 100.0 * hi)
-                }),
+                gain,
+                ci,
                 match g.budget {
                     BudgetAxis::Runtime => {
                         format!("{}–{} s", fmt_sig(g.gain.lo), fmt_sig(g.gain.hi))
@@ -253,11 +412,11 @@ fn gains(out: &mut String, a: &Analysis, r: bool) {
             g.problems
         );
     }
-    out.push('\n');
+    out.push_str("\n</details>\n\n");
 }
 
 fn task_table(out: &mut String, a: &Analysis, task: &str, r: bool) {
-    let _ = writeln!(out, "## `{task}`\n");
+    let _ = writeln!(out, "### `{task}`\n");
     let _ = writeln!(
         out,
         "Frontier marks: **R** KV reads, **M** peak memory (entries), **T** runtime.\n"
@@ -329,7 +488,7 @@ fn task_table(out: &mut String, a: &Analysis, task: &str, r: bool) {
 }
 
 fn achieved_cr(out: &mut String, a: &Analysis) {
-    let _ = writeln!(out, "## Achieved vs target compression\n");
+    let _ = writeln!(out, "### Achieved vs target compression\n");
     let _ = writeln!(
         out,
         "Achieved CR = decode KV reads dense attention would have made ÷ those made (reads-weighted over a configuration's samples). Short generations sit below target: the budget floor (`min_tokens`) and the prompt dominate.\n"
@@ -384,6 +543,7 @@ const DEFINITIONS: &str = "## Definitions\n
 - **no answer**: samples whose outcome is `no_answer` (no `\\boxed{}`, no `Answer:` line, no fenced program).
 - **Error records** (generation failed after every retry: no text) are left out of every number and counted in the records row and the problems column; **duplicate records** (a key `trial:problem:repeat:sample` seen before) are scored once, from the first record, and counted in the records row and the warnings.
 - **Budgets per problem** (a W-batch's cost, mean over problems): **KV reads** = Σ over the W samples of the KV entries read by decode steps (the shared prefill is left out: every method pays it); **peak memory** = peak resident KV entries of the W-batch (shared prompt once), and in bytes; **runtime** = wall seconds of prefill + decode.
+- **Plots**: maj@W (%) against each budget on a log axis, ± one standard error over problems; one colour per method, one marker per CR; each method's frontier as a step line, its points labelled W-L-CR. The first plot stands beside the summary.
 - **Frontier**: the configurations no other configuration of the method beats on both accuracy (maj@W) and budget; drawn as a step line.
 - **Gain**: the method's frontier minus dense's, both interpolated linearly in log10(budget), averaged over the budget range both cover; the CI resamples problems (shared across configurations) and rebuilds both frontiers.
 ";

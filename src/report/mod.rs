@@ -17,6 +17,7 @@
 //! | Pareto frontiers, log-budget interpolation, gain (definitions) | [`frontier`] |
 //! | gains with bootstrap CIs over problems | [`gain`] |
 //! | frontiers, gains and warnings of a run | [`analysis`] |
+//! | the one-screen summary: gains per method and budget, best (method, CR) | [`headline`] |
 //! | `report.md` / self-contained `report.html` | [`markdown`], [`html`] |
 //! | the compare verdict, and its markdown/JSON | [`compare`], [`compare_render`] |
 //! | polars aggregation; reading runs and writing reports | `aggregate`, `writer` (feature `report`) |
@@ -33,6 +34,7 @@ pub mod estimators;
 pub mod frontier;
 pub mod gain;
 pub mod grade_summary;
+pub mod headline;
 pub mod html;
 pub mod markdown;
 #[cfg(feature = "report")]
@@ -63,6 +65,7 @@ pub use grade_summary::{
     AtK, GradeFormat, GradeSummary, ProblemScore, SampleRow, grade_report, grade_report_with,
     render_json, render_text, summarize, summarize_with,
 };
+pub use headline::{ExtraCell, Headline, MethodRow, TaskHeadline, headline};
 pub use markdown::{PlotRef, RenderOptions, RunInfo, render_markdown};
 pub use summary::{BatchRow, BudgetAxis, PointKey, PointSummary, ProblemRow};
 #[cfg(feature = "report")]

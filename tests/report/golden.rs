@@ -583,3 +583,136 @@ fn report_names_both_standard_errors() {
         "{md}"
     );
 }
+
+/// The text of every cell of an HTML table, tags stripped, by row.
+fn table_cells(table: &str) -> Vec<Vec<String>> {
+    let strip = |s: &str| {
+        let mut out = String::new();
+        let mut tag = false;
+        for c in s.chars() {
+            match c {
+                '<' => tag = true,
+                '>' => tag = false,
+                c if !tag => out.push(c),
+                _ => {}
+            }
+        }
+        out.replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&amp;", "&")
+    };
+    table
+        .split("<tr>")
+        .skip(1)
+        .map(|row| {
+            let row = row.split("</tr>").next().unwrap();
+            let parts: Vec<&str> = row.split("</t").collect();
+            // Each part but the last ends a cell: its text follows its
+            // opening `<td>` / `<th …>`.
+            parts[..parts.len() - 1]
+                .iter()
+                .filter_map(|c| {
+                    let open = c.rfind("<td").or_else(|| c.rfind("<th"))?;
+                    let start = open + c[open..].find('>')? + 1;
+                    Some(strip(&c[start..]))
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Issue: report.html was a wall of tables before the first plot. Its first
+/// screen is now the summary and the plots: the summary table is the page's
+/// first table, the first plot comes before the full tables, and the
+/// summary's numbers are the headline data's, which are the analysis'
+/// gains (checked against the hand-computed golden gain and CI).
+#[test]
+fn html_leads_with_the_summary_and_plots_whose_numbers_are_the_data() {
+    let report = report_of(golden());
+    let a = &report.analysis;
+    let dir = tempfile::tempdir().unwrap();
+    let drawn = hyperscale::report::plots::draw_plots(a, &dir.path().join("plots")).unwrap();
+    let md = hyperscale::report::render_markdown(
+        &report.info,
+        a,
+        &hyperscale::report::RenderOptions {
+            redact: false,
+            plots: drawn.into_iter().map(|d| d.reference).collect(),
+        },
+    );
+    let html = hyperscale::report::html::render_html("golden", &md, dir.path());
+    let at = |needle: &str| {
+        html.find(needle)
+            .unwrap_or_else(|| panic!("{needle} missing:\n{html}"))
+    };
+    let (summary, full) = (at("<h2 id=\"summary\">"), at("<h2 id=\"full-tables\">"));
+    let (first_table, first_img) = (at("<table>"), at("<img "));
+    // One task, one figure: it stands beside the summary table.
+    assert!(summary < at("<div class=\"lead\">"));
+    assert!(at("<div class=\"lead\">") < first_table && first_table < first_img);
+    assert!(first_img < full && full < at("<h3 id=\"hyper-scaling-gains-over-dense\">"));
+    assert_eq!(html[..first_img].matches("<table>").count(), 1);
+    assert!(at("<h2 id=\"warnings\">") > first_img && at("<h2 id=\"run\">") > first_img);
+    // The long gains table is folded.
+    assert!(html[full..].starts_with(
+        "<h2 id=\"full-tables\">Full tables</h2>\n<h3 id=\"hyper-scaling-gains-over-dense\">"
+    ));
+    assert!(html.contains("<details><summary>Every gain:"));
+    assert!(html.contains("<figure><img alt=\"arith: accuracy vs KV reads"));
+
+    let end = first_table + html[first_table..].find("</table>").unwrap();
+    let rows = table_cells(&html[first_table..end]);
+    let h = hyperscale::report::headline(a);
+    assert_eq!(
+        rows[0][..5],
+        ["task", "method", "KV reads", "peak KV memory", "runtime"]
+    );
+    assert_eq!(rows[0][5..], h.extra_columns[..]);
+    let t = &h.tasks[0];
+    assert_eq!(
+        (h.tasks.len(), t.task.as_str(), t.problems),
+        (1, "arith", 2)
+    );
+    assert_eq!(rows.len(), 1 + t.methods.len() + 1, "{rows:?}");
+    let fmt = |g: f64, ci: Option<(f64, f64)>| match ci {
+        Some((lo, hi)) => format!("{:+.1} [{:+.1}, {:+.1}]", 100.0 * g, 100.0 * lo, 100.0 * hi),
+        None => format!("{:+.1} (no CI)", 100.0 * g),
+    };
+    for (row, m) in rows[1..].iter().zip(&t.methods) {
+        assert_eq!(row[0], "arith (2 problems)");
+        assert_eq!(row[1], m.method);
+        for (cell, g) in row[2..5].iter().zip(&m.gains) {
+            let want = match g {
+                _ if m.dense => "reference".to_string(),
+                Some(g) => fmt(g.gain.gain, g.ci),
+                None => "–".to_string(),
+            };
+            assert_eq!(*cell, want);
+        }
+        // Each gain is the analysis' all-CR gain of the method.
+        for (g, b) in m.gains.iter().zip(&h.budgets) {
+            let of_analysis = a.gains.iter().find(|x| {
+                x.budget == *b && x.selection.method == m.method && x.selection.cr.is_none()
+            });
+            assert_eq!(g.as_ref(), of_analysis);
+        }
+    }
+    // By hand (see the golden test): tova's KV-reads gain and its CI.
+    let full_gain = (0.75 * T100 - 0.5 + 0.75 - 0.5 - 0.5 * T120) / 2.0;
+    let (aa, bb) = ((T100 - 1.0) / 2.0, (0.5 * T100 + 0.5 - T120) / 2.0);
+    let by_hand = fmt(full_gain, Some((aa, bb)));
+    assert_eq!(rows[1][1..3], ["dense", "reference"]);
+    assert_eq!(rows[2][1..3], ["tova".to_string(), by_hand.clone()]);
+    // Most accurate configurations: dense W2 (1, 1) and tova W2 (1, ½).
+    assert_eq!(rows[1][5], "W2-L16: 100.0 ± 0.0");
+    assert_eq!(rows[2][5], "W2-L16-CR2: 75.0 ± 25.0");
+    // best: the all-CR and CR-2 selections tie; the first (all CRs) is kept.
+    let best = &rows[3];
+    assert_eq!(best[1], "best");
+    assert_eq!(best[2], format!("tova: {by_hand}"));
+    for (cell, g) in best[2..5].iter().zip(&t.best) {
+        let g = g.as_ref().unwrap();
+        assert!(cell.ends_with(&fmt(g.gain.gain, g.ci)), "{cell}");
+    }
+}
