@@ -78,6 +78,14 @@ else
   log "peer skipped: torch/transformers not importable"
 fi
 
+# 4b. Throughput at equal KV memory (scripts/gpu-throughput.sh): a separate
+# stage (up to 10 more minutes), guarded so it cannot stop the rest; its
+# failure only sets status.
+if [[ -f scripts/gpu-throughput.sh ]]; then
+  log "bench throughput (dense vs TOVA / DMS CR 8 at 16k, 32k)"
+  timeout 600 bash scripts/gpu-throughput.sh "$BIN" "$OUT" || status=1
+fi
+
 # 5. One file.
 python3 - "$OUT" <<'PY' 2>/dev/null || log "python3 missing: results stay in $OUT/*.json"
 import json, pathlib, sys

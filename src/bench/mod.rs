@@ -9,5 +9,7 @@ pub mod gemm;
 pub mod parity;
 pub mod profile;
 pub mod stats;
+pub mod throughput;
 
 pub use decode::{DecodeBenchConfig, DecodePoint, StepProfile, run_decode_bench};
+pub use throughput::{ThroughputConfig, ThroughputReport, run_throughput_bench};
