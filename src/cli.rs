@@ -443,6 +443,37 @@ pub enum BenchCommand {
     /// `--reference-device`: logits compared at the prompt's last position
     /// and each greedy decode step; exit 1 beyond the tolerance.
     Parity(BenchParityArgs),
+    /// Decode tokens/s of dense and `--policy` at equal KV memory: each
+    /// fills `--kv-memory` with as many sequences of `--context` positions
+    /// (distinct prompts) as the store's measured bytes allow.
+    Throughput(BenchThroughputArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchThroughputArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// KV memory both sides fill, e.g. `189MB`, `2GiB` [default: the
+    /// measured bytes of one dense sequence of `--context` positions].
+    #[arg(long, value_parser = hyperscale::bench::throughput::parse_bytes)]
+    pub kv_memory: Option<u64>,
+    /// Positions each sequence holds at the end (prompt + decoded steps).
+    #[arg(long, default_value_t = 4096)]
+    pub context: usize,
+    /// Alternated rounds per side (medians reported; at least 3).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Timed decode steps per round.
+    #[arg(long, default_value_t = 8)]
+    pub steps: usize,
+    /// Untimed decode steps before the first round.
+    #[arg(long, default_value_t = 2)]
+    pub warmup: usize,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
 }
 
 #[derive(Debug, Args)]

@@ -41,6 +41,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Generate(args) => run_generate(args),
         Command::Bench(BenchCommand::Decode(args)) => run_bench_decode(args),
+        Command::Bench(BenchCommand::Throughput(args)) => run_bench_throughput(args),
         Command::Bench(BenchCommand::Parity(args)) => match run_bench_parity(args) {
             Ok(code) => return code,
             Err(e) => Err(e),
@@ -840,4 +841,63 @@ fn init_logging() {
         .with(notes)
         .with(progress)
         .init();
+}
+
+/// `bench throughput`: load the model, run [`hyperscale::bench::run_throughput_bench`].
+fn run_bench_throughput(args: cli::BenchThroughputArgs) -> Result<()> {
+    let policy = args.policy.to_policy().map_err(anyhow::Error::msg)?;
+    let config = hyperscale::bench::ThroughputConfig {
+        kv_memory: args.kv_memory,
+        context: args.context,
+        policy,
+        rounds: args.rounds,
+        steps: args.steps,
+        warmup_steps: args.warmup,
+        seed: 0,
+    };
+    let report = match SyntheticSpec::parse(&args.model.model.to_string_lossy()) {
+        Some(spec) => {
+            let spec = spec.map_err(anyhow::Error::msg)?;
+            let device: DeviceKind = args.model.device.parse()?;
+            let model = SyntheticModel::load(spec, 0, device, args.model.decode_weights)?;
+            throughput_of(&model, &config)?
+        }
+        None => {
+            let model = load_model(
+                &args.model.model,
+                &args.model.device,
+                args.model.decode_weights,
+            )?;
+            throughput_of(&model, &config)?
+        }
+    };
+    println!("{report}");
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("--json: failed to write `{}`", path.display()))?;
+    }
+    Ok(())
+}
+
+fn throughput_of<M: BenchModel>(
+    model: &M,
+    config: &hyperscale::bench::ThroughputConfig,
+) -> Result<hyperscale::bench::ThroughputReport> {
+    println!(
+        "model {} ({:.0} MB of weights read per step, {}), device {}, {} threads",
+        model.name(),
+        model.weight_bytes_per_step() as f64 / 1e6,
+        model.weights_form(),
+        model.device(),
+        rayon::current_num_threads()
+    );
+    println!("policy: {}", serde_json::to_string(&config.policy)?);
+    let new_store = |p: &CachePolicy| model.policy_store(p);
+    Ok(hyperscale::bench::run_throughput_bench(
+        model,
+        model.weight_bytes_per_step(),
+        config,
+        &new_store,
+        |line| eprintln!("{line}…"),
+    )?)
 }

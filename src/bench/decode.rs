@@ -104,7 +104,7 @@ pub struct StepProfile {
 }
 
 /// Deterministic pseudo-random prompt ids in `1..vocab` (SplitMix64).
-fn prompt_ids(n: usize, vocab: usize, seed: u64) -> Vec<u32> {
+pub(crate) fn prompt_ids(n: usize, vocab: usize, seed: u64) -> Vec<u32> {
     let mut x = seed;
     (0..n)
         .map(|_| {

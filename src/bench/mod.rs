@@ -11,5 +11,7 @@ pub mod kv_store;
 pub mod launches;
 pub mod parity;
 pub mod stats;
+pub mod throughput;
 
 pub use decode::{DecodeBenchConfig, DecodePoint, StepProfile, run_decode_bench};
+pub use throughput::{ThroughputConfig, ThroughputReport, run_throughput_bench};
