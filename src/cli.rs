@@ -5,6 +5,35 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// Clap's refusal of the command line: help and version as clap prints
+/// them, a usage error as one line on stderr (exit 2).
+pub fn usage_error(e: clap::Error) -> std::process::ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    eprintln!("{}", one_line(&e.render().to_string()));
+    std::process::ExitCode::from(2)
+}
+
+/// Clap's rendered message folded onto one line: without the usage and the
+/// `--help` hint, its other lines joined by spaces.
+fn one_line(rendered: &str) -> String {
+    rendered
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information")
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Inference-time hyper-scaling, measured: compress a model's KV cache, spend
 /// the savings on longer or wider generation, and compare accuracy at equal
 /// KV reads, peak KV memory and runtime.
@@ -89,10 +118,9 @@ pub struct TrainDmsArgs {
     /// Final compression ratio of the schedule.
     #[arg(long, default_value_t = 8.0)]
     pub target_cr: f64,
-    /// `adapter` (dms_proj_alpha, zero-initialised) or `neuron` (the
-    /// borrowed q channel).
-    #[arg(long, default_value = "adapter")]
-    pub variant: String,
+    /// What is trained.
+    #[arg(long, value_enum, default_value = "adapter")]
+    pub variant: hyperscale::train::config::Variant,
     /// Sliding window w of delayed eviction.
     #[arg(long, default_value_t = 512)]
     pub window: usize,
@@ -167,15 +195,14 @@ pub struct SweepArgs {
     /// Parent of run directories (overrides the config's `run.results_dir`).
     #[arg(long)]
     pub results: Option<PathBuf>,
-    /// Progress display: auto (bars on a terminal, else a line every 30 s),
-    /// bars, log, none.
-    #[arg(long, default_value = "auto")]
-    pub progress: String,
+    /// Progress display.
+    #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
+    pub progress: ProgressArg,
     /// Run shard I of N (0-based, e.g. `--shard 2/8`): a deterministic,
     /// token-balanced 1/N of the work units, written to
     /// `<results>/<run>/shards/I-of-N/`. Join the shards with `merge`.
-    #[arg(long)]
-    pub shard: Option<String>,
+    #[arg(long, value_parser = clap::value_parser!(hyperscale::record::Shard))]
+    pub shard: Option<hyperscale::record::Shard>,
     /// Keep the error records of earlier sessions (samples a remote engine
     /// failed on) as final. By default a resume moves them to
     /// `errors.jsonl` and decodes those samples again.
@@ -198,11 +225,9 @@ pub struct GradeArgs {
     pub completions: PathBuf,
     #[command(flatten)]
     pub data: DataArgs,
-    /// Which text is graded: `strict` (after the last `</think>`; none
-    /// without it), `lenient` (after `</think>`, else all), `whole`. Default:
-    /// the task file's.
-    #[arg(long)]
-    pub region: Option<String>,
+    /// Which text is graded. Default: the task file's.
+    #[arg(long, value_enum)]
+    pub region: Option<hyperscale::prompt::template::RegionMode>,
     /// The repeat of completions lines that carry no `repeat` field; a line
     /// with one is graded against its own repeat's multiple-choice order.
     #[arg(long, default_value_t = 0)]
@@ -283,14 +308,14 @@ pub struct ModelArgs {
     /// Where to run: cpu, cuda, cuda:N (needs a `--features cuda` build and
     /// a GPU), wgpu.
     #[arg(long, default_value = "cpu")]
-    pub device: String,
+    pub device: hyperscale::device::DeviceKind,
     /// Form of the projection weights: `quantized` (CPU decode reads a
     /// GGUF's Q4_0/Q4_1/Q8_0 blocks as stored: the same logits as f32 bit
     /// for bit, 4–7× fewer bytes; prefill and GPUs use f32), `f32`, `bf16`
     /// (rounded once at load, half the bytes; on the CPU only to preview
     /// its numerics, burn's bf16 matmul is slow there), or `auto`:
     /// quantized on the CPU, bf16 on CUDA, f32 on wgpu.
-    #[arg(long, default_value = "auto")]
+    #[arg(long, value_enum, default_value = "auto")]
     pub decode_weights: hyperscale::model::DecodeWeights,
 }
 
@@ -347,9 +372,9 @@ pub struct GenerateArgs {
 /// The KV cache policy, as flags.
 #[derive(Debug, Args)]
 pub struct PolicyArgs {
-    /// dense, dms (needs a DMS checkpoint), window, tova, h2o or quest.
-    #[arg(long, default_value = "dense")]
-    pub policy: String,
+    /// The cache policy.
+    #[arg(long, value_enum, default_value_t = PolicyKind::Dense)]
+    pub policy: PolicyKind,
     /// Target compression ratio of a training-free policy: keep
     /// max(min_tokens, ceil(positions / CR)) entries per (layer, KV head).
     #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
@@ -392,35 +417,30 @@ impl PolicyArgs {
                 min_tokens: self.min_tokens,
             },
         };
-        Ok(match self.policy.as_str() {
-            "dense" => CachePolicy::Dense {},
-            "dms" => CachePolicy::Dms {
+        Ok(match self.policy {
+            PolicyKind::Dense => CachePolicy::Dense {},
+            PolicyKind::Dms => CachePolicy::Dms {
                 window: self.window,
                 shifted: None,
             },
-            "window" => CachePolicy::Window {
+            PolicyKind::Window => CachePolicy::Window {
                 sink: self.sink,
                 budget,
             },
-            "tova" => CachePolicy::Tova {
+            PolicyKind::Tova => CachePolicy::Tova {
                 budget,
                 granularity: Default::default(),
             },
-            "h2o" => CachePolicy::H2o {
+            PolicyKind::H2o => CachePolicy::H2o {
                 recent: self.window.unwrap_or(self.min_tokens),
                 budget,
             },
-            "quest" => CachePolicy::Quest {
+            PolicyKind::Quest => CachePolicy::Quest {
                 page_size: self.page_size,
                 budget,
                 granularity: Default::default(),
                 dense_layers: hyperscale::kv::QUEST_DENSE_LAYERS,
             },
-            other => {
-                return Err(format!(
-                    "--policy `{other}`: expected dense, dms, window, tova, h2o or quest"
-                ));
-            }
         })
     }
 }
@@ -448,11 +468,11 @@ pub struct BenchParityArgs {
     pub model: ModelArgs,
     /// The device whose logits are the reference.
     #[arg(long, default_value = "cpu")]
-    pub reference_device: String,
+    pub reference_device: hyperscale::device::DeviceKind,
     /// The reference's weight form [default: the candidate's resolved form,
     /// so only the device differs]; e.g. `f32` against `--decode-weights
     /// bf16` measures what bf16 costs.
-    #[arg(long)]
+    #[arg(long, value_enum)]
     pub reference_weights: Option<hyperscale::model::DecodeWeights>,
     /// Prompt fed as is (no chat template); synthetic models get fixed
     /// pseudo-random ids of the same length instead.
@@ -561,9 +581,9 @@ pub struct CompareArgs {
     /// explicitly, it is gated whatever the hardware.
     #[arg(long)]
     pub runtime_tolerance: Option<f64>,
-    /// md (for a CI step summary) or json.
-    #[arg(long, default_value = "md")]
-    pub format: String,
+    /// How the comparison is printed.
+    #[arg(long, value_enum, default_value_t = CompareFormatArg::Md)]
+    pub format: CompareFormatArg,
     /// What maj@W votes on (a run of record format 1 makes both vote on
     /// the normalised key).
     #[arg(long, value_enum, default_value_t = VoteArg::Raw)]
@@ -588,4 +608,56 @@ impl From<VoteArg> for hyperscale::report::VoteOn {
             VoteArg::Normalised => hyperscale::report::VoteOn::Normalised,
         }
     }
+}
+
+/// `--policy`: which KV cache policy the other policy flags configure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PolicyKind {
+    /// Keep every entry.
+    Dense,
+    /// Dynamic Memory Sparsification (needs a DMS checkpoint).
+    Dms,
+    /// StreamingLLM: attention sinks and a recent window.
+    Window,
+    /// TOVA: evict the entry the last query attends to least.
+    Tova,
+    /// Heavy hitters (accumulated attention) and a recent window.
+    H2o,
+    /// Quest: keep all, read the pages whose bounds score highest.
+    Quest,
+}
+
+/// `--progress`: how a sweep shows its progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProgressArg {
+    /// Bars on a terminal, else a line every 30 s.
+    Auto,
+    /// Progress bars.
+    Bars,
+    /// A plain line every 30 s.
+    Log,
+    /// Nothing.
+    None,
+}
+
+impl From<ProgressArg> for hyperscale::sweep::ProgressMode {
+    fn from(p: ProgressArg) -> Self {
+        use hyperscale::sweep::ProgressMode;
+        match p {
+            ProgressArg::Auto => ProgressMode::Auto,
+            ProgressArg::Bars => ProgressMode::Bars,
+            ProgressArg::Log => ProgressMode::Log { seconds: 30 },
+            ProgressArg::None => ProgressMode::Hidden,
+        }
+    }
+}
+
+/// `compare --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompareFormatArg {
+    /// Markdown, for a CI step summary.
+    #[value(alias = "markdown")]
+    Md,
+    /// One JSON document.
+    Json,
 }

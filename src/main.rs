@@ -26,17 +26,20 @@ use hyperscale::limits::{
 use hyperscale::model::DecodeWeights;
 use hyperscale::model::isa::Isa;
 use hyperscale::model::synthetic::SyntheticSpec;
-use hyperscale::prompt::template::{RegionMode, answer_region};
+use hyperscale::prompt::template::answer_region;
 use hyperscale::report::{BootstrapConfig, GradeFormat, grade_report_with};
 use hyperscale::runtime::{BenchModel, LoadedModel, SyntheticModel, device_read_bandwidth_gbs};
-use hyperscale::sweep::{Filters, ProgressMode, SweepOptions, wiring};
+use hyperscale::sweep::{Filters, SweepOptions, wiring};
 use hyperscale::task::{LoadOptions, SampleCtx, cli as task_cli};
 use hyperscale::train::command::{DataSource, eval_dms, train_dms};
 use hyperscale::train::distill::DistillPlan;
 use hyperscale::train::{DmsTrainConfig, TrainConfig};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return cli::usage_error(e),
+    };
     init_logging();
     let result = match cli.command {
         Command::Generate(args) => run_generate(args),
@@ -109,8 +112,11 @@ fn load_options(args: &DataArgs) -> LoadOptions {
 
 /// Loads a model argument: a path, or `hf:ORG/NAME[@REV]` resolved through
 /// the Hugging Face cache (downloading what is missing).
-fn load_model(arg: &std::path::Path, device: &str, decode: DecodeWeights) -> Result<LoadedModel> {
-    let device: DeviceKind = device.parse()?;
+fn load_model(
+    arg: &std::path::Path,
+    device: DeviceKind,
+    decode: DecodeWeights,
+) -> Result<LoadedModel> {
     let path = match arg.to_str() {
         Some(text) => hub::resolve_model_arg(text)?,
         None => arg.to_path_buf(),
@@ -167,7 +173,7 @@ fn run_generate(args: GenerateArgs) -> Result<()> {
     };
     let model = load_model(
         &args.model.model,
-        &args.model.device,
+        args.model.device,
         args.model.decode_weights,
     )?;
     let prompt = model.prompt_ids(&user, args.system.as_deref(), args.raw)?;
@@ -315,7 +321,7 @@ fn run_bench_decode(args: BenchDecodeArgs) -> Result<()> {
     match SyntheticSpec::parse(&args.model.model.to_string_lossy()) {
         Some(spec) => {
             let spec = spec.map_err(anyhow::Error::msg)?;
-            let device: DeviceKind = args.model.device.parse()?;
+            let device = args.model.device;
             device.probe()?;
             eprintln!(
                 "generating seeded random weights ({:.0} MB f32)…",
@@ -327,7 +333,7 @@ fn run_bench_decode(args: BenchDecodeArgs) -> Result<()> {
         None => {
             let model = load_model(
                 &args.model.model,
-                &args.model.device,
+                args.model.device,
                 args.model.decode_weights,
             )?;
             bench_decode(&model, &args, &policy)
@@ -348,8 +354,8 @@ fn run_bench_parity(args: BenchParityArgs) -> Result<ExitCode> {
     if let Some(t) = args.tolerance.filter(|t| !(t.is_finite() && *t >= 0.0)) {
         bail!("--tolerance {t}: must be a finite number >= 0");
     }
-    let device: DeviceKind = args.model.device.parse()?;
-    let reference_device: DeviceKind = args.reference_device.parse()?;
+    let device = args.model.device;
+    let reference_device = args.reference_device;
     // Refuse an unusable device before loading anything on the other.
     device.probe()?;
     reference_device.probe()?;
@@ -377,13 +383,13 @@ fn run_bench_parity(args: BenchParityArgs) -> Result<ExitCode> {
         None => {
             let candidate = load_model(
                 &args.model.model,
-                &args.model.device,
+                args.model.device,
                 args.model.decode_weights,
             )?;
             form = candidate.weights_form();
             let reference = load_model(
                 &args.model.model,
-                &args.reference_device,
+                args.reference_device,
                 args.reference_weights.unwrap_or(form),
             )?;
             let prompt = reference.prompt_ids(&args.prompt, None, true)?;
@@ -576,20 +582,6 @@ fn bench_decode<M: BenchModel>(
 }
 
 fn run_sweep(args: SweepArgs) -> Result<()> {
-    let progress = match args.progress.as_str() {
-        "auto" => ProgressMode::Auto,
-        "bars" => ProgressMode::Bars,
-        "log" => ProgressMode::Log { seconds: 30 },
-        "none" => ProgressMode::Hidden,
-        other => bail!("--progress `{other}`: expected auto, bars, log or none"),
-    };
-    let shard = match &args.shard {
-        Some(s) => Some(
-            s.parse()
-                .map_err(|e: String| anyhow::anyhow!("--shard {e}"))?,
-        ),
-        None => None,
-    };
     let options = SweepOptions {
         filters: Filters {
             tasks: args.tasks,
@@ -599,8 +591,8 @@ fn run_sweep(args: SweepArgs) -> Result<()> {
         dry_run: args.dry_run,
         new_run: args.new_run,
         results_dir: args.results,
-        progress,
-        shard,
+        progress: args.progress.into(),
+        shard: args.shard,
         keep_errors: args.keep_errors,
         unsafe_no_sandbox: args.unsafe_no_sandbox,
         ..SweepOptions::default()
@@ -671,11 +663,6 @@ fn run_report(args: cli::ReportArgs) -> Result<()> {
 #[cfg(feature = "report")]
 fn run_compare(args: cli::CompareArgs) -> Result<u8> {
     use hyperscale::report::{Tolerances, compare_json, compare_markdown, compare_runs_with};
-    let json = match args.format.as_str() {
-        "md" | "markdown" => false,
-        "json" => true,
-        other => bail!("--format `{other}`: expected md or json"),
-    };
     let tolerances = Tolerances {
         accuracy: args.tolerance,
         budget: args.budget_tolerance,
@@ -688,7 +675,7 @@ fn run_compare(args: cli::CompareArgs) -> Result<u8> {
         &bootstrap(&args.bootstrap)?,
         args.vote.into(),
     )?;
-    if json {
+    if args.format == cli::CompareFormatArg::Json {
         println!("{}", compare_json(&c));
     } else {
         print!("{}", compare_markdown(&c, false));
@@ -699,13 +686,7 @@ fn run_compare(args: cli::CompareArgs) -> Result<u8> {
 fn run_grade(args: GradeArgs) -> Result<()> {
     let task = task_cli::resolve(&args.task)?;
     let report = task.load_problems(&load_options(&args.data))?;
-    let region = match args.region.as_deref() {
-        None => task.answer_region,
-        Some("strict") => RegionMode::Strict,
-        Some("lenient") => RegionMode::Lenient,
-        Some("whole") => RegionMode::Whole,
-        Some(other) => bail!("--region `{other}`: expected strict, lenient or whole"),
-    };
+    let region = args.region.unwrap_or(task.answer_region);
     let problems: std::collections::HashMap<&str, &hyperscale::task::Problem> =
         report.problems.iter().map(|p| (p.id.as_str(), p)).collect();
     // Each sample against its own repeat's rendering (GPQA choice order).
@@ -763,10 +744,10 @@ fn data_source(args: &TrainDataArgs, seed: u64) -> Result<DataSource> {
 }
 
 fn run_train_dms(args: TrainDmsArgs) -> Result<()> {
-    let device: DeviceKind = args.model.device.parse()?;
+    let device = args.model.device;
     let config = TrainConfig {
         dms: DmsTrainConfig {
-            variant: args.variant.parse()?,
+            variant: args.variant,
             window: args.window,
             ..DmsTrainConfig::default()
         },

@@ -13,7 +13,7 @@ use super::block_gemv::BlockWeight;
 /// numerics, fewest bytes), bf16 on CUDA (half the bytes of f32, tensor
 /// cores), f32 elsewhere. Norms, RoPE, attention, the residual stream, the
 /// embedding and the KV cache stay f32 in every form.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum DecodeWeights {
     /// The fastest form where the model runs.
     #[default]
