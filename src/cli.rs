@@ -1,13 +1,15 @@
-//! Command-line arguments, as typed by the user (clap derive). Nothing here
-//! does work; `main.rs` hands each command to the library.
+//! Command-line arguments, as typed by the user (clap derive): one enum of
+//! subcommands, one struct of flags each. Nothing here does work: `main.rs`
+//! hands each command's arguments to [`crate::commands`].
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-/// Clap's refusal of the command line: help and version as clap prints
-/// them, a usage error as one line on stderr (exit 2).
-pub fn usage_error(e: clap::Error) -> std::process::ExitCode {
+/// Clap's refusal of a command line as one line (its message without the
+/// usage and the `--help` hint, the other lines joined by spaces); `None`
+/// for help and version, which clap prints as they are.
+pub fn usage_line(e: &clap::Error) -> Option<String> {
     use clap::error::ErrorKind;
     if matches!(
         e.kind(),
@@ -15,23 +17,17 @@ pub fn usage_error(e: clap::Error) -> std::process::ExitCode {
             | ErrorKind::DisplayVersion
             | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
     ) {
-        e.exit();
+        return None;
     }
-    eprintln!("{}", one_line(&e.render().to_string()));
-    std::process::ExitCode::from(2)
-}
-
-/// Clap's rendered message folded onto one line: without the usage and the
-/// `--help` hint, its other lines joined by spaces.
-fn one_line(rendered: &str) -> String {
-    rendered
+    let rendered = e.render().to_string();
+    let lines: Vec<&str> = rendered
         .lines()
         .map(str::trim)
         .filter(|l| {
             !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information")
         })
-        .collect::<Vec<_>>()
-        .join(" ")
+        .collect();
+    Some(lines.join(" "))
 }
 
 /// Inference-time hyper-scaling, measured: compress a model's KV cache, spend
@@ -120,7 +116,7 @@ pub struct TrainDmsArgs {
     pub target_cr: f64,
     /// What is trained.
     #[arg(long, value_enum, default_value = "adapter")]
-    pub variant: hyperscale::train::config::Variant,
+    pub variant: crate::train::config::Variant,
     /// Sliding window w of delayed eviction.
     #[arg(long, default_value_t = 512)]
     pub window: usize,
@@ -132,7 +128,7 @@ pub struct TrainDmsArgs {
     pub hold_steps: usize,
     /// Tokens per training sequence; must be longer than --window (the
     /// default, 16 windows, is the reference's shape).
-    #[arg(long, default_value_t = hyperscale::train::config::DEFAULT_SEQ_LEN)]
+    #[arg(long, default_value_t = crate::train::config::DEFAULT_SEQ_LEN)]
     pub seq_len: usize,
     /// Sequences per update (gradient accumulation; the loss is the batch
     /// mean).
@@ -201,8 +197,8 @@ pub struct SweepArgs {
     /// Run shard I of N (0-based, e.g. `--shard 2/8`): a deterministic,
     /// token-balanced 1/N of the work units, written to
     /// `<results>/<run>/shards/I-of-N/`. Join the shards with `merge`.
-    #[arg(long, value_parser = clap::value_parser!(hyperscale::record::Shard))]
-    pub shard: Option<hyperscale::record::Shard>,
+    #[arg(long, value_parser = clap::value_parser!(crate::record::Shard))]
+    pub shard: Option<crate::record::Shard>,
     /// Keep the error records of earlier sessions (samples a remote engine
     /// failed on) as final. By default a resume moves them to
     /// `errors.jsonl` and decodes those samples again.
@@ -227,7 +223,7 @@ pub struct GradeArgs {
     pub data: DataArgs,
     /// Which text is graded. Default: the task file's.
     #[arg(long, value_enum)]
-    pub region: Option<hyperscale::prompt::template::RegionMode>,
+    pub region: Option<crate::prompt::template::RegionMode>,
     /// The repeat of completions lines that carry no `repeat` field; a line
     /// with one is graded against its own repeat's multiple-choice order.
     #[arg(long, default_value_t = 0)]
@@ -308,7 +304,7 @@ pub struct ModelArgs {
     /// Where to run: cpu, cuda, cuda:N (needs a `--features cuda` build and
     /// a GPU), wgpu.
     #[arg(long, default_value = "cpu")]
-    pub device: hyperscale::device::DeviceKind,
+    pub device: crate::device::DeviceKind,
     /// Form of the projection weights: `quantized` (CPU decode reads a
     /// GGUF's Q4_0/Q4_1/Q8_0 blocks as stored: the same logits as f32 bit
     /// for bit, 4–7× fewer bytes; prefill and GPUs use f32), `f32`, `bf16`
@@ -316,7 +312,7 @@ pub struct ModelArgs {
     /// its numerics, burn's bf16 matmul is slow there), or `auto`:
     /// quantized on the CPU, bf16 on CUDA, f32 on wgpu.
     #[arg(long, value_enum, default_value = "auto")]
-    pub decode_weights: hyperscale::model::DecodeWeights,
+    pub decode_weights: crate::model::DecodeWeights,
 }
 
 #[derive(Debug, Args)]
@@ -399,8 +395,8 @@ pub struct PolicyArgs {
 
 impl PolicyArgs {
     /// The policy these flags describe.
-    pub fn to_policy(&self) -> Result<hyperscale::kv::CachePolicy, String> {
-        use hyperscale::kv::{Budget, CachePolicy};
+    pub fn to_policy(&self) -> Result<crate::kv::CachePolicy, String> {
+        use crate::kv::{Budget, CachePolicy};
         if !(self.cr.is_finite() && self.cr >= 1.0) {
             return Err(format!("--cr {}: must be a finite number >= 1", self.cr));
         }
@@ -439,7 +435,7 @@ impl PolicyArgs {
                 page_size: self.page_size,
                 budget,
                 granularity: Default::default(),
-                dense_layers: hyperscale::kv::QUEST_DENSE_LAYERS,
+                dense_layers: crate::kv::QUEST_DENSE_LAYERS,
             },
         })
     }
@@ -468,12 +464,12 @@ pub struct BenchParityArgs {
     pub model: ModelArgs,
     /// The device whose logits are the reference.
     #[arg(long, default_value = "cpu")]
-    pub reference_device: hyperscale::device::DeviceKind,
+    pub reference_device: crate::device::DeviceKind,
     /// The reference's weight form [default: the candidate's resolved form,
     /// so only the device differs]; e.g. `f32` against `--decode-weights
     /// bf16` measures what bf16 costs.
     #[arg(long, value_enum)]
-    pub reference_weights: Option<hyperscale::model::DecodeWeights>,
+    pub reference_weights: Option<crate::model::DecodeWeights>,
     /// Prompt fed as is (no chat template); synthetic models get fixed
     /// pseudo-random ids of the same length instead.
     #[arg(long, default_value = "The capital of France is")]
@@ -574,7 +570,7 @@ pub struct CompareArgs {
     pub tolerance: f64,
     /// Relative growth tolerated of KV reads and peak KV memory (counted, so
     /// deterministic: 0.05 = 5%).
-    #[arg(long, default_value_t = hyperscale::report::DEFAULT_BUDGET_TOLERANCE)]
+    #[arg(long, default_value_t = crate::report::DEFAULT_BUDGET_TOLERANCE)]
     pub budget_tolerance: f64,
     /// Relative runtime growth tolerated. Default: 3.0 (4× slower), and
     /// runtime is gated only when both runs report the same hardware; given
@@ -601,11 +597,11 @@ pub enum VoteArg {
     Normalised,
 }
 
-impl From<VoteArg> for hyperscale::report::VoteOn {
+impl From<VoteArg> for crate::report::VoteOn {
     fn from(v: VoteArg) -> Self {
         match v {
-            VoteArg::Raw => hyperscale::report::VoteOn::Raw,
-            VoteArg::Normalised => hyperscale::report::VoteOn::Normalised,
+            VoteArg::Raw => crate::report::VoteOn::Raw,
+            VoteArg::Normalised => crate::report::VoteOn::Normalised,
         }
     }
 }
@@ -640,9 +636,9 @@ pub enum ProgressArg {
     None,
 }
 
-impl From<ProgressArg> for hyperscale::sweep::ProgressMode {
+impl From<ProgressArg> for crate::sweep::ProgressMode {
     fn from(p: ProgressArg) -> Self {
-        use hyperscale::sweep::ProgressMode;
+        use crate::sweep::ProgressMode;
         match p {
             ProgressArg::Auto => ProgressMode::Auto,
             ProgressArg::Bars => ProgressMode::Bars,

@@ -28,8 +28,11 @@
 //! | models and task data from the Hugging Face Hub | [`hub`] |
 //! | DMS retrofitting (`hyperscale train-dms`) | [`train`] |
 //! | bounds on what configs, task files and flags may ask | [`limits`] |
+//! | the command line: raw arguments, and each command's logic | [`cli`], [`commands`] |
 
 pub mod bench;
+pub mod cli;
+pub mod commands;
 pub mod device;
 pub mod generate;
 pub mod grade;
