@@ -1,9 +1,34 @@
-//! Command-line arguments, as typed by the user (clap derive). Nothing here
-//! does work; `main.rs` hands each command to the library.
+//! Command-line arguments, as typed by the user (clap derive): one enum of
+//! subcommands, one struct of flags each. Nothing here does work: `main.rs`
+//! hands each command's arguments to [`crate::commands`].
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+
+/// Clap's refusal of a command line as one line (its message without the
+/// usage and the `--help` hint, the other lines joined by spaces); `None`
+/// for help and version, which clap prints as they are.
+pub fn usage_line(e: &clap::Error) -> Option<String> {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        return None;
+    }
+    let rendered = e.render().to_string();
+    let lines: Vec<&str> = rendered
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with("Usage:") && !l.starts_with("For more information")
+        })
+        .collect();
+    Some(lines.join(" "))
+}
 
 /// Inference-time hyper-scaling, measured: compress a model's KV cache, spend
 /// the savings on longer or wider generation, and compare accuracy at equal
@@ -89,10 +114,9 @@ pub struct TrainDmsArgs {
     /// Final compression ratio of the schedule.
     #[arg(long, default_value_t = 8.0)]
     pub target_cr: f64,
-    /// `adapter` (dms_proj_alpha, zero-initialised) or `neuron` (the
-    /// borrowed q channel).
-    #[arg(long, default_value = "adapter")]
-    pub variant: String,
+    /// What is trained.
+    #[arg(long, value_enum, default_value = "adapter")]
+    pub variant: crate::train::config::Variant,
     /// Sliding window w of delayed eviction.
     #[arg(long, default_value_t = 512)]
     pub window: usize,
@@ -104,7 +128,7 @@ pub struct TrainDmsArgs {
     pub hold_steps: usize,
     /// Tokens per training sequence; must be longer than --window (the
     /// default, 16 windows, is the reference's shape).
-    #[arg(long, default_value_t = hyperscale::train::config::DEFAULT_SEQ_LEN)]
+    #[arg(long, default_value_t = crate::train::config::DEFAULT_SEQ_LEN)]
     pub seq_len: usize,
     /// Sequences per update (gradient accumulation; the loss is the batch
     /// mean).
@@ -167,15 +191,14 @@ pub struct SweepArgs {
     /// Parent of run directories (overrides the config's `run.results_dir`).
     #[arg(long)]
     pub results: Option<PathBuf>,
-    /// Progress display: auto (bars on a terminal, else a line every 30 s),
-    /// bars, log, none.
-    #[arg(long, default_value = "auto")]
-    pub progress: String,
+    /// Progress display.
+    #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
+    pub progress: ProgressArg,
     /// Run shard I of N (0-based, e.g. `--shard 2/8`): a deterministic,
     /// token-balanced 1/N of the work units, written to
     /// `<results>/<run>/shards/I-of-N/`. Join the shards with `merge`.
-    #[arg(long)]
-    pub shard: Option<String>,
+    #[arg(long, value_parser = clap::value_parser!(crate::record::Shard))]
+    pub shard: Option<crate::record::Shard>,
     /// Keep the error records of earlier sessions (samples a remote engine
     /// failed on) as final. By default a resume moves them to
     /// `errors.jsonl` and decodes those samples again.
@@ -198,11 +221,9 @@ pub struct GradeArgs {
     pub completions: PathBuf,
     #[command(flatten)]
     pub data: DataArgs,
-    /// Which text is graded: `strict` (after the last `</think>`; none
-    /// without it), `lenient` (after `</think>`, else all), `whole`. Default:
-    /// the task file's.
-    #[arg(long)]
-    pub region: Option<String>,
+    /// Which text is graded. Default: the task file's.
+    #[arg(long, value_enum)]
+    pub region: Option<crate::prompt::template::RegionMode>,
     /// The repeat of completions lines that carry no `repeat` field; a line
     /// with one is graded against its own repeat's multiple-choice order.
     #[arg(long, default_value_t = 0)]
@@ -283,7 +304,7 @@ pub struct ModelArgs {
     /// Where to run: cpu, cuda, cuda:N (needs a `--features cuda` build and
     /// a GPU), wgpu.
     #[arg(long, default_value = "cpu")]
-    pub device: String,
+    pub device: crate::device::DeviceKind,
     /// Form of the projection weights: `quantized` (CPU decode reads a
     /// GGUF's Q4_0/Q4_1/Q8_0 blocks as stored: the same logits as f32 bit
     /// for bit, 4–7× fewer bytes; prefill and GPUs use f32), `f32`, `bf16`
@@ -293,8 +314,8 @@ pub struct ModelArgs {
     /// values and integer dot products: close to, not equal to, f32's
     /// logits; docs/cpu-kernels.md), or `auto`: quantized on the CPU, bf16
     /// on CUDA, f32 on wgpu.
-    #[arg(long, default_value = "auto")]
-    pub decode_weights: hyperscale::model::DecodeWeights,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub decode_weights: crate::model::DecodeWeights,
 }
 
 #[derive(Debug, Args)]
@@ -350,9 +371,9 @@ pub struct GenerateArgs {
 /// The KV cache policy, as flags.
 #[derive(Debug, Args)]
 pub struct PolicyArgs {
-    /// dense, dms (needs a DMS checkpoint), window, tova, h2o or quest.
-    #[arg(long, default_value = "dense")]
-    pub policy: String,
+    /// The cache policy.
+    #[arg(long, value_enum, default_value_t = PolicyKind::Dense)]
+    pub policy: PolicyKind,
     /// Target compression ratio of a training-free policy: keep
     /// max(min_tokens, ceil(positions / CR)) entries per (layer, KV head).
     #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
@@ -377,8 +398,8 @@ pub struct PolicyArgs {
 
 impl PolicyArgs {
     /// The policy these flags describe.
-    pub fn to_policy(&self) -> Result<hyperscale::kv::CachePolicy, String> {
-        use hyperscale::kv::{Budget, CachePolicy};
+    pub fn to_policy(&self) -> Result<crate::kv::CachePolicy, String> {
+        use crate::kv::{Budget, CachePolicy};
         if !(self.cr.is_finite() && self.cr >= 1.0) {
             return Err(format!("--cr {}: must be a finite number >= 1", self.cr));
         }
@@ -395,35 +416,30 @@ impl PolicyArgs {
                 min_tokens: self.min_tokens,
             },
         };
-        Ok(match self.policy.as_str() {
-            "dense" => CachePolicy::Dense {},
-            "dms" => CachePolicy::Dms {
+        Ok(match self.policy {
+            PolicyKind::Dense => CachePolicy::Dense {},
+            PolicyKind::Dms => CachePolicy::Dms {
                 window: self.window,
                 shifted: None,
             },
-            "window" => CachePolicy::Window {
+            PolicyKind::Window => CachePolicy::Window {
                 sink: self.sink,
                 budget,
             },
-            "tova" => CachePolicy::Tova {
+            PolicyKind::Tova => CachePolicy::Tova {
                 budget,
                 granularity: Default::default(),
             },
-            "h2o" => CachePolicy::H2o {
+            PolicyKind::H2o => CachePolicy::H2o {
                 recent: self.window.unwrap_or(self.min_tokens),
                 budget,
             },
-            "quest" => CachePolicy::Quest {
+            PolicyKind::Quest => CachePolicy::Quest {
                 page_size: self.page_size,
                 budget,
                 granularity: Default::default(),
-                dense_layers: hyperscale::kv::QUEST_DENSE_LAYERS,
+                dense_layers: crate::kv::QUEST_DENSE_LAYERS,
             },
-            other => {
-                return Err(format!(
-                    "--policy `{other}`: expected dense, dms, window, tova, h2o or quest"
-                ));
-            }
         })
     }
 }
@@ -455,7 +471,7 @@ pub struct BenchThroughputArgs {
     pub model: ModelArgs,
     /// KV memory both sides fill, e.g. `189MB`, `2GiB` [default: the
     /// measured bytes of one dense sequence of `--context` positions].
-    #[arg(long, value_parser = hyperscale::bench::throughput::parse_bytes)]
+    #[arg(long, value_parser = crate::bench::throughput::parse_bytes)]
     pub kv_memory: Option<u64>,
     /// Positions each sequence holds at the end (prompt + decoded steps).
     #[arg(long, default_value_t = 4096)]
@@ -482,12 +498,12 @@ pub struct BenchParityArgs {
     pub model: ModelArgs,
     /// The device whose logits are the reference.
     #[arg(long, default_value = "cpu")]
-    pub reference_device: String,
+    pub reference_device: crate::device::DeviceKind,
     /// The reference's weight form [default: the candidate's resolved form,
     /// so only the device differs]; e.g. `f32` against `--decode-weights
     /// bf16` measures what bf16 costs.
-    #[arg(long)]
-    pub reference_weights: Option<hyperscale::model::DecodeWeights>,
+    #[arg(long, value_enum)]
+    pub reference_weights: Option<crate::model::DecodeWeights>,
     /// Prompt fed as is (no chat template); synthetic models get fixed
     /// pseudo-random ids of the same length instead.
     #[arg(long, default_value = "The capital of France is")]
@@ -588,16 +604,16 @@ pub struct CompareArgs {
     pub tolerance: f64,
     /// Relative growth tolerated of KV reads and peak KV memory (counted, so
     /// deterministic: 0.05 = 5%).
-    #[arg(long, default_value_t = hyperscale::report::DEFAULT_BUDGET_TOLERANCE)]
+    #[arg(long, default_value_t = crate::report::DEFAULT_BUDGET_TOLERANCE)]
     pub budget_tolerance: f64,
     /// Relative runtime growth tolerated. Default: 3.0 (4× slower), and
     /// runtime is gated only when both runs report the same hardware; given
     /// explicitly, it is gated whatever the hardware.
     #[arg(long)]
     pub runtime_tolerance: Option<f64>,
-    /// md (for a CI step summary) or json.
-    #[arg(long, default_value = "md")]
-    pub format: String,
+    /// How the comparison is printed.
+    #[arg(long, value_enum, default_value_t = CompareFormatArg::Md)]
+    pub format: CompareFormatArg,
     /// What maj@W votes on (a run of record format 1 makes both vote on
     /// the normalised key).
     #[arg(long, value_enum, default_value_t = VoteArg::Raw)]
@@ -615,11 +631,63 @@ pub enum VoteArg {
     Normalised,
 }
 
-impl From<VoteArg> for hyperscale::report::VoteOn {
+impl From<VoteArg> for crate::report::VoteOn {
     fn from(v: VoteArg) -> Self {
         match v {
-            VoteArg::Raw => hyperscale::report::VoteOn::Raw,
-            VoteArg::Normalised => hyperscale::report::VoteOn::Normalised,
+            VoteArg::Raw => crate::report::VoteOn::Raw,
+            VoteArg::Normalised => crate::report::VoteOn::Normalised,
         }
     }
+}
+
+/// `--policy`: which KV cache policy the other policy flags configure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PolicyKind {
+    /// Keep every entry.
+    Dense,
+    /// Dynamic Memory Sparsification (needs a DMS checkpoint).
+    Dms,
+    /// StreamingLLM: attention sinks and a recent window.
+    Window,
+    /// TOVA: evict the entry the last query attends to least.
+    Tova,
+    /// Heavy hitters (accumulated attention) and a recent window.
+    H2o,
+    /// Quest: keep all, read the pages whose bounds score highest.
+    Quest,
+}
+
+/// `--progress`: how a sweep shows its progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProgressArg {
+    /// Bars on a terminal, else a line every 30 s.
+    Auto,
+    /// Progress bars.
+    Bars,
+    /// A plain line every 30 s.
+    Log,
+    /// Nothing.
+    None,
+}
+
+impl From<ProgressArg> for crate::sweep::ProgressMode {
+    fn from(p: ProgressArg) -> Self {
+        use crate::sweep::ProgressMode;
+        match p {
+            ProgressArg::Auto => ProgressMode::Auto,
+            ProgressArg::Bars => ProgressMode::Bars,
+            ProgressArg::Log => ProgressMode::Log { seconds: 30 },
+            ProgressArg::None => ProgressMode::Hidden,
+        }
+    }
+}
+
+/// `compare --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompareFormatArg {
+    /// Markdown, for a CI step summary.
+    #[value(alias = "markdown")]
+    Md,
+    /// One JSON document.
+    Json,
 }

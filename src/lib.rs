@@ -29,8 +29,11 @@
 //! | DMS retrofitting (`hyperscale train-dms`) | [`train`] |
 //! | bounds on what configs, task files and flags may ask | [`limits`] |
 //! | phase timers in the hot paths, read by `bench decode --profile` | [`profile`] |
+//! | the command line: raw arguments, and each command's logic | [`cli`], [`commands`] |
 
 pub mod bench;
+pub mod cli;
+pub mod commands;
 pub mod cuda_toolkit;
 pub mod device;
 pub mod generate;

@@ -136,7 +136,7 @@ impl Template {
 }
 
 /// Which part of a completion is graded (`docs/data-formats.md` §5).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum RegionMode {
     /// Thinking model, reference default (NeMo-Skills `parse_reasoning`): the

@@ -29,7 +29,11 @@ use super::gain::GainEstimate;
 use super::summary::{BudgetAxis, PointSummary};
 
 /// The budgets of the headline, in column order.
-pub const HEADLINE_BUDGETS: [BudgetAxis; 3] = [BudgetAxis::KvReads, BudgetAxis::PeakBytes, BudgetAxis::Runtime];
+pub const HEADLINE_BUDGETS: [BudgetAxis; 3] = [
+    BudgetAxis::KvReads,
+    BudgetAxis::PeakBytes,
+    BudgetAxis::Runtime,
+];
 
 /// The extra columns' headers, in order (see [`extra_cells`]).
 pub const EXTRA_COLUMNS: [&str; 1] = ["most accurate: maj@W (%)"];

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::TrainError;
 
 /// What is trained.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Variant {
     /// `dms_proj_alpha_norm` + `dms_proj_alpha` per layer, zero-initialised

@@ -828,4 +828,148 @@ fn nested_error_prints_each_cause_once() {
         "{stderr}"
     );
     assert_eq!(occurrences(&out, "error: "), 1, "{stderr}");
+// Enumerated flags are clap value enums (or parsed by a value parser): a bad
+// value is clap's refusal on one line, naming the flag and the value, exit 2,
+// before any work.
+
+#[test]
+fn bad_enumerated_flag_values_are_one_line_usage_errors() {
+    let cases: [(&[&str], &str, &str); 9] = [
+        (
+            &["sweep", "configs/smoke.toml", "--progress", "loud"],
+            "--progress",
+            "loud",
+        ),
+        (
+            &["sweep", "configs/smoke.toml", "--shard", "4/4"],
+            "--shard",
+            "4/4",
+        ),
+        (
+            &["compare", "a", "b", "--format", "html"],
+            "--format",
+            "html",
+        ),
+        (
+            &[
+                "grade",
+                "--task",
+                "aime24",
+                "--completions",
+                "c.jsonl",
+                "--region",
+                "middle",
+            ],
+            "--region",
+            "middle",
+        ),
+        (
+            &["generate", "--prompt", "x", "--device", "tpu"],
+            "--device",
+            "tpu",
+        ),
+        (
+            &["generate", "--prompt", "x", "--decode-weights", "f16"],
+            "--decode-weights",
+            "f16",
+        ),
+        (
+            &["generate", "--prompt", "x", "--policy", "lru"],
+            "--policy",
+            "lru",
+        ),
+        (
+            &["train-dms", "--out", "o", "--variant", "head"],
+            "--variant",
+            "head",
+        ),
+        (&["report", "r", "--vote", "max"], "--vote", "max"),
+    ];
+    for (args, flag, value) in cases {
+        let out = hyperscale(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_one_line_error(&out, &[flag, value]);
+    }
+    // `markdown` stays an alias of `md`; help still prints in full.
+    let help = hyperscale(&["compare", "--help"]);
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        text.contains("--format") && text.contains("Usage:"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bench_decode_prints_its_tables_and_writes_the_json_it_always_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("decode.json");
+    let out = hyperscale(&[
+        "bench",
+        "decode",
+        "--model",
+        &tiny_qwen2(),
+        "--batch",
+        "1,2",
+        "--context",
+        "8",
+        "--steps",
+        "2",
+        "--warmup",
+        "1",
+        "--profile",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("model ") && lines[0].contains("device cpu"),
+        "{stdout}"
+    );
+    assert!(
+        lines[1].starts_with("| batch | context | prefill tok/s"),
+        "{stdout}"
+    );
+    assert_eq!(lines[3], r#"policy: {"policy":"dense"}"#, "{stdout}");
+    assert!(
+        lines[4].starts_with("| 1 | 8 | ") && lines[5].starts_with("| 2 | 8 | "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("| batch | context | step ms | projections"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("standalone projections"), "{stdout}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let mut keys: Vec<&str> = doc
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "cpu_kernels",
+            "device",
+            "model",
+            "points",
+            "policy",
+            "read_bandwidth_gbs",
+            "roofline_tokens_per_second",
+            "threads",
+            "weight_bytes_per_step",
+            "weights"
+        ]
+    );
+    assert_eq!(doc["device"], "cpu");
+    assert_eq!(doc["points"].as_array().unwrap().len(), 2);
 }

@@ -40,8 +40,8 @@ use rayon::prelude::*;
 
 use super::block_gemv::BlockWeight;
 use super::gemv::{self, MAX_ROWS};
-use crate::model::formats::gguf::GgmlType;
 use super::isa::Isa;
+use crate::model::formats::gguf::GgmlType;
 
 /// Values per activation (and weight) block.
 pub const QK: usize = 32;

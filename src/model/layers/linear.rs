@@ -13,7 +13,7 @@ use crate::model::kernels::block_gemv::BlockWeight;
 /// numerics, fewest bytes), bf16 on CUDA (half the bytes of f32, tensor
 /// cores), f32 elsewhere. Norms, RoPE, attention, the residual stream, the
 /// embedding and the KV cache stay f32 in every form.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum DecodeWeights {
     /// The fastest form where the model runs.
     #[default]
@@ -25,9 +25,10 @@ pub enum DecodeWeights {
     Quantized,
     /// The blocks of `Quantized`, with each activation row quantized per
     /// 32 values to int8 (llama.cpp's Q8 scheme) and integer dot products
-    /// ([`super::q8act`]): fewer operations per weight, logits close to but
+    /// ([`crate::model::kernels::q8act`]): fewer operations per weight, logits close to but
     /// not bit-identical with f32; deterministic across instruction sets
     /// and batch compositions. Elsewhere as `Quantized`.
+    #[value(name = "q8act")]
     Q8Act,
     /// The dequantized f32 weights.
     F32,
@@ -207,7 +208,11 @@ impl<B: Backend> Linear<B> {
             let y = if blocks.int8_activations {
                 crate::model::kernels::q8act::flex_linear_q8act(&x, blocks, self.bias.as_ref())
             } else {
-                crate::model::kernels::block_gemv::flex_linear_blocks(&x, blocks, self.bias.as_ref())
+                crate::model::kernels::block_gemv::flex_linear_blocks(
+                    &x,
+                    blocks,
+                    self.bias.as_ref(),
+                )
             };
             if let Some(y) = y {
                 return y;
