@@ -7,8 +7,8 @@ use rayon::prelude::*;
 
 use serde::{Deserialize, Serialize};
 
+use super::launches;
 use super::stats::median;
-use super::{launches, profile};
 use crate::generate::{Decoder, Sampler, SamplingParams};
 use crate::kv::{KvStore, SeqId};
 use crate::profile;

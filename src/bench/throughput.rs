@@ -26,10 +26,10 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use super::decode::prompt_ids;
-use super::profile;
 use super::stats::median;
 use crate::generate::Decoder;
 use crate::kv::{CachePolicy, KvError, KvStore, SeqId};
+use crate::profile;
 
 /// What to measure.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -16,7 +16,7 @@ use crate::limits::{
     BatchAsk, LimitError, ModelLimits, available_memory, kept_at_least, policy_fits,
 };
 use crate::model::DecodeWeights;
-use crate::model::isa::Isa;
+use crate::model::kernels::isa::Isa;
 use crate::model::synthetic::SyntheticSpec;
 use crate::runtime::{BenchModel, SyntheticModel, device_read_bandwidth_gbs};
 

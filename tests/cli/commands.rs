@@ -828,6 +828,8 @@ fn nested_error_prints_each_cause_once() {
         "{stderr}"
     );
     assert_eq!(occurrences(&out, "error: "), 1, "{stderr}");
+}
+
 // Enumerated flags are clap value enums (or parsed by a value parser): a bad
 // value is clap's refusal on one line, naming the flag and the value, exit 2,
 // before any work.

@@ -1,7 +1,8 @@
 //! Command-line tests: the commands, the Hub client and its CLI, and the scale scripts.
 
 mod commands;
+mod gpu_check;
 mod hub;
 mod hub_cli;
-mod scale_scripts;
 mod hub_mock;
+mod scale_scripts;
