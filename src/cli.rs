@@ -600,16 +600,16 @@ pub struct CompareArgs {
     /// The candidate run directory.
     pub candidate: PathBuf,
     /// Accuracy drop tolerated beyond the CI, as a fraction (0.02 = 2 points).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = tolerance)]
     pub tolerance: f64,
     /// Relative growth tolerated of KV reads and peak KV memory (counted, so
     /// deterministic: 0.05 = 5%).
-    #[arg(long, default_value_t = crate::report::DEFAULT_BUDGET_TOLERANCE)]
+    #[arg(long, default_value_t = crate::report::DEFAULT_BUDGET_TOLERANCE, value_parser = tolerance)]
     pub budget_tolerance: f64,
     /// Relative runtime growth tolerated. Default: 3.0 (4× slower), and
     /// runtime is gated only when both runs report the same hardware; given
     /// explicitly, it is gated whatever the hardware.
-    #[arg(long)]
+    #[arg(long, value_parser = tolerance)]
     pub runtime_tolerance: Option<f64>,
     /// How the comparison is printed.
     #[arg(long, value_enum, default_value_t = CompareFormatArg::Md)]
@@ -690,4 +690,15 @@ pub enum CompareFormatArg {
     Md,
     /// One JSON document.
     Json,
+}
+
+/// A `compare` tolerance: a finite number ≥ 0 (NaN would pass every
+/// comparison, a negative one fail identical runs).
+fn tolerance(value: &str) -> Result<f64, String> {
+    let t: f64 = value.parse().map_err(|e| format!("{e}"))?;
+    if t.is_finite() && t >= 0.0 {
+        Ok(t)
+    } else {
+        Err("must be a finite number >= 0".into())
+    }
 }

@@ -975,3 +975,23 @@ fn bench_decode_prints_its_tables_and_writes_the_json_it_always_wrote() {
     assert_eq!(doc["device"], "cpu");
     assert_eq!(doc["points"].as_array().unwrap().len(), 2);
 }
+
+// A NaN tolerance made every comparison pass; a negative one fails
+// identical runs. Both are refused before any work, naming the flag.
+#[test]
+fn compare_refuses_nan_and_negative_tolerances() {
+    for (flag, value) in [
+        ("--tolerance", "nan"),
+        ("--budget-tolerance", "-0.1"),
+        ("--runtime-tolerance", "inf"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_hyperscale"))
+            .args(["compare", "a", "b", &format!("{flag}={value}")])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {stderr}");
+        assert!(stderr.contains(flag) && stderr.contains(value), "{stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    }
+}
