@@ -111,7 +111,6 @@ pub fn generate<M: Decoder, T: TextDecoder>(
     requests: &[Request],
     mut on_token: impl FnMut(TokenEvent),
 ) -> Vec<Completion> {
-    let vocab = model.vocab_size();
     let mut live: Vec<Live> = Vec::new();
     let mut done: Vec<Completion> = Vec::new();
     let mut prefill_seconds = vec![0.0; requests.len()];
@@ -164,30 +163,7 @@ pub fn generate<M: Decoder, T: TextDecoder>(
         if live.is_empty() {
             break;
         }
-        let seqs: Vec<SeqId> = live.iter().map(|s| s.seq).collect();
-        let last: Vec<u32> = live
-            .iter()
-            .map(|s| *s.tokens.last().expect("sampled"))
-            .collect();
-        let start = Instant::now();
-        let logits = model.decode(store, &seqs, &last);
-        let step = start.elapsed().as_secs_f64();
-        // Each sequence samples from its own row with its own stream, so
-        // drawing them in parallel changes no token.
-        let tokens: Vec<u32> = live
-            .par_iter_mut()
-            .enumerate()
-            .map(|(b, s)| s.sampler.sample(&logits[b * vocab..(b + 1) * vocab]))
-            .collect();
-        for (s, token) in live.iter_mut().zip(tokens) {
-            s.decode_seconds += step;
-            s.tokens.push(token);
-            on_token(TokenEvent {
-                request: s.request,
-                sample: s.sample,
-                token,
-            });
-        }
+        decode_step(model, store, &mut live, &mut on_token);
     }
     let peak = store.peak_resident();
     for c in &mut done {
@@ -195,6 +171,42 @@ pub fn generate<M: Decoder, T: TextDecoder>(
     }
     done.sort_by_key(|c| (c.request, c.sample));
     done
+}
+
+/// One batched decode step: every live sequence feeds its last token, then
+/// samples its next from its own logits row (`[batch * vocab]`), is charged
+/// the step's wall time, and reports the token.
+pub(super) fn decode_step<M: Decoder>(
+    model: &M,
+    store: &mut KvStore,
+    live: &mut [Live],
+    on_token: &mut impl FnMut(TokenEvent),
+) {
+    let vocab = model.vocab_size();
+    let seqs: Vec<SeqId> = live.iter().map(|s| s.seq).collect();
+    let last: Vec<u32> = live
+        .iter()
+        .map(|s| *s.tokens.last().expect("sampled"))
+        .collect();
+    let start = Instant::now();
+    let logits = model.decode(store, &seqs, &last);
+    let step = start.elapsed().as_secs_f64();
+    // Each sequence samples from its own row with its own stream, so
+    // drawing them in parallel changes no token.
+    let tokens: Vec<u32> = live
+        .par_iter_mut()
+        .enumerate()
+        .map(|(b, s)| s.sampler.sample(&logits[b * vocab..(b + 1) * vocab]))
+        .collect();
+    for (s, token) in live.iter_mut().zip(tokens) {
+        s.decode_seconds += step;
+        s.tokens.push(token);
+        on_token(TokenEvent {
+            request: s.request,
+            sample: s.sample,
+            token,
+        });
+    }
 }
 
 /// Why `tokens` ends here, if it does.

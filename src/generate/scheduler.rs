@@ -31,9 +31,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use rayon::prelude::*;
-
-use super::engine::{Live, complete, finished};
+use super::engine::{Live, complete, decode_step, finished};
 use super::{Completion, Decoder, Request, Sampler, TextDecoder, TokenEvent};
 use crate::kv::{KvStore, SeqId};
 
@@ -71,7 +69,6 @@ pub fn generate_continuous<M: Decoder, T: TextDecoder>(
     mut on_done: impl FnMut(Vec<Completion>),
 ) {
     let max = options.max_sequences.max(1);
-    let vocab = model.vocab_size();
     let mut pending = requests.into_iter().enumerate().peekable();
     let mut live: Vec<Live> = Vec::new();
     let mut flight: BTreeMap<usize, InFlight> = BTreeMap::new();
@@ -130,28 +127,7 @@ pub fn generate_continuous<M: Decoder, T: TextDecoder>(
         if live.is_empty() {
             break; // nothing in flight, so nothing pending either
         }
-        let seqs: Vec<SeqId> = live.iter().map(|s| s.seq).collect();
-        let last: Vec<u32> = live
-            .iter()
-            .map(|s| *s.tokens.last().expect("sampled"))
-            .collect();
-        let start = Instant::now();
-        let logits = model.decode(store, &seqs, &last);
-        let step = start.elapsed().as_secs_f64();
-        let tokens: Vec<u32> = live
-            .par_iter_mut()
-            .enumerate()
-            .map(|(b, s)| s.sampler.sample(&logits[b * vocab..(b + 1) * vocab]))
-            .collect();
-        for (s, token) in live.iter_mut().zip(tokens) {
-            s.decode_seconds += step;
-            s.tokens.push(token);
-            on_token(TokenEvent {
-                request: s.request,
-                sample: s.sample,
-                token,
-            });
-        }
+        decode_step(model, store, &mut live, &mut on_token);
         for (r, f) in &mut flight {
             let own: Vec<SeqId> = live
                 .iter()
