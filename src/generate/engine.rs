@@ -125,25 +125,7 @@ pub fn generate<M: Decoder, T: TextDecoder>(
         let children = store.fork(parent, req.samples);
         store.release(parent);
         prefill_seconds[r] = start.elapsed().as_secs_f64();
-        for (i, seq) in children.into_iter().enumerate() {
-            let sample = req.first_sample + i as u64;
-            let mut s = Live {
-                request: r,
-                sample,
-                seq,
-                sampler: Sampler::new(req.sampling, sample),
-                tokens: Vec::new(),
-                decode_seconds: 0.0,
-            };
-            let token = s.sampler.sample(&logits);
-            s.tokens.push(token);
-            on_token(TokenEvent {
-                request: r,
-                sample,
-                token,
-            });
-            live.push(s);
-        }
+        start_samples(r, req, children, &logits, &mut live, &mut on_token);
     }
 
     loop {
@@ -171,6 +153,38 @@ pub fn generate<M: Decoder, T: TextDecoder>(
     }
     done.sort_by_key(|c| (c.request, c.sample));
     done
+}
+
+/// Starts request `r`'s samples on their forked sequences: each draws its
+/// first token from the prompt's last logits row (`[vocab]`) with its own
+/// seeded sampler, reports it, and joins `live`.
+pub(super) fn start_samples(
+    r: usize,
+    req: &Request,
+    children: Vec<SeqId>,
+    logits: &[f32],
+    live: &mut Vec<Live>,
+    on_token: &mut impl FnMut(TokenEvent),
+) {
+    for (i, seq) in children.into_iter().enumerate() {
+        let sample = req.first_sample + i as u64;
+        let mut s = Live {
+            request: r,
+            sample,
+            seq,
+            sampler: Sampler::new(req.sampling, sample),
+            tokens: Vec::new(),
+            decode_seconds: 0.0,
+        };
+        let token = s.sampler.sample(logits);
+        s.tokens.push(token);
+        on_token(TokenEvent {
+            request: r,
+            sample,
+            token,
+        });
+        live.push(s);
+    }
 }
 
 /// One batched decode step: every live sequence feeds its last token, then

@@ -31,8 +31,8 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use super::engine::{Live, complete, decode_step, finished};
-use super::{Completion, Decoder, Request, Sampler, TextDecoder, TokenEvent};
+use super::engine::{Live, complete, decode_step, finished, start_samples};
+use super::{Completion, Decoder, Request, TextDecoder, TokenEvent};
 use crate::kv::{KvStore, SeqId};
 
 /// How many sequences may be in flight.
@@ -94,25 +94,7 @@ pub fn generate_continuous<M: Decoder, T: TextDecoder>(
             store.release(parent);
             let prefill_seconds = start.elapsed().as_secs_f64();
             let peak = store.resident_of(&children);
-            for (i, seq) in children.into_iter().enumerate() {
-                let sample = req.first_sample + i as u64;
-                let mut s = Live {
-                    request: r,
-                    sample,
-                    seq,
-                    sampler: Sampler::new(req.sampling, sample),
-                    tokens: Vec::new(),
-                    decode_seconds: 0.0,
-                };
-                let token = s.sampler.sample(&logits);
-                s.tokens.push(token);
-                on_token(TokenEvent {
-                    request: r,
-                    sample,
-                    token,
-                });
-                live.push(s);
-            }
+            start_samples(r, &req, children, &logits, &mut live, &mut on_token);
             flight.insert(
                 r,
                 InFlight {
