@@ -54,3 +54,4 @@ pub mod train;
 
 mod error_chain;
 pub use error_chain::error_chain;
+mod json;

@@ -15,6 +15,7 @@ use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
+use super::kv_store::timed_decode_steps;
 use crate::kv::{CachePolicy, DecodeStep, DmsParams, KvShape, KvStore, PrefillStep, SeqId};
 
 /// What to measure.
@@ -145,38 +146,33 @@ pub fn run_policy_bench(cfg: &PolicyBenchConfig) -> PolicyBenchReport {
     let k = fill(cfg.batch * kv_heads * d);
     let v = fill(cfg.batch * kv_heads * d);
     let mut out = vec![0.0f32; q.len()];
-    let mut times = Vec::with_capacity(cfg.steps);
-    let mut reads = 0u64;
-    for step in 0..cfg.warmup + cfg.steps {
-        let dec: Vec<Vec<bool>> = (0..layers)
-            .map(|_| decisions(cfg.batch * kv_heads))
-            .collect();
-        let before = store.store_stats().decode_reads;
-        let t0 = Instant::now();
-        for (layer, dec) in dec.iter().enumerate() {
-            let s = DecodeStep {
-                layer,
-                seqs: &seqs,
-                q: &q,
-                k: &k,
-                v: &v,
-                scale,
-                slots: &[],
-            };
-            store
-                .policy_decode(s, dec, &mut out)
-                .unwrap_or_else(|e| panic!("{e}"));
-        }
-        let dt = t0.elapsed().as_secs_f64();
-        for &s in &seqs {
-            store.advance(s, 1);
-        }
-        if step >= cfg.warmup {
-            times.push(dt);
-            reads += store.store_stats().decode_reads - before;
-        }
-    }
-    times.sort_by(f64::total_cmp);
+    let (times, reads) = timed_decode_steps(
+        &mut store,
+        &seqs,
+        cfg.warmup,
+        cfg.steps,
+        || -> Vec<Vec<bool>> {
+            (0..layers)
+                .map(|_| decisions(cfg.batch * kv_heads))
+                .collect()
+        },
+        |store, dec| {
+            for (layer, dec) in dec.iter().enumerate() {
+                let s = DecodeStep {
+                    layer,
+                    seqs: &seqs,
+                    q: &q,
+                    k: &k,
+                    v: &v,
+                    scale,
+                    slots: &[],
+                };
+                store
+                    .policy_decode(s, dec, &mut out)
+                    .unwrap_or_else(|e| panic!("{e}"));
+            }
+        },
+    );
     let rows = (cfg.batch * layers * kv_heads) as f64;
     let resident: u64 = seqs.iter().map(|&s| store.stats(s).resident).sum();
     PolicyBenchReport {

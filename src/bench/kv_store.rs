@@ -102,24 +102,18 @@ pub fn run_attention_bench(cfg: &AttentionBenchConfig) -> AttentionBenchReport {
     let v = fill(cfg.batch * kv_heads * d);
     let mut out = vec![0.0f32; q.len()];
     let scale = 1.0 / (d as f32).sqrt();
-    let mut times = Vec::with_capacity(cfg.steps);
-    let mut reads = 0u64;
-    for step in 0..cfg.warmup + cfg.steps {
-        let before = store.store_stats().decode_reads;
-        let t0 = Instant::now();
-        for layer in 0..layers {
-            store.decode_attend(layer, &seqs, &q, &k, &v, scale, &mut out);
-        }
-        let dt = t0.elapsed().as_secs_f64();
-        for &s in &seqs {
-            store.advance(s, 1);
-        }
-        if step >= cfg.warmup {
-            times.push(dt);
-            reads += store.store_stats().decode_reads - before;
-        }
-    }
-    times.sort_by(f64::total_cmp);
+    let (times, reads) = timed_decode_steps(
+        &mut store,
+        &seqs,
+        cfg.warmup,
+        cfg.steps,
+        || (),
+        |store, ()| {
+            for layer in 0..layers {
+                store.decode_attend(layer, &seqs, &q, &k, &v, scale, &mut out);
+            }
+        },
+    );
     let median = times[times.len() / 2];
     let kv_bytes_per_step = reads as f64 * (2 * d * 4) as f64 / cfg.steps as f64;
     AttentionBenchReport {
@@ -131,4 +125,38 @@ pub fn run_attention_bench(cfg: &AttentionBenchConfig) -> AttentionBenchReport {
         store_peak_bytes: store.store_stats().peak_bytes,
         threads: rayon::current_num_threads(),
     }
+}
+
+/// `warmup` then `steps` timed decode steps of `seqs`: each draws its inputs
+/// with `prepare` (not timed), runs `step` over every layer (timed), then
+/// advances every sequence by one position.
+///
+/// Returns the measured steps' times in seconds, sorted ascending, and the
+/// store's decode reads during them.
+pub(crate) fn timed_decode_steps<P>(
+    store: &mut KvStore,
+    seqs: &[SeqId],
+    warmup: usize,
+    steps: usize,
+    mut prepare: impl FnMut() -> P,
+    mut step: impl FnMut(&mut KvStore, P),
+) -> (Vec<f64>, u64) {
+    let mut times = Vec::with_capacity(steps);
+    let mut reads = 0u64;
+    for i in 0..warmup + steps {
+        let inputs = prepare();
+        let before = store.store_stats().decode_reads;
+        let t0 = Instant::now();
+        step(store, inputs);
+        let dt = t0.elapsed().as_secs_f64();
+        for &s in seqs {
+            store.advance(s, 1);
+        }
+        if i >= warmup {
+            times.push(dt);
+            reads += store.store_stats().decode_reads - before;
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    (times, reads)
 }

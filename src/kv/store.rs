@@ -256,15 +256,7 @@ impl KvStore {
     /// # Shapes
     /// `k`, `v`: `[head_dim]`.
     pub fn append(&mut self, row: RowId, k: &[f32], v: &[f32], pos: u32) -> Result<usize, KvError> {
-        self.check_entry(k, v)?;
-        self.host()?;
-        let mut plan = WritePlan {
-            layer: row.layer,
-            ..WritePlan::default()
-        };
-        plan.slots
-            .push(self.ledger.append(row, pos, &mut plan.copies)?);
-        self.host_apply(&plan, k, v);
+        self.host_write(row, k, v, |ledger, copies| ledger.append(row, pos, copies))?;
         Ok(self.ledger.row(row)?.len as usize - 1)
     }
 
@@ -281,14 +273,28 @@ impl KvStore {
         v: &[f32],
         pos: u32,
     ) -> Result<(), KvError> {
+        self.host_write(row, k, v, |ledger, copies| {
+            ledger.overwrite(row, slot, pos, copies)
+        })
+    }
+
+    /// One entry of `row` written on the host: checked, given its global
+    /// slot by `place` (which records the block copies that must come
+    /// first), then copied in.
+    fn host_write(
+        &mut self,
+        row: RowId,
+        k: &[f32],
+        v: &[f32],
+        place: impl FnOnce(&mut Ledger, &mut Vec<SlotCopy>) -> Result<u32, KvError>,
+    ) -> Result<(), KvError> {
         self.check_entry(k, v)?;
         self.host()?;
         let mut plan = WritePlan {
             layer: row.layer,
             ..WritePlan::default()
         };
-        plan.slots
-            .push(self.ledger.overwrite(row, slot, pos, &mut plan.copies)?);
+        plan.slots.push(place(&mut self.ledger, &mut plan.copies)?);
         self.host_apply(&plan, k, v);
         Ok(())
     }

@@ -264,13 +264,7 @@ impl IncrementalDecoder<'_> {
     /// Feeds one id; returns the newly completed text, if any.
     pub fn step(&mut self, id: u32) -> Result<Option<String>, TokenizeError> {
         self.ids.push(id);
-        let done = self.tokenizer.decode(
-            &self.ids[self.prefix_offset..self.read_offset],
-            self.skip_special,
-        )?;
-        let all = self
-            .tokenizer
-            .decode(&self.ids[self.prefix_offset..], self.skip_special)?;
+        let (done, all) = self.texts()?;
         if all.len() <= done.len() || all.ends_with('\u{FFFD}') || !all.starts_with(&done) {
             return Ok(None);
         }
@@ -285,6 +279,13 @@ impl IncrementalDecoder<'_> {
     /// The text still held back (possibly ending in U+FFFD when the stream
     /// stopped inside a character).
     pub fn finish(self) -> Result<String, TokenizeError> {
+        let (done, all) = self.texts()?;
+        Ok(all.strip_prefix(done.as_str()).unwrap_or(&all).to_owned())
+    }
+
+    /// The text of the emitted context (`prefix_offset..read_offset`) and
+    /// of the context with everything after it (`prefix_offset..`).
+    fn texts(&self) -> Result<(String, String), TokenizeError> {
         let done = self.tokenizer.decode(
             &self.ids[self.prefix_offset..self.read_offset],
             self.skip_special,
@@ -292,6 +293,6 @@ impl IncrementalDecoder<'_> {
         let all = self
             .tokenizer
             .decode(&self.ids[self.prefix_offset..], self.skip_special)?;
-        Ok(all.strip_prefix(done.as_str()).unwrap_or(&all).to_owned())
+        Ok((done, all))
     }
 }

@@ -6,17 +6,16 @@
 //! KV cache is not in here: the caller's [`KvStore`] is passed into every
 //! forward pass.
 
-use burn::backend::flex::Flex;
 use burn::prelude::*;
 
-use super::kernels::block_gemv::BlockWeight;
-use super::layers::attention::{Attention, Heads};
-use super::layers::dms::{DmsConfig, DmsDecision, DmsHead};
+use super::formats::vars::Vars;
+use super::layers::attention::Attention;
+use super::layers::dms::{DmsConfig, DmsDecision};
 use super::layers::linear::{DecodeWeights, Linear};
 use super::layers::mlp::Mlp;
 use super::layers::norm::RmsNorm;
 use super::layers::rope::{Rope, RopeTables};
-use super::{HostTensor, LoadError, ModelConfig, WeightSource};
+use super::{LoadError, ModelConfig, WeightSource};
 use crate::kv::{AttentionBackend, DmsParams, KvShape, KvStore, SeqId};
 
 /// One pre-norm block.
@@ -42,91 +41,22 @@ pub struct Transformer<B: AttentionBackend> {
     device: B::Device,
 }
 
-/// Loads tensors by Hugging Face name, checking presence and shape.
-struct Loader<'a> {
-    weights: &'a dyn WeightSource,
-    /// Whether linear weights also keep their file's blocks for decode.
-    blocks: bool,
-    /// Whether those blocks are read with 8-bit activations (`q8act`).
-    int8_activations: bool,
-}
-
-impl Loader<'_> {
-    fn get(&self, name: &str, shape: &[usize]) -> Result<HostTensor, LoadError> {
-        if !self.weights.contains(name) {
-            return Err(LoadError::MissingTensor {
-                path: self.weights.origin().to_path_buf(),
-                name: name.to_string(),
-            });
-        }
-        let t = self.weights.load(name)?;
-        if t.shape != shape || t.data.len() != t.numel() {
-            return Err(LoadError::ShapeMismatch {
-                path: self.weights.origin().to_path_buf(),
-                name: name.to_string(),
-                expected: shape.to_vec(),
-                got: t.shape,
-            });
-        }
-        Ok(t)
-    }
-
-    /// Several `[out_i, in]` weights stacked along `out` (fused projection).
-    fn stacked(&self, parts: &[(String, usize)], inp: usize) -> Result<HostTensor, LoadError> {
-        let total: usize = parts.iter().map(|(_, out)| out).sum();
-        let mut data = Vec::with_capacity(total * inp);
-        for (name, out) in parts {
-            data.extend(self.get(name, &[*out, inp])?.data);
-        }
-        Ok(HostTensor {
-            shape: vec![total, inp],
-            data,
+impl<B: AttentionBackend> Block<B> {
+    /// One block from its place in the checkpoint (`model.layers.{i}`).
+    fn load(
+        vars: &Vars<B>,
+        config: &ModelConfig,
+        dms: Option<&DmsConfig>,
+    ) -> Result<Self, LoadError> {
+        let (hidden, eps) = (config.hidden_size, config.rms_norm_eps);
+        let attn = Attention::load(&vars.pp("self_attn"), config, dms)?;
+        let mlp = Mlp::load(&vars.pp("mlp"), config)?;
+        Ok(Self {
+            input_norm: RmsNorm::load(&vars.pp("input_layernorm"), hidden, eps)?,
+            attn,
+            post_norm: RmsNorm::load(&vars.pp("post_attention_layernorm"), hidden, eps)?,
+            mlp,
         })
-    }
-
-    /// The `[rows, cols]` weight `name` in its file's blocks, when they are
-    /// wanted and the decode kernel reads their format.
-    fn blocks(
-        &self,
-        name: &str,
-        rows: usize,
-        cols: usize,
-    ) -> Result<Option<BlockWeight>, LoadError> {
-        if !self.blocks {
-            return Ok(None);
-        }
-        Ok(self
-            .weights
-            .load_blocks(name)?
-            .filter(|b| (b.rows, b.cols) == (rows, cols))
-            .map(|b| b.with_int8_activations(self.int8_activations)))
-    }
-
-    /// [`Loader::blocks`] for a fused projection: `None` unless every part
-    /// has blocks of one format.
-    fn stacked_blocks(
-        &self,
-        parts: &[(String, usize)],
-        inp: usize,
-    ) -> Result<Option<BlockWeight>, LoadError> {
-        let mut all = Vec::with_capacity(parts.len());
-        for (name, out) in parts {
-            match self.blocks(name, *out, inp)? {
-                Some(b) => all.push(b),
-                None => return Ok(None),
-            }
-        }
-        Ok(BlockWeight::stack(&all))
-    }
-
-    fn vector<B: Backend>(
-        &self,
-        name: &str,
-        len: usize,
-        device: &B::Device,
-    ) -> Result<Tensor<B, 1>, LoadError> {
-        let t = self.get(name, &[len])?;
-        Ok(Tensor::from_data(TensorData::new(t.data, [len]), device))
     }
 }
 
@@ -148,133 +78,32 @@ impl<B: AttentionBackend> Transformer<B> {
     /// ([`DecodeWeights::resolve_for`] makes `Auto` concrete). On Flex with
     /// [`DecodeWeights::Quantized`] (or [`DecodeWeights::Q8Act`]), linear
     /// weights stored in a block format the CPU kernel reads also keep those
-    /// blocks; with
-    /// [`DecodeWeights::Bf16`] every projection (the lm head included) is
-    /// stored in bf16.
+    /// blocks; with [`DecodeWeights::Bf16`] every projection (the lm head
+    /// included) is stored in bf16.
+    ///
+    /// Each layer loads itself from its prefix ([`Vars`]): the embedding
+    /// `model.embed_tokens`, blocks `model.layers.{i}`, the final norm
+    /// `model.norm`, and `lm_head` unless tied.
     pub fn load_with(
         config: &ModelConfig,
         weights: &dyn WeightSource,
         device: &B::Device,
         decode: DecodeWeights,
     ) -> Result<Self, LoadError> {
-        let on_flex = std::any::TypeId::of::<B>() == std::any::TypeId::of::<Flex>();
-        let form = decode.resolve_for::<B>();
-        let wd = form.weight_dtype();
-        let ld = Loader {
-            weights,
-            blocks: on_flex && matches!(form, DecodeWeights::Quantized | DecodeWeights::Q8Act),
-            int8_activations: form == DecodeWeights::Q8Act,
-        };
-        let ModelConfig {
-            vocab_size: vocab,
-            hidden_size: hidden,
-            intermediate_size: inter,
-            num_heads: n_heads,
-            num_kv_heads: n_kv_heads,
-            head_dim,
-            rms_norm_eps: eps,
-            ..
-        } = *config;
-        let heads = Heads {
-            n_heads,
-            n_kv_heads,
-            head_dim,
-        };
-        let dms = dms_config(config, weights);
-        let embed_host = ld.get("model.embed_tokens.weight", &[vocab, hidden])?;
-        let embed: Tensor<B, 2> =
-            Tensor::from_data(TensorData::new(embed_host.data, [vocab, hidden]), device);
-
-        let mut blocks = Vec::with_capacity(config.num_layers);
-        for i in 0..config.num_layers {
-            let p = format!("model.layers.{i}");
-            let proj = |n: &str| format!("{p}.self_attn.{n}_proj");
-            let qkv_parts = [
-                (proj("q"), n_heads * head_dim),
-                (proj("k"), n_kv_heads * head_dim),
-                (proj("v"), n_kv_heads * head_dim),
-            ];
-            let qkv_names = qkv_parts
-                .clone()
-                .map(|(n, out)| (format!("{n}.weight"), out));
-            let qkv_w = ld.stacked(&qkv_names, hidden)?;
-            let qkv_blocks = ld.stacked_blocks(&qkv_names, hidden)?;
-            let qkv_b = if config.attention_bias {
-                let mut data = Vec::new();
-                for (n, out) in &qkv_parts {
-                    data.extend(ld.get(&format!("{n}.bias"), &[*out])?.data);
-                }
-                Some(HostTensor {
-                    shape: vec![data.len()],
-                    data,
-                })
-            } else {
-                None
-            };
-            let o_name = format!("{}.weight", proj("o"));
-            let o = ld.get(&o_name, &[hidden, n_heads * head_dim])?;
-            let o_blocks = ld.blocks(&o_name, hidden, n_heads * head_dim)?;
-            let qk_norm = if config.qk_norm {
-                let norm = |n: &str| -> Result<RmsNorm<B>, LoadError> {
-                    let w =
-                        ld.vector(&format!("{p}.self_attn.{n}_norm.weight"), head_dim, device)?;
-                    Ok(RmsNorm::new(w, eps))
-                };
-                Some((norm("q")?, norm("k")?))
-            } else {
-                None
-            };
-            let attn = Attention::new(
-                Linear::from_hf(qkv_w, qkv_b, device)
-                    .with_blocks(qkv_blocks)
-                    .with_dtype(wd),
-                Linear::from_hf(o, None, device)
-                    .with_blocks(o_blocks)
-                    .with_dtype(wd),
-                qk_norm,
-                heads,
-            );
-            let attn = match &dms {
-                None => attn,
-                Some(cfg) => attn.with_dms(dms_head(&ld, cfg, config, i, device)?),
-            };
-            let mlp_name = |n: &str| format!("{p}.mlp.{n}_proj.weight");
-            let gate_up_names = [(mlp_name("gate"), inter), (mlp_name("up"), inter)];
-            let gate_up = ld.stacked(&gate_up_names, hidden)?;
-            let gate_up_blocks = ld.stacked_blocks(&gate_up_names, hidden)?;
-            let down = ld.get(&mlp_name("down"), &[hidden, inter])?;
-            let down_blocks = ld.blocks(&mlp_name("down"), hidden, inter)?;
-            let mlp = Mlp::new(
-                Linear::from_hf(gate_up, None, device)
-                    .with_blocks(gate_up_blocks)
-                    .with_dtype(wd),
-                Linear::from_hf(down, None, device)
-                    .with_blocks(down_blocks)
-                    .with_dtype(wd),
-            );
-            let norm = |n: &str| -> Result<RmsNorm<B>, LoadError> {
-                let w = ld.vector(&format!("{p}.{n}.weight"), hidden, device)?;
-                Ok(RmsNorm::new(w, eps))
-            };
-            blocks.push(Block {
-                input_norm: norm("input_layernorm")?,
-                attn,
-                post_norm: norm("post_attention_layernorm")?,
-                mlp,
-            });
-        }
-        let norm = RmsNorm::new(ld.vector("model.norm.weight", hidden, device)?, eps);
+        let (vocab, hidden) = (config.vocab_size, config.hidden_size);
+        let vars = Vars::<B>::new(weights, device).with_decode(decode);
+        let dms = dms_config(config, &vars);
+        let model = vars.pp("model");
+        let embed = model.pp("embed_tokens").tensor("weight", [vocab, hidden])?;
+        let blocks = (0..config.num_layers)
+            .map(|i| Block::load(&model.pp(format!("layers.{i}")), config, dms.as_ref()))
+            .collect::<Result<_, _>>()?;
+        let norm = RmsNorm::load(&model.pp("norm"), hidden, config.rms_norm_eps)?;
         let lm_head = if config.tie_word_embeddings {
-            Linear::from_in_out(embed.clone().transpose()).with_blocks(ld.blocks(
-                "model.embed_tokens.weight",
-                vocab,
-                hidden,
-            )?)
+            Linear::load_tied(&model.pp("embed_tokens"), &embed)?
         } else {
-            Linear::from_hf(ld.get("lm_head.weight", &[vocab, hidden])?, None, device)
-                .with_blocks(ld.blocks("lm_head.weight", vocab, hidden)?)
-        }
-        .with_dtype(wd);
+            Linear::load(&vars.pp("lm_head"), vocab, hidden, false)?
+        };
         Ok(Self {
             config: ModelConfig {
                 dms,
@@ -477,8 +306,8 @@ pub(crate) fn embed_rows<B: Backend>(embed: &Tensor<B, 2>, tokens: &[u32]) -> Te
 /// The DMS configuration as run: the config's, switched to the adapter when
 /// adapter tensors are present (with MO's defaults when the config has no
 /// `dms_*` field at all).
-fn dms_config(config: &ModelConfig, weights: &dyn WeightSource) -> Option<DmsConfig> {
-    let adapter = weights.contains("model.layers.0.self_attn.dms_proj_alpha.weight");
+fn dms_config<B: Backend>(config: &ModelConfig, vars: &Vars<B>) -> Option<DmsConfig> {
+    let adapter = vars.contains("model.layers.0.self_attn.dms_proj_alpha.weight");
     match (&config.dms, adapter) {
         (Some(c), true) => Some(DmsConfig {
             decision: DmsDecision::Adapter,
@@ -496,46 +325,4 @@ fn dms_config(config: &ModelConfig, weights: &dyn WeightSource) -> Option<DmsCon
         }),
         (None, false) => None,
     }
-}
-
-/// Layer `i`'s DMS decision head: the query neuron, or the adapter's
-/// `dms_proj_alpha_norm.weight` `[hidden]` and `dms_proj_alpha.weight`
-/// `[kv_heads, hidden]` (+ `.bias` with `attention_bias`).
-fn dms_head<B: Backend>(
-    ld: &Loader<'_>,
-    cfg: &DmsConfig,
-    config: &ModelConfig,
-    i: usize,
-    device: &B::Device,
-) -> Result<DmsHead<B>, LoadError> {
-    let (hidden, kv_heads) = (config.hidden_size, config.num_kv_heads);
-    Ok(match cfg.decision {
-        DmsDecision::QueryNeuron => DmsHead::neuron(
-            cfg,
-            config.num_heads,
-            config.group_size(),
-            config.head_dim,
-            device,
-        ),
-        DmsDecision::Adapter => {
-            let p = format!("model.layers.{i}.self_attn.dms_proj_alpha");
-            let norm = RmsNorm::new(
-                ld.vector(&format!("{p}_norm.weight"), hidden, device)?,
-                config.rms_norm_eps,
-            );
-            let w = ld.get(&format!("{p}.weight"), &[kv_heads, hidden])?;
-            let b = if config.attention_bias {
-                Some(ld.get(&format!("{p}.bias"), &[kv_heads])?)
-            } else {
-                None
-            };
-            DmsHead::Adapter {
-                norm,
-                proj: Linear::from_hf(w, b, device),
-                scale: cfg.alpha_scale as f32,
-                offset: cfg.alpha_offset as f32,
-                per_layer: cfg.per_layer,
-            }
-        }
-    })
 }

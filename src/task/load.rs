@@ -22,6 +22,7 @@ use super::error::DataError;
 use super::problem::Problem;
 use super::spec::HubSource;
 use crate::hub::HubCache;
+pub(crate) use crate::json::kind;
 
 /// The environment variable naming the data root.
 pub const DATA_ENV: &str = "HYPERSCALE_DATA";
@@ -289,18 +290,6 @@ pub(crate) fn string_field<'a>(
             format!("expected a string, found {}", kind(other)),
         )),
         None => Err(LineError::field(field, "missing")),
-    }
-}
-
-/// The JSON type name of `value`, for messages.
-pub(crate) fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

@@ -110,26 +110,20 @@ pub fn train_dms(
     let keep = out.join("self_distill.jsonl");
     let (seqs, eos) = sequences(model_path, &source, data, config.seq_len, Some(&keep), note)?;
     let base = BaseModel::describe(model_path, source.format)?;
+    let run = TrainRun {
+        source: &source,
+        base: &base,
+        config,
+        seqs: &seqs,
+        eos: &eos,
+        out,
+    };
     match device {
-        DeviceKind::Cpu => train_on::<Autodiff<Flex>>(
-            &Default::default(),
-            &source,
-            &base,
-            config,
-            &seqs,
-            &eos,
-            out,
-            on_step,
-        ),
+        DeviceKind::Cpu => train_on::<Autodiff<Flex>>(&Default::default(), run, on_step),
         #[cfg(feature = "cuda")]
         DeviceKind::Cuda(index) => train_on::<Autodiff<crate::kv::CudaBackend>>(
             &cubecl::cuda::CudaDevice { index },
-            &source,
-            &base,
-            config,
-            &seqs,
-            &eos,
-            out,
+            run,
             on_step,
         ),
         #[allow(unreachable_patterns, reason = "reachable without the cuda feature")]
@@ -142,17 +136,29 @@ pub fn train_dms(
     }
 }
 
-#[expect(clippy::too_many_arguments, reason = "internal pass-through")]
+/// What a training run reads, whichever device it runs on.
+struct TrainRun<'a> {
+    source: &'a ModelSource,
+    base: &'a BaseModel,
+    config: TrainConfig,
+    seqs: &'a [Vec<u32>],
+    eos: &'a [u32],
+    out: &'a Path,
+}
+
 fn train_on<B: AutodiffBackend>(
     device: &B::Device,
-    source: &ModelSource,
-    base: &BaseModel,
-    config: TrainConfig,
-    seqs: &[Vec<u32>],
-    eos: &[u32],
-    out: &Path,
+    run: TrainRun<'_>,
     on_step: impl FnMut(&StepLog),
 ) -> Result<Vec<PathBuf>, TrainError> {
+    let TrainRun {
+        source,
+        base,
+        config,
+        seqs,
+        eos,
+        out,
+    } = run;
     let mut trainer = Trainer::<B>::new(config, &source.config, source.weights.as_ref(), device)?;
     super::run::run(
         &mut trainer,

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
+use crate::json::kind;
 use crate::model::{Arch, DmsConfig, DmsDecision, LoadError, ModelConfig, RopeScaling};
 
 /// Reads one JSON object file.
@@ -31,18 +32,6 @@ fn read_object(path: &Path) -> Result<Map<String, Value>, LoadError> {
     }
 }
 
-/// The JSON kind of a value, for error messages.
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 /// Typed access to the fields of one JSON object, with errors that name the
 /// file and the (dotted) field.
 struct Fields<'a> {
@@ -52,6 +41,15 @@ struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
+    /// The top-level object `map` of the file at `path`.
+    fn top(path: &'a Path, map: &'a Map<String, Value>) -> Self {
+        Self {
+            path,
+            prefix: String::new(),
+            map,
+        }
+    }
+
     fn bad(&self, field: &str, reason: impl Into<String>) -> LoadError {
         LoadError::BadField {
             path: self.path.to_path_buf(),
@@ -150,11 +148,7 @@ impl ModelConfig {
     /// when the file cannot be read or is not a JSON object.
     pub fn from_hf_json(path: &Path) -> Result<Self, LoadError> {
         let map = read_object(path)?;
-        let f = Fields {
-            path,
-            prefix: String::new(),
-            map: &map,
-        };
+        let f = Fields::top(path, &map);
         let arch = match f.opt_str("model_type")? {
             Some("llama") => Arch::Llama,
             Some("qwen2") => Arch::Qwen2,
@@ -346,11 +340,7 @@ impl GenerationDefaults {
     /// Reads a `generation_config.json`; errors name the file and field.
     pub fn from_hf_json(path: &Path) -> Result<Self, LoadError> {
         let map = read_object(path)?;
-        let f = Fields {
-            path,
-            prefix: String::new(),
-            map: &map,
-        };
+        let f = Fields::top(path, &map);
         let id = |field: &str| -> Result<Option<u32>, LoadError> {
             f.opt_usize(field)?
                 .map(|n| u32::try_from(n).map_err(|_| f.bad(field, "token id out of range")))

@@ -11,10 +11,12 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 
 use crate::kv::{AttentionBackend, KvStore, SeqId};
-use crate::model::layers::dms::DmsHead;
+use crate::model::formats::vars::Vars;
+use crate::model::layers::dms::{DmsConfig, DmsHead};
 use crate::model::layers::linear::Linear;
 use crate::model::layers::norm::RmsNorm;
 use crate::model::layers::rope::RopeTables;
+use crate::model::{LoadError, ModelConfig};
 
 /// Head counts and sizes of one attention layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,6 +211,79 @@ impl<B: AttentionBackend> Attention<B> {
         let Qkv { q, k, v, decisions } = self.project(x, resid, rope);
         let out = B::policy_decode(store, layer, seqs, q, k, v, self.scale(), &decisions);
         self.o.forward(out.reshape([batch, n_heads * head_dim]))
+    }
+}
+
+/// The projections and norms of one attention layer as its checkpoint
+/// holds them, loaded from the layer's `self_attn`: what the inference
+/// [`Attention`] and the training graph's frozen base are both built from.
+#[derive(Debug, Clone)]
+pub struct AttentionWeights<B: Backend> {
+    /// `q_proj`, `k_proj`, `v_proj` fused: `[hidden, (n_heads + 2 *
+    /// n_kv_heads) * head_dim]`, with their biases when `attention_bias`.
+    pub qkv: Linear<B>,
+    /// `o_proj`: `[n_heads * head_dim, hidden]`.
+    pub o: Linear<B>,
+    /// `q_norm` and `k_norm` over `head_dim` when `qk_norm` (Qwen3).
+    pub qk_norm: Option<(RmsNorm<B>, RmsNorm<B>)>,
+}
+
+impl<B: Backend> AttentionWeights<B> {
+    /// Loads `q_proj`, `k_proj`, `v_proj`, `o_proj` (and `q_norm`,
+    /// `k_norm`) under `vars`.
+    pub fn load(vars: &Vars<B>, config: &ModelConfig) -> Result<Self, LoadError> {
+        let Heads {
+            n_heads,
+            n_kv_heads,
+            head_dim,
+        } = Heads::of(config);
+        let hidden = config.hidden_size;
+        let (q, kv) = (n_heads * head_dim, n_kv_heads * head_dim);
+        let qkv = Linear::load_fused(
+            &[
+                (vars.pp("q_proj"), q),
+                (vars.pp("k_proj"), kv),
+                (vars.pp("v_proj"), kv),
+            ],
+            hidden,
+            config.attention_bias,
+        )?;
+        let o = Linear::load(&vars.pp("o_proj"), hidden, q, false)?;
+        let qk_norm = if config.qk_norm {
+            let norm = |n: &str| RmsNorm::load(&vars.pp(n), head_dim, config.rms_norm_eps);
+            Some((norm("q_norm")?, norm("k_norm")?))
+        } else {
+            None
+        };
+        Ok(Self { qkv, o, qk_norm })
+    }
+}
+
+impl Heads {
+    /// The heads of `config`'s attention layers.
+    pub fn of(config: &ModelConfig) -> Self {
+        Self {
+            n_heads: config.num_heads,
+            n_kv_heads: config.num_kv_heads,
+            head_dim: config.head_dim,
+        }
+    }
+}
+
+impl<B: AttentionBackend> Attention<B> {
+    /// One layer's attention from its `self_attn` (`vars`), with the DMS
+    /// decision head `dms` calls for.
+    pub fn load(
+        vars: &Vars<B>,
+        config: &ModelConfig,
+        dms: Option<&DmsConfig>,
+    ) -> Result<Self, LoadError> {
+        let AttentionWeights { qkv, o, qk_norm } = AttentionWeights::load(vars, config)?;
+        let attn = Self::new(qkv, o, qk_norm, Heads::of(config));
+        Ok(match dms {
+            None => attn,
+            Some(cfg) => attn.with_dms(DmsHead::load(vars, cfg, config)?),
+        })
     }
 }
 

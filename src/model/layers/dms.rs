@@ -14,8 +14,10 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::kv::DmsParams;
+use crate::model::formats::vars::Vars;
 use crate::model::layers::linear::Linear;
 use crate::model::layers::norm::RmsNorm;
+use crate::model::{LoadError, ModelConfig};
 
 /// Where a checkpoint's decisions come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +105,42 @@ impl<B: Backend> DmsHead<B> {
             group,
             per_layer: cfg.per_layer,
         }
+    }
+
+    /// The head `cfg.decision` calls for, a layer's `self_attn` being `vars`:
+    /// the query neuron, or the adapter's `dms_proj_alpha_norm.weight`
+    /// `[hidden]` and `dms_proj_alpha.weight` `[kv_heads, hidden]` (+
+    /// `.bias` with `attention_bias`), kept in f32 in every weight form.
+    pub fn load(vars: &Vars<B>, cfg: &DmsConfig, config: &ModelConfig) -> Result<Self, LoadError> {
+        Ok(match cfg.decision {
+            DmsDecision::QueryNeuron => Self::neuron(
+                cfg,
+                config.num_heads,
+                config.group_size(),
+                config.head_dim,
+                vars.device(),
+            ),
+            DmsDecision::Adapter => {
+                let vars = vars.plain();
+                let (hidden, kv_heads) = (config.hidden_size, config.num_kv_heads);
+                Self::Adapter {
+                    norm: RmsNorm::load(
+                        &vars.pp("dms_proj_alpha_norm"),
+                        hidden,
+                        config.rms_norm_eps,
+                    )?,
+                    proj: Linear::load(
+                        &vars.pp("dms_proj_alpha"),
+                        kv_heads,
+                        hidden,
+                        config.attention_bias,
+                    )?,
+                    scale: cfg.alpha_scale as f32,
+                    offset: cfg.alpha_offset as f32,
+                    per_layer: cfg.per_layer,
+                }
+            }
+        })
     }
 
     /// Decision logits from the pre-RoPE queries, and the queries with the

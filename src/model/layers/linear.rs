@@ -3,8 +3,9 @@
 use burn::prelude::*;
 use burn::tensor::{DType, FloatDType};
 
-use crate::model::HostTensor;
+use crate::model::formats::vars::Vars;
 use crate::model::kernels::block_gemv::BlockWeight;
+use crate::model::{HostTensor, LoadError};
 
 /// The form of the projection weights the matmuls read.
 ///
@@ -239,6 +240,81 @@ impl<B: Backend> Linear<B> {
             Some(b) => y + b.clone().unsqueeze::<2>(),
             None => y,
         }
+    }
+}
+
+/// Loading from a checkpoint: the weight in the form the [`Vars`] asks for
+/// (its file's blocks kept for CPU decode, or bf16), built with the same
+/// calls as [`Linear::from_hf`], [`Linear::with_blocks`] and
+/// [`Linear::with_dtype`].
+impl<B: Backend> Linear<B> {
+    /// `weight` `[out, in]` under `vars` (and `bias` `[out]` when `bias`).
+    pub fn load(vars: &Vars<B>, out: usize, inp: usize, bias: bool) -> Result<Self, LoadError> {
+        Self::load_fused(&[(vars.clone(), out)], inp, bias)
+    }
+
+    /// Several projections of one input fused into one, outputs stacked in
+    /// order (`[(q_proj, q), (k_proj, kv), (v_proj, kv)]` gives
+    /// `[q + 2·kv, in]`). Decode blocks are kept only when every part has
+    /// blocks of one format.
+    pub fn load_fused(
+        parts: &[(Vars<B>, usize)],
+        inp: usize,
+        bias: bool,
+    ) -> Result<Self, LoadError> {
+        let total: usize = parts.iter().map(|(_, out)| out).sum();
+        let mut data = Vec::with_capacity(total * inp);
+        for (vars, out) in parts {
+            data.extend(vars.host("weight", &[*out, inp])?.data);
+        }
+        let weight = HostTensor {
+            shape: vec![total, inp],
+            data,
+        };
+        let blocks = match parts {
+            [(vars, out)] => vars.blocks("weight", *out, inp)?,
+            _ => {
+                let mut all = Vec::with_capacity(parts.len());
+                for (vars, out) in parts {
+                    match vars.blocks("weight", *out, inp)? {
+                        Some(b) => all.push(b),
+                        None => break,
+                    }
+                }
+                if all.len() == parts.len() {
+                    BlockWeight::stack(&all)
+                } else {
+                    None
+                }
+            }
+        };
+        let bias = if bias {
+            let mut data = Vec::with_capacity(total);
+            for (vars, out) in parts {
+                data.extend(vars.host("bias", &[*out])?.data);
+            }
+            Some(HostTensor {
+                shape: vec![total],
+                data,
+            })
+        } else {
+            None
+        };
+        let Some((first, _)) = parts.first() else {
+            unreachable!("a projection of no parts")
+        };
+        Ok(Self::from_hf(weight, bias, first.device())
+            .with_blocks(blocks)
+            .with_dtype(first.weight_dtype()))
+    }
+
+    /// The lm head tied to the embedding `embed` (`[vocab, hidden]`,
+    /// shared storage), with the blocks of its `weight` under `vars`.
+    pub fn load_tied(vars: &Vars<B>, embed: &Tensor<B, 2>) -> Result<Self, LoadError> {
+        let [vocab, hidden] = embed.dims();
+        Ok(Self::from_in_out(embed.clone().transpose())
+            .with_blocks(vars.blocks("weight", vocab, hidden)?)
+            .with_dtype(vars.weight_dtype()))
     }
 }
 

@@ -4,7 +4,9 @@
 use burn::prelude::*;
 use burn::tensor::activation::silu;
 
+use crate::model::formats::vars::Vars;
 use crate::model::layers::linear::Linear;
+use crate::model::{LoadError, ModelConfig};
 
 /// SwiGLU MLP with fused gate/up weights.
 #[derive(Debug, Clone)]
@@ -26,6 +28,19 @@ impl<B: Backend> Mlp<B> {
             down,
             intermediate,
         }
+    }
+
+    /// `gate_proj`, `up_proj` (fused) and `down_proj` under `vars` (a
+    /// layer's `mlp`).
+    pub fn load(vars: &Vars<B>, config: &ModelConfig) -> Result<Self, LoadError> {
+        let (hidden, inter) = (config.hidden_size, config.intermediate_size);
+        let gate_up = Linear::load_fused(
+            &[(vars.pp("gate_proj"), inter), (vars.pp("up_proj"), inter)],
+            hidden,
+            false,
+        )?;
+        let down = Linear::load(&vars.pp("down_proj"), hidden, inter, false)?;
+        Ok(Self::new(gate_up, down))
     }
 
     /// The fused gate/up and the down projection.

@@ -2,6 +2,9 @@
 
 use burn::prelude::*;
 
+use crate::model::LoadError;
+use crate::model::formats::vars::Vars;
+
 /// A root-mean-square norm with a learned per-channel scale.
 #[derive(Debug, Clone)]
 pub struct RmsNorm<B: Backend> {
@@ -15,6 +18,11 @@ impl<B: Backend> RmsNorm<B> {
     /// `weight`: `[dim]`.
     pub fn new(weight: Tensor<B, 1>, eps: f64) -> Self {
         Self { weight, eps }
+    }
+
+    /// `weight` `[dim]` under `vars`.
+    pub fn load(vars: &Vars<B>, dim: usize, eps: f64) -> Result<Self, LoadError> {
+        Ok(Self::new(vars.tensor("weight", [dim])?, eps))
     }
 
     /// # Shapes

@@ -12,14 +12,14 @@ use std::time::Instant;
 use super::store::{kv_store_for, policy_supported_on};
 use super::{TaskRegistry, WiringError};
 use crate::device::DeviceKind;
-use crate::generate::{self, Decoder, Request, StopCriteria};
+use crate::generate::{self, Decoder, Request};
 use crate::model::DecodeWeights;
 use crate::runtime::LoadedModel;
 use crate::sweep::{
     BoxError, Dtype, Generated, PromptContext, PromptRenderer, RenderedPrompt, SampleGenerator,
     Trial,
 };
-use crate::task::{Problem, SampleCtx};
+use crate::task::Problem;
 
 /// The model in memory: at most one at a time. Lives on the generation
 /// thread (burn models are not shared across threads here).
@@ -116,26 +116,18 @@ impl PromptRenderer for ChatRenderer {
         problem: &Problem,
         ctx: &PromptContext<'_>,
     ) -> Result<RenderedPrompt, BoxError> {
-        let entry = self.tasks.get(ctx.task)?;
-        let rendered = entry
-            .task
-            .render(problem, SampleCtx { repeat: ctx.repeat })?;
-        let model = self
-            .models
-            .get(&trial.model_path, trial.device, trial.spec.dtype)?;
-        let tokens = model
-            .prompt_ids(&rendered.user_message, None, false)
-            .map_err(|source| WiringError::Prompt {
-                problem: problem.id.clone(),
-                source,
-            })?;
-        Ok(RenderedPrompt {
-            tokens,
-            expected: rendered.expected,
-            stop: StopCriteria {
-                eos_ids: model.tokenizer.eos_ids().to_vec(),
-                stop_strings: Vec::new(),
-            },
+        self.tasks.chat_prompt(problem, ctx, |user| {
+            let model = self
+                .models
+                .get(&trial.model_path, trial.device, trial.spec.dtype)?;
+            let tokens =
+                model
+                    .prompt_ids(user, None, false)
+                    .map_err(|source| WiringError::Prompt {
+                        problem: problem.id.clone(),
+                        source,
+                    })?;
+            Ok((tokens, model.tokenizer.eos_ids().to_vec()))
         })
     }
 }

@@ -15,10 +15,11 @@ use std::sync::{Arc, Mutex};
 use sha2::{Digest, Sha256};
 
 use super::WiringError;
+use crate::generate::StopCriteria;
 use crate::grade::Grader;
 use crate::prompt::template::RegionMode;
-use crate::sweep::{BoxError, LoadedTask, TaskPlan, TaskSource};
-use crate::task::{LoadOptions, Problem, Task, cli as task_cli};
+use crate::sweep::{BoxError, LoadedTask, PromptContext, RenderedPrompt, TaskPlan, TaskSource};
+use crate::task::{LoadOptions, Problem, SampleCtx, Task, cli as task_cli};
 
 /// A task as this sweep runs it.
 #[derive(Debug, Clone)]
@@ -46,6 +47,30 @@ impl TaskRegistry {
             .ok_or_else(|| WiringError::UnknownTask {
                 task: name.to_string(),
             })
+    }
+
+    /// `problem` of the context's task rendered as a chat prompt:
+    /// `tokenize` turns the user message into the prompt's tokens and
+    /// gives the EOS ids generation stops at.
+    pub fn chat_prompt(
+        &self,
+        problem: &Problem,
+        ctx: &PromptContext<'_>,
+        tokenize: impl FnOnce(&str) -> Result<(Vec<u32>, Vec<u32>), BoxError>,
+    ) -> Result<RenderedPrompt, BoxError> {
+        let entry = self.get(ctx.task)?;
+        let rendered = entry
+            .task
+            .render(problem, SampleCtx { repeat: ctx.repeat })?;
+        let (tokens, eos_ids) = tokenize(&rendered.user_message)?;
+        Ok(RenderedPrompt {
+            tokens,
+            expected: rendered.expected,
+            stop: StopCriteria {
+                eos_ids,
+                stop_strings: Vec::new(),
+            },
+        })
     }
 
     fn load_task(&self, plan: &TaskPlan) -> Result<LoadedTask, WiringError> {

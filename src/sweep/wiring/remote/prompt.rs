@@ -11,14 +11,13 @@ use sha2::{Digest, Sha256};
 
 use super::super::catalog::sha256_file;
 use super::super::{TaskRegistry, WiringError};
-use crate::generate::StopCriteria;
 use crate::model::{GenerationDefaults, HfFiles, ModelConfig, Tokenizer, open_model};
 use crate::prompt::{ChatTemplate, Message, TemplateVars};
 use crate::sweep::{
     BoxError, ModelCatalog, ModelInfo, ModelShape, PromptContext, PromptRenderer, RemoteSpec,
     RenderedPrompt, Trial,
 };
-use crate::task::{Problem, SampleCtx};
+use crate::task::Problem;
 
 /// Files of the directory that enter a remote model's identity.
 const PROMPT_FILES: [&str; 5] = [
@@ -139,17 +138,9 @@ impl PromptRenderer for RemoteRenderer {
         problem: &Problem,
         ctx: &PromptContext<'_>,
     ) -> Result<RenderedPrompt, BoxError> {
-        let entry = self.tasks.get(ctx.task)?;
-        let rendered = entry
-            .task
-            .render(problem, SampleCtx { repeat: ctx.repeat })?;
-        Ok(RenderedPrompt {
-            tokens: self.model.prompt_ids(&rendered.user_message)?,
-            expected: rendered.expected,
-            stop: StopCriteria {
-                eos_ids: self.model.tokenizer.eos_ids().to_vec(),
-                stop_strings: Vec::new(),
-            },
+        self.tasks.chat_prompt(problem, ctx, |user| {
+            let tokens = self.model.prompt_ids(user)?;
+            Ok((tokens, self.model.tokenizer.eos_ids().to_vec()))
         })
     }
 }

@@ -1,0 +1,61 @@
+//! Flags of `sweep` and `merge`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::values::ProgressArg;
+
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// The sweep config (`configs/*.toml`).
+    pub config: PathBuf,
+    /// At most this many problems per task.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Only these tasks (comma-separated names from the config).
+    #[arg(long, value_delimiter = ',')]
+    pub tasks: Option<Vec<String>>,
+    /// Only these methods (comma-separated method names or policies).
+    #[arg(long, value_delimiter = ',')]
+    pub methods: Option<Vec<String>>,
+    /// Print the expanded plan and its token bound; run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Start a new run when the run directory holds another config's run
+    /// (the old one is moved aside, nothing is deleted).
+    #[arg(long)]
+    pub new_run: bool,
+    /// Parent of run directories (overrides the config's `run.results_dir`).
+    #[arg(long)]
+    pub results: Option<PathBuf>,
+    /// Progress display.
+    #[arg(long, value_enum, default_value_t = ProgressArg::Auto)]
+    pub progress: ProgressArg,
+    /// Run shard I of N (0-based, e.g. `--shard 2/8`): a deterministic,
+    /// token-balanced 1/N of the work units, written to
+    /// `<results>/<run>/shards/I-of-N/`. Join the shards with `merge`.
+    #[arg(long, value_parser = clap::value_parser!(crate::record::Shard))]
+    pub shard: Option<crate::record::Shard>,
+    /// Keep the error records of earlier sessions (samples a remote engine
+    /// failed on) as final. By default a resume moves them to
+    /// `errors.jsonl` and decodes those samples again.
+    #[arg(long)]
+    pub keep_errors: bool,
+    /// Run generated code even where it cannot be isolated (not root and no
+    /// usable user namespaces): it then runs with your user's access to your
+    /// files, network and processes. See docs/security.md.
+    #[arg(long)]
+    pub unsafe_no_sandbox: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// Run directories to merge (e.g. `results/<run>/shards/*-of-8`).
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// The merged run directory (e.g. `results/<run>`); an existing run of
+    /// the same config there is kept and added to.
+    #[arg(long)]
+    pub out: PathBuf,
+}
