@@ -25,12 +25,10 @@
 //! Not yet: chunked prefill (a long prompt is prefilled in one piece between
 //! two steps), admission by KV memory.
 
-use std::collections::BTreeMap;
-use std::time::Instant;
-
-use super::engine::{Live, complete, decode_step, finished, start_samples};
+use super::engine::{Live, complete, decode_step, finished, prefill_request, start_samples};
 use super::{Completion, Decoder, Request, TextDecoder, TokenEvent};
 use crate::kv::KvStore;
+use std::collections::BTreeMap;
 
 /// How many sequences may be in flight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,12 +83,7 @@ pub fn generate_continuous<M: Decoder, T: TextDecoder>(
             if req.samples == 0 {
                 continue;
             }
-            let start = Instant::now();
-            let parent = store.add_sequence();
-            let logits = model.prefill(store, parent, &req.prompt);
-            let children = store.fork(parent, req.samples);
-            store.release(parent);
-            let prefill_seconds = start.elapsed().as_secs_f64();
+            let (children, logits, prefill_seconds) = prefill_request(model, store, &req);
             start_samples(r, &req, children, &logits, &mut live, &mut on_token);
             flight.insert(
                 r,
@@ -200,6 +193,33 @@ mod tests {
         c
     }
 
+    /// Every request run alone through [`generate`] in a fresh store, its
+    /// completions numbered by its index in `requests`, timings cleared.
+    fn each_alone<M: Decoder>(
+        model: &M,
+        store: impl Fn() -> KvStore,
+        requests: &[Request],
+    ) -> Vec<Completion> {
+        requests
+            .iter()
+            .enumerate()
+            .flat_map(|(r, req)| {
+                generate(
+                    model,
+                    &Letters,
+                    &mut store(),
+                    std::slice::from_ref(req),
+                    |_| {},
+                )
+                .into_iter()
+                .map(move |mut c| {
+                    c.request = r;
+                    without_timing(c)
+                })
+            })
+            .collect()
+    }
+
     fn continuous(requests: &[Request], max_sequences: usize) -> (Vec<Completion>, Vec<usize>) {
         let model = Counting(RefCell::new(Vec::new()));
         let mut store = KvStore::new(Toy.kv_shape());
@@ -221,25 +241,7 @@ mod tests {
     #[test]
     fn a_sample_does_not_change_with_max_sequences() {
         let requests = mix();
-        let alone: Vec<Completion> = requests
-            .iter()
-            .enumerate()
-            .flat_map(|(r, req)| {
-                let mut store = KvStore::new(Toy.kv_shape());
-                generate(
-                    &Toy,
-                    &Letters,
-                    &mut store,
-                    std::slice::from_ref(req),
-                    |_| {},
-                )
-                .into_iter()
-                .map(move |mut c| {
-                    c.request = r;
-                    without_timing(c)
-                })
-            })
-            .collect();
+        let alone = each_alone(&Toy, || KvStore::new(Toy.kv_shape()), &requests);
         assert!(
             alone
                 .iter()
@@ -393,25 +395,7 @@ mod tests {
             KvStore::with_resolved_policy(Toy.kv_shape(), p.clone()).expect("policy")
         };
         for policy in &policies {
-            let alone: Vec<Completion> = requests
-                .iter()
-                .enumerate()
-                .flat_map(|(r, req)| {
-                    let mut s = store(policy);
-                    generate(
-                        &PolicyToy,
-                        &Letters,
-                        &mut s,
-                        std::slice::from_ref(req),
-                        |_| {},
-                    )
-                    .into_iter()
-                    .map(move |mut c| {
-                        c.request = r;
-                        without_timing(c)
-                    })
-                })
-                .collect();
+            let alone = each_alone(&PolicyToy, || store(policy), &requests);
             for max in [1, 3, 1000] {
                 let mut s = store(policy);
                 let mut got = Vec::new();

@@ -13,6 +13,23 @@ use std::collections::HashSet;
 use super::{KvStore, SeqId};
 
 impl KvStore {
+    /// Entries `seq` has read in decode steps so far, over all its rows
+    /// ([`KvStats::decode_reads`](super::KvStats) without building the
+    /// stats).
+    ///
+    /// # Panics
+    /// If `seq` was released.
+    pub fn decode_reads(&self, seq: SeqId) -> u64 {
+        let book = self.ledger.seq(seq).unwrap_or_else(|e| panic!("{e}"));
+        book.rows.iter().map(|r| r.decode_reads).sum()
+    }
+
+    /// Bytes of one entry's K and V as the store counts them (`peak_bytes`):
+    /// `2 × head_dim × 4`.
+    pub fn entry_bytes(&self) -> u64 {
+        2 * self.ledger.shape().head_dim as u64 * 4
+    }
+
     /// Peak entries held together by `seq`'s group: the sequence `seq` was
     /// forked from (transitively: the one made by [`KvStore::add_sequence`])
     /// and every fork of it, a shared block counted once, plus Quest page

@@ -68,7 +68,7 @@ fn sweep(dir: &Path, args: &[&str]) -> Output {
 }
 
 /// The records of a fresh run with `args`, keyed by sample id, timings
-/// zeroed.
+/// zeroed and occupancy cleared ([`SampleRecord::deterministic`]).
 fn records(engine: &str, args: &[&str]) -> BTreeMap<String, SampleRecord> {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join("sweep.toml"), config(engine)).expect("config");
@@ -80,11 +80,9 @@ fn records(engine: &str, args: &[&str]) -> BTreeMap<String, SampleRecord> {
     );
     let path = dir.path().join("results/batching").join(SAMPLES_FILE);
     let mut by_id = BTreeMap::new();
-    for mut r in read_records(&path).expect("records") {
-        r.wall_seconds = 0.0;
-        r.prefill_seconds = 0.0;
-        r.decode_tokens_per_second = 0.0;
-        r.grade_seconds = 0.0;
+    for r in read_records(&path).expect("records") {
+        assert!(r.occupancy.is_some_and(|o| o >= 0.0), "{r:?}");
+        let r = r.deterministic();
         let id = r.sample_id.clone();
         assert!(by_id.insert(id.clone(), r).is_none(), "duplicate `{id}`");
     }
