@@ -174,6 +174,10 @@ impl Decoder for Engine {
     fn decode(&self, store: &mut KvStore, seqs: &[SeqId], tokens: &[u32]) -> Vec<f32> {
         with_engine!(self, forward m => Decoder::decode(m, store, seqs, tokens))
     }
+
+    fn weight_bytes(&self) -> u64 {
+        self.decode_weight_bytes()
+    }
 }
 
 /// What `hyperscale bench decode` needs of a model: a checkpoint
@@ -252,6 +256,10 @@ impl Decoder for SyntheticModel {
     }
     fn decode(&self, store: &mut KvStore, seqs: &[SeqId], tokens: &[u32]) -> Vec<f32> {
         Decoder::decode(&self.engine, store, seqs, tokens)
+    }
+
+    fn weight_bytes(&self) -> u64 {
+        Decoder::weight_bytes(&self.engine)
     }
 }
 
@@ -408,6 +416,10 @@ impl Decoder for LoadedModel {
 
     fn decode(&self, store: &mut KvStore, seqs: &[SeqId], tokens: &[u32]) -> Vec<f32> {
         Decoder::decode(&self.engine, store, seqs, tokens)
+    }
+
+    fn weight_bytes(&self) -> u64 {
+        Decoder::weight_bytes(&self.engine)
     }
 }
 

@@ -52,6 +52,7 @@ pub fn sweep(args: &SweepArgs) -> Result<SweepOutcome, CommandError> {
         shard: args.shard,
         keep_errors: args.keep_errors,
         unsafe_no_sandbox: args.unsafe_no_sandbox,
+        max_sequences: args.max_sequences,
         ..SweepOptions::default()
     };
     let mut summary = wiring::run(&args.config, &options)?;

@@ -29,6 +29,12 @@ pub trait Decoder {
     /// # Shapes
     /// `seqs`, `tokens`: `[batch]`; returns `[batch * vocab]`, row-major.
     fn decode(&self, store: &mut KvStore, seqs: &[SeqId], tokens: &[u32]) -> Vec<f32>;
+    /// Bytes of weights one decode step reads (once, whatever the batch),
+    /// for dividing a step's wall time among its sequences
+    /// ([`attribute_step`]). Default 0: by KV bytes alone.
+    fn weight_bytes(&self) -> u64 {
+        0
+    }
 }
 
 /// Token ids to text (special tokens skipped).
@@ -52,15 +58,20 @@ pub struct Request {
     pub stop: StopCriteria,
 }
 
-/// Wall-clock time of one sample.
+/// Wall-clock time of one sample, and how full its batch was.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Timing {
     /// Prefill of the (shared) prompt.
     pub prefill_seconds: f64,
-    /// Decode steps while this sample was in the batch.
+    /// The sample's share of the decode steps it was in, in proportion to
+    /// the bytes it made each step move ([`attribute_step`]); alone in a
+    /// step, the step's whole wall time.
     pub decode_seconds: f64,
     /// Generated tokens per decode second (0 when nothing was decoded).
     pub decode_tokens_per_second: f64,
+    /// Mean sequences in flight over the sample's decode steps (0 when it
+    /// had none).
+    pub occupancy: f64,
 }
 
 /// One finished sample.
@@ -100,6 +111,8 @@ pub(super) struct Live {
     pub(super) sampler: Sampler,
     pub(super) tokens: Vec<u32>,
     pub(super) decode_seconds: f64,
+    /// Σ batch size over the decode steps the sample was in.
+    pub(super) occupancy_sum: u64,
 }
 
 /// Generate every sample of every request. `store` holds the cache policy and
@@ -119,12 +132,8 @@ pub fn generate<M: Decoder, T: TextDecoder>(
         if req.samples == 0 {
             continue;
         }
-        let start = Instant::now();
-        let parent = store.add_sequence();
-        let logits = model.prefill(store, parent, &req.prompt);
-        let children = store.fork(parent, req.samples);
-        store.release(parent);
-        prefill_seconds[r] = start.elapsed().as_secs_f64();
+        let (children, logits, seconds) = prefill_request(model, store, req);
+        prefill_seconds[r] = seconds;
         start_samples(r, req, children, &logits, &mut live, &mut on_token);
     }
 
@@ -155,6 +164,22 @@ pub fn generate<M: Decoder, T: TextDecoder>(
     done
 }
 
+/// Prefills `req`'s prompt into a new sequence of `store` (its own fork
+/// group) and forks it into the request's W samples: their sequences, the
+/// prompt's last logits row (`[vocab]`) and the prefill's wall seconds.
+pub(super) fn prefill_request<M: Decoder>(
+    model: &M,
+    store: &mut KvStore,
+    req: &Request,
+) -> (Vec<SeqId>, Vec<f32>, f64) {
+    let start = Instant::now();
+    let parent = store.add_sequence();
+    let logits = model.prefill(store, parent, &req.prompt);
+    let children = store.fork(parent, req.samples);
+    store.release(parent);
+    (children, logits, start.elapsed().as_secs_f64())
+}
+
 /// Starts request `r`'s samples on their forked sequences: each draws its
 /// first token from the prompt's last logits row (`[vocab]`) with its own
 /// seeded sampler, reports it, and joins `live`.
@@ -175,6 +200,7 @@ pub(super) fn start_samples(
             sampler: Sampler::new(req.sampling, sample),
             tokens: Vec::new(),
             decode_seconds: 0.0,
+            occupancy_sum: 0,
         };
         let token = s.sampler.sample(logits);
         s.tokens.push(token);
@@ -189,7 +215,8 @@ pub(super) fn start_samples(
 
 /// One batched decode step: every live sequence feeds its last token, then
 /// samples its next from its own logits row (`[batch * vocab]`), is charged
-/// the step's wall time, and reports the token.
+/// its share of the step's wall time ([`attribute_step`]), and reports the
+/// token.
 pub(super) fn decode_step<M: Decoder>(
     model: &M,
     store: &mut KvStore,
@@ -202,9 +229,17 @@ pub(super) fn decode_step<M: Decoder>(
         .iter()
         .map(|s| *s.tokens.last().expect("sampled"))
         .collect();
+    let reads_before: Vec<u64> = seqs.iter().map(|&s| store.decode_reads(s)).collect();
     let start = Instant::now();
     let logits = model.decode(store, &seqs, &last);
     let step = start.elapsed().as_secs_f64();
+    let entry = store.entry_bytes();
+    let kv_bytes: Vec<u64> = seqs
+        .iter()
+        .zip(&reads_before)
+        .map(|(&s, &before)| (store.decode_reads(s) - before) * entry)
+        .collect();
+    let shares = attribute_step(step, &kv_bytes, model.weight_bytes());
     // Each sequence samples from its own row with its own stream, so
     // drawing them in parallel changes no token.
     let tokens: Vec<u32> = live
@@ -212,8 +247,10 @@ pub(super) fn decode_step<M: Decoder>(
         .enumerate()
         .map(|(b, s)| s.sampler.sample(&logits[b * vocab..(b + 1) * vocab]))
         .collect();
-    for (s, token) in live.iter_mut().zip(tokens) {
-        s.decode_seconds += step;
+    let batch = live.len() as u64;
+    for ((s, token), share) in live.iter_mut().zip(tokens).zip(shares) {
+        s.decode_seconds += share;
+        s.occupancy_sum += batch;
         s.tokens.push(token);
         on_token(TokenEvent {
             request: s.request,
@@ -221,6 +258,27 @@ pub(super) fn decode_step<M: Decoder>(
             token,
         });
     }
+}
+
+/// A decode step's wall time `seconds` divided among its sequences in
+/// proportion to the bytes each made the step move: its KV bytes read
+/// (`kv_bytes[i]`, counted by the store) plus an equal part of the weight
+/// bytes the step read once for all (`weight_bytes / batch`). Equal parts
+/// when nothing was counted. The shares add up to `seconds`.
+pub fn attribute_step(seconds: f64, kv_bytes: &[u64], weight_bytes: u64) -> Vec<f64> {
+    let n = kv_bytes.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let weight = weight_bytes as f64 / n as f64;
+    let total: f64 = kv_bytes.iter().map(|&b| b as f64).sum::<f64>() + weight_bytes as f64;
+    if total <= 0.0 {
+        return vec![seconds / n as f64; n];
+    }
+    kv_bytes
+        .iter()
+        .map(|&b| seconds * (b as f64 + weight) / total)
+        .collect()
 }
 
 /// Why `tokens` ends here, if it does.
@@ -258,6 +316,7 @@ pub(super) fn complete<T: TextDecoder>(
     let kv = store.stats(s.seq);
     store.release(s.seq);
     let generated = s.tokens.len();
+    let steps = generated.saturating_sub(1) as u64;
     Completion {
         request: s.request,
         sample: s.sample,
@@ -272,6 +331,11 @@ pub(super) fn complete<T: TextDecoder>(
             decode_seconds: s.decode_seconds,
             decode_tokens_per_second: if s.decode_seconds > 0.0 {
                 (generated.saturating_sub(1)) as f64 / s.decode_seconds
+            } else {
+                0.0
+            },
+            occupancy: if steps > 0 {
+                s.occupancy_sum as f64 / steps as f64
             } else {
                 0.0
             },
@@ -446,6 +510,40 @@ pub(crate) mod tests {
             assert!(!c.text.contains('c'));
             assert_eq!(Letters.decode(&c.token_ids).find('c'), Some(c.text.len()));
         }
+    }
+
+    #[test]
+    fn a_steps_shares_add_up_to_its_wall_time() {
+        for (kv, weights) in [
+            (vec![10u64, 0, 300, 7], 1_000u64),
+            (vec![5, 5], 0),
+            (vec![0, 0, 0], 0),
+            (vec![1 << 40, 3], 1 << 20),
+            (vec![42], 9),
+        ] {
+            let shares = attribute_step(0.37, &kv, weights);
+            assert_eq!(shares.len(), kv.len());
+            let sum: f64 = shares.iter().sum();
+            assert!((sum - 0.37).abs() < 1e-12, "{kv:?} {weights}: {sum}");
+            assert!(shares.iter().all(|&x| x >= 0.0));
+        }
+        // More KV bytes, more time; equal bytes, equal time.
+        let s = attribute_step(1.0, &[100, 300, 100], 600);
+        assert!((s[0] - 300.0 / 1100.0).abs() < 1e-12);
+        assert!((s[1] - 500.0 / 1100.0).abs() < 1e-12);
+        assert_eq!(s[0], s[2]);
+        assert!(attribute_step(1.0, &[], 5).is_empty());
+    }
+
+    #[test]
+    fn occupancy_is_the_mean_batch_over_a_samples_steps() {
+        // Two samples of lengths 3 and 6: steps 1-2 hold both, 3-5 one.
+        let mut short = request(1, 0, 3);
+        short.prompt = vec![2, 2];
+        let out = run(&[short, request(1, 0, 6)]);
+        assert_eq!(out[0].timing.occupancy, 2.0);
+        assert!((out[1].timing.occupancy - (2.0 + 2.0 + 1.0 + 1.0 + 1.0) / 5.0).abs() < 1e-12);
+        assert!(run(&[request(1, 0, 1)])[0].timing.occupancy == 0.0);
     }
 
     #[test]

@@ -8,7 +8,9 @@ pub mod sampling;
 pub mod scheduler;
 pub mod stop;
 
-pub use engine::{Completion, Decoder, Request, TextDecoder, Timing, TokenEvent, generate};
+pub use engine::{
+    Completion, Decoder, Request, TextDecoder, Timing, TokenEvent, attribute_step, generate,
+};
 pub use sampling::{Sampler, SamplingError, SamplingParams, check_sampling};
 pub use scheduler::{SchedulerOptions, generate_continuous};
 pub use stop::{FinishReason, StopCriteria};

@@ -16,24 +16,19 @@
 //! not depend on which other sequences share its steps. Its counters come
 //! from the store per sequence (reads, peak, bytes), and the request's
 //! `batch_peak_resident` is the peak of the entries its own samples hold
-//! together ([`KvStore::resident_of`], a shared prompt counted once),
-//! measured after its prefill and after every step, not the peak of the
-//! whole store. Only the timings depend on the batch. The tests check all of
-//! this against [`generate`](super::generate) run on each request alone.
+//! together ([`KvStore::group_peak`], a shared prompt counted once), kept by
+//! the store on every write (H2O and TOVA peak inside a step, between the
+//! write of the step's entry and the eviction), not the peak of the whole
+//! store. Only the timings depend on the batch. The tests check all of this
+//! against [`generate`](super::generate) run on each request alone.
 //!
-//! Known gap: a policy that writes a step's entry before it evicts (H2O,
-//! TOVA) peaks inside a step, which a measure at step boundaries misses
-//! (the test `h2o_keeps_each_requests_own_peak` is ignored until the ledger
-//! tracks a group's peak on every write). Not yet: chunked prefill (a long
-//! prompt is prefilled in one piece between two steps), admission by KV
-//! memory, use by the sweep.
+//! Not yet: chunked prefill (a long prompt is prefilled in one piece between
+//! two steps), admission by KV memory.
 
-use std::collections::BTreeMap;
-use std::time::Instant;
-
-use super::engine::{Live, complete, decode_step, finished, start_samples};
+use super::engine::{Live, complete, decode_step, finished, prefill_request, start_samples};
 use super::{Completion, Decoder, Request, TextDecoder, TokenEvent};
-use crate::kv::{KvStore, SeqId};
+use crate::kv::KvStore;
+use std::collections::BTreeMap;
 
 /// How many sequences may be in flight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +44,8 @@ struct InFlight {
     prefill_seconds: f64,
     /// Samples still decoding.
     live: usize,
-    /// Peak of [`KvStore::resident_of`] over the request's live sequences.
+    /// [`KvStore::group_peak`] of the request, read before each of its
+    /// samples is released.
     peak: u64,
     done: Vec<Completion>,
 }
@@ -87,13 +83,7 @@ pub fn generate_continuous<M: Decoder, T: TextDecoder>(
             if req.samples == 0 {
                 continue;
             }
-            let start = Instant::now();
-            let parent = store.add_sequence();
-            let logits = model.prefill(store, parent, &req.prompt);
-            let children = store.fork(parent, req.samples);
-            store.release(parent);
-            let prefill_seconds = start.elapsed().as_secs_f64();
-            let peak = store.resident_of(&children);
+            let (children, logits, prefill_seconds) = prefill_request(model, store, &req);
             start_samples(r, &req, children, &logits, &mut live, &mut on_token);
             flight.insert(
                 r,
@@ -101,7 +91,7 @@ pub fn generate_continuous<M: Decoder, T: TextDecoder>(
                     live: req.samples,
                     request: req,
                     prefill_seconds,
-                    peak,
+                    peak: 0,
                     done: Vec::new(),
                 },
             );
@@ -110,14 +100,6 @@ pub fn generate_continuous<M: Decoder, T: TextDecoder>(
             break; // nothing in flight, so nothing pending either
         }
         decode_step(model, store, &mut live, &mut on_token);
-        for (r, f) in &mut flight {
-            let own: Vec<SeqId> = live
-                .iter()
-                .filter(|s| s.request == *r)
-                .map(|s| s.seq)
-                .collect();
-            f.peak = f.peak.max(store.resident_of(&own));
-        }
     }
 }
 
@@ -139,6 +121,8 @@ fn retire<T: TextDecoder>(
         // `remove`, not `swap_remove`: the batch keeps admission order.
         let s = live.remove(i);
         let r = s.request;
+        // The group's peak is monotonic and forgotten with its last release.
+        f.peak = f.peak.max(store.group_peak(s.seq));
         f.done.push(complete(
             s,
             reason,
@@ -166,7 +150,7 @@ mod tests {
     use super::*;
     use crate::generate::engine::tests::{Letters, Toy, request};
     use crate::generate::{Timing, generate};
-    use crate::kv::KvShape;
+    use crate::kv::{KvShape, SeqId};
 
     /// The toy model, recording the batch size of every decode step.
     struct Counting(RefCell<Vec<usize>>);
@@ -209,6 +193,33 @@ mod tests {
         c
     }
 
+    /// Every request run alone through [`generate`] in a fresh store, its
+    /// completions numbered by its index in `requests`, timings cleared.
+    fn each_alone<M: Decoder>(
+        model: &M,
+        store: impl Fn() -> KvStore,
+        requests: &[Request],
+    ) -> Vec<Completion> {
+        requests
+            .iter()
+            .enumerate()
+            .flat_map(|(r, req)| {
+                generate(
+                    model,
+                    &Letters,
+                    &mut store(),
+                    std::slice::from_ref(req),
+                    |_| {},
+                )
+                .into_iter()
+                .map(move |mut c| {
+                    c.request = r;
+                    without_timing(c)
+                })
+            })
+            .collect()
+    }
+
     fn continuous(requests: &[Request], max_sequences: usize) -> (Vec<Completion>, Vec<usize>) {
         let model = Counting(RefCell::new(Vec::new()));
         let mut store = KvStore::new(Toy.kv_shape());
@@ -230,25 +241,7 @@ mod tests {
     #[test]
     fn a_sample_does_not_change_with_max_sequences() {
         let requests = mix();
-        let alone: Vec<Completion> = requests
-            .iter()
-            .enumerate()
-            .flat_map(|(r, req)| {
-                let mut store = KvStore::new(Toy.kv_shape());
-                generate(
-                    &Toy,
-                    &Letters,
-                    &mut store,
-                    std::slice::from_ref(req),
-                    |_| {},
-                )
-                .into_iter()
-                .map(move |mut c| {
-                    c.request = r;
-                    without_timing(c)
-                })
-            })
-            .collect();
+        let alone = each_alone(&Toy, || KvStore::new(Toy.kv_shape()), &requests);
         assert!(
             alone
                 .iter()
@@ -374,15 +367,22 @@ mod tests {
     }
 
     /// H2O writes a step's entry before it evicts, so the request's peak
-    /// lies inside a step; measured at step boundaries it comes out one
-    /// entry per row short (5 for 6 here). Needs the peak of a group
-    /// tracked by the ledger on every write.
+    /// lies inside a step; measured at step boundaries it came out one
+    /// entry per row short (5 for 6 here).
     #[test]
-    #[ignore = "known gap: intra-step peak of scored eviction (H2O, TOVA)"]
     fn h2o_keeps_each_requests_own_peak() {
         check_policy(crate::kv::ResolvedPolicy::H2o {
             recent: 2,
             budget: crate::kv::Budget::Tokens { tokens: 5 },
+        });
+    }
+
+    /// TOVA, like H2O, writes the step's entry before it evicts.
+    #[test]
+    fn tova_keeps_each_requests_own_peak() {
+        check_policy(crate::kv::ResolvedPolicy::Tova {
+            budget: crate::kv::Budget::Tokens { tokens: 5 },
+            granularity: crate::kv::TovaGranularity::Layer,
         });
     }
 
@@ -395,25 +395,7 @@ mod tests {
             KvStore::with_resolved_policy(Toy.kv_shape(), p.clone()).expect("policy")
         };
         for policy in &policies {
-            let alone: Vec<Completion> = requests
-                .iter()
-                .enumerate()
-                .flat_map(|(r, req)| {
-                    let mut s = store(policy);
-                    generate(
-                        &PolicyToy,
-                        &Letters,
-                        &mut s,
-                        std::slice::from_ref(req),
-                        |_| {},
-                    )
-                    .into_iter()
-                    .map(move |mut c| {
-                        c.request = r;
-                        without_timing(c)
-                    })
-                })
-                .collect();
+            let alone = each_alone(&PolicyToy, || store(policy), &requests);
             for max in [1, 3, 1000] {
                 let mut s = store(policy);
                 let mut got = Vec::new();

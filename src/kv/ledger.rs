@@ -52,6 +52,25 @@ pub(crate) struct SeqBook {
     pub(crate) positions: u64,
     pub(super) resident: u64,
     pub(super) peak_resident: u64,
+    /// The group the sequence belongs to: the id of the sequence it was
+    /// forked from, transitively (a sequence made by `add_sequence` starts
+    /// its own).
+    pub(super) group: u32,
+}
+
+/// Residency of one group: a root sequence and every sequence forked from
+/// it. Forking is the only way blocks are shared, so every block belongs to
+/// exactly one group and a group's entries are the change of the store's
+/// entries over the writes and releases of its own sequences.
+#[derive(Debug, Clone, Default)]
+struct GroupBook {
+    /// Live sequences of the group.
+    members: usize,
+    /// Entries (plus Quest page bounds) the group's sequences hold
+    /// together, a block shared among them counted once.
+    resident: u64,
+    /// Maximum of `resident` over every write.
+    peak: u64,
 }
 
 /// Sequences, rows, pools and counters of a [`KvStore`](super::KvStore).
@@ -68,6 +87,10 @@ pub(crate) struct Ledger {
     decode_reads: u64,
     prefill_reads: u64,
     pub(super) cow_copies: u64,
+    /// Groups with a live member, by root sequence id.
+    groups: std::collections::HashMap<u32, GroupBook>,
+    /// The store's entries (plus page bounds) at the last write or release.
+    resident_now: u64,
     /// The cache policy and each sequence's policy state (follows forks and
     /// releases).
     pub(crate) policy: PolicyBook,
@@ -91,6 +114,8 @@ impl Ledger {
             decode_reads: 0,
             prefill_reads: 0,
             cow_copies: 0,
+            groups: std::collections::HashMap::new(),
+            resident_now: 0,
             policy: PolicyBook::new(ResolvedPolicy::Dense, shape),
         })
     }
@@ -109,13 +134,22 @@ impl Ledger {
 
     pub(crate) fn add_sequence(&mut self) -> SeqId {
         let rows = vec![Row::default(); self.shape.layers * self.shape.kv_heads];
+        let id = self.seqs.len() as u32;
         self.seqs.push(Some(SeqBook {
             rows,
             positions: 0,
             resident: 0,
             peak_resident: 0,
+            group: id,
         }));
-        SeqId((self.seqs.len() - 1) as u32)
+        self.groups.insert(
+            id,
+            GroupBook {
+                members: 1,
+                ..GroupBook::default()
+            },
+        );
+        SeqId(id)
     }
 
     /// `n` children sharing every block of `parent` (refcounts +n).
@@ -136,6 +170,10 @@ impl Ledger {
             self.seqs.push(Some(base.clone()));
             ids.push(SeqId((self.seqs.len() - 1) as u32));
         }
+        self.groups
+            .get_mut(&base.group)
+            .expect("a live sequence's group is live")
+            .members += n;
         self.policy.fork(parent, &ids);
         Ok(ids)
     }
@@ -154,7 +192,42 @@ impl Ledger {
                 pool.decref(b);
             }
         }
+        self.charge(book.group);
+        let group = self
+            .groups
+            .get_mut(&book.group)
+            .expect("a live sequence's group is live");
+        group.members -= 1;
+        if group.members == 0 {
+            self.groups.remove(&book.group);
+        }
         Ok(())
+    }
+
+    /// Peak entries (plus Quest page bounds) held together by `seq`'s group
+    /// (the sequence it was forked from and all its forks, shared blocks
+    /// counted once), over every write since the group's root was added:
+    /// the peak of that request alone, whatever else shares the store.
+    pub(crate) fn group_peak(&self, seq: SeqId) -> Result<u64, KvError> {
+        let group = self.seq(seq)?.group;
+        Ok(self.groups.get(&group).map_or(0, |g| g.peak))
+    }
+
+    /// Charge the change of the store's entries since the last write or
+    /// release to `group`, whose sequence made it, and raise its peak.
+    fn charge(&mut self, group: u32) -> u64 {
+        let resident =
+            self.pools.iter().map(BlockPool::resident).sum::<u64>() + self.bound_blocks();
+        let g = self
+            .groups
+            .get_mut(&group)
+            .expect("a live sequence's group is live");
+        g.resident = (g.resident + resident)
+            .checked_sub(self.resident_now)
+            .expect("a group never holds fewer than zero entries");
+        g.peak = g.peak.max(g.resident);
+        self.resident_now = resident;
+        resident
     }
 
     pub(crate) fn seq(&self, seq: SeqId) -> Result<&SeqBook, KvError> {
@@ -281,14 +354,16 @@ impl Ledger {
             .sum()
     }
 
-    /// Update the store-level peaks from the pools' counters.
-    pub(super) fn touch(&mut self) {
-        let resident: u64 = self.pools.iter().map(BlockPool::resident).sum();
+    /// Update the store-level peaks from the pools' counters, and the peak
+    /// of the group of `seq`, the sequence just written.
+    pub(super) fn touch(&mut self, seq: SeqId) {
+        let group = self.seq(seq).expect("written just now").group;
+        let resident = self.charge(group);
         let blocks: u64 = self.pools.iter().map(BlockPool::allocated).sum();
         let bounds = self.bound_blocks();
         let entry_bytes = 2 * self.shape.head_dim as u64 * 4;
         let bytes = blocks * self.block_size as u64 * entry_bytes + bounds * entry_bytes;
-        self.peak_resident = self.peak_resident.max(resident + bounds);
+        self.peak_resident = self.peak_resident.max(resident);
         self.peak_blocks = self.peak_blocks.max(blocks);
         self.peak_bytes = self.peak_bytes.max(bytes);
     }

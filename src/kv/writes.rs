@@ -55,7 +55,7 @@ impl Ledger {
         book.resident += 1 + new_bounds;
         book.peak_resident = book.peak_resident.max(book.resident);
         self.cow_copies += u64::from(copied);
-        self.touch();
+        self.touch(id.seq);
         Ok(slot)
     }
 
@@ -79,7 +79,7 @@ impl Ledger {
         row.seen += 1;
         row.last_pos = Some(pos);
         self.cow_copies += u64::from(copied);
-        self.touch();
+        self.touch(id.seq);
         Ok(global)
     }
 
@@ -115,7 +115,7 @@ impl Ledger {
         copied |= shrink(pool, row, last, bs, id.layer, copies);
         book.resident -= 1 + freed_bounds;
         self.cow_copies += u64::from(copied);
-        self.touch();
+        self.touch(id.seq);
         Ok((slot != last).then_some(last))
     }
 
@@ -143,7 +143,7 @@ impl Ledger {
         let pages = (old.div_ceil(bs) - len.div_ceil(bs)) as u64;
         book.resident -= (old - len) as u64 + pages * bounds;
         self.cow_copies += u64::from(copied);
-        self.touch();
+        self.touch(id.seq);
         Ok(())
     }
 }

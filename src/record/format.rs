@@ -15,7 +15,14 @@
 ///   answer (for code the program digest). A record without `outcome` is a
 ///   format-1 record and is read through its label
 ///   ([`crate::grade::Outcome::from_label`]).
-pub const RECORD_FORMAT_VERSION: u32 = 2;
+/// - 3: records add `occupancy` (mean sequences in flight over the
+///   sample's decode steps) and, with it, `wall_seconds` becomes the
+///   sample's share of the decode steps it was in, in proportion to the
+///   bytes it made each step move (its KV reads plus the weights divided
+///   among the step's sequences), plus its request's prefill; before, each
+///   sample was charged every step's whole wall time. Records without
+///   `occupancy` keep the old meaning.
+pub const RECORD_FORMAT_VERSION: u32 = 3;
 
 /// The oldest format the report side still reads (see the history above).
 pub const OLDEST_READABLE_FORMAT: u32 = 1;

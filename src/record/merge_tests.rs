@@ -58,6 +58,7 @@ fn record(trial: &str, sample: u32, tokens: &str) -> SampleRecord {
         outcome: None,
         failure: None,
         vote_key: None,
+        occupancy: None,
     }
 }
 

@@ -75,6 +75,8 @@ pub fn records_frame(rs: &[SampleRecord]) -> PolarsResult<DataFrame> {
         c!("outcome", |r| r.outcome().name()),
         c!("failure", |r| r.failure_kind().map(|f| f.name())),
         c!("vote_key", |r| r.vote_key.as_deref()),
+        // Format 3.
+        c!("occupancy", |r| r.occupancy),
     ];
     DataFrame::new(rs.len(), cols)
 }
@@ -130,7 +132,7 @@ mod tests {
         let file = std::fs::File::open(&path).unwrap();
         let df = ParquetReader::new(file).finish().unwrap();
         assert_eq!(df.height(), 2);
-        assert_eq!(df.width(), 46);
+        assert_eq!(df.width(), 47);
         let reads: Vec<Option<u64>> = df
             .column("kv_reads")
             .unwrap()

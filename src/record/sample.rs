@@ -114,7 +114,10 @@ pub struct SampleRecord {
     /// KV rows of the model (layers × KV heads).
     pub kv_rows: u64,
     pub budget_source: BudgetSource,
-    /// Prefill + decode wall time of this sample.
+    /// Prefill + decode wall time of this sample: its request's prefill
+    /// plus, with `occupancy` (format 3), its share of the decode steps it
+    /// was in (by bytes moved, docs/batching.md); without, every step's
+    /// whole wall time.
     pub wall_seconds: f64,
     pub prefill_seconds: f64,
     pub decode_tokens_per_second: f64,
@@ -137,6 +140,13 @@ pub struct SampleRecord {
     /// string (math), the letter (choice), the program digest (code).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vote_key: Option<String>,
+    /// Mean sequences in flight over the sample's decode steps (format 3;
+    /// absent in older records and for remote engines). Present means
+    /// `wall_seconds` holds the sample's share of its decode steps
+    /// (docs/batching.md), so a batch's runtime is its prefill plus the sum
+    /// of its samples' decode shares.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occupancy: Option<f64>,
 }
 
 impl SampleRecord {
@@ -200,14 +210,16 @@ impl SampleRecord {
         }
     }
 
-    /// The record with its wall-clock fields zeroed: what two runs of one
-    /// config must agree on exactly.
+    /// The record with its wall-clock fields zeroed and its batch occupancy
+    /// cleared (it depends on `max_sequences`): what two runs of one config
+    /// must agree on exactly.
     pub fn deterministic(&self) -> SampleRecord {
         SampleRecord {
             wall_seconds: 0.0,
             prefill_seconds: 0.0,
             decode_tokens_per_second: 0.0,
             grade_seconds: 0.0,
+            occupancy: None,
             ..self.clone()
         }
     }

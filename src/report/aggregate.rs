@@ -76,6 +76,8 @@ pub fn batch_frame(rows: &[BatchRow]) -> PolarsResult<DataFrame> {
         Column::new("peak_entries".into(), x(|r| r.peak_entries)),
         Column::new("peak_bytes".into(), x(|r| r.peak_bytes)),
         Column::new("runtime_s".into(), x(|r| r.runtime_s)),
+        Column::new("occupancy_steps".into(), x(|r| r.occupancy_steps)),
+        Column::new("decode_steps".into(), x(|r| r.decode_steps)),
     ];
     DataFrame::new(rows.len(), cols)?
         .lazy()
@@ -124,6 +126,8 @@ pub fn aggregate(rows: &[BatchRow]) -> Result<Aggregates, ReportError> {
             col("runtime_s").sum().alias("runtime_total"),
             col("dense_reads").sum(),
             col("kv_reads").sum().alias("kv_reads_total"),
+            col("occupancy_steps").sum(),
+            col("decode_steps").sum(),
         ])
         .with_column((f64c("correct") / f64c("samples")).alias("pass_at_1"))
         .sort(
@@ -158,6 +162,8 @@ pub fn aggregate(rows: &[BatchRow]) -> Result<Aggregates, ReportError> {
             col("runtime_total").sum(),
             col("dense_reads").sum(),
             col("kv_reads_total").sum(),
+            col("occupancy_steps").sum(),
+            col("decode_steps").sum(),
         ])
         .with_columns([
             (col("pass_at_1_sd") / f64c("problems").sqrt()).alias("pass_at_1_se"),
@@ -173,6 +179,10 @@ pub fn aggregate(rows: &[BatchRow]) -> Result<Aggregates, ReportError> {
                 .then(col("dense_reads") / col("kv_reads_total"))
                 .otherwise(lit(NULL).cast(DataType::Float64))
                 .alias("cr_achieved"),
+            when(col("decode_steps").gt(lit(0.0)))
+                .then(col("occupancy_steps") / col("decode_steps"))
+                .otherwise(lit(NULL).cast(DataType::Float64))
+                .alias("occupancy"),
         ])
         .sort(
             KEY_COLUMNS
@@ -292,6 +302,7 @@ pub fn point_summaries(points: &DataFrame) -> PolarsResult<Vec<PointSummary>> {
         "runtime_s",
         "tokens_per_s",
         "cr_achieved",
+        "occupancy",
     ]
     .iter()
     .map(|c| n(c))
@@ -323,6 +334,7 @@ pub fn point_summaries(points: &DataFrame) -> PolarsResult<Vec<PointSummary>> {
                 runtime_s: z(c(14)),
                 tokens_per_s: z(c(15)),
                 cr_achieved: c(16),
+                occupancy: c(17).filter(|v| v.is_finite()),
             }
         })
         .collect())

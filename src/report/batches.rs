@@ -165,14 +165,29 @@ fn batch_row(samples: &[&SampleRecord], vote: VoteOn) -> BatchRow {
         .map(|r| (r.vote(vote == VoteOn::Normalised), r.correct()))
         .collect();
     let correct = samples.iter().filter(|r| r.correct()).count() as u32;
-    // Decoded batches (nested widths: several) by their first sample.
-    let mut decoded: BTreeMap<u32, (u64, f64)> = BTreeMap::new();
+    // Decoded batches (nested widths: several) by their first sample: peak
+    // and runtime. A sample's `wall_seconds` is its prefill plus its share
+    // of its decode steps when it has `occupancy` (format 3), so a batch
+    // costs its prefill once plus its samples' shares; before, every sample
+    // was charged each whole step, and the batch cost its longest sample.
+    let mut decoded: BTreeMap<u32, (u64, f64, f64, f64)> = BTreeMap::new();
     for r in samples {
-        let e = decoded.entry(r.batch_first).or_insert((0, 0.0));
+        let e = decoded.entry(r.batch_first).or_insert((0, 0.0, 0.0, 0.0));
         e.0 = e.0.max(r.peak_resident_batch);
         e.1 = e.1.max(r.wall_seconds);
+        e.2 = e.2.max(r.prefill_seconds);
+        e.3 += (r.wall_seconds - r.prefill_seconds).max(0.0);
     }
-    let peak_entries: u64 = decoded.values().map(|(p, _)| p).sum();
+    let shares = samples.iter().all(|r| r.occupancy.is_some());
+    let runtime_s: f64 = decoded
+        .values()
+        .map(
+            |&(_, longest, prefill, decode)| {
+                if shares { prefill + decode } else { longest }
+            },
+        )
+        .sum();
+    let peak_entries: u64 = decoded.values().map(|(p, ..)| p).sum();
     let resident: u64 = samples.iter().map(|r| r.peak_resident).sum();
     let bytes: u64 = samples.iter().map(|r| r.peak_bytes).sum();
     let bytes_per_entry = if resident > 0 {
@@ -210,7 +225,16 @@ fn batch_row(samples: &[&SampleRecord], vote: VoteOn) -> BatchRow {
             .sum(),
         peak_entries: peak_entries as f64,
         peak_bytes: peak_entries as f64 * bytes_per_entry,
-        runtime_s: decoded.values().map(|(_, w)| w).sum(),
+        runtime_s,
+        occupancy_steps: samples
+            .iter()
+            .filter_map(|r| Some(r.occupancy? * r.generated_tokens.saturating_sub(1) as f64))
+            .sum(),
+        decode_steps: samples
+            .iter()
+            .filter(|r| r.occupancy.is_some())
+            .map(|r| r.generated_tokens.saturating_sub(1) as f64)
+            .sum(),
     }
 }
 
@@ -317,6 +341,7 @@ pub(crate) mod tests {
             }),
             failure: None,
             vote_key: answer.map(str::to_string),
+            occupancy: None,
         }
     }
 
@@ -349,5 +374,23 @@ pub(crate) mod tests {
         assert_eq!(b.peak_bytes, 148.0);
         assert_eq!(b.runtime_s, 3.5);
         assert_eq!(b.truncated, 3);
+    }
+
+    #[test]
+    fn a_batch_of_step_shares_costs_its_prefill_once_plus_the_shares() {
+        let mut rs = vec![
+            record("dense", None, 2, "p", 0, Some("5"), false),
+            record("dense", None, 2, "p", 1, Some("5"), false),
+        ];
+        // Prefill 0.5 s each (shared), decode shares 1.5 s and 0.25 s.
+        rs[0].wall_seconds = 2.0;
+        rs[1].wall_seconds = 0.75;
+        for r in &mut rs {
+            r.occupancy = Some(3.0);
+        }
+        assert_eq!(batch_rows(&rs, VoteOn::Raw)[0].runtime_s, 0.5 + 1.5 + 0.25);
+        // Without occupancy (format ≤ 2) the longest sample is the batch.
+        rs[1].occupancy = None;
+        assert_eq!(batch_rows(&rs, VoteOn::Raw)[0].runtime_s, 2.0);
     }
 }

@@ -416,18 +416,28 @@ fn gains(out: &mut String, a: &Analysis, r: bool) {
 }
 
 fn task_table(out: &mut String, a: &Analysis, task: &str, r: bool) {
+    // Batch occupancy only where records carry it (format 3).
+    let occupancy = a
+        .points
+        .iter()
+        .any(|p| p.key.task == task && p.occupancy.is_some());
     let _ = writeln!(out, "### `{task}`\n");
     let _ = writeln!(
         out,
         "Frontier marks: **R** KV reads, **M** peak memory (entries), **T** runtime.\n"
     );
+    let (occ_head, occ_rule) = if occupancy {
+        (" occupancy |", "---:|")
+    } else {
+        ("", "")
+    };
     let _ = writeln!(
         out,
-        "| method | CR target / achieved | W | L | problems | pass@1 ± s.e. (problems) | s.e. across runs | maj@W ± s.e. (problems) | pass@W | no answer | tokens | cut at L | KV reads | peak entries | peak bytes | runtime s | tok/s | frontier |"
+        "| method | CR target / achieved | W | L | problems | pass@1 ± s.e. (problems) | s.e. across runs | maj@W ± s.e. (problems) | pass@W | no answer | tokens | cut at L | KV reads | peak entries | peak bytes | runtime s | tok/s |{occ_head} frontier |"
     );
     let _ = writeln!(
         out,
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|{occ_rule}---|"
     );
     for (i, p) in a
         .points
@@ -463,9 +473,17 @@ fn task_table(out: &mut String, a: &Analysis, task: &str, r: bool) {
             (None, Some(x)) => format!("– / {}", fmt_sig(x)),
             (None, None) => "–".into(),
         };
+        let occ = if occupancy {
+            format!(
+                " {} |",
+                p.occupancy.map_or("–".into(), |o| format!("{o:.1}"))
+            )
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "| {} | {cr} | {} | {} | {} | {} | {} | {} | {} | {:.0}% | {:.1} | {:.0}% | {} | {} | {} | {} | {} | {marks} |",
+            "| {} | {cr} | {} | {} | {} | {} | {} | {} | {} | {:.0}% | {:.1} | {:.0}% | {} | {} | {} | {} | {} |{occ} {marks} |",
             p.key.method,
             p.key.width,
             p.key.max_tokens,

@@ -119,6 +119,11 @@ pub struct BatchRow {
     pub peak_entries: f64,
     pub peak_bytes: f64,
     pub runtime_s: f64,
+    /// Σ over samples with an occupancy (format 3) of occupancy × decode
+    /// steps (generated tokens − 1), and Σ of those steps: the point's
+    /// occupancy is their ratio.
+    pub occupancy_steps: f64,
+    pub decode_steps: f64,
 }
 
 /// One problem of one configuration: means over its W-batches (repeats,
@@ -176,6 +181,11 @@ pub struct PointSummary {
     pub runtime_s: f64,
     /// Generated tokens per wall second, over all of the point's batches.
     pub tokens_per_s: f64,
+    /// Mean sequences in flight over the point's decode steps (each step of
+    /// each sample counted once); `None` when no record says (format ≤ 2,
+    /// remote engines).
+    #[serde(default)]
+    pub occupancy: Option<f64>,
     /// Achieved CR: Σ dense-equivalent decode reads / Σ decode reads.
     pub cr_achieved: Option<f64>,
 }

@@ -56,6 +56,20 @@ pub struct SweepConfig {
     #[serde(default)]
     pub sampling: SamplingSection,
     pub grid: GridSection,
+    /// How generation uses the machine; never changes a record, so it is
+    /// left out of the resolved config (a run resumes under other settings).
+    #[serde(default, skip_serializing)]
+    pub engine: EngineSection,
+}
+
+/// `[engine]`: how many sequences decode together. Changes wall time only:
+/// every sample is the same whatever these are (docs/batching.md).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSection {
+    /// Sequences decoded together at most (≥ 1; `--max-sequences`
+    /// overrides it). Default [`crate::sweep::DEFAULT_MAX_SEQUENCES`].
+    pub max_sequences: Option<usize>,
 }
 
 /// `[run]`: where results go.

@@ -137,6 +137,34 @@ pub trait SampleGenerator {
         request: &Request,
         tokens: &AtomicU64,
     ) -> Result<Generated, BoxError>;
+
+    /// Decode a stream of requests of trials that may share a batch (the
+    /// same model, dtype, device and cache policy as `trial`: see
+    /// [`super::streams`]), with at most `max_sequences` sequences in
+    /// flight, calling `on_done(r, generated)` as request `r` (its index in
+    /// the stream) finishes, in finishing order. Pulls the next request
+    /// only when it can start it, and stops admitting when `requests` ends.
+    /// Each request's completions keep [`Self::generate`]'s contract: a
+    /// sample, its counters and `batch_peak_resident` are what `generate`
+    /// gives for that request alone; only timings may differ.
+    ///
+    /// Default: one request at a time through [`Self::generate`] (a remote
+    /// engine batches on its side).
+    fn generate_stream(
+        &mut self,
+        trial: &Trial,
+        requests: &mut dyn Iterator<Item = Request>,
+        max_sequences: usize,
+        tokens: &AtomicU64,
+        on_done: &mut dyn FnMut(usize, Generated),
+    ) -> Result<(), BoxError> {
+        let _ = max_sequences;
+        for (r, request) in requests.enumerate() {
+            let generated = self.generate(trial, &request, tokens)?;
+            on_done(r, generated);
+        }
+        Ok(())
+    }
 }
 
 /// The grader's judgement of one sample, typed as the grader gave it; the

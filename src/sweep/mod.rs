@@ -23,6 +23,7 @@ pub mod deps;
 pub mod dryrun;
 pub mod error;
 pub mod expand;
+mod generation;
 pub mod keypath;
 pub mod methods;
 pub mod options;
@@ -37,6 +38,7 @@ pub mod schedule;
 pub mod session;
 pub mod shard;
 pub mod signals;
+pub mod streams;
 pub mod trial;
 pub mod wiring;
 
@@ -48,7 +50,7 @@ pub use deps::{
 };
 pub use error::{BoxError, ConfigError, SweepError};
 pub use expand::{Expanded, Group, WorkUnit, expand};
-pub use options::{PipelineTiming, RunSummary, SkippedGroup, SweepOptions};
+pub use options::{DEFAULT_MAX_SEQUENCES, PipelineTiming, RunSummary, SkippedGroup, SweepOptions};
 pub use plan::{Checkpoint, Dtype, Filters, Plan, TaskPlan};
 pub use progress::ProgressMode;
 pub use runner::{run_plan, run_sweep};

@@ -113,6 +113,8 @@ pub struct Plan {
     pub lengths: Vec<usize>,
     pub repeats: u32,
     pub nested_widths: bool,
+    /// `[engine] max_sequences`, validated ≥ 1; `None`: not set.
+    pub max_sequences: Option<usize>,
     /// The config as parsed, defaults filled in, unfiltered (for the manifest).
     pub resolved_config: serde_json::Value,
 }
@@ -407,6 +409,9 @@ impl Plan {
         }
 
         let backend = backend_plan(m, &g.methods, file)?;
+        if config.engine.max_sequences == Some(0) {
+            return Err(err("engine.max_sequences", "must be at least 1".into()));
+        }
         let resolved_config =
             serde_json::to_value(config).map_err(|e| err("(top level)", e.to_string()))?;
         Ok(Plan {
@@ -432,6 +437,7 @@ impl Plan {
             lengths,
             repeats: g.repeats as u32,
             nested_widths: g.nested_widths,
+            max_sequences: config.engine.max_sequences,
             resolved_config,
         })
     }

@@ -1,9 +1,13 @@
 //! `run_sweep`: config file → plan → run directory → pipeline → summary.
 //!
-//! Generation runs on the calling thread, one batch at a time in run order;
-//! every generated sample goes to the grading pool (a tokio runtime owned by
-//! this function) and is recorded when graded. Generation only waits for
-//! grading when `queue_batches` generated batches are waiting for a grader.
+//! Generation runs on the calling thread, stream by stream
+//! ([`super::streams`]): the batches of trials that may share a decode step
+//! are decoded together with up to `max_sequences` sequences in flight
+//! (continuous batching, [`SampleGenerator::generate_stream`]), and every
+//! request's samples go to the grading pool (a tokio runtime owned by this
+//! function) as soon as the request finishes, and are recorded when graded,
+//! in finishing order. Generation only waits for grading when
+//! `queue_batches` finished requests are waiting for a grader.
 //! Must not be called from inside an async runtime. With the `report`
 //! feature a session that ends without error also writes
 //! `samples.parquet` (all the run's records, not just this session's).
@@ -18,29 +22,30 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use super::deps::{PromptContext, RenderedPrompt, SweepDeps};
+use super::deps::SweepDeps;
 use super::dryrun::describe_plan;
 use super::expand::{Expanded, expand};
-use super::options::{PipelineTiming, RunSummary, SkippedGroup, SweepOptions};
+use super::generation::Generation;
+use super::options::{
+    DEFAULT_MAX_SEQUENCES, PipelineTiming, RunSummary, SkippedGroup, SweepOptions,
+};
 use super::pipeline::{Job, grade_and_record};
 use super::plan::Plan;
 use super::progress::{ProgressState, report};
 use super::rundir::open_run;
-use super::sample::{SampleContext, ungraded_record};
 use super::schedule::{Schedule, schedule, take_unsupported};
 use super::session::{LiveSession, first_failure};
 use super::shard::{restrict_to_shard, shard_dir};
 use super::signals;
-use super::trial::{split_stream, stream};
+use super::streams::streams;
 use super::{ConfigError, SweepConfig, SweepError};
-use crate::generate::Request;
 use crate::record::{
-    BudgetSource, RecordError, ResumeIndex, RunLock, SAMPLES_FILE, SampleWriter, repair_torn_tail,
+    RecordError, ResumeIndex, RunLock, SAMPLES_FILE, SampleWriter, repair_torn_tail,
     set_aside_errors,
 };
 
@@ -88,6 +93,10 @@ pub fn run_plan(
     }
     let skipped_groups = take_unsupported(&mut expanded, &*deps.generator);
     let samples_path = run_dir.join(SAMPLES_FILE);
+    let max_sequences = options
+        .max_sequences
+        .or(plan.max_sequences)
+        .unwrap_or(DEFAULT_MAX_SEQUENCES);
 
     if options.dry_run {
         let mut index = ResumeIndex::load(&samples_path)?;
@@ -102,13 +111,9 @@ pub fn run_plan(
         let work = schedule(&expanded, &index);
         let mut summary = summary_of(&run_dir, &expanded, &work);
         summary.errors_retried = retried;
-        summary.plan = Some(describe_plan(
-            plan,
-            &expanded,
-            &work,
-            &run_dir,
-            &skipped_groups,
-        ));
+        let mut described = describe_plan(plan, &expanded, &work, &run_dir, &skipped_groups);
+        described.push_str(&describe_engine(max_sequences, &expanded, &work));
+        summary.plan = Some(described);
         summary.skipped_groups = skipped_groups;
         return Ok(summary);
     }
@@ -177,6 +182,9 @@ pub fn run_plan(
         abort.clone(),
     ));
 
+    tracing::info!(
+        "decoding up to {max_sequences} sequences together (--max-sequences, [engine] max_sequences)"
+    );
     let mut generation = Generation {
         plan,
         expanded: &expanded,
@@ -186,6 +194,7 @@ pub fn run_plan(
         abort: &abort,
         tx,
         seq: 0,
+        max_sequences,
         timing: PipelineTiming::default(),
         summary: &mut summary,
     };
@@ -252,6 +261,16 @@ pub(crate) fn count_reasons(skipped: &[SkippedGroup]) -> Vec<(&str, usize)> {
     out
 }
 
+/// The dry run's line on how generation batches.
+fn describe_engine(max_sequences: usize, expanded: &Expanded, work: &Schedule) -> String {
+    format!(
+        "engine: up to {max_sequences} sequences decoded together (--max-sequences, \
+         [engine] max_sequences; default {DEFAULT_MAX_SEQUENCES}), {} stream(s) of batches \
+         sharing a model and cache policy\n",
+        streams(expanded, &work.batches).len()
+    )
+}
+
 fn cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
@@ -264,150 +283,5 @@ fn summary_of(run_dir: &Path, expanded: &Expanded, work: &Schedule) -> RunSummar
         skipped_records: work.skipped_records,
         estimated_tokens: work.tokens,
         ..RunSummary::default()
-    }
-}
-
-/// The generation loop's state.
-struct Generation<'a> {
-    plan: &'a Plan,
-    expanded: &'a Expanded,
-    device: &'a str,
-    budget_source: BudgetSource,
-    progress: &'a Arc<ProgressState>,
-    abort: &'a AtomicBool,
-    tx: mpsc::Sender<Vec<Job>>,
-    seq: u64,
-    timing: PipelineTiming,
-    summary: &'a mut RunSummary,
-}
-
-impl Generation<'_> {
-    fn run(&mut self, work: &Schedule, deps: SweepDeps<'_>) -> Result<(), SweepError> {
-        let SweepDeps {
-            renderer,
-            generator,
-            ..
-        } = deps;
-        let expanded = self.expanded;
-        let mut prompt: Option<((usize, usize, u32), RenderedPrompt)> = None;
-        for item in &work.batches {
-            if self.abort.load(Ordering::SeqCst) {
-                return Ok(()); // the pipeline holds the reason
-            }
-            let group = &expanded.groups[item.unit.group];
-            let task = &expanded.tasks[group.task];
-            let problem = &task.problems[item.unit.problem];
-            let batch = &group.batches[item.batch];
-            let owner = &group.trials[batch.owner];
-            self.progress.enter(
-                item.unit.group,
-                &group.label,
-                item.unit.problem,
-                task.problems.len(),
-            );
-
-            let prompt_key = (item.unit.group, item.unit.problem, item.repeat);
-            if prompt.as_ref().is_none_or(|(k, _)| *k != prompt_key) {
-                let ctx = PromptContext {
-                    task: &task.name,
-                    problem_index: task.indices[item.unit.problem],
-                    repeat: item.repeat,
-                };
-                let rendered =
-                    renderer
-                        .render(owner, problem, &ctx)
-                        .map_err(|source| SweepError::Render {
-                            task: task.name.clone(),
-                            problem: problem.id.clone(),
-                            source,
-                        })?;
-                prompt = Some((prompt_key, rendered));
-            }
-            let rendered = &prompt.as_ref().expect("rendered above").1;
-            let request = Request {
-                prompt: rendered.tokens.clone(),
-                samples: batch.samples as usize,
-                first_sample: stream(item.repeat, batch.first),
-                max_tokens: owner.spec.max_tokens,
-                sampling: owner.sampling,
-                stop: rendered.stop.clone(),
-            };
-
-            let started = Instant::now();
-            let generated = generator
-                .generate(owner, &request, &self.progress.tokens)
-                .map_err(|source| SweepError::Generate {
-                    trial: owner.id.clone(),
-                    label: owner.label.clone(),
-                    problem: problem.id.clone(),
-                    source,
-                })?;
-            self.timing.generating += started.elapsed().as_secs_f64();
-            let contract = |message: String| SweepError::GeneratorContract {
-                trial: owner.id.clone(),
-                problem: problem.id.clone(),
-                message,
-            };
-            let mut completions = generated.completions;
-            completions.sort_by_key(|c| c.sample);
-            let expected_streams: Vec<u64> = (0..batch.samples)
-                .map(|i| stream(item.repeat, batch.first + i))
-                .collect();
-            let got: Vec<u64> = completions.iter().map(|c| c.sample).collect();
-            if got != expected_streams {
-                return Err(contract(format!(
-                    "asked for samples {:?}, got {:?}",
-                    expected_streams, got
-                )));
-            }
-            self.summary.batches_generated += 1;
-            self.summary.samples_generated += completions.len() as u64;
-            self.summary.tokens_generated += completions
-                .iter()
-                .map(|c| c.generated_tokens as u64)
-                .sum::<u64>();
-
-            let expected = Arc::new(rendered.expected.clone());
-            let task_name: Arc<str> = Arc::from(task.name.as_str());
-            let mut jobs = Vec::new();
-            for c in completions {
-                let (_, sample) = split_stream(c.sample);
-                let ctx = SampleContext {
-                    run: &self.plan.run_name,
-                    task_version: &task.version,
-                    problem_id: &problem.id,
-                    repeat: item.repeat,
-                    sample,
-                    batch,
-                    kv_rows: generated.kv_rows,
-                    device: self.device,
-                    save_text: self.plan.save_text,
-                    budget_source: self.budget_source,
-                };
-                let records: Vec<_> = item
-                    .missing
-                    .iter()
-                    .filter(|(_, s)| *s == sample)
-                    .map(|&(t, _)| ungraded_record(&group.trials[t], &c, &ctx))
-                    .collect();
-                if records.is_empty() {
-                    continue; // recorded in every trial already
-                }
-                jobs.push(Job {
-                    seq: self.seq,
-                    task: task_name.clone(),
-                    expected: expected.clone(),
-                    text: c.text,
-                    records,
-                });
-                self.seq += 1;
-            }
-            let waited = Instant::now();
-            if self.tx.blocking_send(jobs).is_err() {
-                return Ok(()); // the pipeline stopped and holds the reason
-            }
-            self.timing.blocked_on_grading += waited.elapsed().as_secs_f64();
-        }
-        Ok(())
     }
 }

@@ -83,6 +83,8 @@ pub fn ungraded_record(trial: &Trial, c: &Completion, ctx: &SampleContext<'_>) -
         outcome: None,
         failure: None,
         vote_key: None,
+        // Only the local engine's timings are shares of its steps.
+        occupancy: (ctx.budget_source == BudgetSource::Measured).then_some(c.timing.occupancy),
     }
 }
 

@@ -87,6 +87,7 @@ fn rec(
         outcome: None,
         failure: None,
         vote_key: None,
+        occupancy: None,
     }
 }
 

@@ -184,4 +184,43 @@ impl SampleGenerator for ModelGenerator {
             kv_rows: (shape.layers * shape.kv_heads) as u64,
         })
     }
+
+    /// The stream through [`generate::generate_continuous`] in one KV store
+    /// built for `trial`'s policy.
+    fn generate_stream(
+        &mut self,
+        trial: &Trial,
+        requests: &mut dyn Iterator<Item = Request>,
+        max_sequences: usize,
+        tokens: &AtomicU64,
+        on_done: &mut dyn FnMut(usize, Generated),
+    ) -> Result<(), BoxError> {
+        let model = self
+            .models
+            .get(&trial.model_path, trial.device, trial.spec.dtype)?;
+        let shape = model.kv_shape();
+        let kv_rows = (shape.layers * shape.kv_heads) as u64;
+        let mut store = kv_store_for(&model, &trial.spec.policy)?;
+        generate::generate_continuous(
+            &*model,
+            &model.tokenizer,
+            &mut store,
+            requests,
+            generate::SchedulerOptions { max_sequences },
+            |_| {
+                tokens.fetch_add(1, Ordering::Relaxed);
+            },
+            |completions| {
+                let r = completions.first().map_or(0, |c| c.request);
+                on_done(
+                    r,
+                    Generated {
+                        completions,
+                        kv_rows,
+                    },
+                );
+            },
+        );
+        Ok(())
+    }
 }

@@ -242,6 +242,7 @@ impl SampleGenerator for FakeGenerator {
                 prefill_seconds: 0.0,
                 decode_seconds: secs,
                 decode_tokens_per_second: c.generated_tokens as f64 / secs.max(1e-9),
+                occupancy: 0.0,
             };
         }
         self.calls.lock().unwrap().push(Call {

@@ -175,6 +175,8 @@ impl RemoteGenerator {
                 } else {
                     0.0
                 },
+                // The server batches on its side, unseen.
+                occupancy: 0.0,
             },
             token_ids: ids,
         })
