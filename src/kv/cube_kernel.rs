@@ -230,6 +230,7 @@ fn upload_u32<R: Runtime>(client: &ComputeClient<R>, data: &[u32]) -> Handle {
     // A zero-sized buffer is not a valid binding everywhere: pad to one.
     let padded = [0u32];
     let data = if data.is_empty() { &padded[..] } else { data };
+    crate::profile::upload(4 * data.len());
     client.create_from_slice(u32::as_bytes(data))
 }
 
