@@ -320,22 +320,25 @@ impl<R: CubeRuntime, BT: BoolElement> AttentionBackend for CubeBackend<R, f32, i
             .unwrap_or_else(|e| panic!("{e}"));
         let out = {
             let (ledger, p) = device::<R>(store, &q.client);
-            p.apply(ledger, &plan, &k.handle, &v.handle);
+            p.copy(ledger, &plan.copies);
             let pools = p.ensure(ledger, layer).clone();
             let rows = ledger
                 .row_tables(layer, seqs)
                 .unwrap_or_else(|e| panic!("{e}"));
-            cube_kernel::attend(
-                &p.client,
-                &pools,
-                p.block_size,
-                d,
-                &rows,
-                &q.handle,
+            // The new entries' slots and the row tables in one upload.
+            let new = cube_kernel::NewEntries {
+                k: &k.handle,
+                v: &v.handle,
+                slots: &plan.slots,
+            };
+            let params = cube_kernel::AttendParams {
+                block_size: p.block_size,
+                head_dim: d,
                 group,
                 scale,
-                None,
-            )
+                span: None,
+            };
+            cube_kernel::scatter_attend(&p.client, &pools, Some(new), &rows, &q.handle, params)
         };
         store
             .count_attend_reads(layer, seqs)

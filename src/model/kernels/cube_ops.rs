@@ -49,36 +49,11 @@ fn cube_sum(v: f32, #[comptime] units: usize) -> f32 {
     sh[0]
 }
 
+/// One cube per row: `sum = x + a` (when `add`, else `sum` is unused and
+/// the row is `x`), then `out = row / sqrt(mean(row²) + eps) * w`.
 #[cube(launch)]
+#[expect(clippy::too_many_arguments, reason = "kernel parameters")]
 fn rms_norm_kernel(
-    x: &Array<f32>,
-    w: &Array<f32>,
-    out: &mut Array<f32>,
-    eps: f32,
-    dim: u32,
-    #[comptime] units: usize,
-) {
-    let d = dim as usize;
-    let base = CUBE_POS_X as usize * d;
-    let t = UNIT_POS_X as usize;
-    let mut ss = f32::new(0.0);
-    let mut i = t;
-    while i < d {
-        let v = x[base + i];
-        ss += v * v;
-        i += units;
-    }
-    let total = cube_sum(ss, units);
-    let inv = f32::new(1.0) / (total / f32::cast_from(dim) + eps).sqrt();
-    let mut i = t;
-    while i < d {
-        out[base + i] = x[base + i] * inv * w[i];
-        i += units;
-    }
-}
-
-#[cube(launch)]
-fn add_rms_norm_kernel(
     x: &Array<f32>,
     a: &Array<f32>,
     w: &Array<f32>,
@@ -86,6 +61,7 @@ fn add_rms_norm_kernel(
     out: &mut Array<f32>,
     eps: f32,
     dim: u32,
+    #[comptime] add: bool,
     #[comptime] units: usize,
 ) {
     let d = dim as usize;
@@ -94,8 +70,11 @@ fn add_rms_norm_kernel(
     let mut ss = f32::new(0.0);
     let mut i = t;
     while i < d {
-        let v = x[base + i] + a[base + i];
-        sum[base + i] = v;
+        let mut v = x[base + i];
+        if add {
+            v += a[base + i];
+            sum[base + i] = v;
+        }
         ss += v * v;
         i += units;
     }
@@ -103,7 +82,11 @@ fn add_rms_norm_kernel(
     let inv = f32::new(1.0) / (total / f32::cast_from(dim) + eps).sqrt();
     let mut i = t;
     while i < d {
-        out[base + i] = sum[base + i] * inv * w[i];
+        let mut v = x[base + i];
+        if add {
+            v = sum[base + i];
+        }
+        out[base + i] = v * inv * w[i];
         i += units;
     }
 }
@@ -308,15 +291,21 @@ fn rms_norm_on<B: Backend, R: CubeRuntime, const D: usize>(
     let rows = dims.iter().product::<usize>() / dim.max(1);
     let out = empty(&xc, &dims);
     if rows > 0 {
+        // `a` and `sum` are not read or written without `add`: `a` is `x`
+        // again (read-only), `sum` one spare float.
+        let spare = empty(&xc, &[1]);
         rms_norm_kernel::launch::<R>(
             &xc.client,
             CubeCount::Static(rows as u32, 1, 1),
             CubeDim::new_1d(ROW_UNITS as u32),
             arr(&xc),
+            arr(&xc),
             arr(&wc),
+            arr(&spare),
             arr(&out),
             eps as f32,
             dim as u32,
+            false,
             ROW_UNITS,
         );
     }
@@ -353,7 +342,7 @@ fn add_rms_norm_on<B: Backend, R: CubeRuntime>(
     );
     let (sum, out) = (empty(&xc, &[n, dim]), empty(&xc, &[n, dim]));
     if n > 0 {
-        add_rms_norm_kernel::launch::<R>(
+        rms_norm_kernel::launch::<R>(
             &xc.client,
             CubeCount::Static(n as u32, 1, 1),
             CubeDim::new_1d(ROW_UNITS as u32),
@@ -364,6 +353,7 @@ fn add_rms_norm_on<B: Backend, R: CubeRuntime>(
             arr(&out),
             eps as f32,
             dim as u32,
+            true,
             ROW_UNITS,
         );
     }
@@ -460,7 +450,6 @@ pub struct QkvExtras<'a, B: Backend> {
 /// `qkv`: `[n, (n_heads + 2 * kv_heads) * head_dim]`; `cos`, `sin`: `[n,
 /// head_dim]`; returns q `[n, n_heads, head_dim]`, k and v `[n, kv_heads,
 /// head_dim]`.
-#[expect(clippy::type_complexity, reason = "the three outputs")]
 pub fn qkv_rope<B: Backend>(
     qkv: &Tensor<B, 2>,
     heads: [usize; 3],
@@ -471,7 +460,6 @@ pub fn qkv_rope<B: Backend>(
     dispatch!(qkv_rope_on::<B>(qkv, heads, extras, cos, sin))
 }
 
-#[expect(clippy::type_complexity, reason = "the three outputs")]
 fn qkv_rope_on<B: Backend, R: CubeRuntime>(
     qkv: &Tensor<B, 2>,
     [n_heads, kv_heads, d]: [usize; 3],
