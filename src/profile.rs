@@ -33,6 +33,78 @@ pub fn take() -> [u64; 2] {
     [0, 1].map(|i| NANOS[i].swap(0, Ordering::Relaxed))
 }
 
+/// Host↔device traffic counted while profiling is on: every upload and every
+/// read-back the project makes on a cubecl backend, counted where it makes
+/// them (uploads of token ids, RoPE tables, slot tables and masks;
+/// read-backs of logits, DMS decisions and host-policy tensors). A read-back
+/// waits for the device to finish the work queued before it, so each is a
+/// host synchronisation. burn's own ops in a decode step move no data
+/// between host and device.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Transfers {
+    pub uploads: u64,
+    pub upload_bytes: u64,
+    /// Read-backs, each a host synchronisation.
+    pub reads: u64,
+    pub read_bytes: u64,
+}
+
+static TRANSFERS: [AtomicU64; 4] = [
+    AtomicU64::new(0),
+    AtomicU64::new(0),
+    AtomicU64::new(0),
+    AtomicU64::new(0),
+];
+
+/// Whether `B` keeps its tensors in host memory (Flex): its `from_data` and
+/// `into_data` are no transfers.
+fn on_host<B: burn::prelude::Backend>() -> bool {
+    std::any::TypeId::of::<B>() == std::any::TypeId::of::<burn::backend::flex::Flex>()
+}
+
+fn add_transfer(kind: usize, bytes: usize) {
+    if ENABLED.load(Ordering::Relaxed) {
+        TRANSFERS[kind].fetch_add(1, Ordering::Relaxed);
+        TRANSFERS[kind + 1].fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+}
+
+/// Count an upload of `bytes` to a device.
+pub fn upload(bytes: usize) {
+    add_transfer(0, bytes);
+}
+
+/// Count a read-back of `bytes` from a device (a host synchronisation).
+pub fn read(bytes: usize) {
+    add_transfer(2, bytes);
+}
+
+/// [`upload`] when backend `B` is a device.
+pub fn upload_to<B: burn::prelude::Backend>(bytes: usize) {
+    if !on_host::<B>() {
+        upload(bytes);
+    }
+}
+
+/// [`read`] when backend `B` is a device.
+pub fn read_from<B: burn::prelude::Backend>(bytes: usize) {
+    if !on_host::<B>() {
+        read(bytes);
+    }
+}
+
+/// Transfers counted since the last call, then reset.
+pub fn take_transfers() -> Transfers {
+    let [uploads, upload_bytes, reads, read_bytes] =
+        [0, 1, 2, 3].map(|i| TRANSFERS[i].swap(0, Ordering::Relaxed));
+    Transfers {
+        uploads,
+        upload_bytes,
+        reads,
+        read_bytes,
+    }
+}
+
 /// Times its own lifetime into `phase` when profiling is on.
 #[must_use = "the phase is timed until the guard drops"]
 pub struct Scope(Option<(Phase, Instant)>);

@@ -101,6 +101,22 @@ pub struct StepProfile {
     /// ([`super::launches`]); `None` on the CPU.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub launches_per_step: Option<f64>,
+    /// Mean host↔device transfers per step on a device backend
+    /// ([`crate::profile::Transfers`]); `None` on the CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfers_per_step: Option<StepTransfers>,
+}
+
+/// Mean host↔device transfers of one decode step, counted where the project
+/// makes them ([`crate::profile::Transfers`]); the logits' read-back is one
+/// of the `reads`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct StepTransfers {
+    pub uploads: f64,
+    pub upload_bytes: f64,
+    /// Read-backs to the host: each is a host synchronisation.
+    pub reads: f64,
+    pub read_bytes: f64,
 }
 
 /// Deterministic pseudo-random prompt ids in `1..vocab` (SplitMix64).
@@ -173,6 +189,7 @@ pub fn run_decode_bench<M: Decoder>(
             let mut times = Vec::with_capacity(config.steps);
             let mut reads = Vec::with_capacity(config.steps);
             let mut phases = [0u64; 2];
+            let mut transfers = profile::Transfers::default();
             let mut sampling_s = 0.0;
             let mut launches_before = None;
             for step in 0..config.warmup_steps + config.steps.max(1) {
@@ -189,11 +206,16 @@ pub fn run_decode_bench<M: Decoder>(
                 std::hint::black_box(&out);
                 let after: u64 = seqs.iter().map(|&s| store.stats(s).decode_reads).sum();
                 let step_phases = profile::take();
+                let step_transfers = profile::take_transfers();
                 if timed {
                     times.push(dt);
                     reads.push((after - before) as f64);
                     phases[0] += step_phases[0];
                     phases[1] += step_phases[1];
+                    transfers.uploads += step_transfers.uploads;
+                    transfers.upload_bytes += step_transfers.upload_bytes;
+                    transfers.reads += step_transfers.reads;
+                    transfers.read_bytes += step_transfers.read_bytes;
                     sampling_s += time_sampling(&out, vocab, step as u64);
                 }
             }
@@ -227,6 +249,13 @@ pub fn run_decode_bench<M: Decoder>(
                         launches_per_step: launches_before
                             .zip(launches_after)
                             .map(|(a, b)| b.saturating_sub(a) as f64 / n),
+                        // A device step reads its logits back at least.
+                        transfers_per_step: (transfers.reads > 0).then(|| StepTransfers {
+                            uploads: transfers.uploads as f64 / n,
+                            upload_bytes: transfers.upload_bytes as f64 / n,
+                            reads: transfers.reads as f64 / n,
+                            read_bytes: transfers.read_bytes as f64 / n,
+                        }),
                     }
                 }),
             };

@@ -119,16 +119,16 @@ impl fmt::Display for ProfileTables<'_> {
         writeln!(f)?;
         writeln!(
             f,
-            "| batch | context | step ms | projections | attention | other | sampling ms (after the step) | kernel launches/step |"
+            "| batch | context | step ms | projections | attention | other | sampling ms (after the step) | kernel launches/step | uploads/step (bytes) | reads = host syncs/step (bytes) |"
         )?;
-        writeln!(f, "|---:|---:|---:|---:|---:|---:|---:|---:|")?;
+        writeln!(f, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")?;
         for p in &r.points {
             let Some(s) = p.profile else { continue };
             let step = s.projection_ms + s.attention_ms + s.other_ms;
             let pct = |ms: f64| format!("{ms:.2} ({:.0}%)", 100.0 * ms / step);
             writeln!(
                 f,
-                "| {} | {} | {step:.2} | {} | {} | {} | {:.2} | {} |",
+                "| {} | {} | {step:.2} | {} | {} | {} | {:.2} | {} | {} | {} |",
                 p.batch,
                 p.context,
                 pct(s.projection_ms),
@@ -136,7 +136,15 @@ impl fmt::Display for ProfileTables<'_> {
                 pct(s.other_ms),
                 s.sampling_ms,
                 s.launches_per_step
-                    .map_or("–".into(), |n| format!("{n:.0}"))
+                    .map_or("–".into(), |n| format!("{n:.0}")),
+                s.transfers_per_step.map_or("–".into(), |t| format!(
+                    "{:.1} ({:.0})",
+                    t.uploads, t.upload_bytes
+                )),
+                s.transfers_per_step.map_or("–".into(), |t| format!(
+                    "{:.1} ({:.0})",
+                    t.reads, t.read_bytes
+                )),
             )?;
         }
         if r.setup.device != DeviceKind::Cpu {

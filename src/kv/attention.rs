@@ -5,6 +5,8 @@
 
 use burn::backend::flex::{Flex, FlexTensor};
 use burn::prelude::*;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{DType, TensorPrimitive};
 
 use super::{DecodeStep, KvStore, PrefillStep, ResolvedPolicy, SeqId, SlotChoice};
@@ -61,6 +63,25 @@ pub trait AttentionBackend: Backend {
         v: Tensor<Self, 3>,
         scale: f32,
     ) -> Tensor<Self, 3>;
+
+    /// Dense causal attention of a fresh sequence's prefill chunk over its
+    /// own keys. The default is burn's attention module (on Flex its fused
+    /// kernel); cubecl backends go through [`until_masked_attention`] in
+    /// query blocks, so the scores stay bounded at any length (burn-cubecl
+    /// sends an explicit scale to its naive attention, which materialises
+    /// `[heads, t, t]`).
+    ///
+    /// # Shapes
+    /// `q`: `[t, n_heads, head_dim]`; `k`, `v`: `[kv_heads, t, head_dim]`;
+    /// returns `[t, n_heads, head_dim]`.
+    fn dense_prefill_attention(
+        q: Tensor<Self, 3>,
+        k: Tensor<Self, 3>,
+        v: Tensor<Self, 3>,
+        scale: f32,
+    ) -> Tensor<Self, 3> {
+        dense_module_attention(q, k, v, scale)
+    }
 
     /// Prefill attention of one layer under the store's cache policy
     /// ([`KvStore::policy_prefill`]): the chunk attends over the kept
@@ -130,6 +151,36 @@ pub trait AttentionBackend: Backend {
     }
 }
 
+/// Causal attention through burn's attention module, each KV head repeated
+/// for its group of query heads.
+///
+/// # Shapes
+/// As [`AttentionBackend::dense_prefill_attention`].
+pub(crate) fn dense_module_attention<B: Backend>(
+    q: Tensor<B, 3>,
+    k: Tensor<B, 3>,
+    v: Tensor<B, 3>,
+    scale: f32,
+) -> Tensor<B, 3> {
+    let [t, n_heads, head_dim] = q.dims();
+    let n_kv_heads = k.dims()[0];
+    let group = n_heads / n_kv_heads;
+    let repeat = |x: Tensor<B, 3>| {
+        x.unsqueeze_dim::<4>(1)
+            .expand([n_kv_heads, group, t, head_dim])
+            .reshape([1, n_heads, t, head_dim])
+    };
+    let q = q.swap_dims(0, 1).unsqueeze::<4>();
+    let options = AttentionModuleOptions {
+        scale: Some(f64::from(scale)),
+        softcap: None,
+        is_causal: true,
+    };
+    let out = attention(q, repeat(k), repeat(v), None, None, options);
+    // [1, n_heads, t, hd] -> [t, n_heads, hd]
+    out.squeeze_dim::<3>(0).swap_dims(0, 1)
+}
+
 /// [`AttentionBackend::policy_prefill`] on the host payload: the tensors go
 /// through host memory.
 #[expect(clippy::too_many_arguments, reason = "policy_prefill's arguments")]
@@ -159,6 +210,7 @@ pub(crate) fn host_policy_prefill<B: Backend>(
     store
         .policy_prefill(step, &mut out)
         .unwrap_or_else(|e| panic!("{e}"));
+    crate::profile::upload_to::<B>(4 * out.len());
     Tensor::from_data(TensorData::new(out, [t, n_heads, head_dim]), &device)
 }
 
@@ -193,6 +245,7 @@ pub(crate) fn host_policy_decode<B: Backend>(
     store
         .policy_decode(step, decisions, &mut out)
         .unwrap_or_else(|e| panic!("{e}"));
+    crate::profile::upload_to::<B>(4 * out.len());
     Tensor::from_data(TensorData::new(out, [batch, n_heads, head_dim]), &device)
 }
 
@@ -232,6 +285,7 @@ pub(crate) fn until_masked_attention_in_blocks<B: Backend>(
     assert!(block > 0, "blocks of no queries");
     let group = n_heads / kv_heads;
     // Positions up to 2^24 are exact in f32; u32::MAX stands for "never".
+    crate::profile::upload_to::<B>(4 * until.len());
     let until = Tensor::<B, 3>::from_data(
         TensorData::new(
             until.iter().map(|&u| u as f32).collect::<Vec<f32>>(),
@@ -256,6 +310,7 @@ pub(crate) fn until_masked_attention_in_blocks<B: Backend>(
         let vc = v.clone().narrow(1, 0, keys);
         let scores = qc.matmul(kc.swap_dims(1, 2)).mul_scalar(scale);
         let shape = [kv_heads, c, keys];
+        crate::profile::upload_to::<B>(4 * (c + keys));
         let qpos = Tensor::<B, 3>::from_data(TensorData::new(positions(c, i0), [1, c, 1]), &device)
             .expand(shape);
         let kpos =
@@ -284,10 +339,13 @@ pub(crate) fn until_masked_attention_in_blocks<B: Backend>(
 
 /// Any backend's tensor as an f32 host vector (a copy).
 fn host_vec<B: Backend>(t: Tensor<B, 3>) -> Vec<f32> {
-    t.into_data()
+    let v = t
+        .into_data()
         .convert::<f32>()
         .into_vec::<f32>()
-        .expect("converted to f32 above")
+        .expect("converted to f32 above");
+    crate::profile::read_from::<B>(4 * v.len());
+    v
 }
 
 /// A Flex tensor as contiguous f32 host memory: borrowed in place when it

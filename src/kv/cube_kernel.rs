@@ -77,13 +77,14 @@ fn decode_partial(
     q: &Array<f32>,
     keys: &Array<f32>,
     values: &Array<f32>,
-    tables: &Array<u32>,
-    table_start: &Array<u32>,
-    lens: &Array<u32>,
+    meta: &Array<u32>,
     partial: &mut Array<f32>,
     scale: f32,
     span: u32,
     block_size: u32,
+    starts_at: u32,
+    lens_at: u32,
+    tables_at: u32,
     #[comptime] group: usize,
     #[comptime] head_dim: usize,
 ) {
@@ -105,8 +106,8 @@ fn decode_partial(
     }
     sync_cube();
 
-    let len = lens[row] as usize;
-    let first = table_start[row] as usize;
+    let len = meta[lens_at as usize + row] as usize;
+    let first = tables_at as usize + meta[starts_at as usize + row] as usize;
     let bs = block_size as usize;
     let mut base = split * span as usize;
     let mut end = base + span as usize;
@@ -120,7 +121,7 @@ fn decode_partial(
         }
         if t < n {
             let j = base + t;
-            let slot = tables[first + j / bs] as usize * bs + j % bs;
+            let slot = meta[first + j / bs] as usize * bs + j % bs;
             for g in 0..group {
                 let mut s = f32::new(0.0);
                 for c in 0..head_dim {
@@ -154,7 +155,7 @@ fn decode_partial(
             let mut a = f32::new(0.0);
             for i in 0..n {
                 let j = base + i;
-                let slot = tables[first + j / bs] as usize * bs + j % bs;
+                let slot = meta[first + j / bs] as usize * bs + j % bs;
                 let w = w_sh[g * head_dim + i];
                 ls += w;
                 a += w * values[slot * head_dim + t];
@@ -230,6 +231,7 @@ fn upload_u32<R: Runtime>(client: &ComputeClient<R>, data: &[u32]) -> Handle {
     // A zero-sized buffer is not a valid binding everywhere: pad to one.
     let padded = [0u32];
     let data = if data.is_empty() { &padded[..] } else { data };
+    crate::profile::upload(4 * data.len());
     client.create_from_slice(u32::as_bytes(data))
 }
 
@@ -275,19 +277,33 @@ pub(crate) fn scatter<R: Runtime>(
     slots: &[u32],
     head_dim: usize,
 ) {
-    let n = slots.len() * head_dim;
-    if n == 0 {
+    if slots.is_empty() {
         return;
     }
-    let slots = upload_u32(client, slots);
-    let (count, dim) = elemwise(client, n);
+    let slots_h = upload_u32(client, slots);
+    scatter_launch(client, pools, src_k, src_v, &slots_h, slots.len(), head_dim);
+}
+
+/// [`scatter`] with the `n` slot numbers already on the device (the first
+/// `n` of `slots`).
+fn scatter_launch<R: Runtime>(
+    client: &ComputeClient<R>,
+    pools: &DevicePools,
+    src_k: &Handle,
+    src_v: &Handle,
+    slots: &Handle,
+    n: usize,
+    head_dim: usize,
+) {
+    let len = n * head_dim;
+    let (count, dim) = elemwise(client, len);
     scatter_entries::launch::<R>(
         client,
         count,
         dim,
-        arr(src_k, n),
-        arr(src_v, n),
-        arr(&slots, n / head_dim),
+        arr(src_k, len),
+        arr(src_v, len),
+        arr(slots, n),
         arr(&pools.keys, pools.len),
         arr(&pools.values, pools.len),
         head_dim,
@@ -330,6 +346,14 @@ pub fn default_span(rows: usize, max_len: usize, head_dim: usize) -> usize {
     max_len.div_ceil(splits).div_ceil(head_dim).max(1) * head_dim
 }
 
+/// New entries to write before attending: entry `i` of `k`, `v` (`[n,
+/// head_dim]`) goes to slot `slots[i]`.
+pub(crate) struct NewEntries<'a> {
+    pub(crate) k: &'a Handle,
+    pub(crate) v: &'a Handle,
+    pub(crate) slots: &'a [u32],
+}
+
 /// Decode attention over device pools; returns the output handle.
 ///
 /// # Shapes
@@ -346,28 +370,78 @@ pub(crate) fn attend<R: Runtime>(
     scale: f32,
     span: Option<usize>,
 ) -> Handle {
+    let params = AttendParams {
+        block_size,
+        head_dim,
+        group,
+        scale,
+        span,
+    };
+    scatter_attend(client, pools, None, rows, q, params)
+}
+
+/// How [`scatter_attend`] attends.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AttendParams {
+    pub(crate) block_size: usize,
+    pub(crate) head_dim: usize,
+    pub(crate) group: usize,
+    pub(crate) scale: f32,
+    /// Entries per cube; `None`: [`default_span`].
+    pub(crate) span: Option<usize>,
+}
+
+/// [`scatter`] of `new` (when given), then [`attend`]: the slots and the
+/// rows' block tables, starts and lengths go to the device in one upload.
+///
+/// # Shapes
+/// `q` and the result: `[rows, group, head_dim]`.
+pub(crate) fn scatter_attend<R: Runtime>(
+    client: &ComputeClient<R>,
+    pools: &DevicePools,
+    new: Option<NewEntries<'_>>,
+    rows: &[(&[u32], usize)],
+    q: &Handle,
+    params: AttendParams,
+) -> Handle {
+    let AttendParams {
+        block_size,
+        head_dim,
+        group,
+        scale,
+        span,
+    } = params;
     let n_rows = rows.len();
     let out_len = n_rows * group * head_dim;
     let out = client.empty(out_len.max(1) * 4);
+    let slots = new.as_ref().map_or(&[][..], |n| n.slots);
+    if n_rows == 0 && slots.is_empty() {
+        return out;
+    }
+    // [slots | starts | lens | tables]
+    let (starts_at, lens_at, tables_at) =
+        (slots.len(), slots.len() + n_rows, slots.len() + 2 * n_rows);
+    let mut meta = Vec::with_capacity(tables_at + n_rows);
+    meta.extend_from_slice(slots);
+    let mut at = 0u32;
+    for (_, len) in rows {
+        meta.push(at);
+        at += len.div_ceil(block_size) as u32;
+    }
+    meta.extend(rows.iter().map(|r| r.1 as u32));
+    for (blocks, len) in rows {
+        meta.extend_from_slice(&blocks[..len.div_ceil(block_size)]);
+    }
+    let meta_h = upload_u32(client, &meta);
+    if let Some(n) = new.filter(|n| !n.slots.is_empty()) {
+        scatter_launch(client, pools, n.k, n.v, &meta_h, n.slots.len(), head_dim);
+    }
     if n_rows == 0 {
         return out;
     }
     let max_len = rows.iter().map(|r| r.1).max().unwrap_or(0);
     let span = span.unwrap_or_else(|| default_span(n_rows, max_len, head_dim));
     let splits = max_len.div_ceil(span).max(1);
-    let mut tables = Vec::new();
-    let mut starts = Vec::with_capacity(n_rows);
-    let mut lens = Vec::with_capacity(n_rows);
-    for (blocks, len) in rows {
-        starts.push(tables.len() as u32);
-        lens.push(*len as u32);
-        tables.extend_from_slice(&blocks[..len.div_ceil(block_size)]);
-    }
-    let (tables_h, starts_h, lens_h) = (
-        upload_u32(client, &tables),
-        upload_u32(client, &starts),
-        upload_u32(client, &lens),
-    );
     let part_len = n_rows * splits * group * (head_dim + 2);
     let partial = client.empty(part_len * 4);
     decode_partial::launch::<R>(
@@ -377,13 +451,14 @@ pub(crate) fn attend<R: Runtime>(
         arr(q, out_len),
         arr(&pools.keys, pools.len),
         arr(&pools.values, pools.len),
-        arr(&tables_h, tables.len().max(1)),
-        arr(&starts_h, n_rows),
-        arr(&lens_h, n_rows),
+        arr(&meta_h, meta.len().max(1)),
         arr(&partial, part_len),
         scale,
         span as u32,
         block_size as u32,
+        starts_at as u32,
+        lens_at as u32,
+        tables_at as u32,
         group,
         head_dim,
     );

@@ -202,6 +202,7 @@ impl<R: CubeRuntime, BT: BoolElement> AttentionBackend for CubeBackend<R, f32, i
         if !plan.kept.is_empty() {
             let n = plan.kept.len();
             let idx: Vec<i32> = plan.kept.iter().map(|&i| i as i32).collect();
+            crate::profile::upload(4 * n);
             let idx = Tensor::<Self, 1, Int>::from_data(TensorData::new(idx, [n]), &k.device());
             let gather = |x: Tensor<Self, 3>| {
                 f32_primitive(
@@ -245,6 +246,17 @@ impl<R: CubeRuntime, BT: BoolElement> AttentionBackend for CubeBackend<R, f32, i
             }
             _ => host_policy_decode(store, layer, seqs, q, k, v, scale, decisions),
         }
+    }
+
+    /// In query blocks over the keys (bounded scores): see the trait.
+    fn dense_prefill_attention(
+        q: Tensor<Self, 3>,
+        k: Tensor<Self, 3>,
+        v: Tensor<Self, 3>,
+        scale: f32,
+    ) -> Tensor<Self, 3> {
+        let [kv_heads, t, _] = k.dims();
+        until_masked_attention(q, k, v, &vec![u32::MAX; kv_heads * t], scale)
     }
 
     /// DMS continues a sequence token by token (its device prefill starts
@@ -308,22 +320,25 @@ impl<R: CubeRuntime, BT: BoolElement> AttentionBackend for CubeBackend<R, f32, i
             .unwrap_or_else(|e| panic!("{e}"));
         let out = {
             let (ledger, p) = device::<R>(store, &q.client);
-            p.apply(ledger, &plan, &k.handle, &v.handle);
+            p.copy(ledger, &plan.copies);
             let pools = p.ensure(ledger, layer).clone();
             let rows = ledger
                 .row_tables(layer, seqs)
                 .unwrap_or_else(|e| panic!("{e}"));
-            cube_kernel::attend(
-                &p.client,
-                &pools,
-                p.block_size,
-                d,
-                &rows,
-                &q.handle,
+            // The new entries' slots and the row tables in one upload.
+            let new = cube_kernel::NewEntries {
+                k: &k.handle,
+                v: &v.handle,
+                slots: &plan.slots,
+            };
+            let params = cube_kernel::AttendParams {
+                block_size: p.block_size,
+                head_dim: d,
                 group,
                 scale,
-                None,
-            )
+                span: None,
+            };
+            cube_kernel::scatter_attend(&p.client, &pools, Some(new), &rows, &q.handle, params)
         };
         store
             .count_attend_reads(layer, seqs)

@@ -8,11 +8,14 @@ use crate::generate::Decoder;
 use crate::kv::{AttentionBackend, KvShape, KvStore, SeqId};
 
 /// Row-major host copy of f32 logits.
-fn host(t: Tensor<impl Backend, 2>) -> Vec<f32> {
-    t.into_data()
+fn host<B: Backend>(t: Tensor<B, 2>) -> Vec<f32> {
+    let v = t
+        .into_data()
         .convert::<f32>()
         .into_vec::<f32>()
-        .expect("logits converted to f32")
+        .expect("logits converted to f32");
+    crate::profile::read_from::<B>(4 * v.len());
+    v
 }
 
 impl<B: AttentionBackend> Decoder for Transformer<B> {

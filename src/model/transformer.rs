@@ -226,7 +226,7 @@ impl<B: AttentionBackend> Transformer<B> {
         self.logits(h)
     }
 
-    /// `[t] → [t, hidden]` final hidden states (before the last norm).
+    /// `[t] → [t, hidden]` final hidden states (after the final norm).
     fn prefill_hidden(&self, store: &mut KvStore, seq: SeqId, tokens: &[u32]) -> Tensor<B, 2> {
         assert!(!tokens.is_empty(), "prefill of an empty token list");
         // A cache policy prefills chunks anywhere (the store attends over
@@ -242,34 +242,53 @@ impl<B: AttentionBackend> Transformer<B> {
         }
         let positions: Vec<usize> = (p0..p0 + tokens.len()).collect();
         let rope = self.rope.tables(&positions, &self.device);
-        let mut x = self.embed(tokens);
-        for (layer, b) in self.blocks.iter().enumerate() {
-            let normed = b.input_norm.forward(x.clone());
-            let a = b.attn.prefill(normed, x.clone(), &rope, store, layer, seq);
-            x = x + a;
-            x = x.clone() + b.mlp.forward(b.post_norm.forward(x));
-        }
+        let h = self.blocks_forward(self.embed(tokens), |b, layer, normed, x| {
+            b.attn.prefill(normed, x, &rope, store, layer, seq)
+        });
         store.advance(seq, tokens.len());
-        x
+        h
     }
 
-    /// `[batch] → [batch, hidden]` final hidden states of one decode step.
+    /// Every block over `x` (`[n, hidden]`), `attend` running a block's
+    /// attention on its normed input and residual stream; returns the final
+    /// norm of the last residual stream. Each residual add is fused with
+    /// the norm after it ([`RmsNorm::add_forward`]).
+    fn blocks_forward(
+        &self,
+        mut x: Tensor<B, 2>,
+        mut attend: impl FnMut(&Block<B>, usize, Tensor<B, 2>, Tensor<B, 2>) -> Tensor<B, 2>,
+    ) -> Tensor<B, 2> {
+        let Some(first) = self.blocks.first() else {
+            return self.norm.forward(x);
+        };
+        let mut normed = first.input_norm.forward(x.clone());
+        for (layer, b) in self.blocks.iter().enumerate() {
+            let a = attend(b, layer, normed, x.clone());
+            let (x1, n1) = b.post_norm.add_forward(x, a);
+            let m = b.mlp.forward(n1);
+            let next = self
+                .blocks
+                .get(layer + 1)
+                .map_or(&self.norm, |n| &n.input_norm);
+            (x, normed) = next.add_forward(x1, m);
+        }
+        normed
+    }
+
+    /// `[batch] → [batch, hidden]` final-normed hidden states of one decode
+    /// step.
     fn decode_hidden(&self, store: &mut KvStore, seqs: &[SeqId], tokens: &[u32]) -> Tensor<B, 2> {
         assert_eq!(seqs.len(), tokens.len(), "one token per sequence");
         assert!(!seqs.is_empty(), "decode of an empty batch");
         let positions: Vec<usize> = seqs.iter().map(|&s| store.position(s)).collect();
         let rope: RopeTables<B> = self.rope.tables(&positions, &self.device);
-        let mut x = self.embed(tokens);
-        for (layer, b) in self.blocks.iter().enumerate() {
-            let normed = b.input_norm.forward(x.clone());
-            let a = b.attn.decode(normed, x.clone(), &rope, store, layer, seqs);
-            x = x + a;
-            x = x.clone() + b.mlp.forward(b.post_norm.forward(x));
-        }
+        let h = self.blocks_forward(self.embed(tokens), |b, layer, normed, x| {
+            b.attn.decode(normed, x, &rope, store, layer, seqs)
+        });
         for &s in seqs {
             store.advance(s, 1);
         }
-        x
+        h
     }
 
     /// `[n] → [n, hidden]` embedding rows.
@@ -277,9 +296,9 @@ impl<B: AttentionBackend> Transformer<B> {
         embed_rows(&self.embed, tokens)
     }
 
-    /// `[n, hidden] → [n, vocab]`: final norm and lm head.
+    /// `[n, hidden] → [n, vocab]`: the lm head over final-normed states.
     fn logits(&self, h: Tensor<B, 2>) -> Tensor<B, 2> {
-        self.lm_head.forward(self.norm.forward(h))
+        self.lm_head.forward(h)
     }
 }
 
@@ -299,6 +318,7 @@ pub(crate) fn embed_rows<B: Backend>(embed: &Tensor<B, 2>, tokens: &[u32]) -> Te
             i64::from(t)
         })
         .collect();
+    crate::profile::upload_to::<B>(8 * ids.len());
     let ids = Tensor::<B, 1, Int>::from_data(TensorData::new(ids, [tokens.len()]), &embed.device());
     embed.clone().select(0, ids)
 }

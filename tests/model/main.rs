@@ -2,6 +2,7 @@
 
 mod chat_template;
 mod cpu_kernels;
+mod cube_ops;
 mod device_parity;
 mod dms;
 mod gguf;

@@ -4,6 +4,7 @@
 //! kernel is bit-identical to the burn composition it replaces.
 
 pub mod block_gemv;
+pub mod cube_ops;
 pub mod flex_ops;
 pub mod gemv;
 pub mod isa;

@@ -7,11 +7,10 @@
 //! [`DmsHead`].
 
 use burn::prelude::*;
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 
 use crate::kv::{AttentionBackend, KvStore, SeqId};
 use crate::model::formats::vars::Vars;
+use crate::model::kernels::cube_ops::{self, QkvExtras};
 use crate::model::layers::dms::{DmsConfig, DmsHead};
 use crate::model::layers::linear::Linear;
 use crate::model::layers::norm::RmsNorm;
@@ -96,7 +95,43 @@ impl<B: AttentionBackend> Attention<B> {
             head_dim,
         } = self.heads;
         let [n, _] = x.dims();
-        let qkv = self.qkv.forward(x);
+        let neuron = matches!(self.dms, Some(DmsHead::Neuron { .. }));
+        let (qkv, bias) = if neuron {
+            (self.qkv.forward(x), None)
+        } else {
+            self.qkv.forward_deferred_bias(x)
+        };
+        // On the cubecl backends: bias, split, q/k norm and RoPE in one launch.
+        let extras = QkvExtras {
+            bias,
+            norms: self
+                .qk_norm
+                .as_ref()
+                .map(|(q, k)| (q.weight(), k.weight(), q.eps())),
+        };
+        let fused = if neuron {
+            None
+        } else {
+            cube_ops::qkv_rope(
+                &qkv,
+                [n_heads, n_kv_heads, head_dim],
+                extras,
+                &rope.cos,
+                &rope.sin,
+            )
+        };
+        if let Some((q, k, v)) = fused {
+            let decisions = match &self.dms {
+                // The adapter reads the residual stream only.
+                Some(dms) => dms.decisions(dms.logits(q.clone(), resid).0),
+                None => Vec::new(),
+            };
+            return Qkv { q, k, v, decisions };
+        }
+        let qkv = match bias {
+            Some(b) => qkv + b.clone().unsqueeze::<2>(),
+            None => qkv,
+        };
         let q = qkv.clone().narrow(1, 0, n_heads * head_dim);
         let k = qkv
             .clone()
@@ -166,26 +201,8 @@ impl<B: AttentionBackend> Attention<B> {
             return self.o.forward(out.reshape([t, n_heads * head_dim]));
         }
         B::prefill_write(store, layer, seq, k.clone(), v.clone());
-        // GQA: repeat each KV head for its group of query heads.
-        let group = n_heads / n_kv_heads;
-        let repeat = |x: Tensor<B, 3>| {
-            x.unsqueeze_dim::<4>(1)
-                .expand([n_kv_heads, group, t, head_dim])
-                .reshape([1, n_heads, t, head_dim])
-        };
-        let q = q.swap_dims(0, 1).unsqueeze::<4>();
-        let options = AttentionModuleOptions {
-            scale: Some(f64::from(self.scale())),
-            softcap: None,
-            is_causal: true,
-        };
-        let out = attention(q, repeat(k), repeat(v), None, None, options);
-        // [1, n_heads, t, hd] -> [t, n_heads * hd]
-        let out = out
-            .squeeze_dim::<3>(0)
-            .swap_dims(0, 1)
-            .reshape([t, n_heads * head_dim]);
-        self.o.forward(out)
+        let out = B::dense_prefill_attention(q, k, v, self.scale());
+        self.o.forward(out.reshape([t, n_heads * head_dim]))
     }
 
     /// One new token per sequence: append its key/value to the store and

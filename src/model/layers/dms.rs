@@ -207,6 +207,7 @@ impl<B: Backend> DmsHead<B> {
             .convert::<f32>()
             .into_vec::<f32>()
             .expect("converted to f32 above");
+        crate::profile::read_from::<B>(4 * values.len());
         values
             .chunks(kv_heads)
             .flat_map(|row| {

@@ -219,13 +219,39 @@ impl<B: Backend> Linear<B> {
                 return y;
             }
         }
-        let wdtype = self.weight.dtype();
-        let y = if wdtype == x.dtype() {
-            if let Some(y) =
+        if self.weight.dtype() == x.dtype()
+            && let Some(y) =
                 crate::model::kernels::gemv::flex_linear(&x, &self.weight, self.bias.as_ref())
-            {
-                return y;
-            }
+        {
+            return y;
+        }
+        let y = self.matmul(x);
+        match &self.bias {
+            Some(b) => y + b.clone().unsqueeze::<2>(),
+            None => y,
+        }
+    }
+
+    /// `x·Wᵀ` without the bias, and the bias for the caller to add (a fused
+    /// kernel adds it with what follows). Off the cubecl backends (Flex,
+    /// blocks) this is [`Linear::forward`] and no bias.
+    ///
+    /// # Shapes
+    /// As [`Linear::forward`]; the bias is `[out]`.
+    pub fn forward_deferred_bias(&self, x: Tensor<B, 2>) -> (Tensor<B, 2>, Option<&Tensor<B, 1>>) {
+        let on_flex =
+            std::any::TypeId::of::<B>() == std::any::TypeId::of::<burn::backend::flex::Flex>();
+        if self.bias.is_none() || self.blocks.is_some() || on_flex {
+            return (self.forward(x), None);
+        }
+        let _timed = crate::profile::scope(crate::profile::Phase::Projection);
+        (self.matmul(x), self.bias.as_ref())
+    }
+
+    /// burn's matmul, in the weight's dtype.
+    fn matmul(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        let wdtype = self.weight.dtype();
+        if wdtype == x.dtype() {
             x.matmul(self.weight.clone())
         } else {
             // Mixed precision: matmuls take one dtype (accumulating in f32
@@ -235,10 +261,6 @@ impl<B: Backend> Linear<B> {
             x.cast(FloatDType::from(wdtype))
                 .matmul(self.weight.clone())
                 .cast(FloatDType::from(xdtype))
-        };
-        match &self.bias {
-            Some(b) => y + b.clone().unsqueeze::<2>(),
-            None => y,
         }
     }
 }

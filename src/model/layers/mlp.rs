@@ -55,6 +55,9 @@ impl<B: Backend> Mlp<B> {
         if let Some(h) = crate::model::kernels::flex_ops::swiglu(&gu, self.intermediate) {
             return self.down.forward(h);
         }
+        if let Some(h) = crate::model::kernels::cube_ops::swiglu(&gu, self.intermediate) {
+            return self.down.forward(h);
+        }
         let gate = gu.clone().narrow(1, 0, self.intermediate);
         let up = gu.narrow(1, self.intermediate, self.intermediate);
         self.down.forward(silu(gate) * up)

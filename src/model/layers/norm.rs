@@ -28,6 +28,38 @@ impl<B: Backend> RmsNorm<B> {
     /// # Shapes
     /// `x`: `[..., dim]`; returns the same shape.
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        if let Some(y) = crate::model::kernels::cube_ops::rms_norm(&x, &self.weight, self.eps) {
+            return y;
+        }
+        self.forward_ops(x)
+    }
+
+    /// `x + a` and its norm (one fused launch on the cubecl backends).
+    ///
+    /// # Shapes
+    /// `x`, `a`: `[n, dim]`; returns (`x + a`, its norm).
+    pub fn add_forward(&self, x: Tensor<B, 2>, a: Tensor<B, 2>) -> (Tensor<B, 2>, Tensor<B, 2>) {
+        if let Some(r) =
+            crate::model::kernels::cube_ops::add_rms_norm(&x, &a, &self.weight, self.eps)
+        {
+            return r;
+        }
+        let s = x + a;
+        (s.clone(), self.forward(s))
+    }
+
+    /// `[dim]`
+    pub fn weight(&self) -> &Tensor<B, 1> {
+        &self.weight
+    }
+
+    pub fn eps(&self) -> f64 {
+        self.eps
+    }
+
+    /// [`RmsNorm::forward`] in burn ops on every backend (the composition
+    /// the fused cubecl kernel replaces).
+    pub fn forward_ops<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
         let inv_rms = x
             .clone()
             .square()

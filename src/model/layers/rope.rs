@@ -69,6 +69,8 @@ impl Rope {
     pub fn tables<B: Backend>(&self, positions: &[usize], device: &B::Device) -> RopeTables<B> {
         let shape = [positions.len(), 2 * self.inv_freq.len()];
         let (cos, sin) = self.host_tables(positions);
+        crate::profile::upload_to::<B>(4 * cos.len());
+        crate::profile::upload_to::<B>(4 * sin.len());
         RopeTables {
             cos: Tensor::from_data(TensorData::new(cos, shape), device),
             sin: Tensor::from_data(TensorData::new(sin, shape), device),
@@ -86,6 +88,15 @@ impl<B: Backend> RopeTables<B> {
         if let Some(y) = crate::model::kernels::flex_ops::rope(&x, &self.cos, &self.sin) {
             return y;
         }
+        if let Some(y) = crate::model::kernels::cube_ops::rope(&x, &self.cos, &self.sin) {
+            return y;
+        }
+        self.apply_ops(x)
+    }
+
+    /// [`RopeTables::apply`] in burn ops on every backend (the composition
+    /// the fused kernels replace).
+    pub fn apply_ops(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [_, _, head_dim] = x.dims();
         let half = head_dim / 2;
         let swapped = Tensor::cat(

@@ -1,0 +1,523 @@
+//! Fused elementwise steps of a layer on the cubecl backends (wgpu, CUDA):
+//! one kernel launch where the burn composition launches five to ten.
+//!
+//! - [`rms_norm`]: `x / sqrt(mean(x²) + eps) * w` over the last dimension
+//!   (the composition: square, mean, add, sqrt, recip, two products);
+//! - [`add_rms_norm`]: the residual add and the next norm, both outputs;
+//! - [`swiglu`]: `silu(gate) * up` over a fused `[n, 2 * inter]` output;
+//! - [`rope`]: rotate-half RoPE of `[n, heads, head_dim]`;
+//! - [`qkv_rope`]: the fused q/k/v projection's output split into
+//!   contiguous q, k and v, with the q/k/v bias, the per-head q/k RMSNorm
+//!   (Qwen3) and RoPE of q and k, in one launch.
+//!
+//! Each returns `None` unless `B` is a cubecl backend (its float primitive a
+//! `CubeTensor`) holding f32, and the caller then runs the burn ops. The
+//! results equal the compositions' up to the order of f32 additions (the
+//! norms sum squares in a shared-memory tree): `tests/model/cube_ops.rs`
+//! holds them within 1e-5 relative on wgpu. Reductions use shared memory
+//! only, never plane operations (see [`crate::kv::cube_kernel`]).
+
+use std::any::{Any, TypeId};
+
+use burn::prelude::Backend;
+use burn::tensor::{DType, Shape, Tensor, TensorMetadata, TensorPrimitive};
+use burn_cubecl::CubeRuntime;
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::tensor::CubeTensor;
+use cubecl::prelude::*;
+use cubecl::server::Handle;
+
+/// Units per cube of the row kernels (a power of two).
+const ROW_UNITS: usize = 256;
+
+/// Sum of every unit's `v` over a cube of `units` units (a power of two,
+/// equal to the launch's cube size), returned to every unit.
+#[cube]
+fn cube_sum(v: f32, #[comptime] units: usize) -> f32 {
+    let mut sh = SharedMemory::<f32>::new(units);
+    let t = UNIT_POS_X as usize;
+    sh[t] = v;
+    sync_cube();
+    let mut stride = CUBE_DIM_X as usize / 2;
+    while stride > 0 {
+        if t < stride {
+            sh[t] += sh[t + stride];
+        }
+        sync_cube();
+        stride /= 2;
+    }
+    sh[0]
+}
+
+/// One cube per row: `sum = x + a` (when `add`, else `sum` is unused and
+/// the row is `x`), then `out = row / sqrt(mean(row²) + eps) * w`.
+#[cube(launch)]
+#[expect(clippy::too_many_arguments, reason = "kernel parameters")]
+fn rms_norm_kernel(
+    x: &Array<f32>,
+    a: &Array<f32>,
+    w: &Array<f32>,
+    sum: &mut Array<f32>,
+    out: &mut Array<f32>,
+    eps: f32,
+    dim: u32,
+    #[comptime] add: bool,
+    #[comptime] units: usize,
+) {
+    let d = dim as usize;
+    let base = CUBE_POS_X as usize * d;
+    let t = UNIT_POS_X as usize;
+    let mut ss = f32::new(0.0);
+    let mut i = t;
+    while i < d {
+        let mut v = x[base + i];
+        if add {
+            v += a[base + i];
+            sum[base + i] = v;
+        }
+        ss += v * v;
+        i += units;
+    }
+    let total = cube_sum(ss, units);
+    let inv = f32::new(1.0) / (total / f32::cast_from(dim) + eps).sqrt();
+    let mut i = t;
+    while i < d {
+        let mut v = x[base + i];
+        if add {
+            v = sum[base + i];
+        }
+        out[base + i] = v * inv * w[i];
+        i += units;
+    }
+}
+
+#[cube(launch)]
+fn swiglu_kernel(gu: &Array<f32>, out: &mut Array<f32>, inter: u32) {
+    let pos = ABSOLUTE_POS;
+    if pos < out.len() {
+        let n = inter as usize;
+        let r = pos / n;
+        let c = pos % n;
+        let g = gu[r * 2 * n + c];
+        let u = gu[r * 2 * n + n + c];
+        out[pos] = g * (f32::new(1.0) / (f32::new(1.0) + (-g).exp())) * u;
+    }
+}
+
+/// One cube per (token, head) of `[n, heads, head_dim]`, `units` ≥
+/// `head_dim` units (a power of two).
+#[cube(launch)]
+fn rope_kernel(
+    x: &Array<f32>,
+    cos: &Array<f32>,
+    sin: &Array<f32>,
+    out: &mut Array<f32>,
+    #[comptime] head_dim: usize,
+    #[comptime] units: usize,
+) {
+    let tok = CUBE_POS_X as usize;
+    let at = (tok * CUBE_COUNT_Y as usize + CUBE_POS_Y as usize) * head_dim;
+    let t = UNIT_POS_X as usize;
+    let mut sh = SharedMemory::<f32>::new(units);
+    let mut v = f32::new(0.0);
+    if t < head_dim {
+        v = x[at + t];
+    }
+    sh[t] = v;
+    sync_cube();
+    if t < head_dim {
+        let half = head_dim / 2;
+        let mut partner = t + half;
+        if t >= half {
+            partner = t - half;
+        }
+        let r = tok * head_dim + t;
+        out[at + t] = v * cos[r] + sh[partner] * sin[r];
+    }
+}
+
+/// One cube per (token, head of q, k and v); see [`qkv_rope`].
+#[cube(launch)]
+#[expect(clippy::too_many_arguments, reason = "kernel parameters")]
+fn qkv_rope_kernel(
+    qkv: &Array<f32>,
+    bias: &Array<f32>,
+    q_norm: &Array<f32>,
+    k_norm: &Array<f32>,
+    cos: &Array<f32>,
+    sin: &Array<f32>,
+    q_out: &mut Array<f32>,
+    k_out: &mut Array<f32>,
+    v_out: &mut Array<f32>,
+    eps: f32,
+    n_heads: u32,
+    kv_heads: u32,
+    #[comptime] head_dim: usize,
+    #[comptime] units: usize,
+    #[comptime] has_bias: bool,
+    #[comptime] has_norm: bool,
+) {
+    let tok = CUBE_POS_X as usize;
+    let h = CUBE_POS_Y as usize;
+    let t = UNIT_POS_X as usize;
+    let nh = n_heads as usize;
+    let kh = kv_heads as usize;
+    let width = (nh + 2 * kh) * head_dim;
+    let mut v = f32::new(0.0);
+    if t < head_dim {
+        v = qkv[tok * width + h * head_dim + t];
+        if has_bias {
+            v += bias[h * head_dim + t];
+        }
+    }
+    let rotated = h < nh + kh;
+    if has_norm {
+        let total = cube_sum(v * v, units);
+        if rotated && t < head_dim {
+            let inv = f32::new(1.0) / (total / f32::cast_from(head_dim as u32) + eps).sqrt();
+            if h < nh {
+                v = v * inv * q_norm[t];
+            } else {
+                v = v * inv * k_norm[t];
+            }
+        }
+    }
+    let mut sh = SharedMemory::<f32>::new(units);
+    sh[t] = v;
+    sync_cube();
+    if t < head_dim {
+        if rotated {
+            let half = head_dim / 2;
+            let mut partner = t + half;
+            if t >= half {
+                partner = t - half;
+            }
+            let r = tok * head_dim + t;
+            v = v * cos[r] + sh[partner] * sin[r];
+        }
+        if h < nh {
+            q_out[(tok * nh + h) * head_dim + t] = v;
+        } else if h < nh + kh {
+            k_out[(tok * kh + h - nh) * head_dim + t] = v;
+        } else {
+            v_out[(tok * kh + h - nh - kh) * head_dim + t] = v;
+        }
+    }
+}
+
+/// Whether `B`'s float tensors are runtime `R`'s.
+fn on<B: Backend, R: CubeRuntime>() -> bool {
+    TypeId::of::<B::FloatTensorPrimitive>() == TypeId::of::<CubeTensor<R>>()
+}
+
+/// The contiguous f32 `CubeTensor` behind `t`, when `B` runs on `R`.
+fn cube<B: Backend, R: CubeRuntime, const D: usize>(t: &Tensor<B, D>) -> Option<CubeTensor<R>> {
+    if !on::<B, R>() {
+        return None;
+    }
+    let p: Box<dyn Any> = Box::new(t.clone().into_primitive().tensor());
+    let c = *p.downcast::<CubeTensor<R>>().ok()?;
+    (c.dtype == DType::F32).then(|| into_contiguous(c))
+}
+
+/// A fresh contiguous f32 tensor of `shape` on `like`'s device.
+fn empty<R: CubeRuntime>(like: &CubeTensor<R>, shape: &[usize]) -> CubeTensor<R> {
+    let n: usize = shape.iter().product();
+    let handle = like.client.empty(n.max(1) * 4);
+    CubeTensor::new_contiguous(
+        like.client.clone(),
+        like.device.clone(),
+        Shape::from(shape.to_vec()),
+        handle,
+        DType::F32,
+    )
+}
+
+/// `c` as a tensor of `B` (`B` runs on `R`: checked by [`cube`]).
+fn tensor<B: Backend, R: CubeRuntime, const D: usize>(c: CubeTensor<R>) -> Tensor<B, D> {
+    let p: Box<dyn Any> = Box::new(c);
+    let p = p
+        .downcast::<B::FloatTensorPrimitive>()
+        .expect("B's float primitive is CubeTensor<R>");
+    Tensor::from_primitive(TensorPrimitive::Float(*p))
+}
+
+/// Arguments for an array of `len` elements of a contiguous tensor.
+fn arr<R: CubeRuntime>(t: &CubeTensor<R>) -> ArrayArg<R> {
+    arr_of(&t.handle, t.shape().num_elements())
+}
+
+fn arr_of<R: Runtime>(handle: &Handle, len: usize) -> ArrayArg<R> {
+    // SAFETY: `len` is the element count of the contiguous tensor the handle
+    // holds; the kernels index within it.
+    unsafe { ArrayArg::from_raw_parts(handle.clone(), len.max(1)) }
+}
+
+/// Runs `$f::<B, R, ..>` for the first enabled cubecl runtime `B` runs on.
+macro_rules! dispatch {
+    ($f:ident::<$B:ty $(, $c:tt)*>($($arg:expr),* $(,)?)) => {{
+        #[cfg(feature = "wgpu")]
+        if on::<$B, cubecl::wgpu::WgpuRuntime>() {
+            return $f::<$B, cubecl::wgpu::WgpuRuntime $(, $c)*>($($arg),*);
+        }
+        #[cfg(feature = "cuda")]
+        if on::<$B, cubecl::cuda::CudaRuntime>() {
+            return $f::<$B, cubecl::cuda::CudaRuntime $(, $c)*>($($arg),*);
+        }
+        None
+    }};
+}
+
+/// RMSNorm over the last dimension in one launch.
+///
+/// # Shapes
+/// `x`: `[..., dim]`; `w`: `[dim]`; returns `x`'s shape.
+pub fn rms_norm<B: Backend, const D: usize>(
+    x: &Tensor<B, D>,
+    w: &Tensor<B, 1>,
+    eps: f64,
+) -> Option<Tensor<B, D>> {
+    dispatch!(rms_norm_on::<B, D>(x, w, eps))
+}
+
+fn rms_norm_on<B: Backend, R: CubeRuntime, const D: usize>(
+    x: &Tensor<B, D>,
+    w: &Tensor<B, 1>,
+    eps: f64,
+) -> Option<Tensor<B, D>> {
+    let dims = x.dims();
+    let dim = dims[D - 1];
+    let (xc, wc) = (cube::<B, R, D>(x)?, cube::<B, R, 1>(w)?);
+    let rows = dims.iter().product::<usize>() / dim.max(1);
+    let out = empty(&xc, &dims);
+    if rows > 0 {
+        // `a` and `sum` are not read or written without `add`: `a` is `x`
+        // again (read-only), `sum` one spare float.
+        let spare = empty(&xc, &[1]);
+        rms_norm_kernel::launch::<R>(
+            &xc.client,
+            CubeCount::Static(rows as u32, 1, 1),
+            CubeDim::new_1d(ROW_UNITS as u32),
+            arr(&xc),
+            arr(&xc),
+            arr(&wc),
+            arr(&spare),
+            arr(&out),
+            eps as f32,
+            dim as u32,
+            false,
+            ROW_UNITS,
+        );
+    }
+    Some(tensor::<B, R, D>(out))
+}
+
+/// `x + a` and RMSNorm of it, in one launch.
+///
+/// # Shapes
+/// `x`, `a`: `[n, dim]`; `w`: `[dim]`; returns (`x + a`, its norm).
+pub fn add_rms_norm<B: Backend>(
+    x: &Tensor<B, 2>,
+    a: &Tensor<B, 2>,
+    w: &Tensor<B, 1>,
+    eps: f64,
+) -> Option<(Tensor<B, 2>, Tensor<B, 2>)> {
+    dispatch!(add_rms_norm_on::<B>(x, a, w, eps))
+}
+
+fn add_rms_norm_on<B: Backend, R: CubeRuntime>(
+    x: &Tensor<B, 2>,
+    a: &Tensor<B, 2>,
+    w: &Tensor<B, 1>,
+    eps: f64,
+) -> Option<(Tensor<B, 2>, Tensor<B, 2>)> {
+    let [n, dim] = x.dims();
+    if a.dims() != [n, dim] {
+        return None;
+    }
+    let (xc, ac, wc) = (
+        cube::<B, R, 2>(x)?,
+        cube::<B, R, 2>(a)?,
+        cube::<B, R, 1>(w)?,
+    );
+    let (sum, out) = (empty(&xc, &[n, dim]), empty(&xc, &[n, dim]));
+    if n > 0 {
+        rms_norm_kernel::launch::<R>(
+            &xc.client,
+            CubeCount::Static(n as u32, 1, 1),
+            CubeDim::new_1d(ROW_UNITS as u32),
+            arr(&xc),
+            arr(&ac),
+            arr(&wc),
+            arr(&sum),
+            arr(&out),
+            eps as f32,
+            dim as u32,
+            true,
+            ROW_UNITS,
+        );
+    }
+    Some((tensor::<B, R, 2>(sum), tensor::<B, R, 2>(out)))
+}
+
+/// `silu(gate) * up` in one launch.
+///
+/// # Shapes
+/// `gu`: `[n, 2 * inter]`, gate columns first; returns `[n, inter]`.
+pub fn swiglu<B: Backend>(gu: &Tensor<B, 2>, inter: usize) -> Option<Tensor<B, 2>> {
+    dispatch!(swiglu_on::<B>(gu, inter))
+}
+
+fn swiglu_on<B: Backend, R: CubeRuntime>(gu: &Tensor<B, 2>, inter: usize) -> Option<Tensor<B, 2>> {
+    let [n, width] = gu.dims();
+    if width != 2 * inter {
+        return None;
+    }
+    let g = cube::<B, R, 2>(gu)?;
+    let out = empty(&g, &[n, inter]);
+    let len = n * inter;
+    if len > 0 {
+        let dim = CubeDim::new_1d(ROW_UNITS as u32);
+        let count = cubecl::calculate_cube_count_elemwise(&g.client, len, dim);
+        swiglu_kernel::launch::<R>(&g.client, count, dim, arr(&g), arr(&out), inter as u32);
+    }
+    Some(tensor::<B, R, 2>(out))
+}
+
+/// Units for a cube over one head: `head_dim` rounded up to a power of two.
+fn head_units(head_dim: usize) -> usize {
+    head_dim.next_power_of_two().max(2)
+}
+
+/// Rotate-half RoPE (`x * cos + swap_halves(x) * sin`) in one launch.
+///
+/// # Shapes
+/// `x`: `[n, heads, head_dim]`; `cos`, `sin`: `[n, head_dim]` (`sin`
+/// signed as [`crate::model::layers::rope::RopeTables`] holds it).
+pub fn rope<B: Backend>(
+    x: &Tensor<B, 3>,
+    cos: &Tensor<B, 2>,
+    sin: &Tensor<B, 2>,
+) -> Option<Tensor<B, 3>> {
+    dispatch!(rope_on::<B>(x, cos, sin))
+}
+
+fn rope_on<B: Backend, R: CubeRuntime>(
+    x: &Tensor<B, 3>,
+    cos: &Tensor<B, 2>,
+    sin: &Tensor<B, 2>,
+) -> Option<Tensor<B, 3>> {
+    let [n, heads, d] = x.dims();
+    if cos.dims() != [n, d] || sin.dims() != [n, d] || d % 2 != 0 || d > 1024 {
+        return None;
+    }
+    let (xc, c, s) = (
+        cube::<B, R, 3>(x)?,
+        cube::<B, R, 2>(cos)?,
+        cube::<B, R, 2>(sin)?,
+    );
+    let out = empty(&xc, &[n, heads, d]);
+    if n * heads > 0 {
+        let units = head_units(d);
+        rope_kernel::launch::<R>(
+            &xc.client,
+            CubeCount::Static(n as u32, heads as u32, 1),
+            CubeDim::new_1d(units as u32),
+            arr(&xc),
+            arr(&c),
+            arr(&s),
+            arr(&out),
+            d,
+            units,
+        );
+    }
+    Some(tensor::<B, R, 3>(out))
+}
+
+/// What [`qkv_rope`] applies besides the split and RoPE.
+pub struct QkvExtras<'a, B: Backend> {
+    /// `[(n_heads + 2 * kv_heads) * head_dim]`, added first.
+    pub bias: Option<&'a Tensor<B, 1>>,
+    /// Per-head RMSNorm weights of q and k (`[head_dim]` each) and eps.
+    pub norms: Option<(&'a Tensor<B, 1>, &'a Tensor<B, 1>, f64)>,
+}
+
+/// The fused q/k/v projection's output (before its bias) split into
+/// contiguous q, k, v: bias added, q and k normed per head when `norms` is
+/// given, then rotated by RoPE; v passed through. One launch.
+///
+/// # Shapes
+/// `qkv`: `[n, (n_heads + 2 * kv_heads) * head_dim]`; `cos`, `sin`: `[n,
+/// head_dim]`; returns q `[n, n_heads, head_dim]`, k and v `[n, kv_heads,
+/// head_dim]`.
+pub fn qkv_rope<B: Backend>(
+    qkv: &Tensor<B, 2>,
+    heads: [usize; 3],
+    extras: QkvExtras<'_, B>,
+    cos: &Tensor<B, 2>,
+    sin: &Tensor<B, 2>,
+) -> Option<(Tensor<B, 3>, Tensor<B, 3>, Tensor<B, 3>)> {
+    dispatch!(qkv_rope_on::<B>(qkv, heads, extras, cos, sin))
+}
+
+fn qkv_rope_on<B: Backend, R: CubeRuntime>(
+    qkv: &Tensor<B, 2>,
+    [n_heads, kv_heads, d]: [usize; 3],
+    extras: QkvExtras<'_, B>,
+    cos: &Tensor<B, 2>,
+    sin: &Tensor<B, 2>,
+) -> Option<(Tensor<B, 3>, Tensor<B, 3>, Tensor<B, 3>)> {
+    let [n, width] = qkv.dims();
+    let heads = n_heads + 2 * kv_heads;
+    if width != heads * d || cos.dims() != [n, d] || sin.dims() != [n, d] || d % 2 != 0 {
+        return None;
+    }
+    if d > 1024 {
+        return None;
+    }
+    let x = cube::<B, R, 2>(qkv)?;
+    let (c, s) = (cube::<B, R, 2>(cos)?, cube::<B, R, 2>(sin)?);
+    let bias = match extras.bias {
+        Some(b) => Some(cube::<B, R, 1>(b)?),
+        None => None,
+    };
+    let (norms, eps) = match extras.norms {
+        Some((qn, kn, eps)) => (Some((cube::<B, R, 1>(qn)?, cube::<B, R, 1>(kn)?)), eps),
+        None => (None, 0.0),
+    };
+    let q = empty(&x, &[n, n_heads, d]);
+    let k = empty(&x, &[n, kv_heads, d]);
+    let v = empty(&x, &[n, kv_heads, d]);
+    if n > 0 {
+        let units = head_units(d);
+        // Unused inputs are bound to `cos` (read-only, never read).
+        let b = bias.as_ref().unwrap_or(&c);
+        let (qn, kn) = norms.as_ref().map_or((&c, &c), |(q, k)| (q, k));
+        qkv_rope_kernel::launch::<R>(
+            &x.client,
+            CubeCount::Static(n as u32, heads as u32, 1),
+            CubeDim::new_1d(units as u32),
+            arr(&x),
+            arr(b),
+            arr(qn),
+            arr(kn),
+            arr(&c),
+            arr(&s),
+            arr(&q),
+            arr(&k),
+            arr(&v),
+            eps as f32,
+            n_heads as u32,
+            kv_heads as u32,
+            d,
+            units,
+            bias.is_some(),
+            norms.is_some(),
+        );
+    }
+    Some((
+        tensor::<B, R, 3>(q),
+        tensor::<B, R, 3>(k),
+        tensor::<B, R, 3>(v),
+    ))
+}

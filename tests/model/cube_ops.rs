@@ -1,0 +1,150 @@
+//! The fused cubecl kernels (`model::kernels::cube_ops`) on wgpu against the
+//! burn compositions they replace, run on the same wgpu device: equal within
+//! 1e-5 relative (they differ only in the order of the f32 additions of the
+//! norms' sums of squares), on shapes that are not multiples of the cube
+//! sizes.
+#![cfg(feature = "wgpu")]
+
+use burn::prelude::*;
+use burn::tensor::activation::silu;
+use hyperscale::kv::WgpuBackend;
+use hyperscale::model::kernels::cube_ops::{self, QkvExtras};
+use hyperscale::model::layers::norm::RmsNorm;
+use hyperscale::model::layers::rope::RopeTables;
+
+type B = WgpuBackend;
+
+/// Deterministic values in about [-2, 2].
+fn values(n: usize, seed: usize) -> Vec<f32> {
+    (0..n)
+        .map(|i| (((i + seed) * 7919 % 1009) as f32 - 504.0) / 250.0)
+        .collect()
+}
+
+fn tensor<const D: usize>(shape: [usize; D], seed: usize) -> Tensor<B, D> {
+    let n = shape.iter().product();
+    Tensor::from_data(TensorData::new(values(n, seed), shape), &Default::default())
+}
+
+fn host<const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    t.into_data().into_vec::<f32>().unwrap()
+}
+
+#[track_caller]
+fn assert_close(got: &[f32], want: &[f32], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= 1e-5 * w.abs().max(1.0),
+            "{what} [{i}]: fused {g}, composition {w}"
+        );
+    }
+}
+
+fn rope_tables(n: usize, d: usize) -> RopeTables<B> {
+    let angle = |r: usize, c: usize| (r as f32 + 1.0) * 0.37 / (1.0 + (c % (d / 2)) as f32);
+    let cos = (0..n * d).map(|i| angle(i / d, i % d).cos()).collect();
+    let sin = (0..n * d)
+        .map(|i| {
+            let s = angle(i / d, i % d).sin();
+            if i % d < d / 2 { -s } else { s }
+        })
+        .collect();
+    let dev = Default::default();
+    RopeTables {
+        cos: Tensor::from_data(TensorData::new(cos, [n, d]), &dev),
+        sin: Tensor::from_data(TensorData::new(sin, [n, d]), &dev),
+    }
+}
+
+#[test]
+fn fused_rms_norm_and_residual_add_match_the_composition() {
+    // 576 = SmolLM2's hidden size: more than the 256 units of a cube.
+    for (rows, dim) in [(3, 576), (2, 64), (1, 1000)] {
+        let norm = RmsNorm::new(tensor([dim], 1), 1e-5);
+        let x = tensor([rows, dim], 2);
+        let a = tensor([rows, dim], 3);
+        let fused = cube_ops::rms_norm(&x, norm.weight(), norm.eps()).expect("wgpu is cubecl");
+        assert_close(&host(fused), &host(norm.forward_ops(x.clone())), "rms_norm");
+        let (sum, normed) =
+            cube_ops::add_rms_norm(&x, &a, norm.weight(), norm.eps()).expect("wgpu is cubecl");
+        let want_sum = x.clone() + a.clone();
+        assert_close(&host(sum), &host(want_sum.clone()), "add");
+        assert_close(
+            &host(normed),
+            &host(norm.forward_ops(want_sum)),
+            "add_rms_norm",
+        );
+        // A non-contiguous 3-d input (per-head norms of a narrowed q).
+        let x3 = tensor([rows, 2 * dim], 4)
+            .narrow(1, dim, dim)
+            .reshape([rows, 1, dim]);
+        let fused = cube_ops::rms_norm(&x3, norm.weight(), norm.eps()).unwrap();
+        assert_close(&host(fused), &host(norm.forward_ops(x3)), "rms_norm 3-d");
+    }
+}
+
+#[test]
+fn fused_swiglu_matches_the_composition() {
+    for (rows, inter) in [(1, 1536), (5, 100)] {
+        let gu = tensor([rows, 2 * inter], 5);
+        let fused = cube_ops::swiglu(&gu, inter).expect("wgpu is cubecl");
+        let want = silu(gu.clone().narrow(1, 0, inter)) * gu.narrow(1, inter, inter);
+        assert_close(&host(fused), &host(want), "swiglu");
+    }
+}
+
+#[test]
+fn fused_rope_matches_the_composition() {
+    for (n, heads, d) in [(3, 5, 64), (2, 2, 32), (1, 3, 96)] {
+        let rope = rope_tables(n, d);
+        let x = tensor([n, heads, d], 6);
+        let fused = cube_ops::rope(&x, &rope.cos, &rope.sin).expect("wgpu is cubecl");
+        assert_close(&host(fused), &host(rope.apply_ops(x)), "rope");
+    }
+}
+
+/// The fused q/k/v step (bias, split, per-head q/k norm, RoPE) against the
+/// attention layer's composition: `+ bias`, narrow, reshape, RmsNorm, RoPE.
+#[test]
+fn fused_qkv_rope_matches_the_composition() {
+    for (n, n_heads, kv_heads, d, bias, norm) in [
+        (3, 4, 2, 32, false, true),  // Qwen3: q/k norm
+        (2, 6, 2, 64, true, false),  // Qwen2: bias
+        (1, 9, 3, 64, false, false), // Llama / SmolLM2
+    ] {
+        let width = (n_heads + 2 * kv_heads) * d;
+        let qkv = tensor([n, width], 7);
+        let b = tensor([width], 8);
+        let (qn, kn) = (
+            RmsNorm::new(tensor([d], 9), 1e-6),
+            RmsNorm::new(tensor([d], 10), 1e-6),
+        );
+        let rope = rope_tables(n, d);
+        let extras = QkvExtras {
+            bias: bias.then_some(&b),
+            norms: norm.then(|| (qn.weight(), kn.weight(), qn.eps())),
+        };
+        let (q, k, v) =
+            cube_ops::qkv_rope(&qkv, [n_heads, kv_heads, d], extras, &rope.cos, &rope.sin)
+                .expect("wgpu is cubecl");
+        let x = if bias { qkv + b.unsqueeze::<2>() } else { qkv };
+        let wq = x.clone().narrow(1, 0, n_heads * d).reshape([n, n_heads, d]);
+        let wk = x
+            .clone()
+            .narrow(1, n_heads * d, kv_heads * d)
+            .reshape([n, kv_heads, d]);
+        let wv = x
+            .narrow(1, (n_heads + kv_heads) * d, kv_heads * d)
+            .reshape([n, kv_heads, d]);
+        let (wq, wk) = if norm {
+            (qn.forward_ops(wq), kn.forward_ops(wk))
+        } else {
+            (wq, wk)
+        };
+        let what = format!("qkv_rope n={n} heads={n_heads}/{kv_heads} d={d}");
+        assert_close(&host(q), &host(rope.apply_ops(wq)), &format!("{what} q"));
+        assert_close(&host(k), &host(rope.apply_ops(wk)), &format!("{what} k"));
+        assert_close(&host(v), &host(wv), &format!("{what} v"));
+    }
+}
