@@ -95,10 +95,12 @@ impl Loader<'_> {
         if !self.blocks {
             return Ok(None);
         }
+        let reads =
+            |b: &BlockWeight| self.int8_activations || BlockWeight::exact_kernel_reads(b.kind);
         Ok(self
             .weights
             .load_blocks(name)?
-            .filter(|b| (b.rows, b.cols) == (rows, cols))
+            .filter(|b| (b.rows, b.cols) == (rows, cols) && reads(b))
             .map(|b| b.with_int8_activations(self.int8_activations)))
     }
 
