@@ -23,8 +23,9 @@ pub struct ModelArgs {
     /// for bit, 4–7× fewer bytes; prefill and GPUs use f32), `f32`, `bf16`
     /// (rounded once at load, half the bytes; on the CPU only to preview
     /// its numerics, burn's bf16 matmul is slow there), `q8act` (the
-    /// blocks of `quantized` with activations quantized to int8 per 32
-    /// values and integer dot products: close to, not equal to, f32's
+    /// GGUF's Q4_0/Q4_1/Q5_0/Q8_0/Q4_K/Q6_K blocks as stored, activations
+    /// quantized to int8 per 32 values, integer dot products: close to, not
+    /// equal to, f32's
     /// logits; docs/cpu-kernels.md), or `auto`: quantized on the CPU, bf16
     /// on CUDA, f32 on wgpu.
     #[arg(long, value_enum, default_value = "auto")]

@@ -47,6 +47,11 @@ pub struct SweepArgs {
     /// files, network and processes. See docs/security.md.
     #[arg(long)]
     pub unsafe_no_sandbox: bool,
+    /// Sequences decoded together at most (≥ 1; overrides the config's
+    /// `[engine] max_sequences`; default 16). Changes wall time only, never
+    /// a record: `--max-sequences 1` decodes one request at a time.
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_sequences: Option<usize>,
 }
 
 #[derive(Debug, Args)]

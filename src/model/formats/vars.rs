@@ -163,10 +163,12 @@ impl<'a, B: Backend> Vars<'a, B> {
         if !self.blocks {
             return Ok(None);
         }
+        let reads =
+            |b: &BlockWeight| self.int8_activations || BlockWeight::exact_kernel_reads(b.kind);
         Ok(self
             .source
             .load_blocks(&self.name(rel))?
-            .filter(|b| (b.rows, b.cols) == (rows, cols))
+            .filter(|b| (b.rows, b.cols) == (rows, cols) && reads(b))
             .map(|b| b.with_int8_activations(self.int8_activations)))
     }
 }

@@ -49,8 +49,15 @@ pub struct BlockWeight {
 }
 
 impl BlockWeight {
-    /// Whether the decode kernel reads `kind`.
+    /// Whether a decode kernel reads `kind`: this module's exact one
+    /// ([`BlockWeight::exact_kernel_reads`]) or the 8-bit-activation one
+    /// ([`super::q8act::supports`]).
     pub fn supports(kind: GgmlType) -> bool {
+        Self::exact_kernel_reads(kind) || super::q8act::supports(kind)
+    }
+
+    /// Whether this module's exact kernel ([`gemv_blocks`]) reads `kind`.
+    pub fn exact_kernel_reads(kind: GgmlType) -> bool {
         matches!(kind, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0)
     }
 
@@ -89,28 +96,64 @@ impl BlockWeight {
         self.bytes.len() / self.rows.max(1)
     }
 
-    /// Several weights with the same format and width, stacked along the
-    /// rows (a fused q/k/v or gate/up projection); `None` if they differ.
+    /// Several weights with the same width, stacked along the rows (a fused
+    /// q/k/v or gate/up projection). Parts of one format stack as they are;
+    /// a mix of Q4_0, Q5_0 and Q8_0 (llama.cpp's fallbacks in a "Q4_K_M"
+    /// file) stacks as Q8_0 ([`BlockWeight::to_q8_0`], the same values);
+    /// `None` for any other mix.
     pub fn stack(parts: &[BlockWeight]) -> Option<BlockWeight> {
         let first = parts.first()?;
-        if parts
-            .iter()
-            .any(|p| p.kind != first.kind || p.cols != first.cols)
-        {
+        if parts.iter().any(|p| p.cols != first.cols) {
             return None;
         }
+        let widened: Vec<BlockWeight>;
+        let parts = if parts.iter().all(|p| p.kind == first.kind) {
+            parts
+        } else {
+            widened = parts
+                .iter()
+                .map(BlockWeight::to_q8_0)
+                .collect::<Option<_>>()?;
+            &widened
+        };
         let bytes: Vec<u8> = parts.iter().flat_map(|p| p.bytes.iter().copied()).collect();
         let rows = parts.iter().map(|p| p.rows).sum();
-        Self::new(first.kind, rows, first.cols, bytes)
+        Self::new(parts[0].kind, rows, first.cols, bytes)
             .ok()
             .map(|b| b.with_int8_activations(first.int8_activations))
+    }
+
+    /// The same weight in Q8_0 blocks when it is Q4_0, Q5_0 or Q8_0: each
+    /// block keeps its f16 scale `d` and stores its signed integer values
+    /// (`q − 8`, `q − 16`) as bytes, so every value dequantizes to the same
+    /// f32 (`d·v`). `None` for other formats.
+    pub fn to_q8_0(&self) -> Option<BlockWeight> {
+        let size = match self.kind {
+            GgmlType::Q8_0 => return Some(self.clone()),
+            GgmlType::Q4_0 => 18,
+            GgmlType::Q5_0 => 22,
+            _ => return None,
+        };
+        let mut bytes = Vec::with_capacity(self.bytes.len() / size * 34);
+        for blk in self.bytes.chunks_exact(size) {
+            bytes.extend_from_slice(&blk[..2]);
+            let sub = super::q8act::sub_block(self.kind, blk, 0);
+            bytes.extend(sub.w.iter().map(|&v| v as u8));
+        }
+        Self::new(GgmlType::Q8_0, self.rows, self.cols, bytes)
+            .ok()
+            .map(|b| b.with_int8_activations(self.int8_activations))
     }
 
     /// The weight as row-major f32, as the loader dequantizes it.
     pub fn dequantize(&self) -> Vec<f32> {
         let mut out = vec![0.0f32; self.rows * self.cols];
         // Rows are whole blocks: the weight dequantizes as one run.
-        dequantize_run(Isa::active(), self.kind, &self.bytes, &mut out);
+        if Self::exact_kernel_reads(self.kind) {
+            dequantize_run(Isa::active(), self.kind, &self.bytes, &mut out);
+        } else {
+            dequantize_block_row(self.kind, &self.bytes, &mut out);
+        }
         out
     }
 }
@@ -124,6 +167,9 @@ pub fn gemv_blocks(w: &BlockWeight, x: &[f32], n: usize, bias: Option<&[f32]>) -
 }
 
 /// [`gemv_blocks`] with the kernels of `isa`, which the CPU must run.
+///
+/// # Panics
+/// If `w`'s format is not one [`BlockWeight::exact_kernel_reads`].
 pub fn gemv_blocks_with(
     isa: Isa,
     w: &BlockWeight,
@@ -132,6 +178,11 @@ pub fn gemv_blocks_with(
     bias: Option<&[f32]>,
 ) -> Vec<f32> {
     let (out, inp) = (w.rows, w.cols);
+    assert!(
+        BlockWeight::exact_kernel_reads(w.kind),
+        "gemv_blocks does not read {}",
+        w.kind
+    );
     assert_eq!(x.len(), n * inp, "gemv_blocks: x is not [n, in]");
     let rows = Rows::new(isa, x, n, inp);
     let row_bytes = w.row_bytes();
@@ -352,9 +403,9 @@ fn dequantize_block16<const K: u8, const SIZE: usize>(
     ]
 }
 
-/// `x·Wᵀ (+ b)` through [`gemv_blocks`] when the backend is Flex and `x` has
-/// at most [`MAX_ROWS`] rows; `None` otherwise (the caller uses its f32
-/// weight).
+/// `x·Wᵀ (+ b)` through [`gemv_blocks`] when the backend is Flex, `x` has
+/// at most [`MAX_ROWS`] rows and the kernel reads `w`'s format; `None`
+/// otherwise (the caller uses its f32 weight).
 ///
 /// # Shapes
 /// `x`: `[n, in]`; `w`: `[out, in]` blocks; `bias`: `[out]`; returns `[n, out]`.
@@ -363,7 +414,9 @@ pub fn flex_linear_blocks<B: Backend>(
     w: &BlockWeight,
     bias: Option<&Tensor<B, 1>>,
 ) -> Option<Tensor<B, 2>> {
-    if std::any::TypeId::of::<B>() != std::any::TypeId::of::<Flex>() {
+    if std::any::TypeId::of::<B>() != std::any::TypeId::of::<Flex>()
+        || !BlockWeight::exact_kernel_reads(w.kind)
+    {
         return None;
     }
     let [n, inp] = x.dims();
@@ -461,7 +514,8 @@ mod tests {
         assert!(BlockWeight::new(GgmlType::Q4_1, 2, 32, vec![0; 40]).is_ok());
         assert!(BlockWeight::new(GgmlType::Q4_1, 2, 32, vec![0; 39]).is_err());
         assert!(BlockWeight::new(GgmlType::Q4_1, 1, 20, vec![0; 20]).is_err());
-        assert!(BlockWeight::new(GgmlType::Q6K, 1, 256, vec![0; 210]).is_err());
+        assert!(BlockWeight::new(GgmlType::Q5K, 1, 256, vec![0; 176]).is_err());
+        assert!(BlockWeight::new(GgmlType::Q6K, 1, 256, vec![0; 210]).is_ok());
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let a = random_blocks(GgmlType::Q4_1, 2, 64, &mut rng);
         let b = random_blocks(GgmlType::Q4_1, 3, 64, &mut rng);
@@ -469,6 +523,21 @@ mod tests {
         let s = BlockWeight::stack(&[a.clone(), b.clone()]).unwrap();
         assert_eq!((s.rows, s.cols), (5, 64));
         assert_eq!(s.dequantize(), [a.dequantize(), b.dequantize()].concat());
-        assert!(BlockWeight::stack(&[a, c]).is_none());
+        assert!(BlockWeight::stack(&[a, c.clone()]).is_none());
+        // Q4_0 / Q5_0 / Q8_0 mixes stack as Q8_0 with the same values.
+        let d = random_blocks(GgmlType::Q4_0, 2, 64, &mut rng);
+        let mut e = random_blocks(GgmlType::Q4_0, 1, 64, &mut rng);
+        e.kind = GgmlType::Q5_0;
+        e.bytes = Arc::new(
+            e.bytes
+                .chunks(18)
+                .flat_map(|b| [&b[..2], &[0x5a, 0x0f, 0xf0, 0xa5][..], &b[2..]].concat())
+                .collect(),
+        );
+        let s = BlockWeight::stack(&[d.clone(), e.clone(), c.clone()]).unwrap();
+        assert_eq!((s.kind, s.rows), (GgmlType::Q8_0, 6));
+        let want = [d.dequantize(), e.dequantize(), c.dequantize()].concat();
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&s.dequantize()), bits(&want));
     }
 }

@@ -192,7 +192,7 @@ fn add_tail(s: f32, wr: &[f32], xr: &[f32], chunks: usize) -> f32 {
 }
 
 /// Sum of eight lanes in the order `hsum4_avx2` uses.
-fn hsum(a: [f32; 8]) -> f32 {
+pub(super) fn hsum(a: [f32; 8]) -> f32 {
     let h = [a[0] + a[4], a[1] + a[5], a[2] + a[6], a[3] + a[7]];
     (h[0] + h[1]) + (h[2] + h[3])
 }

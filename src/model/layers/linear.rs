@@ -24,11 +24,12 @@ pub enum DecodeWeights {
     /// logits as f32 bit for bit, 4–7× fewer bytes per step. Prefill, other
     /// formats and GPUs use f32.
     Quantized,
-    /// The blocks of `Quantized`, with each activation row quantized per
-    /// 32 values to int8 (llama.cpp's Q8 scheme) and integer dot products
-    /// ([`crate::model::kernels::q8act`]): fewer operations per weight, logits close to but
-    /// not bit-identical with f32; deterministic across instruction sets
-    /// and batch compositions. Elsewhere as `Quantized`.
+    /// The file's Q4_0/Q4_1/Q5_0/Q8_0/Q4_K/Q6_K blocks as stored, with each
+    /// activation row quantized per 32 values to int8 (llama.cpp's Q8
+    /// scheme) and integer dot products ([`crate::model::kernels::q8act`]):
+    /// fewer operations per weight, logits close to but not bit-identical
+    /// with f32; deterministic across instruction sets and batch
+    /// compositions. Elsewhere as `Quantized`.
     #[value(name = "q8act")]
     Q8Act,
     /// The dequantized f32 weights.

@@ -242,7 +242,7 @@ fn block_q5_0(b: &[u8], o: &mut [f32]) {
 }
 
 /// The 6-bit scale and min of sub-block `j` (ggml `get_scale_min_k4`).
-fn scale_min_k4(j: usize, s: &[u8]) -> (u8, u8) {
+pub(crate) fn scale_min_k4(j: usize, s: &[u8]) -> (u8, u8) {
     if j < 4 {
         (s[j] & 63, s[j + 4] & 63)
     } else {
