@@ -52,6 +52,11 @@ pub struct SweepArgs {
     /// a record: `--max-sequences 1` decodes one request at a time.
     #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub max_sequences: Option<usize>,
+    /// KV memory the requests in flight may hold together, e.g. `2GiB`
+    /// (overrides the config's `[engine] kv_memory`; default half the
+    /// available memory). Changes wall time only, never a record.
+    #[arg(long, value_parser = crate::bench::throughput::parse_bytes)]
+    pub kv_memory: Option<u64>,
 }
 
 #[derive(Debug, Args)]

@@ -53,6 +53,7 @@ pub fn sweep(args: &SweepArgs) -> Result<SweepOutcome, CommandError> {
         keep_errors: args.keep_errors,
         unsafe_no_sandbox: args.unsafe_no_sandbox,
         max_sequences: args.max_sequences,
+        kv_memory: args.kv_memory,
         ..SweepOptions::default()
     };
     let mut summary = wiring::run(&args.config, &options)?;

@@ -3,11 +3,13 @@
 //! sample each with its own seeded stream, stop on EOS / stop strings / the
 //! token limit.
 
+pub mod admission;
 pub mod engine;
 pub mod sampling;
 pub mod scheduler;
 pub mod stop;
 
+pub use admission::request_bound;
 pub use engine::{
     Completion, Decoder, Request, TextDecoder, Timing, TokenEvent, attribute_step, generate,
 };

@@ -22,9 +22,15 @@
 //! store. Only the timings depend on the batch. The tests check all of this
 //! against [`generate`](super::generate) run on each request alone.
 //!
-//! Not yet: chunked prefill (a long prompt is prefilled in one piece between
-//! two steps), admission by KV memory.
+//! With a KV memory budget, a request is admitted only while the bounds of
+//! the requests in flight and its own ([`request_bound`]: what it may hold
+//! at most under the store's policy) fit it; a request whose bound alone exceeds the
+//! budget runs when the batch is empty. The bounds never undershoot, so
+//! nothing is preempted. Not yet: chunked prefill (a long prompt is
+//! prefilled in one piece between two steps), tighter bounds for compressed
+//! policies (with preemption where a bound is a guess).
 
+use super::admission::request_bound;
 use super::engine::{Live, complete, decode_step, finished, prefill_request, start_samples};
 use super::{Completion, Decoder, Request, TextDecoder, TokenEvent};
 use crate::kv::KvStore;
@@ -36,6 +42,10 @@ pub struct SchedulerOptions {
     /// Sequences decoded together at most (≥ 1; 0 is taken as 1). A request
     /// wider than this runs alone.
     pub max_sequences: usize,
+    /// Bytes of KV the requests in flight may hold together, each counted
+    /// at its [`request_bound`]; `None`: no limit. A request whose bound
+    /// alone exceeds it runs alone.
+    pub kv_memory: Option<u64>,
 }
 
 /// A request in flight: its completions so far and its own peak.
@@ -44,6 +54,8 @@ struct InFlight {
     prefill_seconds: f64,
     /// Samples still decoding.
     live: usize,
+    /// Its [`request_bound`], reserved while it is in flight.
+    reserved: u64,
     /// [`KvStore::group_peak`] of the request, read before each of its
     /// samples is released.
     peak: u64,
@@ -68,15 +80,22 @@ pub fn generate_continuous<M: Decoder, T: TextDecoder>(
     let mut pending = requests.into_iter().enumerate().peekable();
     let mut live: Vec<Live> = Vec::new();
     let mut flight: BTreeMap<usize, InFlight> = BTreeMap::new();
+    // Σ request_bound of the requests in flight.
+    let mut reserved = 0u64;
     loop {
         // Retire and admit until neither changes the batch: a sample may
         // finish on its first token, before any decode step.
         loop {
-            retire(&mut live, &mut flight, text, store, &mut on_done);
+            reserved -= retire(&mut live, &mut flight, text, store, &mut on_done);
             let Some((_, head)) = pending.peek() else {
                 break;
             };
-            if !live.is_empty() && live.len() + head.samples > max {
+            let bound = request_bound(store, head);
+            let fits = live.len() + head.samples <= max
+                && options
+                    .kv_memory
+                    .is_none_or(|budget| reserved.saturating_add(bound) <= budget);
+            if !live.is_empty() && !fits {
                 break;
             }
             let (r, req) = pending.next().expect("peeked");
@@ -85,10 +104,12 @@ pub fn generate_continuous<M: Decoder, T: TextDecoder>(
             }
             let (children, logits, prefill_seconds) = prefill_request(model, store, &req);
             start_samples(r, &req, children, &logits, &mut live, &mut on_token);
+            reserved += bound;
             flight.insert(
                 r,
                 InFlight {
                     live: req.samples,
+                    reserved: bound,
                     request: req,
                     prefill_seconds,
                     peak: 0,
@@ -104,13 +125,15 @@ pub fn generate_continuous<M: Decoder, T: TextDecoder>(
 }
 
 /// Release finished samples; hand out the requests whose last sample ended.
+/// Returns the bytes those requests had reserved.
 fn retire<T: TextDecoder>(
     live: &mut Vec<Live>,
     flight: &mut BTreeMap<usize, InFlight>,
     text: &T,
     store: &mut KvStore,
     on_done: &mut impl FnMut(Vec<Completion>),
-) {
+) -> u64 {
+    let mut freed = 0;
     let mut i = 0;
     while i < live.len() {
         let f = flight.get_mut(&live[i].request).expect("in flight");
@@ -138,9 +161,11 @@ fn retire<T: TextDecoder>(
                 c.batch_peak_resident = f.peak;
             }
             f.done.sort_by_key(|c| c.sample);
+            freed += f.reserved;
             on_done(f.done);
         }
     }
+    freed
 }
 
 #[cfg(test)]
@@ -229,7 +254,10 @@ mod tests {
             &Letters,
             &mut store,
             requests.iter().cloned(),
-            SchedulerOptions { max_sequences },
+            SchedulerOptions {
+                max_sequences,
+                kv_memory: None,
+            },
             |_| {},
             |done| out.extend(done),
         );
@@ -377,6 +405,78 @@ mod tests {
         });
     }
 
+    /// A KV budget so tight that only one or two requests fit at a time
+    /// changes no sample, and the store never holds more than the budget
+    /// (or the one request that alone exceeds it).
+    #[test]
+    fn a_tight_kv_memory_changes_no_sample() {
+        use crate::kv::{Budget, ResolvedPolicy};
+        let requests = mix();
+        let policies = [
+            ResolvedPolicy::Dense,
+            ResolvedPolicy::Window {
+                sink: 1,
+                budget: Budget::Tokens { tokens: 4 },
+            },
+            ResolvedPolicy::H2o {
+                recent: 2,
+                budget: Budget::Tokens { tokens: 5 },
+            },
+        ];
+        for policy in policies {
+            let store = || KvStore::with_resolved_policy(Toy.kv_shape(), policy.clone()).unwrap();
+            let alone = each_alone(&PolicyToy, store, &requests);
+            let probe = store();
+            let bounds: Vec<u64> = requests.iter().map(|r| request_bound(&probe, r)).collect();
+            let largest = *bounds.iter().max().unwrap();
+            for budget in [largest / 2, largest, largest + bounds[0]] {
+                let model = Counting(RefCell::new(Vec::new()));
+                let mut s = store();
+                let mut got = Vec::new();
+                generate_continuous(
+                    &PolicyCounting(&model),
+                    &Letters,
+                    &mut s,
+                    requests.iter().cloned(),
+                    SchedulerOptions {
+                        max_sequences: 1000,
+                        kv_memory: Some(budget),
+                    },
+                    |_| {},
+                    |done| got.extend(done.into_iter().map(without_timing)),
+                );
+                got.sort_by_key(|c| (c.request, c.sample));
+                assert_eq!(got, alone, "{policy:?}, kv_memory {budget}");
+                let held = s.peak_resident() * s.entry_bytes();
+                assert!(held <= budget.max(largest), "{policy:?}: {held} > {budget}");
+                let steps = model.0.into_inner();
+                let total: usize = requests.iter().map(|r| r.samples).sum();
+                assert!(
+                    steps.iter().all(|&n| n < total),
+                    "{policy:?}, kv_memory {budget}: never all at once {steps:?}"
+                );
+            }
+        }
+    }
+
+    /// [`PolicyToy`], recording the batch size of every decode step.
+    struct PolicyCounting<'a>(&'a Counting);
+    impl Decoder for PolicyCounting<'_> {
+        fn kv_shape(&self) -> KvShape {
+            PolicyToy.kv_shape()
+        }
+        fn vocab_size(&self) -> usize {
+            PolicyToy.vocab_size()
+        }
+        fn prefill(&self, store: &mut KvStore, seq: SeqId, tokens: &[u32]) -> Vec<f32> {
+            PolicyToy.prefill(store, seq, tokens)
+        }
+        fn decode(&self, store: &mut KvStore, seqs: &[SeqId], tokens: &[u32]) -> Vec<f32> {
+            self.0.0.borrow_mut().push(seqs.len());
+            PolicyToy.decode(store, seqs, tokens)
+        }
+    }
+
     /// TOVA, like H2O, writes the step's entry before it evicts.
     #[test]
     fn tova_keeps_each_requests_own_peak() {
@@ -404,7 +504,10 @@ mod tests {
                     &Letters,
                     &mut s,
                     requests.iter().cloned(),
-                    SchedulerOptions { max_sequences: max },
+                    SchedulerOptions {
+                        max_sequences: max,
+                        kv_memory: None,
+                    },
                     |_| {},
                     |done| got.extend(done.into_iter().map(without_timing)),
                 );

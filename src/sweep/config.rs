@@ -70,6 +70,10 @@ pub struct EngineSection {
     /// Sequences decoded together at most (≥ 1; `--max-sequences`
     /// overrides it). Default [`crate::sweep::DEFAULT_MAX_SEQUENCES`].
     pub max_sequences: Option<usize>,
+    /// KV memory the requests in flight may hold together, e.g. `"2GiB"`
+    /// (B, kB, MB, GB, KiB, MiB, GiB; `--kv-memory` overrides it). Default:
+    /// half the memory available when the sweep starts.
+    pub kv_memory: Option<String>,
 }
 
 /// `[run]`: where results go.

@@ -12,7 +12,7 @@ use std::sync::atomic::AtomicU64;
 use super::BoxError;
 use super::plan::TaskPlan;
 use super::trial::Trial;
-use crate::generate::{Completion, Request, StopCriteria};
+use crate::generate::{Completion, Request, SchedulerOptions, StopCriteria};
 use crate::limits::ModelLimits;
 use crate::record::BudgetSource;
 use crate::task::{Expected, Problem};
@@ -140,8 +140,9 @@ pub trait SampleGenerator {
 
     /// Decode a stream of requests of trials that may share a batch (the
     /// same model, dtype, device and cache policy as `trial`: see
-    /// [`super::streams`]), with at most `max_sequences` sequences in
-    /// flight, calling `on_done(r, generated)` as request `r` (its index in
+    /// [`super::streams`]), with at most `options.max_sequences` sequences
+    /// in flight and the requests in flight within `options.kv_memory`
+    /// (each at its [`crate::generate::request_bound`]), calling `on_done(r, generated)` as request `r` (its index in
     /// the stream) finishes, in finishing order. Pulls the next request
     /// only when it can start it, and stops admitting when `requests` ends.
     /// Each request's completions keep [`Self::generate`]'s contract: a
@@ -154,11 +155,11 @@ pub trait SampleGenerator {
         &mut self,
         trial: &Trial,
         requests: &mut dyn Iterator<Item = Request>,
-        max_sequences: usize,
+        options: SchedulerOptions,
         tokens: &AtomicU64,
         on_done: &mut dyn FnMut(usize, Generated),
     ) -> Result<(), BoxError> {
-        let _ = max_sequences;
+        let _ = options;
         for (r, request) in requests.enumerate() {
             let generated = self.generate(trial, &request, tokens)?;
             on_done(r, generated);

@@ -26,7 +26,7 @@ use super::sample::{SampleContext, ungraded_record};
 use super::schedule::{BatchWork, Schedule};
 use super::streams::{owner, streams};
 use super::trial::{split_stream, stream};
-use crate::generate::Request;
+use crate::generate::{Request, SchedulerOptions};
 use crate::record::BudgetSource;
 use crate::task::Expected;
 
@@ -40,8 +40,8 @@ pub(super) struct Generation<'a> {
     pub(super) abort: &'a AtomicBool,
     pub(super) tx: mpsc::Sender<Vec<Job>>,
     pub(super) seq: u64,
-    /// Sequences decoded together at most.
-    pub(super) max_sequences: usize,
+    /// Sequences decoded together at most, and their KV memory.
+    pub(super) engine: SchedulerOptions,
     pub(super) timing: PipelineTiming,
     pub(super) summary: &'a mut RunSummary,
 }
@@ -81,7 +81,7 @@ impl Generation<'_> {
         let expanded: &Expanded = self.expanded;
         let progress: &Arc<ProgressState> = self.progress;
         let abort: &AtomicBool = self.abort;
-        let max_sequences = self.max_sequences;
+        let engine = self.engine;
         let trial = owner(expanded, &items[0]);
         let admitted: RefCell<Vec<Admitted<'_>>> = RefCell::new(Vec::new());
         let failure: RefCell<Option<SweepError>> = RefCell::new(None);
@@ -130,13 +130,8 @@ impl Generation<'_> {
                 }
             }
         };
-        let result = generator.generate_stream(
-            trial,
-            &mut requests,
-            max_sequences,
-            &progress.tokens,
-            &mut on_done,
-        );
+        let result =
+            generator.generate_stream(trial, &mut requests, engine, &progress.tokens, &mut on_done);
         drop(requests);
         self.timing.generating += started.elapsed().as_secs_f64() - blocked;
         self.timing.blocked_on_grading += blocked;

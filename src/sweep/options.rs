@@ -45,6 +45,8 @@ pub struct SweepOptions {
     /// `--max-sequences`: sequences decoded together at most (overrides
     /// `[engine] max_sequences`).
     pub max_sequences: Option<usize>,
+    /// `--kv-memory` in bytes (overrides `[engine] kv_memory`).
+    pub kv_memory: Option<u64>,
 }
 
 impl Default for SweepOptions {
@@ -62,6 +64,7 @@ impl Default for SweepOptions {
             keep_errors: false,
             unsafe_no_sandbox: false,
             max_sequences: None,
+            kv_memory: None,
         }
     }
 }

@@ -115,6 +115,8 @@ pub struct Plan {
     pub nested_widths: bool,
     /// `[engine] max_sequences`, validated ≥ 1; `None`: not set.
     pub max_sequences: Option<usize>,
+    /// `[engine] kv_memory` in bytes; `None`: not set.
+    pub kv_memory: Option<u64>,
     /// The config as parsed, defaults filled in, unfiltered (for the manifest).
     pub resolved_config: serde_json::Value,
 }
@@ -412,6 +414,13 @@ impl Plan {
         if config.engine.max_sequences == Some(0) {
             return Err(err("engine.max_sequences", "must be at least 1".into()));
         }
+        let kv_memory = match &config.engine.kv_memory {
+            Some(text) => Some(
+                crate::bench::throughput::parse_bytes(text)
+                    .map_err(|message| err("engine.kv_memory", message))?,
+            ),
+            None => None,
+        };
         let resolved_config =
             serde_json::to_value(config).map_err(|e| err("(top level)", e.to_string()))?;
         Ok(Plan {
@@ -438,6 +447,7 @@ impl Plan {
             repeats: g.repeats as u32,
             nested_widths: g.nested_widths,
             max_sequences: config.engine.max_sequences,
+            kv_memory,
             resolved_config,
         })
     }

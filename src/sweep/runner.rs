@@ -44,6 +44,8 @@ use super::shard::{restrict_to_shard, shard_dir};
 use super::signals;
 use super::streams::streams;
 use super::{ConfigError, SweepConfig, SweepError};
+use crate::generate::SchedulerOptions;
+use crate::limits::available_memory;
 use crate::record::{
     RecordError, ResumeIndex, RunLock, SAMPLES_FILE, SampleWriter, repair_torn_tail,
     set_aside_errors,
@@ -93,10 +95,16 @@ pub fn run_plan(
     }
     let skipped_groups = take_unsupported(&mut expanded, &*deps.generator);
     let samples_path = run_dir.join(SAMPLES_FILE);
-    let max_sequences = options
-        .max_sequences
-        .or(plan.max_sequences)
-        .unwrap_or(DEFAULT_MAX_SEQUENCES);
+    let engine = SchedulerOptions {
+        max_sequences: options
+            .max_sequences
+            .or(plan.max_sequences)
+            .unwrap_or(DEFAULT_MAX_SEQUENCES),
+        kv_memory: options
+            .kv_memory
+            .or(plan.kv_memory)
+            .or_else(|| available_memory().map(|m| m / 2)),
+    };
 
     if options.dry_run {
         let mut index = ResumeIndex::load(&samples_path)?;
@@ -112,7 +120,7 @@ pub fn run_plan(
         let mut summary = summary_of(&run_dir, &expanded, &work);
         summary.errors_retried = retried;
         let mut described = describe_plan(plan, &expanded, &work, &run_dir, &skipped_groups);
-        described.push_str(&describe_engine(max_sequences, &expanded, &work));
+        described.push_str(&describe_engine(engine, &expanded, &work));
         summary.plan = Some(described);
         summary.skipped_groups = skipped_groups;
         return Ok(summary);
@@ -182,9 +190,7 @@ pub fn run_plan(
         abort.clone(),
     ));
 
-    tracing::info!(
-        "decoding up to {max_sequences} sequences together (--max-sequences, [engine] max_sequences)"
-    );
+    tracing::info!("{}", describe_engine(engine, &expanded, &work).trim_end());
     let mut generation = Generation {
         plan,
         expanded: &expanded,
@@ -194,7 +200,7 @@ pub fn run_plan(
         abort: &abort,
         tx,
         seq: 0,
-        max_sequences,
+        engine,
         timing: PipelineTiming::default(),
         summary: &mut summary,
     };
@@ -261,12 +267,19 @@ pub(crate) fn count_reasons(skipped: &[SkippedGroup]) -> Vec<(&str, usize)> {
     out
 }
 
-/// The dry run's line on how generation batches.
-fn describe_engine(max_sequences: usize, expanded: &Expanded, work: &Schedule) -> String {
+/// How generation batches, for the log and the dry run: the admission plan.
+fn describe_engine(engine: SchedulerOptions, expanded: &Expanded, work: &Schedule) -> String {
+    let memory = engine.kv_memory.map_or_else(
+        || "no KV memory limit (available memory unknown)".to_string(),
+        |b| format!("KV memory {:.3} GiB", b as f64 / (1u64 << 30) as f64),
+    );
     format!(
-        "engine: up to {max_sequences} sequences decoded together (--max-sequences, \
-         [engine] max_sequences; default {DEFAULT_MAX_SEQUENCES}), {} stream(s) of batches \
-         sharing a model and cache policy\n",
+        "engine: up to {} sequences decoded together (--max-sequences, [engine] max_sequences; \
+         default {DEFAULT_MAX_SEQUENCES}); {memory} for the requests in flight (--kv-memory, \
+         [engine] kv_memory; default half the available memory), each reserving its bound \
+         per KV row: prompt + W × (L + block − 2) + page bounds entries for dense and Quest, \
+         W × (prompt + L − 1) for the evicting methods; {} stream(s) of batches sharing a model and cache policy\n",
+        engine.max_sequences,
         streams(expanded, &work.batches).len()
     )
 }

@@ -108,6 +108,46 @@ fn records_do_not_depend_on_max_sequences() {
     }
     // The config's key says the same as the flag.
     assert_eq!(records("[engine]\nmax_sequences = 5\n", &[]), one);
+    // KV memory so tight that a request or two fit at a time (a tiny-llama
+    // request's dense bound is a few kB), or none beside another.
+    for memory in ["6kB", "1B"] {
+        let got = records("", &["--kv-memory", memory, "--max-sequences", "64"]);
+        assert_eq!(got, one, "--kv-memory {memory}");
+    }
+    assert_eq!(records("[engine]\nkv_memory = \"20KiB\"\n", &[]), one);
+}
+
+#[test]
+fn bad_kv_memory_is_refused_naming_the_key_or_flag() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("sweep.toml"), config("")).expect("config");
+    let out = sweep(dir.path(), &["--kv-memory", "lots", "--dry-run"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--kv-memory"), "{err}");
+
+    std::fs::write(
+        dir.path().join("sweep.toml"),
+        config("[engine]\nkv_memory = \"0\"\n"),
+    )
+    .expect("config");
+    let out = sweep(dir.path(), &["--dry-run"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("engine.kv_memory"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    // The dry run prints the admission plan.
+    std::fs::write(
+        dir.path().join("sweep.toml"),
+        config("[engine]\nkv_memory = \"2GiB\"\nmax_sequences = 7\n"),
+    )
+    .expect("config");
+    let out = sweep(dir.path(), &["--dry-run"]);
+    assert!(out.status.success());
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(plan.contains("up to 7 sequences"), "{plan}");
+    assert!(plan.contains("KV memory 2.000 GiB"), "{plan}");
 }
 
 #[test]

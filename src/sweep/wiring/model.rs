@@ -191,7 +191,7 @@ impl SampleGenerator for ModelGenerator {
         &mut self,
         trial: &Trial,
         requests: &mut dyn Iterator<Item = Request>,
-        max_sequences: usize,
+        options: generate::SchedulerOptions,
         tokens: &AtomicU64,
         on_done: &mut dyn FnMut(usize, Generated),
     ) -> Result<(), BoxError> {
@@ -206,7 +206,7 @@ impl SampleGenerator for ModelGenerator {
             &model.tokenizer,
             &mut store,
             requests,
-            generate::SchedulerOptions { max_sequences },
+            options,
             |_| {
                 tokens.fetch_add(1, Ordering::Relaxed);
             },
