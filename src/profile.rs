@@ -93,6 +93,20 @@ pub fn read_from<B: burn::prelude::Backend>(bytes: usize) {
     }
 }
 
+/// `t` read back to the host as f32 values (converted when stored in
+/// another dtype), counted as a read when `B` is a device.
+pub fn read_back<B: burn::prelude::Backend, const D: usize>(
+    t: burn::prelude::Tensor<B, D>,
+) -> Vec<f32> {
+    let v = t
+        .into_data()
+        .convert::<f32>()
+        .into_vec::<f32>()
+        .expect("converted to f32 above");
+    read_from::<B>(4 * v.len());
+    v
+}
+
 /// Transfers counted since the last call, then reset.
 pub fn take_transfers() -> Transfers {
     let [uploads, upload_bytes, reads, read_bytes] =

@@ -158,15 +158,7 @@ pub fn run_policy_bench(cfg: &PolicyBenchConfig) -> PolicyBenchReport {
         },
         |store, dec| {
             for (layer, dec) in dec.iter().enumerate() {
-                let s = DecodeStep {
-                    layer,
-                    seqs: &seqs,
-                    q: &q,
-                    k: &k,
-                    v: &v,
-                    scale,
-                    slots: &[],
-                };
+                let s = DecodeStep::appending(layer, &seqs, [&q, &k, &v], scale);
                 store
                     .policy_decode(s, dec, &mut out)
                     .unwrap_or_else(|e| panic!("{e}"));

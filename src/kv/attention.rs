@@ -233,15 +233,7 @@ pub(crate) fn host_policy_decode<B: Backend>(
     let [batch, n_heads, head_dim] = q.dims();
     let (q, k, v) = (host_vec(q), host_vec(k), host_vec(v));
     let mut out = vec![0.0f32; q.len()];
-    let step = DecodeStep {
-        layer,
-        seqs,
-        q: &q,
-        k: &k,
-        v: &v,
-        scale,
-        slots: &[],
-    };
+    let step = DecodeStep::appending(layer, seqs, [&q, &k, &v], scale);
     store
         .policy_decode(step, decisions, &mut out)
         .unwrap_or_else(|e| panic!("{e}"));
@@ -339,13 +331,7 @@ pub(crate) fn until_masked_attention_in_blocks<B: Backend>(
 
 /// Any backend's tensor as an f32 host vector (a copy).
 fn host_vec<B: Backend>(t: Tensor<B, 3>) -> Vec<f32> {
-    let v = t
-        .into_data()
-        .convert::<f32>()
-        .into_vec::<f32>()
-        .expect("converted to f32 above");
-    crate::profile::read_from::<B>(4 * v.len());
-    v
+    crate::profile::read_back(t)
 }
 
 /// A Flex tensor as contiguous f32 host memory: borrowed in place when it
@@ -404,13 +390,13 @@ impl AttentionBackend for Flex {
         let (q, k, v) = (HostF32::new(q), HostF32::new(k), HostF32::new(v));
         let mut out = vec![0.0f32; batch * n_heads * head_dim];
         let step = DecodeStep {
-            layer,
-            seqs,
-            q: q.as_slice(),
-            k: k.as_slice(),
-            v: v.as_slice(),
-            scale,
             slots,
+            ..DecodeStep::appending(
+                layer,
+                seqs,
+                [q.as_slice(), k.as_slice(), v.as_slice()],
+                scale,
+            )
         };
         store
             .decode_step(step, &mut out)

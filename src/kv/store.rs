@@ -59,6 +59,26 @@ pub struct DecodeStep<'a> {
     pub slots: &'a [SlotChoice],
 }
 
+impl<'a> DecodeStep<'a> {
+    /// A step whose new entries are appended everywhere (no `slots`).
+    pub fn appending(
+        layer: usize,
+        seqs: &'a [SeqId],
+        [q, k, v]: [&'a [f32]; 3],
+        scale: f32,
+    ) -> Self {
+        Self {
+            layer,
+            seqs,
+            q,
+            k,
+            v,
+            scale,
+            slots: &[],
+        }
+    }
+}
+
 /// Where the K/V payload lives.
 pub(crate) enum Payload {
     Host(HostPayload),

@@ -9,13 +9,7 @@ use crate::kv::{AttentionBackend, KvShape, KvStore, SeqId};
 
 /// Row-major host copy of f32 logits.
 fn host<B: Backend>(t: Tensor<B, 2>) -> Vec<f32> {
-    let v = t
-        .into_data()
-        .convert::<f32>()
-        .into_vec::<f32>()
-        .expect("logits converted to f32");
-    crate::profile::read_from::<B>(4 * v.len());
-    v
+    crate::profile::read_back(t)
 }
 
 impl<B: AttentionBackend> Decoder for Transformer<B> {

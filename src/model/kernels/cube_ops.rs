@@ -285,30 +285,8 @@ fn rms_norm_on<B: Backend, R: CubeRuntime, const D: usize>(
     w: &Tensor<B, 1>,
     eps: f64,
 ) -> Option<Tensor<B, D>> {
-    let dims = x.dims();
-    let dim = dims[D - 1];
     let (xc, wc) = (cube::<B, R, D>(x)?, cube::<B, R, 1>(w)?);
-    let rows = dims.iter().product::<usize>() / dim.max(1);
-    let out = empty(&xc, &dims);
-    if rows > 0 {
-        // `a` and `sum` are not read or written without `add`: `a` is `x`
-        // again (read-only), `sum` one spare float.
-        let spare = empty(&xc, &[1]);
-        rms_norm_kernel::launch::<R>(
-            &xc.client,
-            CubeCount::Static(rows as u32, 1, 1),
-            CubeDim::new_1d(ROW_UNITS as u32),
-            arr(&xc),
-            arr(&xc),
-            arr(&wc),
-            arr(&spare),
-            arr(&out),
-            eps as f32,
-            dim as u32,
-            false,
-            ROW_UNITS,
-        );
-    }
+    let (_, out) = launch_rms_norm(&xc, None, &wc, x.dims()[D - 1], eps);
     Some(tensor::<B, R, D>(out))
 }
 
@@ -331,8 +309,7 @@ fn add_rms_norm_on<B: Backend, R: CubeRuntime>(
     w: &Tensor<B, 1>,
     eps: f64,
 ) -> Option<(Tensor<B, 2>, Tensor<B, 2>)> {
-    let [n, dim] = x.dims();
-    if a.dims() != [n, dim] {
+    if a.dims() != x.dims() {
         return None;
     }
     let (xc, ac, wc) = (
@@ -340,24 +317,42 @@ fn add_rms_norm_on<B: Backend, R: CubeRuntime>(
         cube::<B, R, 2>(a)?,
         cube::<B, R, 1>(w)?,
     );
-    let (sum, out) = (empty(&xc, &[n, dim]), empty(&xc, &[n, dim]));
-    if n > 0 {
+    let (sum, out) = launch_rms_norm(&xc, Some(&ac), &wc, x.dims()[1], eps);
+    Some((tensor::<B, R, 2>(sum), tensor::<B, R, 2>(out)))
+}
+
+/// [`rms_norm_kernel`] over the rows of `x` (contiguous, last dimension
+/// `dim`), adding `a` first when given; returns (`x + a`, the norm). Without
+/// `a` the first is one spare float, never written.
+fn launch_rms_norm<R: CubeRuntime>(
+    x: &CubeTensor<R>,
+    a: Option<&CubeTensor<R>>,
+    w: &CubeTensor<R>,
+    dim: usize,
+    eps: f64,
+) -> (CubeTensor<R>, CubeTensor<R>) {
+    let shape = x.shape().to_vec();
+    let rows = shape.iter().product::<usize>() / dim.max(1);
+    let out = empty(x, &shape);
+    let sum = empty(x, if a.is_some() { &shape } else { &[1] });
+    if rows > 0 {
         rms_norm_kernel::launch::<R>(
-            &xc.client,
-            CubeCount::Static(n as u32, 1, 1),
+            &x.client,
+            CubeCount::Static(rows as u32, 1, 1),
             CubeDim::new_1d(ROW_UNITS as u32),
-            arr(&xc),
-            arr(&ac),
-            arr(&wc),
+            arr(x),
+            // Without `add` the kernel reads no `a`: `x` again, read-only.
+            arr(a.unwrap_or(x)),
+            arr(w),
             arr(&sum),
             arr(&out),
             eps as f32,
             dim as u32,
-            true,
+            a.is_some(),
             ROW_UNITS,
         );
     }
-    Some((tensor::<B, R, 2>(sum), tensor::<B, R, 2>(out)))
+    (sum, out)
 }
 
 /// `silu(gate) * up` in one launch.

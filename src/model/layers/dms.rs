@@ -202,12 +202,7 @@ impl<B: Backend> DmsHead<B> {
             Self::Neuron { per_layer, .. } | Self::Adapter { per_layer, .. } => *per_layer,
         };
         let [_, kv_heads] = logits.dims();
-        let values = logits
-            .into_data()
-            .convert::<f32>()
-            .into_vec::<f32>()
-            .expect("converted to f32 above");
-        crate::profile::read_from::<B>(4 * values.len());
+        let values = crate::profile::read_back(logits);
         values
             .chunks(kv_heads)
             .flat_map(|row| {

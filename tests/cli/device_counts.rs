@@ -1,0 +1,62 @@
+//! `bench decode --profile` on wgpu counts what a decode step costs the
+//! device: kernel launches (the fused cubecl kernels keep a dense layer at
+//! ≤ 12), uploads, and read-backs (host synchronisations: one per dense
+//! step, the logits).
+#![cfg(feature = "wgpu")]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+#[test]
+fn dense_decode_step_counts_on_wgpu() {
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/tiny-qwen3");
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("decode.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_hyperscale"))
+        .args(["bench", "decode", "--model"])
+        .arg(&model)
+        .args([
+            "--device",
+            "wgpu",
+            "--batch",
+            "2",
+            "--context",
+            "16",
+            "--steps",
+            "2",
+            "--warmup",
+            "1",
+            "--profile",
+            "--json",
+        ])
+        .arg(&json)
+        .output()
+        .expect("run hyperscale");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let profile = &doc["points"][0]["profile"];
+    let layers = 2.0;
+    // Per step: the embedding gather, the first norm and the lm head.
+    let launches = profile["launches_per_step"]
+        .as_f64()
+        .expect("launches counted");
+    assert!(
+        launches <= 12.0 * layers + 3.0,
+        "{launches} launches per step"
+    );
+    let transfers = &profile["transfers_per_step"];
+    assert_eq!(transfers["reads"].as_f64(), Some(1.0), "{transfers}");
+    // The logits of 2 rows over a 512-token vocabulary.
+    assert_eq!(transfers["read_bytes"].as_f64(), Some(2.0 * 512.0 * 4.0));
+    // Ids and two RoPE tables per step; one slot/table upload per layer.
+    assert_eq!(
+        transfers["uploads"].as_f64(),
+        Some(3.0 + layers),
+        "{transfers}"
+    );
+}
