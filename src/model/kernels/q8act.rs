@@ -573,7 +573,7 @@ mod x86 {
             F_Q8_0 => load32(&blk[2..]),
             F_Q4K => {
                 let v = load32(&blk[16 + 32 * (k / 2)..]);
-                let v = if k % 2 == 0 {
+                let v = if k.is_multiple_of(2) {
                     v
                 } else {
                     _mm256_srli_epi16::<4>(v)
