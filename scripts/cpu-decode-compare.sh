@@ -23,7 +23,9 @@
 #
 # Environment: LLAMA_BENCH (default: llama-bench on PATH), HYPERSCALE
 # (default: target/release/hyperscale; build it with
-# `cargo build --release --features wgpu`).
+# `cargo build --release --features wgpu`), LLAMA_EXTRA (more llama-bench
+# arguments, e.g. `--repack 0`: llama.cpp 0.3.36's AMX path crashes on
+# CPUs with AMX when a context is prefilled).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -103,7 +105,8 @@ for round in $(seq 1 "$ROUNDS"); do
     tag=$(basename "$m" .gguf)
     for ctx in "${contexts[@]}"; do
       echo "round $round: $tag context $ctx: llama.cpp"
-      "$LLAMA_BENCH" -m "$m" -p 0 -n "$GEN" -d "$ctx" -t "$THREADS" -r 1 -o jsonl \
+      # shellcheck disable=SC2086 # LLAMA_EXTRA is a word list
+      "$LLAMA_BENCH" -m "$m" -p 0 -n "$GEN" -d "$ctx" -t "$THREADS" -r 1 -o jsonl ${LLAMA_EXTRA:-} \
         >"$OUT/raw/llama-$tag-c$ctx-r$round.jsonl" 2>"$OUT/raw/llama-$tag-c$ctx-r$round.log"
       for form in quantized q8act; do
         echo "round $round: $tag context $ctx: hyperscale $form"

@@ -485,10 +485,11 @@ mod x86 {
         unsafe { _mm_loadu_si128(b.as_ptr() as *const __m128i) }
     }
 
+    /// 32 bytes (weight bytes or activation quants).
     #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
-    fn load32(b: &[u8]) -> __m256i {
-        assert!(b.len() >= 32);
+    fn load32<T: Copy>(b: &[T]) -> __m256i {
+        assert!(size_of::<T>() == 1 && b.len() >= 32);
         // SAFETY: 32 bytes lie inside `b` (asserted).
         unsafe { _mm256_loadu_si256(b.as_ptr() as *const __m256i) }
     }
@@ -572,7 +573,7 @@ mod x86 {
             F_Q8_0 => load32(&blk[2..]),
             F_Q4K => {
                 let v = load32(&blk[16 + 32 * (k / 2)..]);
-                let v = if k % 2 == 0 {
+                let v = if k.is_multiple_of(2) {
                     v
                 } else {
                     _mm256_srli_epi16::<4>(v)
@@ -595,15 +596,6 @@ mod x86 {
                 _mm256_sub_epi8(_mm256_or_si256(lo, hi), _mm256_set1_epi8(32))
             }
         }
-    }
-
-    /// 32 activation quants.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    #[inline]
-    fn load_q(q: &[i8]) -> __m256i {
-        assert!(q.len() >= 32);
-        // SAFETY: 32 bytes lie inside `q` (asserted).
-        unsafe { _mm256_loadu_si256(q.as_ptr() as *const __m256i) }
     }
 
     #[target_feature(enable = "avx2,fma,f16c")]
@@ -694,7 +686,7 @@ mod x86 {
                         let b = g0 + k;
                         let blk = &wrow[b / SUBS * SIZE..(b / SUBS + 1) * SIZE];
                         let w = unpack::<F>(blk, k % SUBS);
-                        let x = load_q(&xq[b * QK..]);
+                        let x = load32(&xq[b * QK..]);
                         let v = if signed(F) {
                             dot(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w))
                         } else {
@@ -768,7 +760,7 @@ mod x86 {
                     let wu = if signed(F) { _mm256_sign_epi8(w, w) } else { w };
                     let mut dots = [_mm256_setzero_si256(); 8];
                     for (i, p) in dots.iter_mut().enumerate() {
-                        let x = load_q(&rows.q[((r0 + i) * nb + b) * QK..]);
+                        let x = load32(&rows.q[((r0 + i) * nb + b) * QK..]);
                         let x = if signed(F) { _mm256_sign_epi8(x, w) } else { x };
                         let v = dot(wu, x);
                         *p = if SUBS == 8 {
