@@ -64,6 +64,15 @@ pub trait AttentionBackend: Backend {
         scale: f32,
     ) -> Tensor<Self, 3>;
 
+    /// Whether a decode step may place DMS entries before reading the
+    /// step's decisions back (placement needs token `t − window − 1`'s flag
+    /// only), so every layer's decisions come back once, with the logits
+    /// ([`KvStore::decide_decoded`](super::KvStore)). Device backends do;
+    /// the CPU reads them where they are made.
+    fn defers_dms_decisions() -> bool {
+        false
+    }
+
     /// Dense causal attention of a fresh sequence's prefill chunk over its
     /// own keys. The default is burn's attention module (on Flex its fused
     /// kernel); cubecl backends go through [`until_masked_attention`] in

@@ -248,6 +248,12 @@ impl<R: CubeRuntime, BT: BoolElement> AttentionBackend for CubeBackend<R, f32, i
         }
     }
 
+    /// The store places DMS entries before the decisions are read; they
+    /// come back with the step's logits.
+    fn defers_dms_decisions() -> bool {
+        true
+    }
+
     /// In query blocks over the keys (bounded scores): see the trait.
     fn dense_prefill_attention(
         q: Tensor<Self, 3>,

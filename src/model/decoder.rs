@@ -1,5 +1,5 @@
 //! The [`Transformer`] as generation's [`Decoder`]: logits leave the device
-//! as host f32 rows.
+//! as host f32 rows (a decode step's DMS decisions with them, in one read).
 
 use burn::prelude::*;
 
@@ -26,6 +26,6 @@ impl<B: AttentionBackend> Decoder for Transformer<B> {
     }
 
     fn decode(&self, store: &mut KvStore, seqs: &[SeqId], tokens: &[u32]) -> Vec<f32> {
-        host(Transformer::decode(self, store, seqs, tokens))
+        Transformer::decode_host(self, store, seqs, tokens)
     }
 }

@@ -226,6 +226,44 @@ impl<B: AttentionBackend> Transformer<B> {
         self.logits(h)
     }
 
+    /// [`decode`](Self::decode) with the logits read to the host
+    /// (`[batch * vocab]`, row-major). On a backend that
+    /// [defers DMS decisions](AttentionBackend::defers_dms_decisions), every
+    /// layer's decisions come back in the same read as the logits — one
+    /// host synchronisation per step — and are applied to the store then
+    /// (the next step's placement is the first to need them).
+    pub fn decode_host(&self, store: &mut KvStore, seqs: &[SeqId], tokens: &[u32]) -> Vec<f32> {
+        let (h, pending) = self.decode_hidden_deferred(store, seqs, tokens, true);
+        let logits = self.logits(h);
+        if pending.is_empty() {
+            return crate::profile::read_back(logits);
+        }
+        let mut tx = burn::tensor::Transaction::default().register(logits);
+        for (_, t) in &pending {
+            tx = tx.register(t.clone());
+        }
+        let mut data = tx.execute().into_iter().map(|d| {
+            d.convert::<f32>()
+                .into_vec::<f32>()
+                .expect("converted to f32 above")
+        });
+        let logits = data.next().expect("logits registered first");
+        let mut bytes = 4 * logits.len();
+        for ((layer, _), values) in pending.into_iter().zip(data) {
+            bytes += 4 * values.len();
+            let decisions = self.blocks[layer]
+                .attn
+                .decide(&values)
+                .expect("only DMS layers defer");
+            store
+                .decide_decoded(layer, seqs, &decisions)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        // One read-back: the logits and every layer's decisions.
+        crate::profile::read_from::<B>(bytes);
+        logits
+    }
+
     /// `[t] → [t, hidden]` final hidden states (after the final norm).
     fn prefill_hidden(&self, store: &mut KvStore, seq: SeqId, tokens: &[u32]) -> Tensor<B, 2> {
         assert!(!tokens.is_empty(), "prefill of an empty token list");
@@ -278,17 +316,36 @@ impl<B: AttentionBackend> Transformer<B> {
     /// `[batch] → [batch, hidden]` final-normed hidden states of one decode
     /// step.
     fn decode_hidden(&self, store: &mut KvStore, seqs: &[SeqId], tokens: &[u32]) -> Tensor<B, 2> {
+        self.decode_hidden_deferred(store, seqs, tokens, false).0
+    }
+
+    /// [`decode_hidden`](Self::decode_hidden); with `defer`, the DMS layers'
+    /// decision logits (`[batch, kv_heads]` per layer, with the layer) that
+    /// the caller must read and apply (`KvStore::decide_decoded`) before
+    /// the next step.
+    fn decode_hidden_deferred(
+        &self,
+        store: &mut KvStore,
+        seqs: &[SeqId],
+        tokens: &[u32],
+        defer: bool,
+    ) -> (Tensor<B, 2>, Vec<(usize, Tensor<B, 2>)>) {
         assert_eq!(seqs.len(), tokens.len(), "one token per sequence");
         assert!(!seqs.is_empty(), "decode of an empty batch");
         let positions: Vec<usize> = seqs.iter().map(|&s| store.position(s)).collect();
         let rope: RopeTables<B> = self.rope.tables(&positions, &self.device);
+        let mut pending = Vec::new();
         let h = self.blocks_forward(self.embed(tokens), |b, layer, normed, x| {
-            b.attn.decode(normed, x, &rope, store, layer, seqs)
+            let (out, p) = b
+                .attn
+                .decode_deferred(normed, x, &rope, store, layer, seqs, defer);
+            pending.extend(p.map(|p| (layer, p)));
+            out
         });
         for &s in seqs {
             store.advance(s, 1);
         }
-        h
+        (h, pending)
     }
 
     /// `[n] → [n, hidden]` embedding rows.

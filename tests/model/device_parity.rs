@@ -10,6 +10,15 @@ use hyperscale::device::DeviceKind;
 use hyperscale::generate::{self, Decoder, Request, SamplingParams, StopCriteria};
 use hyperscale::runtime::LoadedModel;
 
+/// The profile's transfer counters are process-wide: the tests here, the
+/// only ones of this binary that decode on a device, run one at a time so
+/// the count of one sees no other's reads.
+static DEVICE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn device_lock() -> std::sync::MutexGuard<'static, ()> {
+    DEVICE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/models")
@@ -18,6 +27,7 @@ fn fixture(name: &str) -> PathBuf {
 
 #[test]
 fn wgpu_matches_cpu_logits_and_tokens() {
+    let _device = device_lock();
     for name in ["tiny-llama", "tiny-qwen2", "tiny-qwen3"] {
         let cpu = LoadedModel::load(&fixture(name), DeviceKind::Cpu).expect("cpu model");
         let gpu = LoadedModel::load(&fixture(name), DeviceKind::Wgpu).expect("wgpu model");
@@ -91,6 +101,7 @@ fn wgpu_matches_cpu_logits_and_tokens() {
 /// The result must equal Flex's f16 path, which rounds the same operands.
 #[test]
 fn wgpu_half_precision_projection_matches_flex() {
+    let _device = device_lock();
     use burn::backend::flex::Flex;
     use burn::prelude::*;
     use burn::tensor::{DType, FloatDType};
@@ -146,6 +157,7 @@ fn wgpu_half_precision_projection_matches_flex() {
 /// peaks are compared for one-shot prompts only).
 #[test]
 fn wgpu_dms_matches_cpu_logits_rows_and_reads() {
+    let _device = device_lock();
     use hyperscale::kv::{CachePolicy, KvError, KvStore, RowId};
 
     fn max_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -239,6 +251,58 @@ fn wgpu_dms_matches_cpu_logits_rows_and_reads() {
                     );
                 }
             }
+        }
+    }
+}
+
+/// A DMS decode step on wgpu synchronises with the host once: every
+/// layer's decisions come back in the read of the logits (the store places
+/// each new entry with earlier tokens' flags and takes the step's own
+/// decisions after it), and the logits, rows and reads stay the CPU's.
+#[test]
+fn wgpu_dms_decode_reads_back_once_per_step() {
+    let _device = device_lock();
+    use hyperscale::kv::CachePolicy;
+    use hyperscale::profile;
+
+    let policy = CachePolicy::Dms {
+        window: None,
+        shifted: None,
+    };
+    let prompt: Vec<u32> = (0..24).map(|i| (i * 53 % 500 + 3) as u32).collect();
+    for name in ["tiny-qwen3-dms-adapter", "tiny-qwen3-dms-neuron"] {
+        let cpu = LoadedModel::load(&fixture(name), DeviceKind::Cpu).expect("cpu model");
+        let gpu = LoadedModel::load(&fixture(name), DeviceKind::Wgpu).expect("wgpu model");
+        let mut sc = cpu.policy_store(&policy).expect("dms store");
+        let mut sg = gpu.policy_store(&policy).expect("dms store");
+        let (a, b) = (sc.add_sequence(), sg.add_sequence());
+        cpu.prefill(&mut sc, a, &prompt);
+        gpu.prefill(&mut sg, b, &prompt);
+        let (a, b) = (sc.fork(a, 2), sg.fork(b, 2));
+        for step in 0..10u32 {
+            let tokens = [5 + step * 31 % 500, 7 + step * 17 % 500];
+            let lc = cpu.decode(&mut sc, &a, &tokens);
+            profile::take_transfers();
+            profile::set_enabled(true);
+            let lg = gpu.decode(&mut sg, &b, &tokens);
+            profile::set_enabled(false);
+            let t = profile::take_transfers();
+            assert_eq!(t.reads, 1, "{name} step {step}: host syncs");
+            let err = lc
+                .iter()
+                .zip(&lg)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0f32, f32::max);
+            assert!(err < 1e-3, "{name} step {step}: logits differ by {err}");
+        }
+        for (x, y) in a.iter().zip(&b) {
+            let (c, g) = (sc.stats(*x), sg.stats(*y));
+            assert!(c.compression_ratio() > 1.1, "{name}: DMS evicted");
+            assert_eq!(
+                (c.row_len, c.decode_reads),
+                (g.row_len, g.decode_reads),
+                "{name}: rows and reads"
+            );
         }
     }
 }

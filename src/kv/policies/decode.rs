@@ -102,6 +102,42 @@ impl KvStore {
         result
     }
 
+    /// The DMS decisions of the tokens a device decode step just wrote into
+    /// `layer` (each at `position(seq) − 1`: call after the step advanced the
+    /// sequences), placed by [`KvStore::policy_decode_placed`] with
+    /// placeholder decisions so the step could read every layer's decisions
+    /// back once, with its logits. A no-op under another policy.
+    ///
+    /// # Shapes
+    /// `decisions`: `[seqs.len(), kv_heads]`, row-major.
+    ///
+    /// # Errors
+    /// [`KvError::Decisions`] on a misshapen `decisions`, and an unknown
+    /// sequence.
+    pub(crate) fn decide_decoded(
+        &mut self,
+        layer: usize,
+        seqs: &[SeqId],
+        decisions: &[bool],
+    ) -> Result<(), KvError> {
+        if !matches!(self.ledger.policy.policy, ResolvedPolicy::Dms(_)) {
+            return Ok(());
+        }
+        self.check_policy_decode(layer, seqs, decisions)?;
+        let kv_heads = self.shape().kv_heads;
+        for (b, &seq) in seqs.iter().enumerate() {
+            let t = (self.position(seq) as u32).saturating_sub(1);
+            let mut rows = self.ledger.policy.take(seq);
+            for h in 0..kv_heads {
+                if let Some(RowState::Dms(dms)) = rows.get_mut(layer * kv_heads + h) {
+                    dms.decide(t, decisions[b * kv_heads + h]);
+                }
+            }
+            self.ledger.policy.put(seq, rows);
+        }
+        Ok(())
+    }
+
     /// Decisions present where the policy needs them, rows known, no
     /// sequence twice.
     fn check_policy_decode(

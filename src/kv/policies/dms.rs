@@ -108,6 +108,19 @@ impl DmsRow {
         }
     }
 
+    /// The decision `evict` of the token decoded at position `t`, applied
+    /// after [`record`](Self::record) took a placeholder: what `record(t,
+    /// slot, evict)` would have set (shifted, it marks token `t − 1`;
+    /// unshifted, token `t` itself). Equal to deciding at `record` as long as
+    /// no placement ran in between (the next `place` is at `t + 1`).
+    pub(crate) fn decide(&mut self, t: u32, evict: bool) {
+        if self.params.shifted {
+            self.mark_previous(t, evict);
+        } else {
+            self.mark_previous(t + 1, evict);
+        }
+    }
+
     /// Rebuild the ring from the slots after a prefill chunk; `next` is the
     /// position of the next token.
     pub(crate) fn rebuild_ring(&mut self, next: u32) {

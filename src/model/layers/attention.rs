@@ -47,8 +47,11 @@ struct Qkv<B: Backend> {
     k: Tensor<B, 3>,
     /// `[n, n_kv_heads, head_dim]`
     v: Tensor<B, 3>,
-    /// `[n, n_kv_heads]` DMS evict decisions, row-major (empty without DMS).
+    /// `[n, n_kv_heads]` DMS evict decisions, row-major (empty without DMS;
+    /// placeholders when deferred).
     decisions: Vec<bool>,
+    /// Deferred: the DMS decision logits `[n, n_kv_heads]`, not yet read.
+    pending: Option<Tensor<B, 2>>,
 }
 
 impl<B: AttentionBackend> Attention<B> {
@@ -88,7 +91,15 @@ impl<B: AttentionBackend> Attention<B> {
     /// # Shapes
     /// `x`: `[n, hidden]` (normed); `resid`: `[n, hidden]` (before the
     /// norm, read by the DMS adapter); `rope` has `n` rows.
-    fn project(&self, x: Tensor<B, 2>, resid: Tensor<B, 2>, rope: &RopeTables<B>) -> Qkv<B> {
+    /// With `defer`, the DMS decision logits are left on the device
+    /// (`pending`) and `decisions` are placeholders (no evictions).
+    fn project(
+        &self,
+        x: Tensor<B, 2>,
+        resid: Tensor<B, 2>,
+        rope: &RopeTables<B>,
+        defer: bool,
+    ) -> Qkv<B> {
         let Heads {
             n_heads,
             n_kv_heads,
@@ -120,13 +131,27 @@ impl<B: AttentionBackend> Attention<B> {
                 &rope.sin,
             )
         };
+        let decide = |logits: Tensor<B, 2>| {
+            if defer {
+                (vec![false; n * n_kv_heads], Some(logits))
+            } else {
+                let dms = self.dms.as_ref().expect("decisions need a DMS head");
+                (dms.decisions(logits), None)
+            }
+        };
         if let Some((q, k, v)) = fused {
-            let decisions = match &self.dms {
+            let (decisions, pending) = match &self.dms {
                 // The adapter reads the residual stream only.
-                Some(dms) => dms.decisions(dms.logits(q.clone(), resid).0),
-                None => Vec::new(),
+                Some(dms) => decide(dms.logits(q.clone(), resid).0),
+                None => (Vec::new(), None),
             };
-            return Qkv { q, k, v, decisions };
+            return Qkv {
+                q,
+                k,
+                v,
+                decisions,
+                pending,
+            };
         }
         let qkv = match bias {
             Some(b) => qkv + b.clone().unsqueeze::<2>(),
@@ -150,15 +175,27 @@ impl<B: AttentionBackend> Attention<B> {
                 k: rope.apply(k),
                 v,
                 decisions: Vec::new(),
+                pending: None,
             };
         };
         let (logits, q) = dms.logits(q, resid);
+        let (decisions, pending) = decide(logits);
         Qkv {
             q: dms.after_rope(rope.apply(q)),
             k: rope.apply(k),
             v,
-            decisions: dms.decisions(logits),
+            decisions,
+            pending,
         }
+    }
+
+    /// [`DmsHead::decide`] of this layer's head (`None` without DMS).
+    ///
+    /// # Shapes
+    /// `values`: `[n, n_kv_heads]` decision logits, row-major.
+    pub fn decide(&self, values: &[f32]) -> Option<Vec<bool>> {
+        let dms = self.dms.as_ref()?;
+        Some(dms.decide(values, self.heads.n_kv_heads))
     }
 
     /// Dense causal attention over the `t` tokens of a fresh sequence, and
@@ -184,7 +221,9 @@ impl<B: AttentionBackend> Attention<B> {
             head_dim,
         } = self.heads;
         let [t, _] = x.dims();
-        let Qkv { q, k, v, decisions } = self.project(x, resid, rope);
+        let Qkv {
+            q, k, v, decisions, ..
+        } = self.project(x, resid, rope, false);
         let k = k.swap_dims(0, 1);
         let v = v.swap_dims(0, 1);
         if !store.policy().is_dense() {
@@ -221,13 +260,50 @@ impl<B: AttentionBackend> Attention<B> {
         layer: usize,
         seqs: &[SeqId],
     ) -> Tensor<B, 2> {
+        self.decode_deferred(x, resid, rope, store, layer, seqs, false)
+            .0
+    }
+
+    /// [`decode`](Self::decode); with `defer` on a backend that
+    /// [defers DMS decisions](AttentionBackend::defers_dms_decisions) under
+    /// the DMS policy, the store places the new entries with the flags of
+    /// earlier tokens and the step's decision logits (`[batch, n_kv_heads]`)
+    /// come back unread, for [`decide`](Self::decide) and
+    /// `KvStore::decide_decoded` after the step.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "decode's arguments plus the deferral"
+    )]
+    pub fn decode_deferred(
+        &self,
+        x: Tensor<B, 2>,
+        resid: Tensor<B, 2>,
+        rope: &RopeTables<B>,
+        store: &mut KvStore,
+        layer: usize,
+        seqs: &[SeqId],
+        defer: bool,
+    ) -> (Tensor<B, 2>, Option<Tensor<B, 2>>) {
         let Heads {
             n_heads, head_dim, ..
         } = self.heads;
         let [batch, _] = x.dims();
-        let Qkv { q, k, v, decisions } = self.project(x, resid, rope);
+        let defer = defer
+            && self.dms.is_some()
+            && B::defers_dms_decisions()
+            && matches!(store.policy(), crate::kv::ResolvedPolicy::Dms(_));
+        let Qkv {
+            q,
+            k,
+            v,
+            decisions,
+            pending,
+        } = self.project(x, resid, rope, defer);
         let out = B::policy_decode(store, layer, seqs, q, k, v, self.scale(), &decisions);
-        self.o.forward(out.reshape([batch, n_heads * head_dim]))
+        (
+            self.o.forward(out.reshape([batch, n_heads * head_dim])),
+            pending,
+        )
     }
 }
 
@@ -355,7 +431,7 @@ mod tests {
 
     fn q_of(a: &Attention<B>, x: &Tensor<B, 2>, positions: &[usize]) -> (Vec<f32>, Vec<bool>) {
         let rope = Rope::new(&config()).tables::<B>(positions, &Default::default());
-        let qkv = a.project(x.clone(), x.clone(), &rope);
+        let qkv = a.project(x.clone(), x.clone(), &rope, false);
         let q = qkv.q.into_data().into_vec::<f32>().expect("f32");
         (q, qkv.decisions)
     }

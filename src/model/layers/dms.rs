@@ -198,11 +198,18 @@ impl<B: Backend> DmsHead<B> {
     /// # Shapes
     /// `logits`: `[n, kv_heads]`; returns `[n, kv_heads]`, row-major.
     pub fn decisions(&self, logits: Tensor<B, 2>) -> Vec<bool> {
+        let [_, kv_heads] = logits.dims();
+        self.decide(&crate::profile::read_back(logits), kv_heads)
+    }
+
+    /// [`decisions`](Self::decisions) from logits already on the host.
+    ///
+    /// # Shapes
+    /// `values`: `[n, kv_heads]`, row-major; returns the same shape.
+    pub fn decide(&self, values: &[f32], kv_heads: usize) -> Vec<bool> {
         let per_layer = match self {
             Self::Neuron { per_layer, .. } | Self::Adapter { per_layer, .. } => *per_layer,
         };
-        let [_, kv_heads] = logits.dims();
-        let values = crate::profile::read_back(logits);
         values
             .chunks(kv_heads)
             .flat_map(|row| {
