@@ -306,3 +306,81 @@ fn wgpu_dms_decode_reads_back_once_per_step() {
         }
     }
 }
+
+/// The continuous-batching scheduler on the wgpu device store: several
+/// requests of different prompts and widths, fewer sequences in flight than
+/// they have samples in all (so requests join and leave a running batch),
+/// give the CPU's tokens and counted reads, dense and DMS.
+#[test]
+fn wgpu_continuous_batch_matches_cpu_tokens() {
+    let _device = device_lock();
+    use hyperscale::generate::{Completion, SchedulerOptions, generate_continuous};
+    use hyperscale::kv::{CachePolicy, KvStore};
+
+    fn run(m: &LoadedModel, mut store: KvStore, requests: &[Request]) -> Vec<Completion> {
+        let mut done = Vec::new();
+        generate_continuous(
+            m,
+            &m.tokenizer,
+            &mut store,
+            requests.to_vec(),
+            SchedulerOptions {
+                max_sequences: 4,
+                kv_memory: None,
+            },
+            |_| {},
+            |c| done.extend(c),
+        );
+        done.sort_by_key(|c| (c.request, c.sample));
+        done
+    }
+    // Three prompts, W = 1, 3, 2 (6 samples for 4 places), and their
+    // lengths differ so the samples end at different steps.
+    let requests: Vec<Request> = [(7usize, 1usize, 9usize), (19, 3, 14), (12, 2, 11)]
+        .iter()
+        .enumerate()
+        .map(|(r, &(len, samples, max_tokens))| Request {
+            prompt: (0..len)
+                .map(|i| ((i * 41 + r * 97) % 450 + 3) as u32)
+                .collect(),
+            samples,
+            first_sample: 0,
+            max_tokens,
+            sampling: SamplingParams {
+                temperature: 0.0,
+                ..SamplingParams::default()
+            },
+            stop: StopCriteria::default(),
+        })
+        .collect();
+    let dms = CachePolicy::Dms {
+        window: None,
+        shifted: None,
+    };
+    for (name, policy) in [
+        ("tiny-qwen3", None),
+        ("tiny-qwen3-dms-adapter", Some(&dms)),
+        ("tiny-qwen3-dms-neuron", Some(&dms)),
+    ] {
+        let cpu = LoadedModel::load(&fixture(name), DeviceKind::Cpu).expect("cpu model");
+        let gpu = LoadedModel::load(&fixture(name), DeviceKind::Wgpu).expect("wgpu model");
+        let store = |m: &LoadedModel| match policy {
+            Some(p) => m.policy_store(p).expect("dms store"),
+            None => m.new_store(),
+        };
+        let on_cpu = run(&cpu, store(&cpu), &requests);
+        let on_gpu = run(&gpu, store(&gpu), &requests);
+        assert_eq!(on_cpu.len(), 6, "{name}: every sample completes");
+        assert_eq!(on_gpu.len(), 6, "{name}: every sample completes");
+        for (c, g) in on_cpu.iter().zip(&on_gpu) {
+            let id = (c.request, c.sample);
+            assert_eq!(id, (g.request, g.sample), "{name}: same samples");
+            assert_eq!(c.token_ids, g.token_ids, "{name}: tokens of {id:?}");
+            assert_eq!(
+                (c.kv.decode_reads, &c.kv.row_len),
+                (g.kv.decode_reads, &g.kv.row_len),
+                "{name}: reads and rows of {id:?}"
+            );
+        }
+    }
+}
