@@ -46,6 +46,10 @@ pub struct BlockWeight {
     /// integer kernel of [`super::q8act`] (`--decode-weights q8act`)
     /// instead of this module's exact f32 one.
     pub int8_activations: bool,
+    /// With [`BlockWeight::int8_activations`], the whole 8-row groups in
+    /// [`super::q8act_interleaved`]'s layout (Q4_0, Q4_1, Q8_0), built
+    /// once at load; the q8act SIMD kernels read it instead of `bytes`.
+    pub interleaved: Option<Arc<super::q8act_interleaved::Interleaved>>,
 }
 
 impl BlockWeight {
@@ -81,6 +85,7 @@ impl BlockWeight {
             cols,
             bytes: Arc::new(bytes),
             int8_activations: false,
+            interleaved: None,
         })
     }
 
@@ -88,6 +93,11 @@ impl BlockWeight {
     /// ([`BlockWeight::int8_activations`]).
     pub fn with_int8_activations(mut self, on: bool) -> Self {
         self.int8_activations = on;
+        self.interleaved = if on {
+            super::q8act_interleaved::Interleaved::new(&self).map(Arc::new)
+        } else {
+            None
+        };
         self
     }
 

@@ -9,3 +9,4 @@ pub mod flex_ops;
 pub mod gemv;
 pub mod isa;
 pub mod q8act;
+pub mod q8act_interleaved;

@@ -41,6 +41,11 @@
 //! (`tests::error_is_within_the_activation_rounding_bound`).
 //!
 //! # Speed
+//! Weights with [`BlockWeight::interleaved`] (Q4_0 / Q4_1 / Q5_0 / Q8_0
+//! loaded for q8act) run their whole 8-row groups on the SIMD paths in
+//! [`super::q8act_interleaved`]'s layout: eight weight rows per vector
+//! lane set, no horizontal sums, the same integers and f32 operations. The
+//! rest (tail rows, K-quants, the portable path) run as follows.
 //! The eight accumulators let the f32 part run in vectors both ways: one
 //! activation row takes eight consecutive sub-blocks per vector (their
 //! integer dots reduced together), and eight activation rows take one
@@ -116,6 +121,7 @@ impl IntPath {
                 Isa::Avx2.runs_here()
                     && std::arch::is_x86_feature_detected!("avx512f")
                     && std::arch::is_x86_feature_detected!("avx512vl")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
                     && std::arch::is_x86_feature_detected!("avx512vnni")
             }
             #[cfg(not(target_arch = "x86_64"))]
@@ -323,10 +329,56 @@ pub fn gemv_quantized(
         .for_each(|(t, chunk)| {
             let o0 = t * TASK_ROWS;
             let count = chunk.len() / n;
-            let wrows = &w.bytes[o0 * row_bytes..(o0 + count) * row_bytes];
-            weight_rows(path, w.kind, wrows, row_bytes, rows, chunk);
+            // Whole 8-row groups from the interleaved layout, the rest
+            // (and the portable path) row by row: the same arithmetic.
+            let grouped = interleaved_rows(path, w, o0, count, rows, chunk);
+            let wrows = &w.bytes[(o0 + grouped) * row_bytes..(o0 + count) * row_bytes];
+            weight_rows(
+                path,
+                w.kind,
+                wrows,
+                row_bytes,
+                rows,
+                &mut chunk[grouped * n..],
+            );
         });
     gemv::finish(yt, out, n, bias)
+}
+
+/// The outputs of weight rows `o0 .. o0 + count` that `w`'s interleaved
+/// layout holds in whole groups, into `yt[k·n + r]` (`k` from `o0`), on
+/// `path`'s SIMD kernels; returns how many rows (0 on the portable path
+/// or without the layout). `o0` is a multiple of the group size.
+fn interleaved_rows(
+    path: IntPath,
+    w: &BlockWeight,
+    o0: usize,
+    count: usize,
+    rows: &QuantRows,
+    yt: &mut [f32],
+) -> usize {
+    use super::q8act_interleaved::LANES;
+    let Some(il) = w.interleaved.as_deref() else {
+        return 0;
+    };
+    debug_assert_eq!(o0 % LANES, 0);
+    let groups = il.groups.saturating_sub(o0 / LANES).min(count / LANES);
+    let n = rows.n;
+    let yt = &mut yt[..groups * LANES * n];
+    match path {
+        _ if groups == 0 => {}
+        // SAFETY (both): the caller checked that the CPU runs `path`.
+        #[cfg(target_arch = "x86_64")]
+        IntPath::Avx2 => unsafe {
+            super::q8act_interleaved::x86::groups_avx2(il, o0 / LANES, rows, yt)
+        },
+        #[cfg(target_arch = "x86_64")]
+        IntPath::Vnni => unsafe {
+            super::q8act_interleaved::x86::groups_vnni(il, o0 / LANES, rows, yt)
+        },
+        _ => return 0,
+    }
+    groups * LANES
 }
 
 /// `yt[k·n + r]` for weight rows `k` of `wrows` (`row_bytes` each) and
@@ -949,7 +1001,9 @@ mod tests {
             }
             bytes.extend(blk);
         }
-        BlockWeight::new(kind, rows, cols, bytes).unwrap()
+        BlockWeight::new(kind, rows, cols, bytes)
+            .unwrap()
+            .with_int8_activations(true)
     }
 
     /// Activations with a few outliers per row, as real hidden states have.
@@ -1152,9 +1206,19 @@ mod tests {
             let x = random_x(n, inp, &mut rng);
             let b: Vec<f32> = (0..out).map(|_| rng.random_range(-1.0..1.0)).collect();
             let want = gemv_q8act_with(IntPath::Portable, &w, &x, n, Some(&b));
+            // Q4_0 / Q4_1 / Q8_0 with 8 rows or more have the interleaved
+            // layout; the row kernels without it must agree too.
+            let layout = super::super::q8act_interleaved::Interleaved::reads(kind) && out >= 8;
+            assert_eq!(w.interleaved.is_some(), layout, "{kind}");
+            let rowwise = BlockWeight {
+                interleaved: None,
+                ..w.clone()
+            };
             for path in IntPath::supported() {
                 let got = gemv_q8act_with(path, &w, &x, n, Some(&b));
                 assert_eq!(bits(&got), bits(&want), "{path:?} {kind} n={n}");
+                let got = gemv_q8act_with(path, &rowwise, &x, n, Some(&b));
+                assert_eq!(bits(&got), bits(&want), "{path:?} {kind} n={n} row kernels");
                 // Each row alone, and the rows in reverse order.
                 for r in 0..n {
                     let alone = gemv_q8act_with(path, &w, &x[r * inp..(r + 1) * inp], 1, Some(&b));
