@@ -345,7 +345,7 @@ mod tests {
     /// The top-p shortcut over the candidates gives the full ranking's
     /// distribution bit for bit (same ids, same f64 probabilities) on
     /// realistic logits — SmolLM2-sized vocabulary, peaked and flat rows,
-    /// ties, temperatures from 0.05 to 2 and nuclei up to 1 − 1e-12 — and
+    /// ties, temperatures from 0.05 to 2 and nuclei up to 1 − 1e-7 — and
     /// steps aside (full ranking) on NaN and infinite logits.
     #[test]
     fn top_p_over_candidates_equals_the_full_ranking() {
