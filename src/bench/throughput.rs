@@ -632,8 +632,8 @@ mod tests {
                 assert_eq!(tx.blocks, ty.blocks, "{what}: the copy owns its blocks");
                 assert_eq!(tx.decode_reads, ty.decode_reads, "{what}");
                 if step < 6 {
-                    let lx = model.decode(&mut twice, &a, &tokens);
-                    let ly = model.decode(&mut copied, &b, &tokens);
+                    let lx = Decoder::decode(&model, &mut twice, &a, &tokens);
+                    let ly = Decoder::decode(&model, &mut copied, &b, &tokens);
                     assert_eq!(lx, ly, "{what}");
                 }
             }
