@@ -76,77 +76,9 @@ pub fn check_sampling(temperature: f64, top_p: f64) -> Result<(), SamplingError>
 /// The distribution actually sampled from after temperature, top-k and top-p:
 /// `(token id, probability)` sorted by probability descending (ties: lower id
 /// first), probabilities renormalised to sum to 1.
-///
-/// With top-p (and no top-k) only the tokens whose weight can count are
-/// ranked ([`nucleus_of_candidates`]); the result is the full ranking's bit
-/// for bit, and the full ranking is used whenever that cannot be shown.
 pub fn filtered_distribution(logits: &[f32], params: &SamplingParams) -> Vec<(u32, f64)> {
     let t = f64::from(params.temperature.max(f32::MIN_POSITIVE));
-    if params.top_p < 1.0
-        && params.top_k == 0
-        && let Some(d) = nucleus_of_candidates(logits, t, params.top_p)
-    {
-        return d;
-    }
-    weigh(logits, &ranked(logits, params.top_k), t, params.top_p, true)
-        .expect("a complete ranking always gives a distribution")
-}
-
-/// `exp(x)` for `x` below this is under `e^-40 ≈ 4.2e-18`, less than half
-/// an ulp of any `f64` ≥ 1 (`2^-53 ≈ 1.1e-16`).
-const NEGLIGIBLE_EXPONENT: f64 = -40.0;
-
-/// The top-p distribution from only the tokens whose weight
-/// `exp((l − max) / t)` is at least `e^-40`; `None` when that is not
-/// provably the full ranking's result (a NaN or infinite logit, or a
-/// nucleus that would need the rest).
-///
-/// Why it is the same bit for bit: the weight is monotone in the logit, so
-/// the candidates are a prefix of the full ranking, in the same order. The
-/// full ranking sums weights in that order starting with the largest, whose
-/// weight is exactly 1, so its running sum is ≥ 1 when the first
-/// non-candidate comes, and each later weight (< half an ulp of the sum)
-/// leaves the sum unchanged when added: the total — hence every normalised
-/// probability, the cumulative sums, the cut and the renormalisation — is
-/// the same as over the candidates alone, provided the cut falls inside
-/// them (checked).
-fn nucleus_of_candidates(logits: &[f32], t: f64, top_p: f32) -> Option<Vec<(u32, f64)>> {
-    let mut max = f32::NEG_INFINITY;
-    for &x in logits {
-        if x.is_nan() {
-            return None;
-        }
-        if x > max {
-            max = x;
-        }
-    }
-    if !max.is_finite() {
-        return None;
-    }
-    let m = f64::from(max);
-    let ids: Vec<u32> = logits
-        .iter()
-        .enumerate()
-        .filter(|&(_, &x)| (f64::from(x) - m) / t >= NEGLIGIBLE_EXPONENT)
-        .map(|(id, _)| id as u32)
-        .collect();
-    let mut keys: Vec<u64> = ids.iter().map(|&id| key(id, logits[id as usize])).collect();
-    keys.sort_unstable();
-    let order: Vec<u32> = keys.into_iter().map(|k| k as u32).collect();
-    weigh(logits, &order, t, top_p, false)
-}
-
-/// Softmax at temperature `t` over the tokens of `order` (ranked, largest
-/// logit first), then the top-p cut and renormalisation. `complete`: `order`
-/// holds every token, so a cumulative sum that never reaches `top_p` keeps
-/// them all; otherwise that case is `None`.
-fn weigh(
-    logits: &[f32],
-    order: &[u32],
-    t: f64,
-    top_p: f32,
-    complete: bool,
-) -> Option<Vec<(u32, f64)>> {
+    let order = ranked(logits, params.top_k);
     let max = f64::from(logits[order[0] as usize]);
     let mut probs: Vec<(u32, f64)> = order
         .iter()
@@ -154,40 +86,21 @@ fn weigh(
         .collect();
     let total: f64 = probs.iter().map(|p| p.1).sum();
     probs.iter_mut().for_each(|p| p.1 /= total);
-    if top_p < 1.0 {
+    if params.top_p < 1.0 {
         let mut cumulative = 0.0;
-        let mut keep = None;
+        let mut keep = probs.len();
         for (i, p) in probs.iter().enumerate() {
             cumulative += p.1;
-            if cumulative >= f64::from(top_p) {
-                keep = Some(i + 1);
+            if cumulative >= f64::from(params.top_p) {
+                keep = i + 1;
                 break;
             }
         }
-        let keep = match keep {
-            Some(k) => k,
-            None if complete => probs.len(),
-            None => return None,
-        };
         probs.truncate(keep);
         let total: f64 = probs.iter().map(|p| p.1).sum();
         probs.iter_mut().for_each(|p| p.1 /= total);
     }
-    Some(probs)
-}
-
-/// Sort key of token `id` with logit `x`: ascending keys are logits
-/// descending (`f32::total_cmp`), ties by id ascending.
-fn key(id: u32, x: f32) -> u64 {
-    let bits = x.to_bits();
-    // Ascending in total_cmp order: flip negatives, set the sign of
-    // non-negatives.
-    let ascending = if bits >> 31 == 1 {
-        !bits
-    } else {
-        bits | 0x8000_0000
-    };
-    (u64::from(!ascending) << 32) | u64::from(id)
+    probs
 }
 
 /// Token ids by logit descending (`f32::total_cmp`), ties by id ascending;
@@ -201,7 +114,17 @@ fn ranked(logits: &[f32], top_k: usize) -> Vec<u32> {
     let mut keys: Vec<u64> = logits
         .iter()
         .enumerate()
-        .map(|(id, &x)| key(id as u32, x))
+        .map(|(id, x)| {
+            let bits = x.to_bits();
+            // Ascending in total_cmp order: flip negatives, set the sign of
+            // non-negatives.
+            let ascending = if bits >> 31 == 1 {
+                !bits
+            } else {
+                bits | 0x8000_0000
+            };
+            (u64::from(!ascending) << 32) | id as u64
+        })
         .collect();
     if top_k > 0 && top_k < keys.len() {
         keys.select_nth_unstable(top_k - 1);
@@ -339,49 +262,6 @@ mod tests {
                 want.truncate(top_k);
             }
             assert_eq!(ranked(&logits, top_k), want, "top_k {top_k}");
-        }
-    }
-
-    /// The top-p shortcut over the candidates gives the full ranking's
-    /// distribution bit for bit (same ids, same f64 probabilities) on
-    /// realistic logits — SmolLM2-sized vocabulary, peaked and flat rows,
-    /// ties, temperatures from 0.05 to 2 and nuclei up to 1 − 1e-7 — and
-    /// steps aside (full ranking) on NaN and infinite logits.
-    #[test]
-    fn top_p_over_candidates_equals_the_full_ranking() {
-        let mut rng = ChaCha8Rng::seed_from_u64(11);
-        let mut uniform = move || (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        for case in 0..60 {
-            let vocab = if case % 3 == 0 { 49_152 } else { 2_000 };
-            let spread = [1.0, 4.0, 12.0, 30.0][case % 4];
-            let mut logits: Vec<f32> = (0..vocab)
-                .map(|_| ((uniform() - 0.5) * spread) as f32)
-                .collect();
-            // A few peaked tokens, and exact ties among them.
-            for i in 0..5 {
-                logits[(i * 37) % vocab] = (spread * 0.8) as f32;
-            }
-            logits[vocab / 2] = (spread * (0.5 + uniform())) as f32;
-            if case % 10 == 9 {
-                logits[3] = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY][case % 3];
-            }
-            for temperature in [0.05f32, 0.6, 1.0, 2.0] {
-                for top_p in [0.1f32, 0.5, 0.95, 0.999, 1.0 - 1e-7] {
-                    let p = params(temperature, top_p, 0);
-                    let t = f64::from(temperature);
-                    let full = weigh(&logits, &ranked(&logits, 0), t, top_p, true).unwrap();
-                    let fast = filtered_distribution(&logits, &p);
-                    assert_eq!(
-                        fast.len(),
-                        full.len(),
-                        "case {case} T {temperature} p {top_p}"
-                    );
-                    for (a, b) in fast.iter().zip(&full) {
-                        assert_eq!(a.0, b.0, "case {case} T {temperature} p {top_p}");
-                        assert_eq!(a.1.to_bits(), b.1.to_bits(), "case {case}");
-                    }
-                }
-            }
         }
     }
 
