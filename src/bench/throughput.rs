@@ -3,22 +3,35 @@
 //! memory**.
 //!
 //! Each side (dense, then the policy) fills a KV memory of `kv_memory`
-//! bytes with as many sequences of `context` positions (distinct prompts)
-//! as fit, and decodes them together. How many fit is measured, not
-//! estimated: a probe sequence is prefilled and decoded exactly as a
-//! benchmarked one will be (prompt of `context − decoded` tokens, then the
-//! warm-up and timed steps, so it ends at `context` positions), and the
-//! store's resident entries then (× `2 × head_dim × 4` bytes, Quest page
-//! bounds included) are the bytes one sequence needs; `⌊kv_memory / that⌋`
-//! sequences run. After the run the store's resident bytes are read again
-//! and reported ([`ThroughputSide::kv_bytes_resident`]), so a policy whose
-//! size varies per prompt (DMS) shows whether it stayed inside the memory.
-//! The transient memory of prefilling one prompt (sequences are prefilled
-//! one at a time) is outside the budget, as in a serving engine.
+//! bytes with as many sequences of `context` positions as fit, and decodes
+//! them together. How many fit is measured, not estimated: a probe
+//! sequence is prefilled and decoded exactly as a benchmarked one will be
+//! (prompt of `context − decoded` tokens, then the warm-up and timed steps,
+//! so it ends at `context` positions), and the store's resident entries it
+//! added (× `2 × head_dim × 4` bytes, Quest page bounds included) are the
+//! bytes one sequence needs; `⌊kv_memory / that⌋` sequences run. After the
+//! run the store's resident bytes are read again and reported
+//! ([`ThroughputSide::kv_bytes_resident`]), so a policy whose size varies
+//! per prompt (DMS) shows whether it stayed inside the memory. The
+//! transient memory of prefilling one prompt is outside the budget, as in a
+//! serving engine.
+//!
+//! How the sequences get their KV ([`ThroughputConfig::distinct_prompts`]):
+//! by default each side prefills one prompt once and every other sequence
+//! (the probe included) is a [`KvStore::copy_sequence`] of it — its own
+//! blocks, entries and policy state, not shared ones — so the store counts
+//! and the kernels read each sequence's entries exactly as for prompts
+//! prefilled one by one, at the cost of one prefill per side (16 384
+//! positions: two prefills instead of ten or more). With `distinct_prompts`
+//! every sequence (and the probe, in a store of its own) prefills its own
+//! prompt, so a policy whose size depends on the prompt (DMS) varies per
+//! sequence as it would in service.
 //!
 //! Dense and the policy decode in alternated rounds (the order flips every
 //! round, so a drift of the machine's speed hits both), and every figure is
-//! the median over rounds. Tokens/s count one token per sequence per step.
+//! the median over rounds. Tokens/s count one token per sequence per step;
+//! each sequence decodes its own token, so copies diverge from the first
+//! step.
 
 use std::fmt;
 use std::time::Instant;
@@ -49,6 +62,10 @@ pub struct ThroughputConfig {
     pub warmup_steps: usize,
     /// Seed of the prompt ids (sequence `i` uses `seed + i`).
     pub seed: u64,
+    /// Prefill a distinct prompt for every sequence instead of copying one
+    /// prefilled prompt's KV (see the module docs).
+    #[serde(default)]
+    pub distinct_prompts: bool,
 }
 
 impl ThroughputConfig {
@@ -140,6 +157,8 @@ struct Running {
     seqs: Vec<SeqId>,
     tokens: Vec<u32>,
     per_sequence: u64,
+    /// The KV memory the side filled.
+    kv_memory: u64,
     rounds: Vec<f64>,
     step_s: Vec<f64>,
     reads: Vec<f64>,
@@ -171,35 +190,60 @@ fn prefill<M: Decoder>(
 }
 
 /// Measured KV bytes of one sequence of `config.context` positions under
-/// `policy`: a probe prefilled and decoded as a benchmarked one will be.
+/// `policy`: a probe prefilled (or copied from `source`, a prefilled
+/// sequence of `store`) and decoded as a benchmarked one will be, then
+/// released. The store's resident entries it added are its bytes.
 fn probe<M: Decoder>(
     model: &M,
-    new_store: &dyn Fn(&CachePolicy) -> Result<KvStore, KvError>,
-    policy: &CachePolicy,
+    store: &mut KvStore,
+    source: Option<SeqId>,
     config: &ThroughputConfig,
-) -> Result<u64, ThroughputError> {
-    let mut store = new_store(policy).map_err(|source| ThroughputError::Store {
-        policy: name(policy),
-        source,
-    })?;
-    let seq = prefill(model, &mut store, 0, config);
+) -> u64 {
+    let before = store.store_stats().resident;
+    let seq = match source {
+        Some(s) => store.copy_sequence(s),
+        None => prefill(model, store, 0, config),
+    };
     let token = prompt_ids(1, model.vocab_size(), config.seed ^ 0xA5A5);
     for _ in 0..config.decoded() {
-        std::hint::black_box(model.decode(&mut store, &[seq], &token));
+        std::hint::black_box(model.decode(store, &[seq], &token));
     }
-    Ok(store.store_stats().resident * entry_bytes(model))
+    let bytes = (store.store_stats().resident - before) * entry_bytes(model);
+    store.release(seq);
+    bytes
 }
 
 impl Running {
-    /// Fill `kv_memory` with sequences of `policy` and warm them up.
+    /// Measure one sequence's bytes under `policy`, fill `kv_memory`
+    /// (`None`: those bytes, one sequence) with as many sequences as fit and
+    /// warm them up.
     fn fill<M: Decoder>(
         model: &M,
         new_store: &dyn Fn(&CachePolicy) -> Result<KvStore, KvError>,
         policy: CachePolicy,
-        per_sequence: u64,
-        kv_memory: u64,
+        kv_memory: Option<u64>,
         config: &ThroughputConfig,
+        progress: &mut dyn FnMut(&str),
     ) -> Result<Self, ThroughputError> {
+        let store_for = |policy: &CachePolicy| {
+            new_store(policy).map_err(|source| ThroughputError::Store {
+                policy: name(policy),
+                source,
+            })
+        };
+        let mut store = store_for(&policy)?;
+        let (per_sequence, source) = if config.distinct_prompts {
+            progress(&format!(
+                "measuring one {} sequence's KV bytes",
+                name(&policy)
+            ));
+            (probe(model, &mut store_for(&policy)?, None, config), None)
+        } else {
+            progress(&format!("prefilling one {} sequence", name(&policy)));
+            let source = prefill(model, &mut store, 0, config);
+            (probe(model, &mut store, Some(source), config), Some(source))
+        };
+        let kv_memory = kv_memory.unwrap_or(per_sequence);
         let n = (kv_memory / per_sequence.max(1)) as usize;
         if n == 0 {
             return Err(ThroughputError::MemoryTooSmall {
@@ -209,13 +253,20 @@ impl Running {
                 per_sequence,
             });
         }
-        let mut store = new_store(&policy).map_err(|source| ThroughputError::Store {
-            policy: name(&policy),
-            source,
-        })?;
-        let seqs: Vec<SeqId> = (0..n)
-            .map(|i| prefill(model, &mut store, i as u64, config))
-            .collect();
+        let seqs: Vec<SeqId> = match source {
+            Some(source) => {
+                progress(&format!("copying it into {n} sequences"));
+                std::iter::once(source)
+                    .chain((1..n).map(|_| store.copy_sequence(source)))
+                    .collect()
+            }
+            None => {
+                progress(&format!("prefilling {n} {} sequences", name(&policy)));
+                (0..n)
+                    .map(|i| prefill(model, &mut store, i as u64, config))
+                    .collect()
+            }
+        };
         let tokens = prompt_ids(n, model.vocab_size(), config.seed ^ 0xA5A5);
         for _ in 0..config.warmup_steps {
             std::hint::black_box(model.decode(&mut store, &seqs, &tokens));
@@ -226,6 +277,7 @@ impl Running {
             seqs,
             tokens,
             per_sequence,
+            kv_memory,
             rounds: Vec::new(),
             step_s: Vec::new(),
             reads: Vec::new(),
@@ -285,7 +337,9 @@ impl Running {
 }
 
 /// Run dense and `config.policy` at equal KV memory; `progress` gets a
-/// line per phase (prefills take minutes at long contexts).
+/// line per phase (prefills take minutes at long contexts). Dense fills its
+/// side first, so its measured bytes are the memory when
+/// `config.kv_memory` is `None`.
 ///
 /// `new_store` makes an empty store running a policy (DMS fields from the
 /// model); `weight_bytes_per_step` is what one decode step streams.
@@ -308,30 +362,24 @@ pub fn run_throughput_bench<M: Decoder>(
             decoded: config.decoded(),
         });
     }
-    let dense = CachePolicy::Dense {};
-    progress("measuring one dense sequence's KV bytes");
-    let dense_bytes = probe(model, new_store, &dense, config)?;
-    progress(&format!(
-        "measuring one {} sequence's KV bytes",
-        name(&config.policy)
-    ));
-    let policy_bytes = probe(model, new_store, &config.policy, config)?;
-    let kv_memory = config.kv_memory.unwrap_or(dense_bytes);
-    progress("prefilling the dense side");
-    let mut sides = [
-        Running::fill(model, new_store, dense, dense_bytes, kv_memory, config)?,
-        {
-            progress(&format!("prefilling the {} side", name(&config.policy)));
-            Running::fill(
-                model,
-                new_store,
-                config.policy.clone(),
-                policy_bytes,
-                kv_memory,
-                config,
-            )?
-        },
-    ];
+    let dense = Running::fill(
+        model,
+        new_store,
+        CachePolicy::Dense {},
+        config.kv_memory,
+        config,
+        &mut progress,
+    )?;
+    let kv_memory = dense.kv_memory;
+    let policy = Running::fill(
+        model,
+        new_store,
+        config.policy.clone(),
+        Some(kv_memory),
+        config,
+        &mut progress,
+    )?;
+    let mut sides = [dense, policy];
     for r in 0..config.rounds {
         progress(&format!("round {}/{}", r + 1, config.rounds));
         let order = if r % 2 == 0 { [0, 1] } else { [1, 0] };
@@ -443,37 +491,49 @@ mod tests {
         assert!(parse_bytes("0").is_err());
     }
 
-    /// A 2-layer SmolLM2-shaped model: at equal memory a CR 4 TOVA cache
-    /// fits more sequences than dense, the JSON carries the documented
-    /// fields, and `ratio` is the quotient of the two sides' tokens/s.
-    #[test]
-    fn tova_fits_more_sequences_than_dense_at_equal_memory() {
-        let mut spec = SyntheticSpec::parse("synthetic:smollm2-135m")
-            .unwrap()
-            .unwrap();
+    /// A 2-layer model of a synthetic preset's shape (`+dms` for DMS).
+    fn small_model(name: &str) -> Transformer<Flex> {
+        let mut spec = SyntheticSpec::parse(name).unwrap().unwrap();
         spec.config.num_layers = 2;
         spec.config.vocab_size = 300;
-        let model: Transformer<Flex> = Transformer::load(
+        Transformer::load(
             &spec.config,
             &RandomWeights::new(&spec, 3),
             &Default::default(),
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    fn tova_cr(cr: f64) -> CachePolicy {
+        CachePolicy::Tova {
+            budget: Budget::Ratio { cr, min_tokens: 4 },
+            granularity: Default::default(),
+        }
+    }
+
+    /// A 2-layer SmolLM2-shaped model: at equal memory a CR 4 TOVA cache
+    /// fits more sequences than dense, the JSON carries the documented
+    /// fields, and `ratio` is the quotient of the two sides' tokens/s —
+    /// with copied KV (the default) and with distinct prompts alike.
+    #[test]
+    fn tova_fits_more_sequences_than_dense_at_equal_memory() {
+        for distinct_prompts in [false, true] {
+            tova_at_equal_memory(distinct_prompts);
+        }
+    }
+
+    fn tova_at_equal_memory(distinct_prompts: bool) {
+        let model = small_model("synthetic:smollm2-135m");
         let shape = model.kv_shape();
         let config = ThroughputConfig {
             kv_memory: None,
             context: 64,
-            policy: CachePolicy::Tova {
-                budget: Budget::Ratio {
-                    cr: 4.0,
-                    min_tokens: 4,
-                },
-                granularity: Default::default(),
-            },
+            policy: tova_cr(4.0),
             rounds: 3,
             steps: 2,
             warmup_steps: 1,
             seed: 0,
+            distinct_prompts,
         };
         let new_store = |p: &CachePolicy| KvStore::with_policy(shape, p, None);
         let report = run_throughput_bench(&model, 1000, &config, &new_store, |_| {}).unwrap();
@@ -507,5 +567,79 @@ mod tests {
             "{ratio} {quotient}"
         );
         assert!(report.to_string().contains("| tova | 4 |"), "{report}");
+    }
+
+    /// A copied sequence is counted and read as a prefilled one: for dense,
+    /// TOVA and DMS, a store holding a prefilled prompt and a copy of it
+    /// matches, step for step over several decode steps, a store where the
+    /// prompt was prefilled twice — same per-sequence counters (entries,
+    /// row lengths, positions, peak), same resident entries and decode reads
+    /// of the store, same logits bit for bit — and the copy owns its blocks
+    /// (nothing shared with the source).
+    #[test]
+    fn copied_sequence_counts_and_reads_as_a_prefilled_one() {
+        let dms = CachePolicy::Dms {
+            window: Some(4),
+            shifted: None,
+        };
+        for (model, policy) in [
+            ("synthetic:smollm2-135m", CachePolicy::Dense {}),
+            ("synthetic:smollm2-135m", tova_cr(4.0)),
+            ("synthetic:smollm2-135m+dms", dms),
+        ] {
+            let model = small_model(model);
+            let new_store =
+                || KvStore::with_policy(model.kv_shape(), &policy, model.dms_params()).unwrap();
+            let prompt = prompt_ids(70, model.vocab_size(), 11);
+            let mut twice = new_store();
+            let a = [twice.add_sequence(), twice.add_sequence()];
+            for &s in &a {
+                model.prefill(&mut twice, s, &prompt);
+            }
+            let mut copied = new_store();
+            let source = copied.add_sequence();
+            model.prefill(&mut copied, source, &prompt);
+            let b = [source, copied.copy_sequence(source)];
+            assert_eq!(copied.store_stats().cow_copies, 0);
+            let tokens = prompt_ids(2, model.vocab_size(), 5);
+            for step in 0..=6 {
+                let what = format!("{policy:?} after {step} decode steps");
+                for (&x, &y) in a.iter().zip(&b) {
+                    let (sx, sy) = (twice.stats(x), copied.stats(y));
+                    assert_eq!(sx.resident, sy.resident, "{what}");
+                    assert_eq!(sx.row_len, sy.row_len, "{what}");
+                    assert_eq!(sx.positions, sy.positions, "{what}");
+                    assert_eq!(sx.peak_resident, sy.peak_resident, "{what}");
+                    assert_eq!(sx.decode_reads, sy.decode_reads, "{what}");
+                    let row = |seq| crate::kv::RowId {
+                        seq,
+                        layer: 1,
+                        head: 2,
+                    };
+                    assert_eq!(
+                        twice.row_positions(row(x)).unwrap(),
+                        copied.row_positions(row(y)).unwrap(),
+                        "{what}"
+                    );
+                    assert_eq!(
+                        twice.read_row(row(x)).unwrap(),
+                        copied.read_row(row(y)).unwrap(),
+                        "{what}"
+                    );
+                }
+                let (tx, ty) = (twice.store_stats(), copied.store_stats());
+                assert_eq!(tx.resident, ty.resident, "{what}");
+                assert_eq!(tx.blocks, ty.blocks, "{what}: the copy owns its blocks");
+                assert_eq!(tx.decode_reads, ty.decode_reads, "{what}");
+                if step < 6 {
+                    let lx = Decoder::decode(&model, &mut twice, &a, &tokens);
+                    let ly = Decoder::decode(&model, &mut copied, &b, &tokens);
+                    assert_eq!(lx, ly, "{what}");
+                }
+            }
+            assert!(twice.stats(a[1]).prefill_reads > 0);
+            assert_eq!(copied.stats(b[1]).prefill_reads, 0, "a copy reads nothing");
+            copied.audit().unwrap();
+        }
     }
 }

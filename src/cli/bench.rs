@@ -23,7 +23,7 @@ pub enum BenchCommand {
     Parity(BenchParityArgs),
     /// Decode tokens/s of dense and `--policy` at equal KV memory: each
     /// fills `--kv-memory` with as many sequences of `--context` positions
-    /// (distinct prompts) as the store's measured bytes allow.
+    /// (each with its own KV) as the store's measured bytes allow.
     Throughput(BenchThroughputArgs),
 }
 
@@ -52,6 +52,10 @@ pub struct BenchThroughputArgs {
     pub json: Option<PathBuf>,
     #[command(flatten)]
     pub policy: PolicyArgs,
+    /// Prefill a distinct prompt for every sequence [default: prefill one
+    /// prompt per side and give every sequence its own copy of its KV].
+    #[arg(long)]
+    pub distinct_prompts: bool,
 }
 
 #[derive(Debug, Args)]

@@ -24,6 +24,7 @@ pub fn bench_throughput(
         steps: args.steps,
         warmup_steps: args.warmup,
         seed: 0,
+        distinct_prompts: args.distinct_prompts,
     };
     match SyntheticSpec::parse(&args.model.model.to_string_lossy()) {
         Some(spec) => {

@@ -61,6 +61,7 @@
 
 pub mod attention;
 mod audit;
+mod copy;
 pub mod cpu_kernel;
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 pub mod cube_kernel;

@@ -572,7 +572,7 @@ impl KvStore {
     }
 
     /// Apply payload copies wherever the payload lives.
-    fn apply_copies(&mut self, copies: &[SlotCopy]) {
+    pub(super) fn apply_copies(&mut self, copies: &[SlotCopy]) {
         match &mut self.payload {
             Payload::Host(h) => {
                 for c in copies {
