@@ -8,6 +8,8 @@ pub mod engine;
 pub mod sampling;
 pub mod scheduler;
 pub mod stop;
+#[cfg(test)]
+mod testing;
 
 pub use admission::request_bound;
 pub use engine::{

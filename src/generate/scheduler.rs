@@ -27,8 +27,8 @@
 //! at most under the store's policy) fit it; a request whose bound alone exceeds the
 //! budget runs when the batch is empty. The bounds never undershoot, so
 //! nothing is preempted. Not yet: chunked prefill (a long prompt is
-//! prefilled in one piece between two steps), tighter bounds for compressed
-//! policies (with preemption where a bound is a guess).
+//! prefilled in one piece between two steps), DMS at a guess (with
+//! preemption when the guess is wrong).
 
 use super::admission::request_bound;
 use super::engine::{Live, complete, decode_step, finished, prefill_request, start_samples};
