@@ -32,9 +32,10 @@
 //!   A budget that never binds (`keep(n) = n`) evicts nothing: the lower of
 //!   this and the never-evicting bound holds.
 //! - **DMS**: its evictions follow learned decisions, so it has no fixed
-//!   budget; the scheduler admits it at a guess ([`KeepRate`]) and preempts
-//!   when the guess was wrong (see [`super::scheduler`]).
-//!   [`request_bound`] gives it the worst case, `W × n` entries per row.
+//!   budget; [`request_bound`] gives it the worst case, `W × n` entries
+//!   per row. The scheduler admits it at a guess instead ([`dms_guess`]:
+//!   its positions to come × the measured [`KeepRate`]) and preempts when
+//!   the guess was wrong (see [`super::scheduler`]).
 //!
 //! Bytes are entries × [`KvStore::entry_bytes`].
 
@@ -81,6 +82,65 @@ pub fn request_bound(store: &KvStore, req: &Request) -> u64 {
         }
         ResolvedPolicy::Dms(_) => rows * (w * n).max(p),
     };
+    entries.saturating_mul(store.entry_bytes())
+}
+
+/// DMS's measured keep rate: entries kept per generated position, per KV
+/// row, summed over samples (the scheduler measures every sample of the
+/// run: each finished one before it is released, each live one now).
+/// A sample's entries now minus those it started with (what the prefill
+/// kept), over the positions it generated × rows; the entries its pending
+/// window holds count as kept, so early measures run high.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeepRate {
+    kept: i64,
+    positions: u64,
+}
+
+impl KeepRate {
+    /// A sample holding `now` entries (Σ over its rows) that started with
+    /// `start`, over `row_positions` generated positions × rows.
+    pub fn measured(now: u64, start: u64, row_positions: u64) -> Self {
+        Self {
+            kept: now as i64 - start as i64,
+            positions: row_positions,
+        }
+    }
+
+    pub fn add(&mut self, other: KeepRate) {
+        self.kept += other.kept;
+        self.positions += other.positions;
+    }
+
+    pub fn merged(mut self, other: KeepRate) -> Self {
+        self.add(other);
+        self
+    }
+
+    /// Entries kept per position, in [0, 1]; `prior` (1 if `None`) before
+    /// any position was measured.
+    pub fn rate(&self, prior: Option<f64>) -> f64 {
+        let r = if self.positions == 0 {
+            prior.unwrap_or(1.0)
+        } else {
+            self.kept as f64 / self.positions as f64
+        };
+        if r.is_finite() {
+            r.clamp(0.0, 1.0)
+        } else {
+            1.0
+        }
+    }
+}
+
+/// DMS's guess for a request not yet admitted: it holds nothing yet, and
+/// its positions to come (the prompt once, `L − 1` per sample) keep `rate`
+/// entries each, per row.
+pub fn dms_guess(store: &KvStore, req: &Request, rate: f64) -> u64 {
+    let shape = store.shape();
+    let rows = (shape.layers * shape.kv_heads) as f64;
+    let positions = req.prompt.len() + req.samples * req.max_tokens.saturating_sub(1);
+    let entries = (positions as f64 * rows * rate).ceil() as u64;
     entries.saturating_mul(store.entry_bytes())
 }
 

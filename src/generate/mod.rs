@@ -11,10 +11,10 @@ pub mod stop;
 #[cfg(test)]
 mod testing;
 
-pub use admission::request_bound;
+pub use admission::{KeepRate, dms_guess, request_bound};
 pub use engine::{
     Completion, Decoder, Request, TextDecoder, Timing, TokenEvent, attribute_step, generate,
 };
 pub use sampling::{Sampler, SamplingError, SamplingParams, check_sampling};
-pub use scheduler::{SchedulerOptions, generate_continuous};
+pub use scheduler::{SchedulerOptions, SchedulerStats, generate_continuous};
 pub use stop::{FinishReason, StopCriteria};
