@@ -8,11 +8,13 @@ pub mod engine;
 pub mod sampling;
 pub mod scheduler;
 pub mod stop;
+#[cfg(test)]
+mod testing;
 
-pub use admission::request_bound;
+pub use admission::{KeepRate, dms_guess, request_bound};
 pub use engine::{
     Completion, Decoder, Request, TextDecoder, Timing, TokenEvent, attribute_step, generate,
 };
 pub use sampling::{Sampler, SamplingError, SamplingParams, check_sampling};
-pub use scheduler::{SchedulerOptions, generate_continuous};
+pub use scheduler::{SchedulerOptions, SchedulerStats, generate_continuous};
 pub use stop::{FinishReason, StopCriteria};

@@ -27,25 +27,41 @@
 //! at most under the store's policy) fit it; a request whose bound alone exceeds the
 //! budget runs when the batch is empty. The bounds never undershoot, so
 //! nothing is preempted. Not yet: chunked prefill (a long prompt is
-//! prefilled in one piece between two steps), tighter bounds for compressed
-//! policies (with preemption where a bound is a guess).
+//! prefilled in one piece between two steps), DMS at a guess (with
+//! preemption when the guess is wrong).
 
-use super::admission::request_bound;
+use super::admission::{KeepRate, dms_guess, request_bound};
 use super::engine::{Live, complete, decode_step, finished, prefill_request, start_samples};
 use super::{Completion, Decoder, Request, TextDecoder, TokenEvent};
-use crate::kv::KvStore;
-use std::collections::BTreeMap;
+use crate::kv::{KvStore, SeqId};
+use std::collections::{BTreeMap, VecDeque};
 
-/// How many sequences may be in flight.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How many sequences may be in flight, and in how much KV memory.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SchedulerOptions {
     /// Sequences decoded together at most (≥ 1; 0 is taken as 1). A request
     /// wider than this runs alone.
     pub max_sequences: usize,
     /// Bytes of KV the requests in flight may hold together, each counted
-    /// at its [`request_bound`]; `None`: no limit. A request whose bound
-    /// alone exceeds it runs alone.
+    /// at its [`request_bound`] (DMS: at its guess, [`KeepRate`]); `None`:
+    /// no limit. A request whose bound alone exceeds it runs alone.
     pub kv_memory: Option<u64>,
+    /// DMS's keep rate (entries kept per position) assumed until one is
+    /// measured: `1 / CR` of the checkpoint's target; `None`: 1 (keeps
+    /// everything).
+    pub keep_prior: Option<f64>,
+}
+
+/// What the scheduler did besides decoding: the requests it preempted and
+/// the work it threw away with them (done again when they restarted).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SchedulerStats {
+    /// Requests preempted: their KV dropped, restarted later from scratch.
+    pub preemptions: u64,
+    /// Generated tokens thrown away by the preemptions (decoded again).
+    pub recomputed_tokens: u64,
+    /// Prompt tokens prefilled again.
+    pub recomputed_prompt_tokens: u64,
 }
 
 /// A request in flight: its completions so far and its own peak.
@@ -56,6 +72,11 @@ struct InFlight {
     live: usize,
     /// Its [`request_bound`], reserved while it is in flight.
     reserved: u64,
+    /// Admission order (a restarted request is admitted anew).
+    admitted: u64,
+    /// Entries (Σ over the rows) each of its samples held when it started:
+    /// what the prefill kept.
+    start_entries: u64,
     /// [`KvStore::group_peak`] of the request, read before each of its
     /// samples is released.
     peak: u64,
@@ -67,6 +88,7 @@ struct InFlight {
 /// completions (sorted by sample) to `on_done` when its last sample ends.
 /// `Completion::request` is the request's index in the stream. `store`
 /// holds the cache policy and must be empty and shaped for `model`.
+/// `on_token` sees a preempted request's tokens again when it restarts.
 pub fn generate_continuous<M: Decoder, T: TextDecoder>(
     model: &M,
     text: &T,
@@ -75,65 +97,210 @@ pub fn generate_continuous<M: Decoder, T: TextDecoder>(
     options: SchedulerOptions,
     mut on_token: impl FnMut(TokenEvent),
     mut on_done: impl FnMut(Vec<Completion>),
-) {
+) -> SchedulerStats {
     let max = options.max_sequences.max(1);
     let mut pending = requests.into_iter().enumerate().peekable();
+    // Preempted requests, to be admitted before `pending`, oldest first.
+    let mut front: VecDeque<(usize, Request)> = VecDeque::new();
     let mut live: Vec<Live> = Vec::new();
     let mut flight: BTreeMap<usize, InFlight> = BTreeMap::new();
-    // Σ request_bound of the requests in flight.
-    let mut reserved = 0u64;
+    let mut stats = SchedulerStats::default();
+    let mut admissions = 0u64;
+    // DMS keep rate measured on the samples that finished.
+    let mut finished_rate = KeepRate::default();
+    let dms = store.policy().needs_decisions();
     loop {
         // Retire and admit until neither changes the batch: a sample may
         // finish on its first token, before any decode step.
         loop {
-            reserved -= retire(&mut live, &mut flight, text, store, &mut on_done);
-            let Some((_, head)) = pending.peek() else {
+            retire(
+                &mut live,
+                &mut flight,
+                text,
+                store,
+                &mut on_done,
+                &mut finished_rate,
+            );
+            let Some(head) = front
+                .front()
+                .map(|(_, r)| r)
+                .or(pending.peek().map(|(_, r)| r))
+            else {
                 break;
             };
-            let bound = request_bound(store, head);
+            let (committed, bound) = if dms {
+                let rate = finished_rate
+                    .merged(live_rate(&live, &flight, store))
+                    .rate(options.keep_prior);
+                (
+                    dms_committed(&live, &flight, store, rate),
+                    dms_guess(store, head, rate).min(request_bound(store, head)),
+                )
+            } else {
+                let reserved: u64 = flight.values().map(|f| f.reserved).sum();
+                (reserved, request_bound(store, head))
+            };
             let fits = live.len() + head.samples <= max
                 && options
                     .kv_memory
-                    .is_none_or(|budget| reserved.saturating_add(bound) <= budget);
+                    .is_none_or(|budget| committed.saturating_add(bound) <= budget);
             if !live.is_empty() && !fits {
                 break;
             }
-            let (r, req) = pending.next().expect("peeked");
+            let (r, req) = front
+                .pop_front()
+                .or_else(|| pending.next())
+                .expect("peeked");
             if req.samples == 0 {
                 continue;
             }
             let (children, logits, prefill_seconds) = prefill_request(model, store, &req);
+            let start_entries = entries(store, children[0]);
             start_samples(r, &req, children, &logits, &mut live, &mut on_token);
-            reserved += bound;
+            admissions += 1;
             flight.insert(
                 r,
                 InFlight {
                     live: req.samples,
-                    reserved: bound,
+                    reserved: request_bound(store, &req),
+                    admitted: admissions,
+                    start_entries,
                     request: req,
                     prefill_seconds,
                     peak: 0,
                     done: Vec::new(),
                 },
             );
+            // The prompt alone may not fit beside the others: wait for a
+            // decode step before admitting again.
+            if preempt_over_budget(
+                &mut live,
+                &mut flight,
+                store,
+                &options,
+                &mut front,
+                &mut stats,
+            ) {
+                break;
+            }
         }
         if live.is_empty() {
             break; // nothing in flight, so nothing pending either
         }
         decode_step(model, store, &mut live, &mut on_token);
+        preempt_over_budget(
+            &mut live,
+            &mut flight,
+            store,
+            &options,
+            &mut front,
+            &mut stats,
+        );
     }
+    stats
+}
+
+/// Entries `seq` holds, summed over its rows.
+fn entries(store: &KvStore, seq: SeqId) -> u64 {
+    store.stats(seq).row_len.iter().map(|&n| u64::from(n)).sum()
+}
+
+/// The keep rate measured so far on the live samples.
+fn live_rate(live: &[Live], flight: &BTreeMap<usize, InFlight>, store: &KvStore) -> KeepRate {
+    let mut rate = KeepRate::default();
+    for s in live {
+        rate.add(sample_rate(s.seq, &flight[&s.request], store));
+    }
+    rate
+}
+
+/// What sample `seq` of `f` kept over the positions it generated.
+fn sample_rate(seq: SeqId, f: &InFlight, store: &KvStore) -> KeepRate {
+    let shape = store.shape();
+    let rows = (shape.layers * shape.kv_heads) as u64;
+    let generated = (store.position(seq) - f.request.prompt.len()) as u64;
+    KeepRate::measured(entries(store, seq), f.start_entries, generated * rows)
+}
+
+/// Bytes the DMS requests in flight hold now plus their guessed growth:
+/// each live sample's remaining positions (L − tokens so far) × rows ×
+/// `rate`.
+fn dms_committed(
+    live: &[Live],
+    flight: &BTreeMap<usize, InFlight>,
+    store: &KvStore,
+    rate: f64,
+) -> u64 {
+    let shape = store.shape();
+    let rows = (shape.layers * shape.kv_heads) as f64;
+    let remaining: usize = live
+        .iter()
+        .map(|s| {
+            flight[&s.request]
+                .request
+                .max_tokens
+                .saturating_sub(s.tokens.len())
+        })
+        .sum();
+    let growth = (remaining as f64 * rows * rate).ceil() as u64;
+    (store.store_stats().resident + growth) * store.entry_bytes()
+}
+
+/// While the store holds more than the budget and more than one request is
+/// in flight, preempt the most recently admitted: release its sequences,
+/// forget its samples (finished ones too) and put it back at the head of
+/// the queue, to restart from scratch. Returns whether it preempted.
+fn preempt_over_budget(
+    live: &mut Vec<Live>,
+    flight: &mut BTreeMap<usize, InFlight>,
+    store: &mut KvStore,
+    options: &SchedulerOptions,
+    front: &mut VecDeque<(usize, Request)>,
+    stats: &mut SchedulerStats,
+) -> bool {
+    let Some(budget) = options.kv_memory else {
+        return false;
+    };
+    let mut preempted = false;
+    while flight.len() > 1 && store.store_stats().resident * store.entry_bytes() > budget {
+        let r = *flight
+            .iter()
+            .max_by_key(|(_, f)| f.admitted)
+            .expect("in flight")
+            .0;
+        let f = flight.remove(&r).expect("in flight");
+        live.retain(|s| {
+            if s.request != r {
+                return true;
+            }
+            store.release(s.seq);
+            stats.recomputed_tokens += s.tokens.len() as u64;
+            false
+        });
+        stats.recomputed_tokens += f
+            .done
+            .iter()
+            .map(|c| c.generated_tokens as u64)
+            .sum::<u64>();
+        stats.recomputed_prompt_tokens += f.request.prompt.len() as u64;
+        stats.preemptions += 1;
+        front.push_front((r, f.request));
+        preempted = true;
+    }
+    preempted
 }
 
 /// Release finished samples; hand out the requests whose last sample ended.
-/// Returns the bytes those requests had reserved.
+/// Under DMS, adds what each finished sample kept to `rate` first.
 fn retire<T: TextDecoder>(
     live: &mut Vec<Live>,
     flight: &mut BTreeMap<usize, InFlight>,
     text: &T,
     store: &mut KvStore,
     on_done: &mut impl FnMut(Vec<Completion>),
-) -> u64 {
-    let mut freed = 0;
+    rate: &mut KeepRate,
+) {
+    let dms = store.policy().needs_decisions();
     let mut i = 0;
     while i < live.len() {
         let f = flight.get_mut(&live[i].request).expect("in flight");
@@ -144,6 +311,9 @@ fn retire<T: TextDecoder>(
         // `remove`, not `swap_remove`: the batch keeps admission order.
         let s = live.remove(i);
         let r = s.request;
+        if dms {
+            rate.add(sample_rate(s.seq, f, store));
+        }
         // The group's peak is monotonic and forgotten with its last release.
         f.peak = f.peak.max(store.group_peak(s.seq));
         f.done.push(complete(
@@ -161,11 +331,9 @@ fn retire<T: TextDecoder>(
                 c.batch_peak_resident = f.peak;
             }
             f.done.sort_by_key(|c| c.sample);
-            freed += f.reserved;
             on_done(f.done);
         }
     }
-    freed
 }
 
 #[cfg(test)]
@@ -257,6 +425,7 @@ mod tests {
             SchedulerOptions {
                 max_sequences,
                 kv_memory: None,
+                keep_prior: None,
             },
             |_| {},
             |done| out.extend(done),
@@ -433,7 +602,7 @@ mod tests {
                 let model = Counting(RefCell::new(Vec::new()));
                 let mut s = store();
                 let mut got = Vec::new();
-                generate_continuous(
+                let stats = generate_continuous(
                     &PolicyCounting(&model),
                     &Letters,
                     &mut s,
@@ -441,12 +610,15 @@ mod tests {
                     SchedulerOptions {
                         max_sequences: 1000,
                         kv_memory: Some(budget),
+                        keep_prior: None,
                     },
                     |_| {},
                     |done| got.extend(done.into_iter().map(without_timing)),
                 );
                 got.sort_by_key(|c| (c.request, c.sample));
                 assert_eq!(got, alone, "{policy:?}, kv_memory {budget}");
+                // Exact bounds never need a preemption.
+                assert_eq!(stats, SchedulerStats::default(), "{policy:?}");
                 let held = s.peak_resident() * s.entry_bytes();
                 assert!(held <= budget.max(largest), "{policy:?}: {held} > {budget}");
                 let steps = model.0.into_inner();
@@ -507,6 +679,7 @@ mod tests {
                     SchedulerOptions {
                         max_sequences: max,
                         kv_memory: None,
+                        keep_prior: None,
                     },
                     |_| {},
                     |done| got.extend(done.into_iter().map(without_timing)),
@@ -515,5 +688,93 @@ mod tests {
                 assert_eq!(got, alone, "{policy:?}, max_sequences {max}");
             }
         }
+    }
+
+    /// The layered toy, recording the batch size of every decode step.
+    struct LayeredCounting(RefCell<Vec<usize>>);
+    impl Decoder for LayeredCounting {
+        fn kv_shape(&self) -> KvShape {
+            crate::generate::testing::Layered.kv_shape()
+        }
+        fn vocab_size(&self) -> usize {
+            crate::generate::testing::Layered.vocab_size()
+        }
+        fn prefill(&self, store: &mut KvStore, seq: SeqId, tokens: &[u32]) -> Vec<f32> {
+            crate::generate::testing::Layered.prefill(store, seq, tokens)
+        }
+        fn decode(&self, store: &mut KvStore, seqs: &[SeqId], tokens: &[u32]) -> Vec<f32> {
+            self.0.borrow_mut().push(seqs.len());
+            crate::generate::testing::Layered.decode(store, seqs, tokens)
+        }
+    }
+
+    /// DMS is admitted at a guess (the prior, then its measured keep rate);
+    /// a budget so tight that the guesses keep failing preempts requests
+    /// every few steps, and every completion (tokens, KV reads, peaks,
+    /// group peak) still equals the request run alone.
+    #[test]
+    fn dms_preempted_under_a_tight_budget_changes_no_sample() {
+        use crate::generate::testing::{Layered, store};
+        use crate::kv::{DmsParams, ResolvedPolicy};
+        let policy = ResolvedPolicy::Dms(DmsParams {
+            window: 2,
+            shifted: false,
+        });
+        let mut requests = mix();
+        for mut r in mix() {
+            r.first_sample += 100;
+            r.max_tokens += 15;
+            r.stop.eos_ids.clear();
+            requests.push(r);
+        }
+        let alone = each_alone(&Layered, || store(policy.clone(), 4), &requests);
+        let entry = store(policy.clone(), 4).entry_bytes();
+        let largest = alone.iter().map(|c| c.batch_peak_resident).max().unwrap() * entry;
+        let run = |kv_memory: Option<u64>, keep_prior: Option<f64>| {
+            let model = LayeredCounting(RefCell::new(Vec::new()));
+            let mut s = store(policy.clone(), 4);
+            let mut got = Vec::new();
+            let stats = generate_continuous(
+                &model,
+                &Letters,
+                &mut s,
+                requests.iter().cloned(),
+                SchedulerOptions {
+                    max_sequences: 1000,
+                    kv_memory,
+                    keep_prior,
+                },
+                |_| {},
+                |done| got.extend(done.into_iter().map(without_timing)),
+            );
+            assert_eq!(s.store_stats().resident, 0, "every sequence released");
+            got.sort_by_key(|c| (c.request, c.sample));
+            (got, stats, model.0.into_inner())
+        };
+        let (free, stats, _) = run(None, None);
+        assert_eq!(free, alone);
+        assert_eq!(stats, SchedulerStats::default());
+        let mut most = SchedulerStats::default();
+        for (budget, prior) in [
+            (largest, Some(0.05)),
+            (largest * 3 / 2, Some(0.05)),
+            (largest * 2, None),
+            (largest * 3, Some(0.2)),
+        ] {
+            let (got, stats, steps) = run(Some(budget), prior);
+            assert_eq!(got, alone, "kv_memory {budget}, prior {prior:?}");
+            eprintln!(
+                "kv_memory {budget} (largest request {largest}), prior {prior:?}: {stats:?} \
+                 over {} steps",
+                steps.len()
+            );
+            if stats.preemptions > most.preemptions {
+                most = stats;
+            }
+            if stats.preemptions > 0 {
+                assert!(stats.recomputed_tokens > 0 && stats.recomputed_prompt_tokens > 0);
+            }
+        }
+        assert!(most.preemptions >= 10, "{most:?}");
     }
 }

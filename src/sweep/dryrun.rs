@@ -112,3 +112,135 @@ pub fn describe_plan(
     );
     s
 }
+
+/// Prompt tokens the admission plan assumes: prompts are tokenised only
+/// when the model loads, so the plan states its figures at this P.
+pub const PLAN_PROMPT_TOKENS: usize = 256;
+
+/// The admission plan, for `--dry-run`: sequences and KV memory (and where
+/// the budget came from), then per trial group (method, CR, W, L) what one
+/// request reserves ([`crate::generate::request_bound`]; DMS: its guess at
+/// the checkpoint's target rate `1 / CR`, [`crate::generate::dms_guess`])
+/// at P = [`PLAN_PROMPT_TOKENS`] prompt tokens, and how many such requests
+/// (and sequences) fit at once. Bytes need the model's KV shape: read from
+/// `config.json` when the model is a local directory holding one;
+/// otherwise the figures are entries per KV row.
+pub fn describe_admission(
+    plan: &Plan,
+    expanded: &Expanded,
+    engine: crate::generate::SchedulerOptions,
+    memory_source: &str,
+) -> String {
+    use crate::generate::{Request, SamplingParams, StopCriteria, dms_guess, request_bound};
+    use crate::kv::{DmsParams, KvShape, KvStore};
+    let mut s = String::new();
+    let memory = engine.kv_memory;
+    let _ = writeln!(
+        s,
+        "admission: up to {} sequences; KV memory {} ({memory_source})",
+        engine.max_sequences,
+        memory.map_or("unlimited".to_string(), |b| format!(
+            "{b} B = {:.3} GiB",
+            b as f64 / (1u64 << 30) as f64
+        ))
+    );
+    let shape =
+        crate::model::ModelConfig::from_hf_json(&Path::new(&plan.model.path).join("config.json"))
+            .ok()
+            .map(|c| KvShape {
+                layers: c.num_layers,
+                kv_heads: c.num_kv_heads,
+                head_dim: c.head_dim,
+            });
+    let unit = if shape.is_some() { "B" } else { "entries/row" };
+    if shape.is_none() {
+        let _ = writeln!(
+            s,
+            "  (KV shape unknown before the model loads: figures are entries per KV row; \
+             bytes = entries × layers × KV heads × 2 × head_dim × 4)"
+        );
+    }
+    let probe = shape.unwrap_or(KvShape {
+        layers: 1,
+        kv_heads: 1,
+        head_dim: 1,
+    });
+    let _ = writeln!(
+        s,
+        "  {:<10} {:>5} {:>4} {:>6}  {:>14} {:>14}  {:>8} {:>9}  (P = {PLAN_PROMPT_TOKENS} prompt tokens)",
+        "method", "cr", "W", "L", "per request", "per sequence", "requests", "sequences"
+    );
+    let mut seen = std::collections::HashSet::new();
+    for t in expanded.groups.iter().flat_map(|g| &g.trials) {
+        let key = (
+            t.method.clone(),
+            t.spec.cr.map(f64::to_bits),
+            t.spec.width,
+            t.spec.max_tokens,
+        );
+        if !seen.insert(key) {
+            continue;
+        }
+        // The DMS window changes no bound; any valid one resolves.
+        let dms = DmsParams {
+            window: 1,
+            shifted: false,
+        };
+        let Ok(policy) = t.spec.policy.resolve(Some(dms)) else {
+            continue;
+        };
+        let Ok(store) = KvStore::with_resolved_policy(probe, policy) else {
+            continue;
+        };
+        let req = Request {
+            prompt: vec![0; PLAN_PROMPT_TOKENS],
+            samples: t.spec.width,
+            first_sample: 0,
+            max_tokens: t.spec.max_tokens,
+            sampling: SamplingParams {
+                temperature: 1.0,
+                top_p: 1.0,
+                top_k: 0,
+                seed: 0,
+            },
+            stop: StopCriteria::default(),
+        };
+        let is_dms = store.policy().needs_decisions();
+        let bytes = if is_dms {
+            let rate = t.spec.cr.map_or(1.0, |cr| 1.0 / cr);
+            dms_guess(&store, &req, rate).min(request_bound(&store, &req))
+        } else {
+            request_bound(&store, &req)
+        };
+        let w = t.spec.width.max(1);
+        let figure = if shape.is_some() {
+            bytes
+        } else {
+            bytes / store.entry_bytes()
+        };
+        let by_sequences = (engine.max_sequences.max(1) / w).max(1);
+        let fit = match (memory, shape) {
+            (Some(m), Some(_)) => Some(((m / bytes.max(1)) as usize).min(by_sequences).max(1)),
+            (None, _) => Some(by_sequences),
+            (Some(_), None) => None,
+        };
+        let _ = writeln!(
+            s,
+            "  {:<10} {:>5} {:>4} {:>6}  {:>11} {unit:<2} {:>11} {unit:<2}  {:>8} {:>9}{}",
+            t.method,
+            t.spec.cr.map_or("-".to_string(), |c| c.to_string()),
+            t.spec.width,
+            t.spec.max_tokens,
+            figure,
+            figure.div_ceil(w as u64),
+            fit.map_or("?".to_string(), |n| n.to_string()),
+            fit.map_or("?".to_string(), |n| (n * w).to_string()),
+            if is_dms {
+                "  (guess at 1/CR; measured rate at run time, preempted when wrong)"
+            } else {
+                ""
+            }
+        );
+    }
+    s
+}

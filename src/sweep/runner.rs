@@ -104,6 +104,8 @@ pub fn run_plan(
             .kv_memory
             .or(plan.kv_memory)
             .or_else(|| available_memory().map(|m| m / 2)),
+        // Set per stream from its trial's CR (`wiring::model`).
+        keep_prior: None,
     };
 
     if options.dry_run {
@@ -121,6 +123,18 @@ pub fn run_plan(
         summary.errors_retried = retried;
         let mut described = describe_plan(plan, &expanded, &work, &run_dir, &skipped_groups);
         described.push_str(&describe_engine(engine, &expanded, &work));
+        let source = if options.kv_memory.is_some() {
+            "--kv-memory"
+        } else if plan.kv_memory.is_some() {
+            "[engine] kv_memory"
+        } else if engine.kv_memory.is_some() {
+            "default: half the available memory"
+        } else {
+            "available memory unknown"
+        };
+        described.push_str(&super::dryrun::describe_admission(
+            plan, &expanded, engine, source,
+        ));
         summary.plan = Some(described);
         summary.skipped_groups = skipped_groups;
         return Ok(summary);
@@ -277,8 +291,9 @@ fn describe_engine(engine: SchedulerOptions, expanded: &Expanded, work: &Schedul
         "engine: up to {} sequences decoded together (--max-sequences, [engine] max_sequences; \
          default {DEFAULT_MAX_SEQUENCES}); {memory} for the requests in flight (--kv-memory, \
          [engine] kv_memory; default half the available memory), each reserving its bound \
-         per KV row: prompt + W × (L + block − 2) + page bounds entries for dense and Quest, \
-         W × (prompt + L − 1) for the evicting methods; {} stream(s) of batches sharing a model and cache policy\n",
+         (dense and Quest: the prompt once + W × (L + block − 2) entries per KV row; window, \
+         TOVA, H2O: their budgets; DMS: a guess at its measured rate, preempted when wrong); \
+         {} stream(s) of batches sharing a model and cache policy\n",
         engine.max_sequences,
         streams(expanded, &work.batches).len()
     )

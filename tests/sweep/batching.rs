@@ -170,3 +170,125 @@ fn max_sequences_zero_is_refused_naming_the_key_or_flag() {
     assert!(err.contains("engine.max_sequences"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// DMS on the tiny Qwen3 checkpoint: arith, W 1–3, one L.
+fn dms_config() -> String {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models");
+    format!(
+        r#"[run]
+name = "batching"
+
+[model]
+path = "{}"
+
+[[model.dms]]
+cr = 2
+path = "{}"
+
+[[tasks]]
+name = "arith"
+limit = 6
+
+[sampling]
+temperature = 0.8
+top_p = 0.95
+seeds = [3]
+
+[grid]
+widths = [1, 2, 3]
+lengths = [40]
+
+[[grid.methods]]
+policy = "dms"
+"#,
+        fixtures.join("tiny-qwen3").display(),
+        fixtures.join("tiny-qwen3-dms-adapter").display()
+    )
+}
+
+/// The records of a fresh DMS run with `args`, deterministic fields only,
+/// and the preemptions the sweep reported.
+fn dms_records(args: &[&str]) -> (BTreeMap<String, SampleRecord>, u64) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("sweep.toml"), dms_config()).expect("config");
+    let out = sweep(dir.path(), args);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "sweep {args:?} failed: {log}");
+    let preemptions = log
+        .lines()
+        .filter_map(|l| {
+            l.split(" preemption(s)")
+                .next()
+                .filter(|_| l.contains(" preemption(s)"))
+        })
+        .filter_map(|head| head.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    let path = dir.path().join("results/batching").join(SAMPLES_FILE);
+    let by_id = read_records(&path)
+        .expect("records")
+        .into_iter()
+        .map(|r| {
+            let r = r.deterministic();
+            (r.sample_id.clone(), r)
+        })
+        .collect();
+    (by_id, preemptions)
+}
+
+/// DMS is admitted at a guess (1 / CR, then its measured keep rate); a KV
+/// memory so small that the guesses keep failing preempts requests again
+/// and again, and every record is identical, field for field except
+/// timings and occupancy, to the run one request at a time.
+#[test]
+fn dms_preemption_changes_no_record() {
+    let (one, none) = dms_records(&["--max-sequences", "1"]);
+    assert_eq!(one.len(), 6 * (1 + 2 + 3));
+    assert_eq!(none, 0);
+    let (free, none) = dms_records(&["--max-sequences", "64"]);
+    assert_eq!(free, one);
+    assert_eq!(none, 0);
+    let (tight, preemptions) = dms_records(&["--max-sequences", "64", "--kv-memory", "40kB"]);
+    assert_eq!(tight, one);
+    assert!(preemptions >= 5, "{preemptions} preemption(s)");
+}
+
+/// `--dry-run` prints the admission plan per method: what one request
+/// reserves and how many fit.
+#[test]
+fn dry_run_prints_the_admission_plan_per_method() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("sweep.toml"), config("")).expect("config");
+    let out = sweep(
+        dir.path(),
+        &["--dry-run", "--kv-memory", "64kB", "--max-sequences", "8"],
+    );
+    assert!(out.status.success());
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        plan.contains("admission: up to 8 sequences; KV memory 64000 B"),
+        "{plan}"
+    );
+    assert!(plan.contains("(--kv-memory)"), "{plan}");
+    // One line per (method, cr, W, L): 4 methods × 3 W × 2 L.
+    let rows: Vec<&str> = plan
+        .lines()
+        .filter(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            w.len() >= 10 && ["dense", "window", "tova", "h2o"].contains(&w[0]) && w[5] == "B"
+        })
+        .collect();
+    assert_eq!(rows.len(), 4 * 3 * 2, "{plan}");
+    // At equal memory TOVA at CR 2 fits at least as many W = 1, L = 30
+    // requests as dense.
+    let fits = |method: &str| -> usize {
+        let row = rows
+            .iter()
+            .find(|l| {
+                let w: Vec<&str> = l.split_whitespace().collect();
+                w[0] == method && w[2] == "1" && w[3] == "30"
+            })
+            .unwrap_or_else(|| panic!("{method}: {plan}"));
+        row.split_whitespace().nth(8).unwrap().parse().unwrap()
+    };
+    assert!(fits("tova") >= fits("dense"), "{plan}");
+}

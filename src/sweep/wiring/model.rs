@@ -201,7 +201,13 @@ impl SampleGenerator for ModelGenerator {
         let shape = model.kv_shape();
         let kv_rows = (shape.layers * shape.kv_heads) as u64;
         let mut store = kv_store_for(&model, &trial.spec.policy)?;
-        generate::generate_continuous(
+        // DMS is admitted at its measured keep rate; until one is measured,
+        // at the checkpoint's target (1 / CR).
+        let options = generate::SchedulerOptions {
+            keep_prior: trial.spec.cr.map(|cr| 1.0 / cr),
+            ..options
+        };
+        let stats = generate::generate_continuous(
             &*model,
             &model.tokenizer,
             &mut store,
@@ -221,6 +227,16 @@ impl SampleGenerator for ModelGenerator {
                 );
             },
         );
+        if stats.preemptions > 0 {
+            tracing::info!(
+                "{}: {} preemption(s) over the KV memory budget, {} generated and {} prompt \
+                 token(s) computed again (no sample changes)",
+                trial.method,
+                stats.preemptions,
+                stats.recomputed_tokens,
+                stats.recomputed_prompt_tokens
+            );
+        }
         Ok(())
     }
 }
