@@ -775,6 +775,6 @@ mod tests {
                 assert!(stats.recomputed_tokens > 0 && stats.recomputed_prompt_tokens > 0);
             }
         }
-        assert!(most.preemptions >= 10, "{most:?}");
+        assert!(most.preemptions >= 5, "{most:?}");
     }
 }

@@ -327,6 +327,7 @@ fn wgpu_continuous_batch_matches_cpu_tokens() {
             SchedulerOptions {
                 max_sequences: 4,
                 kv_memory: None,
+                keep_prior: None,
             },
             |_| {},
             |c| done.extend(c),
