@@ -345,21 +345,29 @@ mod tests {
     use crate::generate::{Timing, generate};
     use crate::kv::{KvShape, SeqId};
 
-    /// The toy model, recording the batch size of every decode step.
-    struct Counting(RefCell<Vec<usize>>);
-    impl Decoder for Counting {
+    /// A toy model, recording the batch size of every decode step.
+    struct Counting<M>(M, RefCell<Vec<usize>>);
+    impl<M> Counting<M> {
+        fn new(model: M) -> Self {
+            Counting(model, RefCell::new(Vec::new()))
+        }
+        fn into_steps(self) -> Vec<usize> {
+            self.1.into_inner()
+        }
+    }
+    impl<M: Decoder> Decoder for Counting<M> {
         fn kv_shape(&self) -> KvShape {
-            Toy.kv_shape()
+            self.0.kv_shape()
         }
         fn vocab_size(&self) -> usize {
-            Toy.vocab_size()
+            self.0.vocab_size()
         }
         fn prefill(&self, store: &mut KvStore, seq: SeqId, tokens: &[u32]) -> Vec<f32> {
-            Toy.prefill(store, seq, tokens)
+            self.0.prefill(store, seq, tokens)
         }
         fn decode(&self, store: &mut KvStore, seqs: &[SeqId], tokens: &[u32]) -> Vec<f32> {
-            self.0.borrow_mut().push(seqs.len());
-            Toy.decode(store, seqs, tokens)
+            self.1.borrow_mut().push(seqs.len());
+            self.0.decode(store, seqs, tokens)
         }
     }
 
@@ -414,7 +422,7 @@ mod tests {
     }
 
     fn continuous(requests: &[Request], max_sequences: usize) -> (Vec<Completion>, Vec<usize>) {
-        let model = Counting(RefCell::new(Vec::new()));
+        let model = Counting::new(Toy);
         let mut store = KvStore::new(Toy.kv_shape());
         let mut out = Vec::new();
         generate_continuous(
@@ -432,7 +440,7 @@ mod tests {
         );
         assert_eq!(store.store_stats().resident, 0, "every sequence released");
         out.sort_by_key(|c| (c.request, c.sample));
-        (out, model.0.into_inner())
+        (out, model.into_steps())
     }
 
     #[test]
@@ -599,11 +607,11 @@ mod tests {
             let bounds: Vec<u64> = requests.iter().map(|r| request_bound(&probe, r)).collect();
             let largest = *bounds.iter().max().unwrap();
             for budget in [largest / 2, largest, largest + bounds[0]] {
-                let model = Counting(RefCell::new(Vec::new()));
+                let model = Counting::new(PolicyToy);
                 let mut s = store();
                 let mut got = Vec::new();
                 let stats = generate_continuous(
-                    &PolicyCounting(&model),
+                    &model,
                     &Letters,
                     &mut s,
                     requests.iter().cloned(),
@@ -621,31 +629,13 @@ mod tests {
                 assert_eq!(stats, SchedulerStats::default(), "{policy:?}");
                 let held = s.peak_resident() * s.entry_bytes();
                 assert!(held <= budget.max(largest), "{policy:?}: {held} > {budget}");
-                let steps = model.0.into_inner();
+                let steps = model.into_steps();
                 let total: usize = requests.iter().map(|r| r.samples).sum();
                 assert!(
                     steps.iter().all(|&n| n < total),
                     "{policy:?}, kv_memory {budget}: never all at once {steps:?}"
                 );
             }
-        }
-    }
-
-    /// [`PolicyToy`], recording the batch size of every decode step.
-    struct PolicyCounting<'a>(&'a Counting);
-    impl Decoder for PolicyCounting<'_> {
-        fn kv_shape(&self) -> KvShape {
-            PolicyToy.kv_shape()
-        }
-        fn vocab_size(&self) -> usize {
-            PolicyToy.vocab_size()
-        }
-        fn prefill(&self, store: &mut KvStore, seq: SeqId, tokens: &[u32]) -> Vec<f32> {
-            PolicyToy.prefill(store, seq, tokens)
-        }
-        fn decode(&self, store: &mut KvStore, seqs: &[SeqId], tokens: &[u32]) -> Vec<f32> {
-            self.0.0.borrow_mut().push(seqs.len());
-            PolicyToy.decode(store, seqs, tokens)
         }
     }
 
@@ -690,24 +680,6 @@ mod tests {
         }
     }
 
-    /// The layered toy, recording the batch size of every decode step.
-    struct LayeredCounting(RefCell<Vec<usize>>);
-    impl Decoder for LayeredCounting {
-        fn kv_shape(&self) -> KvShape {
-            crate::generate::testing::Layered.kv_shape()
-        }
-        fn vocab_size(&self) -> usize {
-            crate::generate::testing::Layered.vocab_size()
-        }
-        fn prefill(&self, store: &mut KvStore, seq: SeqId, tokens: &[u32]) -> Vec<f32> {
-            crate::generate::testing::Layered.prefill(store, seq, tokens)
-        }
-        fn decode(&self, store: &mut KvStore, seqs: &[SeqId], tokens: &[u32]) -> Vec<f32> {
-            self.0.borrow_mut().push(seqs.len());
-            crate::generate::testing::Layered.decode(store, seqs, tokens)
-        }
-    }
-
     /// DMS is admitted at a guess (the prior, then its measured keep rate);
     /// a budget so tight that the guesses keep failing preempts requests
     /// every few steps, and every completion (tokens, KV reads, peaks,
@@ -731,7 +703,7 @@ mod tests {
         let entry = store(policy.clone(), 4).entry_bytes();
         let largest = alone.iter().map(|c| c.batch_peak_resident).max().unwrap() * entry;
         let run = |kv_memory: Option<u64>, keep_prior: Option<f64>| {
-            let model = LayeredCounting(RefCell::new(Vec::new()));
+            let model = Counting::new(Layered);
             let mut s = store(policy.clone(), 4);
             let mut got = Vec::new();
             let stats = generate_continuous(
@@ -749,7 +721,7 @@ mod tests {
             );
             assert_eq!(s.store_stats().resident, 0, "every sequence released");
             got.sort_by_key(|c| (c.request, c.sample));
-            (got, stats, model.0.into_inner())
+            (got, stats, model.into_steps())
         };
         let (free, stats, _) = run(None, None);
         assert_eq!(free, alone);
