@@ -22,8 +22,14 @@
 # R1-Distill-Qwen-1.5B shape in bf16, the tiny Qwen2 fixture in f32 and
 # bf16); a warm-up that fills the persistent kernel cache; decode tokens/s
 # (with --profile) of the 1.5B shape at W ∈ {1,16,64} × {4k,16k}, dense and
-# DMS, one process per context; and, when torch + transformers import, HF
-# transformers on the same shapes as the peer.
+# DMS, one process per context; when torch + transformers import, HF
+# transformers on the same shapes as the peer; and the throughput benchmark
+# at equal KV memory (dense against TOVA CR 8 and against DMS, in one dense
+# sequence's memory) at 16k and 32k positions.
+#
+# ONLY=name,prefix,... runs just the stages whose names start with one of
+# them (environment and probe always run), e.g. ONLY=throughput for a rerun
+# that spends its minutes where the first run's deadline cut.
 #
 # DEVICE=wgpu rehearses the whole script on burn's wgpu backend (Mesa's
 # lavapipe on a CI box) with small shapes in a few minutes; BIN defaults to
@@ -68,11 +74,21 @@ if [[ "$BIN" == *.xz ]]; then
 fi
 [[ -x "$BIN" ]] || { log "no executable binary at $BIN"; exit 1; }
 
+# Whether ONLY selects stage NAME (the probe always runs).
+selected() {
+  [[ -z "${ONLY:-}" || $1 == probe ]] && return 0
+  local p picks
+  IFS=, read -ra picks <<< "$ONLY"
+  for p in "${picks[@]}"; do [[ -n "$p" && $1 == "$p"* ]] && return 0; done
+  return 1
+}
+
 # Run one stage: `stage NAME CAP_S CMD...`, CMD capped by the deadline.
 STAGES=()
 stage() {
   local name=$1 cap=$2; shift 2
   local left=$(( DEADLINE_S - (SECONDS - START) )) t0=$SECONDS rc result
+  selected "$name" || return 0
   STAGES+=("$name")
   if (( left < 10 )); then
     log "skip $name: the global deadline (${DEADLINE_S}s) is reached"
@@ -120,14 +136,14 @@ if [[ "$DEVICE" == wgpu ]]; then
   PARITY=("$SMALL f32" "tests/fixtures/models/tiny-llama f32")
   BIG=tests/fixtures/models/tiny-qwen3
   BIG_DMS=tests/fixtures/models/tiny-qwen3-dms-neuron
-  BATCH=1,4 CONTEXTS=(64 192) STEPS=4 WARMUP=1
+  BATCH=1,4 CONTEXTS=(64 192) STEPS=4 WARMUP=1 LONG=(192)
 else
   PARITY=("synthetic:smollm2-135m f32" "synthetic:smollm2-135m bf16"
           "synthetic:r1-distill-qwen-1.5b bf16"
           "tests/fixtures/models/tiny-qwen2 f32" "tests/fixtures/models/tiny-qwen2 bf16")
   BIG=synthetic:r1-distill-qwen-1.5b
   BIG_DMS=synthetic:r1-distill-qwen-1.5b+dms
-  BATCH=1,16,64 CONTEXTS=(4096 16384) STEPS=16 WARMUP=3
+  BATCH=1,16,64 CONTEXTS=(4096 16384) STEPS=16 WARMUP=3 LONG=(16384 32768)
 fi
 
 # 2. The binary's own probe (driver, NVRTC vs driver, headers, compute
@@ -171,7 +187,17 @@ else
   log "peer skipped (a rehearsal, or torch/transformers not importable)"
 fi
 
-# 7. One file: every stage's status and results.
+# 7. Throughput at equal KV memory: dense against TOVA CR 8 and against
+# DMS, each in the memory of one dense sequence of the context, side by side
+# in one process (medians of 3 alternated rounds).
+for ctx in "${LONG[@]}"; do
+  stage "throughput-tova-$ctx" 150 "$BIN" bench throughput --model "$BIG" --device "$DEVICE" \
+    --policy tova --cr 8 --context "$ctx" --json "$OUT/throughput-tova-$ctx.json"
+  stage "throughput-dms-$ctx" 150 "$BIN" bench throughput --model "$BIG_DMS" --device "$DEVICE" \
+    --policy dms --context "$ctx" --json "$OUT/throughput-dms-$ctx.json"
+done
+
+# 8. One file: every stage's status and results.
 if command -v python3 >/dev/null; then
   python3 - "$OUT" "${STAGES[@]}" <<'PY' || status=1
 import json, pathlib, sys

@@ -87,6 +87,8 @@ fn every_stage_writes_its_log_status_and_results() {
         "warmup",
         "decode-dense-64",
         "decode-dms-192",
+        "throughput-tova-192",
+        "throughput-dms-192",
     ] {
         let stage = &stages[name];
         assert_eq!(stage["status"]["result"], "ok", "{name}: {stage}");
@@ -98,6 +100,27 @@ fn every_stage_writes_its_log_status_and_results() {
     let calls = std::fs::read_to_string(dir.path().join("calls.log")).unwrap();
     assert!(
         calls.contains("--context 192 --steps 4 --warmup 1 --profile"),
+        "{calls}"
+    );
+}
+
+/// `ONLY` runs the probe and the stages it names by prefix, nothing else.
+#[test]
+fn only_runs_the_probe_and_the_stages_it_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = stub(dir.path(), "GLIBC_2.2.5");
+    let out = dir.path().join("out");
+    let o = run(&bin, &out, &[("ONLY", "throughput-dms,warmup")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let all = json(&out.join("gpu-check.json"));
+    let mut names: Vec<&String> = all["stages"].as_object().unwrap().keys().collect();
+    names.sort();
+    assert_eq!(names, ["probe", "throughput-dms-192", "warmup"]);
+    assert!(!out.join("decode-dense-64.status.json").exists());
+    let calls = std::fs::read_to_string(dir.path().join("calls.log")).unwrap();
+    assert_eq!(calls.lines().filter(|l| l.starts_with("bench")).count(), 3, "{calls}");
+    assert!(
+        calls.contains("bench throughput --model tests/fixtures/models/tiny-qwen3-dms-neuron --device wgpu --policy dms --context 192"),
         "{calls}"
     );
 }
