@@ -118,7 +118,11 @@ fn only_runs_the_probe_and_the_stages_it_names() {
     assert_eq!(names, ["probe", "throughput-dms-192", "warmup"]);
     assert!(!out.join("decode-dense-64.status.json").exists());
     let calls = std::fs::read_to_string(dir.path().join("calls.log")).unwrap();
-    assert_eq!(calls.lines().filter(|l| l.starts_with("bench")).count(), 3, "{calls}");
+    assert_eq!(
+        calls.lines().filter(|l| l.starts_with("bench")).count(),
+        3,
+        "{calls}"
+    );
     assert!(
         calls.contains("bench throughput --model tests/fixtures/models/tiny-qwen3-dms-neuron --device wgpu --policy dms --context 192"),
         "{calls}"
