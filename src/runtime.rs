@@ -471,6 +471,39 @@ pub fn device_read_bandwidth_gbs(
     })
 }
 
+/// The largest buffer `device` can allocate in one piece, where the backend
+/// says (cubecl's `max_page_size`: on wgpu the storage-binding limit the
+/// device was opened with, 128 MiB over lavapipe); `None` on the CPU. A bandwidth probe larger
+/// than this fails inside the backend's worker thread, so
+/// [`device_read_bandwidth_gbs`]'s callers size their buffer under it.
+pub fn device_max_buffer_bytes(device: DeviceKind) -> Option<u64> {
+    #[allow(
+        unreachable_patterns,
+        reason = "reachable in builds without the cuda or wgpu feature"
+    )]
+    match device {
+        #[cfg(feature = "cuda")]
+        DeviceKind::Cuda(index) => Some(
+            <cubecl::cuda::CudaRuntime as cubecl::Runtime>::client(&cubecl::cuda::CudaDevice {
+                index,
+            })
+            .properties()
+            .memory
+            .max_page_size,
+        ),
+        #[cfg(feature = "wgpu")]
+        DeviceKind::Wgpu => Some(
+            <cubecl::wgpu::WgpuRuntime as cubecl::Runtime>::client(
+                &cubecl::wgpu::WgpuDevice::default(),
+            )
+            .properties()
+            .memory
+            .max_page_size,
+        ),
+        _ => None,
+    }
+}
+
 #[cfg(any(feature = "cuda", feature = "wgpu"))]
 fn backend_read_gbs<B: burn::prelude::Backend>(
     device: &B::Device,

@@ -18,7 +18,9 @@ use crate::limits::{
 use crate::model::DecodeWeights;
 use crate::model::kernels::isa::Isa;
 use crate::model::synthetic::SyntheticSpec;
-use crate::runtime::{BenchModel, SyntheticModel, device_read_bandwidth_gbs};
+use crate::runtime::{
+    BenchModel, SyntheticModel, device_max_buffer_bytes, device_read_bandwidth_gbs,
+};
 
 use super::{CommandError, as_display, inputs::load_model};
 
@@ -244,11 +246,17 @@ fn measure<M: BenchModel>(
         ));
         bandwidth::read_bandwidth_gbs(1 << 30, 5)
     } else {
+        // 4 GiB, or the largest buffer the device allocates in one piece
+        // (wgpu: 128 MiB), whichever is smaller.
+        let bytes = device_max_buffer_bytes(model.device()).map_or(4 << 30, |max| max.min(4 << 30))
+            as usize
+            & !3;
         note(&format!(
-            "measuring {} read bandwidth (4 GiB buffer, sum reduction)…",
-            model.device()
+            "measuring {} read bandwidth ({:.2} GiB buffer, sum reduction)…",
+            model.device(),
+            bytes as f64 / f64::from(1u32 << 30)
         ));
-        device_read_bandwidth_gbs(model.device(), 4 << 30, 5)?
+        device_read_bandwidth_gbs(model.device(), bytes, 5)?
     };
     let weights = model.weight_bytes_per_step();
     let blocks = model.weights_form() == DecodeWeights::Quantized;
