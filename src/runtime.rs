@@ -473,9 +473,10 @@ pub fn device_read_bandwidth_gbs(
 
 /// The largest buffer `device` can allocate in one piece, where the backend
 /// says (cubecl's `max_page_size`: on wgpu the storage-binding limit the
-/// device was opened with, 128 MiB over lavapipe); `None` on the CPU. A bandwidth probe larger
-/// than this fails inside the backend's worker thread, so
-/// [`device_read_bandwidth_gbs`]'s callers size their buffer under it.
+/// device was opened with, 128 MiB over lavapipe); `None` on the CPU. A
+/// bandwidth probe larger than this fails inside the backend's worker
+/// thread, so [`device_read_bandwidth_gbs`]'s callers size their buffer
+/// under it.
 pub fn device_max_buffer_bytes(device: DeviceKind) -> Option<u64> {
     #[allow(
         unreachable_patterns,
