@@ -33,11 +33,13 @@ pub type CudaBackend = CubeBackend<cubecl::cuda::CudaRuntime, f32, i32, u8>;
 #[cfg(feature = "wgpu")]
 pub type WgpuBackend = CubeBackend<cubecl::wgpu::WgpuRuntime, f32, i32, u32>;
 
-/// K/V pools of every layer on one cubecl device.
+/// K/V pools of every layer on one cubecl device, in the store's
+/// [`KvDtype`](super::KvDtype).
 pub(crate) struct CubePayload<R: CubeRuntime> {
     client: ComputeClient<R>,
     block_size: usize,
     head_dim: usize,
+    dtype: super::KvDtype,
     layers: Vec<Option<DevicePools>>,
 }
 
@@ -48,7 +50,12 @@ impl<R: CubeRuntime> CubePayload<R> {
         let len = blocks * self.block_size * self.head_dim;
         let slot = &mut self.layers[layer];
         if slot.as_ref().is_none_or(|p| p.len < len) {
-            *slot = Some(cube_kernel::grow(&self.client, slot.take(), len));
+            *slot = Some(cube_kernel::grow(
+                &self.client,
+                slot.take(),
+                len,
+                self.dtype,
+            ));
         }
         slot.as_ref().expect("set above")
     }
@@ -131,7 +138,8 @@ impl CopyBatch {
 ///
 /// # Panics
 /// If the store already holds entries on the host or on another runtime:
-/// one store serves one backend.
+/// one store serves one backend; if the device cannot store the store's
+/// KV dtype (the model's dtype resolution refuses that first).
 fn device<'a, R: CubeRuntime>(
     store: &'a mut KvStore,
     client: &ComputeClient<R>,
@@ -145,10 +153,16 @@ fn device<'a, R: CubeRuntime>(
         let KvShape {
             layers, head_dim, ..
         } = ledger.shape();
+        let dtype = ledger.kv_dtype();
+        assert!(
+            cube_kernel::supports(client, dtype),
+            "kv store: this device cannot store K/V in {dtype}"
+        );
         *payload = Payload::Device(Box::new(CubePayload::<R> {
             client: client.clone(),
             block_size: ledger.block_size(),
             head_dim,
+            dtype,
             layers: vec![None; layers],
         }));
     }

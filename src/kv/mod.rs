@@ -67,6 +67,7 @@ pub mod cpu_kernel;
 pub mod cube_kernel;
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 mod cube_store;
+pub mod dtype;
 pub mod error;
 mod group;
 mod host;
@@ -87,6 +88,7 @@ pub use attention::AttentionBackend;
 pub use cube_store::CudaBackend;
 #[cfg(feature = "wgpu")]
 pub use cube_store::WgpuBackend;
+pub use dtype::{KvDtype, KvDtypeChoice, KvDtypeError, KvTarget};
 pub use error::KvError;
 pub use ledger::{RowId, SlotCopy};
 pub use policies::PrefillStep;

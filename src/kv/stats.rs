@@ -23,7 +23,8 @@ pub struct KvStats {
     /// Maximum of `resident` over the sequence's life.
     pub peak_resident: u64,
     /// Bytes of K and V payload (and Quest page bounds) at the peak
-    /// (`peak_resident × 2 × head_dim × 4`).
+    /// (`peak_resident × 2 × head_dim ×` the stored element's bytes: 4 for
+    /// f32, 2 for a device store in f16/bf16).
     pub peak_bytes: u64,
     /// Positions seen (prompt + generated tokens).
     pub positions: u64,

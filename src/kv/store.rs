@@ -161,6 +161,40 @@ impl KvStore {
         Ok(store)
     }
 
+    /// The store storing K and V as `dtype` in device memory: the width
+    /// [`KvStore::entry_bytes`] and every byte figure count. f32 is what the
+    /// host payload holds; f16/bf16 take effect on a cubecl backend (the
+    /// device payload is made on first use), so they are accepted for the
+    /// policies served there, dense and DMS, only.
+    ///
+    /// # Errors
+    /// [`KvError::KvDtypeOnHost`] for a narrower dtype under another policy;
+    /// [`KvError::KvDtypeNotEmpty`] once the store holds entries.
+    pub fn with_kv_dtype(mut self, dtype: super::KvDtype) -> Result<Self, KvError> {
+        if dtype != super::KvDtype::F32 && !Self::device_served(self.policy()) {
+            return Err(KvError::KvDtypeOnHost {
+                dtype,
+                policy: self.policy().method().to_string(),
+            });
+        }
+        if self.ledger.store_stats().blocks > 0 {
+            return Err(KvError::KvDtypeNotEmpty(dtype));
+        }
+        self.ledger.set_kv_dtype(dtype);
+        Ok(self)
+    }
+
+    /// Whether a cubecl backend keeps this policy's K/V in device memory
+    /// (the others go through the host payload, in f32).
+    pub fn device_served(policy: &ResolvedPolicy) -> bool {
+        matches!(policy, ResolvedPolicy::Dense | ResolvedPolicy::Dms(_))
+    }
+
+    /// The element K and V are stored in.
+    pub fn kv_dtype(&self) -> super::KvDtype {
+        self.ledger.kv_dtype()
+    }
+
     /// The cache policy the store runs.
     pub fn policy(&self) -> &ResolvedPolicy {
         &self.ledger.policy.policy
@@ -555,6 +589,11 @@ impl KvStore {
     /// # Shapes
     /// `k`, `v`: `[plan.slots.len(), head_dim]`.
     fn host_apply(&mut self, plan: &WritePlan, k: &[f32], v: &[f32]) {
+        assert_eq!(
+            self.kv_dtype(),
+            super::KvDtype::F32,
+            "kv store: the host payload stores f32; a narrower kv dtype needs a cubecl backend"
+        );
         let d = self.shape().head_dim;
         let blocks = self.ledger.pool(plan.layer).capacity();
         if let Payload::Host(h) = &mut self.payload {
