@@ -21,7 +21,10 @@ use super::cube_kernel::{self, DevicePools};
 use super::ledger::Ledger;
 use super::plan::WritePlan;
 use super::store::{DevicePayload, Payload};
-use super::{AttentionBackend, KvShape, KvStore, ResolvedPolicy, SeqId, SlotChoice, SlotCopy};
+use super::{
+    AttentionBackend, DevicePoolStats, KvShape, KvStore, ResolvedPolicy, SeqId, SlotChoice,
+    SlotCopy,
+};
 
 /// burn's CUDA backend without fusion (`burn::backend::Cuda` wraps it in
 /// `Fusion` when the `fusion` feature is on): the type the model runs on
@@ -40,16 +43,37 @@ pub(crate) struct CubePayload<R: CubeRuntime> {
     block_size: usize,
     head_dim: usize,
     dtype: super::KvDtype,
+    /// Blocks each layer's pools get at their first allocation (the
+    /// store's device reservation).
+    reserved_blocks: usize,
+    stats: DevicePoolStats,
     layers: Vec<Option<DevicePools>>,
 }
 
+impl<R: CubeRuntime> Drop for CubePayload<R> {
+    /// Free the pools, then ask the device to release the memory its
+    /// allocator keeps, so that the next store does not hold both.
+    fn drop(&mut self) {
+        self.layers.clear();
+        self.client.memory_cleanup();
+    }
+}
+
 impl<R: CubeRuntime> CubePayload<R> {
-    /// The layer's pools, grown to the ledger's pool capacity.
+    /// The layer's pools, grown to the ledger's pool capacity (at least the
+    /// reservation).
     fn ensure(&mut self, ledger: &Ledger, layer: usize) -> &DevicePools {
-        let blocks = ledger.pool(layer).capacity().max(1);
+        let blocks = ledger
+            .pool(layer)
+            .capacity()
+            .max(self.reserved_blocks)
+            .max(1);
         let len = blocks * self.block_size * self.head_dim;
         let slot = &mut self.layers[layer];
         if slot.as_ref().is_none_or(|p| p.len < len) {
+            self.stats.allocations += 2;
+            self.stats.bytes += 2 * len as u64 * self.dtype.bytes();
+            self.stats.grow_copies += u64::from(slot.is_some());
             *slot = Some(cube_kernel::grow(
                 &self.client,
                 slot.take(),
@@ -95,6 +119,10 @@ impl<R: CubeRuntime> DevicePayload for CubePayload<R> {
 
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
+    }
+
+    fn pool_stats(&self) -> DevicePoolStats {
+        self.stats
     }
 }
 
@@ -163,6 +191,11 @@ fn device<'a, R: CubeRuntime>(
             block_size: ledger.block_size(),
             head_dim,
             dtype,
+            // Whole blocks of every layer within the reservation.
+            reserved_blocks: (ledger.device_reserve
+                / (layers as u64 * ledger.block_size() as u64 * ledger.entry_bytes()))
+                as usize,
+            stats: DevicePoolStats::default(),
             layers: vec![None; layers],
         }));
     }

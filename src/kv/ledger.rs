@@ -80,6 +80,9 @@ pub(crate) struct Ledger {
     shape: KvShape,
     /// The element K and V are stored in: every byte figure counts it.
     dtype: KvDtype,
+    /// Bytes of K/V a device payload allocates up front, over all layers
+    /// (0: it grows with the pools).
+    pub(super) device_reserve: u64,
     pub(super) block_size: usize,
     pools: Vec<BlockPool>,
     seqs: Vec<Option<SeqBook>>,
@@ -107,6 +110,7 @@ impl Ledger {
         Ok(Self {
             shape,
             dtype: KvDtype::F32,
+            device_reserve: 0,
             block_size,
             pools: (0..shape.layers)
                 .map(|_| BlockPool::new(block_size))

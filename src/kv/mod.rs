@@ -96,5 +96,5 @@ pub use policy::{
     Budget, CachePolicy, DmsParams, QUEST_DENSE_LAYERS, QuestGranularity, ResolvedPolicy,
     TovaGranularity,
 };
-pub use stats::{KvStats, RowStats, StoreStats};
+pub use stats::{DevicePoolStats, KvStats, RowStats, StoreStats};
 pub use store::{DEFAULT_BLOCK_SIZE, DecodeStep, KvShape, KvStore, SeqId, SlotChoice};

@@ -80,6 +80,19 @@ impl RowStats {
     }
 }
 
+/// A device payload's pool allocations over its life
+/// ([`KvStore::device_pool_stats`](super::KvStore::device_pool_stats)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DevicePoolStats {
+    /// Pool buffers allocated (a layer's K and V count as two).
+    pub allocations: u64,
+    /// Bytes of those buffers.
+    pub bytes: u64,
+    /// Times a layer's pools were replaced by larger ones, copying the old
+    /// contents (0 when the reservation covered the run).
+    pub grow_copies: u64,
+}
+
 /// The whole store: physical entries (a block shared by forks counts once)
 /// and reads summed over every sequence, released ones included.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -100,6 +100,8 @@ pub(crate) trait DevicePayload: Send {
         expect(dead_code, reason = "built only with a cubecl backend")
     )]
     fn as_any_mut(&mut self) -> &mut dyn Any;
+    /// The pools' allocations so far.
+    fn pool_stats(&self) -> super::DevicePoolStats;
 }
 
 /// The project's KV store. Mutable inference state: passed explicitly (`&mut`)
@@ -188,6 +190,27 @@ impl KvStore {
     /// (the others go through the host payload, in f32).
     pub fn device_served(policy: &ResolvedPolicy) -> bool {
         matches!(policy, ResolvedPolicy::Dense | ResolvedPolicy::Dms(_))
+    }
+
+    /// The store with its device pools sized once for `bytes` of K/V (all
+    /// layers, in the stored width: a KV memory budget) when a cubecl
+    /// backend first writes: a run that stays within it never copies a
+    /// pool to grow it. Past it the pools still grow (×1.5, copying), as a
+    /// fallback counted in [`KvStore::device_pool_stats`]. No effect on
+    /// the host payload.
+    pub fn with_device_pool_bytes(mut self, bytes: u64) -> Self {
+        self.ledger.device_reserve = bytes;
+        self
+    }
+
+    /// The device pools' allocations so far; `None` while the payload is
+    /// on the host. Dropping the store frees the pools and asks the device
+    /// to release the memory.
+    pub fn device_pool_stats(&self) -> Option<super::DevicePoolStats> {
+        match &self.payload {
+            Payload::Host(_) => None,
+            Payload::Device(d) => Some(d.pool_stats()),
+        }
     }
 
     /// The element K and V are stored in.
