@@ -34,6 +34,8 @@ pub enum RuntimeError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    KvDtype(#[from] crate::kv::KvDtypeError),
 }
 
 /// Where Transformers ≥ 4.43 saves the chat template of a checkpoint
@@ -296,6 +298,12 @@ pub struct LoadedModel {
     pub generation: GenerationDefaults,
     pub engine: Engine,
     chat: Option<ChatTemplate>,
+    /// The element the model's stores keep K/V in (`--kv-dtype` resolved
+    /// on the device; f32 on the CPU).
+    kv_dtype: crate::kv::KvDtype,
+    /// Whether `--kv-dtype` named it (then a policy the host serves, in
+    /// f32, is refused rather than quietly kept in f32).
+    kv_dtype_named: bool,
 }
 
 impl LoadedModel {
@@ -329,7 +337,7 @@ impl LoadedModel {
                 _ => None,
             },
         };
-        Ok(Self {
+        let model = Self {
             path: path.to_path_buf(),
             format: source.format,
             device,
@@ -338,7 +346,48 @@ impl LoadedModel {
             generation: source.generation,
             engine,
             chat,
-        })
+            kv_dtype: crate::kv::KvDtype::F32,
+            kv_dtype_named: false,
+        };
+        model.with_kv_dtype(crate::kv::KvDtypeChoice::Auto)
+    }
+
+    /// The model with its stores keeping K/V as `choice` resolves on its
+    /// device ([`crate::kv::KvDtypeChoice::resolve`]; `auto`, what
+    /// [`LoadedModel::load_with`] picks: bf16 on CUDA with compute
+    /// capability ≥ 8.0, f32 elsewhere).
+    ///
+    /// # Errors
+    /// A dtype the device cannot store, or a CUDA device the driver cannot
+    /// describe.
+    pub fn with_kv_dtype(mut self, choice: crate::kv::KvDtypeChoice) -> Result<Self, RuntimeError> {
+        let target = match (choice, self.device) {
+            // Nothing to ask: auto and f32 are f32 off CUDA.
+            (
+                crate::kv::KvDtypeChoice::Auto | crate::kv::KvDtypeChoice::F32,
+                DeviceKind::Cpu | DeviceKind::Wgpu,
+            ) => crate::kv::KvTarget::Cpu,
+            _ => crate::kv::KvTarget::probe(self.device)?,
+        };
+        self.kv_dtype = choice.resolve(target)?;
+        self.kv_dtype_named = choice != crate::kv::KvDtypeChoice::Auto;
+        Ok(self)
+    }
+
+    /// The element the model's stores keep K/V in.
+    pub fn kv_dtype(&self) -> crate::kv::KvDtype {
+        self.kv_dtype
+    }
+
+    /// `store` keeping K/V in the model's dtype: under a policy the host
+    /// serves, f32 unless `--kv-dtype` named a narrower one (an error).
+    fn kv_dtype_store(&self, store: KvStore) -> Result<KvStore, KvError> {
+        let dtype = if self.kv_dtype_named || KvStore::device_served(store.policy()) {
+            self.kv_dtype
+        } else {
+            crate::kv::KvDtype::F32
+        };
+        store.with_kv_dtype(dtype)
     }
 
     /// Prompt token ids for a user message: rendered through the chat
@@ -390,14 +439,19 @@ impl LoadedModel {
 
     /// An empty KV store shaped for this model.
     pub fn new_store(&self) -> KvStore {
-        KvStore::new(self.kv_shape())
+        self.kv_dtype_store(KvStore::new(self.kv_shape()))
+            .expect("an empty dense store takes any kv dtype")
     }
 
     /// An empty KV store running `policy`, its DMS fields defaulted from
     /// the checkpoint (an error for `dms` on a model without DMS
     /// parameters).
     pub fn policy_store(&self, policy: &CachePolicy) -> Result<KvStore, KvError> {
-        KvStore::with_policy(self.kv_shape(), policy, self.engine.dms_params())
+        self.kv_dtype_store(KvStore::with_policy(
+            self.kv_shape(),
+            policy,
+            self.engine.dms_params(),
+        )?)
     }
 }
 

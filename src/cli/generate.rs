@@ -30,6 +30,13 @@ pub struct ModelArgs {
     /// on CUDA, f32 on wgpu.
     #[arg(long, value_enum, default_value = "auto")]
     pub decode_weights: crate::model::DecodeWeights,
+    /// The element the KV cache stores K and V in: `f32`, `f16`, `bf16`
+    /// (half the bytes; attention still accumulates in f32), or `auto`:
+    /// bf16 on CUDA with compute capability ≥ 8.0, f32 elsewhere. f16 and
+    /// bf16 apply to dense and dms on cuda/wgpu (wgpu has no bf16);
+    /// docs/gpu.md.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub kv_dtype: crate::kv::KvDtypeChoice,
 }
 
 #[derive(Debug, Args)]

@@ -19,9 +19,10 @@ pub fn load_options(args: &DataArgs) -> LoadOptions {
 
 /// Loads `--model` (a path, or `hf:ORG/NAME[@REV]` resolved through the
 /// Hugging Face cache, downloading what is missing) on `--device` with
-/// `--decode-weights`.
+/// `--decode-weights`, its KV cache in `--kv-dtype`.
 pub fn load_model(args: &ModelArgs) -> Result<LoadedModel, CommandError> {
-    load_model_on(args, args.device, args.decode_weights)
+    let model = load_model_on(args, args.device, args.decode_weights)?;
+    Ok(model.with_kv_dtype(args.kv_dtype)?)
 }
 
 /// [`load_model`] on another device and weight form than the flags'.

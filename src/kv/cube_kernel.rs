@@ -12,46 +12,56 @@
 //! accumulates dimension `t` of the weighted values (an online softmax in
 //! f32). `decode_merge` combines the spans of a row with the log-sum-exp rule.
 //!
+//! The pools hold K and V in the store's [`KvDtype`] (f32, f16 or bf16):
+//! the kernels are generic over the stored float (`#[define]`d from the
+//! pools' dtype at launch), round each entry once when they write it, and
+//! convert every key and value to f32 as attention reads it — scores, the
+//! softmax and the accumulation are f32 whatever the storage.
+//!
 //! Reductions use shared memory only, never plane (warp) operations: Mesa's
 //! lavapipe, where these kernels are tested, reports no plane features and a
 //! subgroup of 8 on which a 32-lane `plane_sum` silently returns partial sums
 //! (`docs/dependencies.md` §4), so a plane path would be the one path the tests cannot
 //! check. Running maxima start at a finite `-1e30`: WGSL has no `-inf`.
 
+use cubecl::ir::FloatKind;
 use cubecl::prelude::*;
 use cubecl::server::Handle;
 
+use super::KvDtype;
 use super::cpu_kernel::{PagedKv, RowRef};
 
 /// Units per cube of the elementwise kernels.
 const ELEMWISE_UNITS: u32 = 256;
 
 #[cube(launch)]
-fn scatter_entries(
+fn scatter_entries<F: Float>(
     src_k: &Array<f32>,
     src_v: &Array<f32>,
     slots: &Array<u32>,
-    keys: &mut Array<f32>,
-    values: &mut Array<f32>,
+    keys: &mut Array<F>,
+    values: &mut Array<F>,
     #[comptime] head_dim: usize,
+    #[define(F)] _kv: StorageType,
 ) {
     let pos = ABSOLUTE_POS;
     if pos < src_k.len() {
         let i = pos / head_dim;
         let c = pos % head_dim;
         let at = slots[i] as usize * head_dim + c;
-        keys[at] = src_k[pos];
-        values[at] = src_v[pos];
+        keys[at] = F::cast_from(src_k[pos]);
+        values[at] = F::cast_from(src_v[pos]);
     }
 }
 
 #[cube(launch)]
-fn copy_slots(
+fn copy_slots<F: Float>(
     src: &Array<u32>,
     dst: &Array<u32>,
-    keys: &mut Array<f32>,
-    values: &mut Array<f32>,
+    keys: &mut Array<F>,
+    values: &mut Array<F>,
     #[comptime] head_dim: usize,
+    #[define(F)] _kv: StorageType,
 ) {
     let pos = ABSOLUTE_POS;
     if pos < src.len() * head_dim {
@@ -65,7 +75,7 @@ fn copy_slots(
 }
 
 #[cube(launch)]
-fn copy_prefix(src: &Array<f32>, dst: &mut Array<f32>) {
+fn copy_prefix<F: Float>(src: &Array<F>, dst: &mut Array<F>, #[define(F)] _kv: StorageType) {
     let pos = ABSOLUTE_POS;
     if pos < src.len() {
         dst[pos] = src[pos];
@@ -73,10 +83,10 @@ fn copy_prefix(src: &Array<f32>, dst: &mut Array<f32>) {
 }
 
 #[cube(launch)]
-fn decode_partial(
+fn decode_partial<F: Float>(
     q: &Array<f32>,
-    keys: &Array<f32>,
-    values: &Array<f32>,
+    keys: &Array<F>,
+    values: &Array<F>,
     meta: &Array<u32>,
     partial: &mut Array<f32>,
     scale: f32,
@@ -87,6 +97,7 @@ fn decode_partial(
     tables_at: u32,
     #[comptime] group: usize,
     #[comptime] head_dim: usize,
+    #[define(F)] _kv: StorageType,
 ) {
     let row = CUBE_POS_X as usize;
     let split = CUBE_POS_Y as usize;
@@ -125,7 +136,7 @@ fn decode_partial(
             for g in 0..group {
                 let mut s = f32::new(0.0);
                 for c in 0..head_dim {
-                    s += q_sh[g * head_dim + c] * keys[slot * head_dim + c];
+                    s += q_sh[g * head_dim + c] * f32::cast_from(keys[slot * head_dim + c]);
                 }
                 w_sh[g * head_dim + t] = s;
             }
@@ -158,7 +169,7 @@ fn decode_partial(
                 let slot = meta[first + j / bs] as usize * bs + j % bs;
                 let w = w_sh[g * head_dim + i];
                 ls += w;
-                a += w * values[slot * head_dim + t];
+                a += w * f32::cast_from(values[slot * head_dim + t]);
             }
             l[g] = l[g] * corr + ls;
             acc[g] = acc[g] * corr + a;
@@ -212,12 +223,37 @@ fn decode_merge(
     out[rg * head_dim + t] = r;
 }
 
-/// One layer's key and value pools on the device, `len` floats each.
+/// One layer's key and value pools on the device, `len` elements of
+/// `dtype` each.
 #[derive(Debug, Clone)]
 pub(crate) struct DevicePools {
     pub(crate) keys: Handle,
     pub(crate) values: Handle,
     pub(crate) len: usize,
+    pub(crate) dtype: KvDtype,
+}
+
+impl DevicePools {
+    /// The stored element as the kernels' `#[define]` takes it.
+    fn storage(&self) -> StorageType {
+        storage(self.dtype)
+    }
+}
+
+/// cubecl's storage type for a KV element.
+fn storage(dtype: KvDtype) -> StorageType {
+    match dtype {
+        KvDtype::F32 => FloatKind::F32,
+        KvDtype::F16 => FloatKind::F16,
+        KvDtype::Bf16 => FloatKind::BF16,
+    }
+    .into()
+}
+
+/// Whether `client`'s device can store and convert `dtype` (f16 on wgpu
+/// needs the adapter's `shader-f16`; WGSL has no bf16).
+pub fn supports<R: Runtime>(client: &ComputeClient<R>, dtype: KvDtype) -> bool {
+    client.properties().supports_type(storage(dtype))
 }
 
 /// Arguments for an array of `len` elements.
@@ -240,15 +276,19 @@ fn elemwise<R: Runtime>(client: &ComputeClient<R>, n: usize) -> (CubeCount, Cube
     (cubecl::calculate_cube_count_elemwise(client, n, dim), dim)
 }
 
-/// A copy of `pools` grown to `len` floats per pool (new space undefined).
+/// A copy of `pools` grown to `len` elements of `dtype` per pool (new space
+/// undefined).
 pub(crate) fn grow<R: Runtime>(
     client: &ComputeClient<R>,
     pools: Option<DevicePools>,
     len: usize,
+    dtype: KvDtype,
 ) -> DevicePools {
-    let keys = client.empty(len * 4);
-    let values = client.empty(len * 4);
+    let bytes = len * dtype.bytes() as usize;
+    let keys = client.empty(bytes);
+    let values = client.empty(bytes);
     if let Some(old) = pools.filter(|p| p.len > 0) {
+        assert_eq!(old.dtype, dtype, "kv pools keep their dtype");
         let (count, dim) = elemwise(client, old.len);
         copy_prefix::launch::<R>(
             client,
@@ -256,6 +296,7 @@ pub(crate) fn grow<R: Runtime>(
             dim,
             arr(&old.keys, old.len),
             arr(&keys, len),
+            storage(dtype),
         );
         copy_prefix::launch::<R>(
             client,
@@ -263,9 +304,15 @@ pub(crate) fn grow<R: Runtime>(
             dim,
             arr(&old.values, old.len),
             arr(&values, len),
+            storage(dtype),
         );
     }
-    DevicePools { keys, values, len }
+    DevicePools {
+        keys,
+        values,
+        len,
+        dtype,
+    }
 }
 
 /// Write entries `i` of `src_k`/`src_v` (`[n, head_dim]`) into `slots[i]`.
@@ -307,6 +354,7 @@ fn scatter_launch<R: Runtime>(
         arr(&pools.keys, pools.len),
         arr(&pools.values, pools.len),
         head_dim,
+        pools.storage(),
     );
 }
 
@@ -333,6 +381,7 @@ pub(crate) fn copy<R: Runtime>(
         arr(&pools.keys, pools.len),
         arr(&pools.values, pools.len),
         head_dim,
+        pools.storage(),
     );
 }
 
@@ -461,6 +510,7 @@ pub(crate) fn scatter_attend<R: Runtime>(
         tables_at as u32,
         group,
         head_dim,
+        pools.storage(),
     );
     decode_merge::launch::<R>(
         client,
@@ -490,10 +540,41 @@ pub fn decode_attention_roundtrip<R: Runtime>(
     scale: f32,
     span: Option<usize>,
 ) -> Vec<f32> {
+    decode_attention_roundtrip_as(client, kv, rows, q, group, scale, span, KvDtype::F32)
+}
+
+/// [`decode_attention_roundtrip`] with the pools stored as `dtype` (each
+/// key and value rounded to nearest once on upload).
+#[expect(clippy::too_many_arguments, reason = "the roundtrip's inputs")]
+pub fn decode_attention_roundtrip_as<R: Runtime>(
+    client: &ComputeClient<R>,
+    kv: PagedKv<'_>,
+    rows: &[RowRef<'_>],
+    q: &[f32],
+    group: usize,
+    scale: f32,
+    span: Option<usize>,
+    dtype: KvDtype,
+) -> Vec<f32> {
+    let upload = |x: &[f32]| {
+        let bytes: Vec<u8> = match dtype {
+            KvDtype::F32 => f32::as_bytes(x).to_vec(),
+            KvDtype::F16 => x
+                .iter()
+                .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+                .collect(),
+            KvDtype::Bf16 => x
+                .iter()
+                .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
+                .collect(),
+        };
+        client.create_from_slice(&bytes)
+    };
     let pools = DevicePools {
-        keys: client.create_from_slice(f32::as_bytes(kv.keys)),
-        values: client.create_from_slice(f32::as_bytes(kv.values)),
+        keys: upload(kv.keys),
+        values: upload(kv.values),
         len: kv.keys.len(),
+        dtype,
     };
     let q_h = client.create_from_slice(f32::as_bytes(q));
     let rows: Vec<(&[u32], usize)> = rows.iter().map(|r| (r.blocks, r.len)).collect();

@@ -21,7 +21,10 @@ use super::cube_kernel::{self, DevicePools};
 use super::ledger::Ledger;
 use super::plan::WritePlan;
 use super::store::{DevicePayload, Payload};
-use super::{AttentionBackend, KvShape, KvStore, ResolvedPolicy, SeqId, SlotChoice, SlotCopy};
+use super::{
+    AttentionBackend, DevicePoolStats, KvShape, KvStore, ResolvedPolicy, SeqId, SlotChoice,
+    SlotCopy,
+};
 
 /// burn's CUDA backend without fusion (`burn::backend::Cuda` wraps it in
 /// `Fusion` when the `fusion` feature is on): the type the model runs on
@@ -33,22 +36,50 @@ pub type CudaBackend = CubeBackend<cubecl::cuda::CudaRuntime, f32, i32, u8>;
 #[cfg(feature = "wgpu")]
 pub type WgpuBackend = CubeBackend<cubecl::wgpu::WgpuRuntime, f32, i32, u32>;
 
-/// K/V pools of every layer on one cubecl device.
+/// K/V pools of every layer on one cubecl device, in the store's
+/// [`KvDtype`](super::KvDtype).
 pub(crate) struct CubePayload<R: CubeRuntime> {
     client: ComputeClient<R>,
     block_size: usize,
     head_dim: usize,
+    dtype: super::KvDtype,
+    /// Blocks each layer's pools get at their first allocation (the
+    /// store's device reservation).
+    reserved_blocks: usize,
+    stats: DevicePoolStats,
     layers: Vec<Option<DevicePools>>,
 }
 
+impl<R: CubeRuntime> Drop for CubePayload<R> {
+    /// Free the pools, then ask the device to release the memory its
+    /// allocator keeps, so that the next store does not hold both.
+    fn drop(&mut self) {
+        self.layers.clear();
+        self.client.memory_cleanup();
+    }
+}
+
 impl<R: CubeRuntime> CubePayload<R> {
-    /// The layer's pools, grown to the ledger's pool capacity.
+    /// The layer's pools, grown to the ledger's pool capacity (at least the
+    /// reservation).
     fn ensure(&mut self, ledger: &Ledger, layer: usize) -> &DevicePools {
-        let blocks = ledger.pool(layer).capacity().max(1);
+        let blocks = ledger
+            .pool(layer)
+            .capacity()
+            .max(self.reserved_blocks)
+            .max(1);
         let len = blocks * self.block_size * self.head_dim;
         let slot = &mut self.layers[layer];
         if slot.as_ref().is_none_or(|p| p.len < len) {
-            *slot = Some(cube_kernel::grow(&self.client, slot.take(), len));
+            self.stats.allocations += 2;
+            self.stats.bytes += 2 * len as u64 * self.dtype.bytes();
+            self.stats.grow_copies += u64::from(slot.is_some());
+            *slot = Some(cube_kernel::grow(
+                &self.client,
+                slot.take(),
+                len,
+                self.dtype,
+            ));
         }
         slot.as_ref().expect("set above")
     }
@@ -88,6 +119,10 @@ impl<R: CubeRuntime> DevicePayload for CubePayload<R> {
 
     fn as_any_mut(&mut self) -> &mut dyn Any {
         self
+    }
+
+    fn pool_stats(&self) -> DevicePoolStats {
+        self.stats
     }
 }
 
@@ -131,7 +166,8 @@ impl CopyBatch {
 ///
 /// # Panics
 /// If the store already holds entries on the host or on another runtime:
-/// one store serves one backend.
+/// one store serves one backend; if the device cannot store the store's
+/// KV dtype (the model's dtype resolution refuses that first).
 fn device<'a, R: CubeRuntime>(
     store: &'a mut KvStore,
     client: &ComputeClient<R>,
@@ -145,10 +181,21 @@ fn device<'a, R: CubeRuntime>(
         let KvShape {
             layers, head_dim, ..
         } = ledger.shape();
+        let dtype = ledger.kv_dtype();
+        assert!(
+            cube_kernel::supports(client, dtype),
+            "kv store: this device cannot store K/V in {dtype}"
+        );
         *payload = Payload::Device(Box::new(CubePayload::<R> {
             client: client.clone(),
             block_size: ledger.block_size(),
             head_dim,
+            dtype,
+            // Whole blocks of every layer within the reservation.
+            reserved_blocks: (ledger.device_reserve
+                / (layers as u64 * ledger.block_size() as u64 * ledger.entry_bytes()))
+                as usize,
+            stats: DevicePoolStats::default(),
             layers: vec![None; layers],
         }));
     }

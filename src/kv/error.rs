@@ -46,6 +46,15 @@ pub enum KvError {
     #[error("cache policy: {0}")]
     Policy(String),
     #[error(
+        "--kv-dtype {dtype}: policy {policy} keeps its K/V on the host, in f32; a narrower KV dtype applies to dense and dms on a device"
+    )]
+    KvDtypeOnHost {
+        dtype: super::KvDtype,
+        policy: String,
+    },
+    #[error("--kv-dtype {0}: the store already holds entries")]
+    KvDtypeNotEmpty(super::KvDtype),
+    #[error(
         "policy dms needs one decision per (token, kv head) for layer {layer}: expected {expected}, got {got}"
     )]
     Decisions {

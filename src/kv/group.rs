@@ -25,9 +25,10 @@ impl KvStore {
     }
 
     /// Bytes of one entry's K and V as the store counts them (`peak_bytes`):
-    /// `2 × head_dim × 4`.
+    /// `2 × head_dim ×` the stored element's bytes (4 for f32, the host
+    /// payload's form; 2 for a device store in f16 or bf16).
     pub fn entry_bytes(&self) -> u64 {
-        2 * self.ledger.shape().head_dim as u64 * 4
+        self.ledger.entry_bytes()
     }
 
     /// Peak entries held together by `seq`'s group: the sequence `seq` was

@@ -3,6 +3,7 @@
 //! counter. It never touches K/V payload; operations that move payload push
 //! [`SlotCopy`]s for the payload (host or device) to apply.
 
+use super::dtype::KvDtype;
 use super::policies::PolicyBook;
 use super::pool::BlockPool;
 use super::writes::check_slot;
@@ -77,6 +78,11 @@ struct GroupBook {
 #[derive(Debug, Clone)]
 pub(crate) struct Ledger {
     shape: KvShape,
+    /// The element K and V are stored in: every byte figure counts it.
+    dtype: KvDtype,
+    /// Bytes of K/V a device payload allocates up front, over all layers
+    /// (0: it grows with the pools).
+    pub(super) device_reserve: u64,
     pub(super) block_size: usize,
     pools: Vec<BlockPool>,
     seqs: Vec<Option<SeqBook>>,
@@ -103,6 +109,8 @@ impl Ledger {
         }
         Ok(Self {
             shape,
+            dtype: KvDtype::F32,
+            device_reserve: 0,
             block_size,
             pools: (0..shape.layers)
                 .map(|_| BlockPool::new(block_size))
@@ -337,6 +345,23 @@ impl Ledger {
         Ok(())
     }
 
+    /// The element K and V are stored in.
+    pub(crate) fn kv_dtype(&self) -> KvDtype {
+        self.dtype
+    }
+
+    /// Store K and V as `dtype` (the payload follows it; set on an empty
+    /// store only).
+    pub(crate) fn set_kv_dtype(&mut self, dtype: KvDtype) {
+        self.dtype = dtype;
+    }
+
+    /// Bytes of one entry's K and V in the stored width: `2 × head_dim ×`
+    /// [`KvDtype::bytes`] (page bounds, Quest's, are host f32 entries).
+    pub(crate) fn entry_bytes(&self) -> u64 {
+        2 * self.shape.head_dim as u64 * self.dtype.bytes()
+    }
+
     /// Entry-equivalents of page bounds each page (block) of a `layer` row
     /// holds: 1 under Quest past its dense layers (a min and a max key, `2 ×
     /// head_dim` floats, the size of one entry's K and V), else 0.
@@ -361,7 +386,7 @@ impl Ledger {
         let resident = self.charge(group);
         let blocks: u64 = self.pools.iter().map(BlockPool::allocated).sum();
         let bounds = self.bound_blocks();
-        let entry_bytes = 2 * self.shape.head_dim as u64 * 4;
+        let entry_bytes = self.entry_bytes();
         let bytes = blocks * self.block_size as u64 * entry_bytes + bounds * entry_bytes;
         self.peak_resident = self.peak_resident.max(resident);
         self.peak_blocks = self.peak_blocks.max(blocks);
@@ -370,7 +395,7 @@ impl Ledger {
 
     pub(crate) fn stats(&self, seq: SeqId) -> Result<KvStats, KvError> {
         let book = self.seq(seq)?;
-        let entry_bytes = 2 * self.shape.head_dim as u64 * 4;
+        let entry_bytes = self.entry_bytes();
         Ok(KvStats {
             decode_reads: book.rows.iter().map(|r| r.decode_reads).sum(),
             prefill_reads: book.rows.iter().map(|r| r.prefill_reads).sum(),

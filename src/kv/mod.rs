@@ -67,6 +67,7 @@ pub mod cpu_kernel;
 pub mod cube_kernel;
 #[cfg(any(feature = "wgpu", feature = "cuda"))]
 mod cube_store;
+pub mod dtype;
 pub mod error;
 mod group;
 mod host;
@@ -87,6 +88,7 @@ pub use attention::AttentionBackend;
 pub use cube_store::CudaBackend;
 #[cfg(feature = "wgpu")]
 pub use cube_store::WgpuBackend;
+pub use dtype::{KvDtype, KvDtypeChoice, KvDtypeError, KvTarget};
 pub use error::KvError;
 pub use ledger::{RowId, SlotCopy};
 pub use policies::PrefillStep;
@@ -94,5 +96,5 @@ pub use policy::{
     Budget, CachePolicy, DmsParams, QUEST_DENSE_LAYERS, QuestGranularity, ResolvedPolicy,
     TovaGranularity,
 };
-pub use stats::{KvStats, RowStats, StoreStats};
+pub use stats::{DevicePoolStats, KvStats, RowStats, StoreStats};
 pub use store::{DEFAULT_BLOCK_SIZE, DecodeStep, KvShape, KvStore, SeqId, SlotChoice};

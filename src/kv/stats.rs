@@ -23,7 +23,8 @@ pub struct KvStats {
     /// Maximum of `resident` over the sequence's life.
     pub peak_resident: u64,
     /// Bytes of K and V payload (and Quest page bounds) at the peak
-    /// (`peak_resident × 2 × head_dim × 4`).
+    /// (`peak_resident × 2 × head_dim ×` the stored element's bytes: 4 for
+    /// f32, 2 for a device store in f16/bf16).
     pub peak_bytes: u64,
     /// Positions seen (prompt + generated tokens).
     pub positions: u64,
@@ -77,6 +78,19 @@ impl RowStats {
     pub fn compression_ratio(&self) -> f64 {
         self.positions as f64 / self.len as f64
     }
+}
+
+/// A device payload's pool allocations over its life
+/// ([`KvStore::device_pool_stats`](super::KvStore::device_pool_stats)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DevicePoolStats {
+    /// Pool buffers allocated (a layer's K and V count as two).
+    pub allocations: u64,
+    /// Bytes of those buffers.
+    pub bytes: u64,
+    /// Times a layer's pools were replaced by larger ones, copying the old
+    /// contents (0 when the reservation covered the run).
+    pub grow_copies: u64,
 }
 
 /// The whole store: physical entries (a block shared by forks counts once)

@@ -100,6 +100,8 @@ pub(crate) trait DevicePayload: Send {
         expect(dead_code, reason = "built only with a cubecl backend")
     )]
     fn as_any_mut(&mut self) -> &mut dyn Any;
+    /// The pools' allocations so far.
+    fn pool_stats(&self) -> super::DevicePoolStats;
 }
 
 /// The project's KV store. Mutable inference state: passed explicitly (`&mut`)
@@ -159,6 +161,61 @@ impl KvStore {
         let mut store = Self::with_block_size(shape, block_size)?;
         store.ledger.policy = PolicyBook::new(policy, shape);
         Ok(store)
+    }
+
+    /// The store storing K and V as `dtype` in device memory: the width
+    /// [`KvStore::entry_bytes`] and every byte figure count. f32 is what the
+    /// host payload holds; f16/bf16 take effect on a cubecl backend (the
+    /// device payload is made on first use), so they are accepted for the
+    /// policies served there, dense and DMS, only.
+    ///
+    /// # Errors
+    /// [`KvError::KvDtypeOnHost`] for a narrower dtype under another policy;
+    /// [`KvError::KvDtypeNotEmpty`] once the store holds entries.
+    pub fn with_kv_dtype(mut self, dtype: super::KvDtype) -> Result<Self, KvError> {
+        if dtype != super::KvDtype::F32 && !Self::device_served(self.policy()) {
+            return Err(KvError::KvDtypeOnHost {
+                dtype,
+                policy: self.policy().method().to_string(),
+            });
+        }
+        if self.ledger.store_stats().blocks > 0 {
+            return Err(KvError::KvDtypeNotEmpty(dtype));
+        }
+        self.ledger.set_kv_dtype(dtype);
+        Ok(self)
+    }
+
+    /// Whether a cubecl backend keeps this policy's K/V in device memory
+    /// (the others go through the host payload, in f32).
+    pub fn device_served(policy: &ResolvedPolicy) -> bool {
+        matches!(policy, ResolvedPolicy::Dense | ResolvedPolicy::Dms(_))
+    }
+
+    /// The store with its device pools sized once for `bytes` of K/V (all
+    /// layers, in the stored width: a KV memory budget) when a cubecl
+    /// backend first writes: a run that stays within it never copies a
+    /// pool to grow it. Past it the pools still grow (×1.5, copying), as a
+    /// fallback counted in [`KvStore::device_pool_stats`]. No effect on
+    /// the host payload.
+    pub fn with_device_pool_bytes(mut self, bytes: u64) -> Self {
+        self.ledger.device_reserve = bytes;
+        self
+    }
+
+    /// The device pools' allocations so far; `None` while the payload is
+    /// on the host. Dropping the store frees the pools and asks the device
+    /// to release the memory.
+    pub fn device_pool_stats(&self) -> Option<super::DevicePoolStats> {
+        match &self.payload {
+            Payload::Host(_) => None,
+            Payload::Device(d) => Some(d.pool_stats()),
+        }
+    }
+
+    /// The element K and V are stored in.
+    pub fn kv_dtype(&self) -> super::KvDtype {
+        self.ledger.kv_dtype()
     }
 
     /// The cache policy the store runs.
@@ -555,6 +612,11 @@ impl KvStore {
     /// # Shapes
     /// `k`, `v`: `[plan.slots.len(), head_dim]`.
     fn host_apply(&mut self, plan: &WritePlan, k: &[f32], v: &[f32]) {
+        assert_eq!(
+            self.kv_dtype(),
+            super::KvDtype::F32,
+            "kv store: the host payload stores f32; a narrower kv dtype needs a cubecl backend"
+        );
         let d = self.shape().head_dim;
         let blocks = self.ledger.pool(plan.layer).capacity();
         if let Payload::Host(h) = &mut self.payload {

@@ -196,6 +196,39 @@ fn cuda_without_a_gpu_is_a_clear_error() {
 }
 
 #[test]
+fn kv_dtype_the_device_cannot_store_is_a_one_line_error() {
+    let model = root().join("tests/fixtures/models/tiny-llama");
+    let generate = |device: &str, dtype: &str| {
+        hyperscale(&[
+            "generate",
+            "--model",
+            model.to_str().unwrap(),
+            "--prompt",
+            "hi",
+            "--raw",
+            "--device",
+            device,
+            "--kv-dtype",
+            dtype,
+        ])
+    };
+    assert_one_line_error(&generate("cpu", "f16"), &["--kv-dtype f16", "CPU"]);
+    if cfg!(feature = "wgpu") {
+        // The Vulkan loader and the adapter log lines of their own first:
+        // the error is the last line, and the only one of ours.
+        let out = generate("wgpu", "bf16");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        let last = stderr.trim_end().lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("error: --kv-dtype bf16") && last.contains("wgpu"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
 fn tasks_list_names_every_builtin_task() {
     let out = hyperscale(&["tasks", "list"]);
     assert!(out.status.success());

@@ -279,3 +279,83 @@ fn device_store_matches_host_store() {
         "payload is on the device"
     );
 }
+
+/// The kernel over pools stored in f16: the same output as the CPU kernel
+/// over the same keys and values rounded to f16 on the host (storage
+/// rounds once; scores, softmax and accumulation stay f32), and within
+/// f16's rounding of the f32 result.
+#[test]
+fn cube_kernel_reads_f16_pools_with_f32_accumulation() {
+    use hyperscale::kv::KvDtype;
+    use hyperscale::kv::cube_kernel::{decode_attention_roundtrip_as, supports};
+    let client = WgpuRuntime::client(&WgpuDevice::default());
+    assert!(
+        supports(&client, KvDtype::F16),
+        "this wgpu adapter lacks shader-f16"
+    );
+    assert!(!supports(&client, KvDtype::Bf16), "WGSL has no bf16");
+    let (bs, d, group) = (16, 32, 3);
+    let lens = [0, 1, 17, 40, 129];
+    let mut rng = ChaCha8Rng::seed_from_u64(31);
+    let (keys, values, tables) = layout(&mut rng, &lens, bs, d);
+    let q = random(&mut rng, lens.len() * group * d, 1.0);
+    let rows: Vec<RowRef> = tables
+        .iter()
+        .zip(&lens)
+        .map(|(t, &len)| RowRef { blocks: t, len })
+        .collect();
+    let round =
+        |x: &[f32]| -> Vec<f32> { x.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect() };
+    let (k16, v16) = (round(&keys), round(&values));
+    let kv = |keys: &'_ [f32], values: &'_ [f32]| -> Vec<f32> {
+        let kv = PagedKv {
+            keys,
+            values,
+            block_size: bs,
+            head_dim: d,
+        };
+        let mut out = vec![0.0; q.len()];
+        cpu_kernel::decode_attention(kv, &rows, &q, group, 1.0 / (d as f32).sqrt(), &mut out);
+        out
+    };
+    let (want_rounded, want_f32) = (kv(&k16, &v16), kv(&keys, &values));
+    let paged = PagedKv {
+        keys: &keys,
+        values: &values,
+        block_size: bs,
+        head_dim: d,
+    };
+    let scale = 1.0 / (d as f32).sqrt();
+    for span in [None, Some(32)] {
+        let got = decode_attention_roundtrip_as(
+            &client,
+            paged,
+            &rows,
+            &q,
+            group,
+            scale,
+            span,
+            KvDtype::F16,
+        );
+        let max = |w: &[f32]| {
+            got.iter()
+                .zip(w)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max)
+        };
+        let (exact, rounding) = (max(&want_rounded), max(&want_f32));
+        assert!(
+            exact <= TOL,
+            "span {span:?}: {exact} off the rounded-KV CPU result"
+        );
+        // Values in ±1 rounded to f16 (11 significant bits) move a convex
+        // combination of them by ≤ 2^-11, scores a little more.
+        assert!(
+            rounding <= 2e-3,
+            "span {span:?}: {rounding} off the f32 result"
+        );
+        eprintln!(
+            "f16 pools, span {span:?}: |cube - cpu(f16 KV)| = {exact:e}, |cube - cpu(f32)| = {rounding:e}"
+        );
+    }
+}

@@ -15,11 +15,11 @@ use hyperscale::runtime::LoadedModel;
 /// the count of one sees no other's reads.
 static DEVICE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn device_lock() -> std::sync::MutexGuard<'static, ()> {
+pub(crate) fn device_lock() -> std::sync::MutexGuard<'static, ()> {
     DEVICE.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn fixture(name: &str) -> PathBuf {
+pub(crate) fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/models")
         .join(name)

@@ -7,6 +7,7 @@ mod device_parity;
 mod dms;
 mod gguf;
 mod gguf_builder;
+mod kv_dtype;
 mod parity;
 mod tokenizer;
 mod train_dms;
