@@ -315,7 +315,7 @@ pub(super) mod x86 {
             #[inline]
             fn $group<const F: u8>(il: &Interleaved, g0: usize, rows: &QuantRows, yt: &mut [f32]) {
                 let (n, nb) = (rows.n, rows.blocks);
-                assert!(n >= 1 && n <= MAX_ROWS && nb == il.blocks);
+                assert!((1..=MAX_ROWS).contains(&n) && nb == il.blocks);
                 assert!(yt.len() % (LANES * n) == 0);
                 let count = yt.len() / (LANES * n);
                 assert!(g0 + count <= il.groups);
