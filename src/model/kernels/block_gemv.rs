@@ -47,7 +47,7 @@ pub struct BlockWeight {
     /// instead of this module's exact f32 one.
     pub int8_activations: bool,
     /// With [`BlockWeight::int8_activations`], the whole 8-row groups in
-    /// [`super::q8act_interleaved`]'s layout (Q4_0, Q4_1, Q8_0), built
+    /// [`super::q8act_interleaved`]'s layout (every q8act format), built
     /// once at load; the q8act SIMD kernels read it instead of `bytes`.
     pub interleaved: Option<Arc<super::q8act_interleaved::Interleaved>>,
 }

@@ -10,3 +10,4 @@ pub mod gemv;
 pub mod isa;
 pub mod q8act;
 pub mod q8act_interleaved;
+pub mod q8act_interleaved_k;

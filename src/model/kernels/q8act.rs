@@ -41,11 +41,11 @@
 //! (`tests::error_is_within_the_activation_rounding_bound`).
 //!
 //! # Speed
-//! Weights with [`BlockWeight::interleaved`] (Q4_0 / Q4_1 / Q5_0 / Q8_0
-//! loaded for q8act) run their whole 8-row groups on the SIMD paths in
+//! Weights with [`BlockWeight::interleaved`] (every format above, loaded
+//! for q8act with at least eight rows) run their whole 8-row groups on the SIMD paths in
 //! [`super::q8act_interleaved`]'s layout: eight weight rows per vector
 //! lane set, no horizontal sums, the same integers and f32 operations. The
-//! rest (tail rows, K-quants, the portable path) run as follows.
+//! rest (tail rows, the portable path) run as follows.
 //! The eight accumulators let the f32 part run in vectors both ways: one
 //! activation row takes eight consecutive sub-blocks per vector (their
 //! integer dots reduced together), and eight activation rows take one
@@ -187,6 +187,9 @@ pub struct QuantRows {
     pub d: Vec<f32>,
     /// `[n, blocks]` `Σ q` per block.
     pub sum: Vec<i32>,
+    /// `[n, blocks]` `Σ q` over each block's first 16 values (Q6_K's
+    /// interleaved kernels take its two halves apart).
+    pub sum_lo: Vec<i32>,
     /// `[n, blocks]` `d · Σq` (the minimum terms' factor).
     pub s: Vec<f32>,
     /// `[blocks, n]`: `d` transposed (the row-vectorized kernels' loads).
@@ -218,6 +221,7 @@ impl QuantRows {
         self.q.resize(x.len(), 0);
         self.d.resize(total, 0.0);
         self.sum.resize(total, 0);
+        self.sum_lo.resize(total, 0);
         self.s.resize(total, 0.0);
         let avx2 = Isa::Avx2.runs_here();
         let blocks = x.chunks_exact(QK).zip(self.q.chunks_exact_mut(QK));
@@ -232,6 +236,7 @@ impl QuantRows {
             };
             self.d[i] = scale;
             self.sum[i] = sum;
+            self.sum_lo[i] = qb[..QK / 2].iter().map(|&v| i32::from(v)).sum();
             self.s[i] = scale * sum as f32;
         }
         let nb = self.blocks;
@@ -1200,14 +1205,19 @@ mod tests {
             (GgmlType::Q8_0, 3, 2, 2),
             (GgmlType::Q4K, 69, 2, 11),
             (GgmlType::Q6K, 70, 3, 5),
+            (GgmlType::Q4K, 136, 3, 16),
+            (GgmlType::Q4K, 8, 1, 1),
+            (GgmlType::Q6K, 131, 2, 16),
+            (GgmlType::Q6K, 9, 1, 8),
+            (GgmlType::Q6K, 5, 1, 3),
         ] {
             let inp = width(kind, k);
             let w = random_blocks(kind, out, inp, &mut rng);
             let x = random_x(n, inp, &mut rng);
             let b: Vec<f32> = (0..out).map(|_| rng.random_range(-1.0..1.0)).collect();
             let want = gemv_q8act_with(IntPath::Portable, &w, &x, n, Some(&b));
-            // Q4_0 / Q4_1 / Q8_0 with 8 rows or more have the interleaved
-            // layout; the row kernels without it must agree too.
+            // Every format with 8 rows or more has the interleaved layout;
+            // the row kernels without it must agree too.
             let layout = super::super::q8act_interleaved::Interleaved::reads(kind) && out >= 8;
             assert_eq!(w.interleaved.is_some(), layout, "{kind}");
             let rowwise = BlockWeight {

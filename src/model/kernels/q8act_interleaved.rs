@@ -15,15 +15,22 @@
 //! an activation word broadcast to every lane takes four values of eight
 //! rows at once: no horizontal sums, and the f32 part runs with the lanes
 //! the eight output features. Rows past the last whole group (fewer than
-//! eight) stay with [`super::q8act`]'s row kernels.
+//! eight) stay with [`super::q8act`]'s row kernels. Q4_K and Q6_K keep
+//! their 32-value sub-blocks as blocks in the same Q4 chunks, with their
+//! scales, minima and Q6_K's high bits as [`super::q8act_interleaved_k`]
+//! describes.
 //!
 //! # Numerics
 //! The kernels compute exactly the integers and f32 operations that
 //! [`super::q8act`]'s module docs define, in the same order: per output
 //! lane `I_b = Σ w·q` (exact: Q4_0 as `Σ nibble·q − 8·Σq`, Q5_0 as
 //! `Σ value·q − 16·Σq`, Q8_0 on VNNI as
-//! `Σ (w + 128)·q − 128·Σq`), `A[b mod 8] = fma(dw·dx, I_b, A)`, then
-//! `fma(mw, s_b, A)` for Q4_1, and the same final sum of the eight
+//! `Σ (w + 128)·q − 128·Σq`, Q4_K as `sc·Σ nibble·q`, Q6_K as
+//! `a·(Σ_lo value·q − 32·Σ_lo q) + b·(Σ_hi value·q − 32·Σ_hi q)` over the
+//! values `0 .. 16` and `16 .. 32` with their scales `a`, `b`),
+//! `A[b mod 8] = fma(dw·dx, I_b, A)`, then
+//! `fma(mw, s_b, A)` for Q4_1 and Q4_K (`mw = −(dmin·m_b)`, the same f32
+//! product), and the same final sum of the eight
 //! accumulators. Their outputs are therefore bit for bit those of the
 //! portable definition (`q8act::tests::bit_identical_across_paths_and_batch_compositions`).
 
@@ -40,15 +47,17 @@ const QK: usize = 32;
 /// A weight's whole [`LANES`]-row groups, interleaved (module docs).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Interleaved {
-    /// Q4_0, Q4_1 or Q8_0.
+    /// Q4_0, Q4_1, Q5_0, Q8_0, Q4_K or Q6_K.
     pub kind: GgmlType,
     /// Whole groups (`rows / LANES`).
     pub groups: usize,
     /// 32-value blocks per row.
     pub blocks: usize,
-    /// `[groups, blocks, LANES]` scales `d`.
+    /// `[groups, blocks, LANES]` scales `d` (K-quants: `[groups,
+    /// blocks / 8, LANES]`, the super-blocks' `d`).
     pub d: Vec<f32>,
-    /// `[groups, blocks, LANES]` minima `m` (Q4_1; empty otherwise).
+    /// `[groups, blocks, LANES]` minima `m` (Q4_1; Q4_K: `[groups,
+    /// blocks / 8, LANES]` the super-blocks' `dmin`; empty otherwise).
     pub m: Vec<f32>,
     /// `[groups, blocks, chunk_bytes]` quants, chunked as the module docs say.
     pub qs: Vec<u8>,
@@ -56,6 +65,13 @@ pub struct Interleaved {
     /// has bit `4l + t` set where row `8g + l`'s value `4k + t` has it,
     /// so it masks weight vector `k`'s bytes.
     pub h: Vec<u32>,
+    /// K-quants' sub-block scales: Q4_K `[groups, blocks, LANES]` (6-bit),
+    /// Q6_K `[groups, blocks, 2, LANES]` (int8 as bytes; values `0 .. 16`,
+    /// then `16 .. 32`); empty otherwise.
+    pub sc: Vec<u8>,
+    /// Q4_K's `[groups, blocks, LANES]` 6-bit sub-block minima (empty
+    /// otherwise).
+    pub mk: Vec<u8>,
 }
 
 impl Interleaved {
@@ -63,7 +79,12 @@ impl Interleaved {
     pub fn reads(kind: GgmlType) -> bool {
         matches!(
             kind,
-            GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q8_0
+            GgmlType::Q4_0
+                | GgmlType::Q4_1
+                | GgmlType::Q5_0
+                | GgmlType::Q8_0
+                | GgmlType::Q4K
+                | GgmlType::Q6K
         )
     }
 
@@ -72,6 +93,9 @@ impl Interleaved {
     pub fn new(w: &BlockWeight) -> Option<Self> {
         if !Self::reads(w.kind) || w.rows < LANES {
             return None;
+        }
+        if matches!(w.kind, GgmlType::Q4K | GgmlType::Q6K) {
+            return Some(Self::new_k(w));
         }
         let (size, at) = match w.kind {
             GgmlType::Q4_0 => (18, 2),
@@ -128,12 +152,19 @@ impl Interleaved {
             m,
             qs,
             h,
+            sc: Vec::new(),
+            mk: Vec::new(),
         })
     }
 
-    /// 32-byte chunks per (group, block): 4 for Q4, 8 for Q8_0.
-    fn chunks(kind: GgmlType) -> usize {
-        if kind == GgmlType::Q8_0 { 8 } else { 4 }
+    /// 32-byte chunks per (group, block): 4 for Q4 (and Q4_K), 6 for Q6_K
+    /// (4 of low nibbles, 2 of high bits), 8 for Q8_0.
+    pub(super) fn chunks(kind: GgmlType) -> usize {
+        match kind {
+            GgmlType::Q8_0 => 8,
+            GgmlType::Q6K => 6,
+            _ => 4,
+        }
     }
 
     /// Quant bytes per (group, block).
@@ -157,6 +188,24 @@ pub(super) mod x86 {
     const F_Q4_1: u8 = 1;
     const F_Q5_0: u8 = 2;
     const F_Q8_0: u8 = 3;
+    const F_Q4K: u8 = 4;
+    const F_Q6K: u8 = 5;
+
+    /// Eight bytes as i32 lanes, zero-extended (Q4_K's 6-bit fields).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    fn u8x8(b: &[u8]) -> __m256i {
+        let v = i64::from_le_bytes(b[..8].try_into().expect("8 bytes"));
+        _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(v))
+    }
+
+    /// Eight bytes as i32 lanes, sign-extended (Q6_K's int8 scales).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    fn i8x8(b: &[u8]) -> __m256i {
+        let v = i64::from_le_bytes(b[..8].try_into().expect("8 bytes"));
+        _mm256_cvtepi8_epi32(_mm_cvtsi64_si128(v))
+    }
 
     #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
@@ -183,8 +232,8 @@ pub(super) mod x86 {
     }
 
     /// The eight weight vectors of one (group, block): vector `k` holds
-    /// each lane's values `4k .. 4k + 4` (Q4 as nibbles 0..16, Q8_0 as
-    /// signed bytes).
+    /// each lane's values `4k .. 4k + 4` (Q4 and Q4_K as nibbles 0..16,
+    /// Q6_K as values 0..64, Q8_0 as signed bytes).
     #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
     fn unpack<const F: u8>(q: &[u8]) -> [__m256i; 8] {
@@ -193,12 +242,24 @@ pub(super) mod x86 {
         } else {
             let m = _mm256_set1_epi8(0x0F);
             let v: [__m256i; 4] = std::array::from_fn(|j| load32(&q[32 * j..]));
-            std::array::from_fn(|k| {
+            let nib: [__m256i; 8] = std::array::from_fn(|k| {
                 if k < 4 {
                     _mm256_and_si256(v[k], m)
                 } else {
                     _mm256_and_si256(_mm256_srli_epi16::<4>(v[k - 4]), m)
                 }
+            });
+            if F != F_Q6K {
+                return nib;
+            }
+            // High two bits of vector k: chunk 4 + k / 4, shift 2·(k mod 4)
+            // (values ≤ 3 shifted by 4 stay inside their byte).
+            let hc: [__m256i; 2] = std::array::from_fn(|c| load32(&q[128 + 32 * c..]));
+            let m3 = _mm256_set1_epi8(0x03);
+            std::array::from_fn(|k| {
+                let shift = _mm_cvtsi32_si128(2 * (k % 4) as i32);
+                let hi = _mm256_and_si256(_mm256_srl_epi16(hc[k / 4], shift), m3);
+                _mm256_or_si256(nib[k], _mm256_slli_epi16::<4>(hi))
             })
         }
     }
@@ -223,9 +284,11 @@ pub(super) mod x86 {
     }
 
     /// One kernel per path. `$prep(w, h)` finishes the unpacked weight
-    /// vectors (`h`: Q5_0's fifth-bit words); `$dot(w, &x, sum)` gives the eight lanes'
-    /// exact `I_b` from the unpacked weight vectors `w`, the activation
-    /// block `x` and its `Σq`.
+    /// vectors (`h`: Q5_0's fifth-bit words); `$dot(w, &x, sum)` gives the
+    /// eight lanes' exact `I_b` from the unpacked weight vectors `w`, the
+    /// activation block `x` and its `Σq` (K-quants: Q4_K's `Σ nibble·q`;
+    /// Q6_K's `(Σ_lo value·q, Σ_hi value·q)` over vectors `0..4` and
+    /// `4..8`, otherwise the second vector is unused).
     macro_rules! kernels {
         ($entry:ident, $group:ident, $features:literal, $prep:expr, $dot:expr) => {
             /// `yt[k·n + r]` for weight rows `k` of groups `g0 ..` (as many
@@ -242,6 +305,8 @@ pub(super) mod x86 {
                     GgmlType::Q4_1 => $group::<F_Q4_1>(il, g0, rows, yt),
                     GgmlType::Q5_0 => $group::<F_Q5_0>(il, g0, rows, yt),
                     GgmlType::Q8_0 => $group::<F_Q8_0>(il, g0, rows, yt),
+                    GgmlType::Q4K => $group::<F_Q4K>(il, g0, rows, yt),
+                    GgmlType::Q6K => $group::<F_Q6K>(il, g0, rows, yt),
                     other => unreachable!("no interleaved {other}"),
                 }
             }
@@ -250,11 +315,13 @@ pub(super) mod x86 {
             #[inline]
             fn $group<const F: u8>(il: &Interleaved, g0: usize, rows: &QuantRows, yt: &mut [f32]) {
                 let (n, nb) = (rows.n, rows.blocks);
-                assert!(n >= 1 && n <= MAX_ROWS && nb == il.blocks);
+                assert!((1..=MAX_ROWS).contains(&n) && nb == il.blocks);
                 assert!(yt.len() % (LANES * n) == 0);
                 let count = yt.len() / (LANES * n);
                 assert!(g0 + count <= il.groups);
                 assert!(rows.q.len() >= n * nb * QK && rows.d.len() >= n * nb);
+                let kq = F == F_Q4K || F == F_Q6K;
+                assert!(!kq || nb % 8 == 0, "K-quant rows are whole super-blocks");
                 let cb = il.chunk_bytes();
                 let prep = $prep;
                 let dot = $dot;
@@ -272,21 +339,57 @@ pub(super) mod x86 {
                             &[]
                         };
                         let w = prep(unpack::<F>(&il.qs[at * cb..(at + 1) * cb]), h);
-                        let dw = load_ps(&il.d[at * LANES..]);
-                        let mw = if F == F_Q4_1 {
-                            load_ps(&il.m[at * LANES..])
-                        } else {
-                            _mm256_setzero_ps()
+                        // K-quants: the super-block's scalars.
+                        let sup = (g * nb + b) / 8;
+                        let dw = load_ps(&il.d[if kq { sup } else { at } * LANES..]);
+                        let mw = match F {
+                            F_Q4_1 => load_ps(&il.m[at * LANES..]),
+                            // −(dmin·m_b), the f32 product the definition takes.
+                            F_Q4K => _mm256_xor_ps(
+                                _mm256_mul_ps(
+                                    load_ps(&il.m[sup * LANES..]),
+                                    _mm256_cvtepi32_ps(u8x8(&il.mk[at * LANES..])),
+                                ),
+                                _mm256_set1_ps(-0.0),
+                            ),
+                            _ => _mm256_setzero_ps(),
+                        };
+                        let (sa, sb) = match F {
+                            F_Q4K => (u8x8(&il.sc[at * LANES..]), _mm256_setzero_si256()),
+                            F_Q6K => (
+                                i8x8(&il.sc[2 * at * LANES..]),
+                                i8x8(&il.sc[(2 * at + 1) * LANES..]),
+                            ),
+                            _ => (_mm256_setzero_si256(), _mm256_setzero_si256()),
                         };
                         for (r, a) in acc[..n].iter_mut().enumerate() {
                             let i = r * nb + b;
                             let x: &[i8; QK] =
                                 rows.q[i * QK..(i + 1) * QK].try_into().expect("QK quants");
-                            let dots = _mm256_cvtepi32_ps(dot(&w, x, rows.sum[i]));
+                            let (lo, hi) = dot(&w, x, rows.sum[i]);
+                            let ints = match F {
+                                F_Q4K => _mm256_mullo_epi32(lo, sa),
+                                F_Q6K => {
+                                    let sl = rows.sum_lo[i];
+                                    let sh = rows.sum[i] - sl;
+                                    _mm256_add_epi32(
+                                        _mm256_mullo_epi32(
+                                            _mm256_sub_epi32(lo, _mm256_set1_epi32(32 * sl)),
+                                            sa,
+                                        ),
+                                        _mm256_mullo_epi32(
+                                            _mm256_sub_epi32(hi, _mm256_set1_epi32(32 * sh)),
+                                            sb,
+                                        ),
+                                    )
+                                }
+                                _ => lo,
+                            };
+                            let dots = _mm256_cvtepi32_ps(ints);
                             let a = &mut a[b % 8];
                             let dx = _mm256_set1_ps(rows.d[i]);
                             *a = _mm256_fmadd_ps(_mm256_mul_ps(dw, dx), dots, *a);
-                            if F == F_Q4_1 {
+                            if F == F_Q4_1 || F == F_Q4K {
                                 *a = _mm256_fmadd_ps(mw, _mm256_set1_ps(rows.s[i]), *a);
                             }
                         }
@@ -325,7 +428,25 @@ pub(super) mod x86 {
             w
         },
         |w: &[__m256i; 8], x: &[i8; QK], sum: i32| {
-            if F == F_Q8_0 {
+            let zero = _mm256_setzero_si256();
+            if F == F_Q6K {
+                // Values ≤ 63: two vectors' pair sums per i16 (2 · 2 · 63 · 127 = 32 004).
+                let ones = _mm256_set1_epi16(1);
+                let pair = |k: usize| {
+                    _mm256_madd_epi16(
+                        _mm256_add_epi16(
+                            _mm256_maddubs_epi16(w[k], word(x, k)),
+                            _mm256_maddubs_epi16(w[k + 1], word(x, k + 1)),
+                        ),
+                        ones,
+                    )
+                };
+                return (
+                    _mm256_add_epi32(pair(0), pair(2)),
+                    _mm256_add_epi32(pair(4), pair(6)),
+                );
+            }
+            let i = if F == F_Q8_0 {
                 let ones = _mm256_set1_epi16(1);
                 let mut s = [_mm256_setzero_si256(); 2];
                 for (k, wk) in w.iter().enumerate() {
@@ -356,7 +477,8 @@ pub(super) mod x86 {
                     ),
                     _ => _mm256_madd_epi16(_mm256_add_epi16(s[0], s[1]), ones),
                 }
-            }
+            };
+            (i, zero)
         }
     );
 
@@ -376,16 +498,23 @@ pub(super) mod x86 {
         },
         |w: &[__m256i; 8], x: &[i8; QK], sum: i32| {
             let mut s = [_mm256_setzero_si256(); 2];
+            if F == F_Q6K {
+                for (k, wk) in w.iter().enumerate() {
+                    s[k / 4] = _mm256_dpbusd_epi32(s[k / 4], *wk, word(x, k));
+                }
+                return (s[0], s[1]);
+            }
             for (k, wk) in w.iter().enumerate() {
                 s[k % 2] = _mm256_dpbusd_epi32(s[k % 2], *wk, word(x, k));
             }
             let i = _mm256_add_epi32(s[0], s[1]);
-            match F {
+            let i = match F {
                 F_Q4_0 => _mm256_sub_epi32(i, _mm256_set1_epi32(8 * sum)),
                 F_Q5_0 => _mm256_sub_epi32(i, _mm256_set1_epi32(16 * sum)),
                 F_Q8_0 => _mm256_sub_epi32(i, _mm256_set1_epi32(128 * sum)),
                 _ => i,
-            }
+            };
+            (i, _mm256_setzero_si256())
         }
     );
 }
