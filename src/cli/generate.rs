@@ -85,6 +85,12 @@ pub struct GenerateArgs {
     /// Print one JSON object per sample instead of streaming text.
     #[arg(long)]
     pub json: bool,
+    /// Prefill the prompt in pieces of at most TOKENS (≥ 1), as the
+    /// continuous scheduler does between decode steps. Applied only where
+    /// that is bit-identical to one piece, which no cache policy of the
+    /// real models is yet (docs/batching.md): until then it is ignored.
+    #[arg(long, value_name = "TOKENS", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub prefill_chunk: Option<usize>,
     #[command(flatten)]
     pub policy: PolicyArgs,
 }

@@ -57,6 +57,14 @@ pub struct SweepArgs {
     /// available memory). Changes wall time only, never a record.
     #[arg(long, value_parser = crate::bench::throughput::parse_bytes)]
     pub kv_memory: Option<u64>,
+    /// Prompt tokens prefilled between two decode steps at most (≥ 1;
+    /// overrides the config's `[engine] prefill_chunk`; default: a prompt in
+    /// one piece), so a long prompt does not stall the batch. Applied only
+    /// where prefilling in pieces is bit-identical to one piece, which no
+    /// cache policy of the real models is yet (docs/batching.md): until
+    /// then it is ignored. Never changes a record.
+    #[arg(long, value_name = "TOKENS", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub prefill_chunk: Option<usize>,
 }
 
 #[derive(Debug, Args)]

@@ -131,7 +131,7 @@ pub fn generate(
     let policy = args.policy.to_policy().map_err(CommandError::Usage)?;
     let mut store = model.policy_store(&policy)?;
     let mut decoder = model.tokenizer.incremental_decoder(true);
-    let completions = engine::generate(&model, &model.tokenizer, &mut store, &[request], |ev| {
+    let on_token = |ev: engine::TokenEvent| {
         if !args.json
             && ev.sample == 0
             && !model.tokenizer.eos_ids().contains(&ev.token)
@@ -139,7 +139,30 @@ pub fn generate(
         {
             stream(&text);
         }
-    });
+    };
+    let completions = match args.prefill_chunk {
+        None => engine::generate(&model, &model.tokenizer, &mut store, &[request], on_token),
+        // Through the scheduler, which prefills in pieces; one request, so
+        // the same completions as `generate`.
+        Some(chunk) => {
+            let mut done = Vec::new();
+            engine::generate_continuous(
+                &model,
+                &model.tokenizer,
+                &mut store,
+                [request],
+                engine::SchedulerOptions {
+                    max_sequences: args.samples.max(1),
+                    kv_memory: None,
+                    keep_prior: None,
+                    prefill_chunk: Some(chunk),
+                },
+                on_token,
+                |c| done.extend(c),
+            );
+            done
+        }
+    };
     if !args.json {
         if let Ok(rest) = decoder.finish() {
             stream(&rest);

@@ -54,6 +54,7 @@ pub fn sweep(args: &SweepArgs) -> Result<SweepOutcome, CommandError> {
         unsafe_no_sandbox: args.unsafe_no_sandbox,
         max_sequences: args.max_sequences,
         kv_memory: args.kv_memory,
+        prefill_chunk: args.prefill_chunk,
         ..SweepOptions::default()
     };
     let mut summary = wiring::run(&args.config, &options)?;

@@ -35,6 +35,14 @@ pub trait Decoder {
     fn weight_bytes(&self) -> u64 {
         0
     }
+    /// Whether a prompt prefilled in pieces under `policy` gives exactly
+    /// what it gives in one piece (logits, kept entries, counters, bit for
+    /// bit), so the scheduler may prefill it between decode steps
+    /// ([`super::SchedulerOptions::prefill_chunk`]). Default:
+    /// [`super::chunks_prefill`], which the real models' prefill meets.
+    fn chunks_prefill(&self, policy: &crate::kv::ResolvedPolicy) -> bool {
+        super::chunks_prefill(policy)
+    }
 }
 
 /// Token ids to text (special tokens skipped).

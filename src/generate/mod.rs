@@ -4,6 +4,7 @@
 //! token limit.
 
 pub mod admission;
+pub mod chunked;
 pub mod engine;
 pub mod sampling;
 pub mod scheduler;
@@ -12,6 +13,7 @@ pub mod stop;
 mod testing;
 
 pub use admission::{KeepRate, dms_guess, request_bound};
+pub use chunked::chunks_prefill;
 pub use engine::{
     Completion, Decoder, Request, TextDecoder, Timing, TokenEvent, attribute_step, generate,
 };

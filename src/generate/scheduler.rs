@@ -26,15 +26,22 @@
 //! the requests in flight and its own ([`request_bound`]: what it may hold
 //! at most under the store's policy) fit it; a request whose bound alone exceeds the
 //! budget runs when the batch is empty. The bounds never undershoot, so
-//! nothing is preempted. Not yet: chunked prefill (a long prompt is
-//! prefilled in one piece between two steps), DMS at a guess (with
-//! preemption when the guess is wrong).
+//! nothing is preempted; DMS is admitted at a guess, and preempted when
+//! the guess is wrong.
+//!
+//! With [`SchedulerOptions::prefill_chunk`], at most that many prompt
+//! tokens are prefilled between two decode steps (the oldest unfinished
+//! prompt first), so a long prompt does not stall the sequences decoding;
+//! only where the model's prefill is chunk-invariant under the store's
+//! policy ([`Decoder::chunks_prefill`]; for the real models, no policy
+//! yet: [`super::chunked`]).
 
 use super::admission::{KeepRate, dms_guess, request_bound};
-use super::engine::{Live, complete, decode_step, finished, prefill_request, start_samples};
+use super::engine::{Live, complete, decode_step, finished, start_samples};
 use super::{Completion, Decoder, Request, TextDecoder, TokenEvent};
 use crate::kv::{KvStore, SeqId};
 use std::collections::{BTreeMap, VecDeque};
+use std::time::Instant;
 
 /// How many sequences may be in flight, and in how much KV memory.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -50,6 +57,12 @@ pub struct SchedulerOptions {
     /// measured: `1 / CR` of the checkpoint's target; `None`: 1 (keeps
     /// everything).
     pub keep_prior: Option<f64>,
+    /// Prompt tokens prefilled between two decode steps at most (≥ 1; 0 is
+    /// taken as 1), a long prompt in pieces; `None`: each prompt in one
+    /// piece when its request is admitted. Applied only where the model's
+    /// prefill is chunk-invariant ([`Decoder::chunks_prefill`]); elsewhere
+    /// ignored.
+    pub prefill_chunk: Option<usize>,
 }
 
 /// What the scheduler did besides decoding: the requests it preempted and
@@ -81,6 +94,9 @@ struct InFlight {
     /// samples is released.
     peak: u64,
     done: Vec<Completion>,
+    /// While its prompt is prefilled in pieces: the prompt's sequence and
+    /// the prompt tokens prefilled so far.
+    prefilling: Option<(SeqId, usize)>,
 }
 
 /// Generate every sample of every request of `requests`, at most
@@ -109,7 +125,35 @@ pub fn generate_continuous<M: Decoder, T: TextDecoder>(
     // DMS keep rate measured on the samples that finished.
     let mut finished_rate = KeepRate::default();
     let dms = store.policy().needs_decisions();
+    let chunk = options
+        .prefill_chunk
+        .filter(|_| model.chunks_prefill(store.policy()))
+        .map(|c| c.max(1));
     loop {
+        // Prompt tokens this gap between decode steps may still prefill.
+        let mut gap = chunk.unwrap_or(usize::MAX);
+        // First the prompts already admitted, oldest first.
+        let mut order: Vec<(u64, usize)> = flight
+            .iter()
+            .filter(|(_, f)| f.prefilling.is_some())
+            .map(|(&r, f)| (f.admitted, r))
+            .collect();
+        order.sort_unstable();
+        for (_, r) in order {
+            if gap == 0 {
+                break;
+            }
+            let f = flight.get_mut(&r).expect("in flight");
+            gap -= prefill_piece(model, store, r, f, gap, &mut live, &mut on_token);
+        }
+        let mut preempted = preempt_over_budget(
+            &mut live,
+            &mut flight,
+            store,
+            &options,
+            &mut front,
+            &mut stats,
+        );
         // Retire and admit until neither changes the batch: a sample may
         // finish on its first token, before any decode step.
         loop {
@@ -121,6 +165,9 @@ pub fn generate_continuous<M: Decoder, T: TextDecoder>(
                 &mut on_done,
                 &mut finished_rate,
             );
+            if preempted || gap == 0 {
+                break;
+            }
             let Some(head) = front
                 .front()
                 .map(|(_, r)| r)
@@ -140,11 +187,11 @@ pub fn generate_continuous<M: Decoder, T: TextDecoder>(
                 let reserved: u64 = flight.values().map(|f| f.reserved).sum();
                 (reserved, request_bound(store, head))
             };
-            let fits = live.len() + head.samples <= max
+            let fits = sequences(&live, &flight) + head.samples <= max
                 && options
                     .kv_memory
                     .is_none_or(|budget| committed.saturating_add(bound) <= budget);
-            if !live.is_empty() && !fits {
+            if !flight.is_empty() && !fits {
                 break;
             }
             let (r, req) = front
@@ -154,38 +201,36 @@ pub fn generate_continuous<M: Decoder, T: TextDecoder>(
             if req.samples == 0 {
                 continue;
             }
-            let (children, logits, prefill_seconds) = prefill_request(model, store, &req);
-            let start_entries = entries(store, children[0]);
-            start_samples(r, &req, children, &logits, &mut live, &mut on_token);
             admissions += 1;
-            flight.insert(
-                r,
-                InFlight {
-                    live: req.samples,
-                    reserved: request_bound(store, &req),
-                    admitted: admissions,
-                    start_entries,
-                    request: req,
-                    prefill_seconds,
-                    peak: 0,
-                    done: Vec::new(),
-                },
-            );
+            let mut f = InFlight {
+                live: req.samples,
+                reserved: request_bound(store, &req),
+                admitted: admissions,
+                start_entries: 0,
+                request: req,
+                prefill_seconds: 0.0,
+                peak: 0,
+                done: Vec::new(),
+                prefilling: Some((store.add_sequence(), 0)),
+            };
+            gap -= prefill_piece(model, store, r, &mut f, gap, &mut live, &mut on_token);
+            flight.insert(r, f);
             // The prompt alone may not fit beside the others: wait for a
             // decode step before admitting again.
-            if preempt_over_budget(
+            preempted = preempt_over_budget(
                 &mut live,
                 &mut flight,
                 store,
                 &options,
                 &mut front,
                 &mut stats,
-            ) {
-                break;
-            }
+            );
+        }
+        if flight.is_empty() {
+            break; // nothing in flight, so nothing pending either
         }
         if live.is_empty() {
-            break; // nothing in flight, so nothing pending either
+            continue; // prompts still being prefilled
         }
         decode_step(model, store, &mut live, &mut on_token);
         preempt_over_budget(
@@ -198,6 +243,49 @@ pub fn generate_continuous<M: Decoder, T: TextDecoder>(
         );
     }
     stats
+}
+
+/// Sequences in flight: the live samples, and the W samples of each
+/// request whose prompt is still being prefilled.
+fn sequences(live: &[Live], flight: &BTreeMap<usize, InFlight>) -> usize {
+    live.len()
+        + flight
+            .values()
+            .filter(|f| f.prefilling.is_some())
+            .map(|f| f.request.samples)
+            .sum::<usize>()
+}
+
+/// Prefills up to `most` more tokens of request `r`'s prompt (`f` is
+/// prefilling); when the prompt is complete, forks it into the request's
+/// W samples (its own fork group), which draw their first tokens and join
+/// `live`. Returns the tokens prefilled.
+fn prefill_piece<M: Decoder>(
+    model: &M,
+    store: &mut KvStore,
+    r: usize,
+    f: &mut InFlight,
+    most: usize,
+    live: &mut Vec<Live>,
+    on_token: &mut impl FnMut(TokenEvent),
+) -> usize {
+    let (parent, done) = f.prefilling.expect("prefilling");
+    let prompt = f.request.prompt.len();
+    let n = most.min(prompt - done);
+    let start = Instant::now();
+    let logits = model.prefill(store, parent, &f.request.prompt[done..done + n]);
+    if done + n < prompt {
+        f.prefill_seconds += start.elapsed().as_secs_f64();
+        f.prefilling = Some((parent, done + n));
+        return n;
+    }
+    let children = store.fork(parent, f.request.samples);
+    store.release(parent);
+    f.prefill_seconds += start.elapsed().as_secs_f64();
+    f.prefilling = None;
+    f.start_entries = entries(store, children[0]);
+    start_samples(r, &f.request, children, &logits, live, on_token);
+    n
 }
 
 /// Entries `seq` holds, summed over its rows.
@@ -242,7 +330,16 @@ fn dms_committed(
                 .saturating_sub(s.tokens.len())
         })
         .sum();
-    let growth = (remaining as f64 * rows * rate).ceil() as u64;
+    // A prompt still being prefilled: its rest, and each sample's L − 1.
+    let unstarted: usize = flight
+        .values()
+        .filter_map(|f| {
+            let (_, done) = f.prefilling?;
+            let req = &f.request;
+            Some(req.prompt.len() - done + req.samples * req.max_tokens.saturating_sub(1))
+        })
+        .sum();
+    let growth = ((remaining + unstarted) as f64 * rows * rate).ceil() as u64;
     (store.store_stats().resident + growth) * store.entry_bytes()
 }
 
@@ -269,6 +366,13 @@ fn preempt_over_budget(
             .expect("in flight")
             .0;
         let f = flight.remove(&r).expect("in flight");
+        let prompt = match f.prefilling {
+            Some((parent, done)) => {
+                store.release(parent);
+                done
+            }
+            None => f.request.prompt.len(),
+        };
         live.retain(|s| {
             if s.request != r {
                 return true;
@@ -282,7 +386,7 @@ fn preempt_over_budget(
             .iter()
             .map(|c| c.generated_tokens as u64)
             .sum::<u64>();
-        stats.recomputed_prompt_tokens += f.request.prompt.len() as u64;
+        stats.recomputed_prompt_tokens += prompt as u64;
         stats.preemptions += 1;
         front.push_front((r, f.request));
         preempted = true;
@@ -345,14 +449,19 @@ mod tests {
     use crate::generate::{Timing, generate};
     use crate::kv::{KvShape, SeqId};
 
-    /// A toy model, recording the batch size of every decode step.
-    struct Counting<M>(M, RefCell<Vec<usize>>);
+    /// A toy model, recording the batch size of every decode step, and the
+    /// tokens of every prefill call with the decode steps before it.
+    struct Counting<M>(M, RefCell<Vec<usize>>, RefCell<Vec<(usize, usize)>>);
     impl<M> Counting<M> {
         fn new(model: M) -> Self {
-            Counting(model, RefCell::new(Vec::new()))
+            Counting(model, RefCell::new(Vec::new()), RefCell::new(Vec::new()))
         }
         fn into_steps(self) -> Vec<usize> {
             self.1.into_inner()
+        }
+        /// (decode steps before it, tokens) per prefill call.
+        fn prefills(&self) -> Vec<(usize, usize)> {
+            self.2.borrow().clone()
         }
     }
     impl<M: Decoder> Decoder for Counting<M> {
@@ -363,11 +472,16 @@ mod tests {
             self.0.vocab_size()
         }
         fn prefill(&self, store: &mut KvStore, seq: SeqId, tokens: &[u32]) -> Vec<f32> {
+            let steps = self.1.borrow().len();
+            self.2.borrow_mut().push((steps, tokens.len()));
             self.0.prefill(store, seq, tokens)
         }
         fn decode(&self, store: &mut KvStore, seqs: &[SeqId], tokens: &[u32]) -> Vec<f32> {
             self.1.borrow_mut().push(seqs.len());
             self.0.decode(store, seqs, tokens)
+        }
+        fn chunks_prefill(&self, policy: &crate::kv::ResolvedPolicy) -> bool {
+            self.0.chunks_prefill(policy)
         }
     }
 
@@ -434,6 +548,7 @@ mod tests {
                 max_sequences,
                 kv_memory: None,
                 keep_prior: None,
+                prefill_chunk: None,
             },
             |_| {},
             |done| out.extend(done),
@@ -619,6 +734,7 @@ mod tests {
                         max_sequences: 1000,
                         kv_memory: Some(budget),
                         keep_prior: None,
+                        prefill_chunk: None,
                     },
                     |_| {},
                     |done| got.extend(done.into_iter().map(without_timing)),
@@ -670,6 +786,7 @@ mod tests {
                         max_sequences: max,
                         kv_memory: None,
                         keep_prior: None,
+                        prefill_chunk: None,
                     },
                     |_| {},
                     |done| got.extend(done.into_iter().map(without_timing)),
@@ -715,6 +832,7 @@ mod tests {
                     max_sequences: 1000,
                     kv_memory,
                     keep_prior,
+                    prefill_chunk: None,
                 },
                 |_| {},
                 |done| got.extend(done.into_iter().map(without_timing)),
@@ -748,5 +866,141 @@ mod tests {
             }
         }
         assert!(most.preemptions >= 5, "{most:?}");
+    }
+
+    /// A checkpoint that evicts only early positions ([`FrontLoaded`]):
+    /// the keep rate measured on young samples undershoots what they keep
+    /// later, so under a budget of about one request's peak the guesses
+    /// keep failing and requests are preempted every few steps. Every
+    /// completion (tokens, text, KV reads, peaks, group peak) still equals
+    /// its request run alone.
+    #[test]
+    fn dms_preempted_every_few_steps_changes_no_sample() {
+        use crate::generate::testing::{FrontLoaded, store};
+        use crate::kv::{DmsParams, ResolvedPolicy};
+        let policy = ResolvedPolicy::Dms(DmsParams {
+            window: 2,
+            shifted: false,
+        });
+        let requests: Vec<Request> = (0..24u32)
+            .map(|i| {
+                let mut r = request(
+                    [1, 2, 1, 3][i as usize % 4],
+                    u64::from(i) * 5,
+                    24 + i as usize % 5,
+                );
+                r.prompt = (0..3 + i % 3).map(|t| (t * 5 + i) % 11).collect();
+                r
+            })
+            .collect();
+        let model = FrontLoaded { keep_from: 12 };
+        let alone = each_alone(&model, || store(policy.clone(), 4), &requests);
+        let entry = store(policy.clone(), 4).entry_bytes();
+        let largest = alone.iter().map(|c| c.batch_peak_resident).max().unwrap() * entry;
+        let mut measured = Vec::new();
+        for (times, prior) in [(1, None), (2, Some(0.05)), (3, Some(0.05))] {
+            let budget = largest * times;
+            let counting = Counting::new(FrontLoaded { keep_from: 12 });
+            let mut s = store(policy.clone(), 4);
+            let mut got = Vec::new();
+            let stats = generate_continuous(
+                &counting,
+                &Letters,
+                &mut s,
+                requests.iter().cloned(),
+                SchedulerOptions {
+                    max_sequences: 1000,
+                    kv_memory: Some(budget),
+                    keep_prior: prior,
+                    prefill_chunk: None,
+                },
+                |_| {},
+                |done| got.extend(done.into_iter().map(without_timing)),
+            );
+            assert_eq!(s.store_stats().resident, 0, "every sequence released");
+            got.sort_by_key(|c| (c.request, c.sample));
+            assert_eq!(got, alone, "kv_memory {budget}, prior {prior:?}");
+            assert!(stats.recomputed_tokens > 0 && stats.recomputed_prompt_tokens > 0);
+            let steps = counting.into_steps().len() as u64;
+            eprintln!(
+                "kv_memory {times} × {largest}, prior {prior:?}: {} preemption(s) over {steps} steps",
+                stats.preemptions
+            );
+            measured.push((stats.preemptions, steps));
+        }
+        // Measured: 5 over 378 steps, 20 over 159, 19 over 107.
+        let (preemptions, steps) = measured[2];
+        assert!(preemptions * 6 >= steps, "{measured:?}");
+        assert!(measured.iter().all(|&(p, _)| p >= 3), "{measured:?}");
+    }
+
+    /// With `prefill_chunk`, prompts are prefilled in pieces of at most
+    /// `chunk` tokens between decode steps while the requests already
+    /// started decode, and under DMS (chunk-invariant)
+    /// every completion, counters and peaks included, equals its request
+    /// run alone. Under a policy that is not chunk-invariant (H2O) the
+    /// option is ignored: each prompt in one piece.
+    #[test]
+    fn a_long_prompt_is_prefilled_in_chunks_between_decode_steps() {
+        use crate::generate::testing::{Layered, store};
+        use crate::kv::{Budget, DmsParams, ResolvedPolicy};
+        let mut requests = mix();
+        let mut long = request(2, 50, 12);
+        long.prompt = (0..40u32).map(|t| (t * 3 + 1) % 11).collect();
+        requests.push(long);
+        let policies = [
+            ResolvedPolicy::Dms(DmsParams {
+                window: 2,
+                shifted: true,
+            }),
+            ResolvedPolicy::Dms(DmsParams {
+                window: 3,
+                shifted: false,
+            }),
+            ResolvedPolicy::H2o {
+                recent: 2,
+                budget: Budget::Tokens { tokens: 5 },
+            },
+        ];
+        for policy in policies {
+            let alone = each_alone(&Layered, || store(policy.clone(), 4), &requests);
+            for (chunk, max_sequences) in [(1, 1000), (3, 1000), (8, 1000), (5, 3)] {
+                let model = Counting::new(Layered);
+                let mut s = store(policy.clone(), 4);
+                let mut got = Vec::new();
+                generate_continuous(
+                    &model,
+                    &Letters,
+                    &mut s,
+                    requests.iter().cloned(),
+                    SchedulerOptions {
+                        max_sequences,
+                        kv_memory: None,
+                        keep_prior: None,
+                        prefill_chunk: Some(chunk),
+                    },
+                    |_| {},
+                    |done| got.extend(done.into_iter().map(without_timing)),
+                );
+                assert_eq!(s.store_stats().resident, 0, "every sequence released");
+                got.sort_by_key(|c| (c.request, c.sample));
+                assert_eq!(got, alone, "{policy:?}, prefill_chunk {chunk}");
+                let prefills = model.prefills();
+                // Decode steps that had prompt pieces prefilled before them.
+                let gaps: std::collections::BTreeSet<usize> =
+                    prefills.iter().map(|&(steps, _)| steps).collect();
+                if Layered.chunks_prefill(&policy) {
+                    assert!(
+                        prefills.iter().all(|&(_, n)| n <= chunk),
+                        "{policy:?}, chunk {chunk}: {prefills:?}"
+                    );
+                    // The long prompt, admitted last, is prefilled while the
+                    // others decode: its pieces spread over decode steps.
+                    assert!(gaps.len() >= 5, "{prefills:?}");
+                } else {
+                    assert!(prefills.iter().any(|&(_, n)| n == 40), "{prefills:?}");
+                }
+            }
+        }
     }
 }

@@ -74,6 +74,11 @@ pub struct EngineSection {
     /// (B, kB, MB, GB, KiB, MiB, GiB; `--kv-memory` overrides it). Default:
     /// half the memory available when the sweep starts.
     pub kv_memory: Option<String>,
+    /// Prompt tokens prefilled between two decode steps at most (≥ 1;
+    /// `--prefill-chunk` overrides it), where that is bit-identical to one
+    /// piece (no cache policy yet: docs/batching.md). Default: a prompt in
+    /// one piece.
+    pub prefill_chunk: Option<usize>,
 }
 
 /// `[run]`: where results go.

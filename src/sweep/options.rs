@@ -47,6 +47,8 @@ pub struct SweepOptions {
     pub max_sequences: Option<usize>,
     /// `--kv-memory` in bytes (overrides `[engine] kv_memory`).
     pub kv_memory: Option<u64>,
+    /// `--prefill-chunk` (overrides `[engine] prefill_chunk`).
+    pub prefill_chunk: Option<usize>,
 }
 
 impl Default for SweepOptions {
@@ -65,6 +67,7 @@ impl Default for SweepOptions {
             unsafe_no_sandbox: false,
             max_sequences: None,
             kv_memory: None,
+            prefill_chunk: None,
         }
     }
 }

@@ -117,6 +117,8 @@ pub struct Plan {
     pub max_sequences: Option<usize>,
     /// `[engine] kv_memory` in bytes; `None`: not set.
     pub kv_memory: Option<u64>,
+    /// `[engine] prefill_chunk`, validated ≥ 1; `None`: not set.
+    pub prefill_chunk: Option<usize>,
     /// The config as parsed, defaults filled in, unfiltered (for the manifest).
     pub resolved_config: serde_json::Value,
 }
@@ -414,6 +416,9 @@ impl Plan {
         if config.engine.max_sequences == Some(0) {
             return Err(err("engine.max_sequences", "must be at least 1".into()));
         }
+        if config.engine.prefill_chunk == Some(0) {
+            return Err(err("engine.prefill_chunk", "must be at least 1".into()));
+        }
         let kv_memory = match &config.engine.kv_memory {
             Some(text) => Some(
                 crate::bench::throughput::parse_bytes(text)
@@ -448,6 +453,7 @@ impl Plan {
             nested_widths: g.nested_widths,
             max_sequences: config.engine.max_sequences,
             kv_memory,
+            prefill_chunk: config.engine.prefill_chunk,
             resolved_config,
         })
     }

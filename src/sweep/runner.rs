@@ -106,6 +106,7 @@ pub fn run_plan(
             .or_else(|| available_memory().map(|m| m / 2)),
         // Set per stream from its trial's CR (`wiring::model`).
         keep_prior: None,
+        prefill_chunk: options.prefill_chunk.or(plan.prefill_chunk),
     };
 
     if options.dry_run {
@@ -293,9 +294,13 @@ fn describe_engine(engine: SchedulerOptions, expanded: &Expanded, work: &Schedul
          [engine] kv_memory; default half the available memory), each reserving its bound \
          (dense and Quest: the prompt once + W × (L + block − 2) entries per KV row; window, \
          TOVA, H2O: their budgets; DMS: a guess at its measured rate, preempted when wrong); \
-         {} stream(s) of batches sharing a model and cache policy\n",
+         {} stream(s) of batches sharing a model and cache policy{}\n",
         engine.max_sequences,
-        streams(expanded, &work.batches).len()
+        streams(expanded, &work.batches).len(),
+        engine.prefill_chunk.map_or(String::new(), |c| format!(
+            "; --prefill-chunk {c} ignored: no cache policy's prefill is bit-identical in pieces \
+             yet (docs/batching.md)"
+        ))
     )
 }
 

@@ -328,6 +328,7 @@ fn wgpu_continuous_batch_matches_cpu_tokens() {
                 max_sequences: 4,
                 kv_memory: None,
                 keep_prior: None,
+                prefill_chunk: None,
             },
             |_| {},
             |c| done.extend(c),

@@ -1,6 +1,7 @@
 //! Model tests: GGUF and tokenizer loading, logits against the HF reference, CPU kernels, DMS, device parity, train-dms.
 
 mod chat_template;
+mod chunked_prefill;
 mod cpu_kernels;
 mod cube_ops;
 mod device_parity;

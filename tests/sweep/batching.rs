@@ -236,11 +236,16 @@ fn dms_records(args: &[&str]) -> (BTreeMap<String, SampleRecord>, u64) {
 }
 
 /// DMS is admitted at a guess (1 / CR, then its measured keep rate); a KV
-/// memory so small that the guesses keep failing preempts requests again
-/// and again, and every record is identical, field for field except
-/// timings and occupancy, to the run one request at a time.
+/// memory of one to four times the largest request's own peak lets a few
+/// requests run together at guesses that keep failing, so requests are
+/// preempted (their KV dropped, restarted from scratch), and every record
+/// is identical, field for field except timings and occupancy, to the run
+/// one request at a time (a restart that kept any stale KV would change
+/// its tokens, reads or peaks). A budget below one request's peak (the
+/// tiny Qwen3's arith prompt is 75 tokens: 71–163 kB per request here)
+/// never preempts: only one request fits at a time, and the oldest request
+/// in flight is never preempted.
 #[test]
-#[ignore = "the sweep never preempts on this fixture yet, whatever --kv-memory (scanned 2–40 kB, CR label 2 and 16): the scheduler-level test preempts; the sweep path is still to be traced"]
 fn dms_preemption_changes_no_record() {
     let (one, none) = dms_records(&["--max-sequences", "1"]);
     assert_eq!(one.len(), 6 * (1 + 2 + 3));
@@ -248,9 +253,81 @@ fn dms_preemption_changes_no_record() {
     let (free, none) = dms_records(&["--max-sequences", "64"]);
     assert_eq!(free, one);
     assert_eq!(none, 0);
-    let (tight, preemptions) = dms_records(&["--max-sequences", "64", "--kv-memory", "40kB"]);
-    assert_eq!(tight, one);
-    assert!(preemptions >= 5, "{preemptions} preemption(s)");
+    // The largest request's peak, in bytes: its samples' entries together
+    // (the shared prompt once) × bytes per entry.
+    let largest = one
+        .values()
+        .map(|r| r.peak_resident_batch * (r.peak_bytes / r.peak_resident))
+        .max()
+        .expect("records");
+    let (tight, none) = dms_records(&[
+        "--max-sequences",
+        "64",
+        "--kv-memory",
+        &(largest / 2).to_string(),
+    ]);
+    assert_eq!(tight, one, "half the largest request");
+    assert_eq!(none, 0, "one request at a time: nothing to preempt");
+    let mut measured = Vec::new();
+    for times in [5, 8, 16] {
+        let budget = largest * times / 4;
+        let (tight, preemptions) =
+            dms_records(&["--max-sequences", "64", "--kv-memory", &budget.to_string()]);
+        assert_eq!(tight, one, "--kv-memory {budget}");
+        measured.push((budget, preemptions));
+    }
+    eprintln!("largest request {largest} B; (budget, preemptions): {measured:?}");
+    assert!(
+        measured.iter().all(|&(_, p)| p >= 1),
+        "every budget preempts: {measured:?}"
+    );
+    let total: u64 = measured.iter().map(|&(_, p)| p).sum();
+    assert!(total >= 10, "{measured:?}");
+}
+
+/// DMS prompts prefilled in pieces between decode steps (`--prefill-chunk`
+/// or `[engine] prefill_chunk`), alone or under a KV memory that preempts
+/// requests mid-prefill too: every record identical to the run one
+/// request at a time in one piece. A chunk of 0 is refused, naming the
+/// flag or key.
+#[test]
+fn dms_prefill_in_chunks_changes_no_record() {
+    let (one, _) = dms_records(&["--max-sequences", "1"]);
+    for chunk in ["1", "7", "32"] {
+        let (got, _) = dms_records(&["--max-sequences", "64", "--prefill-chunk", chunk]);
+        assert_eq!(got, one, "--prefill-chunk {chunk}");
+    }
+    let largest = one
+        .values()
+        .map(|r| r.peak_resident_batch * (r.peak_bytes / r.peak_resident))
+        .max()
+        .expect("records");
+    let (got, preemptions) = dms_records(&[
+        "--max-sequences",
+        "64",
+        "--prefill-chunk",
+        "16",
+        "--kv-memory",
+        &(largest * 5 / 4).to_string(),
+    ]);
+    assert_eq!(got, one, "chunked and preempted");
+    eprintln!(
+        "--prefill-chunk 16 under {} B: {preemptions} preemption(s)",
+        largest * 5 / 4
+    );
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("sweep.toml"), dms_config()).expect("config");
+    let out = sweep(dir.path(), &["--prefill-chunk", "0", "--dry-run"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--prefill-chunk"));
+    let config = dms_config() + "\n[engine]\nprefill_chunk = 0\n";
+    std::fs::write(dir.path().join("sweep.toml"), config).expect("config");
+    let out = sweep(dir.path(), &["--dry-run"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("engine.prefill_chunk"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
 }
 
 /// `--dry-run` prints the admission plan per method: what one request
