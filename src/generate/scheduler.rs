@@ -535,6 +535,28 @@ mod tests {
             .collect()
     }
 
+    /// `requests` through [`generate_continuous`] into `store`: the
+    /// completions without timings, by request and sample, and the stats.
+    fn stream<M: Decoder>(
+        model: &M,
+        store: &mut KvStore,
+        requests: &[Request],
+        options: SchedulerOptions,
+    ) -> (Vec<Completion>, SchedulerStats) {
+        let mut got = Vec::new();
+        let stats = generate_continuous(
+            model,
+            &Letters,
+            store,
+            requests.iter().cloned(),
+            options,
+            |_| {},
+            |done| got.extend(done.into_iter().map(without_timing)),
+        );
+        got.sort_by_key(|c| (c.request, c.sample));
+        (got, stats)
+    }
+
     fn continuous(requests: &[Request], max_sequences: usize) -> (Vec<Completion>, Vec<usize>) {
         let model = Counting::new(Toy);
         let mut store = KvStore::new(Toy.kv_shape());
@@ -724,22 +746,17 @@ mod tests {
             for budget in [largest / 2, largest, largest + bounds[0]] {
                 let model = Counting::new(PolicyToy);
                 let mut s = store();
-                let mut got = Vec::new();
-                let stats = generate_continuous(
+                let (got, stats) = stream(
                     &model,
-                    &Letters,
                     &mut s,
-                    requests.iter().cloned(),
+                    &requests,
                     SchedulerOptions {
                         max_sequences: 1000,
                         kv_memory: Some(budget),
                         keep_prior: None,
                         prefill_chunk: None,
                     },
-                    |_| {},
-                    |done| got.extend(done.into_iter().map(without_timing)),
                 );
-                got.sort_by_key(|c| (c.request, c.sample));
                 assert_eq!(got, alone, "{policy:?}, kv_memory {budget}");
                 // Exact bounds never need a preemption.
                 assert_eq!(stats, SchedulerStats::default(), "{policy:?}");
@@ -776,22 +793,17 @@ mod tests {
             let alone = each_alone(&PolicyToy, || store(policy), &requests);
             for max in [1, 3, 1000] {
                 let mut s = store(policy);
-                let mut got = Vec::new();
-                generate_continuous(
+                let (got, _) = stream(
                     &PolicyToy,
-                    &Letters,
                     &mut s,
-                    requests.iter().cloned(),
+                    &requests,
                     SchedulerOptions {
                         max_sequences: max,
                         kv_memory: None,
                         keep_prior: None,
                         prefill_chunk: None,
                     },
-                    |_| {},
-                    |done| got.extend(done.into_iter().map(without_timing)),
                 );
-                got.sort_by_key(|c| (c.request, c.sample));
                 assert_eq!(got, alone, "{policy:?}, max_sequences {max}");
             }
         }
@@ -822,23 +834,18 @@ mod tests {
         let run = |kv_memory: Option<u64>, keep_prior: Option<f64>| {
             let model = Counting::new(Layered);
             let mut s = store(policy.clone(), 4);
-            let mut got = Vec::new();
-            let stats = generate_continuous(
+            let (got, stats) = stream(
                 &model,
-                &Letters,
                 &mut s,
-                requests.iter().cloned(),
+                &requests,
                 SchedulerOptions {
                     max_sequences: 1000,
                     kv_memory,
                     keep_prior,
                     prefill_chunk: None,
                 },
-                |_| {},
-                |done| got.extend(done.into_iter().map(without_timing)),
             );
             assert_eq!(s.store_stats().resident, 0, "every sequence released");
-            got.sort_by_key(|c| (c.request, c.sample));
             (got, stats, model.into_steps())
         };
         let (free, stats, _) = run(None, None);
@@ -902,23 +909,18 @@ mod tests {
             let budget = largest * times;
             let counting = Counting::new(FrontLoaded { keep_from: 12 });
             let mut s = store(policy.clone(), 4);
-            let mut got = Vec::new();
-            let stats = generate_continuous(
+            let (got, stats) = stream(
                 &counting,
-                &Letters,
                 &mut s,
-                requests.iter().cloned(),
+                &requests,
                 SchedulerOptions {
                     max_sequences: 1000,
                     kv_memory: Some(budget),
                     keep_prior: prior,
                     prefill_chunk: None,
                 },
-                |_| {},
-                |done| got.extend(done.into_iter().map(without_timing)),
             );
             assert_eq!(s.store_stats().resident, 0, "every sequence released");
-            got.sort_by_key(|c| (c.request, c.sample));
             assert_eq!(got, alone, "kv_memory {budget}, prior {prior:?}");
             assert!(stats.recomputed_tokens > 0 && stats.recomputed_prompt_tokens > 0);
             let steps = counting.into_steps().len() as u64;
@@ -967,23 +969,18 @@ mod tests {
             for (chunk, max_sequences) in [(1, 1000), (3, 1000), (8, 1000), (5, 3)] {
                 let model = Counting::new(Layered);
                 let mut s = store(policy.clone(), 4);
-                let mut got = Vec::new();
-                generate_continuous(
+                let (got, _) = stream(
                     &model,
-                    &Letters,
                     &mut s,
-                    requests.iter().cloned(),
+                    &requests,
                     SchedulerOptions {
                         max_sequences,
                         kv_memory: None,
                         keep_prior: None,
                         prefill_chunk: Some(chunk),
                     },
-                    |_| {},
-                    |done| got.extend(done.into_iter().map(without_timing)),
                 );
                 assert_eq!(s.store_stats().resident, 0, "every sequence released");
-                got.sort_by_key(|c| (c.request, c.sample));
                 assert_eq!(got, alone, "{policy:?}, prefill_chunk {chunk}");
                 let prefills = model.prefills();
                 // Decode steps that had prompt pieces prefilled before them.
