@@ -49,7 +49,7 @@ fn entry(t: u32, p: usize, layer: usize, h: usize) -> [f32; 4] {
 }
 
 fn marked(t: u32, p: usize, layer: usize, h: usize) -> bool {
-    (t as usize * 7 + p * 3 + layer * 5 + h * 11) % 5 != 0
+    !(t as usize * 7 + p * 3 + layer * 5 + h * 11).is_multiple_of(5)
 }
 
 fn logits(o: &[f32]) -> Vec<f32> {
