@@ -15,6 +15,15 @@ use hyperscale::runtime::LoadedModel;
 /// the count of one sees no other's reads.
 static DEVICE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// Largest |a − b| over two equally long slices of logits.
+pub(crate) fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
 pub(crate) fn device_lock() -> std::sync::MutexGuard<'static, ()> {
     DEVICE.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -160,13 +169,6 @@ fn wgpu_dms_matches_cpu_logits_rows_and_reads() {
     let _device = device_lock();
     use hyperscale::kv::{CachePolicy, KvError, KvStore, RowId};
 
-    fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-        assert_eq!(a.len(), b.len());
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max)
-    }
     let policy = CachePolicy::Dms {
         window: None,
         shifted: None,

@@ -10,19 +10,11 @@ use hyperscale::generate::Decoder;
 use hyperscale::kv::{CachePolicy, KvDtype, KvDtypeChoice, KvError, KvStats, KvStore, SeqId};
 use hyperscale::runtime::{LoadedModel, RuntimeError};
 
-use super::device_parity::{device_lock, fixture};
+use super::device_parity::{device_lock, fixture, max_diff};
 
 /// Largest |logit difference| between f16 KV on wgpu and f32 KV on the
 /// CPU that the tests accept (measured on the tiny fixtures: docs/gpu.md).
 const F16_LOGIT_TOL: f32 = 2e-2;
-
-fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
 
 /// One run: a prompt prefilled into one sequence, forked into 2 samples,
 /// 8 decode steps; the last logits of each call, the samples' stats, the
