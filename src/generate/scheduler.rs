@@ -35,6 +35,22 @@
 //! only where the model's prefill is chunk-invariant under the store's
 //! policy ([`Decoder::chunks_prefill`]; for the real models, no policy
 //! yet: [`super::chunked`]).
+//!
+//! # Shared prompts
+//! Requests that follow each other in the stream with the same prompt (a
+//! sweep's nested widths: four requests of 1, 1, 2 and 4 samples per problem
+//! and method) prefill it once while they overlap. When a request's prompt
+//! is prefilled and the next request of the stream has the same prompt, a
+//! copy of the prompt's sequence is kept ([`KvStore::copy_prefilled`]: its
+//! own blocks, policy state, prefill reads and group peak) with the last
+//! row's logits; the next request, when admitted, forks its samples from
+//! that copy (or from a copy of it, when the request after it shares the
+//! prompt too) instead of prefilling: the same entries, counters and peaks
+//! as its own prefill, so nothing it reports changes but its prefill time.
+//! The kept copy lives while the request holding it is in flight (the last
+//! one that prefilled or shared the prompt), so with `max_sequences` 1,
+//! where requests never overlap, nothing is shared. Not under a KV memory
+//! budget: the kept copy is in none of the requests' bounds.
 
 use super::admission::{KeepRate, dms_guess, request_bound};
 use super::engine::{Live, complete, decode_step, finished, start_samples};
@@ -75,6 +91,10 @@ pub struct SchedulerStats {
     pub recomputed_tokens: u64,
     /// Prompt tokens prefilled again.
     pub recomputed_prompt_tokens: u64,
+    /// Requests that forked their samples from a copy of a prompt prefilled
+    /// by a request in flight instead of prefilling it (module docs,
+    /// "Shared prompts").
+    pub shared_prefills: u64,
 }
 
 /// A request in flight: its completions so far and its own peak.
@@ -97,6 +117,21 @@ struct InFlight {
     /// While its prompt is prefilled in pieces: the prompt's sequence and
     /// the prompt tokens prefilled so far.
     prefilling: Option<(SeqId, usize)>,
+    /// Whether to keep a copy of its prompt when the prefill completes: the
+    /// next request of the stream has the same prompt.
+    keep_prompt: bool,
+}
+
+/// A prefilled prompt kept for the next request of the stream (module docs,
+/// "Shared prompts").
+struct Kept {
+    prompt: Vec<u32>,
+    /// A [`KvStore::copy_prefilled`] of the prompt's sequence, never decoded.
+    seq: SeqId,
+    /// The prefill's last-row logits (`[vocab]`).
+    logits: Vec<f32>,
+    /// The request in flight holding it: released when that request ends.
+    holder: usize,
 }
 
 /// Generate every sample of every request of `requests`, at most
@@ -129,6 +164,8 @@ pub fn generate_continuous<M: Decoder, T: TextDecoder>(
         .prefill_chunk
         .filter(|_| model.chunks_prefill(store.policy()))
         .map(|c| c.max(1));
+    let share = options.kv_memory.is_none();
+    let mut kept: Option<Kept> = None;
     loop {
         // Prompt tokens this gap between decode steps may still prefill.
         let mut gap = chunk.unwrap_or(usize::MAX);
@@ -144,7 +181,7 @@ pub fn generate_continuous<M: Decoder, T: TextDecoder>(
                 break;
             }
             let f = flight.get_mut(&r).expect("in flight");
-            gap -= prefill_piece(model, store, r, f, gap, &mut live, &mut on_token);
+            gap -= prefill_piece(model, store, r, f, gap, &mut kept, &mut live, &mut on_token);
         }
         let mut preempted = preempt_over_budget(
             &mut live,
@@ -162,6 +199,7 @@ pub fn generate_continuous<M: Decoder, T: TextDecoder>(
                 &mut flight,
                 text,
                 store,
+                &mut kept,
                 &mut on_done,
                 &mut finished_rate,
             );
@@ -202,6 +240,11 @@ pub fn generate_continuous<M: Decoder, T: TextDecoder>(
                 continue;
             }
             admissions += 1;
+            let keep_prompt = share
+                && front.is_empty()
+                && pending
+                    .peek()
+                    .is_some_and(|(_, next)| next.prompt == req.prompt);
             let mut f = InFlight {
                 live: req.samples,
                 reserved: request_bound(store, &req),
@@ -211,9 +254,47 @@ pub fn generate_continuous<M: Decoder, T: TextDecoder>(
                 prefill_seconds: 0.0,
                 peak: 0,
                 done: Vec::new(),
-                prefilling: Some((store.add_sequence(), 0)),
+                prefilling: None,
+                keep_prompt,
             };
-            gap -= prefill_piece(model, store, r, &mut f, gap, &mut live, &mut on_token);
+            match kept.take_if(|k| k.prompt == f.request.prompt) {
+                Some(k) => {
+                    let start = Instant::now();
+                    // The request after it shares the prompt too: keep it.
+                    let (parent, logits) = if keep_prompt {
+                        let copy = store.copy_prefilled(k.seq);
+                        let logits = k.logits.clone();
+                        kept = Some(Kept { holder: r, ..k });
+                        (copy, logits)
+                    } else {
+                        (k.seq, k.logits)
+                    };
+                    start_prompt(
+                        store,
+                        r,
+                        &mut f,
+                        parent,
+                        start,
+                        &logits,
+                        &mut live,
+                        &mut on_token,
+                    );
+                    stats.shared_prefills += 1;
+                }
+                None => {
+                    f.prefilling = Some((store.add_sequence(), 0));
+                    gap -= prefill_piece(
+                        model,
+                        store,
+                        r,
+                        &mut f,
+                        gap,
+                        &mut kept,
+                        &mut live,
+                        &mut on_token,
+                    );
+                }
+            }
             flight.insert(r, f);
             // The prompt alone may not fit beside the others: wait for a
             // decode step before admitting again.
@@ -242,6 +323,10 @@ pub fn generate_continuous<M: Decoder, T: TextDecoder>(
             &mut stats,
         );
     }
+    // Its holder's end released it; this only guards the store.
+    if let Some(k) = kept {
+        store.release(k.seq);
+    }
     stats
 }
 
@@ -257,15 +342,17 @@ fn sequences(live: &[Live], flight: &BTreeMap<usize, InFlight>) -> usize {
 }
 
 /// Prefills up to `most` more tokens of request `r`'s prompt (`f` is
-/// prefilling); when the prompt is complete, forks it into the request's
-/// W samples (its own fork group), which draw their first tokens and join
-/// `live`. Returns the tokens prefilled.
+/// prefilling); when the prompt is complete, keeps a copy of it in `kept`
+/// if `f.keep_prompt`, and starts the request's samples ([`start_prompt`]).
+/// Returns the tokens prefilled.
+#[allow(clippy::too_many_arguments)]
 fn prefill_piece<M: Decoder>(
     model: &M,
     store: &mut KvStore,
     r: usize,
     f: &mut InFlight,
     most: usize,
+    kept: &mut Option<Kept>,
     live: &mut Vec<Live>,
     on_token: &mut impl FnMut(TokenEvent),
 ) -> usize {
@@ -279,13 +366,42 @@ fn prefill_piece<M: Decoder>(
         f.prefilling = Some((parent, done + n));
         return n;
     }
+    if f.keep_prompt {
+        // Before the fork: the copy takes the group's peak of the prefill.
+        let copy = Kept {
+            prompt: f.request.prompt.clone(),
+            seq: store.copy_prefilled(parent),
+            logits: logits.clone(),
+            holder: r,
+        };
+        if let Some(old) = kept.replace(copy) {
+            store.release(old.seq);
+        }
+    }
+    start_prompt(store, r, f, parent, start, &logits, live, on_token);
+    n
+}
+
+/// Forks `parent`, request `r`'s prefilled prompt (started at `start`),
+/// into the request's W samples (its own fork group), which draw their
+/// first tokens from `logits` and join `live`; releases `parent`.
+#[allow(clippy::too_many_arguments)]
+fn start_prompt(
+    store: &mut KvStore,
+    r: usize,
+    f: &mut InFlight,
+    parent: SeqId,
+    start: Instant,
+    logits: &[f32],
+    live: &mut Vec<Live>,
+    on_token: &mut impl FnMut(TokenEvent),
+) {
     let children = store.fork(parent, f.request.samples);
     store.release(parent);
     f.prefill_seconds += start.elapsed().as_secs_f64();
     f.prefilling = None;
     f.start_entries = entries(store, children[0]);
-    start_samples(r, &f.request, children, &logits, live, on_token);
-    n
+    start_samples(r, &f.request, children, logits, live, on_token);
 }
 
 /// Entries `seq` holds, summed over its rows.
@@ -396,11 +512,13 @@ fn preempt_over_budget(
 
 /// Release finished samples; hand out the requests whose last sample ended.
 /// Under DMS, adds what each finished sample kept to `rate` first.
+/// A prompt kept for the next request is released with its holder.
 fn retire<T: TextDecoder>(
     live: &mut Vec<Live>,
     flight: &mut BTreeMap<usize, InFlight>,
     text: &T,
     store: &mut KvStore,
+    kept: &mut Option<Kept>,
     on_done: &mut impl FnMut(Vec<Completion>),
     rate: &mut KeepRate,
 ) {
@@ -430,6 +548,9 @@ fn retire<T: TextDecoder>(
         ));
         f.live -= 1;
         if f.live == 0 {
+            if let Some(k) = kept.take_if(|k| k.holder == r) {
+                store.release(k.seq);
+            }
             let mut f = flight.remove(&r).expect("in flight");
             for c in &mut f.done {
                 c.batch_peak_resident = f.peak;
@@ -934,6 +1055,96 @@ mod tests {
         let (preemptions, steps) = measured[2];
         assert!(preemptions * 6 >= steps, "{measured:?}");
         assert!(measured.iter().all(|&(p, _)| p >= 3), "{measured:?}");
+    }
+
+    /// A sweep's nested widths: per prompt, requests of 1, 1, 2 and 4
+    /// samples (samples 0, 1, 2–3, 4–7), their lengths and stops varied.
+    fn nested() -> Vec<Request> {
+        let mut out = Vec::new();
+        for p in 0..4u32 {
+            let prompt: Vec<u32> = (0..3 + p * 2).map(|t| (t * 5 + p) % 11).collect();
+            for (i, (samples, first)) in [(1, 0), (1, 1), (2, 2), (4, 4)].into_iter().enumerate() {
+                let mut r = request(samples, first, 6 + 2 * i + p as usize);
+                r.prompt = prompt.clone();
+                r.sampling.seed = u64::from(p);
+                if p % 2 == 1 {
+                    r.stop.eos_ids = vec![2, 9];
+                }
+                out.push(r);
+            }
+        }
+        out
+    }
+
+    /// Nested requests overlapping in flight share their prompt's prefill
+    /// (one prefill per prompt with room for all four), and every completion
+    /// — tokens, KV reads, prefill reads, peaks, group peak — equals its
+    /// request run alone, under every policy, evicting ones included (their
+    /// scores, DMS's decisions, and the peak of a prefill longer than the
+    /// budget, above what it keeps, travel with the copy). One at a time nothing overlaps, so
+    /// nothing is shared.
+    #[test]
+    fn nested_requests_in_flight_share_one_prefill() {
+        use crate::generate::testing::{Layered, store};
+        use crate::kv::{Budget, DmsParams, ResolvedPolicy, TovaGranularity};
+        let requests = nested();
+        let policies = [
+            ResolvedPolicy::Dense,
+            ResolvedPolicy::Window {
+                sink: 1,
+                budget: Budget::Tokens { tokens: 4 },
+            },
+            ResolvedPolicy::Tova {
+                budget: Budget::Tokens { tokens: 4 },
+                granularity: TovaGranularity::Layer,
+            },
+            ResolvedPolicy::H2o {
+                recent: 2,
+                budget: Budget::Tokens { tokens: 5 },
+            },
+            ResolvedPolicy::Dms(DmsParams {
+                window: 2,
+                shifted: false,
+            }),
+        ];
+        let prompts = requests.len() as u64 / 4;
+        for policy in policies {
+            let alone = each_alone(&Layered, || store(policy.clone(), 4), &requests);
+            for max_sequences in [1, 3, 8, 16, 1000] {
+                let model = Counting::new(Layered);
+                let mut s = store(policy.clone(), 4);
+                let (got, stats) = stream(
+                    &model,
+                    &mut s,
+                    &requests,
+                    SchedulerOptions {
+                        max_sequences,
+                        kv_memory: None,
+                        keep_prior: None,
+                        prefill_chunk: None,
+                    },
+                );
+                let why = format!("{policy:?}, max_sequences {max_sequences}");
+                assert_eq!(
+                    s.store_stats().resident,
+                    0,
+                    "{why}: every sequence released"
+                );
+                assert_eq!(got, alone, "{why}");
+                let prefills = model.prefills().len() as u64;
+                assert_eq!(
+                    prefills + stats.shared_prefills,
+                    requests.len() as u64,
+                    "{why}"
+                );
+                match max_sequences {
+                    1 => assert_eq!(stats.shared_prefills, 0, "{why}"),
+                    // Every request admitted at once: one prefill per prompt.
+                    1000 => assert_eq!(prefills, prompts, "{why}"),
+                    _ => assert!(stats.shared_prefills > 0, "{why}"),
+                }
+            }
+        }
     }
 
     /// With `prefill_chunk`, prompts are prefilled in pieces of at most

@@ -12,6 +12,12 @@
 //! source would. Its read counters start at zero: it read nothing.
 //! `bench throughput` uses it to fill memory with long sequences at the cost
 //! of one prefill.
+//!
+//! [`KvStore::copy_prefilled`] is the same copy standing for a prefill of
+//! the same prompt: it also carries the source's prefill reads and its
+//! group's peak, so that what the copy's samples report is what they would
+//! have reported after prefilling the prompt themselves (the continuous
+//! scheduler's shared prompts).
 
 use super::ledger::{Row, RowId, SlotCopy};
 use super::store::{KvStore, SeqId};
@@ -23,6 +29,23 @@ impl KvStore {
     /// # Panics
     /// If `source` was released.
     pub fn copy_sequence(&mut self, source: SeqId) -> SeqId {
+        self.copy(source, false)
+    }
+
+    /// [`copy_sequence`](Self::copy_sequence) of a sequence that has just
+    /// prefilled its prompt and nothing else (no decode step, no fork
+    /// sharing its group), as if the copy had prefilled the prompt itself:
+    /// each row also keeps the source's prefill reads, and the copy's group
+    /// starts with the peak of the source's (a prefill may peak above what
+    /// it keeps, as TOVA and H2O do while they evict).
+    ///
+    /// # Panics
+    /// If `source` was released.
+    pub fn copy_prefilled(&mut self, source: SeqId) -> SeqId {
+        self.copy(source, true)
+    }
+
+    fn copy(&mut self, source: SeqId, prefilled: bool) -> SeqId {
         let ledger = &mut self.ledger;
         let src = ledger.seq(source).unwrap_or_else(|e| panic!("{e}")).clone();
         let kv_heads = ledger.shape().kv_heads;
@@ -60,7 +83,7 @@ impl KvStore {
                 seen: from.seen,
                 last_pos: from.last_pos,
                 decode_reads: 0,
-                prefill_reads: 0,
+                prefill_reads: if prefilled { from.prefill_reads } else { 0 },
             };
         }
         let book = ledger
@@ -75,6 +98,9 @@ impl KvStore {
         book.resident = src.resident;
         book.peak_resident = src.peak_resident;
         ledger.touch(copy);
+        if prefilled {
+            ledger.inherit_group_peak(copy, source);
+        }
         ledger.policy.fork(source, &[copy]);
         self.apply_copies(&copies);
         copy

@@ -221,6 +221,18 @@ impl Ledger {
         Ok(self.groups.get(&group).map_or(0, |g| g.peak))
     }
 
+    /// Raise the peak of `copy`'s group to that of `source`'s group: a copy
+    /// standing for a prefill of its own ([`KvStore::copy_prefilled`](super::KvStore::copy_prefilled)).
+    pub(super) fn inherit_group_peak(&mut self, copy: SeqId, source: SeqId) {
+        let peak = self.group_peak(source).expect("the source is live");
+        let group = self.seq(copy).expect("the copy is live").group;
+        let g = self
+            .groups
+            .get_mut(&group)
+            .expect("a live sequence's group is live");
+        g.peak = g.peak.max(peak);
+    }
+
     /// Charge the change of the store's entries since the last write or
     /// release to `group`, whose sequence made it, and raise its peak.
     fn charge(&mut self, group: u32) -> u64 {

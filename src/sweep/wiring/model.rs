@@ -237,6 +237,14 @@ impl SampleGenerator for ModelGenerator {
                 stats.recomputed_prompt_tokens
             );
         }
+        if stats.shared_prefills > 0 {
+            tracing::info!(
+                "{}: {} request(s) copied a prompt prefilled by a request in flight \
+                 instead of prefilling it (no sample changes)",
+                trial.method,
+                stats.shared_prefills
+            );
+        }
         Ok(())
     }
 }
