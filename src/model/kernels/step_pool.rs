@@ -62,6 +62,10 @@ struct Slot {
     stop: AtomicBool,
     /// Workers that have entered their loop in the current step.
     started: AtomicUsize,
+    /// Set once the step's thread has stopped waiting for workers to
+    /// start: until then a worker runs no other rayon work (it could be
+    /// another worker's loop, which would then return unused).
+    settled: AtomicBool,
 }
 
 /// A job: `f(chunk)` for every chunk, the lifetime erased (the publishing
@@ -85,6 +89,7 @@ static SLOT: Slot = Slot {
     owner: AtomicUsize::new(0),
     stop: AtomicBool::new(false),
     started: AtomicUsize::new(0),
+    settled: AtomicBool::new(false),
 };
 
 thread_local! {
@@ -146,6 +151,7 @@ pub fn with_spinning_workers<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     let _release = Release;
     SLOT.stop.store(false, Ordering::Release);
     SLOT.started.store(0, Ordering::Release);
+    SLOT.settled.store(false, Ordering::Release);
     let out = rayon::in_place_scope(|s| {
         for _ in 1..threads {
             s.spawn(|_| worker(me));
@@ -157,6 +163,7 @@ pub fn with_spinning_workers<R: Send>(f: impl FnOnce() -> R + Send) -> R {
         while SLOT.started.load(Ordering::Acquire) < threads - 1 && t0.elapsed() < START_WAIT {
             std::hint::spin_loop();
         }
+        SLOT.settled.store(true, Ordering::Release);
         let out = catch_unwind(AssertUnwindSafe(f));
         SLOT.stop.store(true, Ordering::Release);
         out
@@ -179,7 +186,9 @@ fn worker(owner: usize) {
             idle = 0;
             continue;
         }
-        if matches!(rayon::yield_now(), Some(rayon::Yield::Executed)) {
+        if SLOT.settled.load(Ordering::Acquire)
+            && matches!(rayon::yield_now(), Some(rayon::Yield::Executed))
+        {
             idle = 0;
             continue;
         }
@@ -294,7 +303,7 @@ fn publish(chunks: usize, run: &(dyn Fn(usize) + Sync)) {
     let mut spins = 0u32;
     while SLOT.done.load(Ordering::Acquire) < chunks {
         spins = spins.wrapping_add(1);
-        if spins % 1024 == 0 {
+        if spins.is_multiple_of(1024) {
             // A worker descheduled mid-chunk (loaded machine).
             std::thread::yield_now();
         } else {
