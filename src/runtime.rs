@@ -10,6 +10,7 @@ use crate::generate::{Decoder, TextDecoder};
 use crate::kv::{CachePolicy, KvError, KvShape, KvStore, SeqId};
 use crate::model::formats::hf::GenerationDefaults;
 use crate::model::formats::loader::{ModelFormat, open_model};
+use crate::model::kernels::step_pool;
 use crate::model::synthetic::{RandomWeights, SyntheticSpec};
 use crate::model::tokenizer::TokenizeError;
 use crate::model::{DecodeWeights, LoadError, ModelConfig, Tokenizer, Transformer, WeightSource};
@@ -69,6 +70,17 @@ macro_rules! with_engine {
     ($engine:expr, forward $m:ident => $body:expr) => {
         match $engine {
             Engine::Cpu($m) => on_pool(|| $body),
+            #[cfg(feature = "cuda")]
+            Engine::Cuda($m) => $body,
+            #[cfg(feature = "wgpu")]
+            Engine::Wgpu($m) => $body,
+        }
+    };
+    // A decode step: a forward pass whose small parallel loops run on the
+    // pool's other threads kept spinning for the step (`step_pool`).
+    ($engine:expr, decode step $m:ident => $body:expr) => {
+        match $engine {
+            Engine::Cpu($m) => on_pool(|| step_pool::with_spinning_workers(|| $body)),
             #[cfg(feature = "cuda")]
             Engine::Cuda($m) => $body,
             #[cfg(feature = "wgpu")]
@@ -174,7 +186,7 @@ impl Decoder for Engine {
     }
 
     fn decode(&self, store: &mut KvStore, seqs: &[SeqId], tokens: &[u32]) -> Vec<f32> {
-        with_engine!(self, forward m => Decoder::decode(m, store, seqs, tokens))
+        with_engine!(self, decode step m => Decoder::decode(m, store, seqs, tokens))
     }
 
     fn weight_bytes(&self) -> u64 {

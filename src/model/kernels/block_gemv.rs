@@ -19,7 +19,6 @@ use std::sync::Arc;
 
 use burn::backend::flex::Flex;
 use burn::prelude::*;
-use rayon::prelude::*;
 
 use crate::model::formats::gguf::GgmlType;
 use crate::model::formats::gguf::quant::dequantize_block_row;
@@ -197,21 +196,21 @@ pub fn gemv_blocks_with(
     let rows = Rows::new(isa, x, n, inp);
     let row_bytes = w.row_bytes();
     let mut yt = vec![0.0f32; out * n];
-    yt.par_chunks_mut(TASK_ROWS * n)
-        .enumerate()
-        .for_each(|(t, chunk)| {
-            let o0 = t * TASK_ROWS;
-            let mut buf = vec![0.0f32; GROUP * inp];
-            for (g, ys) in chunk.chunks_mut(GROUP * n).enumerate() {
-                let count = ys.len() / n;
-                let first = o0 + g * GROUP;
-                let src = &w.bytes[first * row_bytes..(first + count) * row_bytes];
-                let dst = &mut buf[..count * inp];
-                // Rows are whole blocks: the group dequantizes as one run.
-                dequantize_run(isa, w.kind, src, dst);
-                gemv::block(dst, &rows, ys);
-            }
-        });
+    let mut tasks: Vec<&mut [f32]> = yt.chunks_mut(TASK_ROWS * n).collect();
+    super::step_pool::for_each_mut(&mut tasks, |t, chunk| {
+        let o0 = t * TASK_ROWS;
+        let mut buf = vec![0.0f32; GROUP * inp];
+        for (g, ys) in chunk.chunks_mut(GROUP * n).enumerate() {
+            let count = ys.len() / n;
+            let first = o0 + g * GROUP;
+            let src = &w.bytes[first * row_bytes..(first + count) * row_bytes];
+            let dst = &mut buf[..count * inp];
+            // Rows are whole blocks: the group dequantizes as one run.
+            dequantize_run(isa, w.kind, src, dst);
+            gemv::block(dst, &rows, ys);
+        }
+    });
+    drop(tasks);
     gemv::finish(yt, out, n, bias)
 }
 

@@ -5,7 +5,8 @@
 //! for a handful of activation rows), so the kernel's only job is to stream
 //! `W` at memory bandwidth: four weight rows at a time, each multiplied with
 //! every activation row while it is in L1, 8-lane FMA accumulators, the
-//! output features split across the rayon pool. With AVX-512 one 16-lane
+//! output features split across the decode step's spinning workers
+//! ([`super::step_pool`]; rayon's pool outside a step). With AVX-512 one 16-lane
 //! register holds two activation rows' 8 lanes, so each instruction does
 //! twice the work while every lane sees the same FMAs in the same order:
 //! the instruction set ([`crate::model::kernels::isa`]) never changes a bit of a result.
@@ -23,7 +24,6 @@ use std::any::{Any, TypeId};
 use burn::backend::flex::{Flex, FlexTensor};
 use burn::prelude::*;
 use burn::tensor::TensorPrimitive;
-use rayon::prelude::*;
 
 use crate::model::kernels::isa::Isa;
 
@@ -66,13 +66,13 @@ pub fn gemv_with(
     // Computed feature-major (`[out, n]`) so each task owns a contiguous
     // output block; transposed at the end when n > 1.
     let mut yt = vec![0.0f32; out * n];
-    yt.par_chunks_mut(BLOCK * n)
-        .enumerate()
-        .for_each(|(b, chunk)| {
-            let o0 = b * BLOCK;
-            let count = chunk.len() / n;
-            block(&w[o0 * inp..(o0 + count) * inp], &rows, chunk);
-        });
+    let mut tasks: Vec<&mut [f32]> = yt.chunks_mut(BLOCK * n).collect();
+    super::step_pool::for_each_mut(&mut tasks, |b, chunk| {
+        let o0 = b * BLOCK;
+        let count = chunk.len() / n;
+        block(&w[o0 * inp..(o0 + count) * inp], &rows, chunk);
+    });
+    drop(tasks);
     finish(yt, out, n, bias)
 }
 

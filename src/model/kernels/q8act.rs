@@ -52,7 +52,9 @@
 //! sub-block per vector (lanes are rows, the eight accumulators in
 //! registers), so each weight sub-block is unpacked once per eight rows and
 //! no scalar f32 work is left per block. Rows beyond a multiple of eight
-//! run one by one. Output features are split across the rayon pool. The
+//! run one by one. Output features are split in tasks of 64 weight rows
+//! over the decode step's spinning workers ([`super::step_pool`]; rayon's
+//! pool outside a step). The
 //! instruction set follows [`Isa::active`]; [`Isa::Avx512`] uses VNNI's
 //! `vpdpbusd` where the CPU has AVX-512 VNNI (else the AVX2 kernel).
 //!
@@ -60,15 +62,14 @@
 
 use std::cell::RefCell;
 
-use burn::backend::flex::Flex;
-use burn::prelude::*;
-use rayon::prelude::*;
-
 use super::block_gemv::BlockWeight;
 use super::gemv::{self, MAX_ROWS};
 use super::isa::Isa;
+use super::step_pool;
 use crate::model::formats::gguf::GgmlType;
 use crate::model::formats::gguf::quant::scale_min_k4;
+use burn::backend::flex::Flex;
+use burn::prelude::*;
 
 /// Values per activation block and per weight sub-block.
 pub const QK: usize = 32;
@@ -329,24 +330,24 @@ pub fn gemv_quantized(
     assert!(n <= MAX_ROWS, "q8act: {n} rows (at most {MAX_ROWS})");
     let row_bytes = w.row_bytes();
     let mut yt = vec![0.0f32; out * n];
-    yt.par_chunks_mut(TASK_ROWS * n)
-        .enumerate()
-        .for_each(|(t, chunk)| {
-            let o0 = t * TASK_ROWS;
-            let count = chunk.len() / n;
-            // Whole 8-row groups from the interleaved layout, the rest
-            // (and the portable path) row by row: the same arithmetic.
-            let grouped = interleaved_rows(path, w, o0, count, rows, chunk);
-            let wrows = &w.bytes[(o0 + grouped) * row_bytes..(o0 + count) * row_bytes];
-            weight_rows(
-                path,
-                w.kind,
-                wrows,
-                row_bytes,
-                rows,
-                &mut chunk[grouped * n..],
-            );
-        });
+    let mut tasks: Vec<&mut [f32]> = yt.chunks_mut(TASK_ROWS * n).collect();
+    step_pool::for_each_mut(&mut tasks, |t, chunk| {
+        let o0 = t * TASK_ROWS;
+        let count = chunk.len() / n;
+        // Whole 8-row groups from the interleaved layout, the rest
+        // (and the portable path) row by row: the same arithmetic.
+        let grouped = interleaved_rows(path, w, o0, count, rows, chunk);
+        let wrows = &w.bytes[(o0 + grouped) * row_bytes..(o0 + count) * row_bytes];
+        weight_rows(
+            path,
+            w.kind,
+            wrows,
+            row_bytes,
+            rows,
+            &mut chunk[grouped * n..],
+        );
+    });
+    drop(tasks);
     gemv::finish(yt, out, n, bias)
 }
 
@@ -1210,6 +1211,10 @@ mod tests {
             (GgmlType::Q6K, 131, 2, 16),
             (GgmlType::Q6K, 9, 1, 8),
             (GgmlType::Q6K, 5, 1, 3),
+            // One activation row (its accumulators rotate through
+            // registers): block counts 7 and 15 leave them mid-rotation.
+            (GgmlType::Q5_0, 24, 7, 1),
+            (GgmlType::Q4_1, 16, 15, 1),
         ] {
             let inp = width(kind, k);
             let w = random_blocks(kind, out, inp, &mut rng);

@@ -331,6 +331,11 @@ pub(super) mod x86 {
                     for a in acc[..n].iter_mut() {
                         *a = [_mm256_setzero_ps(); 8];
                     }
+                    // One activation row keeps its eight accumulators in
+                    // registers: `one[j]` is `A[(b + j) mod 8]` at block `b`
+                    // (rotated after each block), the same sums in the
+                    // same order as `acc[0][b mod 8]`.
+                    let mut one = [_mm256_setzero_ps(); 8];
                     for b in 0..nb {
                         let at = g * nb + b;
                         let h = if F == F_Q5_0 {
@@ -362,7 +367,7 @@ pub(super) mod x86 {
                             ),
                             _ => (_mm256_setzero_si256(), _mm256_setzero_si256()),
                         };
-                        for (r, a) in acc[..n].iter_mut().enumerate() {
+                        let update = |r: usize, a: __m256| -> __m256 {
                             let i = r * nb + b;
                             let x: &[i8; QK] =
                                 rows.q[i * QK..(i + 1) * QK].try_into().expect("QK quants");
@@ -386,13 +391,27 @@ pub(super) mod x86 {
                                 _ => lo,
                             };
                             let dots = _mm256_cvtepi32_ps(ints);
-                            let a = &mut a[b % 8];
                             let dx = _mm256_set1_ps(rows.d[i]);
-                            *a = _mm256_fmadd_ps(_mm256_mul_ps(dw, dx), dots, *a);
+                            let a = _mm256_fmadd_ps(_mm256_mul_ps(dw, dx), dots, a);
                             if F == F_Q4_1 || F == F_Q4K {
-                                *a = _mm256_fmadd_ps(mw, _mm256_set1_ps(rows.s[i]), *a);
+                                _mm256_fmadd_ps(mw, _mm256_set1_ps(rows.s[i]), a)
+                            } else {
+                                a
+                            }
+                        };
+                        if n == 1 {
+                            let a = update(0, one[0]);
+                            one = [one[1], one[2], one[3], one[4], one[5], one[6], one[7], a];
+                        } else {
+                            for (r, a) in acc[..n].iter_mut().enumerate() {
+                                let a = &mut a[b % 8];
+                                *a = update(r, *a);
                             }
                         }
+                    }
+                    if n == 1 {
+                        // After `nb` blocks `one[j]` is `A[(nb + j) mod 8]`.
+                        acc[0] = std::array::from_fn(|k| one[(k + 8 - nb % 8) % 8]);
                     }
                     let out = &mut yt[gi * LANES * n..(gi + 1) * LANES * n];
                     for (r, a) in acc[..n].iter().enumerate() {
