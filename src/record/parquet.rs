@@ -77,6 +77,8 @@ pub fn records_frame(rs: &[SampleRecord]) -> PolarsResult<DataFrame> {
         c!("vote_key", |r| r.vote_key.as_deref()),
         // Format 3.
         c!("occupancy", |r| r.occupancy),
+        // Format 4.
+        c!("kv_dtype", |r| r.kv_dtype.as_deref()),
     ];
     DataFrame::new(rs.len(), cols)
 }
