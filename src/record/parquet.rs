@@ -134,7 +134,7 @@ mod tests {
         let file = std::fs::File::open(&path).unwrap();
         let df = ParquetReader::new(file).finish().unwrap();
         assert_eq!(df.height(), 2);
-        assert_eq!(df.width(), 47);
+        assert_eq!(df.width(), 48);
         let reads: Vec<Option<u64>> = df
             .column("kv_reads")
             .unwrap()
