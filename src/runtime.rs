@@ -628,7 +628,7 @@ pub fn default_kv_memory(device: DeviceKind, layers: usize) -> Option<KvMemoryDe
                 source: format!(
                     "default: what the device pools can hold, 2 × {layers} layers × the largest \
                      buffer ({} MiB; wgpu reports no free memory){}",
-                    limit / (2 * layers.max(1) as u64) >> 20,
+                    (limit / (2 * layers.max(1) as u64)) >> 20,
                     if bytes < limit {
                         ", within half the host's available memory"
                     } else {
