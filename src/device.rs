@@ -215,6 +215,77 @@ pub fn cuda_device_info(index: usize) -> Result<CudaDeviceInfo, String> {
     }
 }
 
+/// Free and total memory of CUDA device `index`, in bytes, as the driver
+/// counts them (`cuMemGetInfo` in the device's primary context, which the
+/// CUDA runtime of this process shares: memory this process and every other
+/// one holds is not free).
+pub fn cuda_free_memory(index: usize) -> Result<(u64, u64), String> {
+    // SAFETY: dlopen/dlsym with valid C strings; the symbols are called with
+    // the signatures of the CUDA driver API (`CUresult cuInit(unsigned)`,
+    // `CUresult cuDeviceGet(CUdevice*, int)`,
+    // `CUresult cuDevicePrimaryCtxRetain(CUcontext*, CUdevice)`,
+    // `CUresult cuCtxPushCurrent(CUcontext)`,
+    // `CUresult cuMemGetInfo(size_t*, size_t*)`,
+    // `CUresult cuCtxPopCurrent(CUcontext*)`,
+    // `CUresult cuDevicePrimaryCtxRelease(CUdevice)`); the context pushed is
+    // popped and the retained one released before returning.
+    unsafe {
+        let lib = libc::dlopen(c"libcuda.so.1".as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL);
+        if lib.is_null() {
+            return Err("the NVIDIA driver library libcuda.so.1 could not be loaded".into());
+        }
+        let sym = |name: &CStr| libc::dlsym(lib, name.as_ptr());
+        let names = [
+            c"cuInit",
+            c"cuDeviceGet",
+            c"cuDevicePrimaryCtxRetain",
+            c"cuCtxPushCurrent_v2",
+            c"cuMemGetInfo_v2",
+            c"cuCtxPopCurrent_v2",
+            c"cuDevicePrimaryCtxRelease_v2",
+        ];
+        let ptrs: Vec<*mut libc::c_void> = names.iter().map(|n| sym(n)).collect();
+        if let Some(i) = ptrs.iter().position(|p| p.is_null()) {
+            return Err(format!("libcuda.so.1 lacks {}", names[i].to_string_lossy()));
+        }
+        type Ctx = *mut libc::c_void;
+        let init: extern "C" fn(u32) -> i32 = std::mem::transmute(ptrs[0]);
+        let get: extern "C" fn(*mut i32, i32) -> i32 = std::mem::transmute(ptrs[1]);
+        let retain: extern "C" fn(*mut Ctx, i32) -> i32 = std::mem::transmute(ptrs[2]);
+        let push: extern "C" fn(Ctx) -> i32 = std::mem::transmute(ptrs[3]);
+        let info: extern "C" fn(*mut usize, *mut usize) -> i32 = std::mem::transmute(ptrs[4]);
+        let pop: extern "C" fn(*mut Ctx) -> i32 = std::mem::transmute(ptrs[5]);
+        let release: extern "C" fn(i32) -> i32 = std::mem::transmute(ptrs[6]);
+        if init(0) != 0 {
+            return Err("cuInit failed".into());
+        }
+        let mut dev = 0i32;
+        if get(&mut dev, index as i32) != 0 {
+            return Err(format!("cuDeviceGet({index}) failed"));
+        }
+        let mut ctx: Ctx = std::ptr::null_mut();
+        if retain(&mut ctx, dev) != 0 {
+            return Err(format!("cuDevicePrimaryCtxRetain({index}) failed"));
+        }
+        let (mut free, mut total) = (0usize, 0usize);
+        let rc = if push(ctx) == 0 {
+            let rc = info(&mut free, &mut total);
+            let mut popped: Ctx = std::ptr::null_mut();
+            pop(&mut popped);
+            rc
+        } else {
+            -1
+        };
+        release(dev);
+        if rc != 0 {
+            return Err(format!(
+                "cuMemGetInfo on device {index} failed (CUDA error {rc})"
+            ));
+        }
+        Ok((free as u64, total as u64))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -571,6 +571,87 @@ pub fn device_max_buffer_bytes(device: DeviceKind) -> Option<u64> {
     }
 }
 
+/// The share of a CUDA device's free memory, measured after the weights
+/// are loaded, that the default KV memory takes (9/10); the rest is left
+/// for activations (a 16k-position prefill of the 1.5B shape holds about
+/// 2 GB), the logits and the allocator's pages.
+pub const CUDA_KV_SHARE: (u64, u64) = (9, 10);
+
+/// A default KV memory budget and the sentence saying where it came from
+/// (printed by the log and `sweep --dry-run`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvMemoryDefault {
+    pub bytes: u64,
+    pub source: String,
+}
+
+/// The most K/V the device pools of a `layers`-layer model can hold: each
+/// layer keeps K and V in one buffer each, and a buffer is at most
+/// [`device_max_buffer_bytes`]. `None` on the CPU (host vectors).
+pub fn device_pool_limit(device: DeviceKind, layers: usize) -> Option<u64> {
+    device_max_buffer_bytes(device).map(|b| b.saturating_mul(2 * layers as u64))
+}
+
+/// The KV memory a run on `device` gets when neither `--kv-memory` nor
+/// `[engine] kv_memory` names one:
+/// - CPU: half the memory available ([`crate::limits::available_memory`]);
+/// - CUDA: [`CUDA_KV_SHARE`] of the device's free memory as the driver
+///   reports it now (`cuMemGetInfo`: call it once the weights are loaded),
+///   within [`device_pool_limit`];
+/// - wgpu, which reports no free memory: [`device_pool_limit`] (2 × layers
+///   × the largest buffer), within half the host's available memory
+///   (Mesa's lavapipe keeps device memory in host memory).
+///
+/// `None` when it cannot be known (the source says why in the log).
+pub fn default_kv_memory(device: DeviceKind, layers: usize) -> Option<KvMemoryDefault> {
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    let host = crate::limits::available_memory().map(|m| m / 2);
+    match device {
+        DeviceKind::Cpu => host.map(|bytes| KvMemoryDefault {
+            bytes,
+            source: "default: half the available memory".into(),
+        }),
+        DeviceKind::Cuda(index) => {
+            let (free, total) = crate::device::cuda_free_memory(index).ok()?;
+            let share = free / CUDA_KV_SHARE.1 * CUDA_KV_SHARE.0;
+            let limit = device_pool_limit(device, layers).unwrap_or(u64::MAX);
+            Some(KvMemoryDefault {
+                bytes: share.min(limit),
+                source: format!(
+                    "default: {}/{} of the device's free memory, {:.2} of {:.2} GiB free \
+                     after the weights loaded{}",
+                    CUDA_KV_SHARE.0,
+                    CUDA_KV_SHARE.1,
+                    gib(free),
+                    gib(total),
+                    if limit < share {
+                        format!(", within the pools' limit {:.2} GiB", gib(limit))
+                    } else {
+                        String::new()
+                    }
+                ),
+            })
+        }
+        DeviceKind::Wgpu => {
+            let limit = device_pool_limit(device, layers)?;
+            let bytes = host.map_or(limit, |h| h.min(limit));
+            Some(KvMemoryDefault {
+                bytes,
+                source: format!(
+                    "default: what the device pools can hold, 2 × {layers} layers × the largest \
+                     buffer ({} MiB; wgpu reports no free memory){}",
+                    (limit / (2 * layers.max(1) as u64)) >> 20,
+                    if bytes < limit {
+                        ", within half the host's available memory"
+                    } else {
+                        ""
+                    }
+                ),
+            })
+        }
+    }
+}
+
 #[cfg(any(feature = "cuda", feature = "wgpu"))]
 fn backend_read_gbs<B: burn::prelude::Backend>(
     device: &B::Device,

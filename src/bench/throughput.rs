@@ -169,11 +169,6 @@ fn name(policy: &CachePolicy) -> String {
     policy.method().to_string()
 }
 
-/// Bytes of one resident entry (K and V of one position in one row).
-fn entry_bytes(model: &impl Decoder) -> u64 {
-    (2 * model.kv_shape().head_dim * 4) as u64
-}
-
 /// A new sequence of `store` prefilled with prompt `index` (`context −
 /// decoded` tokens).
 fn prefill<M: Decoder>(
@@ -208,7 +203,7 @@ fn probe<M: Decoder>(
     for _ in 0..config.decoded() {
         std::hint::black_box(model.decode(store, &[seq], &token));
     }
-    let bytes = (store.store_stats().resident - before) * entry_bytes(model);
+    let bytes = (store.store_stats().resident - before) * store.entry_bytes();
     store.release(seq);
     bytes
 }
@@ -231,7 +226,12 @@ impl Running {
                 source,
             })
         };
-        let mut store = store_for(&policy)?;
+        // With a budget, the device pools are allocated once for it (the
+        // sequences that fit it never make a pool grow by copying).
+        let mut store = match kv_memory {
+            Some(bytes) => store_for(&policy)?.with_device_pool_bytes(bytes),
+            None => store_for(&policy)?,
+        };
         let (per_sequence, source) = if config.distinct_prompts {
             progress(&format!(
                 "measuring one {} sequence's KV bytes",
@@ -309,9 +309,9 @@ impl Running {
             .push((self.seqs.len() * steps) as f64 / total.max(f64::MIN_POSITIVE));
     }
 
-    fn finish<M: Decoder>(self, model: &M, weight_bytes_per_step: u64) -> ThroughputSide {
+    fn finish(self, weight_bytes_per_step: u64) -> ThroughputSide {
         let n = self.seqs.len() as u64;
-        let kv_read = median(&self.reads) as u64 * entry_bytes(model);
+        let kv_read = median(&self.reads) as u64 * self.store.entry_bytes();
         let steps = self.step_s.len() as f64;
         let [projection_ms, attention_ms] = self.phase_ns.map(|ns| ns as f64 / 1e6 / steps);
         let ratios: Vec<f64> = self
@@ -326,7 +326,7 @@ impl Running {
             round_tokens_per_s: self.rounds,
             step_ms: median(&self.step_s) * 1e3,
             kv_bytes_per_sequence: self.per_sequence,
-            kv_bytes_resident: self.store.store_stats().resident * entry_bytes(model),
+            kv_bytes_resident: self.store.store_stats().resident * self.store.entry_bytes(),
             compression_ratio: median(&ratios),
             bytes_per_token: (weight_bytes_per_step + kv_read) / n,
             kv_bytes_read_per_token: kv_read / n,
@@ -387,7 +387,7 @@ pub fn run_throughput_bench<M: Decoder>(
             sides[i].round(model, config.steps);
         }
     }
-    let [dense, policy] = sides.map(|s| s.finish(model, weight_bytes_per_step));
+    let [dense, policy] = sides.map(|s| s.finish(weight_bytes_per_step));
     Ok(ThroughputReport {
         context: config.context,
         kv_memory,

@@ -95,6 +95,11 @@ pub struct SchedulerStats {
     /// by a request in flight instead of prefilling it (module docs,
     /// "Shared prompts").
     pub shared_prefills: u64,
+    /// Requests whose own bound (or DMS guess) exceeded the KV memory
+    /// budget: each ran alone, as the scheduler admits such a request when
+    /// nothing else is in flight (on a device, its store's pools grow past
+    /// the reservation by copying).
+    pub over_budget: u64,
 }
 
 /// A request in flight: its completions so far and its own peak.
@@ -231,6 +236,12 @@ pub fn generate_continuous<M: Decoder, T: TextDecoder>(
                     .is_none_or(|budget| committed.saturating_add(bound) <= budget);
             if !flight.is_empty() && !fits {
                 break;
+            }
+            if options
+                .kv_memory
+                .is_some_and(|budget| committed.saturating_add(bound) > budget)
+            {
+                stats.over_budget += 1;
             }
             let (r, req) = front
                 .pop_front()
@@ -879,8 +890,19 @@ mod tests {
                     },
                 );
                 assert_eq!(got, alone, "{policy:?}, kv_memory {budget}");
-                // Exact bounds never need a preemption.
-                assert_eq!(stats, SchedulerStats::default(), "{policy:?}");
+                // Exact bounds never need a preemption; the requests whose
+                // bound alone exceeds the budget are counted (they ran
+                // alone).
+                let over = bounds.iter().filter(|&&b| b > budget).count() as u64;
+                assert_eq!(
+                    stats,
+                    SchedulerStats {
+                        over_budget: over,
+                        ..SchedulerStats::default()
+                    },
+                    "{policy:?}, kv_memory {budget}"
+                );
+                assert_eq!(over > 0, budget < largest);
                 let held = s.peak_resident() * s.entry_bytes();
                 assert!(held <= budget.max(largest), "{policy:?}: {held} > {budget}");
                 let steps = model.into_steps();

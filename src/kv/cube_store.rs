@@ -191,10 +191,15 @@ fn device<'a, R: CubeRuntime>(
             block_size: ledger.block_size(),
             head_dim,
             dtype,
-            // Whole blocks of every layer within the reservation.
+            // Whole blocks of every layer within the reservation, and
+            // within the largest buffer the device allocates (each layer's
+            // K and V pools are one buffer each).
             reserved_blocks: (ledger.device_reserve
                 / (layers as u64 * ledger.block_size() as u64 * ledger.entry_bytes()))
-                as usize,
+            .min(
+                client.properties().memory.max_page_size
+                    / (ledger.block_size() as u64 * head_dim as u64 * dtype.bytes()),
+            ) as usize,
             stats: DevicePoolStats::default(),
             layers: vec![None; layers],
         }));

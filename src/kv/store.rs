@@ -195,9 +195,12 @@ impl KvStore {
     /// The store with its device pools sized once for `bytes` of K/V (all
     /// layers, in the stored width: a KV memory budget) when a cubecl
     /// backend first writes: a run that stays within it never copies a
-    /// pool to grow it. Past it the pools still grow (×1.5, copying), as a
-    /// fallback counted in [`KvStore::device_pool_stats`]. No effect on
-    /// the host payload.
+    /// pool to grow it. Each layer's K and V pools are one buffer each, so
+    /// the reservation stops at the largest buffer the device allocates
+    /// (cubecl's `max_page_size`: 128 MiB per buffer over lavapipe, a
+    /// quarter of the memory on CUDA). Past it the pools still grow (×1.5,
+    /// copying), as a fallback counted in [`KvStore::device_pool_stats`].
+    /// No effect on the host payload.
     pub fn with_device_pool_bytes(mut self, bytes: u64) -> Self {
         self.ledger.device_reserve = bytes;
         self

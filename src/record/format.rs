@@ -22,7 +22,12 @@
 ///   among the step's sequences), plus its request's prefill; before, each
 ///   sample was charged every step's whole wall time. Records without
 ///   `occupancy` keep the old meaning.
-pub const RECORD_FORMAT_VERSION: u32 = 3;
+/// - 4: records add `kv_dtype`, the element the sample's K/V were stored
+///   in (`f32`, `f16`, `bf16`), whose width `peak_bytes` counts: a device
+///   keeps dense and DMS K/V in bf16 by default on CUDA (`--kv-dtype
+///   auto`). A record without it stored f32 (every earlier binary did
+///   outside `--kv-dtype`, which sweeps never set).
+pub const RECORD_FORMAT_VERSION: u32 = 4;
 
 /// The oldest format the report side still reads (see the history above).
 pub const OLDEST_READABLE_FORMAT: u32 = 1;

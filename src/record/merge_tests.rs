@@ -59,6 +59,7 @@ fn record(trial: &str, sample: u32, tokens: &str) -> SampleRecord {
         failure: None,
         vote_key: None,
         occupancy: None,
+        kv_dtype: None,
     }
 }
 

@@ -77,6 +77,8 @@ pub fn records_frame(rs: &[SampleRecord]) -> PolarsResult<DataFrame> {
         c!("vote_key", |r| r.vote_key.as_deref()),
         // Format 3.
         c!("occupancy", |r| r.occupancy),
+        // Format 4.
+        c!("kv_dtype", |r| r.kv_dtype.as_deref()),
     ];
     DataFrame::new(rs.len(), cols)
 }
@@ -132,7 +134,7 @@ mod tests {
         let file = std::fs::File::open(&path).unwrap();
         let df = ParquetReader::new(file).finish().unwrap();
         assert_eq!(df.height(), 2);
-        assert_eq!(df.width(), 47);
+        assert_eq!(df.width(), 48);
         let reads: Vec<Option<u64>> = df
             .column("kv_reads")
             .unwrap()

@@ -147,6 +147,12 @@ pub struct SampleRecord {
     /// of its samples' decode shares.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub occupancy: Option<f64>,
+    /// The element the sample's K/V were stored in, `f32`, `f16` or
+    /// `bf16` (format 4): `peak_bytes` counts its width. Absent in older
+    /// records (their K/V were f32 on the CPU and on devices alike) and
+    /// for remote engines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_dtype: Option<String>,
 }
 
 impl SampleRecord {
@@ -255,6 +261,9 @@ mod tests {
     fn format_1_records_read_their_outcome_from_the_label() {
         let mut r: SampleRecord = serde_json::from_str(FORMAT_1).unwrap();
         assert_eq!(r.outcome, None);
+        // Format 4's `kv_dtype` is absent before (and stays absent).
+        assert_eq!(r.kv_dtype, None);
+        assert!(!serde_json::to_string(&r).unwrap().contains("kv_dtype"));
         // A code sample that timed out ran: incorrect, not no_answer.
         assert_eq!(r.outcome(), Outcome::Incorrect);
         assert_eq!(r.failure_kind(), Some(FailureKind::Timeout));

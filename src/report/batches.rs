@@ -342,6 +342,7 @@ pub(crate) mod tests {
             failure: None,
             vote_key: answer.map(str::to_string),
             occupancy: None,
+            kv_dtype: None,
         }
     }
 

@@ -97,6 +97,9 @@ pub struct Generated {
     pub completions: Vec<Completion>,
     /// KV rows of the model that decoded them (layers × KV heads).
     pub kv_rows: u64,
+    /// The element the store kept K/V in (`peak_bytes` counts its width);
+    /// `None` where the generator does not keep them (a remote engine).
+    pub kv_dtype: Option<crate::kv::KvDtype>,
 }
 
 /// Decodes the W samples of one prompt as one batch.
@@ -117,6 +120,22 @@ pub trait SampleGenerator {
     /// store (default) or computed from token counts (remote engines).
     fn budget_source(&self) -> BudgetSource {
         BudgetSource::Measured
+    }
+
+    /// The KV memory `trial`'s engine gets when none is named (`--kv-memory`,
+    /// `[engine] kv_memory`), with its source for the log: on a device,
+    /// measured once the trial's weights are loaded
+    /// ([`crate::runtime::default_kv_memory`]). Default: half the memory
+    /// available, as on the CPU (`None` when that is unknown).
+    fn kv_memory_default(
+        &mut self,
+        trial: &Trial,
+    ) -> Result<Option<crate::runtime::KvMemoryDefault>, BoxError> {
+        let _ = trial;
+        Ok(crate::runtime::default_kv_memory(
+            crate::device::DeviceKind::Cpu,
+            0,
+        ))
     }
 
     /// Decode `request` with `trial`'s model ([`Trial::model_path`]) under

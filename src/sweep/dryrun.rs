@@ -113,6 +113,62 @@ pub fn describe_plan(
     s
 }
 
+/// The model's KV shape from `config.json` when the model is a local
+/// directory holding one (a GGUF file: `None` until the model loads).
+fn kv_shape(plan: &Plan) -> Option<crate::kv::KvShape> {
+    crate::model::ModelConfig::from_hf_json(&Path::new(&plan.model.path).join("config.json"))
+        .ok()
+        .map(|c| crate::kv::KvShape {
+            layers: c.num_layers,
+            kv_heads: c.num_kv_heads,
+            head_dim: c.head_dim,
+        })
+}
+
+/// The KV memory a run of `plan` gets when none is named, as the dry run
+/// can know it without loading the model
+/// ([`crate::runtime::default_kv_memory`]; on CUDA the device's free memory
+/// now, before the weights load: the run measures it again after); `Err`
+/// says why it is unknown.
+pub fn default_kv_memory(plan: &Plan) -> Result<crate::runtime::KvMemoryDefault, String> {
+    use crate::device::DeviceKind;
+    let device = plan.model.device;
+    let layers = match device {
+        DeviceKind::Cpu => 0,
+        _ => kv_shape(plan)
+            .ok_or("default: the device's, known once the model loads (its KV shape is unknown before)")?
+            .layers,
+    };
+    let mut d = crate::runtime::default_kv_memory(device, layers)
+        .ok_or_else(|| format!("the memory of {device} unknown"))?;
+    if matches!(device, DeviceKind::Cuda(_)) {
+        d.source
+            .push_str("; measured before the weights load: the run measures it after them");
+    }
+    Ok(d)
+}
+
+/// The element a sweep's device stores keep K/V in (`--kv-dtype auto`:
+/// bf16 on CUDA with compute capability ≥ 8.0, f32 elsewhere), with a note
+/// when the device could not be asked.
+fn stored_kv_dtype(plan: &Plan) -> (crate::kv::KvDtype, String) {
+    use crate::kv::{KvDtype, KvDtypeChoice, KvTarget};
+    match plan.model.device {
+        crate::device::DeviceKind::Cpu => (KvDtype::F32, "f32".into()),
+        device => match KvTarget::probe(device).map(|t| KvDtypeChoice::Auto.resolve(t)) {
+            Ok(Ok(dtype)) => (dtype, format!("{dtype} (--kv-dtype auto on {device})")),
+            _ if matches!(device, crate::device::DeviceKind::Cuda(_)) => (
+                KvDtype::Bf16,
+                format!(
+                    "bf16 assumed ({device} could not be asked; auto is bf16 from compute \
+                     capability 8.0, f32 below)"
+                ),
+            ),
+            _ => (KvDtype::F32, format!("f32 (--kv-dtype auto on {device})")),
+        },
+    }
+}
+
 /// Prompt tokens the admission plan assumes: prompts are tokenised only
 /// when the model loads, so the plan states its figures at this P.
 pub const PLAN_PROMPT_TOKENS: usize = 256;
@@ -135,29 +191,25 @@ pub fn describe_admission(
     use crate::kv::{DmsParams, KvShape, KvStore};
     let mut s = String::new();
     let memory = engine.kv_memory;
+    let (kv_dtype, kv_dtype_note) = stored_kv_dtype(plan);
     let _ = writeln!(
         s,
-        "admission: up to {} sequences; KV memory {} ({memory_source})",
+        "admission: up to {} sequences; KV memory {} ({memory_source}); K/V stored in \
+         {kv_dtype_note}",
         engine.max_sequences,
         memory.map_or("unlimited".to_string(), |b| format!(
             "{b} B = {:.3} GiB",
             b as f64 / (1u64 << 30) as f64
         ))
     );
-    let shape =
-        crate::model::ModelConfig::from_hf_json(&Path::new(&plan.model.path).join("config.json"))
-            .ok()
-            .map(|c| KvShape {
-                layers: c.num_layers,
-                kv_heads: c.num_kv_heads,
-                head_dim: c.head_dim,
-            });
+    let shape = kv_shape(plan);
     let unit = if shape.is_some() { "B" } else { "entries/row" };
     if shape.is_none() {
         let _ = writeln!(
             s,
             "  (KV shape unknown before the model loads: figures are entries per KV row; \
-             bytes = entries × layers × KV heads × 2 × head_dim × 4)"
+             bytes = entries × layers × KV heads × 2 × head_dim × {})",
+            kv_dtype.bytes()
         );
     }
     let probe = shape.unwrap_or(KvShape {
@@ -189,7 +241,16 @@ pub fn describe_admission(
         let Ok(policy) = t.spec.policy.resolve(Some(dms)) else {
             continue;
         };
-        let Ok(store) = KvStore::with_resolved_policy(probe, policy) else {
+        // Dense and DMS keep K/V in the device's dtype; the policies the
+        // host serves, in f32.
+        let Ok(store) = KvStore::with_resolved_policy(probe, policy).and_then(|st| {
+            let dtype = if KvStore::device_served(st.policy()) {
+                kv_dtype
+            } else {
+                crate::kv::KvDtype::F32
+            };
+            st.with_kv_dtype(dtype)
+        }) else {
             continue;
         };
         let req = Request {

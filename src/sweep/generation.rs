@@ -202,6 +202,7 @@ impl Generation<'_> {
                 device: self.device,
                 save_text: self.plan.save_text,
                 budget_source: self.budget_source,
+                kv_dtype: generated.kv_dtype,
             };
             let records: Vec<_> = item
                 .missing

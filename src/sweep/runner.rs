@@ -45,7 +45,6 @@ use super::signals;
 use super::streams::streams;
 use super::{ConfigError, SweepConfig, SweepError};
 use crate::generate::SchedulerOptions;
-use crate::limits::available_memory;
 use crate::record::{
     RecordError, ResumeIndex, RunLock, SAMPLES_FILE, SampleWriter, repair_torn_tail,
     set_aside_errors,
@@ -95,15 +94,16 @@ pub fn run_plan(
     }
     let skipped_groups = take_unsupported(&mut expanded, &*deps.generator);
     let samples_path = run_dir.join(SAMPLES_FILE);
-    let engine = SchedulerOptions {
+    let named = options
+        .kv_memory
+        .map(|b| (b, "--kv-memory"))
+        .or(plan.kv_memory.map(|b| (b, "[engine] kv_memory")));
+    let mut engine = SchedulerOptions {
         max_sequences: options
             .max_sequences
             .or(plan.max_sequences)
             .unwrap_or(DEFAULT_MAX_SEQUENCES),
-        kv_memory: options
-            .kv_memory
-            .or(plan.kv_memory)
-            .or_else(|| available_memory().map(|m| m / 2)),
+        kv_memory: named.map(|(b, _)| b),
         // Set per stream from its trial's CR (`wiring::model`).
         keep_prior: None,
         prefill_chunk: options.prefill_chunk.or(plan.prefill_chunk),
@@ -123,18 +123,19 @@ pub fn run_plan(
         let mut summary = summary_of(&run_dir, &expanded, &work);
         summary.errors_retried = retried;
         let mut described = describe_plan(plan, &expanded, &work, &run_dir, &skipped_groups);
-        described.push_str(&describe_engine(engine, &expanded, &work));
-        let source = if options.kv_memory.is_some() {
-            "--kv-memory"
-        } else if plan.kv_memory.is_some() {
-            "[engine] kv_memory"
-        } else if engine.kv_memory.is_some() {
-            "default: half the available memory"
-        } else {
-            "available memory unknown"
+        let source = match named {
+            Some((_, flag)) => flag.to_string(),
+            None => match super::dryrun::default_kv_memory(plan) {
+                Ok(d) => {
+                    engine.kv_memory = Some(d.bytes);
+                    d.source
+                }
+                Err(why) => why,
+            },
         };
+        described.push_str(&describe_engine(engine, &expanded, &work, &source));
         described.push_str(&super::dryrun::describe_admission(
-            plan, &expanded, engine, source,
+            plan, &expanded, engine, &source,
         ));
         summary.plan = Some(described);
         summary.skipped_groups = skipped_groups;
@@ -205,7 +206,11 @@ pub fn run_plan(
         abort.clone(),
     ));
 
-    tracing::info!("{}", describe_engine(engine, &expanded, &work).trim_end());
+    let source = kv_memory_source(&mut engine, named, plan, &expanded, &mut *deps.generator);
+    tracing::info!(
+        "{}",
+        describe_engine(engine, &expanded, &work, &source).trim_end()
+    );
     let mut generation = Generation {
         plan,
         expanded: &expanded,
@@ -282,16 +287,70 @@ pub(crate) fn count_reasons(skipped: &[SkippedGroup]) -> Vec<(&str, usize)> {
     out
 }
 
-/// How generation batches, for the log and the dry run: the admission plan.
-fn describe_engine(engine: SchedulerOptions, expanded: &Expanded, work: &Schedule) -> String {
+/// The KV memory of a run when `named` (with its flag or field) says
+/// none: the generator's default for the plan's first trial (on a device,
+/// measured with its weights loaded), set in `engine`. A named budget above
+/// a device's default is kept, with a warning. Returns the source for the
+/// log.
+fn kv_memory_source(
+    engine: &mut SchedulerOptions,
+    named: Option<(u64, &str)>,
+    plan: &Plan,
+    expanded: &Expanded,
+    generator: &mut dyn super::deps::SampleGenerator,
+) -> String {
+    let on_device = plan.model.device != crate::device::DeviceKind::Cpu;
+    let trial = expanded.trials().next();
+    let default = match trial {
+        Some(t) if named.is_none() || on_device => {
+            generator.kv_memory_default(t).unwrap_or_else(|e| {
+                tracing::warn!("KV memory default unknown: {e}");
+                None
+            })
+        }
+        _ => None,
+    };
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    match (named, default) {
+        (Some((bytes, flag)), Some(d)) if on_device && bytes > d.bytes => {
+            tracing::warn!(
+                "{flag} {:.3} GiB exceeds the device's KV memory {:.3} GiB ({}): the pools are \
+                 reserved for {flag} and may run out of device memory; lower {flag}",
+                gib(bytes),
+                gib(d.bytes),
+                d.source
+            );
+            flag.to_string()
+        }
+        (Some((_, flag)), _) => flag.to_string(),
+        (None, Some(d)) => {
+            engine.kv_memory = Some(d.bytes);
+            d.source
+        }
+        (None, None) => "available memory unknown".to_string(),
+    }
+}
+
+/// How generation batches, for the log and the dry run: the admission plan,
+/// with where the KV memory came from (`source`).
+fn describe_engine(
+    engine: SchedulerOptions,
+    expanded: &Expanded,
+    work: &Schedule,
+    source: &str,
+) -> String {
     let memory = engine.kv_memory.map_or_else(
-        || "no KV memory limit (available memory unknown)".to_string(),
-        |b| format!("KV memory {:.3} GiB", b as f64 / (1u64 << 30) as f64),
+        || format!("no KV memory limit ({source})"),
+        |b| {
+            format!(
+                "KV memory {:.3} GiB ({source})",
+                b as f64 / (1u64 << 30) as f64
+            )
+        },
     );
     format!(
         "engine: up to {} sequences decoded together (--max-sequences, [engine] max_sequences; \
-         default {DEFAULT_MAX_SEQUENCES}); {memory} for the requests in flight (--kv-memory, \
-         [engine] kv_memory; default half the available memory), each reserving its bound \
+         default {DEFAULT_MAX_SEQUENCES}); {memory} for the requests in flight, each reserving its bound \
          (dense and Quest: the prompt once + W × (L + block − 2) entries per KV row; window, \
          TOVA, H2O: their budgets; DMS: a guess at its measured rate, preempted when wrong); \
          {} stream(s) of batches sharing a model and cache policy{}\n",

@@ -19,6 +19,9 @@ pub struct SampleContext<'a> {
     pub device: &'a str,
     pub save_text: bool,
     pub budget_source: BudgetSource,
+    /// The element the generator's store kept K/V in (`None`: unknown, a
+    /// remote engine).
+    pub kv_dtype: Option<crate::kv::KvDtype>,
 }
 
 /// The record of `c` in `trial`, not yet graded (`verdict` empty).
@@ -85,6 +88,7 @@ pub fn ungraded_record(trial: &Trial, c: &Completion, ctx: &SampleContext<'_>) -
         vote_key: None,
         // Only the local engine's timings are shares of its steps.
         occupancy: (ctx.budget_source == BudgetSource::Measured).then_some(c.timing.occupancy),
+        kv_dtype: ctx.kv_dtype.map(|d| d.to_string()),
     }
 }
 

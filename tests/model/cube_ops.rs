@@ -148,3 +148,103 @@ fn fused_qkv_rope_matches_the_composition() {
         assert_close(&host(v), &host(wv), &format!("{what} v"));
     }
 }
+
+/// The fused step of a query-neuron DMS layer against its composition
+/// (`DmsHead::logits` then RoPE then `after_rope`): the logits come from
+/// the last channel of each group's first q head, normed and not rotated,
+/// and that channel of q is zero before and after RoPE.
+#[test]
+fn fused_qkv_rope_with_the_query_neuron_matches_the_composition() {
+    for (n, n_heads, kv_heads, d, bias, norm) in [
+        (3, 4, 2, 32, false, true), // Qwen3 with q/k norm
+        (2, 6, 2, 64, true, false), // Qwen2 with bias
+    ] {
+        let group = n_heads / kv_heads;
+        let neuron = cube_ops::QueryNeuron {
+            group,
+            scale: 1.5,
+            offset: 0.25,
+        };
+        let width = (n_heads + 2 * kv_heads) * d;
+        let qkv = tensor([n, width], 11);
+        let b = tensor([width], 12);
+        let (qn, kn) = (
+            RmsNorm::new(tensor([d], 13), 1e-6),
+            RmsNorm::new(tensor([d], 14), 1e-6),
+        );
+        let rope = rope_tables(n, d);
+        let extras = QkvExtras {
+            bias: bias.then_some(&b),
+            norms: norm.then(|| (qn.weight(), kn.weight(), qn.eps())),
+        };
+        let (q, k, v, logits) = cube_ops::qkv_rope_neuron(
+            &qkv,
+            [n_heads, kv_heads, d],
+            extras,
+            neuron,
+            &rope.cos,
+            &rope.sin,
+        )
+        .expect("wgpu is cubecl");
+        let x = if bias {
+            qkv + b.clone().unsqueeze::<2>()
+        } else {
+            qkv
+        };
+        let wq = x.clone().narrow(1, 0, n_heads * d).reshape([n, n_heads, d]);
+        let wq = if norm { qn.forward_ops(wq) } else { wq };
+        let mut keep = vec![1.0f32; n_heads * d];
+        for h in (0..n_heads).step_by(group) {
+            keep[h * d + d - 1] = 0.0;
+        }
+        let keep =
+            Tensor::<B, 3>::from_data(TensorData::new(keep, [1, n_heads, d]), &Default::default());
+        let want_logits = wq
+            .clone()
+            .narrow(2, d - 1, 1)
+            .reshape([n, kv_heads, group])
+            .narrow(2, 0, 1)
+            .reshape([n, kv_heads])
+            .mul_scalar(neuron.scale)
+            .sub_scalar(neuron.offset);
+        let want_q = rope.apply_ops(wq.mul(keep.clone())).mul(keep);
+        let what = format!("qkv_rope_neuron n={n} heads={n_heads}/{kv_heads} d={d}");
+        assert_close(&host(logits), &host(want_logits), &format!("{what} logits"));
+        let qh = host(q);
+        assert_close(&qh, &host(want_q), &format!("{what} q"));
+        let (q0, k0, v0) = cube_ops::qkv_rope(
+            &x_again(n, width, bias, &b),
+            [n_heads, kv_heads, d],
+            QkvExtras {
+                bias: None,
+                norms: norm.then(|| (qn.weight(), kn.weight(), qn.eps())),
+            },
+            &rope.cos,
+            &rope.sin,
+        )
+        .expect("wgpu is cubecl");
+        // k and v are those of the step without the neuron.
+        assert_close(&host(k), &host(k0), &format!("{what} k"));
+        assert_close(&host(v), &host(v0), &format!("{what} v"));
+        // The neuron zeroes one channel per group, and only there.
+        let q0h = host(q0);
+        for (i, (a, b)) in qh.iter().zip(&q0h).enumerate() {
+            let (h, c) = ((i / d) % n_heads, i % d);
+            if h % group == 0 && c == d - 1 {
+                assert_eq!(*a, 0.0, "{what} q[{i}] borrowed");
+            } else if c != d / 2 - 1 || h % group != 0 {
+                assert!((a - b).abs() <= 1e-5 * b.abs().max(1.0), "{what} q[{i}]");
+            }
+        }
+    }
+}
+
+/// The same q/k/v input as the neuron test's, its bias already added.
+fn x_again(n: usize, width: usize, bias: bool, b: &Tensor<B, 1>) -> Tensor<B, 2> {
+    let qkv = tensor([n, width], 11);
+    if bias {
+        qkv + b.clone().unsqueeze::<2>()
+    } else {
+        qkv
+    }
+}

@@ -9,6 +9,7 @@ mod dms;
 mod gguf;
 mod gguf_builder;
 mod kv_dtype;
+mod kv_memory;
 mod parity;
 mod tokenizer;
 mod train_dms;

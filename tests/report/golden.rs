@@ -88,6 +88,7 @@ fn rec(
         failure: None,
         vote_key: None,
         occupancy: None,
+        kv_dtype: None,
     }
 }
 

@@ -94,6 +94,8 @@ fn records_do_not_depend_on_max_sequences() {
     let one = records("", &["--max-sequences", "1"]);
     // 4 problems × 2 repeats × 2 seeds × 2 L × 4 methods × (1 + 2 + 3).
     assert_eq!(one.len(), 4 * 2 * 2 * 2 * 4 * 6);
+    // Format 4: every record names the element its K/V were stored in.
+    assert!(one.values().all(|r| r.kv_dtype.as_deref() == Some("f32")));
     assert!(
         one.values()
             .any(|r| r.policy == "h2o" && r.peak_resident_batch > 0),
@@ -369,4 +371,38 @@ fn dry_run_prints_the_admission_plan_per_method() {
         row.split_whitespace().nth(8).unwrap().parse().unwrap()
     };
     assert!(fits("tova") >= fits("dense"), "{plan}");
+}
+
+/// On wgpu, with no budget named, the dry run's KV memory is the device's
+/// default (what the pools can hold, wgpu reporting no free memory) with
+/// its source, and the plan names the element K/V are stored in; the
+/// policies the host serves are listed as skipped.
+#[cfg(feature = "wgpu")]
+#[test]
+fn dry_run_on_wgpu_names_the_device_default_and_the_kv_dtype() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let text = config("").replacen("\n\n[[tasks]]", "\ndevice = \"wgpu\"\n\n[[tasks]]", 1);
+    assert!(text.contains("device = \"wgpu\""));
+    std::fs::write(dir.path().join("sweep.toml"), text).expect("config");
+    let out = sweep(dir.path(), &["--dry-run", "--max-sequences", "8"]);
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{plan}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        plan.contains(
+            "(default: what the device pools can hold, 2 × 2 layers × the largest buffer"
+        ),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("K/V stored in f32 (--kv-dtype auto on wgpu)"),
+        "{plan}"
+    );
+    assert!(
+        plan.lines().any(|l| l.trim_start().starts_with("dense")),
+        "{plan}"
+    );
 }

@@ -149,13 +149,17 @@ fn qkv_rope_kernel(
     q_out: &mut Array<f32>,
     k_out: &mut Array<f32>,
     v_out: &mut Array<f32>,
+    logits: &mut Array<f32>,
     eps: f32,
     n_heads: u32,
     kv_heads: u32,
+    neuron_scale: f32,
+    neuron_offset: f32,
     #[comptime] head_dim: usize,
     #[comptime] units: usize,
     #[comptime] has_bias: bool,
     #[comptime] has_norm: bool,
+    #[comptime] neuron_group: usize,
 ) {
     let tok = CUBE_POS_X as usize;
     let h = CUBE_POS_Y as usize;
@@ -182,6 +186,17 @@ fn qkv_rope_kernel(
             }
         }
     }
+    // The query neuron: the last channel of each group's first q head,
+    // normed and not yet rotated, is the decision logit's input; the
+    // channel is zeroed before RoPE and again after.
+    let mut borrowed = false;
+    if neuron_group > 0 {
+        borrowed = h < nh && h % neuron_group == 0 && t == head_dim - 1;
+        if borrowed {
+            logits[tok * kh + h / neuron_group] = v * neuron_scale - neuron_offset;
+            v = f32::new(0.0);
+        }
+    }
     let mut sh = SharedMemory::<f32>::new(units);
     sh[t] = v;
     sync_cube();
@@ -194,6 +209,9 @@ fn qkv_rope_kernel(
             }
             let r = tok * head_dim + t;
             v = v * cos[r] + sh[partner] * sin[r];
+        }
+        if borrowed {
+            v = f32::new(0.0);
         }
         if h < nh {
             q_out[(tok * nh + h) * head_dim + t] = v;
@@ -452,19 +470,74 @@ pub fn qkv_rope<B: Backend>(
     cos: &Tensor<B, 2>,
     sin: &Tensor<B, 2>,
 ) -> Option<(Tensor<B, 3>, Tensor<B, 3>, Tensor<B, 3>)> {
-    dispatch!(qkv_rope_on::<B>(qkv, heads, extras, cos, sin))
+    qkv_rope_any(qkv, heads, extras, None, cos, sin).map(|(q, k, v, _)| (q, k, v))
 }
+
+fn qkv_rope_any<B: Backend>(
+    qkv: &Tensor<B, 2>,
+    heads: [usize; 3],
+    extras: QkvExtras<'_, B>,
+    neuron: Option<QueryNeuron>,
+    cos: &Tensor<B, 2>,
+    sin: &Tensor<B, 2>,
+) -> Option<QkvMaybeLogits<B>> {
+    dispatch!(qkv_rope_on::<B>(qkv, heads, extras, neuron, cos, sin))
+}
+
+/// The query-neuron DMS head's decision input, read by [`qkv_rope_neuron`].
+#[derive(Debug, Clone, Copy)]
+pub struct QueryNeuron {
+    /// Query heads per KV head: the first head of each group lends its
+    /// last channel.
+    pub group: usize,
+    pub scale: f32,
+    pub offset: f32,
+}
+
+/// [`qkv_rope`] for a query-neuron DMS layer, still one launch: the last
+/// channel of each group's first q head, after the q norm and before RoPE,
+/// gives the decision logit `value × scale − offset`, and that channel of
+/// q is zeroed before RoPE and after it (the composition's
+/// `DmsHead::logits` and `after_rope`).
+///
+/// # Shapes
+/// As [`qkv_rope`], plus the logits `[n, kv_heads]`.
+pub fn qkv_rope_neuron<B: Backend>(
+    qkv: &Tensor<B, 2>,
+    heads: [usize; 3],
+    extras: QkvExtras<'_, B>,
+    neuron: QueryNeuron,
+    cos: &Tensor<B, 2>,
+    sin: &Tensor<B, 2>,
+) -> Option<QkvLogits<B>> {
+    qkv_rope_any(qkv, heads, extras, Some(neuron), cos, sin)
+        .map(|(q, k, v, l)| (q, k, v, l.expect("logits asked for")))
+}
+
+/// q, k, v and the query neuron's decision logits.
+pub type QkvLogits<B> = (Tensor<B, 3>, Tensor<B, 3>, Tensor<B, 3>, Tensor<B, 2>);
+
+type QkvMaybeLogits<B> = (
+    Tensor<B, 3>,
+    Tensor<B, 3>,
+    Tensor<B, 3>,
+    Option<Tensor<B, 2>>,
+);
 
 fn qkv_rope_on<B: Backend, R: CubeRuntime>(
     qkv: &Tensor<B, 2>,
     [n_heads, kv_heads, d]: [usize; 3],
     extras: QkvExtras<'_, B>,
+    neuron: Option<QueryNeuron>,
     cos: &Tensor<B, 2>,
     sin: &Tensor<B, 2>,
-) -> Option<(Tensor<B, 3>, Tensor<B, 3>, Tensor<B, 3>)> {
+) -> Option<QkvMaybeLogits<B>> {
     let [n, width] = qkv.dims();
     let heads = n_heads + 2 * kv_heads;
     if width != heads * d || cos.dims() != [n, d] || sin.dims() != [n, d] || d % 2 != 0 {
+        return None;
+    }
+    if neuron.is_some_and(|q| q.group == 0 || n_heads != q.group * kv_heads) {
         return None;
     }
     if d > 1024 {
@@ -483,6 +556,7 @@ fn qkv_rope_on<B: Backend, R: CubeRuntime>(
     let q = empty(&x, &[n, n_heads, d]);
     let k = empty(&x, &[n, kv_heads, d]);
     let v = empty(&x, &[n, kv_heads, d]);
+    let logits = empty(&x, &[n, if neuron.is_some() { kv_heads } else { 1 }]);
     if n > 0 {
         let units = head_units(d);
         // Unused inputs are bound to `cos` (read-only, never read).
@@ -501,18 +575,23 @@ fn qkv_rope_on<B: Backend, R: CubeRuntime>(
             arr(&q),
             arr(&k),
             arr(&v),
+            arr(&logits),
             eps as f32,
             n_heads as u32,
             kv_heads as u32,
+            neuron.map_or(0.0, |q| q.scale),
+            neuron.map_or(0.0, |q| q.offset),
             d,
             units,
             bias.is_some(),
             norms.is_some(),
+            neuron.map_or(0, |q| q.group),
         );
     }
     Some((
         tensor::<B, R, 3>(q),
         tensor::<B, R, 3>(k),
         tensor::<B, R, 3>(v),
+        neuron.map(|_| tensor::<B, R, 2>(logits)),
     ))
 }

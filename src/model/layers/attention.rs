@@ -106,13 +106,9 @@ impl<B: AttentionBackend> Attention<B> {
             head_dim,
         } = self.heads;
         let [n, _] = x.dims();
-        let neuron = matches!(self.dms, Some(DmsHead::Neuron { .. }));
-        let (qkv, bias) = if neuron {
-            (self.qkv.forward(x), None)
-        } else {
-            self.qkv.forward_deferred_bias(x)
-        };
-        // On the cubecl backends: bias, split, q/k norm and RoPE in one launch.
+        let (qkv, bias) = self.qkv.forward_deferred_bias(x);
+        // On the cubecl backends: bias, split, q/k norm and RoPE in one
+        // launch, with the query neuron's logits when the layer has one.
         let extras = QkvExtras {
             bias,
             norms: self
@@ -120,16 +116,14 @@ impl<B: AttentionBackend> Attention<B> {
                 .as_ref()
                 .map(|(q, k)| (q.weight(), k.weight(), q.eps())),
         };
-        let fused = if neuron {
-            None
-        } else {
-            cube_ops::qkv_rope(
-                &qkv,
-                [n_heads, n_kv_heads, head_dim],
-                extras,
-                &rope.cos,
-                &rope.sin,
-            )
+        let heads = [n_heads, n_kv_heads, head_dim];
+        let fused = match self.dms.as_ref().and_then(DmsHead::query_neuron) {
+            Some(neuron) => {
+                cube_ops::qkv_rope_neuron(&qkv, heads, extras, neuron, &rope.cos, &rope.sin)
+                    .map(|(q, k, v, logits)| (q, k, v, Some(logits)))
+            }
+            None => cube_ops::qkv_rope(&qkv, heads, extras, &rope.cos, &rope.sin)
+                .map(|(q, k, v)| (q, k, v, None)),
         };
         let decide = |logits: Tensor<B, 2>| {
             if defer {
@@ -139,11 +133,12 @@ impl<B: AttentionBackend> Attention<B> {
                 (dms.decisions(logits), None)
             }
         };
-        if let Some((q, k, v)) = fused {
-            let (decisions, pending) = match &self.dms {
+        if let Some((q, k, v, neuron_logits)) = fused {
+            let (decisions, pending) = match (&self.dms, neuron_logits) {
+                (Some(_), Some(logits)) => decide(logits),
                 // The adapter reads the residual stream only.
-                Some(dms) => decide(dms.logits(q.clone(), resid).0),
-                None => (Vec::new(), None),
+                (Some(dms), None) => decide(dms.logits(q.clone(), resid).0),
+                (None, _) => (Vec::new(), None),
             };
             return Qkv {
                 q,

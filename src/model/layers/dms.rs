@@ -143,6 +143,25 @@ impl<B: Backend> DmsHead<B> {
         })
     }
 
+    /// The neuron head's parameters for the fused q/k/v kernel
+    /// ([`crate::model::kernels::cube_ops::qkv_rope_neuron`]); `None` for
+    /// the adapter.
+    pub fn query_neuron(&self) -> Option<crate::model::kernels::cube_ops::QueryNeuron> {
+        match self {
+            Self::Neuron {
+                scale,
+                offset,
+                group,
+                ..
+            } => Some(crate::model::kernels::cube_ops::QueryNeuron {
+                group: *group,
+                scale: *scale,
+                offset: *offset,
+            }),
+            Self::Adapter { .. } => None,
+        }
+    }
+
     /// Decision logits from the pre-RoPE queries, and the queries with the
     /// borrowed channel zeroed (the adapter leaves q alone).
     ///

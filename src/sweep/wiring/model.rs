@@ -159,6 +159,24 @@ impl SampleGenerator for ModelGenerator {
         policy_supported_on(&trial.spec.policy, trial.device).map_err(|e| e.to_string())
     }
 
+    /// On a device, loads the trial's model first: the default is what
+    /// the device has free with the weights in place.
+    fn kv_memory_default(
+        &mut self,
+        trial: &Trial,
+    ) -> Result<Option<crate::runtime::KvMemoryDefault>, BoxError> {
+        let layers = match trial.device {
+            DeviceKind::Cpu => 0,
+            _ => {
+                self.models
+                    .get(&trial.model_path, trial.device, trial.spec.dtype)?
+                    .kv_shape()
+                    .layers
+            }
+        };
+        Ok(crate::runtime::default_kv_memory(trial.device, layers))
+    }
+
     fn generate(
         &mut self,
         trial: &Trial,
@@ -169,7 +187,7 @@ impl SampleGenerator for ModelGenerator {
             .models
             .get(&trial.model_path, trial.device, trial.spec.dtype)?;
         let shape = model.kv_shape();
-        let mut store = kv_store_for(&model, &trial.spec.policy)?;
+        let mut store = kv_store_for(&model, &trial.spec.policy, None)?;
         let completions = generate::generate(
             &*model,
             &model.tokenizer,
@@ -182,6 +200,7 @@ impl SampleGenerator for ModelGenerator {
         Ok(Generated {
             completions,
             kv_rows: (shape.layers * shape.kv_heads) as u64,
+            kv_dtype: Some(store.kv_dtype()),
         })
     }
 
@@ -200,7 +219,8 @@ impl SampleGenerator for ModelGenerator {
             .get(&trial.model_path, trial.device, trial.spec.dtype)?;
         let shape = model.kv_shape();
         let kv_rows = (shape.layers * shape.kv_heads) as u64;
-        let mut store = kv_store_for(&model, &trial.spec.policy)?;
+        let mut store = kv_store_for(&model, &trial.spec.policy, options.kv_memory)?;
+        let kv_dtype = Some(store.kv_dtype());
         // DMS is admitted at its measured keep rate; until one is measured,
         // at the checkpoint's target (1 / CR).
         let options = generate::SchedulerOptions {
@@ -223,10 +243,26 @@ impl SampleGenerator for ModelGenerator {
                     Generated {
                         completions,
                         kv_rows,
+                        kv_dtype,
                     },
                 );
             },
         );
+        if stats.over_budget > 0 {
+            let budget = options.kv_memory.unwrap_or_default();
+            let grown = store
+                .device_pool_stats()
+                .map_or(String::new(), |p| match p.grow_copies {
+                    0 => String::new(),
+                    n => format!("; the device pools grew past the budget by copying {n} time(s)"),
+                });
+            tracing::warn!(
+                "{}: {} request(s) each needed more than the KV memory {budget} B \
+                 (--kv-memory, [engine] kv_memory) and ran alone{grown}",
+                trial.method,
+                stats.over_budget
+            );
+        }
         if stats.preemptions > 0 {
             tracing::info!(
                 "{}: {} preemption(s) over the KV memory budget, {} generated and {} prompt \

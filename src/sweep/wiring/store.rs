@@ -36,13 +36,26 @@ pub fn policy_supported_on(policy: &CachePolicy, device: DeviceKind) -> Result<(
 
 /// An empty store for `model` that keeps entries as `policy` says; DMS
 /// takes its defaults from the checkpoint and fails on a model without DMS
-/// parameters.
-pub fn kv_store_for(model: &LoadedModel, policy: &CachePolicy) -> Result<KvStore, WiringError> {
+/// parameters. On a cubecl device with a KV memory budget (`kv_memory`,
+/// the requests in flight's), the store's device pools are allocated once
+/// for the budget at the first write
+/// ([`KvStore::with_device_pool_bytes`]), never copied to grow while the
+/// requests stay within it; the store's drop gives the memory back.
+pub fn kv_store_for(
+    model: &LoadedModel,
+    policy: &CachePolicy,
+    kv_memory: Option<u64>,
+) -> Result<KvStore, WiringError> {
     policy_supported_on(policy, model.device)?;
-    if matches!(policy, CachePolicy::Dense {}) {
-        return Ok(model.new_store());
-    }
-    Ok(model.policy_store(policy)?)
+    let store = if matches!(policy, CachePolicy::Dense {}) {
+        model.new_store()
+    } else {
+        model.policy_store(policy)?
+    };
+    Ok(match kv_memory {
+        Some(bytes) if model.device != DeviceKind::Cpu => store.with_device_pool_bytes(bytes),
+        _ => store,
+    })
 }
 
 #[cfg(test)]
@@ -56,7 +69,7 @@ mod tests {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/models/tiny-llama");
         let model = LoadedModel::load(&dir, DeviceKind::Cpu).unwrap();
-        let store = kv_store_for(&model, &CachePolicy::Dense {}).unwrap();
+        let store = kv_store_for(&model, &CachePolicy::Dense {}, None).unwrap();
         assert_eq!(store.shape(), model.new_store().shape());
         let tova = CachePolicy::Tova {
             budget: Budget::Ratio {
@@ -65,14 +78,14 @@ mod tests {
             },
             granularity: crate::kv::TovaGranularity::Layer,
         };
-        let store = kv_store_for(&model, &tova).unwrap();
+        let store = kv_store_for(&model, &tova, None).unwrap();
         assert_eq!(store.policy().method(), "tova");
         let dms = CachePolicy::Dms {
             window: None,
             shifted: None,
         };
         assert!(policy_supported(&dms).is_ok());
-        let err = kv_store_for(&model, &dms).unwrap_err().to_string();
+        let err = kv_store_for(&model, &dms, None).unwrap_err().to_string();
         assert!(err.contains("DMS parameters"), "{err}");
         let bad = CachePolicy::Tova {
             budget: Budget::Ratio {

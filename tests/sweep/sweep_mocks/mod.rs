@@ -254,6 +254,7 @@ impl SampleGenerator for FakeGenerator {
         Ok(Generated {
             completions,
             kv_rows: ROWS,
+            kv_dtype: None,
         })
     }
 }

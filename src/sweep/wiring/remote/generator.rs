@@ -332,6 +332,7 @@ impl SampleGenerator for RemoteGenerator {
         Ok(Generated {
             completions,
             kv_rows: (self.shape.layers * self.shape.kv_heads) as u64,
+            kv_dtype: None,
         })
     }
 }
