@@ -49,8 +49,11 @@
 //! as its own prefill, so nothing it reports changes but its prefill time.
 //! The kept copy lives while the request holding it is in flight (the last
 //! one that prefilled or shared the prompt), so with `max_sequences` 1,
-//! where requests never overlap, nothing is shared. Not under a KV memory
-//! budget: the kept copy is in none of the requests' bounds.
+//! where requests never overlap, nothing is shared. Under a KV memory
+//! budget the copy is a cache that yields to the requests: it is kept only
+//! where it fits beside the reservations in flight (DMS, which reserves
+//! nothing: beside what the store holds), admission counts it beside them,
+//! and it is dropped before any request is preempted.
 
 use super::admission::{KeepRate, dms_guess, request_bound};
 use super::engine::{Live, complete, decode_step, finished, start_samples};
@@ -169,7 +172,6 @@ pub fn generate_continuous<M: Decoder, T: TextDecoder>(
         .prefill_chunk
         .filter(|_| model.chunks_prefill(store.policy()))
         .map(|c| c.max(1));
-    let share = options.kv_memory.is_none();
     let mut kept: Option<Kept> = None;
     loop {
         // Prompt tokens this gap between decode steps may still prefill.
@@ -185,14 +187,25 @@ pub fn generate_continuous<M: Decoder, T: TextDecoder>(
             if gap == 0 {
                 break;
             }
+            let reserved = flight.values().map(|f| f.reserved).sum();
             let f = flight.get_mut(&r).expect("in flight");
-            gap -= prefill_piece(model, store, r, f, gap, &mut kept, &mut live, &mut on_token);
+            gap -= prefill_piece(
+                model,
+                store,
+                (r, f),
+                gap,
+                (options.kv_memory, reserved),
+                &mut kept,
+                &mut live,
+                &mut on_token,
+            );
         }
         let mut preempted = preempt_over_budget(
             &mut live,
             &mut flight,
             store,
             &options,
+            &mut kept,
             &mut front,
             &mut stats,
         );
@@ -228,7 +241,7 @@ pub fn generate_continuous<M: Decoder, T: TextDecoder>(
                 )
             } else {
                 let reserved: u64 = flight.values().map(|f| f.reserved).sum();
-                (reserved, request_bound(store, head))
+                (reserved + kept_bytes(store, &kept), request_bound(store, head))
             };
             let fits = sequences(&live, &flight) + head.samples <= max
                 && options
@@ -251,8 +264,7 @@ pub fn generate_continuous<M: Decoder, T: TextDecoder>(
                 continue;
             }
             admissions += 1;
-            let keep_prompt = share
-                && front.is_empty()
+            let keep_prompt = front.is_empty()
                 && pending
                     .peek()
                     .is_some_and(|(_, next)| next.prompt == req.prompt);
@@ -294,12 +306,13 @@ pub fn generate_continuous<M: Decoder, T: TextDecoder>(
                 }
                 None => {
                     f.prefilling = Some((store.add_sequence(), 0));
+                    let reserved = flight.values().map(|f| f.reserved).sum::<u64>() + f.reserved;
                     gap -= prefill_piece(
                         model,
                         store,
-                        r,
-                        &mut f,
+                        (r, &mut f),
                         gap,
+                        (options.kv_memory, reserved),
                         &mut kept,
                         &mut live,
                         &mut on_token,
@@ -314,6 +327,7 @@ pub fn generate_continuous<M: Decoder, T: TextDecoder>(
                 &mut flight,
                 store,
                 &options,
+                &mut kept,
                 &mut front,
                 &mut stats,
             );
@@ -330,6 +344,7 @@ pub fn generate_continuous<M: Decoder, T: TextDecoder>(
             &mut flight,
             store,
             &options,
+            &mut kept,
             &mut front,
             &mut stats,
         );
@@ -354,15 +369,17 @@ fn sequences(live: &[Live], flight: &BTreeMap<usize, InFlight>) -> usize {
 
 /// Prefills up to `most` more tokens of request `r`'s prompt (`f` is
 /// prefilling); when the prompt is complete, keeps a copy of it in `kept`
-/// if `f.keep_prompt`, and starts the request's samples ([`start_prompt`]).
-/// Returns the tokens prefilled.
+/// if `f.keep_prompt` and the copy fits the KV memory `budget` beside
+/// `reserved` (the bounds of the requests in flight, `f`'s included; DMS:
+/// what the store holds), and starts the request's samples
+/// ([`start_prompt`]). Returns the tokens prefilled.
 #[allow(clippy::too_many_arguments)]
 fn prefill_piece<M: Decoder>(
     model: &M,
     store: &mut KvStore,
-    r: usize,
-    f: &mut InFlight,
+    (r, f): (usize, &mut InFlight),
     most: usize,
+    (budget, reserved): (Option<u64>, u64),
     kept: &mut Option<Kept>,
     live: &mut Vec<Live>,
     on_token: &mut impl FnMut(TokenEvent),
@@ -378,15 +395,25 @@ fn prefill_piece<M: Decoder>(
         return n;
     }
     if f.keep_prompt {
-        // Before the fork: the copy takes the group's peak of the prefill.
-        let copy = Kept {
-            prompt: f.request.prompt.clone(),
-            seq: store.copy_prefilled(parent),
-            logits: logits.clone(),
-            holder: r,
-        };
-        if let Some(old) = kept.replace(copy) {
+        // A copy kept for another prompt is stale: the next request wants
+        // this one.
+        if let Some(old) = kept.take() {
             store.release(old.seq);
+        }
+        let copy = entries(store, parent) * store.entry_bytes();
+        let committed = if store.policy().needs_decisions() {
+            store.store_stats().resident * store.entry_bytes()
+        } else {
+            reserved
+        };
+        if budget.is_none_or(|b| committed.saturating_add(copy) <= b) {
+            // Before the fork: the copy takes the group's peak of the prefill.
+            *kept = Some(Kept {
+                prompt: f.request.prompt.clone(),
+                seq: store.copy_prefilled(parent),
+                logits: logits.clone(),
+                holder: r,
+            });
         }
     }
     start_prompt(store, r, f, parent, start, &logits, live, on_token);
@@ -413,6 +440,12 @@ fn start_prompt(
     f.prefilling = None;
     f.start_entries = entries(store, children[0]);
     start_samples(r, &f.request, children, logits, live, on_token);
+}
+
+/// Bytes the kept prompt copy holds (0 without one).
+fn kept_bytes(store: &KvStore, kept: &Option<Kept>) -> u64 {
+    kept.as_ref()
+        .map_or(0, |k| entries(store, k.seq) * store.entry_bytes())
 }
 
 /// Entries `seq` holds, summed over its rows.
@@ -473,20 +506,29 @@ fn dms_committed(
 /// While the store holds more than the budget and more than one request is
 /// in flight, preempt the most recently admitted: release its sequences,
 /// forget its samples (finished ones too) and put it back at the head of
-/// the queue, to restart from scratch. Returns whether it preempted.
+/// the queue, to restart from scratch. A kept prompt copy is released
+/// first. Returns whether it preempted.
 fn preempt_over_budget(
     live: &mut Vec<Live>,
     flight: &mut BTreeMap<usize, InFlight>,
     store: &mut KvStore,
     options: &SchedulerOptions,
+    kept: &mut Option<Kept>,
     front: &mut VecDeque<(usize, Request)>,
     stats: &mut SchedulerStats,
 ) -> bool {
     let Some(budget) = options.kv_memory else {
         return false;
     };
+    let over = |store: &KvStore| store.store_stats().resident * store.entry_bytes() > budget;
+    // The kept prompt is a cache: it goes before any request does.
+    if over(store)
+        && let Some(k) = kept.take()
+    {
+        store.release(k.seq);
+    }
     let mut preempted = false;
-    while flight.len() > 1 && store.store_stats().resident * store.entry_bytes() > budget {
+    while flight.len() > 1 && over(store) {
         let r = *flight
             .iter()
             .max_by_key(|(_, f)| f.admitted)
@@ -1166,6 +1208,79 @@ mod tests {
                     _ => assert!(stats.shared_prefills > 0, "{why}"),
                 }
             }
+        }
+    }
+
+    /// Under a KV memory budget the shared prompt still changes no sample:
+    /// the kept copy is counted beside the reservations (budgeted policies
+    /// stay within the budget), yields to a preemption (DMS), and is still
+    /// shared where it fits.
+    #[test]
+    fn nested_requests_share_their_prompt_under_a_kv_memory_budget() {
+        use crate::generate::testing::{Layered, store};
+        use crate::kv::{Budget, DmsParams, ResolvedPolicy, TovaGranularity};
+        let requests = nested();
+        let policies = [
+            ResolvedPolicy::Dense,
+            ResolvedPolicy::Window {
+                sink: 1,
+                budget: Budget::Tokens { tokens: 4 },
+            },
+            ResolvedPolicy::Tova {
+                budget: Budget::Tokens { tokens: 4 },
+                granularity: TovaGranularity::Layer,
+            },
+            ResolvedPolicy::H2o {
+                recent: 2,
+                budget: Budget::Tokens { tokens: 5 },
+            },
+            ResolvedPolicy::Dms(DmsParams {
+                window: 2,
+                shifted: false,
+            }),
+        ];
+        for policy in policies {
+            let dms = matches!(policy, ResolvedPolicy::Dms(_));
+            let alone = each_alone(&Layered, || store(policy.clone(), 4), &requests);
+            let probe = store(policy.clone(), 4);
+            let largest = requests
+                .iter()
+                .map(|r| request_bound(&probe, r))
+                .max()
+                .unwrap();
+            let mut shared = 0;
+            for (budget, max_sequences) in [(largest, 1000), (2 * largest, 3), (4 * largest, 16)] {
+                let model = Counting::new(Layered);
+                let mut s = store(policy.clone(), 4);
+                let (got, stats) = stream(
+                    &model,
+                    &mut s,
+                    &requests,
+                    SchedulerOptions {
+                        max_sequences,
+                        kv_memory: Some(budget),
+                        keep_prior: Some(0.5),
+                        prefill_chunk: None,
+                    },
+                );
+                let why = format!("{policy:?}, kv_memory {budget}, max_sequences {max_sequences}");
+                assert_eq!(got, alone, "{why}");
+                assert_eq!(s.store_stats().resident, 0, "{why}: every sequence released");
+                // Each admission prefills or shares; a preempted request is
+                // admitted again.
+                assert_eq!(
+                    model.prefills().len() as u64 + stats.shared_prefills,
+                    requests.len() as u64 + stats.preemptions,
+                    "{why}"
+                );
+                if !dms {
+                    assert_eq!(stats.preemptions, 0, "{why}");
+                    let held = s.peak_resident() * s.entry_bytes();
+                    assert!(held <= budget, "{why}: {held} > {budget}");
+                }
+                shared += stats.shared_prefills;
+            }
+            assert!(shared > 0, "{policy:?}: a prompt shared under a budget");
         }
     }
 

@@ -97,7 +97,7 @@ impl Ledger {
         let row = &mut book.rows[r];
         check_slot(id, row, slot)?;
         let last = row.len as usize - 1;
-        let freed_bounds = if last % bs == 0 { bounds } else { 0 };
+        let freed_bounds = if last.is_multiple_of(bs) { bounds } else { 0 };
         let mut copied = false;
         if slot != last {
             let (dst_block, c) = make_writable(pool, row, slot / bs, id.layer, bs, copies);
