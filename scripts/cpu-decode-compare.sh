@@ -25,7 +25,11 @@
 # (default: target/release/hyperscale; build it with
 # `cargo build --release --features wgpu`), LLAMA_EXTRA (more llama-bench
 # arguments, e.g. `--repack 0`: llama.cpp 0.3.36's AMX path crashes on
-# CPUs with AMX when a context is prefilled).
+# CPUs with AMX when a context is prefilled), LLAMA_FA (llama-bench's
+# flash attention, default 0: its default, auto, picks flash attention on
+# the CPU, which decoded SmolLM2 at context 1024 at half the tokens/s of
+# `-fa 0` on the 2-core CI box; the comparison is against llama.cpp's
+# faster setting).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -106,7 +110,7 @@ for round in $(seq 1 "$ROUNDS"); do
     for ctx in "${contexts[@]}"; do
       echo "round $round: $tag context $ctx: llama.cpp"
       # shellcheck disable=SC2086 # LLAMA_EXTRA is a word list
-      "$LLAMA_BENCH" -m "$m" -p 0 -n "$GEN" -d "$ctx" -t "$THREADS" -r 1 -o jsonl ${LLAMA_EXTRA:-} \
+      "$LLAMA_BENCH" -m "$m" -p 0 -n "$GEN" -d "$ctx" -t "$THREADS" -fa "${LLAMA_FA:-0}" -r 1 -o jsonl ${LLAMA_EXTRA:-} \
         >"$OUT/raw/llama-$tag-c$ctx-r$round.jsonl" 2>"$OUT/raw/llama-$tag-c$ctx-r$round.log"
       for form in quantized q8act; do
         echo "round $round: $tag context $ctx: hyperscale $form"
