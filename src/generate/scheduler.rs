@@ -241,7 +241,10 @@ pub fn generate_continuous<M: Decoder, T: TextDecoder>(
                 )
             } else {
                 let reserved: u64 = flight.values().map(|f| f.reserved).sum();
-                (reserved + kept_bytes(store, &kept), request_bound(store, head))
+                (
+                    reserved + kept_bytes(store, &kept),
+                    request_bound(store, head),
+                )
             };
             let fits = sequences(&live, &flight) + head.samples <= max
                 && options
@@ -1265,7 +1268,11 @@ mod tests {
                 );
                 let why = format!("{policy:?}, kv_memory {budget}, max_sequences {max_sequences}");
                 assert_eq!(got, alone, "{why}");
-                assert_eq!(s.store_stats().resident, 0, "{why}: every sequence released");
+                assert_eq!(
+                    s.store_stats().resident,
+                    0,
+                    "{why}: every sequence released"
+                );
                 // Each admission prefills or shares; a preempted request is
                 // admitted again.
                 assert_eq!(

@@ -191,7 +191,12 @@ fn qkv_rope_kernel(
     // channel is zeroed before RoPE and again after.
     let mut borrowed = false;
     if neuron_group > 0 {
-        borrowed = h < nh && h % neuron_group == 0 && t == head_dim - 1;
+        // `%` rather than `is_multiple_of`: the cube macro expands operators,
+        // not that method.
+        #[allow(clippy::manual_is_multiple_of)]
+        {
+            borrowed = h < nh && h % neuron_group == 0 && t == head_dim - 1;
+        }
         if borrowed {
             logits[tok * kh + h / neuron_group] = v * neuron_scale - neuron_offset;
             v = f32::new(0.0);
