@@ -1143,19 +1143,11 @@ mod tests {
         out
     }
 
-    /// Nested requests overlapping in flight share their prompt's prefill
-    /// (one prefill per prompt with room for all four), and every completion
-    /// — tokens, KV reads, prefill reads, peaks, group peak — equals its
-    /// request run alone, under every policy, evicting ones included (their
-    /// scores, DMS's decisions, and the peak of a prefill longer than the
-    /// budget, above what it keeps, travel with the copy). One at a time nothing overlaps, so
-    /// nothing is shared.
-    #[test]
-    fn nested_requests_in_flight_share_one_prefill() {
-        use crate::generate::testing::{Layered, store};
+    /// One policy of each kind, for the shared-prompt tests: dense, window,
+    /// TOVA, H2O (evicting, with scores) and DMS (decisions).
+    fn sharing_policies() -> [crate::kv::ResolvedPolicy; 5] {
         use crate::kv::{Budget, DmsParams, ResolvedPolicy, TovaGranularity};
-        let requests = nested();
-        let policies = [
+        [
             ResolvedPolicy::Dense,
             ResolvedPolicy::Window {
                 sink: 1,
@@ -1173,9 +1165,22 @@ mod tests {
                 window: 2,
                 shifted: false,
             }),
-        ];
+        ]
+    }
+
+    /// Nested requests overlapping in flight share their prompt's prefill
+    /// (one prefill per prompt with room for all four), and every completion
+    /// — tokens, KV reads, prefill reads, peaks, group peak — equals its
+    /// request run alone, under every policy, evicting ones included (their
+    /// scores, DMS's decisions, and the peak of a prefill longer than the
+    /// budget, above what it keeps, travel with the copy). One at a time nothing overlaps, so
+    /// nothing is shared.
+    #[test]
+    fn nested_requests_in_flight_share_one_prefill() {
+        use crate::generate::testing::{Layered, store};
+        let requests = nested();
         let prompts = requests.len() as u64 / 4;
-        for policy in policies {
+        for policy in sharing_policies() {
             let alone = each_alone(&Layered, || store(policy.clone(), 4), &requests);
             for max_sequences in [1, 3, 8, 16, 1000] {
                 let model = Counting::new(Layered);
@@ -1221,29 +1226,9 @@ mod tests {
     #[test]
     fn nested_requests_share_their_prompt_under_a_kv_memory_budget() {
         use crate::generate::testing::{Layered, store};
-        use crate::kv::{Budget, DmsParams, ResolvedPolicy, TovaGranularity};
         let requests = nested();
-        let policies = [
-            ResolvedPolicy::Dense,
-            ResolvedPolicy::Window {
-                sink: 1,
-                budget: Budget::Tokens { tokens: 4 },
-            },
-            ResolvedPolicy::Tova {
-                budget: Budget::Tokens { tokens: 4 },
-                granularity: TovaGranularity::Layer,
-            },
-            ResolvedPolicy::H2o {
-                recent: 2,
-                budget: Budget::Tokens { tokens: 5 },
-            },
-            ResolvedPolicy::Dms(DmsParams {
-                window: 2,
-                shifted: false,
-            }),
-        ];
-        for policy in policies {
-            let dms = matches!(policy, ResolvedPolicy::Dms(_));
+        for policy in sharing_policies() {
+            let dms = matches!(policy, crate::kv::ResolvedPolicy::Dms(_));
             let alone = each_alone(&Layered, || store(policy.clone(), 4), &requests);
             let probe = store(policy.clone(), 4);
             let largest = requests
