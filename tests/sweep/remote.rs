@@ -736,7 +736,20 @@ fn binary_config(dir: &Path, addr: SocketAddr, problems: usize) -> PathBuf {
 }
 
 fn spawn_sweep(dir: &Path, cfg: &Path) -> std::process::Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_hyperscale"))
+    use std::os::unix::process::CommandExt;
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_hyperscale"));
+    // A test runner started in the background by a shell without job control
+    // inherits SIGINT ignored, and the sweep rightly keeps an ignored signal
+    // ignored: give the child the default dispositions a terminal would.
+    // SAFETY: `signal` is async-signal-safe, as `pre_exec` requires.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGTERM, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    command
         .arg("sweep")
         .arg(cfg)
         .arg("--results")
