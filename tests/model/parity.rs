@@ -196,6 +196,48 @@ fn batched_decode_equals_each_sequence_alone() {
     }
 }
 
+/// A decode step of more rows than the projection kernels take at once
+/// (`hyperscale::model::kernels::gemv::MAX_ROWS`, 16) gives each sequence
+/// the logits it gets alone, bit for bit: a sweep's records must not depend
+/// on how many sequences `--max-sequences` lets into one step.
+#[test]
+fn a_decode_step_of_more_rows_than_a_kernel_takes_equals_each_sequence_alone() {
+    let max_rows = hyperscale::model::kernels::gemv::MAX_ROWS;
+    for name in ["tiny-llama", "tiny-qwen3"] {
+        let model = load(&fixture(name)).expect("fixture loads");
+        let exp = expected(name);
+        let n = max_rows + 5;
+        // Prompts of different lengths and contents; two decode steps.
+        let prompts: Vec<Vec<u32>> = (0..n)
+            .map(|i| exp.prompt_ids[i % 7..(i % 7) + 3 + i % 11].to_vec())
+            .collect();
+        let tokens: Vec<Vec<u32>> = (0..n as u32).map(|i| vec![3 + 17 * i, 500 - 13 * i]).collect();
+        let mut batch_store = KvStore::new(model.kv_shape());
+        let seqs: Vec<SeqId> = prompts
+            .iter()
+            .map(|p| {
+                let s = batch_store.add_sequence();
+                model.prefill_last(&mut batch_store, s, p);
+                s
+            })
+            .collect();
+        let batched = decode_steps(&model, &mut batch_store, &seqs, &tokens);
+        for (i, prompt) in prompts.iter().enumerate() {
+            let mut store = KvStore::new(model.kv_shape());
+            let s = store.add_sequence();
+            model.prefill_last(&mut store, s, prompt);
+            let alone = decode_steps(&model, &mut store, &[s], &tokens[i..=i]);
+            for (step, (a, b)) in alone[0].iter().zip(&batched[i]).enumerate() {
+                assert!(
+                    a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),
+                    "{name}: seq {i} of {n}, step {step}: batched logits differ by up to {}",
+                    max_abs_diff(a, b)
+                );
+            }
+        }
+    }
+}
+
 /// Copies a fixture directory into a temp dir.
 fn copy_fixture(name: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -483,6 +483,11 @@ unsafe fn fma_chunk_pairs<const P: usize>(
     }
 }
 
+/// Whether `B` is Flex, the CPU backend these kernels read directly.
+pub fn is_flex<B: Backend>() -> bool {
+    TypeId::of::<B>() == TypeId::of::<Flex>()
+}
+
 /// `x·Wᵀ (+ b)` through [`gemv`] when the backend is Flex, `x` has at most
 /// [`MAX_ROWS`] rows and the weight is the transposed view of a contiguous
 /// `[out, in]` f32 buffer (how [`crate::model::layers::linear::Linear`] stores it);
