@@ -334,6 +334,15 @@ impl<B: AttentionBackend> Transformer<B> {
         assert!(!seqs.is_empty(), "decode of an empty batch");
         let positions: Vec<usize> = seqs.iter().map(|&s| store.position(s)).collect();
         let rope: RopeTables<B> = self.rope.tables(&positions, &self.device);
+        // Every layer's writes planned at once (on cubecl: one upload of
+        // the step's slot tables); the DMS layers defer their decisions
+        // exactly when `defer` holds and the model has DMS heads.
+        B::plan_decode_step(
+            store,
+            seqs,
+            &self.device,
+            defer && self.config.dms.is_some(),
+        );
         let mut pending = Vec::new();
         let h = self.blocks_forward(self.embed(tokens), |b, layer, normed, x| {
             let (out, p) = b

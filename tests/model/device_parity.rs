@@ -260,7 +260,9 @@ fn wgpu_dms_matches_cpu_logits_rows_and_reads() {
 /// A DMS decode step on wgpu synchronises with the host once: every
 /// layer's decisions come back in the read of the logits (the store places
 /// each new entry with earlier tokens' flags and takes the step's own
-/// decisions after it), and the logits, rows and reads stay the CPU's.
+/// decisions after it), and the logits, rows and reads stay the CPU's. The
+/// step uploads its slot tables once, every layer's placed before the
+/// first layer runs.
 #[test]
 fn wgpu_dms_decode_reads_back_once_per_step() {
     let _device = device_lock();
@@ -290,6 +292,9 @@ fn wgpu_dms_decode_reads_back_once_per_step() {
             profile::set_enabled(false);
             let t = profile::take_transfers();
             assert_eq!(t.reads, 1, "{name} step {step}: host syncs");
+            // The ids, the two RoPE tables, and every layer's slots, row
+            // tables and slot copies in one buffer.
+            assert_eq!(t.uploads, 4, "{name} step {step}: uploads");
             let err = lc
                 .iter()
                 .zip(&lg)
