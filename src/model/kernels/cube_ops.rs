@@ -179,7 +179,7 @@ fn qkv_rope_kernel<I: Float>(
     #[comptime] has_bias: bool,
     #[comptime] has_norm: bool,
     #[comptime] neuron_group: usize,
-    #[define(I)] _qkv: StorageType,
+    #[define(I)] _dtype: StorageType,
 ) {
     let tok = CUBE_POS_X as usize;
     let h = CUBE_POS_Y as usize;
