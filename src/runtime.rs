@@ -107,6 +107,30 @@ fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     }
 }
 
+/// The projections' weight form on the wgpu adapter: bf16 is refused (WGSL
+/// has none), f16 where the adapter lacks `shader-f16`.
+#[cfg(feature = "wgpu")]
+fn wgpu_decode_weights(decode: DecodeWeights) -> Result<DecodeWeights, DeviceError> {
+    let refuse = |reason: &str| DeviceError::Unavailable {
+        device: DeviceKind::Wgpu.to_string(),
+        reason: reason.into(),
+    };
+    match decode {
+        DecodeWeights::Bf16 => Err(refuse(
+            "--decode-weights bf16: WGSL has no bf16; use --decode-weights f16 or f32",
+        )),
+        DecodeWeights::F16
+            if crate::kv::KvTarget::probe(DeviceKind::Wgpu)?
+                != (crate::kv::KvTarget::Wgpu { f16: true }) =>
+        {
+            Err(refuse(
+                "--decode-weights f16: this adapter lacks shader-f16; use --decode-weights f32",
+            ))
+        }
+        other => Ok(other),
+    }
+}
+
 impl Engine {
     /// Build the transformer of `config` from `weights` on `device` (the
     /// device must have been probed).
@@ -139,7 +163,7 @@ impl Engine {
                 config,
                 weights,
                 &cubecl::wgpu::WgpuDevice::default(),
-                decode,
+                wgpu_decode_weights(decode)?,
             )?),
             #[allow(
                 unreachable_patterns,

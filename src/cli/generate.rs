@@ -22,7 +22,8 @@ pub struct ModelArgs {
     /// GGUF's Q4_0/Q4_1/Q8_0 blocks as stored: the same logits as f32 bit
     /// for bit, 4–7× fewer bytes; prefill and GPUs use f32), `f32`, `bf16`
     /// (rounded once at load, half the bytes; on the CPU only to preview
-    /// its numerics, burn's bf16 matmul is slow there), `q8act` (the
+    /// its numerics, burn's bf16 matmul is slow there), `f16` (as bf16:
+    /// wgpu's stand-in, which has no bf16), `q8act` (the
     /// GGUF's Q4_0/Q4_1/Q5_0/Q8_0/Q4_K/Q6_K blocks as stored, activations
     /// quantized to int8 per 32 values, integer dot products: close to, not
     /// equal to, f32's

@@ -159,7 +159,9 @@ pub fn bench_parity(args: &BenchParityArgs) -> Result<ParityOutcome, CommandErro
             parity::compare_logits(&reference, &candidate, &prompt, args.steps)
         }
     };
-    let bf16 = form == DecodeWeights::Bf16 || args.reference_weights == Some(DecodeWeights::Bf16);
+    // Half-precision projections (bf16, or f16 where a device has no bf16).
+    let half = |w: DecodeWeights| matches!(w, DecodeWeights::Bf16 | DecodeWeights::F16);
+    let bf16 = half(form) || args.reference_weights.is_some_and(half);
     let tolerance = args.tolerance.unwrap_or(if bf16 {
         BF16_PARITY_TOLERANCE
     } else {

@@ -64,6 +64,21 @@ pub trait AttentionBackend: Backend {
         scale: f32,
     ) -> Tensor<Self, 3>;
 
+    /// Called once before a decode step runs its layers, with the step's
+    /// sequences (as every layer gets them) and whether DMS layers will pass
+    /// placeholder decisions ([`AttentionBackend::defers_dms_decisions`]).
+    /// A backend may plan every layer's writes here: the cubecl store
+    /// places and plans them all and uploads every layer's tables at once,
+    /// and each layer's [`AttentionBackend::policy_decode`] takes its part.
+    /// The default plans nothing (each layer plans its own).
+    fn plan_decode_step(
+        _store: &mut KvStore,
+        _seqs: &[SeqId],
+        _device: &Self::Device,
+        _dms_deferred: bool,
+    ) {
+    }
+
     /// Whether a decode step may place DMS entries before reading the
     /// step's decisions back (placement needs token `t − window − 1`'s flag
     /// only), so every layer's decisions come back once, with the logits

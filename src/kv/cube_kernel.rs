@@ -41,6 +41,7 @@ fn scatter_entries<F: Float>(
     slots: &Array<u32>,
     keys: &mut Array<F>,
     values: &mut Array<F>,
+    slots_at: u32,
     #[comptime] head_dim: usize,
     #[define(F)] _kv: StorageType,
 ) {
@@ -48,27 +49,32 @@ fn scatter_entries<F: Float>(
     if pos < src_k.len() {
         let i = pos / head_dim;
         let c = pos % head_dim;
-        let at = slots[i] as usize * head_dim + c;
+        let at = slots[slots_at as usize + i] as usize * head_dim + c;
         keys[at] = F::cast_from(src_k[pos]);
         values[at] = F::cast_from(src_v[pos]);
     }
 }
 
 #[cube(launch)]
+// The cube macro's expansion of a `#[define]`d kernel may or may not
+// trip the lint (an allow, not an expect).
+#[allow(clippy::too_many_arguments, reason = "kernel parameters")]
 fn copy_slots<F: Float>(
-    src: &Array<u32>,
-    dst: &Array<u32>,
+    meta: &Array<u32>,
     keys: &mut Array<F>,
     values: &mut Array<F>,
+    n: u32,
+    src_at: u32,
+    dst_at: u32,
     #[comptime] head_dim: usize,
     #[define(F)] _kv: StorageType,
 ) {
     let pos = ABSOLUTE_POS;
-    if pos < src.len() * head_dim {
+    if pos < n as usize * head_dim {
         let i = pos / head_dim;
         let c = pos % head_dim;
-        let from = src[i] as usize * head_dim + c;
-        let to = dst[i] as usize * head_dim + c;
+        let from = meta[src_at as usize + i] as usize * head_dim + c;
+        let to = meta[dst_at as usize + i] as usize * head_dim + c;
         keys[to] = keys[from];
         values[to] = values[from];
     }
@@ -263,7 +269,7 @@ fn arr<R: Runtime>(handle: &Handle, len: usize) -> ArrayArg<R> {
     unsafe { ArrayArg::from_raw_parts(handle.clone(), len) }
 }
 
-fn upload_u32<R: Runtime>(client: &ComputeClient<R>, data: &[u32]) -> Handle {
+pub(crate) fn upload_u32<R: Runtime>(client: &ComputeClient<R>, data: &[u32]) -> Handle {
     // A zero-sized buffer is not a valid binding everywhere: pad to one.
     let padded = [0u32];
     let data = if data.is_empty() { &padded[..] } else { data };
@@ -328,20 +334,40 @@ pub(crate) fn scatter<R: Runtime>(
         return;
     }
     let slots_h = upload_u32(client, slots);
-    scatter_launch(client, pools, src_k, src_v, &slots_h, slots.len(), head_dim);
+    let at = Span {
+        at: 0,
+        n: slots.len(),
+    };
+    scatter_launch(
+        client,
+        pools,
+        src_k,
+        src_v,
+        (&slots_h, slots.len()),
+        at,
+        head_dim,
+    );
 }
 
-/// [`scatter`] with the `n` slot numbers already on the device (the first
-/// `n` of `slots`).
+/// A run of `n` numbers at `at` in a table buffer on the device.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Span {
+    pub(crate) at: usize,
+    pub(crate) n: usize,
+}
+
+/// [`scatter`] with the slot numbers already on the device (`slots` of a
+/// table buffer of `len` numbers).
 fn scatter_launch<R: Runtime>(
     client: &ComputeClient<R>,
     pools: &DevicePools,
     src_k: &Handle,
     src_v: &Handle,
-    slots: &Handle,
-    n: usize,
+    (table, table_len): (&Handle, usize),
+    slots: Span,
     head_dim: usize,
 ) {
+    let n = slots.n;
     let len = n * head_dim;
     let (count, dim) = elemwise(client, len);
     scatter_entries::launch::<R>(
@@ -350,9 +376,10 @@ fn scatter_launch<R: Runtime>(
         dim,
         arr(src_k, len),
         arr(src_v, len),
-        arr(slots, n),
+        arr(table, table_len),
         arr(&pools.keys, pools.len),
         arr(&pools.values, pools.len),
+        slots.at as u32,
         head_dim,
         pools.storage(),
     );
@@ -370,16 +397,56 @@ pub(crate) fn copy<R: Runtime>(
     if src.is_empty() {
         return;
     }
-    let (s, d) = (upload_u32(client, src), upload_u32(client, dst));
-    let (count, dim) = elemwise(client, src.len() * head_dim);
+    assert_eq!(src.len(), dst.len(), "one destination per source");
+    // Sources and destinations in one upload.
+    let table: Vec<u32> = src.iter().chain(dst).copied().collect();
+    let h = upload_u32(client, &table);
+    let n = src.len();
+    copy_in(
+        client,
+        pools,
+        (&h, table.len()),
+        CopyAt {
+            src_at: 0,
+            dst_at: n,
+            n,
+        },
+        head_dim,
+    );
+}
+
+/// Where a batch of slot copies lies in a table buffer: `n` sources at
+/// `src_at`, their destinations at `dst_at`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CopyAt {
+    pub(crate) src_at: usize,
+    pub(crate) dst_at: usize,
+    pub(crate) n: usize,
+}
+
+/// [`copy`] with the slot numbers already in a table buffer of `len`
+/// numbers on the device.
+pub(crate) fn copy_in<R: Runtime>(
+    client: &ComputeClient<R>,
+    pools: &DevicePools,
+    (table, table_len): (&Handle, usize),
+    at: CopyAt,
+    head_dim: usize,
+) {
+    if at.n == 0 {
+        return;
+    }
+    let (count, dim) = elemwise(client, at.n * head_dim);
     copy_slots::launch::<R>(
         client,
         count,
         dim,
-        arr(&s, src.len()),
-        arr(&d, dst.len()),
+        arr(table, table_len),
         arr(&pools.keys, pools.len),
         arr(&pools.values, pools.len),
+        at.n as u32,
+        at.src_at as u32,
+        at.dst_at as u32,
         head_dim,
         pools.storage(),
     );
@@ -440,6 +507,58 @@ pub(crate) struct AttendParams {
     pub(crate) span: Option<usize>,
 }
 
+/// Where one layer's decode tables lie in a table buffer on the device:
+/// the new entries' slots, then the rows' starts (into the tables), lengths
+/// and block tables.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct DecodeTables {
+    pub(crate) slots: Span,
+    pub(crate) starts_at: usize,
+    pub(crate) lens_at: usize,
+    pub(crate) tables_at: usize,
+    pub(crate) rows: usize,
+    /// The longest row's length.
+    pub(crate) max_len: usize,
+}
+
+impl DecodeTables {
+    /// Append a layer's slots and row tables (`(block table, length)` per
+    /// row) to `table`; returns where they are.
+    pub(crate) fn push(
+        table: &mut Vec<u32>,
+        slots: &[u32],
+        rows: &[(&[u32], usize)],
+        block_size: usize,
+    ) -> Self {
+        let base = table.len();
+        let n_rows = rows.len();
+        table.extend_from_slice(slots);
+        let starts_at = table.len();
+        let mut at = 0u32;
+        for (_, len) in rows {
+            table.push(at);
+            at += len.div_ceil(block_size) as u32;
+        }
+        let lens_at = table.len();
+        table.extend(rows.iter().map(|r| r.1 as u32));
+        let tables_at = table.len();
+        for (blocks, len) in rows {
+            table.extend_from_slice(&blocks[..len.div_ceil(block_size)]);
+        }
+        Self {
+            slots: Span {
+                at: base,
+                n: slots.len(),
+            },
+            starts_at,
+            lens_at,
+            tables_at,
+            rows: n_rows,
+            max_len: rows.iter().map(|r| r.1).max().unwrap_or(0),
+        }
+    }
+}
+
 /// [`scatter`] of `new` (when given), then [`attend`]: the slots and the
 /// rows' block tables, starts and lengths go to the device in one upload.
 ///
@@ -453,6 +572,32 @@ pub(crate) fn scatter_attend<R: Runtime>(
     q: &Handle,
     params: AttendParams,
 ) -> Handle {
+    let slots = new.as_ref().map_or(&[][..], |n| n.slots);
+    if rows.is_empty() && slots.is_empty() {
+        return client.empty(4);
+    }
+    let mut table = Vec::new();
+    let at = DecodeTables::push(&mut table, slots, rows, params.block_size);
+    let table_h = upload_u32(client, &table);
+    let kv = new.map(|n| (n.k, n.v));
+    scatter_attend_in(client, pools, (&table_h, table.len()), at, kv, q, params)
+}
+
+/// [`scatter_attend`] with the tables already on the device (`at` in a
+/// table buffer of `len` numbers); `new`: the new entries' keys and values
+/// (`[at.slots.n, head_dim]`).
+///
+/// # Shapes
+/// `q` and the result: `[at.rows, group, head_dim]`.
+pub(crate) fn scatter_attend_in<R: Runtime>(
+    client: &ComputeClient<R>,
+    pools: &DevicePools,
+    (table, table_len): (&Handle, usize),
+    at: DecodeTables,
+    new: Option<(&Handle, &Handle)>,
+    q: &Handle,
+    params: AttendParams,
+) -> Handle {
     let AttendParams {
         block_size,
         head_dim,
@@ -460,35 +605,16 @@ pub(crate) fn scatter_attend<R: Runtime>(
         scale,
         span,
     } = params;
-    let n_rows = rows.len();
+    let n_rows = at.rows;
     let out_len = n_rows * group * head_dim;
     let out = client.empty(out_len.max(1) * 4);
-    let slots = new.as_ref().map_or(&[][..], |n| n.slots);
-    if n_rows == 0 && slots.is_empty() {
-        return out;
-    }
-    // [slots | starts | lens | tables]
-    let (starts_at, lens_at, tables_at) =
-        (slots.len(), slots.len() + n_rows, slots.len() + 2 * n_rows);
-    let mut meta = Vec::with_capacity(tables_at + n_rows);
-    meta.extend_from_slice(slots);
-    let mut at = 0u32;
-    for (_, len) in rows {
-        meta.push(at);
-        at += len.div_ceil(block_size) as u32;
-    }
-    meta.extend(rows.iter().map(|r| r.1 as u32));
-    for (blocks, len) in rows {
-        meta.extend_from_slice(&blocks[..len.div_ceil(block_size)]);
-    }
-    let meta_h = upload_u32(client, &meta);
-    if let Some(n) = new.filter(|n| !n.slots.is_empty()) {
-        scatter_launch(client, pools, n.k, n.v, &meta_h, n.slots.len(), head_dim);
+    if let Some((k, v)) = new.filter(|_| at.slots.n > 0) {
+        scatter_launch(client, pools, k, v, (table, table_len), at.slots, head_dim);
     }
     if n_rows == 0 {
         return out;
     }
-    let max_len = rows.iter().map(|r| r.1).max().unwrap_or(0);
+    let max_len = at.max_len;
     let span = span.unwrap_or_else(|| default_span(n_rows, max_len, head_dim));
     let splits = max_len.div_ceil(span).max(1);
     let part_len = n_rows * splits * group * (head_dim + 2);
@@ -500,14 +626,14 @@ pub(crate) fn scatter_attend<R: Runtime>(
         arr(q, out_len),
         arr(&pools.keys, pools.len),
         arr(&pools.values, pools.len),
-        arr(&meta_h, meta.len().max(1)),
+        arr(table, table_len.max(1)),
         arr(&partial, part_len),
         scale,
         span as u32,
         block_size as u32,
-        starts_at as u32,
-        lens_at as u32,
-        tables_at as u32,
+        at.starts_at as u32,
+        at.lens_at as u32,
+        at.tables_at as u32,
         group,
         head_dim,
         pools.storage(),

@@ -2,8 +2,10 @@
 //! written and attended by the kernels of [`super::cube_kernel`], behind
 //! [`AttentionBackend`] for every non-fusion `CubeBackend<R, f32, i32, _>`
 //! (`Cuda`'s inner backend, `Wgpu`). The ledger — block tables, lengths,
-//! positions, counters — stays on the host; per call only the rows' block
-//! tables and the new entries' slot numbers go to the device.
+//! positions, counters — stays on the host; per decode step only the rows'
+//! block tables, the new entries' slot numbers and the slot copies go to the
+//! device, every layer's in one upload
+//! ([`AttentionBackend::plan_decode_step`]).
 
 use std::any::Any;
 use std::collections::HashSet;
@@ -48,6 +50,25 @@ pub(crate) struct CubePayload<R: CubeRuntime> {
     reserved_blocks: usize,
     stats: DevicePoolStats,
     layers: Vec<Option<DevicePools>>,
+    /// The decode step planned for every layer, its tables on the device.
+    step: Option<StepTables>,
+}
+
+/// A decode step's writes planned for every layer before the first runs,
+/// with every layer's tables in one buffer on the device.
+struct StepTables {
+    table: Handle,
+    len: usize,
+    seqs: Vec<SeqId>,
+    /// Per layer, taken when the layer runs.
+    layers: Vec<Option<PlannedLayer>>,
+}
+
+/// One layer's part of [`StepTables`].
+struct PlannedLayer {
+    /// Slot copies to apply first, batch by batch.
+    copies: Vec<cube_kernel::CopyAt>,
+    tables: cube_kernel::DecodeTables,
 }
 
 impl<R: CubeRuntime> Drop for CubePayload<R> {
@@ -87,14 +108,7 @@ impl<R: CubeRuntime> CubePayload<R> {
     /// Apply copies in order, batching consecutive ones into one launch as
     /// long as none reads or overwrites a slot another of the batch writes.
     fn copy(&mut self, ledger: &Ledger, copies: &[SlotCopy]) {
-        let mut batch: Option<CopyBatch> = None;
-        for c in copies {
-            if let Some(b) = batch.take_if(|b| !b.admits(c)) {
-                self.launch(ledger, b);
-            }
-            batch.get_or_insert_with(|| CopyBatch::new(c.layer)).push(c);
-        }
-        if let Some(b) = batch {
+        for b in CopyBatch::split(copies) {
             self.launch(ledger, b);
         }
     }
@@ -136,6 +150,20 @@ struct CopyBatch {
 }
 
 impl CopyBatch {
+    /// `copies` in order, in batches that can each run in one launch.
+    fn split(copies: &[SlotCopy]) -> Vec<Self> {
+        let mut batches = Vec::new();
+        let mut batch: Option<CopyBatch> = None;
+        for c in copies {
+            if let Some(b) = batch.take_if(|b| !b.admits(c)) {
+                batches.push(b);
+            }
+            batch.get_or_insert_with(|| CopyBatch::new(c.layer)).push(c);
+        }
+        batches.extend(batch);
+        batches
+    }
+
     fn new(layer: usize) -> Self {
         Self {
             layer,
@@ -202,6 +230,7 @@ fn device<'a, R: CubeRuntime>(
             ) as usize,
             stats: DevicePoolStats::default(),
             layers: vec![None; layers],
+            step: None,
         }));
     }
     let Payload::Device(d) = payload else {
@@ -227,7 +256,195 @@ fn f32_primitive<R: CubeRuntime, BT: BoolElement>(
     t
 }
 
+/// Plan one decode step of every layer (see
+/// [`AttentionBackend::plan_decode_step`]): place and plan each layer's
+/// writes as its own decode would, then upload every layer's copies, slots
+/// and row tables in one buffer. Dense, and DMS with deferred decisions
+/// (placed with placeholders, as its layers will pass); other policies
+/// plan per layer.
+fn plan_step<R: CubeRuntime>(
+    store: &mut KvStore,
+    seqs: &[SeqId],
+    client: &ComputeClient<R>,
+    dms_deferred: bool,
+) {
+    let dms = matches!(store.policy(), ResolvedPolicy::Dms(_));
+    if let Payload::Device(d) = &mut store.payload
+        && let Some(p) = d.as_any_mut().downcast_mut::<CubePayload<R>>()
+    {
+        p.step = None;
+    }
+    if seqs.is_empty() || !(store.policy().is_dense() || dms && dms_deferred) {
+        return;
+    }
+    device::<R>(store, client);
+    let KvShape {
+        layers, kv_heads, ..
+    } = store.shape();
+    let placeholders = vec![false; seqs.len() * kv_heads];
+    let plans: Vec<WritePlan> = (0..layers)
+        .map(|layer| {
+            if !dms {
+                return store.plan_decode(layer, seqs, &[]);
+            }
+            let mut plan = None;
+            store.policy_decode_placed(layer, seqs, &placeholders, |store, slots| {
+                plan = Some(store.plan_decode(layer, seqs, slots)?);
+                Ok(())
+            })?;
+            Ok(plan.expect("policy_decode_placed places once"))
+        })
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (ledger, p) = device::<R>(store, client);
+    let mut table = Vec::new();
+    let mut planned = Vec::with_capacity(layers);
+    for plan in &plans {
+        let copies = CopyBatch::split(&plan.copies)
+            .into_iter()
+            .map(|b| {
+                let src_at = table.len();
+                table.extend_from_slice(&b.src);
+                let dst_at = table.len();
+                table.extend_from_slice(&b.dst);
+                cube_kernel::CopyAt {
+                    src_at,
+                    dst_at,
+                    n: b.src.len(),
+                }
+            })
+            .collect();
+        let rows = ledger
+            .row_tables(plan.layer, seqs)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let tables = cube_kernel::DecodeTables::push(&mut table, &plan.slots, &rows, p.block_size);
+        planned.push(Some(PlannedLayer { copies, tables }));
+    }
+    p.step = Some(StepTables {
+        table: cube_kernel::upload_u32(&p.client, &table),
+        len: table.len(),
+        seqs: seqs.to_vec(),
+        layers: planned,
+    });
+}
+
+/// The layer's part of the step [`plan_step`] planned for `seqs`, taken
+/// (`None` when none was).
+fn take_planned<R: CubeRuntime>(
+    store: &mut KvStore,
+    layer: usize,
+    seqs: &[SeqId],
+) -> Option<(Handle, usize, PlannedLayer)> {
+    let Payload::Device(d) = &mut store.payload else {
+        return None;
+    };
+    let p = d.as_any_mut().downcast_mut::<CubePayload<R>>()?;
+    let step = p.step.as_mut().filter(|s| s.seqs == seqs)?;
+    let planned = step.layers.get_mut(layer)?.take()?;
+    Some((step.table.clone(), step.len, planned))
+}
+
+/// `[batch, n_heads, head_dim]` queries and `[batch, kv_heads, head_dim]`
+/// keys and values for `store`: returns (batch, n_heads, head_dim, group).
+fn decode_dims<R: CubeRuntime>(
+    store: &KvStore,
+    q: &CubeTensor<R>,
+    k: &CubeTensor<R>,
+    v: &CubeTensor<R>,
+) -> [usize; 4] {
+    let [batch, n_heads, d] = q.shape().dims::<3>();
+    let shape = store.shape();
+    assert_eq!(
+        k.shape().dims::<3>(),
+        [batch, shape.kv_heads, shape.head_dim],
+        "k is not [batch, kv_heads, head_dim]"
+    );
+    assert_eq!(v.shape(), k.shape(), "v is not shaped like k");
+    assert_eq!(
+        n_heads % shape.kv_heads,
+        0,
+        "n_heads is not a multiple of kv_heads"
+    );
+    [batch, n_heads, d, n_heads / shape.kv_heads]
+}
+
+/// The attention output handle as a `[batch, n_heads, head_dim]` tensor.
+fn output<R: CubeRuntime, BT: BoolElement>(
+    q: &CubeTensor<R>,
+    out: Handle,
+    [batch, n_heads, d]: [usize; 3],
+) -> Tensor<CubeBackend<R, f32, i32, BT>, 3> {
+    let out = CubeTensor::new_contiguous(
+        q.client.clone(),
+        q.device.clone(),
+        Shape::new([batch, n_heads, d]),
+        out,
+        DType::F32,
+    );
+    Tensor::from_primitive(TensorPrimitive::Float(out))
+}
+
+/// One layer's decode step from the step's plan: its copies, then the new
+/// entries written and attended with the tables already on the device.
+#[expect(clippy::too_many_arguments, reason = "a decode step's arguments")]
+fn decode_planned<R: CubeRuntime, BT: BoolElement>(
+    store: &mut KvStore,
+    layer: usize,
+    seqs: &[SeqId],
+    (table, len, planned): (Handle, usize, PlannedLayer),
+    q: Tensor<CubeBackend<R, f32, i32, BT>, 3>,
+    k: Tensor<CubeBackend<R, f32, i32, BT>, 3>,
+    v: Tensor<CubeBackend<R, f32, i32, BT>, 3>,
+    scale: f32,
+) -> Tensor<CubeBackend<R, f32, i32, BT>, 3> {
+    let (q, k, v) = (f32_primitive(q), f32_primitive(k), f32_primitive(v));
+    let [batch, n_heads, d, group] = decode_dims(store, &q, &k, &v);
+    assert_eq!(
+        planned.tables.slots.n,
+        batch * store.shape().kv_heads,
+        "the step was planned for this batch"
+    );
+    let out = {
+        let (ledger, p) = device::<R>(store, &q.client);
+        let pools = p.ensure(ledger, layer).clone();
+        for c in planned.copies {
+            cube_kernel::copy_in(&p.client, &pools, (&table, len), c, p.head_dim);
+        }
+        let params = cube_kernel::AttendParams {
+            block_size: p.block_size,
+            head_dim: d,
+            group,
+            scale,
+            span: None,
+        };
+        cube_kernel::scatter_attend_in(
+            &p.client,
+            &pools,
+            (&table, len),
+            planned.tables,
+            Some((&k.handle, &v.handle)),
+            &q.handle,
+            params,
+        )
+    };
+    store
+        .count_attend_reads(layer, seqs)
+        .unwrap_or_else(|e| panic!("{e}"));
+    output::<R, BT>(&q, out, [batch, n_heads, d])
+}
+
 impl<R: CubeRuntime, BT: BoolElement> AttentionBackend for CubeBackend<R, f32, i32, BT> {
+    /// Dense, and DMS with deferred decisions: every layer's writes
+    /// planned and their tables uploaded at once.
+    fn plan_decode_step(
+        store: &mut KvStore,
+        seqs: &[SeqId],
+        dev: &Self::Device,
+        dms_deferred: bool,
+    ) {
+        plan_step::<R>(store, seqs, &R::client(dev), dms_deferred);
+    }
+
     /// DMS prefills a fresh sequence on the device (the mask in burn ops,
     /// the kept entries gathered and scattered into the pools); other
     /// policies go through the host payload.
@@ -282,6 +499,10 @@ impl<R: CubeRuntime, BT: BoolElement> AttentionBackend for CubeBackend<R, f32, i
         scale: f32,
         decisions: &[bool],
     ) -> Tensor<Self, 3> {
+        // Placed and planned before the step (`plan_decode_step`).
+        if let Some(planned) = take_planned::<R>(store, layer, seqs) {
+            return decode_planned::<R, BT>(store, layer, seqs, planned, q, k, v, scale);
+        }
         match store.policy() {
             ResolvedPolicy::Dense => Self::decode_attention(store, layer, seqs, q, k, v, scale),
             ResolvedPolicy::Dms(_) => {
@@ -358,20 +579,7 @@ impl<R: CubeRuntime, BT: BoolElement> AttentionBackend for CubeBackend<R, f32, i
         scale: f32,
     ) -> Tensor<Self, 3> {
         let (q, k, v) = (f32_primitive(q), f32_primitive(k), f32_primitive(v));
-        let [batch, n_heads, d] = q.shape().dims::<3>();
-        let shape = store.shape();
-        assert_eq!(
-            k.shape().dims::<3>(),
-            [batch, shape.kv_heads, shape.head_dim],
-            "k is not [batch, kv_heads, head_dim]"
-        );
-        assert_eq!(v.shape(), k.shape(), "v is not shaped like k");
-        assert_eq!(
-            n_heads % shape.kv_heads,
-            0,
-            "n_heads is not a multiple of kv_heads"
-        );
-        let group = n_heads / shape.kv_heads;
+        let [batch, n_heads, d, group] = decode_dims(store, &q, &k, &v);
         device::<R>(store, &q.client);
         let plan = store
             .plan_decode(layer, seqs, slots)
@@ -401,13 +609,6 @@ impl<R: CubeRuntime, BT: BoolElement> AttentionBackend for CubeBackend<R, f32, i
         store
             .count_attend_reads(layer, seqs)
             .unwrap_or_else(|e| panic!("{e}"));
-        let out = CubeTensor::new_contiguous(
-            q.client.clone(),
-            q.device.clone(),
-            Shape::new([batch, n_heads, d]),
-            out,
-            DType::F32,
-        );
-        Tensor::from_primitive(TensorPrimitive::Float(out))
+        output::<R, BT>(&q, out, [batch, n_heads, d])
     }
 }

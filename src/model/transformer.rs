@@ -144,6 +144,8 @@ impl<B: AttentionBackend> Transformer<B> {
             DecodeWeights::Quantized
         } else if self.lm_head.weight_dtype() == burn::tensor::DType::BF16 {
             DecodeWeights::Bf16
+        } else if self.lm_head.weight_dtype() == burn::tensor::DType::F16 {
+            DecodeWeights::F16
         } else {
             DecodeWeights::F32
         }
@@ -330,16 +332,21 @@ impl<B: AttentionBackend> Transformer<B> {
         let Some(first) = self.blocks.first() else {
             return self.norm.forward(x);
         };
-        let mut normed = first.input_norm.forward(x.clone());
+        // Each norm is written in the dtype its projection reads (a
+        // half-precision weight's on a device, else f32); the final norm
+        // in f32 for the lm head.
+        let mut normed = first
+            .input_norm
+            .forward_as(x.clone(), first.attn.input_dtype());
         for (layer, b) in self.blocks.iter().enumerate() {
             let a = attend(b, layer, normed, x.clone());
-            let (x1, n1) = b.post_norm.add_forward(x, a);
+            let (x1, n1) = b.post_norm.add_forward_as(x, a, b.mlp.input_dtype());
             let m = b.mlp.forward(n1);
-            let next = self
-                .blocks
-                .get(layer + 1)
-                .map_or(&self.norm, |n| &n.input_norm);
-            (x, normed) = next.add_forward(x1, m);
+            let (next, dtype) = match self.blocks.get(layer + 1) {
+                Some(n) => (&n.input_norm, n.attn.input_dtype()),
+                None => (&self.norm, burn::tensor::DType::F32),
+            };
+            (x, normed) = next.add_forward_as(x1, m, dtype);
         }
         normed
     }
@@ -365,6 +372,15 @@ impl<B: AttentionBackend> Transformer<B> {
         assert!(!seqs.is_empty(), "decode of an empty batch");
         let positions: Vec<usize> = seqs.iter().map(|&s| store.position(s)).collect();
         let rope: RopeTables<B> = self.rope.tables(&positions, &self.device);
+        // Every layer's writes planned at once (on cubecl: one upload of
+        // the step's slot tables); the DMS layers defer their decisions
+        // exactly when `defer` holds and the model has DMS heads.
+        B::plan_decode_step(
+            store,
+            seqs,
+            &self.device,
+            defer && self.config.dms.is_some(),
+        );
         let mut pending = Vec::new();
         let h = self.blocks_forward(self.embed(tokens), |b, layer, normed, x| {
             let (out, p) = b

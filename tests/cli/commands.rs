@@ -904,9 +904,9 @@ fn bad_enumerated_flag_values_are_one_line_usage_errors() {
             "tpu",
         ),
         (
-            &["generate", "--prompt", "x", "--decode-weights", "f16"],
+            &["generate", "--prompt", "x", "--decode-weights", "fp8"],
             "--decode-weights",
-            "f16",
+            "fp8",
         ),
         (
             &["generate", "--prompt", "x", "--policy", "lru"],

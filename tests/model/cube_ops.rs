@@ -248,3 +248,121 @@ fn x_again(n: usize, width: usize, bias: bool, b: &Tensor<B, 1>) -> Tensor<B, 2>
         qkv
     }
 }
+
+/// The DMS adapter's decision in one launch against its composition
+/// (`DmsHead::logits`: the adapter's RMSNorm, the projection with its bias,
+/// the scale and the offset), with and without a bias, hidden sizes above
+/// and below the cube's 256 units.
+#[test]
+fn fused_dms_adapter_matches_the_composition() {
+    use hyperscale::model::HostTensor;
+    use hyperscale::model::layers::linear::Linear;
+    for (n, hidden, kv_heads, bias) in [(3, 576, 3, false), (2, 64, 2, true), (1, 1000, 5, true)] {
+        let norm = RmsNorm::new(tensor([hidden], 15), 1e-6);
+        let host_w = HostTensor {
+            shape: vec![kv_heads, hidden],
+            data: values(kv_heads * hidden, 16),
+        };
+        let host_b = HostTensor {
+            shape: vec![kv_heads],
+            data: values(kv_heads, 17),
+        };
+        let proj = Linear::<B>::from_hf(host_w, bias.then_some(host_b), &Default::default());
+        let h = tensor([n, hidden], 18);
+        let (scale, offset) = (2.5, 0.75);
+        let w = proj.weight_out_in().expect("no blocks");
+        let fused = cube_ops::dms_adapter(
+            &h,
+            cube_ops::DmsAdapter {
+                norm: norm.weight(),
+                eps: norm.eps(),
+                proj: &w,
+                bias: proj.bias(),
+                scale,
+                offset,
+            },
+        )
+        .expect("wgpu is cubecl");
+        let want = proj
+            .forward(norm.forward_ops(h))
+            .mul_scalar(scale)
+            .sub_scalar(offset);
+        let what = format!("dms_adapter n={n} hidden={hidden} kv_heads={kv_heads} bias={bias}");
+        assert_close(&host(fused), &host(want), &what);
+    }
+}
+
+/// `x` rounded to f16 and widened back: what a cast to f16 leaves.
+fn f16_round(x: &[f32]) -> Vec<f32> {
+    x.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect()
+}
+
+/// Within one f16 rounding of each other (the fused kernel and the
+/// composition round f32 values that differ in the last f32 bits).
+#[track_caller]
+fn assert_close_f16(got: &[f32], want: &[f32], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= w.abs() / 1024.0 + 1e-6,
+            "{what} [{i}]: fused {g}, composition {w}"
+        );
+    }
+}
+
+fn f32_of<const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().into_vec::<f32>().unwrap()
+}
+
+/// The fused kernels around half-precision projections (f16 here, WGSL's
+/// half type; bf16 on CUDA) read the projections' f16 outputs and write
+/// the f16 inputs of the next, where the composition casts in launches of
+/// their own: the residual add reads `a` in f16, the norm is written in
+/// f16, SwiGLU reads and writes f16, and the q/k/v step reads f16.
+#[test]
+fn fused_kernels_read_and_write_f16_as_the_casts_would() {
+    use burn::tensor::{DType, FloatDType};
+    let (rows, dim) = (3, 576);
+    let norm = RmsNorm::new(tensor([dim], 19), 1e-5);
+    let x = tensor([rows, dim], 20);
+    let a = tensor([rows, dim], 21).cast(FloatDType::F16);
+    let (sum, normed) = cube_ops::add_rms_norm_as(&x, &a, norm.weight(), norm.eps(), DType::F16)
+        .expect("wgpu is cubecl");
+    assert_eq!((sum.dtype(), normed.dtype()), (DType::F32, DType::F16));
+    let want_sum = x.clone() + a.clone().cast(FloatDType::F32);
+    assert_close(&host(sum), &host(want_sum.clone()), "add of an f16 a");
+    let want = f16_round(&host(norm.forward_ops(want_sum)));
+    assert_close_f16(&f32_of(normed), &want, "add_rms_norm into f16");
+    let first = cube_ops::rms_norm_as(&x, norm.weight(), norm.eps(), DType::F16).unwrap();
+    let want = f16_round(&host(norm.forward_ops(x.clone())));
+    assert_close_f16(&f32_of(first), &want, "rms_norm into f16");
+
+    let inter = 100;
+    let gu = tensor([2, 2 * inter], 22).cast(FloatDType::F16);
+    let h = cube_ops::swiglu(&gu, inter).expect("wgpu is cubecl");
+    assert_eq!(h.dtype(), DType::F16);
+    let g32 = gu.cast(FloatDType::F32);
+    let want = silu(g32.clone().narrow(1, 0, inter)) * g32.narrow(1, inter, inter);
+    assert_close_f16(&f32_of(h), &f16_round(&host(want)), "swiglu in f16");
+
+    let (n, n_heads, kv_heads, d) = (2, 4, 2, 32);
+    let width = (n_heads + 2 * kv_heads) * d;
+    let qkv = tensor([n, width], 23).cast(FloatDType::F16);
+    let (qn, kn) = (
+        RmsNorm::new(tensor([d], 24), 1e-6),
+        RmsNorm::new(tensor([d], 25), 1e-6),
+    );
+    let rope = rope_tables(n, d);
+    let norms = Some((qn.weight(), kn.weight(), qn.eps()));
+    let heads = [n_heads, kv_heads, d];
+    let extras = QkvExtras { bias: None, norms };
+    let half =
+        cube_ops::qkv_rope(&qkv, heads, extras, &rope.cos, &rope.sin).expect("wgpu is cubecl");
+    let widened = qkv.cast(FloatDType::F32);
+    let extras = QkvExtras { bias: None, norms };
+    let full = cube_ops::qkv_rope(&widened, heads, extras, &rope.cos, &rope.sin).unwrap();
+    // Reading f16 is widening it exactly: the same f32 results.
+    assert_eq!(host(half.0), host(full.0), "q");
+    assert_eq!(host(half.1), host(full.1), "k");
+    assert_eq!(host(half.2), host(full.2), "v");
+}

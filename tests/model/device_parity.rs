@@ -156,6 +156,59 @@ fn wgpu_half_precision_projection_matches_flex() {
     }
 }
 
+/// Half-precision projections end to end on wgpu (`--decode-weights f16`,
+/// the stand-in for CUDA's bf16): the fused kernels read and write the
+/// projections' f16 where the composition casts, so the logits stay those
+/// of the CPU's f16 weights (Flex casts, multiplies in f16 and casts back)
+/// up to the f16 rounding of differently ordered sums, dense and DMS.
+#[test]
+fn wgpu_f16_projections_match_flex_f16() {
+    let _device = device_lock();
+    use hyperscale::kv::CachePolicy;
+    use hyperscale::model::DecodeWeights;
+
+    let prompt: Vec<u32> = (1..20).map(|i| (i * 37 % 300) as u32).collect();
+    for (name, dms) in [
+        ("tiny-qwen2", false),
+        ("tiny-qwen3", false),
+        ("tiny-qwen3-dms-adapter", true),
+    ] {
+        let load = |d| LoadedModel::load_with(&fixture(name), d, DecodeWeights::F16).unwrap();
+        let (cpu, gpu) = (load(DeviceKind::Cpu), load(DeviceKind::Wgpu));
+        assert_eq!(gpu.weights_form(), DecodeWeights::F16);
+        let store = |m: &LoadedModel| {
+            if dms {
+                let policy = CachePolicy::Dms {
+                    window: None,
+                    shifted: None,
+                };
+                m.policy_store(&policy).expect("dms store")
+            } else {
+                m.new_store()
+            }
+        };
+        let (mut sc, mut sg) = (store(&cpu), store(&gpu));
+        let (a, b) = (sc.add_sequence(), sg.add_sequence());
+        let mut lc = cpu.prefill(&mut sc, a, &prompt);
+        let mut lg = gpu.prefill(&mut sg, b, &prompt);
+        let v = cpu.vocab_size();
+        for step in 0..6u32 {
+            let (c, g) = (&lc[lc.len() - v..], &lg[lg.len() - v..]);
+            let scale = c.iter().fold(1.0f32, |m, x| m.max(x.abs()));
+            let err = max_diff(c, g);
+            assert!(
+                err <= 2e-2 * scale,
+                "{name} step {step}: f16 logits differ by {err} (scale {scale})"
+            );
+            let tok = 5 + step * 31;
+            lc = cpu.decode(&mut sc, &[a], &[tok]);
+            lg = gpu.decode(&mut sg, &[b], &[tok]);
+        }
+        let (c, g) = (sc.stats(a), sg.stats(b));
+        assert_eq!(c.row_len, g.row_len, "{name}: rows kept");
+    }
+}
+
 /// DMS on the device store: the fresh prefill (burn ops under DMS's mask,
 /// kept entries scattered into the pools) and batched decode with slot
 /// reuse (the store places, the cubecl kernel writes and attends) give the
@@ -260,7 +313,9 @@ fn wgpu_dms_matches_cpu_logits_rows_and_reads() {
 /// A DMS decode step on wgpu synchronises with the host once: every
 /// layer's decisions come back in the read of the logits (the store places
 /// each new entry with earlier tokens' flags and takes the step's own
-/// decisions after it), and the logits, rows and reads stay the CPU's.
+/// decisions after it), and the logits, rows and reads stay the CPU's. The
+/// step uploads its slot tables once, every layer's placed before the
+/// first layer runs.
 #[test]
 fn wgpu_dms_decode_reads_back_once_per_step() {
     let _device = device_lock();
@@ -290,6 +345,9 @@ fn wgpu_dms_decode_reads_back_once_per_step() {
             profile::set_enabled(false);
             let t = profile::take_transfers();
             assert_eq!(t.reads, 1, "{name} step {step}: host syncs");
+            // The ids, the two RoPE tables, and every layer's slots, row
+            // tables and slot copies in one buffer.
+            assert_eq!(t.uploads, 4, "{name} step {step}: uploads");
             let err = lc
                 .iter()
                 .zip(&lg)

@@ -8,14 +8,21 @@
 //! - [`rope`]: rotate-half RoPE of `[n, heads, head_dim]`;
 //! - [`qkv_rope`]: the fused q/k/v projection's output split into
 //!   contiguous q, k and v, with the q/k/v bias, the per-head q/k RMSNorm
-//!   (Qwen3) and RoPE of q and k, in one launch.
+//!   (Qwen3) and RoPE of q and k, in one launch;
+//! - [`dms_adapter`]: a DMS adapter's decision logits, `(RMSNorm(h) ·
+//!   Wᵀ + b) × scale − offset`, in one launch.
 //!
 //! Each returns `None` unless `B` is a cubecl backend (its float primitive a
-//! `CubeTensor`) holding f32, and the caller then runs the burn ops. The
-//! results equal the compositions' up to the order of f32 additions (the
-//! norms sum squares in a shared-memory tree): `tests/model/cube_ops.rs`
-//! holds them within 1e-5 relative on wgpu. Reductions use shared memory
-//! only, never plane operations (see [`crate::kv::cube_kernel`]).
+//! `CubeTensor`) holding f32, and the caller then runs the burn ops. With
+//! half-precision projections (`--decode-weights bf16` on CUDA, `f16` on
+//! wgpu) the kernels next to a projection read its output and write its
+//! input in the weight's dtype, rounding where the composition's casts
+//! would (`*_as`, [`swiglu`], [`qkv_rope`]), so no cast runs in a launch of
+//! its own; arithmetic stays f32. The results equal the compositions' up
+//! to the order of f32 additions (the norms sum squares in a shared-memory
+//! tree): `tests/model/cube_ops.rs` holds them within 1e-5 relative on wgpu
+//! (one f16 rounding where the result is f16). Reductions use shared
+//! memory only, never plane operations (see [`crate::kv::cube_kernel`]).
 
 use std::any::{Any, TypeId};
 
@@ -52,17 +59,20 @@ fn cube_sum(v: f32, #[comptime] units: usize) -> f32 {
 /// One cube per row: `sum = x + a` (when `add`, else `sum` is unused and
 /// the row is `x`), then `out = row / sqrt(mean(row²) + eps) * w`.
 #[cube(launch)]
-#[expect(clippy::too_many_arguments, reason = "kernel parameters")]
-fn rms_norm_kernel(
+// The cube macro's expansion of a `#[define]`d kernel may or may not
+// trip the lint (an allow, not an expect).
+#[allow(clippy::too_many_arguments, reason = "kernel parameters")]
+fn rms_norm_kernel<A: Float, O: Float>(
     x: &Array<f32>,
-    a: &Array<f32>,
+    a: &Array<A>,
     w: &Array<f32>,
     sum: &mut Array<f32>,
-    out: &mut Array<f32>,
+    out: &mut Array<O>,
     eps: f32,
     dim: u32,
     #[comptime] add: bool,
     #[comptime] units: usize,
+    #[define(A, O)] _dtypes: [StorageType; 2],
 ) {
     let d = dim as usize;
     let base = CUBE_POS_X as usize * d;
@@ -72,7 +82,7 @@ fn rms_norm_kernel(
     while i < d {
         let mut v = x[base + i];
         if add {
-            v += a[base + i];
+            v += f32::cast_from(a[base + i]);
             sum[base + i] = v;
         }
         ss += v * v;
@@ -86,21 +96,28 @@ fn rms_norm_kernel(
         if add {
             v = sum[base + i];
         }
-        out[base + i] = v * inv * w[i];
+        out[base + i] = O::cast_from(v * inv * w[i]);
         i += units;
     }
 }
 
+/// `silu(gate) * up` in f32 over `F` input and output (f32, or the
+/// projections' half type).
 #[cube(launch)]
-fn swiglu_kernel(gu: &Array<f32>, out: &mut Array<f32>, inter: u32) {
+fn swiglu_kernel<F: Float>(
+    gu: &Array<F>,
+    out: &mut Array<F>,
+    inter: u32,
+    #[define(F)] _dtype: StorageType,
+) {
     let pos = ABSOLUTE_POS;
     if pos < out.len() {
         let n = inter as usize;
         let r = pos / n;
         let c = pos % n;
-        let g = gu[r * 2 * n + c];
-        let u = gu[r * 2 * n + n + c];
-        out[pos] = g * (f32::new(1.0) / (f32::new(1.0) + (-g).exp())) * u;
+        let g = f32::cast_from(gu[r * 2 * n + c]);
+        let u = f32::cast_from(gu[r * 2 * n + n + c]);
+        out[pos] = F::cast_from(g * (f32::new(1.0) / (f32::new(1.0) + (-g).exp())) * u);
     }
 }
 
@@ -138,9 +155,11 @@ fn rope_kernel(
 
 /// One cube per (token, head of q, k and v); see [`qkv_rope`].
 #[cube(launch)]
-#[expect(clippy::too_many_arguments, reason = "kernel parameters")]
-fn qkv_rope_kernel(
-    qkv: &Array<f32>,
+// The cube macro's expansion of a `#[define]`d kernel may or may not
+// trip the lint (an allow, not an expect).
+#[allow(clippy::too_many_arguments, reason = "kernel parameters")]
+fn qkv_rope_kernel<I: Float>(
+    qkv: &Array<I>,
     bias: &Array<f32>,
     q_norm: &Array<f32>,
     k_norm: &Array<f32>,
@@ -160,6 +179,7 @@ fn qkv_rope_kernel(
     #[comptime] has_bias: bool,
     #[comptime] has_norm: bool,
     #[comptime] neuron_group: usize,
+    #[define(I)] _dtype: StorageType,
 ) {
     let tok = CUBE_POS_X as usize;
     let h = CUBE_POS_Y as usize;
@@ -169,7 +189,7 @@ fn qkv_rope_kernel(
     let width = (nh + 2 * kh) * head_dim;
     let mut v = f32::new(0.0);
     if t < head_dim {
-        v = qkv[tok * width + h * head_dim + t];
+        v = f32::cast_from(qkv[tok * width + h * head_dim + t]);
         if has_bias {
             v += bias[h * head_dim + t];
         }
@@ -228,6 +248,72 @@ fn qkv_rope_kernel(
     }
 }
 
+/// One cube per token: the RMSNorm of the residual row (the adapter's own
+/// norm weight), then for each KV head the dot product with its row of the
+/// projection (`[kv_heads, dim]`), plus the bias, times `scale` minus
+/// `offset`.
+#[cube(launch)]
+#[expect(clippy::too_many_arguments, reason = "kernel parameters")]
+fn dms_adapter_kernel(
+    x: &Array<f32>,
+    norm: &Array<f32>,
+    proj: &Array<f32>,
+    bias: &Array<f32>,
+    logits: &mut Array<f32>,
+    eps: f32,
+    dim: u32,
+    kv_heads: u32,
+    scale: f32,
+    offset: f32,
+    #[comptime] has_bias: bool,
+    #[comptime] units: usize,
+) {
+    let d = dim as usize;
+    let tok = CUBE_POS_X as usize;
+    let base = tok * d;
+    let t = UNIT_POS_X as usize;
+    let mut ss = f32::new(0.0);
+    let mut i = t;
+    while i < d {
+        let v = x[base + i];
+        ss += v * v;
+        i += units;
+    }
+    let total = cube_sum(ss, units);
+    let inv = f32::new(1.0) / (total / f32::cast_from(dim) + eps).sqrt();
+    let kh = kv_heads as usize;
+    let mut sh = SharedMemory::<f32>::new(units);
+    for h in 0..kh {
+        let mut acc = f32::new(0.0);
+        let mut i = t;
+        while i < d {
+            acc += x[base + i] * inv * norm[i] * proj[h * d + i];
+            i += units;
+        }
+        // The sum over the cube, as `cube_sum`, in one shared buffer for
+        // every head.
+        sh[t] = acc;
+        sync_cube();
+        let mut stride = CUBE_DIM_X as usize / 2;
+        while stride > 0 {
+            if t < stride {
+                sh[t] += sh[t + stride];
+            }
+            sync_cube();
+            stride /= 2;
+        }
+        if t == 0 {
+            let mut l = sh[0];
+            if has_bias {
+                l += bias[h];
+            }
+            logits[tok * kh + h] = l * scale - offset;
+        }
+        // Unit 0 reads the sum before the next head overwrites it.
+        sync_cube();
+    }
+}
+
 /// Whether `B`'s float tensors are runtime `R`'s.
 fn on<B: Backend, R: CubeRuntime>() -> bool {
     TypeId::of::<B::FloatTensorPrimitive>() == TypeId::of::<CubeTensor<R>>()
@@ -243,17 +329,40 @@ fn cube<B: Backend, R: CubeRuntime, const D: usize>(t: &Tensor<B, D>) -> Option<
     (c.dtype == DType::F32).then(|| into_contiguous(c))
 }
 
+/// The contiguous `CubeTensor` behind `t` when it holds f32, f16 or bf16
+/// (a projection's output in its weight's half type), and `B` runs on `R`.
+fn cube_float<B: Backend, R: CubeRuntime, const D: usize>(
+    t: &Tensor<B, D>,
+) -> Option<CubeTensor<R>> {
+    if !on::<B, R>() {
+        return None;
+    }
+    let p: Box<dyn Any> = Box::new(t.clone().into_primitive().tensor());
+    let c = *p.downcast::<CubeTensor<R>>().ok()?;
+    matches!(c.dtype, DType::F32 | DType::F16 | DType::BF16).then(|| into_contiguous(c))
+}
+
 /// A fresh contiguous f32 tensor of `shape` on `like`'s device.
 fn empty<R: CubeRuntime>(like: &CubeTensor<R>, shape: &[usize]) -> CubeTensor<R> {
+    empty_as(like, shape, DType::F32)
+}
+
+/// A fresh contiguous tensor of `dtype` and `shape` on `like`'s device.
+fn empty_as<R: CubeRuntime>(like: &CubeTensor<R>, shape: &[usize], dtype: DType) -> CubeTensor<R> {
     let n: usize = shape.iter().product();
-    let handle = like.client.empty(n.max(1) * 4);
+    let handle = like.client.empty(n.max(1) * dtype.size());
     CubeTensor::new_contiguous(
         like.client.clone(),
         like.device.clone(),
         Shape::from(shape.to_vec()),
         handle,
-        DType::F32,
+        dtype,
     )
+}
+
+/// Whether `dtype` is one the row kernels read and write (f32, f16, bf16).
+fn float_io(dtype: DType) -> bool {
+    matches!(dtype, DType::F32 | DType::F16 | DType::BF16)
 }
 
 /// `c` as a tensor of `B` (`B` runs on `R`: checked by [`cube`]).
@@ -300,16 +409,31 @@ pub fn rms_norm<B: Backend, const D: usize>(
     w: &Tensor<B, 1>,
     eps: f64,
 ) -> Option<Tensor<B, D>> {
-    dispatch!(rms_norm_on::<B, D>(x, w, eps))
+    rms_norm_as(x, w, eps, DType::F32)
+}
+
+/// [`rms_norm`] written as `out` (f32, f16 or bf16: the dtype of the
+/// projection that reads it, rounded once, as a cast would).
+pub fn rms_norm_as<B: Backend, const D: usize>(
+    x: &Tensor<B, D>,
+    w: &Tensor<B, 1>,
+    eps: f64,
+    out: DType,
+) -> Option<Tensor<B, D>> {
+    dispatch!(rms_norm_on::<B, D>(x, w, eps, out))
 }
 
 fn rms_norm_on<B: Backend, R: CubeRuntime, const D: usize>(
     x: &Tensor<B, D>,
     w: &Tensor<B, 1>,
     eps: f64,
+    out: DType,
 ) -> Option<Tensor<B, D>> {
+    if !float_io(out) {
+        return None;
+    }
     let (xc, wc) = (cube::<B, R, D>(x)?, cube::<B, R, 1>(w)?);
-    let (_, out) = launch_rms_norm(&xc, None, &wc, x.dims()[D - 1], eps);
+    let (_, out) = launch_rms_norm(&xc, None, &wc, x.dims()[D - 1], eps, out);
     Some(tensor::<B, R, D>(out))
 }
 
@@ -323,7 +447,20 @@ pub fn add_rms_norm<B: Backend>(
     w: &Tensor<B, 1>,
     eps: f64,
 ) -> Option<(Tensor<B, 2>, Tensor<B, 2>)> {
-    dispatch!(add_rms_norm_on::<B>(x, a, w, eps))
+    add_rms_norm_as(x, a, w, eps, DType::F32)
+}
+
+/// [`add_rms_norm`] with `a` in f32, f16 or bf16 (a projection's output in
+/// its weight's dtype, widened exactly) and the norm written as `out` (the
+/// dtype of the projection that reads it); `x + a` stays f32.
+pub fn add_rms_norm_as<B: Backend>(
+    x: &Tensor<B, 2>,
+    a: &Tensor<B, 2>,
+    w: &Tensor<B, 1>,
+    eps: f64,
+    out: DType,
+) -> Option<(Tensor<B, 2>, Tensor<B, 2>)> {
+    dispatch!(add_rms_norm_on::<B>(x, a, w, eps, out))
 }
 
 fn add_rms_norm_on<B: Backend, R: CubeRuntime>(
@@ -331,16 +468,17 @@ fn add_rms_norm_on<B: Backend, R: CubeRuntime>(
     a: &Tensor<B, 2>,
     w: &Tensor<B, 1>,
     eps: f64,
+    out: DType,
 ) -> Option<(Tensor<B, 2>, Tensor<B, 2>)> {
-    if a.dims() != x.dims() {
+    if a.dims() != x.dims() || !float_io(out) {
         return None;
     }
     let (xc, ac, wc) = (
         cube::<B, R, 2>(x)?,
-        cube::<B, R, 2>(a)?,
+        cube_float::<B, R, 2>(a)?,
         cube::<B, R, 1>(w)?,
     );
-    let (sum, out) = launch_rms_norm(&xc, Some(&ac), &wc, x.dims()[1], eps);
+    let (sum, out) = launch_rms_norm(&xc, Some(&ac), &wc, x.dims()[1], eps, out);
     Some((tensor::<B, R, 2>(sum), tensor::<B, R, 2>(out)))
 }
 
@@ -353,10 +491,11 @@ fn launch_rms_norm<R: CubeRuntime>(
     w: &CubeTensor<R>,
     dim: usize,
     eps: f64,
+    out_dtype: DType,
 ) -> (CubeTensor<R>, CubeTensor<R>) {
     let shape = x.shape().to_vec();
     let rows = shape.iter().product::<usize>() / dim.max(1);
-    let out = empty(x, &shape);
+    let out = empty_as(x, &shape, out_dtype);
     let sum = empty(x, if a.is_some() { &shape } else { &[1] });
     if rows > 0 {
         rms_norm_kernel::launch::<R>(
@@ -373,12 +512,15 @@ fn launch_rms_norm<R: CubeRuntime>(
             dim as u32,
             a.is_some(),
             ROW_UNITS,
+            [a.unwrap_or(x).dtype.into(), out_dtype.into()],
         );
     }
     (sum, out)
 }
 
-/// `silu(gate) * up` in one launch.
+/// `silu(gate) * up` in one launch, computed in f32 and written in `gu`'s
+/// dtype (f32, f16 or bf16: the gate/up projection's output, read by the
+/// down projection as it is).
 ///
 /// # Shapes
 /// `gu`: `[n, 2 * inter]`, gate columns first; returns `[n, inter]`.
@@ -391,15 +533,90 @@ fn swiglu_on<B: Backend, R: CubeRuntime>(gu: &Tensor<B, 2>, inter: usize) -> Opt
     if width != 2 * inter {
         return None;
     }
-    let g = cube::<B, R, 2>(gu)?;
-    let out = empty(&g, &[n, inter]);
+    let g = cube_float::<B, R, 2>(gu)?;
+    let out = empty_as(&g, &[n, inter], g.dtype);
     let len = n * inter;
     if len > 0 {
         let dim = CubeDim::new_1d(ROW_UNITS as u32);
         let count = cubecl::calculate_cube_count_elemwise(&g.client, len, dim);
-        swiglu_kernel::launch::<R>(&g.client, count, dim, arr(&g), arr(&out), inter as u32);
+        swiglu_kernel::launch::<R>(
+            &g.client,
+            count,
+            dim,
+            arr(&g),
+            arr(&out),
+            inter as u32,
+            g.dtype.into(),
+        );
     }
     Some(tensor::<B, R, 2>(out))
+}
+
+/// A DMS adapter's parameters for [`dms_adapter`].
+pub struct DmsAdapter<'a, B: Backend> {
+    /// `dms_proj_alpha_norm.weight`: `[hidden]`.
+    pub norm: &'a Tensor<B, 1>,
+    pub eps: f64,
+    /// `dms_proj_alpha.weight` as the checkpoint holds it: `[kv_heads,
+    /// hidden]`.
+    pub proj: &'a Tensor<B, 2>,
+    /// `dms_proj_alpha.bias`: `[kv_heads]`.
+    pub bias: Option<&'a Tensor<B, 1>>,
+    pub scale: f32,
+    pub offset: f32,
+}
+
+/// The DMS adapter's decision logits in one launch: `(RMSNorm(h) · Wᵀ + b)
+/// × scale − offset` (the composition `DmsHead::logits` runs: the norm,
+/// the projection, the bias, the scale and the offset).
+///
+/// # Shapes
+/// `h`: `[n, hidden]`, the residual stream before the layer's input norm;
+/// returns `[n, kv_heads]`.
+pub fn dms_adapter<B: Backend>(
+    h: &Tensor<B, 2>,
+    adapter: DmsAdapter<'_, B>,
+) -> Option<Tensor<B, 2>> {
+    dispatch!(dms_adapter_on::<B>(h, adapter))
+}
+
+fn dms_adapter_on<B: Backend, R: CubeRuntime>(
+    h: &Tensor<B, 2>,
+    a: DmsAdapter<'_, B>,
+) -> Option<Tensor<B, 2>> {
+    let [n, dim] = h.dims();
+    let [kv_heads, width] = a.proj.dims();
+    if width != dim || a.norm.dims() != [dim] || a.bias.is_some_and(|b| b.dims() != [kv_heads]) {
+        return None;
+    }
+    let x = cube::<B, R, 2>(h)?;
+    let (norm, proj) = (cube::<B, R, 1>(a.norm)?, cube::<B, R, 2>(a.proj)?);
+    let bias = match a.bias {
+        Some(b) => Some(cube::<B, R, 1>(b)?),
+        None => None,
+    };
+    let logits = empty(&x, &[n, kv_heads]);
+    if n * kv_heads > 0 {
+        dms_adapter_kernel::launch::<R>(
+            &x.client,
+            CubeCount::Static(n as u32, 1, 1),
+            CubeDim::new_1d(ROW_UNITS as u32),
+            arr(&x),
+            arr(&norm),
+            arr(&proj),
+            // Without a bias the kernel reads none: the norm, read-only.
+            arr(bias.as_ref().unwrap_or(&norm)),
+            arr(&logits),
+            a.eps as f32,
+            dim as u32,
+            kv_heads as u32,
+            a.scale,
+            a.offset,
+            bias.is_some(),
+            ROW_UNITS,
+        );
+    }
+    Some(tensor::<B, R, 2>(logits))
 }
 
 /// Units for a cube over one head: `head_dim` rounded up to a power of two.
@@ -548,7 +765,8 @@ fn qkv_rope_on<B: Backend, R: CubeRuntime>(
     if d > 1024 {
         return None;
     }
-    let x = cube::<B, R, 2>(qkv)?;
+    // The projection's output in f32, or in its weight's half type.
+    let x = cube_float::<B, R, 2>(qkv)?;
     let (c, s) = (cube::<B, R, 2>(cos)?, cube::<B, R, 2>(sin)?);
     let bias = match extras.bias {
         Some(b) => Some(cube::<B, R, 1>(b)?),
@@ -591,6 +809,7 @@ fn qkv_rope_on<B: Backend, R: CubeRuntime>(
             bias.is_some(),
             norms.is_some(),
             neuron.map_or(0, |q| q.group),
+            x.dtype.into(),
         );
     }
     Some((

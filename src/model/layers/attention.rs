@@ -60,6 +60,12 @@ impl<B: AttentionBackend> Attention<B> {
         [&self.qkv, &self.o]
     }
 
+    /// The dtype the layer's normed input is read in (the q/k/v
+    /// projection's, [`Linear::input_dtype`]).
+    pub fn input_dtype(&self) -> burn::tensor::DType {
+        self.qkv.input_dtype()
+    }
+
     pub fn new(
         qkv: Linear<B>,
         o: Linear<B>,
@@ -148,6 +154,13 @@ impl<B: AttentionBackend> Attention<B> {
                 pending,
             };
         }
+        // The burn ops run in f32 (a half-precision projection keeps its
+        // product in the weight's dtype for the fused kernel).
+        let qkv = if qkv.dtype() == burn::tensor::DType::F32 {
+            qkv
+        } else {
+            qkv.cast(burn::tensor::FloatDType::F32)
+        };
         let qkv = match bias {
             Some(b) => qkv + b.clone().unsqueeze::<2>(),
             None => qkv,
@@ -232,11 +245,11 @@ impl<B: AttentionBackend> Attention<B> {
                     .collect()
             };
             let out = B::policy_prefill(store, layer, seq, q, k, v, self.scale(), &dec);
-            return self.o.forward(out.reshape([t, n_heads * head_dim]));
+            return self.o.forward_half(out.reshape([t, n_heads * head_dim]));
         }
         B::prefill_write(store, layer, seq, k.clone(), v.clone());
         let out = B::dense_prefill_attention(q, k, v, self.scale());
-        self.o.forward(out.reshape([t, n_heads * head_dim]))
+        self.o.forward_half(out.reshape([t, n_heads * head_dim]))
     }
 
     /// One new token per sequence: append its key/value to the store and
@@ -296,7 +309,8 @@ impl<B: AttentionBackend> Attention<B> {
         } = self.project(x, resid, rope, defer);
         let out = B::policy_decode(store, layer, seqs, q, k, v, self.scale(), &decisions);
         (
-            self.o.forward(out.reshape([batch, n_heads * head_dim])),
+            self.o
+                .forward_half(out.reshape([batch, n_heads * head_dim])),
             pending,
         )
     }

@@ -195,6 +195,23 @@ impl<B: Backend> DmsHead<B> {
                 offset,
                 ..
             } => {
+                // On the cubecl backends: one launch for the norm, the
+                // projection, the scale and the offset.
+                let w = proj.weight_out_in();
+                let fused = w.as_ref().and_then(|w| {
+                    let adapter = crate::model::kernels::cube_ops::DmsAdapter {
+                        norm: norm.weight(),
+                        eps: norm.eps(),
+                        proj: w,
+                        bias: proj.bias(),
+                        scale: *scale,
+                        offset: *offset,
+                    };
+                    crate::model::kernels::cube_ops::dms_adapter(&resid, adapter)
+                });
+                if let Some(logits) = fused {
+                    return (logits, q);
+                }
                 let logits = proj.forward(norm.forward(resid));
                 (logits.mul_scalar(*scale).sub_scalar(*offset), q)
             }

@@ -39,6 +39,9 @@ pub enum DecodeWeights {
     /// the CPU burn's bf16 matmul converts to f32 per call (slow: for
     /// previewing the numerics only).
     Bf16,
+    /// As `Bf16`, in f16: half-precision projections where a device has no
+    /// bf16 (wgpu: WGSL has none; the adapter needs `shader-f16`).
+    F16,
 }
 
 impl DecodeWeights {
@@ -64,6 +67,7 @@ impl DecodeWeights {
     pub fn weight_dtype(self) -> FloatDType {
         match self {
             Self::Bf16 => FloatDType::BF16,
+            Self::F16 => FloatDType::F16,
             _ => FloatDType::F32,
         }
     }
@@ -77,6 +81,7 @@ impl std::fmt::Display for DecodeWeights {
             Self::Q8Act => "q8act",
             Self::F32 => "f32",
             Self::Bf16 => "bf16",
+            Self::F16 => "f16",
         })
     }
 }
@@ -90,8 +95,9 @@ impl std::str::FromStr for DecodeWeights {
             "q8act" => Ok(Self::Q8Act),
             "f32" => Ok(Self::F32),
             "bf16" => Ok(Self::Bf16),
+            "f16" => Ok(Self::F16),
             other => Err(format!(
-                "unknown weights form `{other}` (expected auto, quantized, q8act, f32 or bf16)"
+                "unknown weights form `{other}` (expected auto, quantized, q8act, f32, bf16 or f16)"
             )),
         }
     }
@@ -192,6 +198,19 @@ impl<B: Backend> Linear<B> {
         }
     }
 
+    /// The weight as the checkpoint holds it, `[out, in]` (a view of the
+    /// storage, no copy), when the layer keeps no blocks.
+    pub fn weight_out_in(&self) -> Option<Tensor<B, 2>> {
+        self.blocks
+            .is_none()
+            .then(|| self.weight.clone().transpose())
+    }
+
+    /// `[out]`
+    pub fn bias(&self) -> Option<&Tensor<B, 1>> {
+        self.bias.as_ref()
+    }
+
     /// Output features.
     pub fn out_features(&self) -> usize {
         self.weight.dims()[1]
@@ -239,14 +258,67 @@ impl<B: Backend> Linear<B> {
     ///
     /// # Shapes
     /// As [`Linear::forward`]; the bias is `[out]`.
+    ///
+    /// With a half-precision weight on a device the product stays in the
+    /// weight's dtype, as [`Linear::forward_half`]'s.
     pub fn forward_deferred_bias(&self, x: Tensor<B, 2>) -> (Tensor<B, 2>, Option<&Tensor<B, 1>>) {
-        let on_flex =
-            std::any::TypeId::of::<B>() == std::any::TypeId::of::<burn::backend::flex::Flex>();
-        if self.bias.is_none() || self.blocks.is_some() || on_flex {
+        if self.keeps_half() {
+            let _timed = crate::profile::scope(crate::profile::Phase::Projection);
+            return (self.matmul_half(x), self.bias.as_ref());
+        }
+        if self.bias.is_none() || self.blocks.is_some() || on_flex::<B>() {
             return (self.forward(x), None);
         }
         let _timed = crate::profile::scope(crate::profile::Phase::Projection);
         (self.matmul(x), self.bias.as_ref())
+    }
+
+    /// Whether the layer keeps its products in a half-precision weight's
+    /// dtype: a device backend (not Flex), no blocks, an f16 or bf16
+    /// weight. The fused kernels around it then read and write that dtype,
+    /// so no cast runs in a launch of its own.
+    fn keeps_half(&self) -> bool {
+        self.blocks.is_none()
+            && !on_flex::<B>()
+            && matches!(self.weight.dtype(), DType::F16 | DType::BF16)
+    }
+
+    /// The dtype [`Linear::forward_half`] takes without a cast: the weight's
+    /// when the layer keeps half products, else f32.
+    pub fn input_dtype(&self) -> DType {
+        if self.keeps_half() {
+            self.weight.dtype()
+        } else {
+            DType::F32
+        }
+    }
+
+    /// [`Linear::forward`], but with a half-precision weight on a device the
+    /// product is returned in the weight's dtype (the input cast to it only
+    /// when it is not already): what [`Linear::forward`] computes, before
+    /// its cast back to f32. Only for layers without a bias (the caller
+    /// reads the half output in a fused kernel); with a bias, or elsewhere,
+    /// [`Linear::forward`].
+    ///
+    /// # Shapes
+    /// As [`Linear::forward`].
+    pub fn forward_half(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        if !self.keeps_half() || self.bias.is_some() {
+            return self.forward(x);
+        }
+        let _timed = crate::profile::scope(crate::profile::Phase::Projection);
+        self.matmul_half(x)
+    }
+
+    /// `x·Wᵀ` in the weight's dtype.
+    fn matmul_half(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        let wdtype = self.weight.dtype();
+        let x = if x.dtype() == wdtype {
+            x
+        } else {
+            x.cast(FloatDType::from(wdtype))
+        };
+        x.matmul(self.weight.clone())
     }
 
     /// burn's matmul, in the weight's dtype.
@@ -264,6 +336,11 @@ impl<B: Backend> Linear<B> {
                 .cast(FloatDType::from(xdtype))
         }
     }
+}
+
+/// Whether `B` is the CPU backend.
+fn on_flex<B: Backend>() -> bool {
+    std::any::TypeId::of::<B>() == std::any::TypeId::of::<burn::backend::flex::Flex>()
 }
 
 /// Loading from a checkpoint: the weight in the form the [`Vars`] asks for

@@ -48,16 +48,29 @@ impl<B: Backend> Mlp<B> {
         [&self.gate_up, &self.down]
     }
 
+    /// The dtype the MLP's normed input is read in (the gate/up
+    /// projection's, [`Linear::input_dtype`]).
+    pub fn input_dtype(&self) -> burn::tensor::DType {
+        self.gate_up.input_dtype()
+    }
+
     /// # Shapes
     /// `x`: `[n, hidden]`; returns `[n, hidden]`.
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        let gu = self.gate_up.forward(x);
+        // With half-precision weights on a device, `gu`, `h` and the result
+        // stay in the weights' dtype (the fused kernels read and write it).
+        let gu = self.gate_up.forward_half(x);
         if let Some(h) = crate::model::kernels::flex_ops::swiglu(&gu, self.intermediate) {
             return self.down.forward(h);
         }
         if let Some(h) = crate::model::kernels::cube_ops::swiglu(&gu, self.intermediate) {
-            return self.down.forward(h);
+            return self.down.forward_half(h);
         }
+        let gu = if gu.dtype() == burn::tensor::DType::F32 {
+            gu
+        } else {
+            gu.cast(burn::tensor::FloatDType::F32)
+        };
         let gate = gu.clone().narrow(1, 0, self.intermediate);
         let up = gu.narrow(1, self.intermediate, self.intermediate);
         self.down.forward(silu(gate) * up)

@@ -1,6 +1,7 @@
 //! RMSNorm: `x / sqrt(mean(x²) + eps) * weight` over the last dimension.
 
 use burn::prelude::*;
+use burn::tensor::{DType, FloatDType};
 
 use crate::model::LoadError;
 use crate::model::formats::vars::Vars;
@@ -39,13 +40,46 @@ impl<B: Backend> RmsNorm<B> {
     /// # Shapes
     /// `x`, `a`: `[n, dim]`; returns (`x + a`, its norm).
     pub fn add_forward(&self, x: Tensor<B, 2>, a: Tensor<B, 2>) -> (Tensor<B, 2>, Tensor<B, 2>) {
+        self.add_forward_as(x, a, DType::F32)
+    }
+
+    /// [`RmsNorm::add_forward`] with `a` in any float dtype (a projection's
+    /// output in its weight's dtype) and the norm in `out` (the dtype the
+    /// next projection reads, [`Linear::input_dtype`]); `x + a` is f32.
+    /// One launch on the cubecl backends.
+    ///
+    /// [`Linear::input_dtype`]: crate::model::layers::linear::Linear::input_dtype
+    pub fn add_forward_as(
+        &self,
+        x: Tensor<B, 2>,
+        a: Tensor<B, 2>,
+        out: DType,
+    ) -> (Tensor<B, 2>, Tensor<B, 2>) {
         if let Some(r) =
-            crate::model::kernels::cube_ops::add_rms_norm(&x, &a, &self.weight, self.eps)
+            crate::model::kernels::cube_ops::add_rms_norm_as(&x, &a, &self.weight, self.eps, out)
         {
             return r;
         }
+        let a = if a.dtype() == x.dtype() {
+            a
+        } else {
+            a.cast(FloatDType::from(x.dtype()))
+        };
         let s = x + a;
-        (s.clone(), self.forward(s))
+        (s.clone(), self.forward_as(s, out))
+    }
+
+    /// [`RmsNorm::forward`] in `out` (one launch on the cubecl backends).
+    pub fn forward_as<const D: usize>(&self, x: Tensor<B, D>, out: DType) -> Tensor<B, D> {
+        if out == DType::F32 {
+            return self.forward(x);
+        }
+        if let Some(y) =
+            crate::model::kernels::cube_ops::rms_norm_as(&x, &self.weight, self.eps, out)
+        {
+            return y;
+        }
+        self.forward(x).cast(FloatDType::from(out))
     }
 
     /// `[dim]`
