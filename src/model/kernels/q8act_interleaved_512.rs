@@ -35,8 +35,9 @@ pub(super) mod x86 {
     /// saves per activation row (half the `vpdpbusd`s and broadcasts), so
     /// few rows are faster on the 256-bit kernel: on the 2-core AMD EPYC
     /// (Zen 4, which splits 512-bit operations in two) the SmolLM2-135M
-    /// step's projections took 25–50% longer at one to four rows and 6–15%
-    /// less at sixteen (`cargo bench --bench projections -- 21 q8act`).
+    /// step's projections took 19–49% longer at one row, longer at two and
+    /// four, about as long at eight and 4–18% less at sixteen
+    /// (`cargo bench --bench projections -- 21 q8act`).
     pub(in crate::model::kernels) const MIN_ROWS: usize = 9;
 
     /// Two 32-byte chunks as one vector, `lo` in the low half.
