@@ -141,7 +141,7 @@ pub(super) mod x86 {
         yt: &mut [f32],
     ) {
         let n = rows.n;
-        assert!(n >= 1 && yt.len() % (LANES * n) == 0);
+        assert!(n >= 1 && yt.len().is_multiple_of(LANES * n));
         let count = yt.len() / (LANES * n);
         let pairs = if n >= MIN_ROWS { count / 2 } else { 0 };
         let (wide, rest) = yt.split_at_mut(pairs * WIDE * n);
@@ -172,12 +172,15 @@ pub(super) mod x86 {
     fn pairs_of<const F: u8>(il: &Interleaved, g0: usize, rows: &QuantRows, yt: &mut [f32]) {
         let (n, nb) = (rows.n, rows.blocks);
         assert!((1..=MAX_ROWS).contains(&n) && nb == il.blocks);
-        assert!(yt.len() % (WIDE * n) == 0);
+        assert!(yt.len().is_multiple_of(WIDE * n));
         let count = yt.len() / (WIDE * n);
         assert!(g0 + 2 * count <= il.groups);
         assert!(rows.q.len() >= n * nb * QK && rows.d.len() >= n * nb);
         let kq = F == F_Q4K || F == F_Q6K;
-        assert!(!kq || nb % 8 == 0, "K-quant rows are whole super-blocks");
+        assert!(
+            !kq || nb.is_multiple_of(8),
+            "K-quant rows are whole super-blocks"
+        );
         let cb = il.chunk_bytes();
         let mut acc = [[_mm512_setzero_ps(); 8]; MAX_ROWS];
         for pi in 0..count {
