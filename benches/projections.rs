@@ -3,11 +3,13 @@
 //! for the lm head, as the GGUF stores it), each shape run as all of one
 //! step's layers (distinct weights, so the bytes streamed are a real step's).
 //!
-//! `cargo bench --bench projections [-- REPEATS]` (default 15). Prints one
+//! `cargo bench --bench projections [-- REPEATS] [q8act]` (default 15;
+//! `q8act`: only the q8act table). Prints one
 //! table row per shape × batch with the median pass time and GFLOP/s of
 //! each kernel instruction set the CPU runs (AVX2, AVX-512; alternated
 //! within each repeat, so the machine's drift hits them alike), and a total
-//! per batch (the whole step's projections).
+//! per batch (the whole step's projections). Then the same shapes on the
+//! q8act kernels (`--decode-weights q8act`), one column per integer path.
 
 use std::time::Instant;
 
@@ -18,6 +20,7 @@ use hyperscale::model::formats::gguf::GgmlType;
 use hyperscale::model::kernels::block_gemv::{self, BlockWeight};
 use hyperscale::model::kernels::gemv;
 use hyperscale::model::kernels::isa::Isa;
+use hyperscale::model::kernels::q8act::{self, IntPath};
 
 fn main() {
     let repeats: usize = std::env::args()
@@ -42,6 +45,10 @@ fn main() {
         if !kinds.contains(s) {
             kinds.push(*s);
         }
+    }
+    if std::env::args().any(|a| a == "q8act") {
+        q8act_table(&config, &shapes, &kinds, repeats);
+        return;
     }
     let variants: Vec<(bool, Isa)> = [false, true]
         .into_iter()
@@ -125,6 +132,78 @@ fn main() {
             .iter()
             .map(|ms| format!("**{ms:.2}** ({:.1})", flops_all / ms / 1e6))
             .collect();
+        println!("| **all** | | {batch} | {} |", cells.join(" | "));
+    }
+    q8act_table(&config, &shapes, &kinds, repeats);
+}
+
+/// The same shapes on `--decode-weights q8act`'s kernels (the interleaved
+/// layout), one column per integer path this CPU runs, alternated.
+fn q8act_table(
+    config: &ModelConfig,
+    shapes: &[(usize, usize)],
+    kinds: &[(usize, usize)],
+    repeats: usize,
+) {
+    let paths: Vec<IntPath> = IntPath::supported()
+        .into_iter()
+        .filter(|p| *p != IntPath::Portable)
+        .collect();
+    if paths.is_empty() {
+        return;
+    }
+    let names: Vec<String> = paths.iter().map(|p| format!("q8act {p:?}")).collect();
+    println!();
+    println!(
+        "| shape (out × in) | layers | batch | {} |",
+        names.join(" | ")
+    );
+    println!("|---|---:|---:|{}", "---:|".repeat(names.len()));
+    for batch in [1usize, 2, 4, 8, 16] {
+        let mut totals = vec![0.0f64; paths.len()];
+        for &(out, inp) in kinds {
+            let count = shapes.iter().filter(|s| **s == (out, inp)).count();
+            let kind = if out == config.vocab_size {
+                GgmlType::Q8_0
+            } else {
+                GgmlType::Q4_1
+            };
+            let blocks: Vec<BlockWeight> = (0..count)
+                .map(|l| {
+                    let bytes = (0..out * inp / 32 * kind.type_size())
+                        .map(|b| ((b + l) % 251) as u8 & 0x3B)
+                        .collect();
+                    BlockWeight::new(kind, out, inp, bytes)
+                        .expect("whole blocks")
+                        .with_int8_activations(true)
+                })
+                .collect();
+            let x: Vec<f32> = (0..batch * inp).map(|k| (k % 7) as f32 * 0.1).collect();
+            let mut times = vec![Vec::with_capacity(repeats + 1); paths.len()];
+            for _ in 0..repeats + 1 {
+                for (v, &path) in paths.iter().enumerate() {
+                    let start = Instant::now();
+                    for w in &blocks {
+                        std::hint::black_box(q8act::gemv_q8act_with(path, w, &x, batch, None));
+                    }
+                    times[v].push(start.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+            let cells: Vec<String> = times
+                .iter()
+                .zip(&mut totals)
+                .map(|(t, total)| {
+                    let ms = median(&t[1..]);
+                    *total += ms;
+                    format!("{ms:.2}")
+                })
+                .collect();
+            println!(
+                "| {out} × {inp} | {count} | {batch} | {} |",
+                cells.join(" | ")
+            );
+        }
+        let cells: Vec<String> = totals.iter().map(|ms| format!("**{ms:.2}**")).collect();
         println!("| **all** | | {batch} | {} |", cells.join(" | "));
     }
 }

@@ -118,21 +118,31 @@ fn attend(
     } else {
         usize::MAX
     };
+    // Rows that start with the same block (forks of one prompt: their
+    // shared prefix) run one after another, so a thread reads the same
+    // keys and values again while they are still in its cache. Every item
+    // computes the same whatever the order. (With weights, items are the
+    // rows in order.)
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    if row_weights.is_empty() {
+        order.sort_by_key(|&r| (rows[r].blocks.first().copied(), r));
+    }
     let mut items = Vec::with_capacity(rows.len());
-    let mut first_item = Vec::with_capacity(rows.len() + 1);
-    for (r, row) in rows.iter().enumerate() {
-        first_item.push(items.len());
+    // Row `r`'s items are `row_items[r].0 .. row_items[r].1`.
+    let mut row_items = vec![(0, 0); rows.len()];
+    for &r in &order {
+        let first = items.len();
         let mut start = 0;
         loop {
-            let end = (start + span).min(row.len);
+            let end = (start + span).min(rows[r].len);
             items.push((r, start, end));
             start = end;
-            if start >= row.len {
+            if start >= rows[r].len {
                 break;
             }
         }
+        row_items[r] = (first, items.len());
     }
-    first_item.push(items.len());
     let stride = group * (d + 2);
     let mut partials = vec![0.0f32; items.len() * stride];
     // With weights, items are the rows one to one (no split).
@@ -158,7 +168,8 @@ fn attend(
     out.par_chunks_mut(group * d)
         .enumerate()
         .for_each(|(r, o)| {
-            let parts = &partials[first_item[r] * stride..first_item[r + 1] * stride];
+            let (first, end) = row_items[r];
+            let parts = &partials[first * stride..end * stride];
             merge(parts, group, d, o);
         });
 }

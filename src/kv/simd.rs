@@ -141,16 +141,14 @@ impl Madd for Avx2 {
 #[target_feature(enable = "avx2,fma")]
 fn dot4_avx2<const D: usize>(q: &[f32; D], k: &[[f32; D]; 4]) -> [f32; 4] {
     use std::arch::x86_64::{
-        __m256, _mm_add_ps, _mm_cvtss_f32, _mm_hadd_ps, _mm256_castps256_ps128,
+        __m128, __m256, _mm_add_ps, _mm_hadd_ps, _mm_storeu_ps, _mm256_castps256_ps128,
         _mm256_extractf128_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_setzero_ps,
     };
     // Nested helpers get the same features: intrinsics only inline into
     // functions compiled with them (no closures here for the same reason).
     #[target_feature(enable = "avx2,fma")]
-    fn hsum256(v: __m256) -> f32 {
-        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-        let s = _mm_hadd_ps(s, s);
-        _mm_cvtss_f32(_mm_hadd_ps(s, s))
+    fn halves(v: __m256) -> __m128 {
+        _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1))
     }
     let mut acc = [_mm256_setzero_ps(); 4];
     for c in 0..D / 8 {
@@ -163,12 +161,20 @@ fn dot4_avx2<const D: usize>(q: &[f32; D], k: &[[f32; D]; 4]) -> [f32; 4] {
             acc[i] = _mm256_fmadd_ps(qv, kv, acc[i]);
         }
     }
-    [
-        hsum256(acc[0]),
-        hsum256(acc[1]),
-        hsum256(acc[2]),
-        hsum256(acc[3]),
-    ]
+    // The four horizontal sums at once, each `(s0 + s1) + (s2 + s3)` of its
+    // halves' sum `s` (lane i: a_i + a_(i+4)): two `hadd`s per key as
+    // `hadd(s, s)` twice would take, three for all four keys.
+    let (s0, s1, s2, s3) = (
+        halves(acc[0]),
+        halves(acc[1]),
+        halves(acc[2]),
+        halves(acc[3]),
+    );
+    let sums = _mm_hadd_ps(_mm_hadd_ps(s0, s1), _mm_hadd_ps(s2, s3));
+    let mut out = [0.0f32; 4];
+    // SAFETY: `out` holds four floats.
+    unsafe { _mm_storeu_ps(out.as_mut_ptr(), sums) };
+    out
 }
 
 #[cfg(test)]
@@ -193,5 +199,43 @@ mod tests {
         let want: f32 = a.iter().map(|x| x * x).sum();
         assert_eq!(dot::<Plain>(&a, &a), want);
         assert_eq!(dot::<Fused>(&a, &a), want);
+    }
+
+    /// The AVX2 four-key dot, bit for bit: eight fused lanes per key over
+    /// the chunks in order, then `((a0+a4) + (a1+a5)) + ((a2+a6) + (a3+a7))`
+    /// (what one `hadd(s, s)` pair per key gave before the four keys'
+    /// sums were taken together).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_dot4_sums_each_key_in_the_fixed_order() {
+        fn check<const D: usize>(seed: u32) {
+            let mut x = seed;
+            let mut next = || {
+                x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (x >> 8) as f32 / (1 << 24) as f32 * 2.0 - 1.0
+            };
+            let q: [f32; D] = std::array::from_fn(|_| next());
+            let k: [[f32; D]; 4] = std::array::from_fn(|_| std::array::from_fn(|_| next()));
+            let want = k.map(|key| {
+                let mut a = [0.0f32; 8];
+                for c in 0..D / 8 {
+                    for i in 0..8 {
+                        a[i] = q[c * 8 + i].mul_add(key[c * 8 + i], a[i]);
+                    }
+                }
+                ((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7]))
+            });
+            let got = Avx2::dot4::<D>(&q, &k);
+            assert_eq!(got.map(f32::to_bits), want.map(f32::to_bits), "D = {D}");
+        }
+        if !(std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma"))
+        {
+            return;
+        }
+        for seed in 0..200 {
+            check::<64>(seed);
+            check::<128>(seed);
+        }
     }
 }

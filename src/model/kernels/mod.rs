@@ -11,5 +11,6 @@ pub mod gemv;
 pub mod isa;
 pub mod q8act;
 pub mod q8act_interleaved;
+pub mod q8act_interleaved_512;
 pub mod q8act_interleaved_k;
 pub mod step_pool;

@@ -56,7 +56,9 @@
 //! over the decode step's spinning workers ([`super::step_pool`]; rayon's
 //! pool outside a step). The
 //! instruction set follows [`Isa::active`]; [`Isa::Avx512`] uses VNNI's
-//! `vpdpbusd` where the CPU has AVX-512 VNNI (else the AVX2 kernel).
+//! `vpdpbusd` where the CPU has AVX-512 VNNI (else the AVX2 kernel), on
+//! 512-bit vectors for the interleaved groups, two at a time
+//! ([`super::q8act_interleaved_512`], [`IntPath::Vnni512`]).
 //!
 //! [`flex_linear_q8act`] is the entry used by [`crate::model::layers::linear::Linear`].
 
@@ -86,11 +88,15 @@ pub enum IntPath {
     Avx2,
     /// AVX-512 VNNI `vpdpbusd` on 256-bit vectors.
     Vnni,
+    /// [`IntPath::Vnni`] with the interleaved groups in pairs on 512-bit
+    /// vectors (sixteen weight rows per instruction,
+    /// [`super::q8act_interleaved_512`]); the row kernels as `Vnni`.
+    Vnni512,
 }
 
 impl IntPath {
     /// The path for instruction set `isa` (which the CPU must run):
-    /// [`Isa::Avx512`] is VNNI where the CPU has it, else AVX2.
+    /// [`Isa::Avx512`] is 512-bit VNNI where the CPU has it, else AVX2.
     ///
     /// # Panics
     /// If the CPU does not run `isa`.
@@ -99,6 +105,7 @@ impl IntPath {
         match isa {
             Isa::Portable => IntPath::Portable,
             Isa::Avx2 => IntPath::Avx2,
+            Isa::Avx512 if IntPath::Vnni512.runs_here() => IntPath::Vnni512,
             Isa::Avx512 if IntPath::Vnni.runs_here() => IntPath::Vnni,
             Isa::Avx512 => IntPath::Avx2,
         }
@@ -106,10 +113,15 @@ impl IntPath {
 
     /// Every path this CPU runs.
     pub fn supported() -> Vec<IntPath> {
-        [IntPath::Portable, IntPath::Avx2, IntPath::Vnni]
-            .into_iter()
-            .filter(|p| p.runs_here())
-            .collect()
+        [
+            IntPath::Portable,
+            IntPath::Avx2,
+            IntPath::Vnni,
+            IntPath::Vnni512,
+        ]
+        .into_iter()
+        .filter(|p| p.runs_here())
+        .collect()
     }
 
     /// Whether this CPU runs `self`.
@@ -125,8 +137,12 @@ impl IntPath {
                     && std::arch::is_x86_feature_detected!("avx512bw")
                     && std::arch::is_x86_feature_detected!("avx512vnni")
             }
+            #[cfg(target_arch = "x86_64")]
+            IntPath::Vnni512 => {
+                IntPath::Vnni.runs_here() && std::arch::is_x86_feature_detected!("avx512dq")
+            }
             #[cfg(not(target_arch = "x86_64"))]
-            IntPath::Vnni => false,
+            IntPath::Vnni | IntPath::Vnni512 => false,
         }
     }
 }
@@ -373,7 +389,7 @@ fn interleaved_rows(
     let yt = &mut yt[..groups * LANES * n];
     match path {
         _ if groups == 0 => {}
-        // SAFETY (both): the caller checked that the CPU runs `path`.
+        // SAFETY (each): the caller checked that the CPU runs `path`.
         #[cfg(target_arch = "x86_64")]
         IntPath::Avx2 => unsafe {
             super::q8act_interleaved::x86::groups_avx2(il, o0 / LANES, rows, yt)
@@ -381,6 +397,10 @@ fn interleaved_rows(
         #[cfg(target_arch = "x86_64")]
         IntPath::Vnni => unsafe {
             super::q8act_interleaved::x86::groups_vnni(il, o0 / LANES, rows, yt)
+        },
+        #[cfg(target_arch = "x86_64")]
+        IntPath::Vnni512 => unsafe {
+            super::q8act_interleaved_512::x86::groups_vnni512(il, o0 / LANES, rows, yt)
         },
         _ => return 0,
     }
@@ -402,13 +422,15 @@ fn weight_rows(
     let n = rows.n;
     for (wrow, ys) in wrows.chunks_exact(row_bytes).zip(yt.chunks_exact_mut(n)) {
         match path {
-            // SAFETY (both): the caller checked that the CPU runs `path`;
+            // SAFETY (each): the caller checked that the CPU runs `path`;
             // `wrow` is `rows.blocks` sub-blocks (asserted above) and `ys`
             // holds `n` outputs.
             #[cfg(target_arch = "x86_64")]
             IntPath::Avx2 => unsafe { x86::weight_row_avx2(kind, wrow, rows, ys) },
             #[cfg(target_arch = "x86_64")]
-            IntPath::Vnni => unsafe { x86::weight_row_vnni(kind, wrow, rows, ys) },
+            IntPath::Vnni | IntPath::Vnni512 => unsafe {
+                x86::weight_row_vnni(kind, wrow, rows, ys)
+            },
             _ => {
                 for (r, y) in ys.iter_mut().enumerate() {
                     *y = row_portable(kind, wrow, rows, r);
@@ -1211,6 +1233,11 @@ mod tests {
             (GgmlType::Q6K, 131, 2, 16),
             (GgmlType::Q6K, 9, 1, 8),
             (GgmlType::Q6K, 5, 1, 3),
+            // Nine rows or more: the 512-bit path's pairs of groups, with
+            // an odd last group (24 and 40 rows: 3 and 5 groups).
+            (GgmlType::Q5_0, 40, 4, 10),
+            (GgmlType::Q6K, 24, 1, 12),
+            (GgmlType::Q4_1, 24, 3, 9),
             // One activation row (its accumulators rotate through
             // registers): block counts 7 and 15 leave them mid-rotation.
             (GgmlType::Q5_0, 24, 7, 1),
