@@ -72,7 +72,9 @@ fn main() {
         "threads {}; ms per step (all rows), median of {repeats}",
         rayon::current_num_threads()
     );
-    println!("| vocab | rows | before | now, a row per thread | sample_rows | before ÷ sample_rows |");
+    println!(
+        "| vocab | rows | before | now, a row per thread | sample_rows | before ÷ sample_rows |"
+    );
     println!("|---:|---:|---:|---:|---:|---:|");
     for vocab in [49_152, 151_936] {
         for rows in [1, 2, 16] {

@@ -146,7 +146,10 @@ fn time_sampling(logits: &[f32], vocab: usize, seed: u64) -> f64 {
         .collect();
     let t = Instant::now();
     // As generation draws them: rows in parallel, a lone row split.
-    let rows = samplers.iter_mut().zip(logits.chunks_exact(vocab)).collect();
+    let rows = samplers
+        .iter_mut()
+        .zip(logits.chunks_exact(vocab))
+        .collect();
     std::hint::black_box(sample_rows(rows));
     t.elapsed().as_secs_f64()
 }

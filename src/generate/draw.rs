@@ -155,13 +155,13 @@ fn draw_with(
         keys.iter().map(|&k| weight(k)).sum()
     };
     // The same value of every weight, stored or taken again.
-    let weight_at = |i: usize| if split { weights[i] } else { weight(keys[i]) };
+    let weight_at = |i: usize, k: u64| if split { weights[i] } else { weight(k) };
     if params.top_p < 1.0 {
         let top_p = f64::from(params.top_p);
         nucleus.clear();
         let mut cumulative = 0.0;
-        for i in 0..n {
-            let p = weight_at(i) / total;
+        for (i, &k) in keys.iter().enumerate() {
+            let p = weight_at(i, k) / total;
             nucleus.push(p);
             cumulative += p;
             if cumulative >= top_p {
@@ -179,10 +179,10 @@ fn draw_with(
         ranking::id(keys[nucleus.len() - 1])
     } else {
         let mut cumulative = 0.0;
-        for i in 0..n {
-            cumulative += weight_at(i) / total;
+        for (i, &k) in keys.iter().enumerate() {
+            cumulative += weight_at(i, k) / total;
             if u < cumulative {
-                return ranking::id(keys[i]);
+                return ranking::id(k);
             }
         }
         ranking::id(keys[n - 1])
@@ -249,7 +249,10 @@ mod tests {
             x[i] = 12.0 + (rng.next_u64() % 8) as f32;
         }
         x.iter_mut().step_by(7).for_each(|v| *v = v.round());
-        x.iter_mut().skip(3).step_by(97).for_each(|v| *v = f32::NEG_INFINITY);
+        x.iter_mut()
+            .skip(3)
+            .step_by(97)
+            .for_each(|v| *v = f32::NEG_INFINITY);
         x
     }
 
@@ -304,9 +307,8 @@ mod tests {
                 let want: Vec<u32> = us.iter().map(|&u| reference(&logits, p, u)).collect();
                 for pool in &pools {
                     for split in [1, 2, 3, 5] {
-                        let got: Vec<u32> = pool.install(|| {
-                            us.iter().map(|&u| draw(&logits, p, u, split)).collect()
-                        });
+                        let got: Vec<u32> = pool
+                            .install(|| us.iter().map(|&u| draw(&logits, p, u, split)).collect());
                         assert!(
                             got == want,
                             "{} logits, {p:?}, {} threads, split {split}: {got:?} vs {want:?}",

@@ -8,7 +8,6 @@
 
 use std::time::Instant;
 
-
 use serde::{Deserialize, Serialize};
 
 use super::{FinishReason, Sampler, SamplingParams, StopCriteria, sample_rows};

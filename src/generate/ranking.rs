@@ -3,7 +3,9 @@
 //!
 //! A key is the logit's order-preserving bits, inverted, above the id, so
 //! sorting keys ascending ranks the row and each key carries both its id
-//! ([`id`]) and its logit ([`logit`]). The full ranking is a stable LSD
+//! ([`id`]) and its logit ([`logit`]); sorting keys instead of comparing
+//! through the logits is several times faster over a 50k–150k vocabulary,
+//! which every sampled token of every sequence pays. The full ranking is a stable LSD
 //! radix sort on the keys' high halves; split into chunks
 //! ([`rank_into`]'s `split`) it runs on rayon's pool and gives the same
 //! order, because a stable radix pass scattered chunk by chunk from

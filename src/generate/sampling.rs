@@ -4,6 +4,10 @@
 //! A sample's stream is ChaCha8 seeded with the request seed and set to stream
 //! number = the sample index, so a sample's tokens never depend on which other
 //! samples share its batch.
+//!
+//! [`filtered_distribution`] defines what a draw means; [`super::draw`]
+//! performs it in fewer passes (and a step's rows, or a lone large row, in
+//! parallel) with the same tokens bit for bit.
 
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
