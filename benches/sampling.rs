@@ -2,8 +2,10 @@
 //! generation samples (temperature 0.6, top-p 0.95), per vocabulary and
 //! rows per step: the sampler before (`filtered_distribution`'s whole
 //! `(id, probability)` list walked, rows in parallel), the sampler now on
-//! one thread per row (`Sampler::sample`, rows in parallel), and
-//! `sample_rows` (rows in parallel, a lone row split across the threads).
+//! one thread per row (`Sampler::sample`, rows in parallel), a lone row
+//! split in as many chunks as threads (`Sampler::sample_split`), and
+//! `sample_rows` (rows in parallel; a lone row split only on
+//! `MIN_SPLIT_THREADS` threads or more).
 //! All three draw the same tokens (`generate::draw` tests).
 //!
 //! `RAYON_NUM_THREADS=2 cargo bench --bench sampling [-- REPEATS]`
@@ -16,6 +18,7 @@ use std::time::Instant;
 use hyperscale::bench::stats::median;
 use hyperscale::generate::sampling::filtered_distribution;
 use hyperscale::generate::{Sampler, SamplingParams, sample_rows};
+use hyperscale::model::kernels::step_pool::on_pool;
 use rayon::prelude::*;
 
 fn logits(rows: usize, vocab: usize) -> Vec<f32> {
@@ -73,15 +76,16 @@ fn main() {
         rayon::current_num_threads()
     );
     println!(
-        "| vocab | rows | before | now, a row per thread | sample_rows | before ÷ sample_rows |"
+        "| vocab | rows | before | now, a row per thread | a lone row split | sample_rows | before ÷ sample_rows |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
     for vocab in [49_152, 151_936] {
         for rows in [1, 2, 16] {
             let x = logits(rows, vocab);
             let mut samplers: Vec<Sampler> =
                 (0..rows).map(|r| Sampler::new(params, r as u64)).collect();
-            let mut times = [Vec::new(), Vec::new(), Vec::new()];
+            let mut times = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+            let threads = rayon::current_num_threads();
             for _ in 0..repeats {
                 let t = Instant::now();
                 let a: Vec<u32> = x
@@ -96,14 +100,26 @@ fn main() {
                     .map(|(s, row)| s.sample(row))
                     .collect();
                 times[1].push(t.elapsed().as_secs_f64() * 1e3);
+                if rows == 1 {
+                    let t = Instant::now();
+                    let s = &mut samplers[0];
+                    let d = on_pool(|| s.sample_split(&x, threads));
+                    times[3].push(t.elapsed().as_secs_f64() * 1e3);
+                    std::hint::black_box(d);
+                }
                 let t = Instant::now();
                 let c = sample_rows(samplers.iter_mut().zip(x.chunks_exact(vocab)).collect());
                 times[2].push(t.elapsed().as_secs_f64() * 1e3);
                 std::hint::black_box((a, b, c));
             }
-            let m = times.map(|t| median(&t));
+            let m = times.map(|t| if t.is_empty() { f64::NAN } else { median(&t) });
+            let split = if rows == 1 {
+                format!("{:.2}", m[3])
+            } else {
+                "–".into()
+            };
             println!(
-                "| {vocab} | {rows} | {:.2} | {:.2} | {:.2} | {:.2}× |",
+                "| {vocab} | {rows} | {:.2} | {:.2} | {split} | {:.2} | {:.2}× |",
                 m[0],
                 m[1],
                 m[2],

@@ -41,13 +41,20 @@ use crate::model::kernels::step_pool::on_pool;
 /// cost more than the chunk.
 pub const MIN_SPLIT_CHUNK: usize = 65_536;
 
+/// The fewest threads on which a row is split. On the 2-core VM under
+/// load a 151 936-logit row split in two took longer than on one thread
+/// (2026-12-07, `benches/sampling.rs`, docs/batching.md), so two threads
+/// keep a row whole; not measured on an idle or larger machine.
+pub const MIN_SPLIT_THREADS: usize = 4;
+
 /// How many chunks to split each of `rows` rows of `vocab` logits into on
 /// `threads` threads: 1 (a row per thread) when there are at least as many
-/// rows as threads, else enough to give every thread a share, but no chunk
-/// under [`MIN_SPLIT_CHUNK`]. Any split draws the same token; this only
-/// decides the speed.
+/// rows as threads or fewer than [`MIN_SPLIT_THREADS`] threads, else
+/// enough to give every thread a share, but no chunk under
+/// [`MIN_SPLIT_CHUNK`]. Any split draws the same token
+/// ([`Sampler::sample_split`]); this only decides the speed.
 pub fn split_for(rows: usize, vocab: usize, threads: usize) -> usize {
-    if rows >= threads {
+    if rows >= threads || threads < MIN_SPLIT_THREADS {
         return 1;
     }
     threads
@@ -383,10 +390,11 @@ mod tests {
     }
 
     #[test]
-    fn a_row_splits_only_when_threads_outnumber_rows_and_chunks_are_large() {
+    fn a_row_splits_only_when_spare_threads_outnumber_rows_and_chunks_are_large() {
         assert_eq!(split_for(16, 151_936, 2), 1);
         assert_eq!(split_for(2, 151_936, 2), 1);
-        assert_eq!(split_for(1, 151_936, 2), 2);
+        assert_eq!(split_for(1, 151_936, 2), 1);
+        assert_eq!(split_for(1, 151_936, 4), 2);
         assert_eq!(split_for(1, 151_936, 16), 151_936 / MIN_SPLIT_CHUNK);
         assert_eq!(split_for(3, 4 * MIN_SPLIT_CHUNK, 8), 3);
         assert_eq!(split_for(1, MIN_SPLIT_CHUNK - 1, 4), 1);

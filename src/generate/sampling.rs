@@ -144,8 +144,9 @@ impl Sampler {
     }
 
     /// [`Sampler::sample`] with the row split in `split` chunks on rayon's
-    /// pool ([`draw::split_for`]): the same token.
-    pub(super) fn sample_split(&mut self, logits: &[f32], split: usize) -> u32 {
+    /// pool ([`draw::split_for`] picks one): the same token whatever the
+    /// split.
+    pub fn sample_split(&mut self, logits: &[f32], split: usize) -> u32 {
         if self.params.is_greedy() {
             return argmax(logits);
         }
