@@ -17,9 +17,10 @@
 //!   tokens the nucleus walk and the draw visit (the same divisions, so the
 //!   same values);
 //! - buffers are kept per thread from one draw to the next;
-//! - split in chunks ([`split_for`]: fewer rows than threads and a large
-//!   vocabulary), the keys are built, radix-sorted (`ranking::rank_into`)
-//!   and exp'd chunk by chunk on rayon's pool, each element by the same
+//! - split in chunks ([`split_for`]: at least [`MIN_SPLIT_THREADS`]
+//!   threads, fewer rows than threads and a large vocabulary), the keys
+//!   are built, radix-sorted (`ranking::rank_into`) and exp'd chunk by
+//!   chunk on rayon's pool, each element by the same
 //!   code whichever thread takes it; only the total stays one sequential
 //!   sum in ranking order, on the row's thread.
 //!

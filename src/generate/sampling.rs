@@ -138,7 +138,8 @@ impl Sampler {
     /// Pick the next token from `logits` (`[vocab]`), on this thread: the
     /// token of walking [`filtered_distribution`] with this stream's next
     /// uniform (greedy: [`argmax`], no uniform taken). [`super::sample_rows`]
-    /// draws many rows at once, and a lone large row in parallel.
+    /// draws many rows at once, and splits a lone large row where threads
+    /// are spare.
     pub fn sample(&mut self, logits: &[f32]) -> u32 {
         self.sample_split(logits, 1)
     }
