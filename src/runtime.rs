@@ -10,7 +10,7 @@ use crate::generate::{Decoder, TextDecoder};
 use crate::kv::{CachePolicy, KvError, KvShape, KvStore, SeqId};
 use crate::model::formats::hf::GenerationDefaults;
 use crate::model::formats::loader::{ModelFormat, open_model};
-use crate::model::kernels::step_pool;
+use crate::model::kernels::step_pool::{self, on_pool};
 use crate::model::synthetic::{RandomWeights, SyntheticSpec};
 use crate::model::tokenizer::TokenizeError;
 use crate::model::{DecodeWeights, LoadError, ModelConfig, Tokenizer, Transformer, WeightSource};
@@ -87,24 +87,6 @@ macro_rules! with_engine {
             Engine::Wgpu($m) => $body,
         }
     };
-}
-
-/// Run `f` on a thread of rayon's pool (directly when already on one).
-///
-/// A CPU decode step forks a few hundred small parallel loops (the GEMV's
-/// output blocks, the attention kernel's spans). Forked from a pool worker,
-/// each one runs partly on that worker and the join is work-stealing; forked
-/// from outside, each one wakes the pool and parks the calling thread until
-/// a worker signals it, twice a few microseconds of latency per loop. On
-/// SmolLM2 here that cut the profile's attention phase of a single-sequence
-/// step from ≈ 3.1 to ≈ 1.1 ms (2-core AMD EPYC, 2026-12-03, `bench decode --profile`).
-fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    if rayon::current_thread_index().is_some() {
-        f()
-    } else {
-        // `join` called from outside the pool runs both closures on it.
-        rayon::join(f, || ()).0
-    }
 }
 
 /// The projections' weight form on the wgpu adapter: bf16 is refused (WGSL

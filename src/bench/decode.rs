@@ -3,13 +3,11 @@
 
 use std::time::Instant;
 
-use rayon::prelude::*;
-
 use serde::{Deserialize, Serialize};
 
 use super::launches;
 use super::stats::median;
-use crate::generate::{Decoder, Sampler, SamplingParams};
+use crate::generate::{Decoder, Sampler, SamplingParams, sample_rows};
 use crate::kv::{KvStore, SeqId};
 use crate::profile;
 
@@ -72,7 +70,8 @@ pub struct DecodePoint {
     /// Bytes per step / step time, in GB/s.
     pub implied_gbs: f64,
     /// Mean milliseconds to draw one token per sequence from a step's
-    /// logits (R1-style temperature 0.6, top-p 0.95, rows in parallel), which
+    /// logits (R1-style temperature 0.6, top-p 0.95, drawn by
+    /// [`sample_rows`]: rows in parallel, a lone row split), which
     /// generation adds to `step_ms`; measured after each timed step.
     #[serde(default)]
     pub sampling_ms: f64,
@@ -142,11 +141,16 @@ fn time_sampling(logits: &[f32], vocab: usize, seed: u64) -> f64 {
         top_k: 0,
         seed,
     };
+    let mut samplers: Vec<Sampler> = (0..logits.len() / vocab)
+        .map(|i| Sampler::new(params, i as u64))
+        .collect();
     let t = Instant::now();
-    // In parallel over rows, as generation draws them.
-    logits.par_chunks(vocab).enumerate().for_each(|(i, row)| {
-        std::hint::black_box(Sampler::new(params, i as u64).sample(row));
-    });
+    // As generation draws them: rows in parallel, a lone row split.
+    let rows = samplers
+        .iter_mut()
+        .zip(logits.chunks_exact(vocab))
+        .collect();
+    std::hint::black_box(sample_rows(rows));
     t.elapsed().as_secs_f64()
 }
 

@@ -8,11 +8,9 @@
 
 use std::time::Instant;
 
-use rayon::prelude::*;
-
 use serde::{Deserialize, Serialize};
 
-use super::{FinishReason, Sampler, SamplingParams, StopCriteria};
+use super::{FinishReason, Sampler, SamplingParams, StopCriteria, sample_rows};
 use crate::kv::{KvShape, KvStats, KvStore, SeqId};
 
 /// What generation needs from a model.
@@ -199,9 +197,10 @@ pub(super) fn start_samples(
     live: &mut Vec<Live>,
     on_token: &mut impl FnMut(TokenEvent),
 ) {
-    for (i, seq) in children.into_iter().enumerate() {
+    let first = live.len();
+    live.extend(children.into_iter().enumerate().map(|(i, seq)| {
         let sample = req.first_sample + i as u64;
-        let mut s = Live {
+        Live {
             request: r,
             sample,
             seq,
@@ -209,15 +208,22 @@ pub(super) fn start_samples(
             tokens: Vec::new(),
             decode_seconds: 0.0,
             occupancy_sum: 0,
-        };
-        let token = s.sampler.sample(logits);
+        }
+    }));
+    let started = &mut live[first..];
+    let tokens = sample_rows(
+        started
+            .iter_mut()
+            .map(|s| (&mut s.sampler, logits))
+            .collect(),
+    );
+    for (s, token) in started.iter_mut().zip(tokens) {
         s.tokens.push(token);
         on_token(TokenEvent {
             request: r,
-            sample,
+            sample: s.sample,
             token,
         });
-        live.push(s);
     }
 }
 
@@ -250,11 +256,12 @@ pub(super) fn decode_step<M: Decoder>(
     let shares = attribute_step(step, &kv_bytes, model.weight_bytes());
     // Each sequence samples from its own row with its own stream, so
     // drawing them in parallel changes no token.
-    let tokens: Vec<u32> = live
-        .par_iter_mut()
-        .enumerate()
-        .map(|(b, s)| s.sampler.sample(&logits[b * vocab..(b + 1) * vocab]))
-        .collect();
+    let tokens = sample_rows(
+        live.iter_mut()
+            .zip(logits.chunks_exact(vocab))
+            .map(|(s, row)| (&mut s.sampler, row))
+            .collect(),
+    );
     let batch = live.len() as u64;
     for ((s, token), share) in live.iter_mut().zip(tokens).zip(shares) {
         s.decode_seconds += share;

@@ -5,7 +5,9 @@
 
 pub mod admission;
 pub mod chunked;
+pub mod draw;
 pub mod engine;
+mod ranking;
 pub mod sampling;
 pub mod scheduler;
 pub mod stop;
@@ -14,6 +16,7 @@ mod testing;
 
 pub use admission::{KeepRate, dms_guess, request_bound};
 pub use chunked::chunks_prefill;
+pub use draw::sample_rows;
 pub use engine::{
     Completion, Decoder, Request, TextDecoder, Timing, TokenEvent, attribute_step, generate,
 };

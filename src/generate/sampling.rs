@@ -4,10 +4,16 @@
 //! A sample's stream is ChaCha8 seeded with the request seed and set to stream
 //! number = the sample index, so a sample's tokens never depend on which other
 //! samples share its batch.
+//!
+//! [`filtered_distribution`] defines what a draw means; [`super::draw`]
+//! performs it in fewer passes (and a step's rows, or a lone large row, in
+//! parallel) with the same tokens bit for bit.
 
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
+
+use super::{draw, ranking};
 
 /// How to pick the next token.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -78,7 +84,7 @@ pub fn check_sampling(temperature: f64, top_p: f64) -> Result<(), SamplingError>
 /// first), probabilities renormalised to sum to 1.
 pub fn filtered_distribution(logits: &[f32], params: &SamplingParams) -> Vec<(u32, f64)> {
     let t = f64::from(params.temperature.max(f32::MIN_POSITIVE));
-    let order = ranked(logits, params.top_k);
+    let order = ranking::ranked(logits, params.top_k);
     let max = f64::from(logits[order[0] as usize]);
     let mut probs: Vec<(u32, f64)> = order
         .iter()
@@ -101,72 +107,6 @@ pub fn filtered_distribution(logits: &[f32], params: &SamplingParams) -> Vec<(u3
         probs.iter_mut().for_each(|p| p.1 /= total);
     }
     probs
-}
-
-/// Token ids by logit descending (`f32::total_cmp`), ties by id ascending;
-/// only the first `top_k` when `top_k > 0`.
-///
-/// Sorts packed `u64` keys (order-preserving logit bits, inverted, above the
-/// id) instead of comparing through the logits: the same order as a
-/// comparison sort, several times faster over a 50k–150k vocabulary, which
-/// every sampled token of every sequence pays.
-fn ranked(logits: &[f32], top_k: usize) -> Vec<u32> {
-    let mut keys: Vec<u64> = logits
-        .iter()
-        .enumerate()
-        .map(|(id, x)| {
-            let bits = x.to_bits();
-            // Ascending in total_cmp order: flip negatives, set the sign of
-            // non-negatives.
-            let ascending = if bits >> 31 == 1 {
-                !bits
-            } else {
-                bits | 0x8000_0000
-            };
-            (u64::from(!ascending) << 32) | id as u64
-        })
-        .collect();
-    if top_k > 0 && top_k < keys.len() {
-        keys.select_nth_unstable(top_k - 1);
-        keys.truncate(top_k);
-        keys.sort_unstable();
-    } else {
-        radix_sort_by_high_half(&mut keys);
-    }
-    keys.into_iter().map(|k| k as u32).collect()
-}
-
-/// Sorts `keys` by their high 32 bits with a stable LSD radix sort (digits
-/// of 11, 11 and 10 bits). `ranked` builds the keys in ascending id order
-/// (the low 32 bits), so stability breaks ties by id: the order of
-/// `sort_unstable` on the whole `u64`, in three linear passes instead of a
-/// comparison sort. Over SmolLM2's 49k vocabulary that took sampling 16 rows
-/// (R1 settings, one thread) from 24–29 ms to 19–23 ms; the f64 `exp` of
-/// every logit is most of the rest.
-fn radix_sort_by_high_half(keys: &mut Vec<u64>) {
-    debug_assert!(keys.windows(2).all(|w| (w[0] as u32) < (w[1] as u32)));
-    let mut out = vec![0u64; keys.len()];
-    for (shift, bits) in [(32, 11), (43, 11), (54, 10)] {
-        let digit = |k: u64| ((k >> shift) & ((1 << bits) - 1)) as usize;
-        let mut start = [0usize; 1 << 11];
-        for &k in keys.iter() {
-            start[digit(k)] += 1;
-        }
-        if start.contains(&keys.len()) {
-            // One bucket holds every key: this pass would not move any.
-            continue;
-        }
-        let mut sum = 0;
-        for c in start.iter_mut() {
-            (*c, sum) = (sum, sum + *c);
-        }
-        for &k in keys.iter() {
-            let d = digit(k);
-            out[start[d]] = k;
-            start[d] += 1;
-        }
-        std::mem::swap(keys, &mut out);
-    }
 }
 
 /// Index of the largest logit (lowest index on ties).
@@ -195,21 +135,24 @@ impl Sampler {
         Self { params, rng }
     }
 
-    /// Pick the next token from `logits` (`[vocab]`).
+    /// Pick the next token from `logits` (`[vocab]`), on this thread: the
+    /// token of walking [`filtered_distribution`] with this stream's next
+    /// uniform (greedy: [`argmax`], no uniform taken). [`super::sample_rows`]
+    /// draws many rows at once, and splits a lone large row where threads
+    /// are spare.
     pub fn sample(&mut self, logits: &[f32]) -> u32 {
+        self.sample_split(logits, 1)
+    }
+
+    /// [`Sampler::sample`] with the row split in `split` chunks on rayon's
+    /// pool ([`draw::split_for`] picks one): the same token whatever the
+    /// split.
+    pub fn sample_split(&mut self, logits: &[f32], split: usize) -> u32 {
         if self.params.is_greedy() {
             return argmax(logits);
         }
-        let dist = filtered_distribution(logits, &self.params);
         let u = self.uniform();
-        let mut cumulative = 0.0;
-        for &(id, p) in &dist {
-            cumulative += p;
-            if u < cumulative {
-                return id;
-            }
-        }
-        dist[dist.len() - 1].0
+        draw::draw(logits, &self.params, u, split)
     }
 
     /// A uniform draw in `[0, 1)` with 53 bits of precision.
@@ -221,49 +164,6 @@ impl Sampler {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ranked_equals_a_comparison_sort() {
-        let mut rng = ChaCha8Rng::seed_from_u64(5);
-        for (len, top_k) in [
-            (500, 0),
-            (500, 1),
-            (500, 3),
-            (500, 40),
-            (500, 1000),
-            (49_152, 0),
-        ] {
-            // Coarse values force ties; signed zeros, infinities and NaN too.
-            let mut logits: Vec<f32> = (0..len)
-                .map(|_| (rng.next_u64() % 41) as f32 / 4.0 - 5.0)
-                .collect();
-            if len > 500 {
-                // Realistic logits as well: continuous values, both signs.
-                logits
-                    .iter_mut()
-                    .step_by(3)
-                    .for_each(|x| *x = (rng.next_u64() % 1_000_000) as f32 * 3e-5 - 12.0);
-            }
-            logits.extend([
-                0.0,
-                -0.0,
-                f32::INFINITY,
-                f32::NEG_INFINITY,
-                f32::NAN,
-                -f32::NAN,
-            ]);
-            let mut want: Vec<u32> = (0..logits.len() as u32).collect();
-            want.sort_by(|&a, &b| {
-                logits[b as usize]
-                    .total_cmp(&logits[a as usize])
-                    .then(a.cmp(&b))
-            });
-            if top_k > 0 {
-                want.truncate(top_k);
-            }
-            assert_eq!(ranked(&logits, top_k), want, "top_k {top_k}");
-        }
-    }
 
     fn params(temperature: f32, top_p: f32, top_k: usize) -> SamplingParams {
         SamplingParams {
