@@ -224,30 +224,9 @@ impl<B: AttentionBackend> Transformer<B> {
     /// If `seqs` and `tokens` differ in length, `seqs` is empty or repeats a
     /// sequence, or a token id is ≥ `vocab_size`.
     pub fn decode(&self, store: &mut KvStore, seqs: &[SeqId], tokens: &[u32]) -> Tensor<B, 2> {
-        if let Some(group) = Self::decode_group(seqs.len()) {
-            let parts = (0..seqs.len())
-                .step_by(group)
-                .map(|at| {
-                    let end = (at + group).min(seqs.len());
-                    self.decode(store, &seqs[at..end], &tokens[at..end])
-                })
-                .collect();
-            return Tensor::cat(parts, 0);
-        }
+        let _step = crate::model::kernels::gemv::decode_step();
         let h = self.decode_hidden(store, seqs, tokens);
         self.logits(h)
-    }
-
-    /// The rows a decode step of `rows` sequences runs at once when that
-    /// is fewer: on Flex the projections stream each weight once for up to
-    /// [`crate::model::kernels::gemv::MAX_ROWS`] rows, and a larger step
-    /// would fall through to burn's matmul, whose rows round otherwise. So
-    /// a larger step runs as consecutive groups of that many sequences and
-    /// every sequence's logits are those it gets alone, bit for bit,
-    /// whatever the batch (`--max-sequences` never changes a record).
-    fn decode_group(rows: usize) -> Option<usize> {
-        let group = crate::model::kernels::gemv::MAX_ROWS;
-        (crate::model::kernels::gemv::is_flex::<B>() && rows > group).then_some(group)
     }
 
     /// [`decode`](Self::decode) with the logits read to the host
@@ -257,15 +236,7 @@ impl<B: AttentionBackend> Transformer<B> {
     /// host synchronisation per step — and are applied to the store then
     /// (the next step's placement is the first to need them).
     pub fn decode_host(&self, store: &mut KvStore, seqs: &[SeqId], tokens: &[u32]) -> Vec<f32> {
-        if let Some(group) = Self::decode_group(seqs.len()) {
-            return (0..seqs.len())
-                .step_by(group)
-                .flat_map(|at| {
-                    let end = (at + group).min(seqs.len());
-                    self.decode_host(store, &seqs[at..end], &tokens[at..end])
-                })
-                .collect();
-        }
+        let _step = crate::model::kernels::gemv::decode_step();
         let (h, pending) = self.decode_hidden_deferred(store, seqs, tokens, true);
         let logits = self.logits(h);
         if pending.is_empty() {

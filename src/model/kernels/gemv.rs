@@ -488,6 +488,40 @@ pub fn is_flex<B: Backend>() -> bool {
     TypeId::of::<B>() == TypeId::of::<Flex>()
 }
 
+thread_local! {
+    /// Whether this thread is running a decode step ([`decode_step`]).
+    static DECODE_STEP: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks this thread as running a decode step until the guard drops.
+///
+/// A decode step's projections stream each weight once for up to
+/// [`MAX_ROWS`] rows, each row summed in its own fixed order; more rows
+/// would fall through to burn's matrix product, which rounds them
+/// otherwise. Within a step, [`crate::model::layers::linear::Linear`]
+/// therefore runs a larger batch as groups of [`MAX_ROWS`] rows, so every
+/// sequence gets the logits it gets alone, bit for bit, however many
+/// sequences share the step (`--max-sequences` never changes a record).
+/// A prefill, whose rows are one prompt's, keeps burn's product.
+pub fn decode_step() -> DecodeStep {
+    DecodeStep(DECODE_STEP.replace(true))
+}
+
+/// Whether this thread is inside a [`decode_step`].
+pub fn in_decode_step() -> bool {
+    DECODE_STEP.get()
+}
+
+/// The guard of [`decode_step`]; restores the earlier state on drop.
+#[must_use]
+pub struct DecodeStep(bool);
+
+impl Drop for DecodeStep {
+    fn drop(&mut self) {
+        DECODE_STEP.set(self.0);
+    }
+}
+
 /// `x·Wᵀ (+ b)` through [`gemv`] when the backend is Flex, `x` has at most
 /// [`MAX_ROWS`] rows and the weight is the transposed view of a contiguous
 /// `[out, in]` f32 buffer (how [`crate::model::layers::linear::Linear`] stores it);

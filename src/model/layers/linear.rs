@@ -224,6 +224,16 @@ impl<B: Backend> Linear<B> {
     /// the layer keeps them, else over the f32 weight); more rows (prefill)
     /// and other backends through burn's matmul.
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
+        use crate::model::kernels::gemv::{self, MAX_ROWS};
+        let [n, inp] = x.dims();
+        if n > MAX_ROWS && gemv::in_decode_step() && gemv::is_flex::<B>() {
+            // A decode step's rows in the kernels' groups (`gemv::decode_step`).
+            let parts = (0..n)
+                .step_by(MAX_ROWS)
+                .map(|at| self.forward(x.clone().slice([at..(at + MAX_ROWS).min(n), 0..inp])))
+                .collect();
+            return Tensor::cat(parts, 0);
+        }
         let _timed = crate::profile::scope(crate::profile::Phase::Projection);
         if let Some(blocks) = &self.blocks {
             let y = if blocks.int8_activations {
