@@ -160,32 +160,51 @@ fn decode_steps(
     out
 }
 
+/// Each prompt prefilled into one store and decoded there in one batch
+/// (`tokens[i]` for sequence `i`, a step per column), and again alone in a
+/// store of its own: per sequence, `(alone, batched)` logits per step.
+fn batched_and_alone<P: AsRef<[u32]>>(
+    model: &Transformer<B>,
+    prompts: &[P],
+    tokens: &[Vec<u32>],
+) -> Vec<(Vec<Vec<f32>>, Vec<Vec<f32>>)> {
+    let mut batch_store = KvStore::new(model.kv_shape());
+    let seqs: Vec<SeqId> = prompts
+        .iter()
+        .map(|p| {
+            let s = batch_store.add_sequence();
+            model.prefill_last(&mut batch_store, s, p.as_ref());
+            s
+        })
+        .collect();
+    let batched = decode_steps(model, &mut batch_store, &seqs, tokens);
+    prompts
+        .iter()
+        .zip(batched)
+        .enumerate()
+        .map(|(i, (prompt, batched))| {
+            let mut store = KvStore::new(model.kv_shape());
+            let s = store.add_sequence();
+            model.prefill_last(&mut store, s, prompt.as_ref());
+            let mut alone = decode_steps(model, &mut store, &[s], &tokens[i..=i]);
+            (alone.remove(0), batched)
+        })
+        .collect()
+}
+
 #[test]
 fn batched_decode_equals_each_sequence_alone() {
     for name in ["tiny-llama", "tiny-qwen3"] {
         let model = load(&fixture(name)).expect("fixture loads");
         let exp = expected(name);
         let prompts = [&exp.prompt_ids[..], &exp.prompt_ids[3..11]];
+        assert_ne!(prompts[0].len(), prompts[1].len());
         let tokens = [vec![5u32, 77, 300, 2], vec![400u32, 9, 9, 128]];
-
-        let mut batch_store = KvStore::new(model.kv_shape());
-        let seqs: Vec<SeqId> = prompts
+        for (i, (alone, batched)) in batched_and_alone(&model, &prompts, &tokens)
             .iter()
-            .map(|p| {
-                let s = batch_store.add_sequence();
-                model.prefill_last(&mut batch_store, s, p);
-                s
-            })
-            .collect();
-        assert_ne!(batch_store.position(seqs[0]), batch_store.position(seqs[1]));
-        let batched = decode_steps(&model, &mut batch_store, &seqs, &tokens);
-
-        for (i, prompt) in prompts.iter().enumerate() {
-            let mut store = KvStore::new(model.kv_shape());
-            let s = store.add_sequence();
-            model.prefill_last(&mut store, s, prompt);
-            let alone = decode_steps(&model, &mut store, &[s], &tokens[i..=i]);
-            for (step, (a, b)) in alone[0].iter().zip(&batched[i]).enumerate() {
+            .enumerate()
+        {
+            for (step, (a, b)) in alone.iter().zip(batched).enumerate() {
                 let err = max_abs_diff(a, b);
                 assert!(
                     err <= 1e-5,
@@ -202,32 +221,22 @@ fn batched_decode_equals_each_sequence_alone() {
 /// on how many sequences `--max-sequences` lets into one step.
 #[test]
 fn a_decode_step_of_more_rows_than_a_kernel_takes_equals_each_sequence_alone() {
-    let max_rows = hyperscale::model::kernels::gemv::MAX_ROWS;
+    let n = hyperscale::model::kernels::gemv::MAX_ROWS + 5;
     for name in ["tiny-llama", "tiny-qwen3"] {
         let model = load(&fixture(name)).expect("fixture loads");
         let exp = expected(name);
-        let n = max_rows + 5;
         // Prompts of different lengths and contents; two decode steps.
         let prompts: Vec<Vec<u32>> = (0..n)
             .map(|i| exp.prompt_ids[i % 7..(i % 7) + 3 + i % 11].to_vec())
             .collect();
-        let tokens: Vec<Vec<u32>> = (0..n as u32).map(|i| vec![3 + 17 * i, 500 - 13 * i]).collect();
-        let mut batch_store = KvStore::new(model.kv_shape());
-        let seqs: Vec<SeqId> = prompts
-            .iter()
-            .map(|p| {
-                let s = batch_store.add_sequence();
-                model.prefill_last(&mut batch_store, s, p);
-                s
-            })
+        let tokens: Vec<Vec<u32>> = (0..n as u32)
+            .map(|i| vec![3 + 17 * i, 500 - 13 * i])
             .collect();
-        let batched = decode_steps(&model, &mut batch_store, &seqs, &tokens);
-        for (i, prompt) in prompts.iter().enumerate() {
-            let mut store = KvStore::new(model.kv_shape());
-            let s = store.add_sequence();
-            model.prefill_last(&mut store, s, prompt);
-            let alone = decode_steps(&model, &mut store, &[s], &tokens[i..=i]);
-            for (step, (a, b)) in alone[0].iter().zip(&batched[i]).enumerate() {
+        for (i, (alone, batched)) in batched_and_alone(&model, &prompts, &tokens)
+            .iter()
+            .enumerate()
+        {
+            for (step, (a, b)) in alone.iter().zip(batched).enumerate() {
                 assert!(
                     a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()),
                     "{name}: seq {i} of {n}, step {step}: batched logits differ by up to {}",
