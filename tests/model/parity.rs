@@ -160,6 +160,9 @@ fn decode_steps(
     out
 }
 
+/// One sequence's logits, a row per decode step.
+type Steps = Vec<Vec<f32>>;
+
 /// Each prompt prefilled into one store and decoded there in one batch
 /// (`tokens[i]` for sequence `i`, a step per column), and again alone in a
 /// store of its own: per sequence, `(alone, batched)` logits per step.
@@ -167,7 +170,7 @@ fn batched_and_alone<P: AsRef<[u32]>>(
     model: &Transformer<B>,
     prompts: &[P],
     tokens: &[Vec<u32>],
-) -> Vec<(Vec<Vec<f32>>, Vec<Vec<f32>>)> {
+) -> Vec<(Steps, Steps)> {
     let mut batch_store = KvStore::new(model.kv_shape());
     let seqs: Vec<SeqId> = prompts
         .iter()
