@@ -16,7 +16,7 @@
 use std::time::Instant;
 
 use hyperscale::bench::stats::median;
-use hyperscale::generate::sampling::filtered_distribution;
+use hyperscale::generate::sampling::walk_filtered_distribution as before;
 use hyperscale::generate::{Sampler, SamplingParams, sample_rows};
 use hyperscale::model::kernels::step_pool::on_pool;
 use rayon::prelude::*;
@@ -45,19 +45,6 @@ fn logits(rows: usize, vocab: usize) -> Vec<f32> {
         }
     }
     out
-}
-
-/// The sampler before: the whole filtered distribution, then the walk.
-fn before(row: &[f32], params: &SamplingParams, u: f64) -> u32 {
-    let dist = filtered_distribution(row, params);
-    let mut cumulative = 0.0;
-    for &(id, p) in &dist {
-        cumulative += p;
-        if u < cumulative {
-            return id;
-        }
-    }
-    dist[dist.len() - 1].0
 }
 
 fn main() {

@@ -201,22 +201,11 @@ fn draw_with(
 mod tests {
     use super::*;
     use crate::generate::ranking::tests::awkward_logits;
-    use crate::generate::sampling::{argmax, filtered_distribution};
+    use crate::generate::sampling::{
+        argmax, filtered_distribution, walk_filtered_distribution as reference,
+    };
     use rand_chacha::ChaCha8Rng;
     use rand_chacha::rand_core::{Rng, SeedableRng};
-
-    /// The sampler as it was: the walk over the whole filtered distribution.
-    fn reference(logits: &[f32], params: &SamplingParams, u: f64) -> u32 {
-        let dist = filtered_distribution(logits, params);
-        let mut cumulative = 0.0;
-        for &(id, p) in &dist {
-            cumulative += p;
-            if u < cumulative {
-                return id;
-            }
-        }
-        dist[dist.len() - 1].0
-    }
 
     /// The uniforms that decide a draw: 0, just under 1, and each of the
     /// first running sums of the filtered distribution with its two

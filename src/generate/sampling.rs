@@ -109,6 +109,23 @@ pub fn filtered_distribution(logits: &[f32], params: &SamplingParams) -> Vec<(u3
     probs
 }
 
+/// The token a uniform draw `u` in `[0, 1)` picks by walking the whole
+/// [`filtered_distribution`]: the running sum of its probabilities in order,
+/// the first token whose sum exceeds `u` (the last if none does). The
+/// reference the sampler's draw (`generate::draw`) equals bit for bit, kept
+/// for its tests and the sampling benchmark.
+pub fn walk_filtered_distribution(logits: &[f32], params: &SamplingParams, u: f64) -> u32 {
+    let dist = filtered_distribution(logits, params);
+    let mut cumulative = 0.0;
+    for &(id, p) in &dist {
+        cumulative += p;
+        if u < cumulative {
+            return id;
+        }
+    }
+    dist[dist.len() - 1].0
+}
+
 /// Index of the largest logit (lowest index on ties).
 pub fn argmax(logits: &[f32]) -> u32 {
     let mut best = 0;
