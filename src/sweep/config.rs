@@ -170,10 +170,12 @@ pub struct ModelSection {
     /// `cpu`, `cuda`, `cuda:N`, `wgpu`. Default `cpu`.
     #[serde(default = "default_device")]
     pub device: String,
-    /// The projection weights: `f32` (dequantized once at load), `bf16`,
-    /// `f16` (refused by the native engine), or `quantized` (a GGUF's
-    /// Q4_0/Q4_1/Q8_0 blocks as stored, read by CPU decode steps: f32's
-    /// logits bit for bit, 4–7× fewer bytes per step). Default `f32`.
+    /// The projection weights, as `--decode-weights` names them: `f32`
+    /// (dequantized once at load), `bf16`, `f16` (half precision where a
+    /// device has no bf16: wgpu, which refuses `bf16`), `quantized` (a
+    /// GGUF's Q4_0/Q4_1/Q8_0 blocks as stored, read by CPU decode steps:
+    /// f32's logits bit for bit, 4–7× fewer bytes per step) or `q8act`.
+    /// Default `f32`.
     #[serde(default = "default_dtype")]
     pub dtype: String,
     /// DMS-retrofitted checkpoints of this model, one per CR.

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
 use super::backend::{Backend, backend_plan};
-use super::config::SweepConfig;
+use super::config::{BackendKind, SweepConfig};
 use super::methods::{check_cr, distinct, method_plan, positive_list};
 use crate::device::DeviceKind;
 use crate::generate::check_sampling;
@@ -234,6 +234,18 @@ impl Plan {
                 ));
             }
         };
+        // The weight forms `--decode-weights` takes on the device; what
+        // only a probe can tell (shader-f16, compute capability) is
+        // refused when the model loads.
+        if config.model.backend == BackendKind::Local
+            && device == DeviceKind::Wgpu
+            && dtype == Dtype::Bf16
+        {
+            return Err(err(
+                "model.dtype",
+                "`bf16` on wgpu: WGSL has no bf16; use `f16` (half-precision projections, as on CUDA in bf16) or `f32`".into(),
+            ));
+        }
         let mut dms = Vec::new();
         for (i, d) in m.dms.iter().enumerate() {
             check_cr(d.cr).map_err(|msg| err(&format!("model.dms[{i}].cr"), msg))?;

@@ -439,6 +439,39 @@ fn dtype_names_the_weight_form_and_quantized_keeps_the_f32_trial_ids() {
     );
 }
 
+/// A config's `dtype` takes the forms `--decode-weights` takes on its
+/// device: half-precision projections in f16 where the device has no bf16
+/// (wgpu), bf16 on CUDA and the CPU; `bf16` on wgpu is one line naming the
+/// file and the field, before anything runs.
+#[test]
+fn half_precision_dtype_follows_the_device() {
+    let with = |device: &str, dtype: &str| {
+        check(&edit(
+            "path = \"models/tiny.gguf\"",
+            &format!("path = \"models/tiny.gguf\"\ndevice = \"{device}\"\ndtype = \"{dtype}\""),
+        ))
+    };
+    for (device, dtype) in [
+        ("wgpu", "f16"),
+        ("cuda", "bf16"),
+        ("cuda", "f16"),
+        ("cpu", "f16"),
+    ] {
+        let expanded = with(device, dtype).unwrap_or_else(|e| panic!("{device} {dtype}: {e}"));
+        assert!(
+            expanded.trials().all(|t| t.spec.dtype.to_string() == dtype),
+            "{device} {dtype}"
+        );
+    }
+    let err = with("wgpu", "bf16").unwrap_err();
+    assert!(err.starts_with("cfg.toml: model.dtype: "), "{err}");
+    assert!(
+        err.contains("WGSL has no bf16") && err.contains("f16"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
 #[test]
 fn quantized_dtype_with_a_remote_engine_is_refused() {
     let text = "[model]\npath = \"m\"\nbackend = \"openai\"\nbase_url = \"http://localhost:8000/v1\"\nmodel = \"m\"\ndtype = \"quantized\"\n[[tasks]]\nname = \"arith\"\n[grid]\nwidths = [1]\nlengths = [8]\n[[grid.methods]]\npolicy = \"dense\"\n";
@@ -579,7 +612,15 @@ fn shipped_configs_dry_run_every_method_on_the_cpu() {
 fn device_policy_support_is_checked_at_plan_time() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/r1-distill-qwen-7b.toml");
     let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("dtype = \"bf16\""));
     for device in ["cuda", "wgpu"] {
+        // wgpu runs the half-precision projections in f16 (no bf16 in
+        // WGSL): the same dense and DMS groups planned, none skipped for
+        // the weight form.
+        let text = match device {
+            "wgpu" => text.replace("dtype = \"bf16\"", "dtype = \"f16\""),
+            _ => text.clone(),
+        };
         let summary = dry_run(&path, &text, device);
         let planned = planned_methods(&summary);
         assert_eq!(

@@ -332,7 +332,7 @@ fn smoke_config_resolves_against_the_real_loaders() {
 }
 
 #[test]
-fn model_dtype_picks_the_weight_form_and_f16_is_refused_with_its_reason() {
+fn model_dtype_picks_the_weight_form_bf16_and_f16_alike() {
     let with_dtype = |dtype: &str| {
         let dir = setup(1, true, "");
         let path = dir.path().join("sweep.toml");
@@ -347,12 +347,31 @@ fn model_dtype_picks_the_weight_form_and_f16_is_refused_with_its_reason() {
     assert!(stderr.contains("(bf16 weights)"), "{stderr}");
     assert_eq!(records(bf16.path()).len(), planned(1));
 
+    // f16 projections run as `--decode-weights f16` does (on the CPU
+    // burn's f16 matmul: previewing wgpu's numerics).
     let f16 = with_dtype("f16");
-    let out = command(f16.path(), &[]).output().expect("run hyperscale");
+    let out = run(f16.path(), &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("dtype f16 is not supported by the native engine"),
-        "{stderr}"
+    assert!(stderr.contains("(f16 weights)"), "{stderr}");
+    assert_eq!(records(f16.path()).len(), planned(1));
+}
+
+/// Regression (`dtype = "f16"` was listed as not run while
+/// `--decode-weights f16` ran): on wgpu a config's f16 runs the
+/// half-precision projections and records every planned sample.
+#[cfg(feature = "wgpu")]
+#[test]
+fn wgpu_sweep_runs_f16_projections() {
+    let dir = setup(1, true, "");
+    let path = dir.path().join("sweep.toml");
+    let text = std::fs::read_to_string(&path).unwrap().replacen(
+        "[model]\n",
+        "[model]\ndevice = \"wgpu\"\ndtype = \"f16\"\n",
+        1,
     );
-    assert!(records(f16.path()).is_empty());
+    std::fs::write(&path, text).unwrap();
+    let out = run(dir.path(), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("on wgpu (f16 weights)"), "{stderr}");
+    assert_eq!(records(dir.path()).len(), planned(1));
 }

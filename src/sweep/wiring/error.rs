@@ -83,8 +83,6 @@ pub enum WiringError {
     PromptModel { path: PathBuf, detail: String },
     #[error(transparent)]
     Remote(#[from] super::remote::RemoteError),
-    #[error("dtype {dtype} is not supported by the native engine (f32, bf16 or quantized weights)")]
-    UnsupportedDtype { dtype: String },
 }
 
 impl From<SandboxError> for WiringError {

@@ -36,17 +36,20 @@ struct Loaded {
     model: Rc<LoadedModel>,
 }
 
-/// The projections' weight form for a trial's `dtype`, as named: `f32`
-/// weights, a GGUF's `quantized` blocks (CPU decode steps stream them,
-/// bit-identical to f32; elsewhere f32), or `bf16` weights. `None` for a
-/// dtype the native engine does not run.
-pub fn weights_for(dtype: Dtype) -> Option<DecodeWeights> {
+/// The projections' weight form for a trial's `dtype`, as
+/// `--decode-weights` names it: `f32` weights, a GGUF's `quantized` blocks
+/// (CPU decode steps stream them, bit-identical to f32; elsewhere f32),
+/// `q8act`, or half-precision `bf16` / `f16` weights. A form the device
+/// cannot run is refused when the config is read (bf16 on wgpu) or when
+/// the model loads (f16 on a wgpu adapter without `shader-f16`, bf16 below
+/// compute capability 8.0), in one line.
+pub fn weights_for(dtype: Dtype) -> DecodeWeights {
     match dtype {
-        Dtype::F32 => Some(DecodeWeights::F32),
-        Dtype::Quantized => Some(DecodeWeights::Quantized),
-        Dtype::Q8Act => Some(DecodeWeights::Q8Act),
-        Dtype::Bf16 => Some(DecodeWeights::Bf16),
-        Dtype::F16 => None,
+        Dtype::F32 => DecodeWeights::F32,
+        Dtype::Quantized => DecodeWeights::Quantized,
+        Dtype::Q8Act => DecodeWeights::Q8Act,
+        Dtype::Bf16 => DecodeWeights::Bf16,
+        Dtype::F16 => DecodeWeights::F16,
     }
 }
 
@@ -60,9 +63,7 @@ impl ModelCache {
         device: DeviceKind,
         dtype: Dtype,
     ) -> Result<Rc<LoadedModel>, WiringError> {
-        let form = weights_for(dtype).ok_or_else(|| WiringError::UnsupportedDtype {
-            dtype: dtype.to_string(),
-        })?;
+        let form = weights_for(dtype);
         if let Some(l) = &*self.current.borrow()
             && l.path == path
             && l.device == device
@@ -152,10 +153,6 @@ impl SampleGenerator for ModelGenerator {
     }
 
     fn supports(&self, trial: &Trial) -> Result<(), String> {
-        if weights_for(trial.spec.dtype).is_none() {
-            let dtype = trial.spec.dtype.to_string();
-            return Err(WiringError::UnsupportedDtype { dtype }.to_string());
-        }
         policy_supported_on(&trial.spec.policy, trial.device).map_err(|e| e.to_string())
     }
 
