@@ -98,13 +98,12 @@ pub fn read_from<B: burn::prelude::Backend>(bytes: usize) {
 pub fn read_back<B: burn::prelude::Backend, const D: usize>(
     t: burn::prelude::Tensor<B, D>,
 ) -> Vec<f32> {
-    let v = t
-        .into_data()
-        .convert::<f32>()
+    let data = t.into_data();
+    // The bytes as read (2 a value for half-precision logits).
+    read_from::<B>(data.as_bytes().len());
+    data.convert::<f32>()
         .into_vec::<f32>()
-        .expect("converted to f32 above");
-    read_from::<B>(4 * v.len());
-    v
+        .expect("converted to f32 above")
 }
 
 /// Transfers counted since the last call, then reset.

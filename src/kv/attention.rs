@@ -173,6 +173,37 @@ pub trait AttentionBackend: Backend {
         }
         host_policy_decode(store, layer, seqs, q, k, v, scale, decisions)
     }
+
+    /// [`AttentionBackend::policy_decode`] with the output in `out`, the
+    /// dtype the output projection reads (a half-precision weight's on a
+    /// device, else f32). The default casts the f32 output when `out`
+    /// differs; the cubecl store writes a planned step's output in `out`
+    /// in its last attention launch, rounded once as the cast would.
+    ///
+    /// # Shapes
+    /// As [`AttentionBackend::policy_decode`].
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "policy_decode's arguments plus the output dtype"
+    )]
+    fn policy_decode_as(
+        store: &mut KvStore,
+        layer: usize,
+        seqs: &[SeqId],
+        q: Tensor<Self, 3>,
+        k: Tensor<Self, 3>,
+        v: Tensor<Self, 3>,
+        scale: f32,
+        decisions: &[bool],
+        out: DType,
+    ) -> Tensor<Self, 3> {
+        let o = Self::policy_decode(store, layer, seqs, q, k, v, scale, decisions);
+        if o.dtype() == out {
+            o
+        } else {
+            o.cast(burn::tensor::FloatDType::from(out))
+        }
+    }
 }
 
 /// Causal attention through burn's attention module, each KV head repeated

@@ -195,12 +195,13 @@ fn decode_partial<F: Float>(
 }
 
 #[cube(launch)]
-fn decode_merge(
+fn decode_merge<O: Float>(
     partial: &Array<f32>,
-    out: &mut Array<f32>,
+    out: &mut Array<O>,
     splits: u32,
     #[comptime] group: usize,
     #[comptime] head_dim: usize,
+    #[define(O)] _out: StorageType,
 ) {
     let rg = CUBE_POS_X as usize;
     let row = rg / group;
@@ -226,7 +227,8 @@ fn decode_merge(
     if l > f32::new(0.0) {
         r = a / l;
     }
-    out[rg * head_dim + t] = r;
+    // Rounded once, to the output projection's input dtype.
+    out[rg * head_dim + t] = O::cast_from(r);
 }
 
 /// One layer's key and value pools on the device, `len` elements of
@@ -492,6 +494,7 @@ pub(crate) fn attend<R: Runtime>(
         group,
         scale,
         span,
+        out: KvDtype::F32,
     };
     scatter_attend(client, pools, None, rows, q, params)
 }
@@ -505,6 +508,10 @@ pub(crate) struct AttendParams {
     pub(crate) scale: f32,
     /// Entries per cube; `None`: [`default_span`].
     pub(crate) span: Option<usize>,
+    /// The output's element: f32, or the output projection's
+    /// half-precision input, rounded once when the merge writes it (where
+    /// a cast would have, in a launch of its own).
+    pub(crate) out: KvDtype,
 }
 
 /// Where one layer's decode tables lie in a table buffer on the device:
@@ -604,10 +611,11 @@ pub(crate) fn scatter_attend_in<R: Runtime>(
         group,
         scale,
         span,
+        out: out_dtype,
     } = params;
     let n_rows = at.rows;
     let out_len = n_rows * group * head_dim;
-    let out = client.empty(out_len.max(1) * 4);
+    let out = client.empty(out_len.max(1) * out_dtype.bytes() as usize);
     if let Some((k, v)) = new.filter(|_| at.slots.n > 0) {
         scatter_launch(client, pools, k, v, (table, table_len), at.slots, head_dim);
     }
@@ -647,6 +655,7 @@ pub(crate) fn scatter_attend_in<R: Runtime>(
         splits as u32,
         group,
         head_dim,
+        storage(out_dtype),
     );
     out
 }

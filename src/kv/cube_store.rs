@@ -24,8 +24,8 @@ use super::ledger::Ledger;
 use super::plan::WritePlan;
 use super::store::{DevicePayload, Payload};
 use super::{
-    AttentionBackend, DevicePoolStats, KvShape, KvStore, ResolvedPolicy, SeqId, SlotChoice,
-    SlotCopy,
+    AttentionBackend, DevicePoolStats, KvDtype, KvShape, KvStore, ResolvedPolicy, SeqId,
+    SlotChoice, SlotCopy,
 };
 
 /// burn's CUDA backend without fusion (`burn::backend::Cuda` wraps it in
@@ -368,24 +368,32 @@ fn decode_dims<R: CubeRuntime>(
     [batch, n_heads, d, n_heads / shape.kv_heads]
 }
 
-/// The attention output handle as a `[batch, n_heads, head_dim]` tensor.
+/// The attention output handle (`dtype` elements) as a `[batch, n_heads,
+/// head_dim]` tensor.
 fn output<R: CubeRuntime, BT: BoolElement>(
     q: &CubeTensor<R>,
     out: Handle,
     [batch, n_heads, d]: [usize; 3],
+    dtype: KvDtype,
 ) -> Tensor<CubeBackend<R, f32, i32, BT>, 3> {
+    let dtype = match dtype {
+        KvDtype::F32 => DType::F32,
+        KvDtype::F16 => DType::F16,
+        KvDtype::Bf16 => DType::BF16,
+    };
     let out = CubeTensor::new_contiguous(
         q.client.clone(),
         q.device.clone(),
         Shape::new([batch, n_heads, d]),
         out,
-        DType::F32,
+        dtype,
     );
     Tensor::from_primitive(TensorPrimitive::Float(out))
 }
 
 /// One layer's decode step from the step's plan: its copies, then the new
-/// entries written and attended with the tables already on the device.
+/// entries written and attended with the tables already on the device;
+/// the output in `out` (the output projection's input).
 #[expect(clippy::too_many_arguments, reason = "a decode step's arguments")]
 fn decode_planned<R: CubeRuntime, BT: BoolElement>(
     store: &mut KvStore,
@@ -396,7 +404,9 @@ fn decode_planned<R: CubeRuntime, BT: BoolElement>(
     k: Tensor<CubeBackend<R, f32, i32, BT>, 3>,
     v: Tensor<CubeBackend<R, f32, i32, BT>, 3>,
     scale: f32,
+    out: KvDtype,
 ) -> Tensor<CubeBackend<R, f32, i32, BT>, 3> {
+    let out_dtype = out;
     let (q, k, v) = (f32_primitive(q), f32_primitive(k), f32_primitive(v));
     let [batch, n_heads, d, group] = decode_dims(store, &q, &k, &v);
     assert_eq!(
@@ -416,6 +426,7 @@ fn decode_planned<R: CubeRuntime, BT: BoolElement>(
             group,
             scale,
             span: None,
+            out: out_dtype,
         };
         cube_kernel::scatter_attend_in(
             &p.client,
@@ -430,7 +441,7 @@ fn decode_planned<R: CubeRuntime, BT: BoolElement>(
     store
         .count_attend_reads(layer, seqs)
         .unwrap_or_else(|e| panic!("{e}"));
-    output::<R, BT>(&q, out, [batch, n_heads, d])
+    output::<R, BT>(&q, out, [batch, n_heads, d], out_dtype)
 }
 
 impl<R: CubeRuntime, BT: BoolElement> AttentionBackend for CubeBackend<R, f32, i32, BT> {
@@ -501,7 +512,8 @@ impl<R: CubeRuntime, BT: BoolElement> AttentionBackend for CubeBackend<R, f32, i
     ) -> Tensor<Self, 3> {
         // Placed and planned before the step (`plan_decode_step`).
         if let Some(planned) = take_planned::<R>(store, layer, seqs) {
-            return decode_planned::<R, BT>(store, layer, seqs, planned, q, k, v, scale);
+            let out = KvDtype::F32;
+            return decode_planned::<R, BT>(store, layer, seqs, planned, q, k, v, scale, out);
         }
         match store.policy() {
             ResolvedPolicy::Dense => Self::decode_attention(store, layer, seqs, q, k, v, scale),
@@ -518,6 +530,38 @@ impl<R: CubeRuntime, BT: BoolElement> AttentionBackend for CubeBackend<R, f32, i
                 out.expect("policy_decode_placed attends once")
             }
             _ => host_policy_decode(store, layer, seqs, q, k, v, scale, decisions),
+        }
+    }
+
+    /// A planned step's merge writes the output in `out` (no cast launch);
+    /// otherwise [`AttentionBackend::policy_decode`] and a cast.
+    fn policy_decode_as(
+        store: &mut KvStore,
+        layer: usize,
+        seqs: &[SeqId],
+        q: Tensor<Self, 3>,
+        k: Tensor<Self, 3>,
+        v: Tensor<Self, 3>,
+        scale: f32,
+        decisions: &[bool],
+        out: DType,
+    ) -> Tensor<Self, 3> {
+        let written = match out {
+            DType::F32 => Some(KvDtype::F32),
+            DType::F16 => Some(KvDtype::F16),
+            DType::BF16 => Some(KvDtype::Bf16),
+            _ => None,
+        };
+        if let Some(written) = written
+            && let Some(planned) = take_planned::<R>(store, layer, seqs)
+        {
+            return decode_planned::<R, BT>(store, layer, seqs, planned, q, k, v, scale, written);
+        }
+        let o = Self::policy_decode(store, layer, seqs, q, k, v, scale, decisions);
+        if o.dtype() == out {
+            o
+        } else {
+            o.cast(burn::tensor::FloatDType::from(out))
         }
     }
 
@@ -603,12 +647,13 @@ impl<R: CubeRuntime, BT: BoolElement> AttentionBackend for CubeBackend<R, f32, i
                 group,
                 scale,
                 span: None,
+                out: KvDtype::F32,
             };
             cube_kernel::scatter_attend(&p.client, &pools, Some(new), &rows, &q.handle, params)
         };
         store
             .count_attend_reads(layer, seqs)
             .unwrap_or_else(|e| panic!("{e}"));
-        output::<R, BT>(&q, out, [batch, n_heads, d])
+        output::<R, BT>(&q, out, [batch, n_heads, d], KvDtype::F32)
     }
 }

@@ -238,7 +238,9 @@ impl<B: AttentionBackend> Transformer<B> {
     pub fn decode_host(&self, store: &mut KvStore, seqs: &[SeqId], tokens: &[u32]) -> Vec<f32> {
         let _step = crate::model::kernels::gemv::decode_step();
         let (h, pending) = self.decode_hidden_deferred(store, seqs, tokens, true);
-        let logits = self.logits(h);
+        // Half-precision logits are read as they are and widened on the
+        // host (exactly, as a cast would): no cast launch, half the bytes.
+        let logits = self.logits_as_computed(h);
         if pending.is_empty() {
             return crate::profile::read_back(logits);
         }
@@ -246,15 +248,15 @@ impl<B: AttentionBackend> Transformer<B> {
         for (_, t) in &pending {
             tx = tx.register(t.clone());
         }
+        let mut bytes = 0;
         let mut data = tx.execute().into_iter().map(|d| {
+            bytes += d.as_bytes().len();
             d.convert::<f32>()
                 .into_vec::<f32>()
                 .expect("converted to f32 above")
         });
         let logits = data.next().expect("logits registered first");
-        let mut bytes = 4 * logits.len();
-        for ((layer, _), values) in pending.into_iter().zip(data) {
-            bytes += 4 * values.len();
+        for ((layer, _), values) in pending.into_iter().zip(&mut data) {
             let decisions = self.blocks[layer]
                 .attn
                 .decide(&values)
@@ -263,6 +265,7 @@ impl<B: AttentionBackend> Transformer<B> {
                 .decide_decoded(layer, seqs, &decisions)
                 .unwrap_or_else(|e| panic!("{e}"));
         }
+        drop(data);
         // One read-back: the logits and every layer's decisions.
         crate::profile::read_from::<B>(bytes);
         logits
@@ -304,8 +307,8 @@ impl<B: AttentionBackend> Transformer<B> {
             return self.norm.forward(x);
         };
         // Each norm is written in the dtype its projection reads (a
-        // half-precision weight's on a device, else f32); the final norm
-        // in f32 for the lm head.
+        // half-precision weight's on a device, else f32), the final norm
+        // in the lm head's.
         let mut normed = first
             .input_norm
             .forward_as(x.clone(), first.attn.input_dtype());
@@ -315,7 +318,7 @@ impl<B: AttentionBackend> Transformer<B> {
             let m = b.mlp.forward(n1);
             let (next, dtype) = match self.blocks.get(layer + 1) {
                 Some(n) => (&n.input_norm, n.attn.input_dtype()),
-                None => (&self.norm, burn::tensor::DType::F32),
+                None => (&self.norm, self.lm_head.input_dtype()),
             };
             (x, normed) = next.add_forward_as(x1, m, dtype);
         }
@@ -371,9 +374,22 @@ impl<B: AttentionBackend> Transformer<B> {
         embed_rows(&self.embed, tokens)
     }
 
-    /// `[n, hidden] → [n, vocab]`: the lm head over final-normed states.
+    /// `[n, hidden] → [n, vocab]`: the lm head over final-normed states,
+    /// in f32.
     fn logits(&self, h: Tensor<B, 2>) -> Tensor<B, 2> {
-        self.lm_head.forward(h)
+        let logits = self.logits_as_computed(h);
+        if logits.dtype() == burn::tensor::DType::F32 {
+            logits
+        } else {
+            logits.cast(burn::tensor::FloatDType::F32)
+        }
+    }
+
+    /// [`logits`](Self::logits) in the dtype the lm head computes them in:
+    /// a half-precision weight's on a device (the final norm wrote its
+    /// input in that dtype, [`Linear::input_dtype`]), else f32.
+    fn logits_as_computed(&self, h: Tensor<B, 2>) -> Tensor<B, 2> {
+        self.lm_head.forward_half(h)
     }
 }
 

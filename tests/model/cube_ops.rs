@@ -366,3 +366,73 @@ fn fused_kernels_read_and_write_f16_as_the_casts_would() {
     assert_eq!(host(half.1), host(full.1), "k");
     assert_eq!(host(half.2), host(full.2), "v");
 }
+
+/// Decode attention writes the output projection's half-precision input
+/// in its last launch (the split-K merge), where the composition casts the
+/// f32 output in a launch of its own: a planned step's f16 output equals
+/// burn's cast of the f32 output bit for bit, over rows of several spans;
+/// an unplanned step takes the cast.
+#[test]
+fn decode_attention_writes_f16_as_the_cast_would() {
+    use burn::tensor::{DType, FloatDType};
+    use hyperscale::kv::{AttentionBackend, KvShape, KvStore, SeqId};
+    let shape = KvShape {
+        layers: 1,
+        kv_heads: 2,
+        head_dim: 32,
+    };
+    let (n_heads, prompt, w) = (6, 300, 3);
+    let d = shape.head_dim;
+    let device = Default::default();
+    let dims = [shape.kv_heads, prompt, d];
+    let (k, v) = (tensor(dims, 30), tensor(dims, 31));
+    let start = || {
+        let mut store = KvStore::with_block_size(shape, 16).unwrap();
+        let s = store.add_sequence();
+        B::prefill_write(&mut store, 0, s, k.clone(), v.clone());
+        store.advance(s, prompt);
+        let seqs = store.fork(s, w);
+        store.release(s);
+        (store, seqs)
+    };
+    let (mut half, half_seqs) = start();
+    let (mut full, full_seqs) = start();
+    let advance = |store: &mut KvStore, seqs: &[SeqId]| {
+        for &s in seqs {
+            store.advance(s, 1);
+        }
+    };
+    for step in 0..3 {
+        let q = tensor([w, n_heads, d], 40 + step);
+        let (k, v) = (
+            tensor([w, shape.kv_heads, d], 50 + step),
+            tensor([w, shape.kv_heads, d], 60 + step),
+        );
+        // Steps 0 and 1 planned as a model's are; step 2 not (the cast).
+        if step < 2 {
+            B::plan_decode_step(&mut half, &half_seqs, &device, false);
+            B::plan_decode_step(&mut full, &full_seqs, &device, false);
+        }
+        let got = B::policy_decode_as(
+            &mut half,
+            0,
+            &half_seqs,
+            q.clone(),
+            k.clone(),
+            v.clone(),
+            0.2,
+            &[],
+            DType::F16,
+        );
+        assert_eq!(got.dtype(), DType::F16, "step {step}");
+        let want = B::policy_decode(&mut full, 0, &full_seqs, q, k, v, 0.2, &[]);
+        assert_eq!(want.dtype(), DType::F32, "step {step}");
+        assert_eq!(
+            f32_of(got),
+            f32_of(want.cast(FloatDType::F16)),
+            "step {step}"
+        );
+        advance(&mut half, &half_seqs);
+        advance(&mut full, &full_seqs);
+    }
+}

@@ -307,7 +307,9 @@ impl<B: AttentionBackend> Attention<B> {
             decisions,
             pending,
         } = self.project(x, resid, rope, defer);
-        let out = B::policy_decode(store, layer, seqs, q, k, v, self.scale(), &decisions);
+        // Attention writes what the output projection reads (no cast).
+        let o_in = self.o.input_dtype();
+        let out = B::policy_decode_as(store, layer, seqs, q, k, v, self.scale(), &decisions, o_in);
         (
             self.o
                 .forward_half(out.reshape([batch, n_heads * head_dim])),
