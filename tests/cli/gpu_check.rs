@@ -84,6 +84,7 @@ fn every_stage_writes_its_log_status_and_results() {
     for name in [
         "probe",
         "parity-tiny-qwen2-f32",
+        "parity-tiny-qwen2-f16",
         "warmup",
         "decode-dense-64",
         "decode-dms-192",
@@ -96,8 +97,13 @@ fn every_stage_writes_its_log_status_and_results() {
     }
     assert_eq!(stages["decode-dms-192"]["results"]["stub"], true);
     assert_eq!(all["environment"]["binary_glibc"], "2.2.5");
-    // The decode stages profile, one process per context.
+    // The decode stages profile, one process per context; the rehearsal's
+    // half-precision parity runs f16 (CUDA's runs bf16).
     let calls = std::fs::read_to_string(dir.path().join("calls.log")).unwrap();
+    assert!(
+        calls.contains("--device wgpu --decode-weights f16 --steps 8"),
+        "{calls}"
+    );
     assert!(
         calls.contains("--context 192 --steps 4 --warmup 1 --profile"),
         "{calls}"
