@@ -201,7 +201,7 @@ fn decode_merge<O: Float>(
     splits: u32,
     #[comptime] group: usize,
     #[comptime] head_dim: usize,
-    #[define(O)] _out: StorageType,
+    #[define(O)] _written: StorageType,
 ) {
     let rg = CUBE_POS_X as usize;
     let row = rg / group;
