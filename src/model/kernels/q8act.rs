@@ -54,7 +54,10 @@
 //! no scalar f32 work is left per block. Rows beyond a multiple of eight
 //! run one by one. Output features are split in tasks of 64 weight rows
 //! over the decode step's spinning workers ([`super::step_pool`]; rayon's
-//! pool outside a step). The
+//! pool outside a step). With several activation rows a task writes its
+//! outputs straight into the row-major result: the 512-bit kernel stores
+//! each row's sixteen outputs of a pair of groups at once, the rest go
+//! through a per-thread feature-major tile (no whole-output transpose). The
 //! instruction set follows [`Isa::active`]; [`Isa::Avx512`] uses VNNI's
 //! `vpdpbusd` where the CPU has AVX-512 VNNI (else the AVX2 kernel), on
 //! 512-bit vectors for the interleaved groups, two at a time
@@ -62,11 +65,13 @@
 //!
 //! [`flex_linear_q8act`] is the entry used by [`crate::model::layers::linear::Linear`].
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use super::block_gemv::BlockWeight;
 use super::gemv::{self, MAX_ROWS};
 use super::isa::Isa;
+#[cfg(target_arch = "x86_64")]
+use super::q8act_interleaved_512::x86::MIN_ROWS as MIN_ROWS_512;
 use super::step_pool;
 use crate::model::formats::gguf::GgmlType;
 use crate::model::formats::gguf::quant::scale_min_k4;
@@ -345,26 +350,104 @@ pub fn gemv_quantized(
     let (out, n) = (w.rows, rows.n);
     assert!(n <= MAX_ROWS, "q8act: {n} rows (at most {MAX_ROWS})");
     let row_bytes = w.row_bytes();
-    let mut yt = vec![0.0f32; out * n];
-    let mut tasks: Vec<&mut [f32]> = yt.chunks_mut(TASK_ROWS * n).collect();
-    step_pool::for_each_mut(&mut tasks, |t, chunk| {
-        let o0 = t * TASK_ROWS;
-        let count = chunk.len() / n;
-        // Whole 8-row groups from the interleaved layout, the rest
-        // (and the portable path) row by row: the same arithmetic.
-        let grouped = interleaved_rows(path, w, o0, count, rows, chunk);
+    // A task's outputs `yt[k·n + r]` (`k` from `o0`) for weight rows `o0 ..
+    // o0 + count`: whole 8-row groups from the interleaved layout, the rest
+    // (and the portable path) row by row: the same arithmetic.
+    let task = |o0: usize, count: usize, yt: &mut [f32]| {
+        let grouped = interleaved_rows(path, w, o0, count, rows, yt);
         let wrows = &w.bytes[(o0 + grouped) * row_bytes..(o0 + count) * row_bytes];
-        weight_rows(
-            path,
-            w.kind,
-            wrows,
-            row_bytes,
-            rows,
-            &mut chunk[grouped * n..],
-        );
+        weight_rows(path, w.kind, wrows, row_bytes, rows, &mut yt[grouped * n..]);
+    };
+    if n == 1 {
+        // One row: feature-major is row-major.
+        let mut y = vec![0.0f32; out];
+        let mut tasks: Vec<&mut [f32]> = y.chunks_mut(TASK_ROWS).collect();
+        step_pool::for_each_mut(&mut tasks, |t, chunk| {
+            task(t * TASK_ROWS, chunk.len(), chunk)
+        });
+        drop(tasks);
+        return gemv::finish(y, out, 1, bias);
+    }
+    // Several rows: each task writes its outputs straight into the
+    // row-major result (its `n` slices of up to `TASK_ROWS` features) and
+    // adds the bias as `finish` does, instead of a feature-major buffer
+    // transposed afterwards.
+    let mut y = vec![0.0f32; n * out];
+    let mut tasks: Vec<Vec<&mut [f32]>> = (0..out.div_ceil(TASK_ROWS))
+        .map(|_| Vec::with_capacity(n))
+        .collect();
+    for row in y.chunks_mut(out) {
+        for (t, piece) in row.chunks_mut(TASK_ROWS).enumerate() {
+            tasks[t].push(piece);
+        }
+    }
+    step_pool::for_each_mut(&mut tasks, |t, pieces| {
+        let o0 = t * TASK_ROWS;
+        let count = pieces[0].len();
+        // Pairs of whole groups straight into the rows; the rest through
+        // a feature-major tile.
+        let direct = row_major_pairs(path, w, o0, count, rows, pieces);
+        if direct < count {
+            TILE.with(|cell| {
+                let mut tile = cell.take();
+                tile.clear();
+                tile.resize((count - direct) * n, 0.0);
+                task(o0 + direct, count - direct, &mut tile);
+                for (k, col) in tile.chunks_exact(n).enumerate() {
+                    for (piece, &v) in pieces.iter_mut().zip(col) {
+                        piece[direct + k] = v;
+                    }
+                }
+                cell.set(tile);
+            });
+        }
+        if let Some(bias) = bias {
+            for piece in pieces.iter_mut() {
+                for (v, b) in piece.iter_mut().zip(&bias[o0..]) {
+                    *v += b;
+                }
+            }
+        }
     });
-    drop(tasks);
-    gemv::finish(yt, out, n, bias)
+    y
+}
+
+/// On the 512-bit VNNI path from its `MIN_ROWS` activation rows: the
+/// outputs of the pairs of whole interleaved groups among weight rows `o0
+/// .. o0 + count`, written into `out[r][k]` (`k` from `o0`); returns how
+/// many weight rows (a multiple of 16; 0 elsewhere).
+fn row_major_pairs(
+    path: IntPath,
+    w: &BlockWeight,
+    o0: usize,
+    count: usize,
+    rows: &QuantRows,
+    out: &mut [&mut [f32]],
+) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if path == IntPath::Vnni512 && rows.n >= MIN_ROWS_512 {
+        use super::q8act_interleaved::LANES;
+        let Some(il) = w.interleaved.as_deref() else {
+            return 0;
+        };
+        debug_assert_eq!(o0 % LANES, 0);
+        let pairs = il.groups.saturating_sub(o0 / LANES).min(count / LANES) / 2;
+        if pairs > 0 {
+            // SAFETY: the caller checked that the CPU runs `path`.
+            unsafe {
+                super::q8act_interleaved_512::x86::pairs_row_major(il, o0 / LANES, rows, out, pairs)
+            };
+        }
+        return 2 * LANES * pairs;
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (path, w, o0, count, rows, out);
+    0
+}
+
+thread_local! {
+    /// Each thread's feature-major tile of one task (`TASK_ROWS × n`).
+    static TILE: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
 }
 
 /// The outputs of weight rows `o0 .. o0 + count` that `w`'s interleaved
@@ -1238,6 +1321,11 @@ mod tests {
             (GgmlType::Q5_0, 40, 4, 10),
             (GgmlType::Q6K, 24, 1, 12),
             (GgmlType::Q4_1, 24, 3, 9),
+            // 107 weight rows: a task of four pairs written row-major, then
+            // one of two pairs, an odd group and three rows through the
+            // feature-major tile.
+            (GgmlType::Q8_0, 107, 2, 16),
+            (GgmlType::Q4_1, 107, 3, 9),
             // One activation row (its accumulators rotate through
             // registers): block counts 7 and 15 leave them mid-rotation.
             (GgmlType::Q5_0, 24, 7, 1),

@@ -10,6 +10,9 @@
 //! [`super::q8act`] define them), so the results are bit for bit theirs
 //! (`q8act::tests::bit_identical_across_paths_and_batch_compositions` runs
 //! every path). A task's odd last group runs on the 256-bit VNNI kernel.
+//! The outputs go feature-major (`yt[k·n + r]`, as the other kernels
+//! write them) or, through `x86::pairs_row_major`, straight into each
+//! activation row's slice of the result, one store per row and pair.
 
 #[cfg(target_arch = "x86_64")]
 pub(super) mod x86 {
@@ -39,6 +42,16 @@ pub(super) mod x86 {
     /// four, about as long at eight and 4–18% less at sixteen
     /// (`cargo bench --bench projections -- 21 q8act`).
     pub(in crate::model::kernels) const MIN_ROWS: usize = 9;
+
+    /// Where a kernel's outputs go.
+    pub(in crate::model::kernels) enum Out<'a, 'b> {
+        /// Feature-major: `yt[k·n + r]` for weight row `k` (from the
+        /// first) and activation row `r`.
+        FeatureMajor(&'a mut [f32]),
+        /// Row-major: activation row `r`'s outputs are `rows[r][k]`, for
+        /// this many pairs of groups.
+        RowMajor(&'a mut [&'b mut [f32]], usize),
+    }
 
     /// Two 32-byte chunks as one vector, `lo` in the low half.
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512dq,avx512vnni")]
@@ -146,15 +159,7 @@ pub(super) mod x86 {
         let pairs = if n >= MIN_ROWS { count / 2 } else { 0 };
         let (wide, rest) = yt.split_at_mut(pairs * WIDE * n);
         if pairs > 0 {
-            match il.kind {
-                GgmlType::Q4_0 => pairs_of::<F_Q4_0>(il, g0, rows, wide),
-                GgmlType::Q4_1 => pairs_of::<F_Q4_1>(il, g0, rows, wide),
-                GgmlType::Q5_0 => pairs_of::<F_Q5_0>(il, g0, rows, wide),
-                GgmlType::Q8_0 => pairs_of::<F_Q8_0>(il, g0, rows, wide),
-                GgmlType::Q4K => pairs_of::<F_Q4K>(il, g0, rows, wide),
-                GgmlType::Q6K => pairs_of::<F_Q6K>(il, g0, rows, wide),
-                other => unreachable!("no interleaved {other}"),
-            }
+            pairs_to(il, g0, rows, Out::FeatureMajor(wide));
         }
         if !rest.is_empty() {
             // This function's features include the 256-bit kernel's.
@@ -167,13 +172,52 @@ pub(super) mod x86 {
         }
     }
 
+    /// The outputs of `pairs` pairs of groups from group `g0` on, written
+    /// straight into each activation row's slice (`out[r][k]`, `k` from
+    /// the first weight row): one 512-bit store per row and pair, where
+    /// [`groups_vnni512`] scatters them feature-major. The CPU must run
+    /// the features of [`groups_vnni512`].
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512dq,avx512vnni")]
+    pub(in crate::model::kernels) fn pairs_row_major(
+        il: &Interleaved,
+        g0: usize,
+        rows: &QuantRows,
+        out: &mut [&mut [f32]],
+        pairs: usize,
+    ) {
+        pairs_to(il, g0, rows, Out::RowMajor(out, pairs));
+    }
+
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512dq,avx512vnni")]
     #[inline]
-    fn pairs_of<const F: u8>(il: &Interleaved, g0: usize, rows: &QuantRows, yt: &mut [f32]) {
+    fn pairs_to(il: &Interleaved, g0: usize, rows: &QuantRows, out: Out<'_, '_>) {
+        match il.kind {
+            GgmlType::Q4_0 => pairs_of::<F_Q4_0>(il, g0, rows, out),
+            GgmlType::Q4_1 => pairs_of::<F_Q4_1>(il, g0, rows, out),
+            GgmlType::Q5_0 => pairs_of::<F_Q5_0>(il, g0, rows, out),
+            GgmlType::Q8_0 => pairs_of::<F_Q8_0>(il, g0, rows, out),
+            GgmlType::Q4K => pairs_of::<F_Q4K>(il, g0, rows, out),
+            GgmlType::Q6K => pairs_of::<F_Q6K>(il, g0, rows, out),
+            other => unreachable!("no interleaved {other}"),
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512dq,avx512vnni")]
+    #[inline]
+    fn pairs_of<const F: u8>(il: &Interleaved, g0: usize, rows: &QuantRows, mut yt: Out<'_, '_>) {
         let (n, nb) = (rows.n, rows.blocks);
         assert!((1..=MAX_ROWS).contains(&n) && nb == il.blocks);
-        assert!(yt.len().is_multiple_of(WIDE * n));
-        let count = yt.len() / (WIDE * n);
+        let count = match &yt {
+            Out::FeatureMajor(yt) => {
+                assert!(yt.len().is_multiple_of(WIDE * n));
+                yt.len() / (WIDE * n)
+            }
+            Out::RowMajor(out, pairs) => {
+                assert_eq!(out.len(), n, "one slice per activation row");
+                assert!(out.iter().all(|o| o.len() >= pairs * WIDE));
+                *pairs
+            }
+        };
         assert!(g0 + 2 * count <= il.groups);
         assert!(rows.q.len() >= n * nb * QK && rows.d.len() >= n * nb);
         let kq = F == F_Q4K || F == F_Q6K;
@@ -297,7 +341,6 @@ pub(super) mod x86 {
                 // After `nb` blocks `one[j]` is `A[(nb + j) mod 8]`.
                 acc[0] = std::array::from_fn(|k| one[(k + 8 - nb % 8) % 8]);
             }
-            let out = &mut yt[pi * WIDE * n..(pi + 1) * WIDE * n];
             for (r, a) in acc[..n].iter().enumerate() {
                 // Per lane: ((A0+A4) + (A1+A5)) + ((A2+A6) + (A3+A7)).
                 let h0 = _mm512_add_ps(a[0], a[4]);
@@ -305,11 +348,22 @@ pub(super) mod x86 {
                 let h2 = _mm512_add_ps(a[2], a[6]);
                 let h3 = _mm512_add_ps(a[3], a[7]);
                 let y = _mm512_add_ps(_mm512_add_ps(h0, h1), _mm512_add_ps(h2, h3));
-                let mut lanes = [0.0f32; WIDE];
-                // SAFETY: `lanes` holds sixteen floats.
-                unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), y) };
-                for (l, v) in lanes.into_iter().enumerate() {
-                    out[l * n + r] = v;
+                match &mut yt {
+                    Out::FeatureMajor(yt) => {
+                        let out = &mut yt[pi * WIDE * n..(pi + 1) * WIDE * n];
+                        let mut lanes = [0.0f32; WIDE];
+                        // SAFETY: `lanes` holds sixteen floats.
+                        unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), y) };
+                        for (l, v) in lanes.into_iter().enumerate() {
+                            out[l * n + r] = v;
+                        }
+                    }
+                    Out::RowMajor(out, _) => {
+                        // The pair's sixteen features, contiguous in the row.
+                        let o = &mut out[r][pi * WIDE..(pi + 1) * WIDE];
+                        // SAFETY: `o` holds sixteen floats.
+                        unsafe { _mm512_storeu_ps(o.as_mut_ptr(), y) };
+                    }
                 }
             }
         }
