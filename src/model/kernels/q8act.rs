@@ -67,7 +67,6 @@ use std::cell::RefCell;
 use super::block_gemv::BlockWeight;
 use super::gemv::{self, MAX_ROWS};
 use super::isa::Isa;
-use super::step_pool;
 use crate::model::formats::gguf::GgmlType;
 use crate::model::formats::gguf::quant::scale_min_k4;
 use burn::backend::flex::Flex;
@@ -345,10 +344,7 @@ pub fn gemv_quantized(
     let (out, n) = (w.rows, rows.n);
     assert!(n <= MAX_ROWS, "q8act: {n} rows (at most {MAX_ROWS})");
     let row_bytes = w.row_bytes();
-    let mut yt = vec![0.0f32; out * n];
-    let mut tasks: Vec<&mut [f32]> = yt.chunks_mut(TASK_ROWS * n).collect();
-    step_pool::for_each_mut(&mut tasks, |t, chunk| {
-        let o0 = t * TASK_ROWS;
+    gemv::by_feature_blocks(out, n, TASK_ROWS, bias, |o0, chunk| {
         let count = chunk.len() / n;
         // Whole 8-row groups from the interleaved layout, the rest
         // (and the portable path) row by row: the same arithmetic.
@@ -362,9 +358,7 @@ pub fn gemv_quantized(
             rows,
             &mut chunk[grouped * n..],
         );
-    });
-    drop(tasks);
-    gemv::finish(yt, out, n, bias)
+    })
 }
 
 /// The outputs of weight rows `o0 .. o0 + count` that `w`'s interleaved
