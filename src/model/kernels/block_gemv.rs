@@ -211,11 +211,8 @@ pub fn gemv_blocks_with(
 /// One task's weight rows (`bytes`, whole rows of blocks) against `x`:
 /// `yt[o, r]`, feature-major.
 fn task(isa: Isa, kind: GgmlType, bytes: &[u8], x: &Rows, yt: &mut [f32]) {
-    // Q8_0 (SmolLM2's lm head) stays on the dequantize-then-multiply loop
-    // below: pipelined, its 16-row pass took 1.5× as long here (2-core
-    // AMD EPYC VM, 2026-12-07), where Q4_1's took 0.9× as long.
     #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx512 && x.n() >= 2 && kind != GgmlType::Q8_0 {
+    if isa == Isa::Avx512 && x.n() >= 2 {
         // SAFETY: `Rows::new` checked that the CPU runs `isa`; AVX-512 F +
         // DQ come with AVX2, FMA and F16C (`Isa::runs_here`).
         unsafe { task_avx512(kind, bytes, x, yt) };
@@ -235,8 +232,7 @@ fn task(isa: Isa, kind: GgmlType, bytes: &[u8], x: &Rows, yt: &mut [f32]) {
     }
 }
 
-/// [`task`] with AVX-512 for two or more activation rows of a Q4_0 or Q4_1
-/// weight, pipelined: while
+/// [`task`] with AVX-512 for two or more activation rows, pipelined: while
 /// the tiles of one group of four weight rows run their FMAs, the first
 /// tile dequantizes the next group into a second buffer, one block per
 /// chunk, and a later tile prefetches the group after it. The FMAs and the
@@ -250,7 +246,8 @@ fn task_avx512(kind: GgmlType, bytes: &[u8], x: &Rows, yt: &mut [f32]) {
     match kind {
         GgmlType::Q4_0 => pipelined_avx512::<Q4_0, 18>(bytes, x, yt),
         GgmlType::Q4_1 => pipelined_avx512::<Q4_1, 20>(bytes, x, yt),
-        _ => unreachable!("`task` pipelines only Q4_0 and Q4_1"),
+        GgmlType::Q8_0 => pipelined_avx512::<Q8_0, 34>(bytes, x, yt),
+        _ => unreachable!("BlockWeight::new admits only Q4_0, Q4_1 and Q8_0"),
     }
 }
 
@@ -494,7 +491,12 @@ fn dequantize_block16<const K: u8, const SIZE: usize>(
         }
     };
     if K == Q8_0 {
-        return [0, 1].map(|k| _mm512_mul_ps(_mm512_cvtepi32_ps(bytes16(2 + 16 * k, true)), d));
+        // Two plain calls, not an array `map`: inside the pipelined tile
+        // loop the map's closure was left a call, which spilled all 16
+        // accumulators around it every chunk.
+        let lo = _mm512_mul_ps(_mm512_cvtepi32_ps(bytes16(2, true)), d);
+        let hi = _mm512_mul_ps(_mm512_cvtepi32_ps(bytes16(18, true)), d);
+        return [lo, hi];
     }
     let table = if K == Q4_1 {
         let k = _mm512_setr_ps(
