@@ -19,7 +19,7 @@ use crate::model::kernels::isa::Isa;
 const CHAINS: usize = 12;
 
 /// Peak f32 GFLOP/s (a multiply-add counts 2): median of `repeats` runs in
-/// which every rayon thread does `iters` rounds of [`CHAINS`] vector FMAs
+/// which every rayon thread does `iters` rounds of `CHAINS` vector FMAs
 /// with the kernels' instruction set.
 pub fn fma_peak_gflops(iters: usize, repeats: usize) -> f64 {
     let isa = Isa::active();
@@ -49,7 +49,7 @@ fn lanes(isa: Isa) -> usize {
     }
 }
 
-/// `iters` rounds of [`CHAINS`] FMAs (`a = a·m + c`, bounded) in `isa`'s
+/// `iters` rounds of `CHAINS` FMAs (`a = a·m + c`, bounded) in `isa`'s
 /// vectors; returns a sum of the accumulators so none is optimized away.
 fn chains(isa: Isa, iters: usize, seed: f32) -> f32 {
     match isa {

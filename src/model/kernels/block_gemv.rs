@@ -4,9 +4,12 @@
 //!
 //! Decode streams every weight once per step, so the bytes read set the
 //! speed. This kernel reads the blocks, dequantizes four weight rows at a
-//! time into an L1-resident buffer with exactly the f32 operations of the
-//! loader's dequantization (`d·q + m`, no fused multiply-add), and runs the
-//! f32 kernel of [`crate::model::kernels::gemv`] on that buffer. The result is therefore
+//! time into an L1-resident buffer with exactly the loader's f32 values
+//! (`d·q + m` rounded as the loader rounds it; see `dequantize_block16`
+//! for the AVX-512 form), and runs the f32 kernel of
+//! [`crate::model::kernels::gemv`] on that buffer (with AVX-512 and 2–16
+//! rows the next four rows are dequantized inside its FMA loop,
+//! `task_avx512`). The result is therefore
 //! **bit for bit** what [`crate::model::kernels::gemv::gemv`] computes over the dequantized
 //! f32 weights (`tests::equals_the_f32_kernel_on_dequantized_weights`):
 //! keeping the blocks changes the speed, never a logit. (Feeding the
