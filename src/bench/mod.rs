@@ -5,6 +5,7 @@
 
 pub mod bandwidth;
 pub mod decode;
+pub mod fma_peak;
 pub mod gemm;
 pub mod kv_policy;
 pub mod kv_store;

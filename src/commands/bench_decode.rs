@@ -8,7 +8,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::bench::gemm::{self, GemmPoint};
-use crate::bench::{DecodeBenchConfig, DecodePoint, bandwidth, run_decode_bench};
+use crate::bench::{DecodeBenchConfig, DecodePoint, bandwidth, fma_peak, run_decode_bench};
 use crate::cli::BenchDecodeArgs;
 use crate::device::DeviceKind;
 use crate::kv::CachePolicy;
@@ -39,6 +39,10 @@ pub struct DecodeBenchSetup {
     pub weight_bytes_per_step: u64,
     /// Batch 1's weight-streaming bound: bandwidth / weight bytes.
     pub roofline_tokens_per_second: f64,
+    /// The CPU's f32 multiply-add peak with the same threads and the
+    /// kernels' instruction set (GFLOP/s; none on a GPU): the bound of a
+    /// step with many rows.
+    pub fma_peak_gflops: Option<f64>,
     pub policy: CachePolicy,
 }
 
@@ -61,7 +65,7 @@ impl fmt::Display for DecodeBenchSetup {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "model {} ({:.0} MB of weights read per step, {}), device {}{}, {} threads; read bandwidth {:.1} GB/s ⇒ weight-streaming roofline {:.1} tok/s (batch 1)",
+            "model {} ({:.0} MB of weights read per step, {}), device {}{}, {} threads; read bandwidth {:.1} GB/s ⇒ weight-streaming roofline {:.1} tok/s (batch 1){}",
             self.model,
             self.weight_bytes_per_step as f64 / 1e6,
             self.weights,
@@ -72,6 +76,9 @@ impl fmt::Display for DecodeBenchSetup {
             self.threads,
             self.read_bandwidth_gbs,
             self.roofline_tokens_per_second,
+            self.fma_peak_gflops.map_or(String::new(), |g| format!(
+                "; f32 FMA peak {g:.0} GFLOP/s (compute roofline)"
+            )),
         )?;
         writeln!(
             f,
@@ -155,10 +162,10 @@ impl fmt::Display for ProfileTables<'_> {
         writeln!(f)?;
         writeln!(
             f,
-            "| batch | context | standalone projections: burn ms | project kernel ms ({}) | best GFLOP/s | decode step GFLOP/s | step / best |",
+            "| batch | context | standalone projections: burn ms | project kernel ms ({}) | best GFLOP/s | decode step GFLOP/s | step / best | step / FMA peak |",
             r.setup.weights
         )?;
-        writeln!(f, "|---:|---:|---:|---:|---:|---:|---:|")?;
+        writeln!(f, "|---:|---:|---:|---:|---:|---:|---:|---:|")?;
         for p in &r.points {
             let Some(g) = r.gemm.get(&p.batch) else {
                 continue;
@@ -166,13 +173,17 @@ impl fmt::Display for ProfileTables<'_> {
             let step_gflops = g.flops / p.step_ms / 1e6;
             writeln!(
                 f,
-                "| {} | {} | {:.2} | {} | {:.1} | {step_gflops:.1} | {:.0}% |",
+                "| {} | {} | {:.2} | {} | {:.1} | {step_gflops:.1} | {:.0}% | {} |",
                 p.batch,
                 p.context,
                 g.burn_ms,
                 g.project_ms.map_or("–".into(), |ms| format!("{ms:.2}")),
                 g.best_gflops(),
-                100.0 * step_gflops / g.best_gflops()
+                100.0 * step_gflops / g.best_gflops(),
+                r.setup.fma_peak_gflops.map_or("–".into(), |peak| format!(
+                    "{:.0}%",
+                    100.0 * step_gflops / peak
+                )),
             )?;
         }
         Ok(())
@@ -258,6 +269,10 @@ fn measure<M: BenchModel>(
         ));
         device_read_bandwidth_gbs(model.device(), bytes, 5)?
     };
+    let fma_peak = (model.device() == DeviceKind::Cpu).then(|| {
+        note(&format!("measuring the f32 FMA peak ({threads} threads)…"));
+        fma_peak::fma_peak_gflops(10_000_000, 5)
+    });
     let weights = model.weight_bytes_per_step();
     let blocks = model.weights_form() == DecodeWeights::Quantized;
     let setup = DecodeBenchSetup {
@@ -275,6 +290,7 @@ fn measure<M: BenchModel>(
         },
         weight_bytes_per_step: weights,
         roofline_tokens_per_second: gbs * 1e9 / weights as f64,
+        fma_peak_gflops: fma_peak,
         policy: policy.clone(),
     };
     emit(&setup);

@@ -4,9 +4,12 @@
 //!
 //! Decode streams every weight once per step, so the bytes read set the
 //! speed. This kernel reads the blocks, dequantizes four weight rows at a
-//! time into an L1-resident buffer with exactly the f32 operations of the
-//! loader's dequantization (`d·q + m`, no fused multiply-add), and runs the
-//! f32 kernel of [`crate::model::kernels::gemv`] on that buffer. The result is therefore
+//! time into an L1-resident buffer with exactly the loader's f32 values
+//! (`d·q + m` rounded as the loader rounds it; see `dequantize_block16`
+//! for the AVX-512 form), and runs the f32 kernel of
+//! [`crate::model::kernels::gemv`] on that buffer (with AVX-512 and 2–16
+//! rows the next four rows are dequantized inside its FMA loop,
+//! `task_avx512`). The result is therefore
 //! **bit for bit** what [`crate::model::kernels::gemv::gemv`] computes over the dequantized
 //! f32 weights (`tests::equals_the_f32_kernel_on_dequantized_weights`):
 //! keeping the blocks changes the speed, never a logit. (Feeding the
@@ -195,23 +198,114 @@ pub fn gemv_blocks_with(
     assert_eq!(x.len(), n * inp, "gemv_blocks: x is not [n, in]");
     let rows = Rows::new(isa, x, n, inp);
     let row_bytes = w.row_bytes();
-    let mut yt = vec![0.0f32; out * n];
-    let mut tasks: Vec<&mut [f32]> = yt.chunks_mut(TASK_ROWS * n).collect();
-    super::step_pool::for_each_mut(&mut tasks, |t, chunk| {
-        let o0 = t * TASK_ROWS;
-        let mut buf = vec![0.0f32; GROUP * inp];
-        for (g, ys) in chunk.chunks_mut(GROUP * n).enumerate() {
-            let count = ys.len() / n;
-            let first = o0 + g * GROUP;
-            let src = &w.bytes[first * row_bytes..(first + count) * row_bytes];
-            let dst = &mut buf[..count * inp];
-            // Rows are whole blocks: the group dequantizes as one run.
-            dequantize_run(isa, w.kind, src, dst);
-            gemv::block(dst, &rows, ys);
+    gemv::by_feature_blocks(
+        out,
+        n,
+        gemv::balanced_task_rows(out, TASK_ROWS),
+        bias,
+        |o0, yt| {
+            let count = yt.len() / n;
+            let src = &w.bytes[o0 * row_bytes..(o0 + count) * row_bytes];
+            task(isa, w.kind, src, &rows, yt);
+        },
+    )
+}
+
+/// One task's weight rows (`bytes`, whole rows of blocks) against `x`:
+/// `yt[o, r]`, feature-major.
+fn task(isa: Isa, kind: GgmlType, bytes: &[u8], x: &Rows, yt: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512 && x.n() >= 2 {
+        // SAFETY: `Rows::new` checked that the CPU runs `isa`; AVX-512 F +
+        // DQ come with AVX2, FMA and F16C (`Isa::runs_here`).
+        unsafe { task_avx512(kind, bytes, x, yt) };
+        return;
+    }
+    let (n, inp) = (x.n(), x.inp());
+    let count = yt.len() / n;
+    let row_bytes = bytes.len() / count;
+    let mut buf = vec![0.0f32; GROUP * inp];
+    for (g, ys) in yt.chunks_mut(GROUP * n).enumerate() {
+        let rows = ys.len() / n;
+        let src = &bytes[g * GROUP * row_bytes..(g * GROUP + rows) * row_bytes];
+        let dst = &mut buf[..rows * inp];
+        // Rows are whole blocks: the group dequantizes as one run.
+        dequantize_run(isa, kind, src, dst);
+        gemv::block(dst, x, ys);
+    }
+}
+
+/// [`task`] with AVX-512 for two or more activation rows, pipelined: while
+/// the tiles of one group of four weight rows run their FMAs, the first
+/// tile dequantizes the next group into a second buffer, one block per
+/// chunk, and a later tile prefetches the group after it. The FMAs and the
+/// dequantization then share the cycles instead of taking turns (the tiles
+/// are bound by the FMA pipes, the dequantization mostly by the others);
+/// every output still gets exactly the FMAs of [`gemv::block`] over the
+/// dequantized rows.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512dq")]
+fn task_avx512(kind: GgmlType, bytes: &[u8], x: &Rows, yt: &mut [f32]) {
+    match kind {
+        GgmlType::Q4_0 => pipelined_avx512::<Q4_0, 18>(bytes, x, yt),
+        GgmlType::Q4_1 => pipelined_avx512::<Q4_1, 20>(bytes, x, yt),
+        GgmlType::Q8_0 => pipelined_avx512::<Q8_0, 34>(bytes, x, yt),
+        _ => unreachable!("BlockWeight::new admits only Q4_0, Q4_1 and Q8_0"),
+    }
+}
+
+/// [`task_avx512`] for blocks of format `K`, `SIZE` bytes each.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512dq")]
+fn pipelined_avx512<const K: u8, const SIZE: usize>(bytes: &[u8], x: &Rows, yt: &mut [f32]) {
+    use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch, _mm512_storeu_ps};
+    let (n, inp) = (x.n(), x.inp());
+    let count = yt.len() / n;
+    let row_bytes = inp / 32 * SIZE;
+    assert_eq!(
+        bytes.len(),
+        count * row_bytes,
+        "pipelined_avx512: bytes are not the rows"
+    );
+    // A group's blocks: `GROUP · inp / 32 = inp / 8`, one per chunk of a tile.
+    let group_bytes = GROUP * row_bytes;
+    let mut cur = vec![0.0f32; GROUP * inp];
+    let mut next = vec![0.0f32; GROUP * inp];
+    let head = &bytes[..group_bytes.min(bytes.len())];
+    dequantize_blocks_avx512::<K, SIZE>(head, &mut cur[..head.len() / SIZE * 32]);
+    for (g, ys) in yt.chunks_mut(GROUP * n).enumerate() {
+        let rows = ys.len() / n;
+        if rows < GROUP {
+            // The last, partial group (dequantized by the previous one).
+            gemv::block(&cur[..rows * inp], x, ys);
+            break;
         }
-    });
-    drop(tasks);
-    gemv::finish(yt, out, n, bias)
+        let ahead = |k: usize| bytes.get((g + k) * group_bytes..).unwrap_or(&[]);
+        let (src, after) = (ahead(1), ahead(2));
+        let blocks = (src.len() / SIZE).min(GROUP * inp / 32);
+        let dst = &mut next;
+        let dequantize_next = |c: usize| {
+            if c < blocks {
+                let b: &[u8; SIZE] = src[c * SIZE..(c + 1) * SIZE]
+                    .try_into()
+                    .expect("SIZE bytes");
+                let [lo, hi] = dequantize_block16::<K, SIZE>(b);
+                let o = &mut dst[c * 32..(c + 1) * 32];
+                // SAFETY: `o` holds 32 floats.
+                unsafe {
+                    _mm512_storeu_ps(o.as_mut_ptr(), lo);
+                    _mm512_storeu_ps(o[16..].as_mut_ptr(), hi);
+                }
+            }
+        };
+        let prefetch_after = |c: usize| {
+            if (c + 1) * 64 <= after.len().min(group_bytes) {
+                _mm_prefetch::<_MM_HINT_T0>(after[c * 64..].as_ptr() as *const i8);
+            }
+        };
+        gemv::rows4_avx512(&cur, x, ys, dequantize_next, prefetch_after);
+        std::mem::swap(&mut cur, &mut next);
+    }
 }
 
 /// Whole blocks (rows of them) into f32 with the kernels of `isa`; every
@@ -358,8 +452,19 @@ fn dequantize_blocks_avx512<const K: u8, const SIZE: usize>(bytes: &[u8], out: &
     }
 }
 
-/// The 32 values of one block in two 16-lane vectors, each lane computed
-/// as in [`dequantize_block`] (the same operations and roundings).
+/// The 32 values of one block in two 16-lane vectors, each lane the value
+/// [`dequantize_block`] computes, bit for bit.
+///
+/// Q8_0 runs the same operations (`d·q`). A Q4_0 or Q4_1 value depends
+/// only on the block's scales and its 4-bit quant `k`, so the block's 16
+/// possible values are computed once, in one vector, and each value is
+/// looked up by its nibble (`vpermps` reads an index's low 4 bits):
+/// Q4_0's `d·(k − 8)` is the same multiplication; Q4_1's `d·k + m` is one
+/// fused multiply-add where the loader rounds a product and then a sum,
+/// which is the same value because the product is exact (`d` is a
+/// widened f16, 11 significant bits, `k` has 4, so `d·k` has at most 15
+/// and neither overflows nor underflows f32): only the sum is rounded,
+/// once, either way.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512dq")]
 #[inline]
@@ -367,10 +472,9 @@ fn dequantize_block16<const K: u8, const SIZE: usize>(
     b: &[u8; SIZE],
 ) -> [std::arch::x86_64::__m512; 2] {
     use std::arch::x86_64::{
-        __m128i, _mm_cvtph_ps, _mm_cvtsi32_si128, _mm_loadu_si128, _mm_movehdup_ps, _mm512_add_ps,
-        _mm512_and_si512, _mm512_broadcastss_ps, _mm512_cvtepi8_epi32, _mm512_cvtepi32_ps,
-        _mm512_cvtepu8_epi32, _mm512_mul_ps, _mm512_set1_epi32, _mm512_srli_epi32,
-        _mm512_sub_epi32,
+        __m128i, _mm_cvtph_ps, _mm_cvtsi32_si128, _mm_loadu_si128, _mm_movehdup_ps,
+        _mm512_broadcastss_ps, _mm512_cvtepi8_epi32, _mm512_cvtepi32_ps, _mm512_cvtepu8_epi32,
+        _mm512_fmadd_ps, _mm512_mul_ps, _mm512_permutexvar_ps, _mm512_setr_ps, _mm512_srli_epi32,
     };
     // The f16 scale (and Q4_1's f16 minimum after it), widened.
     let scales = {
@@ -390,25 +494,31 @@ fn dequantize_block16<const K: u8, const SIZE: usize>(
         }
     };
     if K == Q8_0 {
-        return [0, 1].map(|k| _mm512_mul_ps(_mm512_cvtepi32_ps(bytes16(2 + 16 * k, true)), d));
+        // Two plain calls, not an array `map`: inside the pipelined tile
+        // loop the map's closure was left a call, which spilled all 16
+        // accumulators around it every chunk.
+        let lo = _mm512_mul_ps(_mm512_cvtepi32_ps(bytes16(2, true)), d);
+        let hi = _mm512_mul_ps(_mm512_cvtepi32_ps(bytes16(18, true)), d);
+        return [lo, hi];
     }
-    let m = _mm512_broadcastss_ps(_mm_movehdup_ps(scales));
-    let value = |q| {
-        if K == Q4_1 {
-            _mm512_add_ps(_mm512_mul_ps(d, _mm512_cvtepi32_ps(q)), m)
-        } else {
-            _mm512_mul_ps(
-                d,
-                _mm512_cvtepi32_ps(_mm512_sub_epi32(q, _mm512_set1_epi32(8))),
-            )
-        }
+    let table = if K == Q4_1 {
+        let k = _mm512_setr_ps(
+            0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0,
+        );
+        let m = _mm512_broadcastss_ps(_mm_movehdup_ps(scales));
+        _mm512_fmadd_ps(d, k, m)
+    } else {
+        let k_minus_8 = _mm512_setr_ps(
+            -8.0, -7.0, -6.0, -5.0, -4.0, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0,
+        );
+        _mm512_mul_ps(d, k_minus_8)
     };
     // Values 0..16 are the low nibbles of the 16 quant bytes, 16..32 the
-    // high ones.
+    // high ones (the lookup ignores the bits above an index's low 4).
     let q = bytes16(if K == Q4_1 { 4 } else { 2 }, false);
     [
-        value(_mm512_and_si512(q, _mm512_set1_epi32(0x0F))),
-        value(_mm512_srli_epi32::<4>(q)),
+        _mm512_permutexvar_ps(q, table),
+        _mm512_permutexvar_ps(_mm512_srli_epi32::<4>(q), table),
     ]
 }
 
@@ -513,6 +623,84 @@ mod tests {
                 for isa in Isa::supported() {
                     let got = gemv_blocks_with(isa, &w, &x, n, bias);
                     assert_eq!(got, want, "{isa} {kind} {out}x{inp} n={n}");
+                }
+            }
+        }
+    }
+
+    /// The pipelined AVX-512 tasks ([`task_avx512`]) on every row count
+    /// 1..=16 and every weight-row count around the 4-row groups (one
+    /// partial group alone, whole groups only, a partial last group, more
+    /// than one 128-row task): each output equals the portable f32 kernel
+    /// on the dequantized weights, bit for bit.
+    #[test]
+    fn pipelined_groups_equal_the_f32_kernel_on_every_row_count() {
+        let mut rng = ChaCha8Rng::seed_from_u64(13);
+        for kind in [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0] {
+            for (out, inp) in [(3, 64), (4, 32), (8, 96), (11, 32), (262, 64)] {
+                let w = random_blocks(kind, out, inp, &mut rng);
+                let dense = w.dequantize();
+                for n in 1..=MAX_ROWS {
+                    let x: Vec<f32> = (0..n * inp).map(|_| rng.random_range(-1.0..1.0)).collect();
+                    let want = gemv::gemv_with(Isa::Portable, &dense, out, inp, &x, n, None);
+                    for isa in Isa::supported() {
+                        let got = gemv_blocks_with(isa, &w, &x, n, None);
+                        assert_eq!(got, want, "{isa} {kind} {out}x{inp} n={n}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every finite or infinite f16 scale, against a spread of minimums
+    /// (and every minimum against a spread of scales), each with all 16
+    /// quants: the vector dequantization (a 16-value table per block) gives
+    /// the loader's values bit for bit.
+    #[test]
+    fn nibble_tables_equal_the_loader_for_every_f16_scale() {
+        let halves: Vec<u16> = (0..=u16::MAX)
+            .filter(|&h| !half::f16::from_bits(h).is_nan())
+            .collect();
+        let spread: Vec<u16> = halves
+            .iter()
+            .copied()
+            .step_by(4093)
+            .chain([0, 0x8000])
+            .collect();
+        // Byte j: low nibble j, high nibble 15 − j.
+        let quants: Vec<u8> = (0..16u8).map(|j| j | (15 - j) << 4).collect();
+        let pairs: Vec<(u16, u16)> = halves
+            .iter()
+            .flat_map(|&d| spread.iter().map(move |&m| (d, m)))
+            .chain(
+                halves
+                    .iter()
+                    .flat_map(|&m| spread.iter().map(move |&d| (d, m))),
+            )
+            .collect();
+        for kind in [GgmlType::Q4_0, GgmlType::Q4_1] {
+            for part in pairs.chunks(8192) {
+                let mut bytes = Vec::new();
+                for &(d, m) in part {
+                    bytes.extend(d.to_le_bytes());
+                    if kind == GgmlType::Q4_1 {
+                        bytes.extend(m.to_le_bytes());
+                    }
+                    bytes.extend(&quants);
+                }
+                let values = part.len() * 32;
+                let mut want = vec![0.0f32; values];
+                dequantize_block_row(kind, &bytes, &mut want);
+                for isa in Isa::supported() {
+                    let mut got = vec![f32::NAN; values];
+                    dequantize_run(isa, kind, &bytes, &mut got);
+                    let same =
+                        |g: &f32, w: &f32| g.to_bits() == w.to_bits() || g.is_nan() && w.is_nan();
+                    let differ = got.iter().zip(&want).filter(|(g, w)| !same(g, w)).count();
+                    assert_eq!(
+                        differ, 0,
+                        "{isa} {kind}: {differ} of {values} values differ"
+                    );
                 }
             }
         }

@@ -63,18 +63,87 @@ pub fn gemv_with(
 ) -> Vec<f32> {
     assert_eq!(w.len(), out * inp, "gemv: weight is not [out, in]");
     let rows = Rows::new(isa, x, n, inp);
-    // Computed feature-major (`[out, n]`) so each task owns a contiguous
-    // output block; transposed at the end when n > 1.
-    let mut yt = vec![0.0f32; out * n];
-    let mut tasks: Vec<&mut [f32]> = yt.chunks_mut(BLOCK * n).collect();
-    super::step_pool::for_each_mut(&mut tasks, |b, chunk| {
-        let o0 = b * BLOCK;
-        let count = chunk.len() / n;
-        block(&w[o0 * inp..(o0 + count) * inp], &rows, chunk);
-    });
-    drop(tasks);
-    finish(yt, out, n, bias)
+    by_feature_blocks(out, n, balanced_task_rows(out, BLOCK), bias, |o0, yt| {
+        let count = yt.len() / n;
+        block(&w[o0 * inp..(o0 + count) * inp], &rows, yt);
+    })
 }
+
+/// Output features per parallel task: at most `most`, a multiple of 4
+/// (the kernels' weight-row groups), and the tasks a multiple of the
+/// pool's threads where the rows allow it, so that the threads share the
+/// rows evenly (576 rows on 2 threads: 6 tasks of 96, not 128, 128, 128,
+/// 128 and 64, which left one thread a quarter more to do than the other).
+/// Which task computes a feature never changes its value.
+pub(super) fn balanced_task_rows(out: usize, most: usize) -> usize {
+    let threads = rayon::current_num_threads().max(1);
+    let tasks = threads * out.div_ceil(threads * most);
+    out.div_ceil(tasks.max(1))
+        .next_multiple_of(4)
+        .clamp(4, most.max(4))
+}
+
+/// `y` (`[n, out]`, row-major) computed in blocks of `task_rows` output
+/// features in parallel ([`super::step_pool::for_each_mut`]): `f(o0, yt)`
+/// fills `yt` (`[count, n]`, feature-major) with the sums of features
+/// `o0..o0 + count`; the task then adds the bias (`yt + bias[o]`) and
+/// writes the block to its columns of `y` while it is still in L1.
+/// (A standalone copy of both loops over a 16-row SmolLM2 step's
+/// projections on the AMD EPYC VM: ≈ 8 ms of CPU time to transpose each
+/// whole `[out, n]` result afterwards on the step's thread, its 12 KiB and
+/// 192 KiB row strides falling into the same L1 sets, against ≈ 0.7 ms
+/// this way, spread over the tasks.)
+pub(super) fn by_feature_blocks(
+    out: usize,
+    n: usize,
+    task_rows: usize,
+    bias: Option<&[f32]>,
+    f: impl Fn(usize, &mut [f32]) + Sync,
+) -> Vec<f32> {
+    assert!(task_rows > 0, "by_feature_blocks: empty tasks");
+    if let Some(b) = bias {
+        assert_eq!(b.len(), out, "by_feature_blocks: bias is not [out]");
+    }
+    let mut y: Vec<f32> = Vec::with_capacity(n * out);
+    let base = OutPtr(y.as_mut_ptr());
+    let mut tasks = vec![(); out.div_ceil(task_rows)];
+    super::step_pool::for_each_mut(&mut tasks, |t, _| {
+        let o0 = t * task_rows;
+        let count = task_rows.min(out - o0);
+        let mut yt = vec![0.0f32; count * n];
+        f(o0, &mut yt);
+        for (j, col) in yt.chunks(n).enumerate() {
+            let b = bias.map(|b| b[o0 + j]);
+            for (r, &v) in col.iter().enumerate() {
+                let v = match b {
+                    Some(b) => v + b,
+                    None => v,
+                };
+                // SAFETY: `r < n` and `o0 + j < out`, inside the `n · out`
+                // floats of `y`'s allocation; each task writes only its
+                // own features' columns, so no two writes overlap.
+                unsafe { base.at(r * out + o0 + j).write(v) };
+            }
+        }
+    });
+    // SAFETY: the tasks cover every feature `0..out`, each writing its
+    // column of every row: all `n · out` floats are initialized.
+    unsafe { y.set_len(n * out) };
+    y
+}
+
+/// The output buffer of [`by_feature_blocks`], shared by its tasks.
+struct OutPtr(*mut f32);
+
+impl OutPtr {
+    /// The float `i` of the buffer.
+    fn at(&self, i: usize) -> *mut f32 {
+        self.0.wrapping_add(i)
+    }
+}
+
+// SAFETY: the tasks write disjoint floats (see `by_feature_blocks`).
+unsafe impl Sync for OutPtr {}
 
 /// The activation rows of one product, laid out for the kernels of `isa`.
 pub(super) struct Rows<'a> {
@@ -119,26 +188,16 @@ impl<'a> Rows<'a> {
             pairs,
         }
     }
-}
 
-/// Adds the bias to feature-major sums `yt` (`[out, n]`) and returns them
-/// row-major (`[n, out]`).
-pub(super) fn finish(mut yt: Vec<f32>, out: usize, n: usize, bias: Option<&[f32]>) -> Vec<f32> {
-    if let Some(bias) = bias {
-        for (o, col) in yt.chunks_mut(n).enumerate() {
-            col.iter_mut().for_each(|v| *v += bias[o]);
-        }
+    /// Activation rows.
+    pub(super) fn n(&self) -> usize {
+        self.n
     }
-    if n == 1 {
-        return yt;
+
+    /// Floats per activation row.
+    pub(super) fn inp(&self) -> usize {
+        self.inp
     }
-    let mut y = vec![0.0f32; n * out];
-    for (o, col) in yt.chunks(n).enumerate() {
-        for (r, v) in col.iter().enumerate() {
-            y[r * out + o] = *v;
-        }
-    }
-    y
 }
 
 /// One block of output features: `yt[o, r]` for the rows of `w`.
@@ -356,27 +415,28 @@ const PAIR_TILE: usize = 4;
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512dq")]
 fn block_avx512(w: &[f32], x: &Rows, yt: &mut [f32]) {
+    use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
     let (inp, n) = (x.inp, x.n);
-    let pairs = n.div_ceil(2);
     let count = w.len() / inp;
     let mut o = 0;
     while o + 4 <= count {
-        let wr = &w[o * inp..(o + 4) * inp];
         // Fetched during the first tile, as in `block_avx2`.
-        let next = w.get((o + 4) * inp..(o + 8) * inp);
-        let ys = &mut yt[o * n..];
-        let mut p = 0;
-        while p + PAIR_TILE <= pairs {
-            tile_avx512::<PAIR_TILE>(wr, x, p, ys, next.filter(|_| p == 0));
-            p += PAIR_TILE;
-        }
-        let next = next.filter(|_| p == 0);
-        match pairs - p {
-            3 => tile_avx512::<3>(wr, x, p, ys, next),
-            2 => tile_avx512::<2>(wr, x, p, ys, next),
-            1 => tile_avx512::<1>(wr, x, p, ys, next),
-            _ => {}
-        }
+        let next = w.get((o + 4) * inp..(o + 8) * inp).map(<[f32]>::as_ptr);
+        let prefetch = |c: usize| {
+            if let Some(p) = next {
+                // Two cache lines of the next four rows per chunk (see
+                // `tile_avx2`); never dereferenced.
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(c * 32) as *const i8);
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(c * 32 + 16) as *const i8);
+            }
+        };
+        rows4_avx512(
+            &w[o * inp..(o + 4) * inp],
+            x,
+            &mut yt[o * n..],
+            prefetch,
+            |_| {},
+        );
         o += 4;
     }
     if o < count {
@@ -384,10 +444,58 @@ fn block_avx512(w: &[f32], x: &Rows, yt: &mut [f32]) {
     }
 }
 
+/// Four weight rows (`w`: `[4, inp]`) against every activation pair of
+/// `x` (`n ≥ 2`), in tiles of up to [`PAIR_TILE`] pairs: writes
+/// `yt[j * n + r]`. `first(c)` runs at the start of chunk `c` of the first
+/// tile and `rest(c)` at that of every other tile: work for the load and
+/// store ports (a prefetch, the next rows' dequantization) overlapped with
+/// the tile's FMAs. They never touch `w`, `x` or `yt`, so each output is
+/// what the tiles alone compute.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512dq")]
+#[inline]
+pub(super) fn rows4_avx512(
+    w: &[f32],
+    x: &Rows,
+    yt: &mut [f32],
+    mut first: impl FnMut(usize),
+    mut rest: impl FnMut(usize),
+) {
+    let pairs = x.n.div_ceil(2);
+    let mut p = 0;
+    while p + PAIR_TILE <= pairs {
+        if p == 0 {
+            tile_avx512::<PAIR_TILE>(w, x, p, yt, &mut first);
+        } else {
+            tile_avx512::<PAIR_TILE>(w, x, p, yt, &mut rest);
+        }
+        p += PAIR_TILE;
+    }
+    if p == 0 {
+        last_tile_avx512(w, x, p, yt, &mut first);
+    } else {
+        last_tile_avx512(w, x, p, yt, &mut rest);
+    }
+}
+
+/// The tile of the pairs from `p0` to the last one (fewer than
+/// [`PAIR_TILE`]; none when `p0` is past them).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512dq")]
+#[inline]
+fn last_tile_avx512(w: &[f32], x: &Rows, p0: usize, yt: &mut [f32], side: &mut impl FnMut(usize)) {
+    match x.n.div_ceil(2) - p0 {
+        3 => tile_avx512::<3>(w, x, p0, yt, side),
+        2 => tile_avx512::<2>(w, x, p0, yt, side),
+        1 => tile_avx512::<1>(w, x, p0, yt, side),
+        _ => {}
+    }
+}
+
 /// Four weight rows (`w`: `[4, inp]`) against activation pairs
 /// `p0..p0 + P` (rows `2 p0..2 (p0 + P)` that exist): writes `yt[j * n + r]`
 /// exactly as [`tile_avx2`] does, each half's lanes summed by
-/// [`hsum4_avx2`].
+/// [`hsum4_avx2`]. `side(c)` runs before chunk `c` ([`rows4_avx512`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512dq")]
 #[inline]
@@ -396,12 +504,9 @@ fn tile_avx512<const P: usize>(
     x: &Rows,
     p0: usize,
     yt: &mut [f32],
-    prefetch: Option<&[f32]>,
+    side: &mut impl FnMut(usize),
 ) {
-    use std::arch::x86_64::{
-        _MM_HINT_T0, _mm_prefetch, _mm512_castps512_ps256, _mm512_extractf32x8_ps,
-        _mm512_setzero_ps,
-    };
+    use std::arch::x86_64::{_mm512_castps512_ps256, _mm512_extractf32x8_ps, _mm512_setzero_ps};
     let (inp, n) = (x.inp, x.n);
     let chunks = inp / 8;
     let rows_end = (2 * (p0 + P)).min(n);
@@ -416,20 +521,11 @@ fn tile_avx512<const P: usize>(
         *ptr = x.pairs[(p0 + p) * chunks * 16..].as_ptr();
     }
     let mut acc = [[_mm512_setzero_ps(); 4]; P];
-    if let Some(pf) = prefetch {
-        let pf = pf.as_ptr();
-        for c in 0..chunks {
-            _mm_prefetch::<_MM_HINT_T0>(pf.wrapping_add(c * 32) as *const i8);
-            _mm_prefetch::<_MM_HINT_T0>(pf.wrapping_add(c * 32 + 16) as *const i8);
-            // SAFETY: `c * 8 + 8 <= inp` floats from each `wp[j]`, and
-            // `c * 16 + 16 <= chunks * 16` from each `xp[p]` (asserted).
-            unsafe { fma_chunk_pairs(&mut acc, &wp, &xp, c) };
-        }
-    } else {
-        for c in 0..chunks {
-            // SAFETY: as above.
-            unsafe { fma_chunk_pairs(&mut acc, &wp, &xp, c) };
-        }
+    for c in 0..chunks {
+        side(c);
+        // SAFETY: `c * 8 + 8 <= inp` floats from each `wp[j]`, and
+        // `c * 16 + 16 <= chunks * 16` from each `xp[p]` (asserted).
+        unsafe { fma_chunk_pairs(&mut acc, &wp, &xp, c) };
     }
     for (p, acc) in acc.iter().enumerate() {
         let halves = [

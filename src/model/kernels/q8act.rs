@@ -360,17 +360,11 @@ pub fn gemv_quantized(
     };
     if n == 1 {
         // One row: feature-major is row-major.
-        let mut y = vec![0.0f32; out];
-        let mut tasks: Vec<&mut [f32]> = y.chunks_mut(TASK_ROWS).collect();
-        step_pool::for_each_mut(&mut tasks, |t, chunk| {
-            task(t * TASK_ROWS, chunk.len(), chunk)
-        });
-        drop(tasks);
-        return gemv::finish(y, out, 1, bias);
+        return gemv::by_feature_blocks(out, 1, TASK_ROWS, bias, |o0, yt| task(o0, yt.len(), yt));
     }
     // Several rows: each task writes its outputs straight into the
     // row-major result (its `n` slices of up to `TASK_ROWS` features) and
-    // adds the bias as `finish` does, instead of a feature-major buffer
+    // adds the bias as `gemv::by_feature_blocks` does, instead of a feature-major buffer
     // transposed afterwards.
     let mut y = vec![0.0f32; n * out];
     let mut tasks: Vec<Vec<&mut [f32]>> = (0..out.div_ceil(TASK_ROWS))
