@@ -995,6 +995,7 @@ fn bench_decode_prints_its_tables_and_writes_the_json_it_always_wrote() {
         [
             "cpu_kernels",
             "device",
+            "fma_peak_gflops",
             "model",
             "points",
             "policy",
