@@ -149,14 +149,19 @@ pub trait AttentionBackend: Backend {
 
     /// One decode step of one layer under the store's cache policy
     /// ([`KvStore::policy_decode`]); a dense store takes
-    /// [`AttentionBackend::decode_attention`] unchanged.
+    /// [`AttentionBackend::decode_attention`] unchanged. The output comes
+    /// in `out`, the dtype the output projection reads (a half-precision
+    /// weight's on a device, else f32): the default casts the f32 output
+    /// where `out` differs ([`in_dtype`]); the cubecl store writes a
+    /// planned step's output in `out` in its last attention launch, rounded
+    /// once as the cast would.
     ///
     /// # Shapes
     /// As [`AttentionBackend::decode_attention`]; `decisions`: `[batch,
     /// kv_heads]` (DMS, else empty).
     #[expect(
         clippy::too_many_arguments,
-        reason = "decode_attention plus the decisions"
+        reason = "decode_attention plus the decisions and the output dtype"
     )]
     fn policy_decode(
         store: &mut KvStore,
@@ -167,42 +172,23 @@ pub trait AttentionBackend: Backend {
         v: Tensor<Self, 3>,
         scale: f32,
         decisions: &[bool],
-    ) -> Tensor<Self, 3> {
-        if store.policy().is_dense() {
-            return Self::decode_attention(store, layer, seqs, q, k, v, scale);
-        }
-        host_policy_decode(store, layer, seqs, q, k, v, scale, decisions)
-    }
-
-    /// [`AttentionBackend::policy_decode`] with the output in `out`, the
-    /// dtype the output projection reads (a half-precision weight's on a
-    /// device, else f32). The default casts the f32 output when `out`
-    /// differs; the cubecl store writes a planned step's output in `out`
-    /// in its last attention launch, rounded once as the cast would.
-    ///
-    /// # Shapes
-    /// As [`AttentionBackend::policy_decode`].
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "policy_decode's arguments plus the output dtype"
-    )]
-    fn policy_decode_as(
-        store: &mut KvStore,
-        layer: usize,
-        seqs: &[SeqId],
-        q: Tensor<Self, 3>,
-        k: Tensor<Self, 3>,
-        v: Tensor<Self, 3>,
-        scale: f32,
-        decisions: &[bool],
         out: DType,
     ) -> Tensor<Self, 3> {
-        let o = Self::policy_decode(store, layer, seqs, q, k, v, scale, decisions);
-        if o.dtype() == out {
-            o
+        let o = if store.policy().is_dense() {
+            Self::decode_attention(store, layer, seqs, q, k, v, scale)
         } else {
-            o.cast(burn::tensor::FloatDType::from(out))
-        }
+            host_policy_decode(store, layer, seqs, q, k, v, scale, decisions)
+        };
+        in_dtype(o, out)
+    }
+}
+
+/// `o` in `dtype`: itself where it already is, else cast.
+pub(crate) fn in_dtype<B: Backend>(o: Tensor<B, 3>, dtype: DType) -> Tensor<B, 3> {
+    if o.dtype() == dtype {
+        o
+    } else {
+        o.cast(burn::tensor::FloatDType::from(dtype))
     }
 }
 

@@ -18,7 +18,7 @@ use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime};
 use cubecl::prelude::ComputeClient;
 use cubecl::server::Handle;
 
-use super::attention::{host_policy_decode, host_policy_prefill, until_masked_attention};
+use super::attention::{host_policy_decode, host_policy_prefill, in_dtype, until_masked_attention};
 use super::cube_kernel::{self, DevicePools};
 use super::ledger::Ledger;
 use super::plan::WritePlan;
@@ -500,42 +500,9 @@ impl<R: CubeRuntime, BT: BoolElement> AttentionBackend for CubeBackend<R, f32, i
 
     /// DMS decodes on the device (the store places, the kernel writes and
     /// attends); dense as always; other policies through the host payload.
-    fn policy_decode(
-        store: &mut KvStore,
-        layer: usize,
-        seqs: &[SeqId],
-        q: Tensor<Self, 3>,
-        k: Tensor<Self, 3>,
-        v: Tensor<Self, 3>,
-        scale: f32,
-        decisions: &[bool],
-    ) -> Tensor<Self, 3> {
-        // Placed and planned before the step (`plan_decode_step`).
-        if let Some(planned) = take_planned::<R>(store, layer, seqs) {
-            let out = KvDtype::F32;
-            return decode_planned::<R, BT>(store, layer, seqs, planned, q, k, v, scale, out);
-        }
-        match store.policy() {
-            ResolvedPolicy::Dense => Self::decode_attention(store, layer, seqs, q, k, v, scale),
-            ResolvedPolicy::Dms(_) => {
-                let mut out = None;
-                store
-                    .policy_decode_placed(layer, seqs, decisions, |store, slots| {
-                        out = Some(Self::decode_attention_placed(
-                            store, layer, seqs, slots, q, k, v, scale,
-                        ));
-                        Ok(())
-                    })
-                    .unwrap_or_else(|e| panic!("{e}"));
-                out.expect("policy_decode_placed attends once")
-            }
-            _ => host_policy_decode(store, layer, seqs, q, k, v, scale, decisions),
-        }
-    }
-
     /// A planned step's merge writes the output in `out` (no cast launch);
-    /// otherwise [`AttentionBackend::policy_decode`] and a cast.
-    fn policy_decode_as(
+    /// any other step's output is cast.
+    fn policy_decode(
         store: &mut KvStore,
         layer: usize,
         seqs: &[SeqId],
@@ -552,17 +519,29 @@ impl<R: CubeRuntime, BT: BoolElement> AttentionBackend for CubeBackend<R, f32, i
             DType::BF16 => Some(KvDtype::Bf16),
             _ => None,
         };
+        // Placed and planned before the step (`plan_decode_step`).
         if let Some(written) = written
             && let Some(planned) = take_planned::<R>(store, layer, seqs)
         {
             return decode_planned::<R, BT>(store, layer, seqs, planned, q, k, v, scale, written);
         }
-        let o = Self::policy_decode(store, layer, seqs, q, k, v, scale, decisions);
-        if o.dtype() == out {
-            o
-        } else {
-            o.cast(burn::tensor::FloatDType::from(out))
-        }
+        let o = match store.policy() {
+            ResolvedPolicy::Dense => Self::decode_attention(store, layer, seqs, q, k, v, scale),
+            ResolvedPolicy::Dms(_) => {
+                let mut o = None;
+                store
+                    .policy_decode_placed(layer, seqs, decisions, |store, slots| {
+                        o = Some(Self::decode_attention_placed(
+                            store, layer, seqs, slots, q, k, v, scale,
+                        ));
+                        Ok(())
+                    })
+                    .unwrap_or_else(|e| panic!("{e}"));
+                o.expect("policy_decode_placed attends once")
+            }
+            _ => host_policy_decode(store, layer, seqs, q, k, v, scale, decisions),
+        };
+        in_dtype(o, out)
     }
 
     /// The store places DMS entries before the decisions are read; they

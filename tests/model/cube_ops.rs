@@ -413,7 +413,7 @@ fn decode_attention_writes_f16_as_the_cast_would() {
             B::plan_decode_step(&mut half, &half_seqs, &device, false);
             B::plan_decode_step(&mut full, &full_seqs, &device, false);
         }
-        let got = B::policy_decode_as(
+        let got = B::policy_decode(
             &mut half,
             0,
             &half_seqs,
@@ -425,7 +425,7 @@ fn decode_attention_writes_f16_as_the_cast_would() {
             DType::F16,
         );
         assert_eq!(got.dtype(), DType::F16, "step {step}");
-        let want = B::policy_decode(&mut full, 0, &full_seqs, q, k, v, 0.2, &[]);
+        let want = B::policy_decode(&mut full, 0, &full_seqs, q, k, v, 0.2, &[], DType::F32);
         assert_eq!(want.dtype(), DType::F32, "step {step}");
         assert_eq!(
             f32_of(got),

@@ -309,7 +309,7 @@ impl<B: AttentionBackend> Attention<B> {
         } = self.project(x, resid, rope, defer);
         // Attention writes what the output projection reads (no cast).
         let o_in = self.o.input_dtype();
-        let out = B::policy_decode_as(store, layer, seqs, q, k, v, self.scale(), &decisions, o_in);
+        let out = B::policy_decode(store, layer, seqs, q, k, v, self.scale(), &decisions, o_in);
         (
             self.o
                 .forward_half(out.reshape([batch, n_heads * head_dim])),
