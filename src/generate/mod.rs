@@ -7,6 +7,8 @@ pub mod admission;
 pub mod chunked;
 pub mod draw;
 pub mod engine;
+mod exp;
+mod head;
 mod ranking;
 pub mod sampling;
 pub mod scheduler;

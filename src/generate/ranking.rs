@@ -20,7 +20,7 @@ const BUCKETS: usize = 1 << 11;
 
 /// The key of token `id` with logit `x`.
 #[inline]
-pub(super) fn key(id: usize, x: f32) -> u64 {
+pub(in crate::generate) fn key(id: usize, x: f32) -> u64 {
     let bits = x.to_bits();
     // Ascending in total_cmp order: flip negatives, set the sign of
     // non-negatives.
@@ -40,7 +40,7 @@ pub(super) fn id(key: u64) -> u32 {
 
 /// The logit of a key, bit for bit the one [`key`] packed.
 #[inline]
-pub(super) fn logit(key: u64) -> f32 {
+pub(in crate::generate) fn logit(key: u64) -> f32 {
     let ascending = !((key >> 32) as u32);
     f32::from_bits(if ascending >> 31 == 1 {
         ascending & 0x7FFF_FFFF
@@ -110,7 +110,7 @@ fn digit(k: u64, (shift, bits): (u32, u32)) -> usize {
 /// comparison sort. The three digits' counts are taken in one pass (they
 /// do not depend on the order), and a pass whose digit is the same in
 /// every key is skipped (it would move none).
-fn radix_sort(keys: &mut Vec<u64>, spare: &mut Vec<u64>) {
+pub(super) fn radix_sort(keys: &mut Vec<u64>, spare: &mut Vec<u64>) {
     debug_assert!(keys.windows(2).all(|w| id(w[0]) < id(w[1])));
     let n = keys.len();
     let mut counts = [[0u32; BUCKETS]; 3];

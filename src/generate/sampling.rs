@@ -13,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use super::{draw, ranking};
+use super::{draw, exp, ranking};
 
 /// How to pick the next token.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -81,14 +81,16 @@ pub fn check_sampling(temperature: f64, top_p: f64) -> Result<(), SamplingError>
 
 /// The distribution actually sampled from after temperature, top-k and top-p:
 /// `(token id, probability)` sorted by probability descending (ties: lower id
-/// first), probabilities renormalised to sum to 1.
+/// first), probabilities renormalised to sum to 1. Each weight is
+/// `exp((logit − max) / T)` by the sampler's own [`exp::exp`] (glibc's bits
+/// on every machine).
 pub fn filtered_distribution(logits: &[f32], params: &SamplingParams) -> Vec<(u32, f64)> {
     let t = f64::from(params.temperature.max(f32::MIN_POSITIVE));
     let order = ranking::ranked(logits, params.top_k);
     let max = f64::from(logits[order[0] as usize]);
     let mut probs: Vec<(u32, f64)> = order
         .iter()
-        .map(|&id| (id, ((f64::from(logits[id as usize]) - max) / t).exp()))
+        .map(|&id| (id, exp::exp((f64::from(logits[id as usize]) - max) / t)))
         .collect();
     let total: f64 = probs.iter().map(|p| p.1).sum();
     probs.iter_mut().for_each(|p| p.1 /= total);

@@ -1,0 +1,327 @@
+//! A draw decided on the head of the ranking: the tokens whose logits
+//! reach a bound ranked alone, the rest of the vocabulary summed into the
+//! total in any order, and the total bit for bit the sequential sum in
+//! ranking order that [`super::sampling::filtered_distribution`] takes.
+//!
+//! Why the rest's order cannot change the total. The weights are summed
+//! from the top token's `exp(0) = 1`, so after the head the running total
+//! `s` is at least 1; say it lies in `[2^e, 2^(e+1))`, where the doubles
+//! are the multiples of `u = 2^(e−52)`. If the final total is still below
+//! `2^(e+1)`, every running total after the head lies in that binade, and
+//! rounding `s + w` to the nearest double is `s + round_u(w)`, `w` rounded
+//! to the nearest multiple of `u` — unless `w` lies exactly halfway
+//! between two multiples, where the tie goes to the even *total* and so
+//! depends on `s`. Without such a tie the total is `s + Σ round_u(w)`,
+//! whatever the order: an integer sum in units of `u`, exact in f64 below
+//! `2^53`. Both conditions are checked (`with_rest`); where either fails,
+//! or the nucleus or the draw is not decided inside the head, or a logit
+//! is NaN or the largest is infinite, or top-k is on, [`draw`] answers
+//! `None` and the caller ranks the whole row as before.
+//!
+//! The head is every token with a logit at or above a bound, so it is a
+//! prefix of the ranking (ties all in or all out) whatever the bound; the
+//! bound only decides how often the head suffices. It is the smallest of
+//! [`GAPS`] whose head holds, by a quick unordered sum, the mass the draw
+//! needs (top-p, or the uniform when top-p is off) with a margin, or a
+//! larger one where the rest of that head would leave its binade.
+
+use super::ranking;
+use super::sampling::SamplingParams;
+
+/// Scaled gaps `(max − logit) / T` tried as the head's bound, smallest
+/// head first. Steps of 2 up to 16: a SmolLM2 row at T = 0.6 often needs
+/// a gap of 8 to 16 for its top-p 0.95 nucleus, and a head of gap 16
+/// holds ≈ 20 000 of its 49 152 tokens where gap 10 may do.
+const GAPS: [f64; 10] = [2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0, 16.0, 24.0, 32.0];
+
+/// `2^52`: adding and subtracting it rounds a value in `[0, 2^52]` to the
+/// nearest integer, ties to even.
+const TWO_52: f64 = 4_503_599_627_370_496.0;
+
+/// The token of [`super::draw::draw`] (the reference walk's) for `logits`
+/// with temperature `t` (clamped as there) and uniform `u`, decided on the
+/// head of the ranking; `None` where the head cannot decide it (see the
+/// module's docs). `weights`, `keys` and `nucleus` are scratch.
+pub(super) fn draw(
+    weights: &mut Vec<f64>,
+    keys: &mut Vec<u64>,
+    nucleus: &mut Vec<f64>,
+    logits: &[f32],
+    params: &SamplingParams,
+    t: f64,
+    u: f64,
+) -> Option<u32> {
+    if params.top_k > 0 {
+        return None;
+    }
+    let (max, nan) = max_and_nan(logits);
+    if nan || !max.is_finite() {
+        return None;
+    }
+    let max = f64::from(max);
+    weights.resize(logits.len(), 0.0);
+    super::exp::exp_logits(logits, max, t, weights);
+    let bounds = GAPS.map(|g| (max - g * t) as f32);
+    let (all, masses) = masses(logits, weights, &bounds);
+    let need = if params.top_p < 1.0 {
+        f64::from(params.top_p)
+    } else {
+        u
+    };
+    let first = masses.iter().position(|&m| m >= (need + 1e-6) * all)?;
+    // A larger head where the rest would carry the total out of the
+    // head's binade (or hold a tie).
+    let weight = |k: u64| weights[ranking::id(k) as usize];
+    let mut total = None;
+    for &bound in &bounds[first..] {
+        keys.clear();
+        keys.extend(
+            logits
+                .iter()
+                .enumerate()
+                .filter(|&(_, &l)| l >= bound)
+                .map(|(i, &l)| ranking::key(i, l)),
+        );
+        if keys.len() > 4_096 {
+            let mut spare = Vec::new();
+            ranking::radix_sort(keys, &mut spare);
+        } else {
+            keys.sort_unstable();
+        }
+        let head: f64 = keys.iter().map(|&k| weight(k)).sum();
+        total = with_rest(head, logits, weights, bound);
+        if total.is_some() {
+            break;
+        }
+    }
+    let total = total?;
+    if params.top_p < 1.0 {
+        let top_p = f64::from(params.top_p);
+        nucleus.clear();
+        let mut cumulative = 0.0;
+        let mut closed = false;
+        for &k in keys.iter() {
+            let p = weight(k) / total;
+            nucleus.push(p);
+            cumulative += p;
+            if cumulative >= top_p {
+                closed = true;
+                break;
+            }
+        }
+        if !closed {
+            return None;
+        }
+        let kept: f64 = nucleus.iter().sum();
+        let mut cumulative = 0.0;
+        for (i, &p) in nucleus.iter().enumerate() {
+            cumulative += p / kept;
+            if u < cumulative {
+                return Some(ranking::id(keys[i]));
+            }
+        }
+        Some(ranking::id(keys[nucleus.len() - 1]))
+    } else {
+        let mut cumulative = 0.0;
+        for &k in keys.iter() {
+            cumulative += weight(k) / total;
+            if u < cumulative {
+                return Some(ranking::id(k));
+            }
+        }
+        None
+    }
+}
+
+/// The largest logit (`>`; any NaN is reported instead) and whether any
+/// is NaN. With no NaN, `>`'s largest and `total_cmp`'s differ at most in
+/// the sign of a zero, which gives every logit the same weight.
+fn max_and_nan(logits: &[f32]) -> (f32, bool) {
+    let mut max = [f32::NEG_INFINITY; 16];
+    let mut nan = [false; 16];
+    let mut chunks = logits.chunks_exact(16);
+    for c in &mut chunks {
+        for j in 0..16 {
+            nan[j] |= c[j].is_nan();
+            max[j] = if c[j] > max[j] { c[j] } else { max[j] };
+        }
+    }
+    let mut m = f32::NEG_INFINITY;
+    let mut n = nan.contains(&true);
+    for &x in max.iter().chain(chunks.remainder()) {
+        n |= x.is_nan();
+        m = if x > m { x } else { m };
+    }
+    (m, n)
+}
+
+/// The whole row's weight and the weight at or above each bound, summed
+/// in any order (only to pick the head).
+fn masses<const N: usize>(logits: &[f32], weights: &[f64], bounds: &[f32; N]) -> (f64, [f64; N]) {
+    let mut all = [0.0f64; 8];
+    let mut masses = [[0.0f64; 8]; N];
+    let mut ls = logits.chunks_exact(8);
+    let mut ws = weights.chunks_exact(8);
+    for (l, w) in (&mut ls).zip(&mut ws) {
+        for j in 0..8 {
+            all[j] += w[j];
+            for (m, &b) in masses.iter_mut().zip(bounds) {
+                m[j] += if l[j] >= b { w[j] } else { 0.0 };
+            }
+        }
+    }
+    let mut total: f64 = all.iter().sum();
+    let mut out = masses.map(|m| m.iter().sum::<f64>());
+    for (&l, &w) in ls.remainder().iter().zip(ws.remainder()) {
+        total += w;
+        for (m, &b) in out.iter_mut().zip(bounds) {
+            *m += if l >= b { w } else { 0.0 };
+        }
+    }
+    (total, out)
+}
+
+/// The sequential total of `head` (the head's sum, at least 1) followed
+/// by every weight whose logit is below `bound`, in any order; `None`
+/// where the order could matter (the total leaves `head`'s binade, or a
+/// weight is a tie in its units).
+fn with_rest(head: f64, logits: &[f32], weights: &[f64], bound: f32) -> Option<f64> {
+    debug_assert!(head >= 1.0);
+    let e = ((head.to_bits() >> 52) & 0x7ff) as i64 - 1023;
+    // 2^(52 − e), so `head · up` is an integer in [2^52, 2^53).
+    let up = f64::from_bits(((1023 + 52 - e) as u64) << 52);
+    let mut sum = [0.0f64; 8];
+    let mut tie = [false; 8];
+    let mut ls = logits.chunks_exact(8);
+    let mut ws = weights.chunks_exact(8);
+    let mut add = |j: usize, l: f32, w: f64| {
+        let v = w * up;
+        let m = (v + TWO_52) - TWO_52;
+        let rest = l < bound;
+        tie[j] |= rest & ((v - m).abs() == 0.5);
+        sum[j] += if rest { m } else { 0.0 };
+    };
+    for (l, w) in (&mut ls).zip(&mut ws) {
+        for j in 0..8 {
+            add(j, l[j], w[j]);
+        }
+    }
+    for (&l, &w) in ls.remainder().iter().zip(ws.remainder()) {
+        add(0, l, w);
+    }
+    if tie.contains(&true) {
+        return None;
+    }
+    // Integers below 2^53 add exactly; from 2^53 on a sum cannot round
+    // back below it.
+    let units = sum.iter().fold(head * up, |a, &s| a + s);
+    (units < 2.0 * TWO_52).then(|| units / up)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sequential(head: f64, rest: &[f64]) -> f64 {
+        rest.iter().fold(head, |s, &w| s + w)
+    }
+
+    fn rest_total(head: f64, rest: &[f64]) -> Option<f64> {
+        // Every logit below the bound 0.
+        let logits = vec![-1.0f32; rest.len()];
+        with_rest(head, &logits, rest, 0.0)
+    }
+
+    /// Where `with_rest` answers, it is the sequential sum, over random
+    /// heads and tails of every size; and it answers most of them.
+    #[test]
+    fn the_rest_in_any_order_is_the_sequential_sum() {
+        use rand_chacha::ChaCha8Rng;
+        use rand_chacha::rand_core::{Rng, SeedableRng};
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut unit = move || (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        let (mut answered, mut cases) = (0, 0);
+        for _ in 0..2_000 {
+            let head = 1.0 + 60.0 * unit();
+            let len = (unit() * 300.0) as usize;
+            let scale = 10f64.powf(-18.0 * unit());
+            let rest: Vec<f64> = (0..len).map(|_| scale * unit() * unit()).collect();
+            cases += 1;
+            if let Some(t) = rest_total(head, &rest) {
+                answered += 1;
+                assert_eq!(
+                    t.to_bits(),
+                    sequential(head, &rest).to_bits(),
+                    "{head} {len}"
+                );
+            }
+        }
+        assert!(answered * 10 > cases * 8, "{answered} of {cases}");
+    }
+
+    /// A weight exactly halfway between two multiples of the total's unit
+    /// rounds to the even total, which depends on the order: refused.
+    #[test]
+    fn a_tie_in_the_rest_is_refused() {
+        let head = 1.0 + f64::EPSILON; // odd in units of 2^-52
+        let rest = [f64::EPSILON / 2.0];
+        assert_ne!(sequential(head, &rest), head + 0.0);
+        assert_eq!(rest_total(head, &rest), None);
+        // Far from a tie, the same head answers.
+        assert_eq!(
+            rest_total(head, &[f64::EPSILON / 3.0]),
+            Some(sequential(head, &[f64::EPSILON / 3.0]))
+        );
+    }
+
+    /// A rest that carries the total into the next binade is refused.
+    #[test]
+    fn a_total_leaving_the_heads_binade_is_refused() {
+        let head = 1.5;
+        let rest = [0.3 + 1e-17, 0.3, 1.1e-16];
+        assert!(sequential(head, &rest) >= 2.0);
+        assert_eq!(rest_total(head, &rest), None);
+    }
+
+    /// Only weights below the bound count as the rest.
+    #[test]
+    fn weights_at_or_above_the_bound_are_the_heads() {
+        let logits = [0.5f32, -0.5, 0.0, -2.0, 1.0, -3.0, 0.0, 0.25, -1.0];
+        let weights = [
+            0.25,
+            0.125,
+            0.5,
+            2f64.powi(-10),
+            0.75,
+            2f64.powi(-20),
+            0.5,
+            0.0625,
+            2f64.powi(-5),
+        ];
+        let rest: Vec<f64> = logits
+            .iter()
+            .zip(&weights)
+            .filter(|&(&l, _)| l < 0.0)
+            .map(|(_, &w)| w)
+            .collect();
+        assert_eq!(
+            with_rest(1.0, &logits, &weights, 0.0),
+            Some(sequential(1.0, &rest))
+        );
+    }
+
+    #[test]
+    fn the_largest_logit_and_nan() {
+        let mut x: Vec<f32> = (0..100).map(|i| (i as f32 * 0.37).sin()).collect();
+        x[37] = 4.0;
+        assert_eq!(max_and_nan(&x), (4.0, false));
+        x[99] = 5.0;
+        assert_eq!(max_and_nan(&x), (5.0, false));
+        x[50] = f32::NAN;
+        assert!(max_and_nan(&x).1);
+        assert_eq!(
+            max_and_nan(&[f32::NEG_INFINITY; 3]),
+            (f32::NEG_INFINITY, false)
+        );
+    }
+}
