@@ -161,10 +161,8 @@ fn draw_with(
         weights,
         nucleus,
     } = scratch;
-    if try_head {
-        if let Some(token) = head::draw(weights, keys, nucleus, logits, params, t, u) {
-            return token;
-        }
+    if try_head && let Some(token) = head::draw(weights, keys, nucleus, logits, params, t, u) {
+        return token;
     }
     ranking::rank_into(logits, params.top_k, split, keys, spare);
     let n = keys.len();
