@@ -11,7 +11,7 @@
 //! over `head_dim` with eight independent accumulators; on x86-64 with AVX2 +
 //! FMA (detected at run time) they are compiled with those features, and
 //! with AVX-512 the `head_dim` 64 and 128 passes run as register tiles of
-//! up to three query heads ([`super::tile`]), the same bits as AVX2's.
+//! up to three query heads (`tile.rs`), the same bits as AVX2's.
 //! `HYPERSCALE_CPU_KERNELS=avx2` (or lower; [`Isa::active`]) keeps the
 //! AVX2 passes.
 
