@@ -221,7 +221,7 @@ fn value_tile<const D: usize, const H: usize>(
         std::array::from_fn(|h| &scores[(g0 + h) * n + j0..(g0 + h) * n + j0 + count]);
     let slot = &mut accs[g0 * D..(g0 + H) * D];
     // At most 8 vectors a head: `D <= 128`.
-    const { assert!(D % 16 == 0 && D <= 128) };
+    const { assert!(D.is_multiple_of(16) && D <= 128) };
     let mut acc = [[_mm512_set1_ps(0.0); 8]; H];
     for (h, a) in acc.iter_mut().enumerate() {
         for (c, x) in a.iter_mut().enumerate().take(D / 16) {
@@ -230,12 +230,12 @@ fn value_tile<const D: usize, const H: usize>(
         }
     }
     for (j, v) in values.iter().enumerate() {
-        for h in 0..H {
-            let wv = _mm512_set1_ps(w[h][j]);
-            for c in 0..D / 16 {
+        for (a, wh) in acc.iter_mut().zip(&w) {
+            let wv = _mm512_set1_ps(wh[j]);
+            for (c, x) in a.iter_mut().enumerate().take(D / 16) {
                 // SAFETY: `c * 16 + 16 <= D`: the load reads inside `v`.
-                let x = unsafe { _mm512_loadu_ps(v.as_ptr().add(c * 16)) };
-                acc[h][c] = _mm512_fmadd_ps(wv, x, acc[h][c]);
+                let vc = unsafe { _mm512_loadu_ps(v.as_ptr().add(c * 16)) };
+                *x = _mm512_fmadd_ps(wv, vc, *x);
             }
         }
     }
