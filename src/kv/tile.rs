@@ -192,9 +192,12 @@ pub(super) fn values<const D: usize>(
     j0: usize,
 ) {
     let group = accs.len() / D;
+    // Three heads' accumulators are 12 registers at `D` = 64 but 24 at 128,
+    // which with the loads spills: two heads a tile there.
+    let most = if D > 64 { 2 } else { 3 };
     let mut g0 = 0;
     while g0 < group {
-        let h = (group - g0).min(3);
+        let h = (group - g0).min(most);
         match h {
             3 => value_tile::<D, 3>(scores, values, accs, g0, n, j0),
             2 => value_tile::<D, 2>(scores, values, accs, g0, n, j0),
