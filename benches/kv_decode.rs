@@ -1,12 +1,14 @@
 //! Decode attention over the KV store at SmolLM2-135M shapes (30 layers,
 //! 9 query / 3 KV heads, head_dim 64): time per step and GB/s of KV read.
 //!
-//! `cargo bench --bench kv_decode [-- BATCH CONTEXT]` (defaults: W = 8 and
-//! 1, context 4096; both a shared-prefix fork and independent contexts).
+//! `cargo bench --bench kv_decode [-- BATCH CONTEXT [shared]]` (defaults:
+//! W = 8 and 1, context 4096; both a shared-prefix fork and independent
+//! contexts, or only the fork with `shared`).
 
 use hyperscale::bench::kv_store::{AttentionBenchConfig, run_attention_bench};
 
 fn main() {
+    let only_shared = std::env::args().any(|a| a == "shared");
     let args: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())
@@ -21,7 +23,7 @@ fn main() {
     println!("|---|---|---|---|---|---|---|---|");
     for (batch, context) in cases {
         for shared in [true, false] {
-            if batch == 1 && !shared {
+            if (batch == 1 || only_shared) && !shared {
                 continue;
             }
             let cfg = AttentionBenchConfig::smollm2_135m(batch, context, shared);

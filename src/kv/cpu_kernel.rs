@@ -9,7 +9,11 @@
 //! the scores in a thread-local scratch (three passes: scores, max-subtracted
 //! exponentials, weighted values) and accumulates in f32. The inner loops run
 //! over `head_dim` with eight independent accumulators; on x86-64 with AVX2 +
-//! FMA (detected at run time) they are compiled with those features.
+//! FMA (detected at run time) they are compiled with those features, and
+//! with AVX-512 the `head_dim` 64 and 128 passes run as register tiles of
+//! up to three query heads (`tile.rs`), the same bits as AVX2's.
+//! `HYPERSCALE_CPU_KERNELS=avx2` (or lower; [`Isa::active`]) keeps the
+//! AVX2 passes.
 
 use std::cell::RefCell;
 
@@ -20,6 +24,10 @@ use super::simd::Avx2;
 #[cfg(target_arch = "aarch64")]
 use super::simd::Fused;
 use super::simd::{Madd, Plain, axpy, dot, exp_fast, sum};
+#[cfg(target_arch = "x86_64")]
+use super::tile;
+#[cfg(target_arch = "x86_64")]
+use crate::model::kernels::isa::Isa;
 
 /// One layer's pool of keys and values, borrowed.
 ///
@@ -60,7 +68,7 @@ pub fn decode_attention(
     scale: f32,
     out: &mut [f32],
 ) {
-    attend(kv, rows, q, group, scale, out, None);
+    attend(Passes::best(), kv, rows, q, group, scale, out, None);
 }
 
 /// [`decode_attention`] that also writes each entry's attention weight,
@@ -79,10 +87,67 @@ pub fn decode_attention_weights(
     out: &mut [f32],
     weights: &mut [f32],
 ) {
-    attend(kv, rows, q, group, scale, out, Some(weights));
+    attend(
+        Passes::best(),
+        kv,
+        rows,
+        q,
+        group,
+        scale,
+        out,
+        Some(weights),
+    );
 }
 
+/// How a kernel call computes its passes. Every form but [`Passes::Plain`]
+/// (no fused multiply-add) gives the same bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Passes {
+    /// Portable, unfused.
+    Plain,
+    /// Portable, fused (aarch64 always has FMA).
+    #[cfg(target_arch = "aarch64")]
+    Fused,
+    /// 256-bit AVX2 + FMA.
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    /// AVX2's passes with [`super::tile`]'s AVX-512 tiles for `head_dim`
+    /// 64 and 128.
+    #[cfg(target_arch = "x86_64")]
+    Tiles,
+}
+
+impl Passes {
+    /// The fastest this CPU runs, within [`Isa::active`]'s choice for the
+    /// tiles.
+    fn best() -> Passes {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if Isa::active() >= Isa::Avx512 && tile::runs_here() {
+                return Passes::Tiles;
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                return Passes::Avx2;
+            }
+        }
+        #[cfg(target_arch = "aarch64")]
+        return Passes::Fused;
+        #[cfg_attr(
+            target_arch = "aarch64",
+            expect(unreachable_code, reason = "aarch64 always has FMA")
+        )]
+        Passes::Plain
+    }
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the public entries' arguments plus the passes"
+)]
 fn attend(
+    passes: Passes,
     kv: PagedKv<'_>,
     rows: &[RowRef<'_>],
     q: &[f32],
@@ -155,6 +220,7 @@ fn attend(
         .zip(row_weights.par_iter_mut())
         .for_each(|((part, &(r, start, end)), w)| {
             let job = Span {
+                passes,
                 kv,
                 blocks: rows[r].blocks,
                 start,
@@ -219,6 +285,7 @@ thread_local! {
 
 /// Slots `start..end` of one row, attended by the row's G query heads.
 struct Span<'a> {
+    passes: Passes,
     kv: PagedKv<'a>,
     blocks: &'a [u32],
     start: usize,
@@ -232,30 +299,35 @@ impl Span<'_> {
     /// Write the partial `[m; G] [l; G] [acc; G × d]` of this span and, if
     /// asked, the mean attention weight of each entry.
     fn run(&self, part: &mut [f32], weights: Option<&mut [f32]>) {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: the CPU supports AVX2 and FMA, checked just above.
-            unsafe { self.run_avx2(part, weights) };
-            return;
+        match self.passes {
+            Passes::Plain => self.run_with::<Plain, false>(part, weights),
+            #[cfg(target_arch = "aarch64")]
+            Passes::Fused => self.run_with::<Fused, false>(part, weights),
+            // SAFETY: `Passes::best` (or a test, after the same check) chose
+            // AVX2 on a CPU with AVX2 and FMA.
+            #[cfg(target_arch = "x86_64")]
+            Passes::Avx2 => unsafe { self.run_avx2(part, weights) },
+            // SAFETY: chosen after `tile::runs_here`.
+            #[cfg(target_arch = "x86_64")]
+            Passes::Tiles => unsafe { self.run_tiles(part, weights) },
         }
-        #[cfg(target_arch = "aarch64")]
-        return self.run_with::<Fused>(part, weights);
-        #[cfg_attr(
-            target_arch = "aarch64",
-            expect(unreachable_code, reason = "aarch64 always has FMA")
-        )]
-        self.run_with::<Plain>(part, weights)
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
     fn run_avx2(&self, part: &mut [f32], weights: Option<&mut [f32]>) {
-        self.run_with::<Avx2>(part, weights)
+        self.run_with::<Avx2, false>(part, weights)
     }
 
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    fn run_tiles(&self, part: &mut [f32], weights: Option<&mut [f32]>) {
+        self.run_with::<Avx2, true>(part, weights)
+    }
+
+    /// `TILES`: only from [`Span::run_tiles`].
     #[inline(always)]
-    fn run_with<M: Madd>(&self, part: &mut [f32], weights: Option<&mut [f32]>) {
+    fn run_with<M: Madd, const TILES: bool>(&self, part: &mut [f32], weights: Option<&mut [f32]>) {
         let (g_n, d) = (self.group, self.kv.head_dim);
         let n = self.end - self.start;
         let (ms, rest) = part.split_at_mut(g_n);
@@ -279,6 +351,10 @@ impl Span<'_> {
         // inherit the caller's target features and `mul_add` would become a
         // libm call.)
         match d {
+            #[cfg(target_arch = "x86_64")]
+            64 if TILES => self.scores_tiled::<64>(qs, scores, n),
+            #[cfg(target_arch = "x86_64")]
+            128 if TILES => self.scores_tiled::<128>(qs, scores, n),
             64 => self.scores_fixed::<M, 64>(qs, scores, n),
             128 => self.scores_fixed::<M, 128>(qs, scores, n),
             _ => self.scores_any::<M>(qs, scores, n),
@@ -304,6 +380,10 @@ impl Span<'_> {
         }
         // Pass 3: weighted values.
         match d {
+            #[cfg(target_arch = "x86_64")]
+            64 if TILES => self.values_tiled::<64>(scores, accs, n),
+            #[cfg(target_arch = "x86_64")]
+            128 if TILES => self.values_tiled::<128>(scores, accs, n),
             64 => self.values_fixed::<M, 64>(scores, accs, n),
             128 => self.values_fixed::<M, 128>(scores, accs, n),
             _ => self.values_any::<M>(scores, accs, n),
@@ -390,6 +470,33 @@ impl Span<'_> {
         }
     }
 
+    /// Pass 1 with [`tile::scores`], run by run.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn scores_tiled<const D: usize>(&self, qs: &[f32], scores: &mut [f32], n: usize) {
+        let mut j0 = 0;
+        for (slot, count) in self.runs() {
+            let (keys, _) = self.kv.keys[slot * D..(slot + count) * D].as_chunks::<D>();
+            // SAFETY: only reached from `run_tiles`, chosen after
+            // `tile::runs_here`.
+            unsafe { tile::scores::<D>(qs, keys, scores, n, j0) };
+            j0 += count;
+        }
+    }
+
+    /// Pass 3 with [`tile::values`], run by run.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn values_tiled<const D: usize>(&self, scores: &[f32], accs: &mut [f32], n: usize) {
+        let mut j0 = 0;
+        for (slot, count) in self.runs() {
+            let (values, _) = self.kv.values[slot * D..(slot + count) * D].as_chunks::<D>();
+            // SAFETY: as in `scores_tiled`.
+            unsafe { tile::values::<D>(scores, values, accs, n, j0) };
+            j0 += count;
+        }
+    }
+
     /// The span's contiguous runs as (first global slot, count).
     fn runs(&self) -> Runs<'_> {
         Runs {
@@ -422,5 +529,119 @@ impl Iterator for Runs<'_> {
         let slot = self.blocks[self.at / self.bs] as usize * self.bs + off;
         self.at += count;
         Some((slot, count))
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+
+    struct Lcg(u32);
+
+    impl Lcg {
+        fn next(&mut self) -> u32 {
+            self.0 = self.0.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            self.0 >> 8
+        }
+
+        fn float(&mut self, amp: f32) -> f32 {
+            (self.next() as f32 / (1 << 24) as f32 * 2.0 - 1.0) * amp
+        }
+    }
+
+    /// Both passes' outputs (and the weights, when asked) of one call.
+    fn run(
+        passes: Passes,
+        kv: PagedKv<'_>,
+        rows: &[RowRef<'_>],
+        q: &[f32],
+        group: usize,
+        with_weights: bool,
+    ) -> (Vec<u32>, Vec<u32>) {
+        let mut out = vec![f32::NAN; q.len()];
+        let total: usize = rows.iter().map(|r| r.len).sum();
+        let mut w = vec![f32::NAN; total];
+        let scale = 1.0 / (kv.head_dim as f32).sqrt();
+        attend(
+            passes,
+            kv,
+            rows,
+            q,
+            group,
+            scale,
+            &mut out,
+            with_weights.then_some(&mut w[..]),
+        );
+        let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        (bits(&out), if with_weights { bits(&w) } else { Vec::new() })
+    }
+
+    /// The AVX-512 tiles give the AVX2 passes' bits: ragged rows (empty,
+    /// shorter than a tile, every remainder of 8 and of 4, across block
+    /// boundaries), block sizes that cut tiles, group sizes that leave one
+    /// or two heads after the tiles of three, `head_dim` 64 and 128 (and
+    /// 32, which keeps the AVX2 passes), whole rows and split-K spans, with
+    /// and without the weights.
+    #[test]
+    fn tiles_match_the_avx2_passes_bit_for_bit() {
+        if !tile::runs_here() {
+            eprintln!("skipped: this CPU has no AVX-512 F + VL");
+            return;
+        }
+        let ragged: Vec<usize> = vec![
+            0, 1, 3, 4, 5, 7, 8, 9, 11, 12, 15, 16, 31, 32, 33, 64, 100, 257, 1024,
+        ];
+        let cases: [(usize, usize, usize, Vec<usize>); 11] = [
+            (32, 64, 3, ragged.clone()),
+            (16, 64, 1, ragged.clone()),
+            (7, 64, 2, ragged.clone()),
+            (33, 64, 4, ragged.clone()),
+            (1, 64, 3, ragged[..12].to_vec()),
+            (13, 64, 5, ragged.clone()),
+            (5, 128, 7, ragged.clone()),
+            (32, 128, 3, ragged.clone()),
+            (32, 32, 3, ragged.clone()),
+            (32, 64, 3, vec![3000]),
+            (24, 128, 6, vec![1500, 9]),
+        ];
+        for (seed, (bs, d, group, lens)) in cases.into_iter().enumerate() {
+            let mut rng = Lcg(seed as u32 * 7919 + 1);
+            let blocks: usize = lens.iter().map(|l| l.div_ceil(bs)).sum::<usize>() + 2;
+            let keys: Vec<f32> = (0..blocks * bs * d).map(|_| rng.float(3.0)).collect();
+            let values: Vec<f32> = (0..blocks * bs * d).map(|_| rng.float(1.0)).collect();
+            // Blocks handed out in a scrambled order.
+            let mut order: Vec<u32> = (0..blocks as u32).collect();
+            for i in (1..order.len()).rev() {
+                order.swap(i, rng.next() as usize % (i + 1));
+            }
+            let mut next = order.into_iter();
+            let tables: Vec<Vec<u32>> = lens
+                .iter()
+                .map(|l| (0..l.div_ceil(bs)).map(|_| next.next().unwrap()).collect())
+                .collect();
+            let rows: Vec<RowRef> = tables
+                .iter()
+                .zip(&lens)
+                .map(|(t, &len)| RowRef { blocks: t, len })
+                .collect();
+            let q: Vec<f32> = (0..rows.len() * group * d)
+                .map(|_| rng.float(1.0))
+                .collect();
+            let kv = PagedKv {
+                keys: &keys,
+                values: &values,
+                block_size: bs,
+                head_dim: d,
+            };
+            for with_weights in [false, true] {
+                let want = run(Passes::Avx2, kv, &rows, &q, group, with_weights);
+                let got = run(Passes::Tiles, kv, &rows, &q, group, with_weights);
+                assert!(
+                    want == got,
+                    "bs {bs} d {d} G {group} lens {lens:?} weights {with_weights}: \
+                     the tiles differ from the AVX2 passes"
+                );
+            }
+        }
     }
 }

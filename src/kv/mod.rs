@@ -81,6 +81,8 @@ pub mod reference;
 mod simd;
 pub mod stats;
 pub mod store;
+#[cfg(target_arch = "x86_64")]
+mod tile;
 mod writes;
 
 pub use attention::AttentionBackend;
