@@ -200,13 +200,13 @@ pub fn gemv_blocks_with(
     let row_bytes = w.row_bytes();
     let task_rows = gemv::balanced_task_rows(out, TASK_ROWS);
     #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx512 && n >= 2 {
+    if isa == Isa::Avx512 && n > ROW_MAJOR_FROM {
         // Each task writes its sums straight into the row-major result.
         return gemv::row_major_blocks(out, n, task_rows, bias, |o0, y| {
             let src = &w.bytes[o0 * row_bytes..(o0 + y.count()) * row_bytes];
             // SAFETY: `Rows::new` checked that the CPU runs `isa`; AVX-512
             // F + DQ come with AVX2, FMA and F16C (`Isa::runs_here`).
-            unsafe { task_avx512(w.kind, src, &rows, y) };
+            unsafe { task_avx512(w.kind, src, &rows, &mut gemv::TaskSums::RowMajor(y)) };
         });
     }
     gemv::by_feature_blocks(out, n, task_rows, bias, |o0, yt| {
@@ -216,10 +216,24 @@ pub fn gemv_blocks_with(
     })
 }
 
+/// Above this many activation rows the AVX-512 tasks write the row-major
+/// result directly ([`gemv::row_major_blocks`]); up to it they fill a
+/// feature-major block that [`gemv::by_feature_blocks`] scatters. (16
+/// rows: 1.10× less projection time single-threaded; 4 and 8 rows showed
+/// no gain, and 8 possibly a loss, under load on the 2-core AMD EPYC VM.)
+const ROW_MAJOR_FROM: usize = 8;
+
 /// One task's weight rows (`bytes`, whole rows of blocks) against `x`:
-/// `yt[o, r]`, feature-major (every path but AVX-512 with two or more
-/// rows, [`task_avx512`]).
+/// `yt[o, r]`, feature-major.
 fn task(isa: Isa, kind: GgmlType, bytes: &[u8], x: &Rows, yt: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512 && x.n() >= 2 {
+        let n = x.n();
+        // SAFETY: `Rows::new` checked that the CPU runs `isa`; AVX-512 F +
+        // DQ come with AVX2, FMA and F16C (`Isa::runs_here`).
+        unsafe { task_avx512(kind, bytes, x, &mut gemv::TaskSums::FeatureMajor(yt, n)) };
+        return;
+    }
     let (n, inp) = (x.n(), x.inp());
     let count = yt.len() / n;
     let row_bytes = bytes.len() / count;
@@ -235,8 +249,9 @@ fn task(isa: Isa, kind: GgmlType, bytes: &[u8], x: &Rows, yt: &mut [f32]) {
 }
 
 /// One task's weight rows (`bytes`, whole rows of blocks) against `x`
-/// with AVX-512 for two or more activation rows, written into the task's
-/// features of the row-major result (`y`), pipelined: while
+/// with AVX-512 for two or more activation rows, into `y` (a
+/// feature-major block or the task's features of the row-major result),
+/// pipelined: while
 /// the tiles of one group of four weight rows run their FMAs, the first
 /// tile dequantizes the next group into a second buffer, one block per
 /// chunk, and a later tile prefetches the group after it. The FMAs and the
@@ -246,7 +261,7 @@ fn task(isa: Isa, kind: GgmlType, bytes: &[u8], x: &Rows, yt: &mut [f32]) {
 /// dequantized rows.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512dq")]
-fn task_avx512(kind: GgmlType, bytes: &[u8], x: &Rows, y: &mut gemv::TaskOut) {
+fn task_avx512(kind: GgmlType, bytes: &[u8], x: &Rows, y: &mut gemv::TaskSums) {
     match kind {
         GgmlType::Q4_0 => pipelined_avx512::<Q4_0, 18>(bytes, x, y),
         GgmlType::Q4_1 => pipelined_avx512::<Q4_1, 20>(bytes, x, y),
@@ -258,7 +273,11 @@ fn task_avx512(kind: GgmlType, bytes: &[u8], x: &Rows, y: &mut gemv::TaskOut) {
 /// [`task_avx512`] for blocks of format `K`, `SIZE` bytes each.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512dq")]
-fn pipelined_avx512<const K: u8, const SIZE: usize>(bytes: &[u8], x: &Rows, y: &mut gemv::TaskOut) {
+fn pipelined_avx512<const K: u8, const SIZE: usize>(
+    bytes: &[u8],
+    x: &Rows,
+    y: &mut gemv::TaskSums,
+) {
     use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch, _mm512_storeu_ps};
     let (n, inp) = (x.n(), x.inp());
     let count = y.count();
@@ -310,8 +329,8 @@ fn pipelined_avx512<const K: u8, const SIZE: usize>(bytes: &[u8], x: &Rows, y: &
                 _mm_prefetch::<_MM_HINT_T0>(after[c * 64..].as_ptr() as *const i8);
             }
         };
-        let mut sums = gemv::RowMajor4 {
-            task: y,
+        let mut sums = gemv::SumsAt {
+            sums: y,
             k: g * GROUP,
         };
         gemv::rows4_avx512(&cur, x, &mut sums, dequantize_next, prefetch_after);

@@ -268,18 +268,51 @@ impl Sums4 for FeatureMajor<'_> {
     }
 }
 
-/// Row-major: features `k..k + 4` of a task's [`TaskOut`].
+/// Where one task's sums go: a feature-major block (`yt[k·n + r]` for
+/// the task's feature `k`, [`by_feature_blocks`]) or the row-major result
+/// ([`row_major_blocks`]).
+pub(super) enum TaskSums<'a, 'b> {
+    FeatureMajor(&'a mut [f32], usize),
+    RowMajor(&'a mut TaskOut<'b>),
+}
+
+impl TaskSums<'_, '_> {
+    /// Features of the task.
+    pub(super) fn count(&self) -> usize {
+        match self {
+            TaskSums::FeatureMajor(yt, n) => yt.len() / n,
+            TaskSums::RowMajor(t) => t.count(),
+        }
+    }
+
+    /// Activation row `r`'s sum of the task's feature `k`.
+    pub(super) fn put(&mut self, r: usize, k: usize, v: f32) {
+        match self {
+            TaskSums::FeatureMajor(yt, n) => yt[k * *n + r] = v,
+            TaskSums::RowMajor(t) => t.put(r, k, v),
+        }
+    }
+}
+
+/// A tile's view of a task's sums: features `k..k + 4`.
 #[cfg(target_arch = "x86_64")]
-pub(super) struct RowMajor4<'a, 'b> {
-    pub(super) task: &'a mut TaskOut<'b>,
+pub(super) struct SumsAt<'a, 'b, 'c> {
+    pub(super) sums: &'a mut TaskSums<'b, 'c>,
     pub(super) k: usize,
 }
 
 #[cfg(target_arch = "x86_64")]
-impl Sums4 for RowMajor4<'_, '_> {
+impl Sums4 for SumsAt<'_, '_, '_> {
     #[inline]
     fn put(&mut self, r: usize, s: std::arch::x86_64::__m128) {
-        self.task.put4(r, self.k, s);
+        match self.sums {
+            TaskSums::FeatureMajor(yt, n) => FeatureMajor {
+                yt: &mut yt[self.k * *n..],
+                n: *n,
+            }
+            .put(r, s),
+            TaskSums::RowMajor(t) => t.put4(r, self.k, s),
+        }
     }
 }
 
