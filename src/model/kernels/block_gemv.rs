@@ -219,8 +219,9 @@ pub fn gemv_blocks_with(
 /// Above this many activation rows the AVX-512 tasks write the row-major
 /// result directly ([`gemv::row_major_blocks`]); up to it they fill a
 /// feature-major block that [`gemv::by_feature_blocks`] scatters. (16
-/// rows: 1.10× less projection time single-threaded; 4 and 8 rows showed
-/// no gain, and 8 possibly a loss, under load on the 2-core AMD EPYC VM.)
+/// rows: 1.06–1.10× less projection time single-threaded; 8 rows showed
+/// no gain, possibly a loss, under load on the 2-core AMD EPYC VM;
+/// `docs/speed.md` §3.4.)
 const ROW_MAJOR_FROM: usize = 8;
 
 /// One task's weight rows (`bytes`, whole rows of blocks) against `x`:
