@@ -659,8 +659,9 @@ mod tests {
         }
     }
 
-    /// The pipelined AVX-512 tasks ([`task_avx512`], writing the
-    /// row-major result directly) on every row count 1..=16 and every
+    /// The pipelined AVX-512 tasks ([`task_avx512`]; above
+    /// [`ROW_MAJOR_FROM`] rows writing the row-major result directly) on
+    /// every row count 1..=16 and every
     /// weight-row count around the 4-row groups (one partial group alone,
     /// whole groups only, a partial last group, more than one 128-row
     /// task), with and without a bias: each output equals the portable
