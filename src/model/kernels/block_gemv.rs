@@ -198,41 +198,27 @@ pub fn gemv_blocks_with(
     assert_eq!(x.len(), n * inp, "gemv_blocks: x is not [n, in]");
     let rows = Rows::new(isa, x, n, inp);
     let row_bytes = w.row_bytes();
-    let task_rows = gemv::balanced_task_rows(out, TASK_ROWS);
-    #[cfg(target_arch = "x86_64")]
-    if isa == Isa::Avx512 && n > ROW_MAJOR_FROM {
-        // Each task writes its sums straight into the row-major result.
-        return gemv::row_major_blocks(out, n, task_rows, bias, |o0, y| {
-            let src = &w.bytes[o0 * row_bytes..(o0 + y.count()) * row_bytes];
-            // SAFETY: `Rows::new` checked that the CPU runs `isa`; AVX-512
-            // F + DQ come with AVX2, FMA and F16C (`Isa::runs_here`).
-            unsafe { task_avx512(w.kind, src, &rows, &mut gemv::TaskSums::RowMajor(y)) };
-        });
-    }
-    gemv::by_feature_blocks(out, n, task_rows, bias, |o0, yt| {
-        let count = yt.len() / n;
-        let src = &w.bytes[o0 * row_bytes..(o0 + count) * row_bytes];
-        task(isa, w.kind, src, &rows, yt);
-    })
+    gemv::by_feature_blocks(
+        out,
+        n,
+        gemv::balanced_task_rows(out, TASK_ROWS),
+        bias,
+        |o0, yt| {
+            let count = yt.len() / n;
+            let src = &w.bytes[o0 * row_bytes..(o0 + count) * row_bytes];
+            task(isa, w.kind, src, &rows, yt);
+        },
+    )
 }
-
-/// Above this many activation rows the AVX-512 tasks write the row-major
-/// result directly ([`gemv::row_major_blocks`]); up to it they fill a
-/// feature-major block that [`gemv::by_feature_blocks`] scatters. (16
-/// rows: 1.06–1.10× less projection time single-threaded; 8 rows showed
-/// no gain, possibly a loss, under load on the 2-core AMD EPYC VM;
-/// `docs/speed.md` §3.4.)
-const ROW_MAJOR_FROM: usize = 8;
 
 /// One task's weight rows (`bytes`, whole rows of blocks) against `x`:
 /// `yt[o, r]`, feature-major.
 fn task(isa: Isa, kind: GgmlType, bytes: &[u8], x: &Rows, yt: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if isa == Isa::Avx512 && x.n() >= 2 {
-        let n = x.n();
         // SAFETY: `Rows::new` checked that the CPU runs `isa`; AVX-512 F +
         // DQ come with AVX2, FMA and F16C (`Isa::runs_here`).
-        unsafe { task_avx512(kind, bytes, x, &mut gemv::TaskSums::FeatureMajor(yt, n)) };
+        unsafe { task_avx512(kind, bytes, x, yt) };
         return;
     }
     let (n, inp) = (x.n(), x.inp());
@@ -249,10 +235,7 @@ fn task(isa: Isa, kind: GgmlType, bytes: &[u8], x: &Rows, yt: &mut [f32]) {
     }
 }
 
-/// One task's weight rows (`bytes`, whole rows of blocks) against `x`
-/// with AVX-512 for two or more activation rows, into `y` (a
-/// feature-major block or the task's features of the row-major result),
-/// pipelined: while
+/// [`task`] with AVX-512 for two or more activation rows, pipelined: while
 /// the tiles of one group of four weight rows run their FMAs, the first
 /// tile dequantizes the next group into a second buffer, one block per
 /// chunk, and a later tile prefetches the group after it. The FMAs and the
@@ -262,11 +245,11 @@ fn task(isa: Isa, kind: GgmlType, bytes: &[u8], x: &Rows, yt: &mut [f32]) {
 /// dequantized rows.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512dq")]
-fn task_avx512(kind: GgmlType, bytes: &[u8], x: &Rows, y: &mut gemv::TaskSums) {
+fn task_avx512(kind: GgmlType, bytes: &[u8], x: &Rows, yt: &mut [f32]) {
     match kind {
-        GgmlType::Q4_0 => pipelined_avx512::<Q4_0, 18>(bytes, x, y),
-        GgmlType::Q4_1 => pipelined_avx512::<Q4_1, 20>(bytes, x, y),
-        GgmlType::Q8_0 => pipelined_avx512::<Q8_0, 34>(bytes, x, y),
+        GgmlType::Q4_0 => pipelined_avx512::<Q4_0, 18>(bytes, x, yt),
+        GgmlType::Q4_1 => pipelined_avx512::<Q4_1, 20>(bytes, x, yt),
+        GgmlType::Q8_0 => pipelined_avx512::<Q8_0, 34>(bytes, x, yt),
         _ => unreachable!("BlockWeight::new admits only Q4_0, Q4_1 and Q8_0"),
     }
 }
@@ -274,14 +257,10 @@ fn task_avx512(kind: GgmlType, bytes: &[u8], x: &Rows, y: &mut gemv::TaskSums) {
 /// [`task_avx512`] for blocks of format `K`, `SIZE` bytes each.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512dq")]
-fn pipelined_avx512<const K: u8, const SIZE: usize>(
-    bytes: &[u8],
-    x: &Rows,
-    y: &mut gemv::TaskSums,
-) {
+fn pipelined_avx512<const K: u8, const SIZE: usize>(bytes: &[u8], x: &Rows, yt: &mut [f32]) {
     use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch, _mm512_storeu_ps};
     let (n, inp) = (x.n(), x.inp());
-    let count = y.count();
+    let count = yt.len() / n;
     let row_bytes = inp / 32 * SIZE;
     assert_eq!(
         bytes.len(),
@@ -294,17 +273,11 @@ fn pipelined_avx512<const K: u8, const SIZE: usize>(
     let mut next = vec![0.0f32; GROUP * inp];
     let head = &bytes[..group_bytes.min(bytes.len())];
     dequantize_blocks_avx512::<K, SIZE>(head, &mut cur[..head.len() / SIZE * 32]);
-    for g in 0..count.div_ceil(GROUP) {
-        let rows = (count - g * GROUP).min(GROUP);
+    for (g, ys) in yt.chunks_mut(GROUP * n).enumerate() {
+        let rows = ys.len() / n;
         if rows < GROUP {
             // The last, partial group (dequantized by the previous one).
-            let mut yt = vec![0.0f32; rows * n];
-            gemv::block(&cur[..rows * inp], x, &mut yt);
-            for (j, col) in yt.chunks_exact(n).enumerate() {
-                for (r, &v) in col.iter().enumerate() {
-                    y.put(r, g * GROUP + j, v);
-                }
-            }
+            gemv::block(&cur[..rows * inp], x, ys);
             break;
         }
         let ahead = |k: usize| bytes.get((g + k) * group_bytes..).unwrap_or(&[]);
@@ -330,11 +303,7 @@ fn pipelined_avx512<const K: u8, const SIZE: usize>(
                 _mm_prefetch::<_MM_HINT_T0>(after[c * 64..].as_ptr() as *const i8);
             }
         };
-        let mut sums = gemv::SumsAt {
-            sums: y,
-            k: g * GROUP,
-        };
-        gemv::rows4_avx512(&cur, x, &mut sums, dequantize_next, prefetch_after);
+        gemv::rows4_avx512(&cur, x, ys, dequantize_next, prefetch_after);
         std::mem::swap(&mut cur, &mut next);
     }
 }
@@ -659,13 +628,11 @@ mod tests {
         }
     }
 
-    /// The pipelined AVX-512 tasks ([`task_avx512`]; above
-    /// [`ROW_MAJOR_FROM`] rows writing the row-major result directly) on
-    /// every row count 1..=16 and every
-    /// weight-row count around the 4-row groups (one partial group alone,
-    /// whole groups only, a partial last group, more than one 128-row
-    /// task), with and without a bias: each output equals the portable
-    /// f32 kernel on the dequantized weights, bit for bit.
+    /// The pipelined AVX-512 tasks ([`task_avx512`]) on every row count
+    /// 1..=16 and every weight-row count around the 4-row groups (one
+    /// partial group alone, whole groups only, a partial last group, more
+    /// than one 128-row task): each output equals the portable f32 kernel
+    /// on the dequantized weights, bit for bit.
     #[test]
     fn pipelined_groups_equal_the_f32_kernel_on_every_row_count() {
         let mut rng = ChaCha8Rng::seed_from_u64(13);
@@ -673,22 +640,12 @@ mod tests {
             for (out, inp) in [(3, 64), (4, 32), (8, 96), (11, 32), (262, 64)] {
                 let w = random_blocks(kind, out, inp, &mut rng);
                 let dense = w.dequantize();
-                let b: Vec<f32> = (0..out).map(|_| rng.random_range(-1.0..1.0)).collect();
                 for n in 1..=MAX_ROWS {
                     let x: Vec<f32> = (0..n * inp).map(|_| rng.random_range(-1.0..1.0)).collect();
-                    for bias in [None, Some(b.as_slice())] {
-                        let want = gemv::gemv_with(Isa::Portable, &dense, out, inp, &x, n, bias);
-                        for isa in Isa::supported() {
-                            let got = gemv_blocks_with(isa, &w, &x, n, bias);
-                            let bits =
-                                |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-                            assert_eq!(
-                                bits(&got),
-                                bits(&want),
-                                "{isa} {kind} {out}x{inp} n={n} bias={}",
-                                bias.is_some()
-                            );
-                        }
+                    let want = gemv::gemv_with(Isa::Portable, &dense, out, inp, &x, n, None);
+                    for isa in Isa::supported() {
+                        let got = gemv_blocks_with(isa, &w, &x, n, None);
+                        assert_eq!(got, want, "{isa} {kind} {out}x{inp} n={n}");
                     }
                 }
             }

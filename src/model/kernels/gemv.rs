@@ -145,177 +145,6 @@ impl OutPtr {
 // SAFETY: the tasks write disjoint floats (see `by_feature_blocks`).
 unsafe impl Sync for OutPtr {}
 
-/// [`by_feature_blocks`] for kernels that write their sums straight into
-/// the row-major `y` (`[n, out]`) instead of a feature-major block
-/// transposed afterwards: `f(o0, t)` must write every output of features
-/// `o0..o0 + t.count()` once through `t` ([`TaskOut::put`],
-/// [`TaskOut::put4`]), which adds the bias exactly as
-/// [`by_feature_blocks`] does (`v + bias[o]`, one rounding), so the result
-/// is the same bits. (The scalar scatter of the feature-major blocks into
-/// `y` was ≈ 6% of a 16-row SmolLM2 step's samples in `perf record` on the
-/// 2-core AMD EPYC VM: four 16-lane sums a tile land in one row as one
-/// 4-float store instead.)
-pub(super) fn row_major_blocks(
-    out: usize,
-    n: usize,
-    task_rows: usize,
-    bias: Option<&[f32]>,
-    f: impl Fn(usize, &mut TaskOut) + Sync,
-) -> Vec<f32> {
-    assert!(task_rows > 0, "row_major_blocks: empty tasks");
-    if let Some(b) = bias {
-        assert_eq!(b.len(), out, "row_major_blocks: bias is not [out]");
-    }
-    let mut y: Vec<f32> = Vec::with_capacity(n * out);
-    let base = OutPtr(y.as_mut_ptr());
-    let mut tasks = vec![(); out.div_ceil(task_rows)];
-    super::step_pool::for_each_mut(&mut tasks, |t, _| {
-        let o0 = t * task_rows;
-        let mut task = TaskOut {
-            y: &base,
-            out,
-            n,
-            o0,
-            count: task_rows.min(out - o0),
-            bias: bias.map(|b| &b[o0..]),
-        };
-        f(o0, &mut task);
-    });
-    // SAFETY: the tasks cover every feature `0..out`, and each writes
-    // every row's output of each of its features (the contract of `f`).
-    unsafe { y.set_len(n * out) };
-    y
-}
-
-/// One task's features `o0..o0 + count` of the row-major result of
-/// [`row_major_blocks`]; every write is bounds-checked against them, so
-/// tasks never write each other's floats.
-pub(super) struct TaskOut<'a> {
-    y: &'a OutPtr,
-    out: usize,
-    n: usize,
-    o0: usize,
-    count: usize,
-    /// The bias of features `o0..`.
-    bias: Option<&'a [f32]>,
-}
-
-impl TaskOut<'_> {
-    /// Features of the task.
-    pub(super) fn count(&self) -> usize {
-        self.count
-    }
-
-    /// `y[r, o0 + k] = v (+ bias[o0 + k])`.
-    pub(super) fn put(&mut self, r: usize, k: usize, v: f32) {
-        assert!(r < self.n && k < self.count, "TaskOut::put: ({r}, {k})");
-        let v = match self.bias {
-            Some(b) => v + b[k],
-            None => v,
-        };
-        // SAFETY: `r < n` and `o0 + k < out` (asserted), inside the `n ·
-        // out` floats of `y`; only this task writes features `o0..o0 + count`.
-        unsafe { self.y.at(r * self.out + self.o0 + k).write(v) };
-    }
-
-    /// [`TaskOut::put`] for features `o0 + k .. o0 + k + 4` of row `r`,
-    /// lane `j` of `s` being feature `o0 + k + j`: one 4-float store.
-    #[cfg(target_arch = "x86_64")]
-    #[inline]
-    pub(super) fn put4(&mut self, r: usize, k: usize, s: std::arch::x86_64::__m128) {
-        use std::arch::x86_64::{_mm_add_ps, _mm_loadu_ps, _mm_storeu_ps};
-        assert!(
-            r < self.n && k + 4 <= self.count,
-            "TaskOut::put4: ({r}, {k})"
-        );
-        let s = match self.bias {
-            // The same lane-wise `v + b` as `put`.
-            // SAFETY: `k + 4 <= count <= bias.len()`.
-            Some(b) => unsafe { _mm_add_ps(s, _mm_loadu_ps(b[k..k + 4].as_ptr())) },
-            None => s,
-        };
-        // SAFETY: as in `put`, for the 4 floats from `o0 + k` (`k + 4 <=
-        // count`).
-        unsafe { _mm_storeu_ps(self.y.at(r * self.out + self.o0 + k), s) };
-    }
-}
-
-/// Where a 4-weight-row tile ([`rows4_avx512`]) puts activation row `r`'s
-/// four sums (lane `j`: weight row `j` of the tile).
-#[cfg(target_arch = "x86_64")]
-pub(super) trait Sums4 {
-    fn put(&mut self, r: usize, s: std::arch::x86_64::__m128);
-}
-
-/// Feature-major: `yt[j·n + r]` ([`block`]'s layout, from the tile's first
-/// weight row).
-#[cfg(target_arch = "x86_64")]
-pub(super) struct FeatureMajor<'a> {
-    pub(super) yt: &'a mut [f32],
-    pub(super) n: usize,
-}
-
-#[cfg(target_arch = "x86_64")]
-impl Sums4 for FeatureMajor<'_> {
-    #[inline]
-    fn put(&mut self, r: usize, s: std::arch::x86_64::__m128) {
-        let mut lanes = [0.0f32; 4];
-        // SAFETY: `lanes` holds 4 floats.
-        unsafe { std::arch::x86_64::_mm_storeu_ps(lanes.as_mut_ptr(), s) };
-        for (j, v) in lanes.into_iter().enumerate() {
-            self.yt[j * self.n + r] = v;
-        }
-    }
-}
-
-/// Where one task's sums go: a feature-major block (`yt[k·n + r]` for
-/// the task's feature `k`, [`by_feature_blocks`]) or the row-major result
-/// ([`row_major_blocks`]).
-pub(super) enum TaskSums<'a, 'b> {
-    FeatureMajor(&'a mut [f32], usize),
-    RowMajor(&'a mut TaskOut<'b>),
-}
-
-impl TaskSums<'_, '_> {
-    /// Features of the task.
-    pub(super) fn count(&self) -> usize {
-        match self {
-            TaskSums::FeatureMajor(yt, n) => yt.len() / n,
-            TaskSums::RowMajor(t) => t.count(),
-        }
-    }
-
-    /// Activation row `r`'s sum of the task's feature `k`.
-    pub(super) fn put(&mut self, r: usize, k: usize, v: f32) {
-        match self {
-            TaskSums::FeatureMajor(yt, n) => yt[k * *n + r] = v,
-            TaskSums::RowMajor(t) => t.put(r, k, v),
-        }
-    }
-}
-
-/// A tile's view of a task's sums: features `k..k + 4`.
-#[cfg(target_arch = "x86_64")]
-pub(super) struct SumsAt<'a, 'b, 'c> {
-    pub(super) sums: &'a mut TaskSums<'b, 'c>,
-    pub(super) k: usize,
-}
-
-#[cfg(target_arch = "x86_64")]
-impl Sums4 for SumsAt<'_, '_, '_> {
-    #[inline]
-    fn put(&mut self, r: usize, s: std::arch::x86_64::__m128) {
-        match self.sums {
-            TaskSums::FeatureMajor(yt, n) => FeatureMajor {
-                yt: &mut yt[self.k * *n..],
-                n: *n,
-            }
-            .put(r, s),
-            TaskSums::RowMajor(t) => t.put4(r, self.k, s),
-        }
-    }
-}
-
 /// The activation rows of one product, laid out for the kernels of `isa`.
 pub(super) struct Rows<'a> {
     isa: Isa,
@@ -604,10 +433,7 @@ fn block_avx512(w: &[f32], x: &Rows, yt: &mut [f32]) {
         rows4_avx512(
             &w[o * inp..(o + 4) * inp],
             x,
-            &mut FeatureMajor {
-                yt: &mut yt[o * n..],
-                n,
-            },
+            &mut yt[o * n..],
             prefetch,
             |_| {},
         );
@@ -619,8 +445,8 @@ fn block_avx512(w: &[f32], x: &Rows, yt: &mut [f32]) {
 }
 
 /// Four weight rows (`w`: `[4, inp]`) against every activation pair of
-/// `x` (`n ≥ 2`), in tiles of up to [`PAIR_TILE`] pairs: puts each
-/// activation row's four sums into `sums`. `first(c)` runs at the start of chunk `c` of the first
+/// `x` (`n ≥ 2`), in tiles of up to [`PAIR_TILE`] pairs: writes
+/// `yt[j * n + r]`. `first(c)` runs at the start of chunk `c` of the first
 /// tile and `rest(c)` at that of every other tile: work for the load and
 /// store ports (a prefetch, the next rows' dequantization) overlapped with
 /// the tile's FMAs. They never touch `w`, `x` or `yt`, so each output is
@@ -631,7 +457,7 @@ fn block_avx512(w: &[f32], x: &Rows, yt: &mut [f32]) {
 pub(super) fn rows4_avx512(
     w: &[f32],
     x: &Rows,
-    yt: &mut impl Sums4,
+    yt: &mut [f32],
     mut first: impl FnMut(usize),
     mut rest: impl FnMut(usize),
 ) {
@@ -657,13 +483,7 @@ pub(super) fn rows4_avx512(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512dq")]
 #[inline]
-fn last_tile_avx512(
-    w: &[f32],
-    x: &Rows,
-    p0: usize,
-    yt: &mut impl Sums4,
-    side: &mut impl FnMut(usize),
-) {
+fn last_tile_avx512(w: &[f32], x: &Rows, p0: usize, yt: &mut [f32], side: &mut impl FnMut(usize)) {
     match x.n.div_ceil(2) - p0 {
         3 => tile_avx512::<3>(w, x, p0, yt, side),
         2 => tile_avx512::<2>(w, x, p0, yt, side),
@@ -673,10 +493,9 @@ fn last_tile_avx512(
 }
 
 /// Four weight rows (`w`: `[4, inp]`) against activation pairs
-/// `p0..p0 + P` (rows `2 p0..2 (p0 + P)` that exist): puts row `r`'s sums
-/// into `sums`, each as [`tile_avx2`] computes it (the lanes summed by
-/// [`hsum8_avx512`] in [`hsum`]'s order, then the ragged tail in order).
-/// `side(c)` runs before chunk `c` ([`rows4_avx512`]).
+/// `p0..p0 + P` (rows `2 p0..2 (p0 + P)` that exist): writes `yt[j * n + r]`
+/// exactly as [`tile_avx2`] does, each half's lanes summed by
+/// [`hsum4_avx2`]. `side(c)` runs before chunk `c` ([`rows4_avx512`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512dq")]
 #[inline]
@@ -684,13 +503,18 @@ fn tile_avx512<const P: usize>(
     w: &[f32],
     x: &Rows,
     p0: usize,
-    sums: &mut impl Sums4,
+    yt: &mut [f32],
     side: &mut impl FnMut(usize),
 ) {
-    use std::arch::x86_64::{_mm_loadu_ps, _mm_storeu_ps, _mm512_setzero_ps};
+    use std::arch::x86_64::{_mm512_castps512_ps256, _mm512_extractf32x8_ps, _mm512_setzero_ps};
     let (inp, n) = (x.inp, x.n);
     let chunks = inp / 8;
-    assert!(w.len() >= 4 * inp && x.pairs.len() >= (p0 + P) * chunks * 16);
+    let rows_end = (2 * (p0 + P)).min(n);
+    assert!(
+        w.len() >= 4 * inp
+            && x.pairs.len() >= (p0 + P) * chunks * 16
+            && yt.len() >= 3 * n + rows_end
+    );
     let wp = [0, 1, 2, 3].map(|j| w[j * inp..].as_ptr());
     let mut xp = [x.pairs.as_ptr(); P];
     for (p, ptr) in xp.iter_mut().enumerate() {
@@ -704,70 +528,21 @@ fn tile_avx512<const P: usize>(
         unsafe { fma_chunk_pairs(&mut acc, &wp, &xp, c) };
     }
     for (p, acc) in acc.iter().enumerate() {
-        for (h, mut s) in hsum8_avx512(acc).into_iter().enumerate() {
+        let halves = [
+            acc.map(|v| _mm512_castps512_ps256(v)),
+            acc.map(|v| _mm512_extractf32x8_ps::<1>(v)),
+        ];
+        for (h, half) in halves.iter().enumerate() {
             let r = 2 * (p0 + p) + h;
             if r >= n {
                 break;
             }
-            if chunks * 8 < inp {
-                let xr = &x.x[r * inp..(r + 1) * inp];
-                let mut lanes = [0.0f32; 4];
-                // SAFETY: `lanes` holds 4 floats.
-                unsafe { _mm_storeu_ps(lanes.as_mut_ptr(), s) };
-                for (j, v) in lanes.iter_mut().enumerate() {
-                    *v = add_tail(*v, &w[j * inp..(j + 1) * inp], xr, chunks);
-                }
-                // SAFETY: as above.
-                s = unsafe { _mm_loadu_ps(lanes.as_ptr()) };
+            let xr = &x.x[r * inp..(r + 1) * inp];
+            for (j, s) in hsum4_avx2(half).into_iter().enumerate() {
+                yt[j * n + r] = add_tail(s, &w[j * inp..(j + 1) * inp], xr, chunks);
             }
-            sums.put(r, s);
         }
     }
-}
-
-/// The lane sums of four 16-lane accumulators of one activation pair
-/// (`v[j]`: weight row `j`; lanes 0–7 the pair's first row, 8–15 its
-/// second), each 8-lane half added exactly as [`hsum`] adds it: `h_i =
-/// a_i + a_{i+4}`, then `(h0 + h1) + (h2 + h3)` (a float sum of two
-/// values does not depend on their order, only the grouping counts).
-/// Returns the first row's four sums (lane `j`: `v[j]`), then the
-/// second's: the work of two [`hsum4_avx2`]s in 12 vector operations.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512dq")]
-#[inline]
-fn hsum8_avx512(v: &[std::arch::x86_64::__m512; 4]) -> [std::arch::x86_64::__m128; 2] {
-    use std::arch::x86_64::{
-        _mm512_add_ps, _mm512_castps512_ps128, _mm512_extractf32x4_ps, _mm512_permutexvar_ps,
-        _mm512_setr_epi32, _mm512_shuffle_f32x4, _mm512_shuffle_ps,
-    };
-    // 128-bit quarters of `v[j]`: A_j lanes 0–3, A_j 4–7, B_j 0–3, B_j
-    // 4–7. Quarters [v0.A, v0.B, v1.A, v1.B] of `s01` each hold h_0..h_3
-    // of that half (`a_i + a_{i+4}`); `s23` the same for v2, v3.
-    let s01 = _mm512_add_ps(
-        _mm512_shuffle_f32x4::<0x88>(v[0], v[1]),
-        _mm512_shuffle_f32x4::<0xDD>(v[0], v[1]),
-    );
-    let s23 = _mm512_add_ps(
-        _mm512_shuffle_f32x4::<0x88>(v[2], v[3]),
-        _mm512_shuffle_f32x4::<0xDD>(v[2], v[3]),
-    );
-    // Per quarter q: [h0 + h1, h2 + h3] of s01's quarter q, then s23's.
-    let t = _mm512_add_ps(
-        _mm512_shuffle_ps::<0x88>(s01, s23),
-        _mm512_shuffle_ps::<0xDD>(s01, s23),
-    );
-    // Lane 4q: (h0 + h1) + (h2 + h3) of s01's quarter q; lane 4q + 1: s23's.
-    let u = _mm512_add_ps(
-        _mm512_shuffle_ps::<0x88>(t, t),
-        _mm512_shuffle_ps::<0xDD>(t, t),
-    );
-    // v0.A = u[0], v1.A = u[8], v2.A = u[1], v3.A = u[9]; the B halves 4 on.
-    let order = _mm512_setr_epi32(0, 8, 1, 9, 4, 12, 5, 13, 0, 0, 0, 0, 0, 0, 0, 0);
-    let rows = _mm512_permutexvar_ps(order, u);
-    [
-        _mm512_castps512_ps128(rows),
-        _mm512_extractf32x4_ps::<1>(rows),
-    ]
 }
 
 /// Chunk `c` of four weight rows (8 floats each, broadcast to both halves)
@@ -995,40 +770,6 @@ mod tests {
                     let mut got = vec![f32::NAN; out * n];
                     block(&w, &Rows::new(isa, &x, n, inp), &mut got);
                     assert_eq!(got, want, "{isa} {out}x{inp} n={n}");
-                }
-            }
-        }
-    }
-
-    /// [`hsum8_avx512`] adds each half of each accumulator exactly as
-    /// [`hsum`] does: lanes spread over 2^±24, so any other grouping of
-    /// the eight additions would round differently somewhere in 4,000
-    /// sums.
-    #[cfg(target_arch = "x86_64")]
-    #[test]
-    fn hsum8_sums_each_half_in_the_order_of_hsum() {
-        use std::arch::x86_64::{__m128, __m512, _mm_storeu_ps, _mm512_loadu_ps};
-        if !Isa::Avx512.runs_here() {
-            return;
-        }
-        let mut rng = ChaCha8Rng::seed_from_u64(19);
-        for _ in 0..500 {
-            let lanes: [[f32; 16]; 4] = std::array::from_fn(|_| {
-                std::array::from_fn(|_| {
-                    rng.random_range(-1.0f32..1.0) * 2f32.powi(rng.random_range(-24..=24))
-                })
-            });
-            // SAFETY: each array holds 16 floats; the CPU runs AVX-512
-            // (checked above).
-            let v: [__m512; 4] = lanes.map(|l| unsafe { _mm512_loadu_ps(l.as_ptr()) });
-            let got: [__m128; 2] = unsafe { hsum8_avx512(&v) };
-            for (h, s) in got.into_iter().enumerate() {
-                let mut sums = [0.0f32; 4];
-                // SAFETY: `sums` holds 4 floats.
-                unsafe { _mm_storeu_ps(sums.as_mut_ptr(), s) };
-                for (j, got) in sums.into_iter().enumerate() {
-                    let half: [f32; 8] = lanes[j][8 * h..8 * h + 8].try_into().unwrap();
-                    assert_eq!(got.to_bits(), hsum(half).to_bits(), "half {h} row {j}");
                 }
             }
         }
