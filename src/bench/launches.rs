@@ -37,8 +37,10 @@ pub fn count_in(log: &Path) -> u64 {
 }
 
 /// Launches recorded so far, once the log has caught up (cubecl writes it
-/// from a background task): the count after it stops changing for 50 ms,
-/// within 2 s. `None` without a log or when cubecl never wrote one (a CPU
+/// from a background task): the count after it stays unchanged for
+/// [`SETTLED_POLLS`] polls 50 ms apart, within 5 s. (One unchanged poll was
+/// not enough under load: in a CI run on 2 busy cores the f32 profile of
+/// `tests/cli/device_counts.rs` once counted no launch at all.) `None` without a log or when cubecl never wrote one (a CPU
 /// run, or a device opened before [`request`]).
 pub fn settled_count() -> Option<u64> {
     let log = requested()?;
@@ -47,15 +49,20 @@ pub fn settled_count() -> Option<u64> {
     }
     let start = Instant::now();
     let mut last = count_in(log);
+    let mut unchanged = 0;
     loop {
         std::thread::sleep(Duration::from_millis(50));
         let now = count_in(log);
-        if now == last || start.elapsed() > Duration::from_secs(2) {
+        unchanged = if now == last { unchanged + 1 } else { 0 };
+        if unchanged >= SETTLED_POLLS || start.elapsed() > Duration::from_secs(5) {
             return Some(now);
         }
         last = now;
     }
 }
+
+/// Consecutive unchanged polls of the launch log that count as settled.
+const SETTLED_POLLS: u32 = 6;
 
 #[cfg(test)]
 mod tests {
