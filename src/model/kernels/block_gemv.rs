@@ -9,8 +9,8 @@
 //! for the AVX-512 form), and runs the f32 kernel of
 //! [`crate::model::kernels::gemv`] on that buffer (with AVX-512 and 2–16
 //! rows the next four rows are dequantized inside its FMA loop,
-//! `task_avx512`). The result is therefore
-//! **bit for bit** what [`crate::model::kernels::gemv::gemv`] computes over the dequantized
+//! `task_avx512`; above 8 rows the copy in `block_gemv_wide`). The
+//! result is therefore **bit for bit** what [`crate::model::kernels::gemv::gemv`] computes over the dequantized
 //! f32 weights (`tests::equals_the_f32_kernel_on_dequantized_weights`):
 //! keeping the blocks changes the speed, never a logit. (Feeding the
 //! dequantized registers straight into the accumulators, without the
@@ -33,7 +33,7 @@ use crate::model::kernels::isa::Isa;
 const TASK_ROWS: usize = 128;
 
 /// Weight rows dequantized at once: four rows of 1 536 f32 are 24 KiB, in L1.
-const GROUP: usize = 4;
+pub(super) const GROUP: usize = 4;
 
 /// A `[rows, cols]` weight matrix in a ggml block format, rows in the
 /// Hugging Face order (llama Q/K rows already un-permuted).
@@ -197,6 +197,11 @@ pub fn gemv_blocks_with(
     );
     assert_eq!(x.len(), n * inp, "gemv_blocks: x is not [n, in]");
     let rows = Rows::new(isa, x, n, inp);
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512 && n > super::block_gemv_wide::WIDE_FROM {
+        let task_rows = gemv::balanced_task_rows(out, TASK_ROWS);
+        return super::block_gemv_wide::gemv_blocks(w, &rows, task_rows, bias);
+    }
     let row_bytes = w.row_bytes();
     gemv::by_feature_blocks(
         out,
@@ -327,9 +332,9 @@ fn dequantize_run(isa: Isa, kind: GgmlType, bytes: &[u8], out: &mut [f32]) {
 }
 
 /// Codes of the block formats for the monomorphized loops below.
-const Q4_0: u8 = 0;
-const Q4_1: u8 = 1;
-const Q8_0: u8 = 2;
+pub(super) const Q4_0: u8 = 0;
+pub(super) const Q4_1: u8 = 1;
+pub(super) const Q8_0: u8 = 2;
 
 /// Whole blocks of Q4_0 / Q4_1 / Q8_0 (one or more rows) into f32 with
 /// [`dequantize_block`], one loop per format so the block size is a
@@ -439,7 +444,10 @@ fn dequantize_run_avx512(kind: GgmlType, bytes: &[u8], out: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512dq")]
 #[inline]
-fn dequantize_blocks_avx512<const K: u8, const SIZE: usize>(bytes: &[u8], out: &mut [f32]) {
+pub(super) fn dequantize_blocks_avx512<const K: u8, const SIZE: usize>(
+    bytes: &[u8],
+    out: &mut [f32],
+) {
     use std::arch::x86_64::_mm512_storeu_ps;
     for (b, o) in bytes.chunks_exact(SIZE).zip(out.chunks_exact_mut(32)) {
         let b: &[u8; SIZE] = b.try_into().expect("chunks_exact(SIZE)");
@@ -468,7 +476,7 @@ fn dequantize_blocks_avx512<const K: u8, const SIZE: usize>(bytes: &[u8], out: &
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512dq")]
 #[inline]
-fn dequantize_block16<const K: u8, const SIZE: usize>(
+pub(super) fn dequantize_block16<const K: u8, const SIZE: usize>(
     b: &[u8; SIZE],
 ) -> [std::arch::x86_64::__m512; 2] {
     use std::arch::x86_64::{
@@ -546,7 +554,7 @@ pub fn flex_linear_blocks<B: Backend>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use rand::{RngExt, SeedableRng};
     use rand_chacha::ChaCha8Rng;

@@ -198,6 +198,12 @@ impl<'a> Rows<'a> {
     pub(super) fn inp(&self) -> usize {
         self.inp
     }
+
+    /// For the AVX-512 kernels (`n ≥ 2`), rows `2p` and `2p + 1` side by
+    /// side chunk by chunk, as the field of the same name holds them.
+    pub(super) fn pairs(&self) -> &[f32] {
+        &self.pairs
+    }
 }
 
 /// One block of output features: `yt[o, r]` for the rows of `w`.
@@ -554,7 +560,7 @@ fn tile_avx512<const P: usize>(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512dq")]
 #[inline]
-unsafe fn fma_chunk_pairs<const P: usize>(
+pub(super) unsafe fn fma_chunk_pairs<const P: usize>(
     acc: &mut [[std::arch::x86_64::__m512; 4]; P],
     wp: &[*const f32; 4],
     xp: &[*const f32; P],
