@@ -5,6 +5,7 @@
 //! kernel is bit-identical to the burn composition it replaces.
 
 pub mod block_gemv;
+#[cfg(target_arch = "x86_64")]
 mod block_gemv_wide;
 pub mod cube_ops;
 pub mod flex_ops;
