@@ -23,7 +23,7 @@ use rayon::prelude::*;
 use super::simd::Avx2;
 #[cfg(target_arch = "aarch64")]
 use super::simd::Fused;
-use super::simd::{Madd, Plain, axpy, dot, exp_fast, sum};
+use super::simd::{Madd, Plain, axpy, dot, exp_sum};
 #[cfg(target_arch = "x86_64")]
 use super::tile;
 #[cfg(target_arch = "x86_64")]
@@ -363,11 +363,8 @@ impl Span<'_> {
         for g in 0..g_n {
             let s = &mut scores[g * n..(g + 1) * n];
             let m = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            for x in s.iter_mut() {
-                *x = exp_fast(*x - m);
-            }
             ms[g] = m;
-            ls[g] = sum(s);
+            ls[g] = exp_sum(s, m);
         }
         if let Some(w) = weights {
             w.fill(0.0);

@@ -72,7 +72,9 @@ fn hsum(acc: [f32; 8]) -> f32 {
     (h[0] + h[2]) + (h[1] + h[3])
 }
 
-/// Σ x in eight interleaved partial sums (vectorizes; order is fixed).
+/// Σ x in eight interleaved partial sums (vectorizes; order is fixed):
+/// what [`exp_sum`] returns, kept as its reference.
+#[cfg(test)]
 #[inline(always)]
 pub(crate) fn sum(x: &[f32]) -> f32 {
     let (c, r) = x.as_chunks::<8>();
@@ -81,6 +83,41 @@ pub(crate) fn sum(x: &[f32]) -> f32 {
         for i in 0..8 {
             acc[i] += y[i];
         }
+    }
+    hsum(acc) + r.iter().sum::<f32>()
+}
+
+/// `x ← exp_fast(x − m)` for every element, then [`sum`] of the results,
+/// in one pass: the same bits as the two loops, but the sums' additions
+/// (a dependency chain) overlap the exponentials instead of following them.
+/// Sixteen at a time, so that the exponentials fill 512-bit vectors where
+/// the target has them.
+#[inline(always)]
+pub(crate) fn exp_sum(x: &mut [f32], m: f32) -> f32 {
+    let (c16, rest) = x.as_chunks_mut::<16>();
+    let mut acc = [0.0f32; 8];
+    for y in c16 {
+        for v in y.iter_mut() {
+            *v = exp_fast(*v - m);
+        }
+        for i in 0..8 {
+            acc[i] += y[i];
+        }
+        for i in 0..8 {
+            acc[i] += y[8 + i];
+        }
+    }
+    let (c8, r) = rest.as_chunks_mut::<8>();
+    for y in c8 {
+        for v in y.iter_mut() {
+            *v = exp_fast(*v - m);
+        }
+        for i in 0..8 {
+            acc[i] += y[i];
+        }
+    }
+    for v in r.iter_mut() {
+        *v = exp_fast(*v - m);
     }
     hsum(acc) + r.iter().sum::<f32>()
 }
@@ -191,6 +228,40 @@ mod tests {
         }
         assert!(worst < 5e-7, "relative error {worst}");
         assert!(exp_fast(f32::NEG_INFINITY) < 1e-37);
+    }
+
+    /// [`exp_sum`] gives the bits of the exponentials then [`sum`]: every
+    /// length's chunks of 16 and 8 and remainder, scores far below the
+    /// maximum (clamped), equal to it, infinite and NaN.
+    #[test]
+    fn exp_sum_gives_the_bits_of_exps_then_sum() {
+        let mut x = 7u32;
+        let mut next = || {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (x >> 8) as f32 / (1 << 24) as f32
+        };
+        for len in (0..80).chain([255, 256, 257, 1000, 1031, 1032, 4099]) {
+            for m in [0.0f32, 3.5, -2.0, f32::INFINITY, f32::NEG_INFINITY] {
+                let mut s: Vec<f32> = (0..len)
+                    .map(|i| match i % 97 {
+                        13 => -1e4,
+                        29 => m,
+                        41 => f32::NEG_INFINITY,
+                        _ if len == 1031 && i == 500 => f32::NAN,
+                        _ => m - 30.0 * next(),
+                    })
+                    .collect();
+                let mut want = s.clone();
+                for v in want.iter_mut() {
+                    *v = exp_fast(*v - m);
+                }
+                let want_sum = sum(&want);
+                let got_sum = exp_sum(&mut s, m);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&s), bits(&want), "len {len} m {m}");
+                assert_eq!(got_sum.to_bits(), want_sum.to_bits(), "len {len} m {m}");
+            }
+        }
     }
 
     #[test]
