@@ -60,7 +60,8 @@ pub fn rope<B: Backend>(
 }
 
 /// `silu(gate) * up` over a fused `[n, 2 * inter]` gate/up output (gate
-/// columns first), with Flex's sigmoid: `(g · σ(g)) · u`.
+/// columns first), with Flex's sigmoid: `(g · σ(g)) · u`
+/// ([`crate::model::kernels::silu`], sixteen values at a time).
 ///
 /// # Shapes
 /// `gu`: `[n, 2 * inter]`; returns `[n, inter]`.
@@ -77,22 +78,9 @@ pub fn swiglu<B: Backend>(gu: &Tensor<B, 2>, inter: usize) -> Option<Tensor<B, 2
     let mut out = vec![0.0f32; n * inter];
     rows(&mut out, inter, |r, o| {
         let (gate, up) = g[r * width..(r + 1) * width].split_at(inter);
-        for ((o, &x), &u) in o.iter_mut().zip(gate).zip(up) {
-            *o = x * sigmoid(x) * u;
-        }
+        crate::model::kernels::silu::silu_times(gate, up, o);
     });
     from_flex_vec(out, [n, inter])
-}
-
-/// burn-flex's `sigmoid_f32`, operation for operation.
-#[inline]
-fn sigmoid(x: f32) -> f32 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (1.0 + e)
-    }
 }
 
 /// Fill `out` row by row (`width` values each), in parallel for several rows.

@@ -1,6 +1,7 @@
 //! CPU decode kernels on Flex: the few-row projection over f32 weights
 //! ([`gemv`]) and over ggml blocks ([`block_gemv`]), the SIMD instruction set
-//! they run ([`isa`]), and fused elementwise steps ([`flex_ops`]); a decode step's projections
+//! they run ([`isa`]), and fused elementwise steps ([`flex_ops`], the SwiGLU product in
+//! [`silu`]); a decode step's projections
 //! split over spinning workers ([`step_pool`]). Every
 //! kernel is bit-identical to the burn composition it replaces.
 
@@ -15,4 +16,5 @@ pub mod q8act;
 pub mod q8act_interleaved;
 pub mod q8act_interleaved_512;
 pub mod q8act_interleaved_k;
+pub mod silu;
 pub mod step_pool;
