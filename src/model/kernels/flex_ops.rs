@@ -49,9 +49,15 @@ pub fn rope<B: Backend>(
             let base = (r * heads + h) * d;
             let x = &xs[base..base + d];
             let o = &mut o[h * d..(h + 1) * d];
-            for i in 0..d {
-                let swapped = x[if i < half { i + half } else { i - half }];
-                o[i] = x[i] * c[i] + swapped * s[i];
+            // The two halves as separate loops (the same operations per
+            // element), so each vectorizes.
+            let (x0, x1) = x.split_at(half);
+            let (o0, o1) = o.split_at_mut(half);
+            let (c0, c1) = c.split_at(half);
+            let (s0, s1) = s.split_at(half);
+            for i in 0..half {
+                o0[i] = x0[i] * c0[i] + x1[i] * s0[i];
+                o1[i] = x1[i] * c1[i] + x0[i] * s1[i];
             }
         }
     };
