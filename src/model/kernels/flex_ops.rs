@@ -89,6 +89,55 @@ pub fn swiglu<B: Backend>(gu: &Tensor<B, 2>, inter: usize) -> Option<Tensor<B, 2
     from_flex_vec(out, [n, inter])
 }
 
+/// `s = x + a` and RMSNorm of `s`, `s · (1 / sqrt(mean(s²) + eps)) ·
+/// weight`, as [`crate::model::layers::norm::RmsNorm::forward_ops`]
+/// composes it: the same f32 operations, the mean of the squares taken by
+/// burn's own `mean_dim` (so its reduction order is burn's); the rest in
+/// two passes over each row instead of eight burn ops.
+///
+/// # Shapes
+/// `x`, `a`: `[n, dim]`; `weight`: `[dim]`; returns (`s`, the norm), both
+/// `[n, dim]`.
+pub fn add_rms_norm<B: Backend>(
+    x: &Tensor<B, 2>,
+    a: &Tensor<B, 2>,
+    weight: &Tensor<B, 1>,
+    eps: f64,
+) -> Option<(Tensor<B, 2>, Tensor<B, 2>)> {
+    if TypeId::of::<B>() != TypeId::of::<Flex>() {
+        return None;
+    }
+    let [n, dim] = x.dims();
+    if a.dims() != [n, dim] || weight.dims() != [dim] {
+        return None;
+    }
+    let (xt, at, wt) = (contiguous(x)?, contiguous(a)?, contiguous(weight)?);
+    let (xs, as_, w) = (
+        xt.as_slice::<f32>()?,
+        at.as_slice::<f32>()?,
+        wt.as_slice::<f32>()?,
+    );
+    let sum: Vec<f32> = xs.iter().zip(as_).map(|(x, a)| x + a).collect();
+    let squares: Vec<f32> = sum.iter().map(|s| s * s).collect();
+    let mean = from_flex_vec::<B, 2>(squares, [n, dim])?.mean_dim(1);
+    let mt = contiguous(&mean)?;
+    let mean = mt.as_slice::<f32>()?;
+    // burn's `add_scalar` rounds the f64 scalar to the element type.
+    let eps = eps as f32;
+    let mut out = vec![0.0f32; n * dim];
+    for ((o, s), &m) in out
+        .chunks_exact_mut(dim)
+        .zip(sum.chunks_exact(dim))
+        .zip(mean)
+    {
+        let inv = 1.0 / (m + eps).sqrt();
+        for ((o, &s), &w) in o.iter_mut().zip(s).zip(w) {
+            *o = s * inv * w;
+        }
+    }
+    Some((from_flex_vec(sum, [n, dim])?, from_flex_vec(out, [n, dim])?))
+}
+
 /// Fill `out` row by row (`width` values each), in parallel for several rows.
 fn rows(out: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
     if out.len() <= ROWS_PER_TASK * width {
@@ -172,6 +221,33 @@ mod tests {
                 x.clone() * cos.clone().unsqueeze_dim(1) + swapped * sin.clone().unsqueeze_dim(1);
             let got = rope(&x, &cos, &sin).expect("flex");
             assert_eq!(bits(got), bits(want), "n = {n}");
+        }
+    }
+
+    #[test]
+    fn add_rms_norm_equals_the_burn_composition_bit_for_bit() {
+        use crate::model::layers::norm::RmsNorm;
+        let device = Default::default();
+        for (n, dim) in [(1, 8), (3, 37), (16, 576)] {
+            let t = |seed, amp| {
+                Tensor::<Flex, 2>::from_data(
+                    TensorData::new(random(n * dim, seed, amp), [n, dim]),
+                    &device,
+                )
+            };
+            let (x, a) = (t(n as u32, 20.0), t(dim as u32, 3.0));
+            let weight = Tensor::<Flex, 1>::from_data(
+                TensorData::new(random(dim, 9, 2.0), [dim]),
+                &device,
+            );
+            for eps in [1e-5, 1e-6, 0.3] {
+                let norm = RmsNorm::new(weight.clone(), eps);
+                let want_sum = x.clone() + a.clone();
+                let want = norm.forward_ops(want_sum.clone());
+                let (sum, got) = add_rms_norm(&x, &a, &weight, eps).expect("flex");
+                assert_eq!(bits(sum), bits(want_sum), "{n}x{dim}");
+                assert_eq!(bits(got), bits(want), "{n}x{dim} eps {eps}");
+            }
         }
     }
 

@@ -46,7 +46,8 @@ impl<B: Backend> RmsNorm<B> {
     /// [`RmsNorm::add_forward`] with `a` in any float dtype (a projection's
     /// output in its weight's dtype) and the norm in `out` (the dtype the
     /// next projection reads, [`Linear::input_dtype`]); `x + a` is f32.
-    /// One launch on the cubecl backends.
+    /// One launch on the cubecl backends; on Flex in f32, one fused pass
+    /// around burn's mean ([`crate::model::kernels::flex_ops::add_rms_norm`]).
     ///
     /// [`Linear::input_dtype`]: crate::model::layers::linear::Linear::input_dtype
     pub fn add_forward_as(
@@ -57,6 +58,13 @@ impl<B: Backend> RmsNorm<B> {
     ) -> (Tensor<B, 2>, Tensor<B, 2>) {
         if let Some(r) =
             crate::model::kernels::cube_ops::add_rms_norm_as(&x, &a, &self.weight, self.eps, out)
+        {
+            return r;
+        }
+        if out == DType::F32
+            && a.dtype() == DType::F32
+            && let Some(r) =
+                crate::model::kernels::flex_ops::add_rms_norm(&x, &a, &self.weight, self.eps)
         {
             return r;
         }
