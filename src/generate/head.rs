@@ -176,7 +176,64 @@ fn masses_on<const N: usize>(
         // SAFETY: the CPU has AVX-512 F and DQ (what `Isa::Avx512` means).
         return unsafe { masses_avx512(logits, weights, bounds) };
     }
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx2 {
+        assert!(isa.runs_here());
+        // SAFETY: the CPU has AVX2 (what `Isa::Avx2` means).
+        return unsafe { masses_avx2(logits, weights, bounds) };
+    }
     masses_portable(logits, weights, bounds)
+}
+
+/// [`masses_avx512`] four logits a step.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn masses_avx2<const N: usize>(
+    logits: &[f32],
+    weights: &[f64],
+    bounds: &[f32; N],
+) -> (f64, [f64; N]) {
+    use std::arch::x86_64::*;
+    let mut all = _mm256_setzero_pd();
+    let mut acc = [_mm256_setzero_pd(); N];
+    let mut b = [_mm256_setzero_pd(); N];
+    for (b, &x) in b.iter_mut().zip(bounds) {
+        *b = _mm256_set1_pd(f64::from(x));
+    }
+    let mut ls = logits.chunks_exact(4);
+    let mut ws = weights.chunks_exact(4);
+    for (l, w) in (&mut ls).zip(&mut ws) {
+        // SAFETY: `l` and `w` hold four elements each.
+        let (l, w) = unsafe {
+            (
+                _mm256_cvtps_pd(_mm_loadu_ps(l.as_ptr())),
+                _mm256_loadu_pd(w.as_ptr()),
+            )
+        };
+        all = _mm256_add_pd(all, w);
+        for (a, &b) in acc.iter_mut().zip(&b) {
+            let at_or_above = _mm256_cmp_pd::<_CMP_GE_OQ>(l, b);
+            *a = _mm256_add_pd(*a, _mm256_and_pd(at_or_above, w));
+        }
+    }
+    let lanes = |v: __m256d| {
+        let mut x = [0.0f64; 4];
+        // SAFETY: `x` holds four doubles.
+        unsafe { _mm256_storeu_pd(x.as_mut_ptr(), v) };
+        x.iter().sum::<f64>()
+    };
+    let mut total = lanes(all);
+    let mut out = [0.0f64; N];
+    for (o, &a) in out.iter_mut().zip(&acc) {
+        *o = lanes(a);
+    }
+    for (&l, &w) in ls.remainder().iter().zip(ws.remainder()) {
+        total += w;
+        for (m, &b) in out.iter_mut().zip(bounds) {
+            *m += if l >= b { w } else { 0.0 };
+        }
+    }
+    (total, out)
 }
 
 /// [`masses`] eight logits a step, each bound's sum in its own register
