@@ -320,10 +320,22 @@ fn masses_portable<const N: usize>(
 /// where the order could matter (the total leaves `head`'s binade, or a
 /// weight is a tie in its units).
 fn with_rest(head: f64, logits: &[f32], weights: &[f64], bound: f32) -> Option<f64> {
+    with_rest_on(Isa::active(), head, logits, weights, bound)
+}
+
+fn with_rest_on(isa: Isa, head: f64, logits: &[f32], weights: &[f64], bound: f32) -> Option<f64> {
     debug_assert!(head >= 1.0);
+    assert_eq!(logits.len(), weights.len(), "with_rest: a weight per logit");
     let e = ((head.to_bits() >> 52) & 0x7ff) as i64 - 1023;
     // 2^(52 − e), so `head · up` is an integer in [2^52, 2^53).
     let up = f64::from_bits(((1023 + 52 - e) as u64) << 52);
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512 {
+        assert!(isa.runs_here());
+        // SAFETY: the CPU has AVX-512 F and DQ (what `Isa::Avx512` means).
+        let (units, tie) = unsafe { rest_units_avx512(logits, weights, bound, up) };
+        return total_of(head, up, units, tie);
+    }
     let mut sum = [0.0f64; 8];
     let mut tie = [false; 8];
     let mut ls = logits.chunks_exact(8);
@@ -343,13 +355,63 @@ fn with_rest(head: f64, logits: &[f32], weights: &[f64], bound: f32) -> Option<f
     for (&l, &w) in ls.remainder().iter().zip(ws.remainder()) {
         add(0, l, w);
     }
-    if tie.contains(&true) {
+    total_of(head, up, sum, tie.contains(&true))
+}
+
+/// The total of [`with_rest`] from the head and the rest's lane sums in
+/// units of `1 / up`; `None` where a weight was a tie or the total leaves
+/// the head's binade. (The lane sums are integers, so neither their
+/// grouping nor the number of lanes changes the result.)
+fn total_of<const L: usize>(head: f64, up: f64, sum: [f64; L], tie: bool) -> Option<f64> {
+    if tie {
         return None;
     }
     // Integers below 2^53 add exactly; from 2^53 on a sum cannot round
     // back below it.
     let units = sum.iter().fold(head * up, |a, &s| a + s);
     (units < 2.0 * TWO_52).then(|| units / up)
+}
+
+/// The rest's weights of [`with_rest`] rounded to units of `1 / up`,
+/// summed per lane, and whether any was a tie: eight logits a step.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,avx512f,avx512dq")]
+fn rest_units_avx512(logits: &[f32], weights: &[f64], bound: f32, up: f64) -> ([f64; 8], bool) {
+    use std::arch::x86_64::*;
+    let (up8, two52) = (_mm512_set1_pd(up), _mm512_set1_pd(TWO_52));
+    let (b, half) = (_mm512_set1_pd(f64::from(bound)), _mm512_set1_pd(0.5));
+    let mut sum = _mm512_setzero_pd();
+    let mut tie: __mmask8 = 0;
+    let mut ls = logits.chunks_exact(8);
+    let mut ws = weights.chunks_exact(8);
+    for (l, w) in (&mut ls).zip(&mut ws) {
+        // SAFETY: `l` and `w` hold eight elements each.
+        let (l, w) = unsafe {
+            (
+                _mm512_cvtps_pd(_mm256_loadu_ps(l.as_ptr())),
+                _mm512_loadu_pd(w.as_ptr()),
+            )
+        };
+        // As the portable lanes: `l < bound` compares the same in f64.
+        let rest = _mm512_cmp_pd_mask::<_CMP_LT_OQ>(l, b);
+        let v = _mm512_mul_pd(w, up8);
+        let m = _mm512_sub_pd(_mm512_add_pd(v, two52), two52);
+        let off = _mm512_abs_pd(_mm512_sub_pd(v, m));
+        tie |= rest & _mm512_cmp_pd_mask::<_CMP_EQ_OQ>(off, half);
+        sum = _mm512_mask_add_pd(sum, rest, sum, m);
+    }
+    let mut lanes = [0.0f64; 8];
+    // SAFETY: `lanes` holds eight doubles.
+    unsafe { _mm512_storeu_pd(lanes.as_mut_ptr(), sum) };
+    for (&l, &w) in ls.remainder().iter().zip(ws.remainder()) {
+        let v = w * up;
+        let m = (v + TWO_52) - TWO_52;
+        if l < bound {
+            tie |= u8::from((v - m).abs() == 0.5);
+            lanes[0] += m;
+        }
+    }
+    (lanes, tie != 0)
 }
 
 #[cfg(test)]
@@ -360,10 +422,16 @@ mod tests {
         rest.iter().fold(head, |s, &w| s + w)
     }
 
+    /// `with_rest` with every logit below the bound 0, the same on every
+    /// instruction set.
     fn rest_total(head: f64, rest: &[f64]) -> Option<f64> {
-        // Every logit below the bound 0.
         let logits = vec![-1.0f32; rest.len()];
-        with_rest(head, &logits, rest, 0.0)
+        let total = with_rest_on(Isa::Portable, head, &logits, rest, 0.0);
+        for isa in Isa::supported() {
+            let got = with_rest_on(isa, head, &logits, rest, 0.0);
+            assert_eq!(got.map(f64::to_bits), total.map(f64::to_bits), "{isa:?}");
+        }
+        total
     }
 
     /// Where `with_rest` answers, it is the sequential sum, over random
@@ -401,6 +469,12 @@ mod tests {
         let rest = [f64::EPSILON / 2.0];
         assert_ne!(sequential(head, &rest), head + 0.0);
         assert_eq!(rest_total(head, &rest), None);
+        // A tie among eight lanes and a remainder, or in the remainder.
+        for at in [0, 5, 11] {
+            let mut rest = vec![f64::EPSILON / 3.0; 12];
+            rest[at] = f64::EPSILON / 2.0;
+            assert_eq!(rest_total(head, &rest), None, "{at}");
+        }
         // Far from a tie, the same head answers.
         assert_eq!(
             rest_total(head, &[f64::EPSILON / 3.0]),
@@ -438,10 +512,13 @@ mod tests {
             .filter(|&(&l, _)| l < 0.0)
             .map(|(_, &w)| w)
             .collect();
-        assert_eq!(
-            with_rest(1.0, &logits, &weights, 0.0),
-            Some(sequential(1.0, &rest))
-        );
+        for isa in Isa::supported() {
+            assert_eq!(
+                with_rest_on(isa, 1.0, &logits, &weights, 0.0),
+                Some(sequential(1.0, &rest)),
+                "{isa:?}"
+            );
+        }
     }
 
     /// Every instruction set's masses are the weights at or above each
