@@ -75,14 +75,7 @@ pub(super) fn draw(
     let weight = |k: u64| weights[ranking::id(k) as usize];
     let mut total = None;
     for &bound in &bounds[first..] {
-        keys.clear();
-        keys.extend(
-            logits
-                .iter()
-                .enumerate()
-                .filter(|&(_, &l)| l >= bound)
-                .map(|(i, &l)| ranking::key(i, l)),
-        );
+        head_keys(Isa::active(), logits, bound, keys);
         if keys.len() > 4_096 {
             let mut spare = Vec::new();
             ranking::radix_sort(keys, &mut spare);
@@ -131,6 +124,51 @@ pub(super) fn draw(
             }
         }
         None
+    }
+}
+
+/// `keys`: the ranking keys of every logit at or above `bound`, in id
+/// order.
+fn head_keys(isa: Isa, logits: &[f32], bound: f32, keys: &mut Vec<u64>) {
+    keys.clear();
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512 {
+        assert!(isa.runs_here());
+        // SAFETY: the CPU has AVX-512 F and DQ (what `Isa::Avx512` means).
+        unsafe { head_keys_avx512(logits, bound, keys) };
+        return;
+    }
+    keys.extend(
+        logits
+            .iter()
+            .enumerate()
+            .filter(|&(_, &l)| l >= bound)
+            .map(|(i, &l)| ranking::key(i, l)),
+    );
+}
+
+/// [`head_keys`] sixteen logits a step: most steps find none.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,avx512f,avx512dq")]
+fn head_keys_avx512(logits: &[f32], bound: f32, keys: &mut Vec<u64>) {
+    use std::arch::x86_64::*;
+    let b = _mm512_set1_ps(bound);
+    let mut chunks = logits.chunks_exact(16);
+    for (c, l) in (&mut chunks).enumerate() {
+        // SAFETY: `l` holds sixteen floats.
+        let x = unsafe { _mm512_loadu_ps(l.as_ptr()) };
+        let mut at_or_above = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(x, b);
+        while at_or_above != 0 {
+            let j = at_or_above.trailing_zeros() as usize;
+            keys.push(ranking::key(c * 16 + j, l[j]));
+            at_or_above &= at_or_above - 1;
+        }
+    }
+    let done = logits.len() - chunks.remainder().len();
+    for (j, &l) in chunks.remainder().iter().enumerate() {
+        if l >= bound {
+            keys.push(ranking::key(done + j, l));
+        }
     }
 }
 
@@ -555,6 +593,28 @@ mod tests {
                 assert!(close(total, all), "{isa:?} {len}: {total} vs {all}");
                 for ((g, d), b) in got.iter().zip(&direct).zip(&bounds) {
                     assert!(close(*g, *d), "{isa:?} {len} bound {b}: {g} vs {d}");
+                }
+            }
+        }
+    }
+
+    /// Every instruction set's head is the keys of the logits at or above
+    /// the bound, in id order (equal logits, remainders, NaN, infinities).
+    #[test]
+    fn head_keys_agree_on_every_instruction_set() {
+        for len in [0, 1, 15, 16, 17, 500, 4_099] {
+            let logits = ranking::tests::awkward_logits(len, 9);
+            for bound in [f32::NEG_INFINITY, -12.0, -5.0, 0.0, 2.5, 5.0, f32::INFINITY] {
+                let want: Vec<u64> = logits
+                    .iter()
+                    .enumerate()
+                    .filter(|&(_, &l)| l >= bound)
+                    .map(|(i, &l)| ranking::key(i, l))
+                    .collect();
+                for isa in Isa::supported() {
+                    let mut got = vec![7];
+                    head_keys(isa, &logits, bound, &mut got);
+                    assert_eq!(got, want, "{isa:?} {len} {bound}");
                 }
             }
         }
