@@ -236,10 +236,8 @@ mod tests {
                 )
             };
             let (x, a) = (t(n as u32, 20.0), t(dim as u32, 3.0));
-            let weight = Tensor::<Flex, 1>::from_data(
-                TensorData::new(random(dim, 9, 2.0), [dim]),
-                &device,
-            );
+            let weight =
+                Tensor::<Flex, 1>::from_data(TensorData::new(random(dim, 9, 2.0), [dim]), &device);
             for eps in [1e-5, 1e-6, 0.3] {
                 let norm = RmsNorm::new(weight.clone(), eps);
                 let want_sum = x.clone() + a.clone();

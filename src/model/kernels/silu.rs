@@ -123,8 +123,7 @@ mod avx512 {
                 _mm512_srli_epi32::<20>(_mm512_castps_si512(x)),
                 _mm512_set1_epi32(0x7ff),
             );
-            let special =
-                _mm512_cmpge_epu32_mask(abstop, _mm512_set1_epi32(TOP_SPECIAL as i32));
+            let special = _mm512_cmpge_epu32_mask(abstop, _mm512_set1_epi32(TOP_SPECIAL as i32));
             if special != 0 {
                 silu_times_scalar(g, u, o);
                 continue;
@@ -138,21 +137,14 @@ mod avx512 {
             let e = _mm512_insertf32x8::<1>(_mm512_castps256_ps512(lo), hi);
             let one = _mm512_set1_ps(1.0);
             let nonneg = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(x, _mm512_setzero_ps());
-            let sig = _mm512_div_ps(
-                _mm512_mask_blend_ps(nonneg, e, one),
-                _mm512_add_ps(one, e),
-            );
+            let sig = _mm512_div_ps(_mm512_mask_blend_ps(nonneg, e, one), _mm512_add_ps(one, e));
             // SAFETY: as above.
             unsafe {
                 let y = _mm512_mul_ps(_mm512_mul_ps(x, sig), _mm512_loadu_ps(u.as_ptr()));
                 _mm512_storeu_ps(o.as_mut_ptr(), y);
             }
         }
-        silu_times_scalar(
-            gates.remainder(),
-            ups.remainder(),
-            outs.into_remainder(),
-        );
+        silu_times_scalar(gates.remainder(), ups.remainder(), outs.into_remainder());
     }
 
     /// glibc's `expf` main path for eight values (`|x| < 88`), in double
@@ -174,11 +166,8 @@ mod avx512 {
         // SAFETY: `TAB` holds four 512-bit vectors.
         let t = unsafe {
             let p = TAB.as_ptr().cast::<__m512i>();
-            let lo = _mm512_permutex2var_epi64(
-                _mm512_loadu_si512(p),
-                ki,
-                _mm512_loadu_si512(p.add(1)),
-            );
+            let lo =
+                _mm512_permutex2var_epi64(_mm512_loadu_si512(p), ki, _mm512_loadu_si512(p.add(1)));
             let hi = _mm512_permutex2var_epi64(
                 _mm512_loadu_si512(p.add(2)),
                 ki,
@@ -237,7 +226,10 @@ mod tests {
             let one = expf_main_path(x);
             if !same(one, x.exp()) || (Isa::Avx512.runs_here() && !same(l, one)) {
                 if wrong < 10 {
-                    eprintln!("expf({x:e}) = {one:e}, eight lanes {l:e}, libm {:e}", x.exp());
+                    eprintln!(
+                        "expf({x:e}) = {one:e}, eight lanes {l:e}, libm {:e}",
+                        x.exp()
+                    );
                 }
                 wrong += 1;
             }
@@ -288,7 +280,11 @@ mod tests {
                     let mut got = vec![7.0; len];
                     silu_times_on(isa, &gate, &up, &mut got);
                     for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
-                        assert!(same(g, w), "{isa} {len} {amp} #{i} ({}): {g:e} vs {w:e}", gate[i]);
+                        assert!(
+                            same(g, w),
+                            "{isa} {len} {amp} #{i} ({}): {g:e} vs {w:e}",
+                            gate[i]
+                        );
                     }
                 }
             }
