@@ -367,17 +367,16 @@ pub fn gemv_quantized(
     // adds the bias as `gemv::by_feature_blocks` does, instead of a feature-major buffer
     // transposed afterwards.
     let mut y = vec![0.0f32; n * out];
-    let task_rows = balanced_task_rows(out, rayon::current_num_threads());
-    let mut tasks: Vec<Vec<&mut [f32]>> = (0..out.div_ceil(task_rows))
+    let mut tasks: Vec<Vec<&mut [f32]>> = (0..out.div_ceil(TASK_ROWS))
         .map(|_| Vec::with_capacity(n))
         .collect();
     for row in y.chunks_mut(out) {
-        for (t, piece) in row.chunks_mut(task_rows).enumerate() {
+        for (t, piece) in row.chunks_mut(TASK_ROWS).enumerate() {
             tasks[t].push(piece);
         }
     }
     step_pool::for_each_mut(&mut tasks, |t, pieces| {
-        let o0 = t * task_rows;
+        let o0 = t * TASK_ROWS;
         let count = pieces[0].len();
         // Pairs of whole groups straight into the rows; the rest through
         // a feature-major tile.
@@ -405,25 +404,6 @@ pub fn gemv_quantized(
         }
     });
     y
-}
-
-/// Weight rows per task of a several-row product on `threads` threads:
-/// whole pairs of 8-row groups (16 rows, the 512-bit kernel's unit), at
-/// most [`TASK_ROWS`], the most pairs per task that leave no thread more
-/// pairs to do than any other split would. SmolLM2's 576 rows (36 pairs)
-/// on 2 threads go in 12 tasks of 48 (18 pairs each), where tasks of 64
-/// gave one thread 20 pairs and the other 16; its 960 rows in 20 tasks of
-/// 48 (30 pairs each), not 15 of 64 (32 and 28). Which task computes a
-/// feature never changes its value (every kernel gives the same bits).
-fn balanced_task_rows(out: usize, threads: usize) -> usize {
-    const PAIR: usize = 16;
-    let (pairs, threads) = (out.div_ceil(PAIR), threads.max(1));
-    // The pairs the busiest thread takes with `p` pairs per task.
-    let busiest = |p: usize| pairs.div_ceil(p).div_ceil(threads) * p;
-    let most = (TASK_ROWS / PAIR).max(1);
-    let best = (1..=most).map(busiest).min().unwrap_or(1);
-    let p = (1..=most).rev().find(|&p| busiest(p) == best).unwrap_or(1);
-    p * PAIR
 }
 
 /// On the 512-bit VNNI path from its `MIN_ROWS` activation rows: the
@@ -1382,28 +1362,6 @@ mod tests {
                 bits(&want),
                 "the active path is one of them"
             );
-        }
-    }
-
-    #[test]
-    fn several_row_tasks_split_the_pairs_evenly() {
-        // SmolLM2's shapes on 2 threads (module docs of `balanced_task_rows`).
-        assert_eq!(balanced_task_rows(576, 2), 48);
-        assert_eq!(balanced_task_rows(960, 2), 48);
-        assert_eq!(balanced_task_rows(3072, 2), 64);
-        assert_eq!(balanced_task_rows(49152, 2), 64);
-        assert_eq!(balanced_task_rows(576, 1), TASK_ROWS);
-        for threads in 1..=5 {
-            for out in 1..1200 {
-                let rows = balanced_task_rows(out, threads);
-                assert!(rows % 16 == 0 && (16..=TASK_ROWS).contains(&rows), "{out}");
-                // No split into whole pairs of at most `TASK_ROWS` leaves
-                // the busiest thread fewer pairs.
-                let pairs = out.div_ceil(16);
-                let busiest = |p: usize| pairs.div_ceil(p).div_ceil(threads) * p;
-                let best = (1..=TASK_ROWS / 16).map(busiest).min().unwrap();
-                assert_eq!(busiest(rows / 16), best, "{out} rows on {threads} threads");
-            }
         }
     }
 
