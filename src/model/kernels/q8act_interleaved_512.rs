@@ -101,9 +101,8 @@ pub(super) mod x86 {
     }
 
     /// Activation bytes `4k .. 4k + 4` of `x` in every lane, as one
-    /// unaligned 4-byte load (which the compiler folds into `vpdpbusd`'s
-    /// `{1to16}` operand; assembled from single bytes it was loaded into a
-    /// general register and broadcast from there in the Q4_1 loop).
+    /// unaligned 4-byte load, which the compiler folds into `vpdpbusd`'s
+    /// `{1to16}` memory operand (with the unchecked reads of `pairs_of`).
     #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512dq,avx512vnni")]
     #[inline]
     fn word(x: &[i8; QK], k: usize) -> __m512i {
