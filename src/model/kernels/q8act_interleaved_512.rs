@@ -334,9 +334,10 @@ pub(super) mod x86 {
                 let update = |r: usize, a: __m512| -> __m512 {
                     debug_assert!(r < n);
                     let i = r * nb + b;
-                    // SAFETY: `i < n · nb` (`r < n`, `b < nb`): inside `rows.q`
-                    // (`n · nb · QK` quants) and its `n · nb` per-block
-                    // arrays (asserted above).
+                    // SAFETY: `i < n · nb` (`b < nb`, and `r < n` at both
+                    // call sites below: `acc[..n]`'s indices, or 0): inside
+                    // `rows.q` (`n · nb · QK` quants) and its `n · nb`
+                    // per-block arrays (asserted above).
                     let (x, sum, sum_lo, dx, sx) = unsafe {
                         (
                             &*(rows.q.as_ptr().add(i * QK) as *const [i8; QK]),
