@@ -2,9 +2,12 @@
 //! G grouped query heads per (sequence, KV head) row, attending over the
 //! row's blocks.
 //!
-//! Work is split across rayon into (row, span) items: whole rows when there
-//! are enough rows to keep every thread busy, otherwise spans of a few
-//! blocks (split-K), merged afterwards with the log-sum-exp rule. Each item
+//! Work is split across rayon into (row, span) items: each row's entries in
+//! spans of [`SPAN`] from its first (split-K), merged afterwards with the
+//! log-sum-exp rule. The spans are fixed, so a row's output depends on its
+//! own entries only: the same bits alone or beside any other rows, on any
+//! number of threads (which rows and how many threads once chose the
+//! spans, and so changed the last bits). Each item
 //! reads every key and value of its span once for all G query heads, keeps
 //! the scores in a thread-local scratch (three passes: scores, max-subtracted
 //! exponentials, weighted values) and accumulates in f32. The inner loops run
@@ -23,7 +26,7 @@ use rayon::prelude::*;
 use super::simd::Avx2;
 #[cfg(target_arch = "aarch64")]
 use super::simd::Fused;
-use super::simd::{Madd, Plain, axpy, dot, exp_sum};
+use super::simd::{Madd, Plain, axpy, dot, exp_fast, exp_sum};
 #[cfg(target_arch = "x86_64")]
 use super::tile;
 #[cfg(target_arch = "x86_64")]
@@ -50,8 +53,13 @@ pub struct RowRef<'a> {
     pub len: usize,
 }
 
-/// Fewest entries a split-K span holds.
-const MIN_SPAN: usize = 256;
+/// Entries per split-K span: row entries `s·SPAN .. (s + 1)·SPAN` are
+/// one work item. A constant, not a function of the batch or the thread
+/// count, so that no row's bits depend on either. A span's merge (an
+/// `exp` and `head_dim` multiply-adds per query head) is small beside its
+/// 512 keys and values, and a long row still spreads over the threads (a
+/// 4 096-entry row is eight items per KV head).
+pub(super) const SPAN: usize = 512;
 
 /// Decode attention of `rows.len()` rows, each with `group` query heads.
 /// An empty row yields zeros.
@@ -179,7 +187,7 @@ fn attend(
         None => Vec::new(),
     };
     let span = if row_weights.is_empty() {
-        span_len(rows, kv.block_size)
+        SPAN
     } else {
         usize::MAX
     };
@@ -240,18 +248,6 @@ fn attend(
         });
 }
 
-/// Entries per work item: whole rows when rows outnumber threads twice,
-/// else about a quarter of each thread's share, in whole blocks.
-fn span_len(rows: &[RowRef<'_>], block_size: usize) -> usize {
-    let threads = rayon::current_num_threads();
-    if rows.len() >= 2 * threads {
-        return usize::MAX;
-    }
-    let total: usize = rows.iter().map(|r| r.len).sum();
-    let share = total.div_ceil(4 * threads).max(MIN_SPAN);
-    share.div_ceil(block_size) * block_size
-}
-
 /// Combine per-span partials `[m; G] [l; G] [acc; G × d]` into the output.
 fn merge(parts: &[f32], group: usize, d: usize, out: &mut [f32]) {
     let stride = group * (d + 2);
@@ -267,7 +263,10 @@ fn merge(parts: &[f32], group: usize, d: usize, out: &mut [f32]) {
         }
         let mut l = 0.0f32;
         for p in parts.chunks_exact(stride) {
-            let w = (p[g] - m).exp();
+            // The kernel's own `exp` (not libm's, which may differ between
+            // machines); `exp_fast(0)` is exactly 1, so a one-span row's
+            // output is its accumulator over its sum.
+            let w = exp_fast(p[g] - m);
             l += w * p[group + g];
             let acc = &p[2 * group + g * d..2 * group + (g + 1) * d];
             for (x, a) in o.iter_mut().zip(acc) {
@@ -571,6 +570,96 @@ mod tests {
         );
         let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         (bits(&out), if with_weights { bits(&w) } else { Vec::new() })
+    }
+
+    /// A row's output is the same bits alone, beside other rows (short and
+    /// long, forks sharing its blocks or not) and on any number of threads:
+    /// the split-K spans are fixed, not chosen from the batch or the pool.
+    /// Rows of one span, a span and a bit, and several spans, each with
+    /// every pass.
+    #[test]
+    fn a_row_gives_the_same_bits_alone_beside_others_and_on_any_thread_count() {
+        let (bs, d, group) = (16, 64, 3);
+        let lens = [1, SPAN - 1, SPAN, SPAN + 1, 3 * SPAN + 100, 2 * SPAN, 7];
+        let mut rng = Lcg(11);
+        let blocks: usize = lens.iter().map(|l| l.div_ceil(bs)).sum();
+        let keys: Vec<f32> = (0..blocks * bs * d).map(|_| rng.float(3.0)).collect();
+        let values: Vec<f32> = (0..blocks * bs * d).map(|_| rng.float(1.0)).collect();
+        let mut next = 0u32;
+        let tables: Vec<Vec<u32>> = lens
+            .iter()
+            .map(|l| {
+                let t: Vec<u32> = (next..next + l.div_ceil(bs) as u32).collect();
+                next += t.len() as u32;
+                t
+            })
+            .collect();
+        let mut rows: Vec<RowRef> = tables
+            .iter()
+            .zip(lens)
+            .map(|(t, len)| RowRef { blocks: t, len })
+            .collect();
+        // A fork of the longest row: the same blocks, another query.
+        rows.push(rows[4]);
+        let q: Vec<f32> = (0..rows.len() * group * d)
+            .map(|_| rng.float(1.0))
+            .collect();
+        let kv = PagedKv {
+            keys: &keys,
+            values: &values,
+            block_size: bs,
+            head_dim: d,
+        };
+        let per_row = group * d;
+        let mut passes = vec![Passes::Plain];
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            passes.push(Passes::Avx2);
+        }
+        if tile::runs_here() {
+            passes.push(Passes::Tiles);
+        }
+        for p in passes {
+            let pool = |threads: usize| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .expect("a pool")
+            };
+            let all = pool(2).install(|| run(p, kv, &rows, &q, group, false).0);
+            for threads in [1, 2, 3, 5, 8] {
+                let got = pool(threads).install(|| run(p, kv, &rows, &q, group, false).0);
+                assert!(
+                    got == all,
+                    "{p:?}: all rows on {threads} threads differ from 2"
+                );
+                for (r, row) in rows.iter().enumerate() {
+                    let alone = pool(threads).install(|| {
+                        run(
+                            p,
+                            kv,
+                            std::slice::from_ref(row),
+                            &q[r * per_row..(r + 1) * per_row],
+                            group,
+                            false,
+                        )
+                        .0
+                    });
+                    assert!(
+                        alone[..] == all[r * per_row..(r + 1) * per_row],
+                        "{p:?}: row {r} (len {}) alone on {threads} threads differs from it in the batch",
+                        row.len
+                    );
+                }
+                // Two rows: the longest beside one short row.
+                let pair = [rows[4], rows[0]];
+                let pq = [&q[4 * per_row..5 * per_row], &q[..per_row]].concat();
+                let got = pool(threads).install(|| run(p, kv, &pair, &pq, group, false).0);
+                assert!(
+                    got[..per_row] == all[4 * per_row..5 * per_row],
+                    "{p:?}: the long row beside one other on {threads} threads differs"
+                );
+            }
+        }
     }
 
     /// The AVX-512 tiles give the AVX2 passes' bits: ragged rows (empty,

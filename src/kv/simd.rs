@@ -230,6 +230,15 @@ mod tests {
         assert!(exp_fast(f32::NEG_INFINITY) < 1e-37);
     }
 
+    #[test]
+    fn exp_fast_of_zero_is_exactly_one() {
+        // The split-K merge weighs a one-span row's partial by
+        // `exp_fast(m - m)`: exactly 1, so the row's output is its own
+        // accumulator over its sum.
+        assert_eq!(exp_fast(0.0).to_bits(), 1.0f32.to_bits());
+        assert_eq!(exp_fast(-0.0).to_bits(), 1.0f32.to_bits());
+    }
+
     /// [`exp_sum`] gives the bits of the exponentials then [`sum`]: every
     /// length's chunks of 16 and 8 and remainder, scores far below the
     /// maximum (clamped), equal to it, infinite and NaN.

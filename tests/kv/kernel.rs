@@ -1,6 +1,6 @@
 //! The paged decode kernel against the naive oracle: ragged rows (empty,
 //! length 1, across several block boundaries), GQA groups, block sizes from
-//! 1 up, split-K and whole-row scheduling, and the Flex tensor path.
+//! 1 up, rows of one span and of many (split-K), and the Flex tensor path.
 
 use burn::backend::flex::Flex;
 use burn::prelude::*;
@@ -165,9 +165,9 @@ fn ragged_rows_match_the_oracle() {
 }
 
 #[test]
-fn few_long_rows_split_across_threads_match_the_oracle() {
-    // Fewer rows than twice the thread count: the kernel splits rows into
-    // spans and merges them.
+fn long_rows_split_into_spans_match_the_oracle() {
+    // Rows longer than a span: the kernel splits them into spans (each a
+    // work item) and merges them.
     check_case(11, &[5000], 32, 64, 3);
     check_case(12, &[3000, 0, 4097], 16, 64, 3);
     check_case(13, &[1, 2000], 5, 32, 2);
