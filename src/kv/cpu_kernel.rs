@@ -156,27 +156,6 @@ fn attend(
     out: &mut [f32],
     weights: Option<&mut [f32]>,
 ) {
-    attend_bundled(passes, kv, rows, q, group, scale, out, weights, None);
-}
-
-/// [`attend`] with `bundle` rows per [`Bundle`] (`None`: [`bundle_len`]'s
-/// choice; only the tiles at `head_dim` 64 or 128, whole rows and no
-/// weights take bundles of more than one).
-#[expect(
-    clippy::too_many_arguments,
-    reason = "attend's arguments plus the bundle size"
-)]
-fn attend_bundled(
-    passes: Passes,
-    kv: PagedKv<'_>,
-    rows: &[RowRef<'_>],
-    q: &[f32],
-    group: usize,
-    scale: f32,
-    out: &mut [f32],
-    weights: Option<&mut [f32]>,
-    bundle: Option<usize>,
-) {
     let d = kv.head_dim;
     assert_eq!(
         q.len(),
@@ -235,34 +214,6 @@ fn attend_bundled(
     if row_weights.is_empty() {
         row_weights.resize_with(items.len(), || None);
     }
-    let bundle = bundle.unwrap_or_else(|| bundle_len(passes, kv.head_dim, rows.len(), span));
-    #[cfg(target_arch = "x86_64")]
-    if bundle > 1 && passes == Passes::Tiles && row_weights.iter().all(Option::is_none) {
-        partials
-            .par_chunks_mut(bundle * stride)
-            .zip(items.par_chunks(bundle))
-            .for_each(|(part, its)| {
-                let b = Bundle {
-                    kv,
-                    rows,
-                    items: its,
-                    q,
-                    group,
-                    scale,
-                };
-                match d {
-                    // SAFETY: `bundle_len` (or a test, after the same
-                    // check) gives bundles only to the tiles.
-                    64 => unsafe { b.run::<64>(part) },
-                    128 => unsafe { b.run::<128>(part) },
-                    _ => unreachable!("bundles run head_dim 64 and 128 only"),
-                }
-            });
-        merge_rows(&partials, &row_items, group, d, out);
-        return;
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = bundle;
     partials
         .par_chunks_mut(stride)
         .zip(items.par_iter())
@@ -280,18 +231,6 @@ fn attend_bundled(
             };
             job.run(part, w.take());
         });
-    merge_rows(&partials, &row_items, group, d, out);
-}
-
-/// Each row's output from its items' partials (`row_items[r]`: its items).
-fn merge_rows(
-    partials: &[f32],
-    row_items: &[(usize, usize)],
-    group: usize,
-    d: usize,
-    out: &mut [f32],
-) {
-    let stride = group * (d + 2);
     out.par_chunks_mut(group * d)
         .enumerate()
         .for_each(|(r, o)| {
@@ -299,21 +238,6 @@ fn merge_rows(
             let parts = &partials[first * stride..end * stride];
             merge(parts, group, d, o);
         });
-}
-
-/// Most rows a [`Bundle`] holds.
-const MAX_BUNDLE: usize = 8;
-
-/// Rows per [`Bundle`]: with the AVX-512 tiles, whole rows (no split) and
-/// `head_dim` 64 or 128, up to [`MAX_BUNDLE`] while every thread still
-/// gets two bundles; else 1 (each row on its own).
-fn bundle_len(passes: Passes, head_dim: usize, rows: usize, span: usize) -> usize {
-    #[cfg(target_arch = "x86_64")]
-    if passes == Passes::Tiles && matches!(head_dim, 64 | 128) && span == usize::MAX {
-        return (rows / (2 * rayon::current_num_threads())).clamp(1, MAX_BUNDLE);
-    }
-    let _ = (passes, head_dim, rows, span);
-    1
 }
 
 /// Entries per work item: whole rows when rows outnumber threads twice,
@@ -352,119 +276,6 @@ fn merge(parts: &[f32], group: usize, d: usize, out: &mut [f32]) {
         }
         let inv = 1.0 / l;
         o.iter_mut().for_each(|x| *x *= inv);
-    }
-}
-
-/// Whole rows (items `(row, 0, len)`) run together on one thread, run by
-/// run: each pass takes the first block of every row, then the second, and
-/// so on. Rows sharing blocks (forks of one prompt) then read a block's
-/// keys or values while the previous row has left them in L1, and a block
-/// first read from memory feeds every row of the bundle while the next
-/// streams in, where one row alone stalls on it. Each row's arithmetic is
-/// [`Span::run`]'s with the tiles, run for run in the same order: the same
-/// bits.
-#[cfg(target_arch = "x86_64")]
-struct Bundle<'a> {
-    kv: PagedKv<'a>,
-    rows: &'a [RowRef<'a>],
-    items: &'a [(usize, usize, usize)],
-    q: &'a [f32],
-    group: usize,
-    scale: f32,
-}
-
-#[cfg(target_arch = "x86_64")]
-impl Bundle<'_> {
-    /// Write each item's partial `[m; G] [l; G] [acc; G × D]` into `part`
-    /// (`[items, G × (D + 2)]`).
-    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-    fn run<const D: usize>(&self, part: &mut [f32]) {
-        let g_n = self.group;
-        let stride = g_n * (D + 2);
-        let lens: Vec<usize> = self.items.iter().map(|&(_, s, e)| e - s).collect();
-        let total: usize = lens.iter().map(|n| g_n * (D + n)).sum();
-        // Every float of the scratch is written before it is read (the
-        // queries, then every score of every head), so it is not cleared.
-        let mut scratch = SCRATCH.take();
-        if scratch.len() < total {
-            scratch.resize(total, 0.0);
-        }
-        // Per item: its scaled queries `[G, D]` and scores `[G, n]`.
-        let mut qs: Vec<&mut [f32]> = Vec::with_capacity(lens.len());
-        let mut scores: Vec<&mut [f32]> = Vec::with_capacity(lens.len());
-        let mut rest = &mut scratch[..total];
-        for (&(r, _, _), &n) in self.items.iter().zip(&lens) {
-            let (mine, tail) = std::mem::take(&mut rest).split_at_mut(g_n * (D + n));
-            rest = tail;
-            let (q, s) = mine.split_at_mut(g_n * D);
-            for (x, y) in q.iter_mut().zip(&self.q[r * g_n * D..(r + 1) * g_n * D]) {
-                *x = y * self.scale;
-            }
-            qs.push(q);
-            scores.push(s);
-        }
-        let spans: Vec<Runs<'_>> = self
-            .items
-            .iter()
-            .map(|&(r, start, end)| Runs {
-                blocks: self.rows[r].blocks,
-                bs: self.kv.block_size,
-                at: start,
-                end,
-            })
-            .collect();
-        // Pass 1: scores, run by run across the rows.
-        let mut runs = spans.clone();
-        let mut j0 = vec![0usize; lens.len()];
-        let mut live = true;
-        while live {
-            live = false;
-            for (i, run) in runs.iter_mut().enumerate() {
-                let Some((slot, count)) = run.next() else {
-                    continue;
-                };
-                live = true;
-                let (keys, _) = self.kv.keys[slot * D..(slot + count) * D].as_chunks::<D>();
-                tile::scores::<D>(qs[i], keys, scores[i], lens[i], j0[i]);
-                j0[i] += count;
-            }
-        }
-        // Pass 2: max-subtracted exponentials and their sums, row by row.
-        let mut parts: Vec<&mut [f32]> = part.chunks_mut(stride).collect();
-        for ((p, s), &n) in parts.iter_mut().zip(&mut scores).zip(&lens) {
-            let (ms, rest) = p.split_at_mut(g_n);
-            let (ls, accs) = rest.split_at_mut(g_n);
-            accs.fill(0.0);
-            if n == 0 {
-                ms.fill(f32::NEG_INFINITY);
-                ls.fill(0.0);
-                continue;
-            }
-            for g in 0..g_n {
-                let s = &mut s[g * n..(g + 1) * n];
-                let m = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                ms[g] = m;
-                ls[g] = exp_sum(s, m);
-            }
-        }
-        // Pass 3: weighted values, run by run across the rows.
-        let mut runs = spans;
-        j0.fill(0);
-        let mut live = true;
-        while live {
-            live = false;
-            for (i, run) in runs.iter_mut().enumerate() {
-                let Some((slot, count)) = run.next() else {
-                    continue;
-                };
-                live = true;
-                let (values, _) = self.kv.values[slot * D..(slot + count) * D].as_chunks::<D>();
-                let accs = &mut parts[i][2 * g_n..];
-                tile::values::<D>(scores[i], values, accs, lens[i], j0[i]);
-                j0[i] += count;
-            }
-        }
-        SCRATCH.set(scratch);
     }
 }
 
@@ -695,7 +506,6 @@ impl Span<'_> {
 }
 
 /// Contiguous runs of slots `at..end` of a row: one per block touched.
-#[derive(Clone)]
 struct Runs<'a> {
     blocks: &'a [u32],
     bs: usize,
@@ -745,24 +555,11 @@ mod tests {
         group: usize,
         with_weights: bool,
     ) -> (Vec<u32>, Vec<u32>) {
-        run_bundled(passes, kv, rows, q, group, with_weights, None)
-    }
-
-    /// [`run`] with `bundle` rows per bundle (`None`: the kernel's choice).
-    fn run_bundled(
-        passes: Passes,
-        kv: PagedKv<'_>,
-        rows: &[RowRef<'_>],
-        q: &[f32],
-        group: usize,
-        with_weights: bool,
-        bundle: Option<usize>,
-    ) -> (Vec<u32>, Vec<u32>) {
         let mut out = vec![f32::NAN; q.len()];
         let total: usize = rows.iter().map(|r| r.len).sum();
         let mut w = vec![f32::NAN; total];
         let scale = 1.0 / (kv.head_dim as f32).sqrt();
-        attend_bundled(
+        attend(
             passes,
             kv,
             rows,
@@ -771,7 +568,6 @@ mod tests {
             scale,
             &mut out,
             with_weights.then_some(&mut w[..]),
-            bundle,
         );
         let bits = |x: &[f32]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         (bits(&out), if with_weights { bits(&w) } else { Vec::new() })
@@ -841,82 +637,6 @@ mod tests {
                     want == got,
                     "bs {bs} d {d} G {group} lens {lens:?} weights {with_weights}: \
                      the tiles differ from the AVX2 passes"
-                );
-            }
-        }
-    }
-
-    /// Bundles give each row's bits alone (bundles of one): sixteen forks
-    /// of one prompt (its whole blocks shared, tails of their own, lengths
-    /// differing), three heads each, then unrelated ragged
-    /// rows, empty ones included; block sizes that cut tiles, `head_dim`
-    /// 64 and 128, group sizes 1–4, every bundle size from 2 to 9.
-    #[test]
-    fn bundles_match_rows_one_at_a_time() {
-        if !tile::runs_here() {
-            eprintln!("skipped: this CPU has no AVX-512 F + VL");
-            return;
-        }
-        let cases = [(32, 64, 3), (7, 64, 1), (13, 128, 2), (32, 128, 4), (5, 64, 3)];
-        for (seed, (bs, d, group)) in cases.into_iter().enumerate() {
-            let mut rng = Lcg(seed as u32 * 104_729 + 3);
-            let kv_heads = 3;
-            let prompt = 100 + seed * 37;
-            let shared = prompt / bs;
-            // Blocks: each head's prompt, then the forks' own blocks, then
-            // the unrelated rows'.
-            let mut next = 0u32;
-            let mut fresh = |n: usize| -> Vec<u32> {
-                let b: Vec<u32> = (next..next + n as u32).collect();
-                next += n as u32;
-                b
-            };
-            let prompts: Vec<Vec<u32>> = (0..kv_heads).map(|_| fresh(shared)).collect();
-            let mut tables: Vec<Vec<u32>> = Vec::new();
-            let mut lens: Vec<usize> = Vec::new();
-            for f in 0..16 {
-                for p in &prompts {
-                    let len = prompt + f % 5;
-                    let mut t = p.clone();
-                    t.extend(fresh(len.div_ceil(bs) - shared));
-                    tables.push(t);
-                    lens.push(len);
-                }
-            }
-            for len in [0usize, 1, 9, 33, 300, 0] {
-                for _ in 0..kv_heads {
-                    tables.push(fresh(len.div_ceil(bs)));
-                    lens.push(len);
-                }
-            }
-            let blocks = next as usize;
-            let keys: Vec<f32> = (0..blocks * bs * d).map(|_| rng.float(3.0)).collect();
-            let values: Vec<f32> = (0..blocks * bs * d).map(|_| rng.float(1.0)).collect();
-            let rows: Vec<RowRef> = tables
-                .iter()
-                .zip(&lens)
-                .map(|(t, &len)| RowRef { blocks: t, len })
-                .collect();
-            let q: Vec<f32> = (0..rows.len() * group * d)
-                .map(|_| rng.float(1.0))
-                .collect();
-            let kv = PagedKv {
-                keys: &keys,
-                values: &values,
-                block_size: bs,
-                head_dim: d,
-            };
-            let want = run_bundled(Passes::Tiles, kv, &rows, &q, group, false, Some(1));
-            assert_eq!(
-                want,
-                run(Passes::Avx2, kv, &rows, &q, group, false),
-                "bs {bs} d {d} G {group}: one row at a time is not the AVX2 passes"
-            );
-            for bundle in 2..=9 {
-                let got = run_bundled(Passes::Tiles, kv, &rows, &q, group, false, Some(bundle));
-                assert!(
-                    want == got,
-                    "bs {bs} d {d} G {group} bundle {bundle}: differs from one row at a time"
                 );
             }
         }
