@@ -23,7 +23,7 @@ use rayon::prelude::*;
 use super::simd::Avx2;
 #[cfg(target_arch = "aarch64")]
 use super::simd::Fused;
-use super::simd::{Madd, Plain, axpy, dot, exp_sum, max};
+use super::simd::{Madd, Plain, axpy, dot, exp_sum};
 #[cfg(target_arch = "x86_64")]
 use super::tile;
 #[cfg(target_arch = "x86_64")]
@@ -340,14 +340,10 @@ impl Span<'_> {
         }
         // Taken out of the thread-local rather than borrowed in a closure
         // (see pass 1 on closures and target features).
-        // Every float of it is written before it is read (the queries,
-        // then every score of every head), so it is not cleared.
         let mut scratch = SCRATCH.take();
-        let len = g_n * (d + n);
-        if scratch.len() < len {
-            scratch.resize(len, 0.0);
-        }
-        let (qs, scores) = scratch[..len].split_at_mut(g_n * d);
+        scratch.clear();
+        scratch.resize(g_n * (d + n), 0.0);
+        let (qs, scores) = scratch.split_at_mut(g_n * d);
         for (s, x) in qs.iter_mut().zip(self.q) {
             *s = x * self.scale;
         }
@@ -366,7 +362,7 @@ impl Span<'_> {
         // Pass 2: max-subtracted exponentials and their sums.
         for g in 0..g_n {
             let s = &mut scores[g * n..(g + 1) * n];
-            let m = max(s);
+            let m = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             ms[g] = m;
             ls[g] = exp_sum(s, m);
         }

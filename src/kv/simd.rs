@@ -87,28 +87,6 @@ pub(crate) fn sum(x: &[f32]) -> f32 {
     hsum(acc) + r.iter().sum::<f32>()
 }
 
-/// The largest element of `x`, NaNs skipped (−∞ when empty): the bits of
-/// `x.iter().copied().fold(f32::NEG_INFINITY, f32::max)`, in sixteen
-/// lanes that vectorize (the fold is one long dependency chain). A nonzero
-/// maximum is one value whichever order finds it; a zero, whose sign the
-/// order may pick, or a NaN (every element NaN) is taken again by the fold.
-#[inline(always)]
-pub(crate) fn max(x: &[f32]) -> f32 {
-    let (c, r) = x.as_chunks::<16>();
-    let mut acc = [f32::NEG_INFINITY; 16];
-    for y in c {
-        for i in 0..16 {
-            acc[i] = acc[i].max(y[i]);
-        }
-    }
-    let m = acc.iter().chain(r).copied().fold(f32::NEG_INFINITY, f32::max);
-    if m == 0.0 || m.is_nan() {
-        x.iter().copied().fold(f32::NEG_INFINITY, f32::max)
-    } else {
-        m
-    }
-}
-
 /// `x ← exp_fast(x − m)` for every element, then [`sum`] of the results,
 /// in one pass: the same bits as the two loops, but the sums' additions
 /// (a dependency chain) overlap the exponentials instead of following them.
@@ -282,37 +260,6 @@ mod tests {
                 let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&s), bits(&want), "len {len} m {m}");
                 assert_eq!(got_sum.to_bits(), want_sum.to_bits(), "len {len} m {m}");
-            }
-        }
-    }
-
-    /// [`max`] gives the fold's bits: every length's chunks of 16 and
-    /// remainder, all-negative rows, the maximum in the remainder, NaNs
-    /// (all or some), infinities and signed zeros.
-    #[test]
-    fn max_gives_the_bits_of_the_fold() {
-        let mut x = 11u32;
-        let mut next = || {
-            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (x >> 8) as f32 / (1 << 24) as f32
-        };
-        for len in (0..70).chain([255, 256, 257, 1031]) {
-            for case in 0..8 {
-                let v: Vec<f32> = (0..len)
-                    .map(|i| match case {
-                        0 => next() * 10.0 - 5.0,
-                        1 => -1.0 - next() * 100.0,
-                        2 if i == len - 1 => 1e6,
-                        3 => f32::NAN,
-                        4 if i % 7 == 3 => f32::NAN,
-                        5 if i % 5 == 0 => f32::INFINITY,
-                        6 => [0.0, -0.0][i % 2],
-                        7 => -[0.0, -0.0][(i + 1) % 2] - f32::from(u8::from(i % 3 == 0)),
-                        _ => -next(),
-                    })
-                    .collect();
-                let want = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                assert_eq!(max(&v).to_bits(), want.to_bits(), "len {len} case {case}");
             }
         }
     }
