@@ -20,6 +20,8 @@
 
 use std::cell::RefCell;
 
+use rayon::prelude::*;
+
 #[cfg(target_arch = "x86_64")]
 use super::simd::Avx2;
 #[cfg(target_arch = "aarch64")]
@@ -29,7 +31,6 @@ use super::simd::{Madd, Plain, axpy, dot, exp_fast, exp_sum};
 use super::tile;
 #[cfg(target_arch = "x86_64")]
 use crate::model::kernels::isa::Isa;
-use crate::model::kernels::step_pool;
 
 /// One layer's pool of keys and values, borrowed.
 ///
@@ -221,34 +222,30 @@ fn attend(
     if row_weights.is_empty() {
         row_weights.resize_with(items.len(), || None);
     }
-    // Inside a decode step the items go to its spinning workers, claimed
-    // one at a time (else to rayon, as outside one): an item's result
-    // depends only on the item, whichever thread runs it.
-    let mut tasks: Vec<(&mut [f32], Option<&mut [f32]>)> = partials
-        .chunks_mut(stride)
-        .zip(row_weights.iter_mut().map(Option::take))
-        .collect();
-    step_pool::for_each_mut(&mut tasks, |i, (part, w)| {
-        let (r, start, end) = items[i];
-        let job = Span {
-            passes,
-            kv,
-            blocks: rows[r].blocks,
-            start,
-            end,
-            q: &q[r * group * d..(r + 1) * group * d],
-            group,
-            scale,
-        };
-        job.run(part, w.take());
-    });
-    drop(tasks);
-    let mut outs: Vec<&mut [f32]> = out.chunks_mut(group * d).collect();
-    step_pool::for_each_mut(&mut outs, |r, o| {
-        let (first, end) = row_items[r];
-        let parts = &partials[first * stride..end * stride];
-        merge(parts, group, d, o);
-    });
+    partials
+        .par_chunks_mut(stride)
+        .zip(items.par_iter())
+        .zip(row_weights.par_iter_mut())
+        .for_each(|((part, &(r, start, end)), w)| {
+            let job = Span {
+                passes,
+                kv,
+                blocks: rows[r].blocks,
+                start,
+                end,
+                q: &q[r * group * d..(r + 1) * group * d],
+                group,
+                scale,
+            };
+            job.run(part, w.take());
+        });
+    out.par_chunks_mut(group * d)
+        .enumerate()
+        .for_each(|(r, o)| {
+            let (first, end) = row_items[r];
+            let parts = &partials[first * stride..end * stride];
+            merge(parts, group, d, o);
+        });
 }
 
 /// Combine per-span partials `[m; G] [l; G] [acc; G × d]` into the output.
@@ -730,63 +727,6 @@ mod tests {
                     "bs {bs} d {d} G {group} lens {lens:?} weights {with_weights}: \
                      the tiles differ from the AVX2 passes"
                 );
-            }
-        }
-    }
-
-    /// Inside a decode step (two and three threads spinning for the
-    /// items) every row, split or whole, with and without the weights,
-    /// gives the bits of the same call outside one.
-    #[test]
-    fn a_spinning_step_gives_the_bits_outside_one() {
-        let (bs, d, group) = (16, 64, 3);
-        let mut rng = Lcg(77);
-        let lens: Vec<usize> = vec![0, 5, 40, 300, 1025, 17, 64, 3, 9, 700];
-        let blocks: usize = lens.iter().map(|l| l.div_ceil(bs)).sum();
-        let keys: Vec<f32> = (0..blocks * bs * d).map(|_| rng.float(3.0)).collect();
-        let values: Vec<f32> = (0..blocks * bs * d).map(|_| rng.float(1.0)).collect();
-        let mut next = 0u32;
-        let tables: Vec<Vec<u32>> = lens
-            .iter()
-            .map(|l| {
-                let n = l.div_ceil(bs) as u32;
-                next += n;
-                (next - n..next).rev().collect()
-            })
-            .collect();
-        let kv = PagedKv {
-            keys: &keys,
-            values: &values,
-            block_size: bs,
-            head_dim: d,
-        };
-        let passes = Passes::best();
-        for rows_n in [1, 2, lens.len()] {
-            let rows: Vec<RowRef> = tables[..rows_n]
-                .iter()
-                .zip(&lens)
-                .map(|(t, &len)| RowRef { blocks: t, len })
-                .collect();
-            let q: Vec<f32> = (0..rows_n * group * d).map(|_| rng.float(1.0)).collect();
-            for with_weights in [false, true] {
-                for threads in [2, 3] {
-                    let pool = rayon::ThreadPoolBuilder::new()
-                        .num_threads(threads)
-                        .build()
-                        .expect("a rayon pool");
-                    let (want, got) = pool.install(|| {
-                        let want = run(passes, kv, &rows, &q, group, with_weights);
-                        let got = step_pool::with_spinning_workers(|| {
-                            run(passes, kv, &rows, &q, group, with_weights)
-                        });
-                        (want, got)
-                    });
-                    assert!(
-                        want == got,
-                        "{rows_n} rows, weights {with_weights}, {threads} threads: \
-                         the step's result differs"
-                    );
-                }
             }
         }
     }
