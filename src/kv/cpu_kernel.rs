@@ -572,6 +572,64 @@ mod tests {
         (bits(&out), if with_weights { bits(&w) } else { Vec::new() })
     }
 
+    /// Random keys and values for rows of `lens` entries, their blocks
+    /// handed out in a scrambled order, and a random query per row.
+    struct Rows {
+        keys: Vec<f32>,
+        values: Vec<f32>,
+        tables: Vec<Vec<u32>>,
+        lens: Vec<usize>,
+        q: Vec<f32>,
+        bs: usize,
+        d: usize,
+    }
+
+    impl Rows {
+        fn random(rng: &mut Lcg, lens: &[usize], bs: usize, d: usize, group: usize) -> Rows {
+            let blocks: usize = lens.iter().map(|l| l.div_ceil(bs)).sum::<usize>() + 2;
+            let keys: Vec<f32> = (0..blocks * bs * d).map(|_| rng.float(3.0)).collect();
+            let values: Vec<f32> = (0..blocks * bs * d).map(|_| rng.float(1.0)).collect();
+            let mut order: Vec<u32> = (0..blocks as u32).collect();
+            for i in (1..order.len()).rev() {
+                order.swap(i, rng.next() as usize % (i + 1));
+            }
+            let mut next = order.into_iter();
+            let tables: Vec<Vec<u32>> = lens
+                .iter()
+                .map(|l| (0..l.div_ceil(bs)).map(|_| next.next().unwrap()).collect())
+                .collect();
+            let q: Vec<f32> = (0..lens.len() * group * d)
+                .map(|_| rng.float(1.0))
+                .collect();
+            Rows {
+                keys,
+                values,
+                tables,
+                lens: lens.to_vec(),
+                q,
+                bs,
+                d,
+            }
+        }
+
+        fn kv(&self) -> PagedKv<'_> {
+            PagedKv {
+                keys: &self.keys,
+                values: &self.values,
+                block_size: self.bs,
+                head_dim: self.d,
+            }
+        }
+
+        fn rows(&self) -> Vec<RowRef<'_>> {
+            self.tables
+                .iter()
+                .zip(&self.lens)
+                .map(|(t, &len)| RowRef { blocks: t, len })
+                .collect()
+        }
+    }
+
     /// A row's output is the same bits alone, beside other rows (short and
     /// long, forks sharing its blocks or not) and on any number of threads:
     /// the split-K spans are fixed, not chosen from the batch or the pool.
@@ -582,34 +640,13 @@ mod tests {
         let (bs, d, group) = (16, 64, 3);
         let lens = [1, SPAN - 1, SPAN, SPAN + 1, 3 * SPAN + 100, 2 * SPAN, 7];
         let mut rng = Lcg(11);
-        let blocks: usize = lens.iter().map(|l| l.div_ceil(bs)).sum();
-        let keys: Vec<f32> = (0..blocks * bs * d).map(|_| rng.float(3.0)).collect();
-        let values: Vec<f32> = (0..blocks * bs * d).map(|_| rng.float(1.0)).collect();
-        let mut next = 0u32;
-        let tables: Vec<Vec<u32>> = lens
-            .iter()
-            .map(|l| {
-                let t: Vec<u32> = (next..next + l.div_ceil(bs) as u32).collect();
-                next += t.len() as u32;
-                t
-            })
-            .collect();
-        let mut rows: Vec<RowRef> = tables
-            .iter()
-            .zip(lens)
-            .map(|(t, len)| RowRef { blocks: t, len })
-            .collect();
+        let fixture = Rows::random(&mut rng, &lens, bs, d, group);
+        let kv = fixture.kv();
+        let mut rows = fixture.rows();
         // A fork of the longest row: the same blocks, another query.
         rows.push(rows[4]);
-        let q: Vec<f32> = (0..rows.len() * group * d)
-            .map(|_| rng.float(1.0))
-            .collect();
-        let kv = PagedKv {
-            keys: &keys,
-            values: &values,
-            block_size: bs,
-            head_dim: d,
-        };
+        let mut q = fixture.q.clone();
+        q.extend((0..group * d).map(|_| rng.float(1.0)));
         let per_row = group * d;
         let mut passes = vec![Passes::Plain];
         if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
@@ -692,36 +729,11 @@ mod tests {
         ];
         for (seed, (bs, d, group, lens)) in cases.into_iter().enumerate() {
             let mut rng = Lcg(seed as u32 * 7919 + 1);
-            let blocks: usize = lens.iter().map(|l| l.div_ceil(bs)).sum::<usize>() + 2;
-            let keys: Vec<f32> = (0..blocks * bs * d).map(|_| rng.float(3.0)).collect();
-            let values: Vec<f32> = (0..blocks * bs * d).map(|_| rng.float(1.0)).collect();
-            // Blocks handed out in a scrambled order.
-            let mut order: Vec<u32> = (0..blocks as u32).collect();
-            for i in (1..order.len()).rev() {
-                order.swap(i, rng.next() as usize % (i + 1));
-            }
-            let mut next = order.into_iter();
-            let tables: Vec<Vec<u32>> = lens
-                .iter()
-                .map(|l| (0..l.div_ceil(bs)).map(|_| next.next().unwrap()).collect())
-                .collect();
-            let rows: Vec<RowRef> = tables
-                .iter()
-                .zip(&lens)
-                .map(|(t, &len)| RowRef { blocks: t, len })
-                .collect();
-            let q: Vec<f32> = (0..rows.len() * group * d)
-                .map(|_| rng.float(1.0))
-                .collect();
-            let kv = PagedKv {
-                keys: &keys,
-                values: &values,
-                block_size: bs,
-                head_dim: d,
-            };
+            let fixture = Rows::random(&mut rng, &lens, bs, d, group);
+            let (kv, rows, q) = (fixture.kv(), fixture.rows(), &fixture.q[..]);
             for with_weights in [false, true] {
-                let want = run(Passes::Avx2, kv, &rows, &q, group, with_weights);
-                let got = run(Passes::Tiles, kv, &rows, &q, group, with_weights);
+                let want = run(Passes::Avx2, kv, &rows, q, group, with_weights);
+                let got = run(Passes::Tiles, kv, &rows, q, group, with_weights);
                 assert!(
                     want == got,
                     "bs {bs} d {d} G {group} lens {lens:?} weights {with_weights}: \
